@@ -1,0 +1,93 @@
+/* job.h - parse and validate job documents. Pure: no I/O, no clock, no SQLite, no HTTP.
+ *
+ * A document is one job object, a JSON array of job objects, or JSON Lines (one job
+ * object a line; blank lines are skipped). Every problem found is reported with where it
+ * is: a JSON pointer ("/0/params/slug") and, for JSON Lines, the line number.
+ * This is the fuzz target: any byte string must give either jobs or problems.
+ */
+#ifndef SEGSPOOL_JOB_H
+#define SEGSPOOL_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+struct op_def;
+
+#define JOB_MAX_FILE_BYTES (8u * 1024u * 1024u) /* a larger file is rejected whole */
+#define JOB_MAX_LINE_BYTES (1024u * 1024u)      /* one JSON Lines line */
+#define JOB_MAX_DEPTH 64                        /* nesting of arrays and objects */
+#define JOB_MAX_JOBS 100000                     /* jobs in one file */
+#define JOB_MAX_SPLIT_WINDOWS 10000             /* children of one fan-out job */
+
+enum job_format { JOB_FORMAT_JSON, JOB_FORMAT_JSONL };
+
+enum paginate_mode { PAGINATE_NONE, PAGINATE_ALL, PAGINATE_LIMIT };
+
+enum on_unknown { ON_UNKNOWN_RETRY, ON_UNKNOWN_FAIL };
+
+struct job {
+	const struct op_def *op;   /* from the catalog; never NULL in a parsed job */
+	struct cJSON *params;      /* owned; an object (empty when the job gave none) */
+	char *workspace;           /* "default" when not given */
+	char *region;              /* "api" or "eu1"; "api" when not given */
+	char *key;                 /* idempotency key, or NULL */
+	char *output;              /* relative output path, or NULL: the engine picks one */
+	enum paginate_mode paginate;
+	int max_pages;             /* PAGINATE_LIMIT: pages at most */
+	int page_count;            /* items a page asked for; 0 = the params' or default */
+	int max_attempts;          /* 0 = the config's default; likewise the three below */
+	int64_t initial_ms;
+	int64_t max_ms;
+	int64_t max_age_ms;
+	int64_t not_before_ms;     /* 0 = now */
+	int priority;              /* higher runs first; default 0 */
+	int64_t split_ms;          /* event-volume fan-out window; 0 = no split */
+	enum on_unknown on_unknown;
+};
+
+struct job_problem {
+	char *where;    /* JSON pointer, e.g. "/params/granularity" ("" for the document) */
+	int line;       /* JSON Lines line number, 0 for JSON documents */
+	char *what;     /* what is wrong, lowercase */
+	char *expected; /* what was expected, or NULL */
+};
+
+struct job_list {
+	struct job *jobs;
+	size_t njobs;
+	struct job_problem *problems;
+	size_t nproblems;
+};
+
+/* job_parse_buffer - parse and validate a whole document. All jobs and all problems are
+ * collected (a bad job does not stop the others being checked). Returns 0 when there
+ * are no problems, 1 when there are (the caller rejects the file whole). */
+int job_parse_buffer(const char *buf, size_t len, enum job_format fmt, struct job_list *out);
+/* job_format_for_name - JSON Lines for names ending in .jsonl, else JSON. */
+enum job_format job_format_for_name(const char *name);
+void job_list_release(struct job_list *list);
+
+/* job_parse_object - validate one job object; problems are appended to list with
+ * where prefixed by pointer_prefix. Returns 0 and fills *out, or -1. */
+int job_parse_object(const struct cJSON *obj, const char *pointer_prefix, int line,
+		     struct job *out, struct job_list *list);
+void job_release(struct job *job);
+
+/* job_to_json - the job's canonical form (what the store keeps); caller frees. */
+char *job_to_json(const struct job *job);
+/* job_from_json - parse a canonical form back; returns 0 or -1. */
+int job_from_json(const char *text, struct job *out);
+
+/* job_problems_json - the problems as the body of NAME.error.json; caller frees. */
+char *job_problems_json(const struct job_list *list, const char *file_name);
+/* job_problem_add - append a problem (used by the spool for file-level problems too). */
+void job_problem_add(struct job_list *list, const char *where, int line, const char *what,
+		     const char *expected);
+
+/* job_check_output_path - lexical check of an output path: relative, no "..", no empty
+ * or dot components, no control characters, at most 255 bytes a component. 0 or -1 with
+ * the reason in why (static string). */
+int job_check_output_path(const char *path, const char **why);
+
+#endif

@@ -1,0 +1,31 @@
+/* output.h - output files that appear whole or not at all: written to a hidden .part in
+ * the same directory, fsynced, renamed, and the directory fsynced. Paths are relative
+ * to the output directory and never leave it: each component is opened with O_NOFOLLOW,
+ * so a symlink on the way is refused rather than followed. */
+#ifndef SEGSPOOL_OUTPUT_H
+#define SEGSPOOL_OUTPUT_H
+
+#include <stddef.h>
+
+struct strbuf;
+struct output_file;
+
+/* output_open - creates missing parent directories (0755) and the .part file. Returns 0,
+ * or -1 with the reason appended to err. */
+int output_open(int out_dir_fd, const char *relpath, struct output_file **out,
+		struct strbuf *err);
+int output_append(struct output_file *of, const void *data, size_t len);
+/* output_commit - fsync, rename over the final name, fsync the directory; frees of. */
+int output_commit(struct output_file *of, struct strbuf *err);
+/* output_abort - removes the .part; frees of. */
+void output_abort(struct output_file *of);
+
+/* output_write - the whole file at once (open, append, commit). */
+int output_write(int out_dir_fd, const char *relpath, const void *data, size_t len,
+		 struct strbuf *err);
+
+/* output_check_dirs - the directories on relpath's way that exist are real directories,
+ * not symlinks (what a job is checked against at ingest). 0 or -1 with reason in err. */
+int output_check_dirs(int out_dir_fd, const char *relpath, struct strbuf *err);
+
+#endif

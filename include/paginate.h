@@ -1,0 +1,43 @@
+/* paginate.h - the next page of a paginated job, and time-window fan-out. Pure. */
+#ifndef SEGSPOOL_PAGINATE_H
+#define SEGSPOOL_PAGINATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+struct op_def;
+
+#define PAGINATE_DEFAULT_COUNT 200
+
+struct page_result {
+	struct cJSON *items;  /* borrowed from the response: data[items_key] (array) */
+	const char *next;     /* data.pagination.next, NULL when absent, null or "" */
+	int64_t total;        /* data.pagination.totalEntries, -1 if absent */
+};
+
+/* paginate_extract - finds the items and the next cursor in a parsed response body
+ * ({"data": {...}}). Returns 0, or -1 with a static reason in why. */
+int paginate_extract(const struct op_def *op, const struct cJSON *body, struct page_result *out,
+		     const char **why);
+
+/* paginate_more - whether to fetch another page: a next cursor, and under max_pages
+ * (0 = no limit) after pages_done pages. */
+int paginate_more(const char *next, int pages_done, int max_pages);
+
+struct time_window {
+	int64_t start_ms;
+	int64_t end_ms;
+};
+
+/* paginate_split - [start, end) cut into windows of step_ms (the last may be shorter).
+ * Returns the number of windows (at most max), or -1 if end <= start, step <= 0 or
+ * more than max windows would be needed. */
+int paginate_split(int64_t start_ms, int64_t end_ms, int64_t step_ms, struct time_window *out,
+		   int max);
+
+/* paginate_result_summary - the stored result of a paginated job:
+ * {"pages":N,"items":M,"totalEntries":T|null,"output":"path"}; caller frees. */
+char *paginate_result_summary(int pages, int64_t items, int64_t total, const char *output);
+
+#endif

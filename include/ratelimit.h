@@ -1,0 +1,42 @@
+/* ratelimit.h - token buckets keyed by name ("ws:default", "ws:default/op:createInvites").
+ * Pure: the time is an argument. A hold (429, Retry-After, X-RateLimit-Reset with nothing
+ * remaining) stops the whole bucket until it ends, not just the one job. */
+#ifndef SEGSPOOL_RATELIMIT_H
+#define SEGSPOOL_RATELIMIT_H
+
+#include <stdint.h>
+
+struct ratelimit;
+struct rl_bucket;
+
+struct ratelimit *rl_new(void);
+void rl_free(struct ratelimit *rl);
+
+/* rl_bucket_get - the bucket of this key, created full (tokens = burst) when new.
+ * rate_per_sec <= 0 means unlimited. An existing bucket takes the new rate and burst. */
+struct rl_bucket *rl_bucket_get(struct ratelimit *rl, const char *key, double rate_per_sec,
+				double burst, int64_t now_ms);
+
+/* rl_wait_ms - 0 if a token is available now, else how long until one is (or the hold ends). */
+int64_t rl_wait_ms(struct rl_bucket *b, int64_t now_ms);
+/* rl_take - takes one token (call only after rl_wait_ms gave 0 for every bucket needed). */
+void rl_take(struct rl_bucket *b, int64_t now_ms);
+/* rl_hold - nothing passes until until_ms; tokens are emptied. */
+void rl_hold(struct rl_bucket *b, int64_t until_ms);
+/* rl_observe - the server's view: remaining requests and when its window resets.
+ * remaining 0 holds the bucket until reset; fewer than our tokens lowers them. */
+void rl_observe(struct rl_bucket *b, int64_t remaining, int64_t reset_ms, int64_t now_ms);
+
+/* persistence: a bucket's state, and restoring it after a restart */
+const char *rl_bucket_key(const struct rl_bucket *b);
+void rl_bucket_state(const struct rl_bucket *b, double *tokens, int64_t *updated_ms,
+		     int64_t *hold_until_ms);
+void rl_restore(struct ratelimit *rl, const char *key, double tokens, int64_t updated_ms,
+		int64_t hold_until_ms);
+typedef void (*rl_bucket_fn)(const struct rl_bucket *b, void *arg);
+void rl_foreach(struct ratelimit *rl, rl_bucket_fn fn, void *arg);
+
+/* rl_parse_rate - "100/s", "5/min", "60/m", "3600/h", "20" (per second) to per-second. */
+int rl_parse_rate(const char *s, double *per_sec);
+
+#endif

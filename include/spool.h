@@ -1,0 +1,73 @@
+/* spool.h - the spool directory protocol (Maildir-style; nq-style *at() calls on
+ * directory fds).
+ *
+ *   SPOOL/tmp/        writers create files here
+ *   SPOOL/incoming/   finished files are renamed in (rename is atomic)
+ *   SPOOL/rejected/   bad files, each with NAME.error.json beside it
+ *   SPOOL/archive/    accepted files (or unlinked, by configuration)
+ *   SPOOL/control/    retry/cancel requests from the CLI to a running daemon
+ *   SPOOL/out/        default output directory
+ *   SPOOL/.lock       flock'd by the one daemon
+ */
+#ifndef SEGSPOOL_SPOOL_H
+#define SEGSPOOL_SPOOL_H
+
+#include <stddef.h>
+
+struct strbuf;
+
+struct spool {
+	char *root;
+	int root_fd, tmp_fd, incoming_fd, rejected_fd, archive_fd, control_fd, out_fd;
+	int lock_fd;  /* -1 unless spool_lock succeeded */
+	int watch_fd; /* inotify, -1 unless spool_watch_start succeeded */
+};
+
+/* spool_open - opens (creating, mode 0700, when create is set) the spool directories. */
+int spool_open(const char *root, int create, struct spool *sp);
+void spool_close(struct spool *sp);
+
+/* spool_lock - flock(LOCK_EX|LOCK_NB) on SPOOL/.lock: 0 taken, 1 held by another
+ * process (a daemon runs), -1 error. */
+int spool_lock(struct spool *sp);
+
+/* spool_name_wanted - a name the daemon ingests: not a dotfile, ends in .json or .jsonl. */
+int spool_name_wanted(const char *name);
+
+/* spool_submit - writes data into tmp/ (O_EXCL), fsyncs, renames into incoming/ and
+ * fsyncs incoming/. The name is made unique from hint's base name, time and pid; it is
+ * appended to final_name. */
+int spool_submit(struct spool *sp, const char *hint, const void *data, size_t len,
+		 struct strbuf *final_name);
+
+typedef int (*spool_name_fn)(const char *name, void *arg);
+/* spool_scan - calls fn for every wanted name in incoming/, in name order. */
+int spool_scan(struct spool *sp, spool_name_fn fn, void *arg);
+
+/* spool_read - a file of incoming/: regular (not a symlink, not a directory), at most max
+ * bytes. Returns 0, or -1 with the reason in why. */
+int spool_read(struct spool *sp, const char *name, size_t max, struct strbuf *out,
+	       struct strbuf *why);
+
+/* spool_archive - moves an ingested file to archive/ (keep) or unlinks it; fsyncs. */
+int spool_archive(struct spool *sp, const char *name, int keep);
+/* spool_reject - writes rejected/NAME.error.json (atomically) and then moves the file (or
+ * directory, or symlink itself) into rejected/; fsyncs both directories. */
+int spool_reject(struct spool *sp, const char *name, const char *error_json);
+
+/* spool_watch_start - inotify on incoming/ (IN_MOVED_TO, IN_CLOSE_WRITE); the fd is for
+ * an ev_io. */
+int spool_watch_start(struct spool *sp);
+/* spool_watch_drain - reads pending events; calls fn per wanted name; sets *overflow
+ * when the kernel queue overflowed (the caller rescans). */
+int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overflow);
+
+/* control files: "{"action":"retry"|"cancel","ids":[..]}" or "{"action":"retry","state":"dead"}" */
+int spool_control_submit(struct spool *sp, const char *json);
+/* spool_control_scan - calls fn(name) for each control file; the caller reads it with
+ * spool_control_read and removes it with spool_control_done after acting on it. */
+int spool_control_scan(struct spool *sp, spool_name_fn fn, void *arg);
+int spool_control_read(struct spool *sp, const char *name, struct strbuf *out);
+int spool_control_done(struct spool *sp, const char *name);
+
+#endif

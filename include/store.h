@@ -1,0 +1,198 @@
+/* store.h - the job store. store.c is the only file that includes sqlite3.h.
+ *
+ * The interface speaks of jobs, attempts, pages, files and buckets, never of SQL, so
+ * another store (PostgreSQL with SKIP LOCKED) could stand behind it. One writer (the
+ * daemon, or the CLI when no daemon holds the spool lock); readers may open the same
+ * file read-only at any time (WAL).
+ *
+ * Write calls outside store_begin/store_commit run in a transaction of their own.
+ * Inside, they join the open one; group commits are the caller's (the daemon commits
+ * once per loop iteration).
+ */
+#ifndef SEGSPOOL_STORE_H
+#define SEGSPOOL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+struct store;
+
+enum job_state {
+	JS_QUEUED,
+	JS_RUNNING,
+	JS_WAITING,
+	JS_SUCCEEDED,
+	JS_FAILED,
+	JS_DEAD,
+	JS_CANCELLED,
+	JS_COUNT
+};
+
+const char *job_state_name(enum job_state s);
+int job_state_parse(const char *name, enum job_state *out);
+int job_state_terminal(enum job_state s);
+
+enum { STORE_READONLY = 1 };
+
+/* store_open - opens (creating when writable) and migrates the schema to the latest
+ * version (PRAGMA user_version). Returns 0, or -1 with the reason in err_out (malloc'd). */
+int store_open(const char *path, int flags, struct store **out, char **err_out);
+void store_close(struct store *st);
+/* store_errmsg - the last error, for messages. */
+const char *store_errmsg(struct store *st);
+
+int store_begin(struct store *st);    /* BEGIN IMMEDIATE */
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+int store_savepoint(struct store *st);   /* around one file inside a group commit */
+int store_release(struct store *st);
+int store_rollback_to(struct store *st); /* undo since the savepoint, and release it */
+
+/* --- ingest ------------------------------------------------------------------- */
+
+/* store_file_seen - 1 if a file of this name and content hash was ingested, else 0; -1 error. */
+int store_file_seen(struct store *st, const char *name, const char *hash);
+int store_file_record(struct store *st, const char *name, const char *hash, int64_t now_ms,
+		      int njobs, int nduplicates);
+
+struct job_new {
+	const char *op_id;
+	const char *spec_json;   /* the job's canonical JSON (job_to_json) */
+	const char *key;         /* idempotency key or NULL */
+	const char *workspace;
+	const char *output_path; /* relative to the output directory, or NULL */
+	const char *source_file; /* spool file name, or NULL */
+	int priority;
+	int64_t not_before_ms;   /* first run time */
+	int64_t parent_id;       /* 0 for top-level jobs */
+	int max_attempts;
+	int paginated;           /* pages will be recorded */
+};
+
+enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };
+/* store_job_insert - STORE_INSERTED with *id set, or STORE_DUPLICATE when the key is
+ * already recorded (*id is then the existing job), or -1. */
+int store_job_insert(struct store *st, const struct job_new *job, int64_t now_ms, int64_t *id);
+
+/* --- scheduling --------------------------------------------------------------- */
+
+struct job_row {
+	int64_t id;
+	int64_t parent_id;
+	enum job_state state;
+	char *op_id;
+	char *spec_json;
+	char *key;
+	char *workspace;
+	char *output_path;
+	int priority;
+	int attempts;            /* attempts that counted against max_attempts */
+	int64_t created_ms;
+	int64_t next_run_ms;
+	char *cursor;            /* next page's cursor for a paginated job, or NULL */
+	int pages_done;
+	int64_t items_done;
+	int64_t total_entries;   /* -1 when unknown */
+	int cancel_requested;
+};
+
+void job_row_release(struct job_row *row);
+
+/* store_claim_due - up to max jobs in state queued or waiting whose next run is due,
+ * highest priority first, then earliest due, then id; each is moved to running.
+ * The index on (due state, priority, next_run) makes this independent of queue size.
+ * Returns the number claimed, or -1. */
+int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int max);
+/* store_next_due_ms - when the next queued/waiting job is due; 0 if none, -1 error. */
+int64_t store_next_due_ms(struct store *st);
+/* store_count_active - jobs not in a terminal state (queued, running, waiting). */
+int64_t store_count_active(struct store *st);
+int store_get(struct store *st, int64_t id, struct job_row *out); /* 0, 1 not found, -1 */
+
+struct attempt_end {
+	int http_status;         /* 0 when no response */
+	const char *error;       /* transport or API error message, or NULL */
+	const char *outcome;     /* "ok", "retry", "rate_limited", "failed", "unknown",
+				    "cancelled", "interrupted" */
+	int64_t duration_ms;
+	int64_t retry_after_ms;  /* the wait the server asked for, -1 if none */
+	int64_t rl_remaining;    /* X-RateLimit-Remaining, -1 if absent */
+	const char *rl_reset;    /* X-RateLimit-Reset as sent, or NULL */
+	const char *request;     /* "GET /sources?..." (no host, no token) */
+};
+
+/* store_attempt_begin - records an attempt as started (so a crash leaves a trace). */
+int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, int64_t *attempt_id);
+int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end);
+
+/* store_job_succeed - running -> succeeded with the stored result (data object or a
+ * summary of pages). */
+int store_job_succeed(struct store *st, int64_t id, const char *result_json, int64_t now_ms);
+/* store_job_wait - running -> waiting until next_run_ms; count_attempt says whether
+ * the attempt counts against max_attempts (a rate-limit wait does not). */
+int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
+		   const char *reason, int64_t now_ms);
+/* store_job_end - running|waiting|queued -> failed, dead or cancelled, with the error
+ * (the API's error envelope when there was one). */
+int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
+		  const char *reason, int64_t now_ms);
+/* store_job_requeue - running -> queued, e.g. when the daemon stops mid-request. */
+int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t now_ms);
+/* store_job_set_output - records where the job's output file was written. */
+int store_job_set_output(struct store *st, int64_t id, const char *output_path);
+
+/* store_page_record - one page done: its items (a JSON array), the cursor it was fetched
+ * with and the next cursor (NULL at the end). Updates the job's resume point. */
+int store_page_record(struct store *st, int64_t job_id, int page_no, const char *cursor,
+		      const char *next_cursor, const char *items_json, int64_t nitems,
+		      int64_t total_entries, int64_t now_ms);
+typedef int (*store_page_fn)(int page_no, const char *items_json, void *arg);
+/* store_pages_foreach - every recorded page of a job in order; stops when fn returns non-zero. */
+int store_pages_foreach(struct store *st, int64_t job_id, store_page_fn fn, void *arg);
+
+/* store_recover - after a crash: running jobs back to queued, unfinished attempts marked
+ * "interrupted" (or "unknown" for mutations). Returns how many jobs were requeued. */
+int store_recover(struct store *st, int64_t now_ms);
+
+/* --- parents and children (fan-out) ---------------------------------------------- */
+
+struct child_counts {
+	int total, succeeded, failed, dead, cancelled, active;
+};
+int store_children_counts(struct store *st, int64_t parent_id, struct child_counts *out);
+/* store_children_ids - ids of a parent's children in creation order; caller frees *ids. */
+int store_children_ids(struct store *st, int64_t parent_id, int64_t **ids, size_t *n);
+
+/* --- control ---------------------------------------------------------------- */
+
+/* store_job_retry - failed|dead|cancelled -> queued, attempts reset. 0, 1 not allowed, -1. */
+int store_job_retry(struct store *st, int64_t id, int64_t now_ms);
+/* store_job_cancel - any state but succeeded (and cancelled) -> cancelled; for a running
+ * job, sets cancel_requested and returns 2 so the caller aborts the request. 0, 1 not
+ * allowed (already succeeded), 2 running, -1 error. */
+int store_job_cancel(struct store *st, int64_t id, int64_t now_ms);
+/* store_ids_in_state - ids of jobs in a state, oldest first; caller frees *ids. */
+int store_ids_in_state(struct store *st, enum job_state s, int64_t **ids, size_t *n);
+
+/* --- rate-limit buckets survive restarts ----------------------------------------- */
+
+int store_bucket_save(struct store *st, const char *key, double tokens, int64_t updated_ms,
+		      int64_t hold_until_ms);
+typedef void (*store_bucket_fn)(const char *key, double tokens, int64_t updated_ms,
+				int64_t hold_until_ms, void *arg);
+int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg);
+
+/* --- reading, for the CLI --------------------------------------------------------- */
+
+int store_counts(struct store *st, int64_t counts[JS_COUNT]);
+/* store_list_json - jobs newest first, optionally in one state: a JSON array of objects
+ * {id, state, op, key, workspace, priority, attempts, created, next_run, parent}. */
+struct cJSON *store_list_json(struct store *st, const enum job_state *state, int limit);
+/* store_show_json - one job whole: spec, state, transitions, attempts, pages (without
+ * items), children's progress, result, error. NULL if not found. */
+struct cJSON *store_show_json(struct store *st, int64_t id);
+/* store_stats_json - counts by state, attempts by outcome, requests made. */
+struct cJSON *store_stats_json(struct store *st);
+
+#endif

@@ -1,0 +1,55 @@
+/* util.h - errors, logging, memory, clocks, time formats and small file helpers. */
+#ifndef SEGSPOOL_UTIL_H
+#define SEGSPOOL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct strbuf;
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* error - prints "error: MSG" to the log and returns -1, for `return error(...)`. */
+int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* error_errno - as error, with ": strerror(errno)" appended. */
+int error_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void log_set_level(enum log_level level);
+int log_parse_level(const char *name, enum log_level *out);
+/* logmsg - one line to stderr: wall-clock time, level, message. */
+void logmsg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+int64_t clock_wall_ms(void);
+int64_t clock_mono_ms(void);
+
+/* RFC 3339 / ISO-8601 in UTC: "2026-11-26T03:00:00Z" or with milliseconds. */
+void format_iso8601(int64_t ms, char out[48]);
+/* Accepts YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM); returns 0 or -1. */
+int parse_iso8601(const char *s, int64_t *ms);
+/* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 HTTP date); returns 0 or -1. */
+int parse_http_date(const char *s, int64_t *ms);
+/* Durations such as "1d", "6h", "30m", "45s", "250ms"; returns 0 or -1. */
+int parse_duration_ms(const char *s, int64_t *ms);
+
+/* 64-bit FNV-1a, hex-encoded into out (17 bytes): a file's identity with its name. */
+void hash_hex(const void *data, size_t len, char out[17]);
+
+/* fsync_dirfd - fsync a directory so that renames and unlinks in it are durable. */
+int fsync_dirfd(int dirfd);
+/* write_file_atomic_at - NAME appears whole or not at all: write .NAME.part (O_EXCL),
+ * fsync, renameat over NAME, fsync the directory. */
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* read_file_at - reads a regular file (no symlink followed) of at most max bytes.
+ * Returns 0, or -1 with a reason in why ("is a directory", "larger than ...", ...). */
+int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, struct strbuf *why);
+
+#endif

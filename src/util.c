@@ -1,0 +1,435 @@
+/* util.c - errors, logging, memory, clocks, time formats and small file helpers. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+
+static enum log_level log_threshold = LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* log_set_level - messages below level are dropped. */
+void log_set_level(enum log_level level)
+{
+	log_threshold = level;
+}
+
+/* log_parse_level - "debug", "info", "warn" or "error". */
+int log_parse_level(const char *name, enum log_level *out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(level_names); i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void vlog(enum log_level level, const char *fmt, va_list ap, const char *suffix)
+{
+	if (level < log_threshold)
+		return;
+	char when[48];
+	format_iso8601(clock_wall_ms(), when);
+	struct strbuf line = STRBUF_INIT;
+	sb_addf(&line, "%s segspool[%ld] %s: ", when, (long)getpid(), level_names[level]);
+	sb_vaddf(&line, fmt, ap);
+	if (suffix)
+		sb_adds(&line, suffix);
+	sb_addch(&line, '\n');
+	/* one write per line, so lines from concurrent processes do not interleave */
+	ssize_t unused = write(STDERR_FILENO, line.buf, line.len);
+	(void)unused;
+	sb_release(&line);
+}
+
+/* logmsg - one log line to stderr. */
+void logmsg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, fmt, ap, NULL);
+	va_end(ap);
+}
+
+/* error - logs an error, returns -1. */
+int error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_ERROR, fmt, ap, NULL);
+	va_end(ap);
+	return -1;
+}
+
+/* error_errno - logs an error with strerror(errno), returns -1. */
+int error_errno(const char *fmt, ...)
+{
+	int saved = errno;
+	char suffix[160];
+	snprintf(suffix, sizeof(suffix), ": %s", strerror(saved));
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_ERROR, fmt, ap, suffix);
+	va_end(ap);
+	errno = saved;
+	return -1;
+}
+
+/* die - logs and exits with status 1. */
+_Noreturn void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_ERROR, fmt, ap, NULL);
+	va_end(ap);
+	exit(1);
+}
+
+/* xmalloc - malloc or die. */
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+/* xcalloc - calloc or die. */
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		die("out of memory (%zu x %zu bytes)", n, size);
+	return p;
+}
+
+/* xrealloc - realloc or die. */
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		die("out of memory (%zu bytes)", n);
+	return q;
+}
+
+/* xstrdup - strdup or die. */
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+/* xstrndup - the first n bytes of s, NUL-terminated. */
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* clock_wall_ms - milliseconds since the epoch. */
+int64_t clock_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* clock_mono_ms - milliseconds on the monotonic clock. */
+int64_t clock_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* days_from_civil - days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* format_iso8601 - "YYYY-MM-DDTHH:MM:SSZ", with ".mmm" when ms has a fraction. */
+void format_iso8601(int64_t ms, char out[48])
+{
+	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	int frac = (int)(ms - (int64_t)secs * 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	if (frac)
+		snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	else
+		snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int digits(const char **p, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		char c = (*p)[i];
+		if (c < '0' || c > '9')
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
+/* parse_iso8601 - a UTC instant from RFC 3339 text. */
+int parse_iso8601(const char *s, int64_t *ms)
+{
+	int y, mo, d, h, mi, sec, frac = 0;
+	const char *p = s;
+	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+	    digits(&p, 2, &d))
+		return -1;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return -1;
+	p++;
+	if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
+	    digits(&p, 2, &sec))
+		return -1;
+	if (*p == '.') {
+		p++;
+		int nd = 0, scale = 100;
+		while (*p >= '0' && *p <= '9') {
+			if (nd < 3)
+				frac += (*p - '0') * scale;
+			scale /= 10;
+			nd++;
+			p++;
+		}
+		if (!nd)
+			return -1;
+	}
+	int64_t offset_min = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1, oh, om;
+		p++;
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+			return -1;
+		offset_min = sign * (oh * 60 + om);
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (mo == 2 && d == 29 && !leap)
+		return -1;
+	int64_t days = days_from_civil(y, mo, d);
+	*ms = ((days * 24 + h) * 60 + mi - offset_min) * 60000 + (int64_t)sec * 1000 + frac;
+	return 0;
+}
+
+/* parse_http_date - IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
+int parse_http_date(const char *s, int64_t *ms)
+{
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	const char *comma = strchr(s, ',');
+	if (!comma)
+		return -1;
+	const char *p = comma + 1;
+	while (*p == ' ')
+		p++;
+	int d, y, h, mi, sec, mo = -1;
+	if (digits(&p, 2, &d) || *p++ != ' ')
+		return -1;
+	for (int i = 0; i < 12; i++)
+		if (strncmp(p, months[i], 3) == 0)
+			mo = i + 1;
+	if (mo < 0)
+		return -1;
+	p += 3;
+	if (*p++ != ' ' || digits(&p, 4, &y) || *p++ != ' ' || digits(&p, 2, &h) ||
+	    *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &sec))
+		return -1;
+	while (*p == ' ')
+		p++;
+	if (strcmp(p, "GMT") != 0 && strcmp(p, "UTC") != 0)
+		return -1;
+	if (d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	*ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;
+	return 0;
+}
+
+/* parse_duration_ms - "250ms", "45s", "30m", "6h", "1d", "2w". */
+int parse_duration_ms(const char *s, int64_t *ms)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || v <= 0)
+		return -1;
+	int64_t unit;
+	if (strcmp(end, "ms") == 0)
+		unit = 1;
+	else if (strcmp(end, "s") == 0)
+		unit = 1000;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		unit = 60000;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600000;
+	else if (strcmp(end, "d") == 0)
+		unit = 86400000;
+	else if (strcmp(end, "w") == 0)
+		unit = 7 * 86400000LL;
+	else
+		return -1;
+	if (v > INT64_MAX / unit)
+		return -1;
+	*ms = (int64_t)v * unit;
+	return 0;
+}
+
+/* hash_hex - 64-bit FNV-1a of data, as 16 hex digits. */
+void hash_hex(const void *data, size_t len, char out[17])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* fsync_dirfd - makes the directory's entries durable. */
+int fsync_dirfd(int dirfd)
+{
+	if (fsync(dirfd) < 0)
+		return error_errno("cannot fsync directory");
+	return 0;
+}
+
+/* write_all - write(2) until done. */
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* write_file_atomic_at - .NAME.part, fsync, rename to NAME, fsync the directory. */
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+	struct strbuf part = STRBUF_INIT;
+	sb_addf(&part, ".%s.part", name);
+	unlinkat(dirfd, part.buf, 0); /* a leftover of a crash; O_EXCL below */
+	int fd = openat(dirfd, part.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0) {
+		error_errno("cannot create %s", part.buf);
+		sb_release(&part);
+		return -1;
+	}
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		error_errno("cannot write %s", part.buf);
+		close(fd);
+		unlinkat(dirfd, part.buf, 0);
+		sb_release(&part);
+		return -1;
+	}
+	close(fd);
+	if (renameat(dirfd, part.buf, dirfd, name) < 0) {
+		error_errno("cannot rename %s to %s", part.buf, name);
+		unlinkat(dirfd, part.buf, 0);
+		sb_release(&part);
+		return -1;
+	}
+	sb_release(&part);
+	return fsync_dirfd(dirfd);
+}
+
+/* read_file_at - a regular file, no symlink followed, at most max bytes. */
+int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, struct strbuf *why)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			sb_adds(why, "is a symbolic link (refused: a link could point anywhere)");
+		else
+			sb_addf(why, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		sb_addf(why, "cannot stat: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		sb_adds(why, "is a directory, not a file");
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		sb_adds(why, "is not a regular file (a fifo, socket or device)");
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size > max) {
+		sb_addf(why, "is %lld bytes, larger than the limit of %zu bytes",
+			(long long)st.st_size, max);
+		close(fd);
+		return -1;
+	}
+	sb_grow(out, (size_t)st.st_size);
+	for (;;) {
+		sb_grow(out, 8192);
+		ssize_t n = read(fd, out->buf + out->len, out->alloc - out->len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sb_addf(why, "cannot read: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		sb_setlen(out, out->len + (size_t)n);
+		if (out->len > max) {
+			sb_addf(why, "grew past the limit of %zu bytes while being read", max);
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
+}

@@ -1,0 +1,106 @@
+/* test_util - strbuf and util: buffers, time formats, durations, atomic files. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+#include "testlib.h"
+#include "util.h"
+
+TEST(strbuf_basics)
+{
+	struct strbuf sb = STRBUF_INIT;
+	CHECK_INT(sb.len, 0);
+	CHECK_STR(sb.buf, "");
+	sb_addf(&sb, "%d-%s", 42, "x");
+	CHECK_STR(sb.buf, "42-x");
+	sb_add_urlencoded(&sb, "a b/é");
+	CHECK_STR(sb.buf, "42-xa%20b%2F%C3%A9");
+	sb_reset(&sb);
+	sb_add_json_string(&sb, "q\"\\\n\x01");
+	CHECK_STR(sb.buf, "\"q\\\"\\\\\\n\\u0001\"");
+	for (int i = 0; i < 10000; i++)
+		sb_addch(&sb, 'x');
+	CHECK_INT(sb.buf[sb.len], 0);
+	size_t len;
+	char *s = sb_detach(&sb, &len);
+	CHECK_INT(len, 10000 + 15);
+	CHECK_INT(sb.len, 0);
+	free(s);
+	sb_release(&sb);
+}
+
+TEST(time_formats)
+{
+	int64_t ms;
+	CHECK_INT(parse_iso8601("1970-01-01T00:00:00Z", &ms), 0);
+	CHECK_INT(ms, 0);
+	CHECK_INT(parse_iso8601("2026-11-26T03:00:00Z", &ms), 0);
+	CHECK_INT(ms, 1795662000000LL);
+	char out[48];
+	format_iso8601(ms, out);
+	CHECK_STR(out, "2026-11-26T03:00:00Z");
+	CHECK_INT(parse_iso8601("2026-11-26T04:00:00.250+01:00", &ms), 0);
+	CHECK_INT(ms, 1795662000250LL);
+	format_iso8601(ms, out);
+	CHECK_STR(out, "2026-11-26T03:00:00.250Z");
+	CHECK_INT(parse_iso8601("2026-02-30T00:00:00Z", &ms), -1);
+	CHECK_INT(parse_iso8601("2026-11-26", &ms), -1);
+	CHECK_INT(parse_iso8601("2026-11-26T03:00:00", &ms), -1);
+	CHECK_INT(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", &ms), 0);
+	CHECK_INT(ms, 784111777000LL);
+	CHECK_INT(parse_http_date("yesterday", &ms), -1);
+	CHECK_INT(parse_duration_ms("1d", &ms), 0);
+	CHECK_INT(ms, 86400000);
+	CHECK_INT(parse_duration_ms("6h", &ms), 0);
+	CHECK_INT(ms, 21600000);
+	CHECK_INT(parse_duration_ms("250ms", &ms), 0);
+	CHECK_INT(ms, 250);
+	CHECK_INT(parse_duration_ms("0s", &ms), -1);
+	CHECK_INT(parse_duration_ms("3 days", &ms), -1);
+}
+
+TEST(atomic_files)
+{
+	char dir[] = "/tmp/segspool-test-util-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK(dfd >= 0);
+	CHECK_INT(write_file_atomic_at(dfd, "a.json", "{}", 2, 0600), 0);
+	struct strbuf data = STRBUF_INIT, why = STRBUF_INIT;
+	CHECK_INT(read_file_at(dfd, "a.json", 100, &data, &why), 0);
+	CHECK_STR(data.buf, "{}");
+	CHECK(faccessat(dfd, ".a.json.part", F_OK, 0) != 0);
+	sb_reset(&data);
+	CHECK_INT(read_file_at(dfd, "a.json", 1, &data, &why), -1);
+	CHECK(strstr(why.buf, "larger than") != NULL);
+	sb_reset(&why);
+	CHECK_INT(symlinkat("a.json", dfd, "l.json"), 0);
+	CHECK_INT(read_file_at(dfd, "l.json", 100, &data, &why), -1);
+	CHECK(strstr(why.buf, "symbolic link") != NULL);
+	sb_reset(&why);
+	CHECK_INT(mkdirat(dfd, "d.json", 0700), 0);
+	CHECK_INT(read_file_at(dfd, "d.json", 100, &data, &why), -1);
+	CHECK(strstr(why.buf, "directory") != NULL);
+	char h1[17], h2[17];
+	hash_hex("abc", 3, h1);
+	hash_hex("abd", 3, h2);
+	CHECK(strcmp(h1, h2) != 0);
+	CHECK_INT(strlen(h1), 16);
+	unlinkat(dfd, "a.json", 0);
+	unlinkat(dfd, "l.json", 0);
+	unlinkat(dfd, "d.json", AT_REMOVEDIR);
+	close(dfd);
+	rmdir(dir);
+	sb_release(&data);
+	sb_release(&why);
+}
+
+int main(void)
+{
+	RUN(strbuf_basics);
+	RUN(time_formats);
+	RUN(atomic_files);
+	return tl_finish();
+}

@@ -3,6 +3,7 @@
 #ifndef SEGSPOOL_RETRY_H
 #define SEGSPOOL_RETRY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct retry_policy {
@@ -27,8 +28,9 @@ const char *outcome_name(enum outcome o);
  * reached the server; mutates: not a GET. A transport failure of a GET is OUTCOME_RETRY. */
 enum outcome retry_classify(int http_status, int transport_failed, int request_sent, int mutates);
 
-/* retry_backoff_ms - "full jitter": uniform in [0, min(max_ms, initial_ms * 2^failures)],
- * failures >= 1; rnd is a uniformly random 64-bit value. */
+/* retry_backoff_ms - "full jitter": uniform in [0, min(max_ms, initial_ms * 2^(failures-1))],
+ * failures >= 1 (so the first retry's cap is initial_ms); rnd is a uniformly random
+ * 64-bit value. */
 int64_t retry_backoff_ms(const struct retry_policy *p, int failures, uint64_t rnd);
 
 /* retry_after_ms - a Retry-After header (delay-seconds or HTTP date) as a wait from

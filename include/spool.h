@@ -30,6 +30,9 @@ void spool_close(struct spool *sp);
 /* spool_lock - flock(LOCK_EX|LOCK_NB) on SPOOL/.lock: 0 taken, 1 held by another
  * process (a daemon runs), -1 error. */
 int spool_lock(struct spool *sp);
+/* spool_lock_owner - the pid the lock holder wrote into SPOOL/.lock, or 0 if unknown:
+ * for "another segspool daemon is running on SPOOL (pid N)". */
+int spool_lock_owner(struct spool *sp);
 
 /* spool_name_wanted - a name the daemon ingests: not a dotfile, ends in .json or .jsonl. */
 int spool_name_wanted(const char *name);

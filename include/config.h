@@ -1,0 +1,77 @@
+/* config.h - the daemon's settings: defaults, a JSON config file, command-line overrides,
+ * and API tokens (from SEGMENT_TOKEN or a per-workspace token file, never from a job).
+ *
+ * {
+ *   "spool": "/var/spool/segspool", "db": "/var/lib/segspool/segspool.db",
+ *   "output_dir": "/var/spool/segspool/out", "api_base": "https://api.segmentapis.com",
+ *   "workspaces": {"default": {"token_file": "default.token", "region": "api",
+ *                              "rate": "10/s", "burst": 10}},
+ *   "rate": "10/s", "burst": 10, "endpoint_limits": true,
+ *   "http": {"max_in_flight": 16, "connect_timeout_ms": 10000, "timeout_ms": 60000,
+ *            "ca_file": null},
+ *   "retry": {"max_attempts": 8, "initial_ms": 1000, "max_ms": 300000, "max_age": "1d"},
+ *   "grace_ms": 10000, "archive": "keep", "rescan_ms": 5000, "log_level": "info"
+ * }
+ */
+#ifndef SEGSPOOL_CONFIG_H
+#define SEGSPOOL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "retry.h"
+#include "util.h"
+
+struct strbuf;
+
+struct workspace_cfg {
+	char *name;
+	char *token_file; /* absolute, or relative to the config file's directory */
+	char *region;     /* "api" or "eu1" */
+	double rate_per_sec;  /* 0 = the global default */
+	double burst;
+};
+
+struct config {
+	char *config_path; /* NULL when none was read */
+	char *spool_dir;
+	char *db_path;     /* NULL = SPOOL/segspool.db */
+	char *output_dir;  /* NULL = SPOOL/out */
+	char *api_base;    /* NULL = by region */
+	char *ca_file;
+	struct workspace_cfg *workspaces;
+	size_t nworkspaces;
+	double rate_per_sec; /* per workspace token; <= 0 unlimited */
+	double burst;
+	int endpoint_limits; /* apply Segment's documented per-endpoint limits */
+	int max_in_flight;
+	long connect_timeout_ms;
+	long timeout_ms;
+	struct retry_policy retry;
+	int64_t grace_ms;
+	int keep_archive;
+	int64_t rescan_ms;
+	int claim_batch;     /* files or jobs handled per loop iteration */
+	enum log_level log_level;
+};
+
+void config_init(struct config *cfg);
+void config_release(struct config *cfg);
+/* config_load - reads a JSON config file over the current values; every problem names
+ * the field ("config FILE: /http/max_in_flight: expected a number from 1 to 1024"). */
+int config_load(struct config *cfg, const char *path, struct strbuf *err);
+/* config_finish - fills derived defaults (db and output paths). The daemon checks
+ * api_base with http_url_allowed (https, or http to loopback only). */
+int config_finish(struct config *cfg, struct strbuf *err);
+
+const struct workspace_cfg *config_workspace(const struct config *cfg, const char *name);
+/* config_base_url - api_base if set, else https://api.segmentapis.com or
+ * https://eu1.api.segmentapis.com for region "eu1". */
+const char *config_base_url(const struct config *cfg, const char *region);
+/* config_token - the workspace's token: its token_file (refused when group or world can
+ * read it, or when it is not a regular file) or else $SEGMENT_TOKEN. The token is put
+ * in out; err never holds it. */
+int config_token(const struct config *cfg, const char *workspace, struct strbuf *out,
+		 struct strbuf *err);
+
+#endif

@@ -1,0 +1,408 @@
+/* config.c - defaults, the JSON config file, and tokens. */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ratelimit.h"
+#include "strbuf.h"
+
+/* config_init - the built-in defaults. */
+void config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->spool_dir = xstrdup("spool");
+	cfg->rate_per_sec = 10;
+	cfg->burst = 10;
+	cfg->endpoint_limits = 1;
+	cfg->max_in_flight = 16;
+	cfg->connect_timeout_ms = 10000;
+	cfg->timeout_ms = 60000;
+	cfg->retry.max_attempts = 8;
+	cfg->retry.initial_ms = 1000;
+	cfg->retry.max_ms = 300000;
+	cfg->retry.max_age_ms = 86400000;
+	cfg->grace_ms = 10000;
+	cfg->keep_archive = 1;
+	cfg->rescan_ms = 5000;
+	cfg->claim_batch = 1000;
+	cfg->log_level = LOG_INFO;
+}
+
+static void workspaces_release(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nworkspaces; i++) {
+		free(cfg->workspaces[i].name);
+		free(cfg->workspaces[i].token_file);
+		free(cfg->workspaces[i].region);
+	}
+	free(cfg->workspaces);
+	cfg->workspaces = NULL;
+	cfg->nworkspaces = 0;
+}
+
+/* config_release - frees every string. */
+void config_release(struct config *cfg)
+{
+	free(cfg->config_path);
+	free(cfg->spool_dir);
+	free(cfg->db_path);
+	free(cfg->output_dir);
+	free(cfg->api_base);
+	free(cfg->ca_file);
+	workspaces_release(cfg);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static void set_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src ? xstrdup(src) : NULL;
+}
+
+static int bad(struct strbuf *err, const char *path, const char *where, const char *expected)
+{
+	sb_addf(err, "config %s: %s: expected %s", path, where, expected);
+	return -1;
+}
+
+static int get_string(const cJSON *obj, const char *name, char **dst, const char *path,
+		      struct strbuf *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v) || !v->valuestring[0]) {
+		struct strbuf w = STRBUF_INIT;
+		sb_addf(&w, "/%s", name);
+		bad(err, path, w.buf, "a non-empty string");
+		sb_release(&w);
+		return -1;
+	}
+	set_str(dst, v->valuestring);
+	return 0;
+}
+
+static int get_number(const cJSON *obj, const char *name, double lo, double hi, double *dst,
+		      const char *where, const char *path, struct strbuf *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi) {
+		struct strbuf w = STRBUF_INIT, e = STRBUF_INIT;
+		sb_addf(&w, "%s/%s", where, name);
+		sb_addf(&e, "a number from %g to %g", lo, hi);
+		bad(err, path, w.buf, e.buf);
+		sb_release(&w);
+		sb_release(&e);
+		return -1;
+	}
+	*dst = v->valuedouble;
+	return 0;
+}
+
+static int get_rate(const cJSON *obj, const char *where, double *dst, const char *path,
+		    struct strbuf *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "rate");
+	if (!v)
+		return 0;
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
+		*dst = v->valuedouble;
+		return 0;
+	}
+	if (cJSON_IsString(v) && strcmp(v->valuestring, "off") == 0) {
+		*dst = 0;
+		return 0;
+	}
+	if (cJSON_IsString(v) && rl_parse_rate(v->valuestring, dst) == 0)
+		return 0;
+	struct strbuf w = STRBUF_INIT;
+	sb_addf(&w, "%s/rate", where);
+	bad(err, path, w.buf, "a rate such as \"10/s\", \"600/min\" or \"off\"");
+	sb_release(&w);
+	return -1;
+}
+
+static const char *const top_fields[] = {
+	"spool", "db", "output_dir", "api_base", "workspaces", "rate", "burst",
+	"endpoint_limits", "http", "retry", "grace_ms", "archive", "rescan_ms",
+	"claim_batch", "log_level", "comment"};
+
+static int check_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
+			const char *path, struct strbuf *err)
+{
+	for (const cJSON *it = obj->child; it; it = it->next) {
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (strcmp(it->string, names[i]) == 0)
+				break;
+		if (i == n) {
+			sb_addf(err, "config %s: %s/%s: unknown setting", path, where, it->string);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path,
+			   struct strbuf *err)
+{
+	static const char *const fields[] = {"token_file", "region", "rate", "burst", "comment"};
+	if (!cJSON_IsObject(ws))
+		return bad(err, path, "/workspaces", "an object of workspace name to settings");
+	workspaces_release(cfg);
+	size_t n = (size_t)cJSON_GetArraySize(ws);
+	cfg->workspaces = xcalloc(n, sizeof(*cfg->workspaces));
+	for (const cJSON *it = ws->child; it; it = it->next) {
+		struct workspace_cfg *w = &cfg->workspaces[cfg->nworkspaces++];
+		w->name = xstrdup(it->string);
+		struct strbuf where = STRBUF_INIT;
+		sb_addf(&where, "/workspaces/%s", it->string);
+		int rc = -1;
+		if (!cJSON_IsObject(it))
+			bad(err, path, where.buf, "an object");
+		else if (check_fields(it, fields, ARRAY_SIZE(fields), where.buf, path, err) == 0 &&
+			 get_string(it, "token_file", &w->token_file, path, err) == 0 &&
+			 get_string(it, "region", &w->region, path, err) == 0 &&
+			 get_rate(it, where.buf, &w->rate_per_sec, path, err) == 0 &&
+			 get_number(it, "burst", 1, 1e6, &w->burst, where.buf, path, err) == 0)
+			rc = 0;
+		if (rc == 0 && w->region && strcmp(w->region, "api") && strcmp(w->region, "eu1")) {
+			struct strbuf r = STRBUF_INIT;
+			sb_addf(&r, "%s/region", where.buf);
+			rc = bad(err, path, r.buf, "\"api\" or \"eu1\"");
+			sb_release(&r);
+		}
+		if (rc == 0 && w->token_file && w->token_file[0] != '/' && cfg->config_path) {
+			char *copy = xstrdup(cfg->config_path);
+			struct strbuf abs = STRBUF_INIT;
+			sb_addf(&abs, "%s/%s", dirname(copy), w->token_file);
+			free(w->token_file);
+			w->token_file = sb_detach(&abs, NULL);
+			free(copy);
+		}
+		sb_release(&where);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int load_http(struct config *cfg, const cJSON *h, const char *path, struct strbuf *err)
+{
+	static const char *const fields[] = {"max_in_flight", "connect_timeout_ms", "timeout_ms",
+					     "ca_file"};
+	double inflight = cfg->max_in_flight, cto = (double)cfg->connect_timeout_ms,
+	       to = (double)cfg->timeout_ms;
+	if (!cJSON_IsObject(h))
+		return bad(err, path, "/http", "an object");
+	if (check_fields(h, fields, ARRAY_SIZE(fields), "/http", path, err) ||
+	    get_number(h, "max_in_flight", 1, 1024, &inflight, "/http", path, err) ||
+	    get_number(h, "connect_timeout_ms", 100, 600000, &cto, "/http", path, err) ||
+	    get_number(h, "timeout_ms", 100, 3600000, &to, "/http", path, err) ||
+	    get_string(h, "ca_file", &cfg->ca_file, path, err))
+		return -1;
+	cfg->max_in_flight = (int)inflight;
+	cfg->connect_timeout_ms = (long)cto;
+	cfg->timeout_ms = (long)to;
+	return 0;
+}
+
+static int load_retry(struct config *cfg, const cJSON *r, const char *path, struct strbuf *err)
+{
+	static const char *const fields[] = {"max_attempts", "initial_ms", "max_ms", "max_age"};
+	double attempts = cfg->retry.max_attempts, initial = (double)cfg->retry.initial_ms,
+	       max = (double)cfg->retry.max_ms;
+	if (!cJSON_IsObject(r))
+		return bad(err, path, "/retry", "an object");
+	if (check_fields(r, fields, ARRAY_SIZE(fields), "/retry", path, err) ||
+	    get_number(r, "max_attempts", 1, 100, &attempts, "/retry", path, err) ||
+	    get_number(r, "initial_ms", 1, 86400000, &initial, "/retry", path, err) ||
+	    get_number(r, "max_ms", 1, 7 * 86400000.0, &max, "/retry", path, err))
+		return -1;
+	const cJSON *age = cJSON_GetObjectItemCaseSensitive(r, "max_age");
+	if (age && !(cJSON_IsString(age) && parse_duration_ms(age->valuestring,
+							      &cfg->retry.max_age_ms) == 0))
+		return bad(err, path, "/retry/max_age", "a duration such as \"1d\" or \"6h\"");
+	cfg->retry.max_attempts = (int)attempts;
+	cfg->retry.initial_ms = (int64_t)initial;
+	cfg->retry.max_ms = (int64_t)max;
+	if (cfg->retry.max_ms < cfg->retry.initial_ms)
+		return bad(err, path, "/retry/max_ms", "a value not below initial_ms");
+	return 0;
+}
+
+static int load_root(struct config *cfg, const cJSON *root, const char *path, struct strbuf *err)
+{
+	double grace = (double)cfg->grace_ms, rescan = (double)cfg->rescan_ms,
+	       batch = cfg->claim_batch;
+	const cJSON *v;
+	if (!cJSON_IsObject(root))
+		return bad(err, path, "the document", "a JSON object");
+	if (check_fields(root, top_fields, ARRAY_SIZE(top_fields), "", path, err) ||
+	    get_string(root, "spool", &cfg->spool_dir, path, err) ||
+	    get_string(root, "db", &cfg->db_path, path, err) ||
+	    get_string(root, "output_dir", &cfg->output_dir, path, err) ||
+	    get_string(root, "api_base", &cfg->api_base, path, err) ||
+	    get_rate(root, "", &cfg->rate_per_sec, path, err) ||
+	    get_number(root, "burst", 1, 1e6, &cfg->burst, "", path, err) ||
+	    get_number(root, "grace_ms", 0, 3600000, &grace, "", path, err) ||
+	    get_number(root, "rescan_ms", 100, 3600000, &rescan, "", path, err) ||
+	    get_number(root, "claim_batch", 1, 100000, &batch, "", path, err))
+		return -1;
+	cfg->grace_ms = (int64_t)grace;
+	cfg->rescan_ms = (int64_t)rescan;
+	cfg->claim_batch = (int)batch;
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "endpoint_limits"))) {
+		if (!cJSON_IsBool(v))
+			return bad(err, path, "/endpoint_limits", "true or false");
+		cfg->endpoint_limits = cJSON_IsTrue(v);
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "archive"))) {
+		if (!cJSON_IsString(v) ||
+		    (strcmp(v->valuestring, "keep") && strcmp(v->valuestring, "delete")))
+			return bad(err, path, "/archive", "\"keep\" or \"delete\"");
+		cfg->keep_archive = strcmp(v->valuestring, "keep") == 0;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "log_level"))) {
+		if (!cJSON_IsString(v) || log_parse_level(v->valuestring, &cfg->log_level))
+			return bad(err, path, "/log_level", "\"debug\", \"info\", \"warn\" or \"error\"");
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "workspaces")) &&
+	    load_workspaces(cfg, v, path, err))
+		return -1;
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "http")) && load_http(cfg, v, path, err))
+		return -1;
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "retry")) && load_retry(cfg, v, path, err))
+		return -1;
+	return 0;
+}
+
+/* config_load - reads PATH over the current settings. */
+int config_load(struct config *cfg, const char *path, struct strbuf *err)
+{
+	struct strbuf text = STRBUF_INIT, why = STRBUF_INIT;
+	int rc = -1;
+	if (read_file_at(AT_FDCWD, path, 1024 * 1024, &text, &why) < 0) {
+		sb_addf(err, "config %s: %s", path, why.buf);
+		goto out;
+	}
+	set_str(&cfg->config_path, path);
+	cJSON *root = cJSON_ParseWithLength(text.buf, text.len);
+	if (!root) {
+		const char *at = cJSON_GetErrorPtr();
+		long off = at && at >= text.buf && at <= text.buf + text.len ? (long)(at - text.buf) : -1;
+		sb_addf(err, "config %s: not valid JSON (near byte %ld)", path, off);
+		goto out;
+	}
+	rc = load_root(cfg, root, path, err);
+	cJSON_Delete(root);
+out:
+	sb_release(&text);
+	sb_release(&why);
+	return rc;
+}
+
+/* config_finish - derived paths. */
+int config_finish(struct config *cfg, struct strbuf *err)
+{
+	(void)err;
+	if (!cfg->db_path) {
+		struct strbuf p = STRBUF_INIT;
+		sb_addf(&p, "%s/segspool.db", cfg->spool_dir);
+		cfg->db_path = sb_detach(&p, NULL);
+	}
+	if (!cfg->output_dir) {
+		struct strbuf p = STRBUF_INIT;
+		sb_addf(&p, "%s/out", cfg->spool_dir);
+		cfg->output_dir = sb_detach(&p, NULL);
+	}
+	return 0;
+}
+
+/* config_workspace - settings of a named workspace, or NULL. */
+const struct workspace_cfg *config_workspace(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nworkspaces; i++)
+		if (strcmp(cfg->workspaces[i].name, name) == 0)
+			return &cfg->workspaces[i];
+	return NULL;
+}
+
+/* config_base_url - where requests of a region go. */
+const char *config_base_url(const struct config *cfg, const char *region)
+{
+	if (cfg->api_base)
+		return cfg->api_base;
+	if (region && strcmp(region, "eu1") == 0)
+		return "https://eu1.api.segmentapis.com";
+	return "https://api.segmentapis.com";
+}
+
+static void trim_token(struct strbuf *t)
+{
+	while (t->len && (t->buf[t->len - 1] == '\n' || t->buf[t->len - 1] == '\r' ||
+			  t->buf[t->len - 1] == ' ' || t->buf[t->len - 1] == '\t'))
+		sb_setlen(t, t->len - 1);
+}
+
+/* config_token - the token of a workspace, from its file or the environment. */
+int config_token(const struct config *cfg, const char *workspace, struct strbuf *out,
+		 struct strbuf *err)
+{
+	const struct workspace_cfg *w = config_workspace(cfg, workspace);
+	if (w && w->token_file) {
+		int fd = open(w->token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		if (fd < 0) {
+			sb_addf(err, "cannot open token file %s of workspace %s: %s",
+				w->token_file, workspace, strerror(errno));
+			return -1;
+		}
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			sb_addf(err, "token file %s of workspace %s is not a regular file",
+				w->token_file, workspace);
+			close(fd);
+			return -1;
+		}
+		if (st.st_mode & 077) {
+			sb_addf(err, "token file %s of workspace %s can be read by group or others "
+				"(mode %04o); refusing it: run chmod 600 %s", w->token_file, workspace,
+				(unsigned)(st.st_mode & 07777), w->token_file);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		struct strbuf why = STRBUF_INIT;
+		if (read_file_at(AT_FDCWD, w->token_file, 64 * 1024, out, &why) < 0) {
+			sb_addf(err, "token file %s: %s", w->token_file, why.buf);
+			sb_release(&why);
+			return -1;
+		}
+		sb_release(&why);
+		trim_token(out);
+		if (!out->len) {
+			sb_addf(err, "token file %s of workspace %s is empty", w->token_file,
+				workspace);
+			return -1;
+		}
+		return 0;
+	}
+	const char *env = getenv("SEGMENT_TOKEN");
+	if (!env || !*env) {
+		sb_addf(err, "no token for workspace %s: set SEGMENT_TOKEN or give the workspace a "
+			"token_file in the config", workspace);
+		return -1;
+	}
+	sb_adds(out, env);
+	trim_token(out);
+	return 0;
+}

@@ -1,0 +1,853 @@
+/* http.c - libcurl's multi interface driven by a libev loop, after curl's evhiperfifo
+ * example: curl tells us which sockets to watch (one ev_io each) and when to call it back
+ * (one ev_timer); we hand socket events back with curl_multi_socket_action and then drain
+ * curl_multi_info_read for finished transfers.
+ *
+ * Lifetimes: struct http for the engine, struct http_xfer per request (recycled through a
+ * free list so easy handles are reused), struct http_sock per socket curl watches.
+ *
+ * Re-entrancy: completion callbacks run from our drain loop, never from inside a libcurl
+ * callback, so they may call http_submit and http_cancel. Each finished transfer is
+ * delivered as soon as it is read from curl's queue; nothing read before a callback is
+ * trusted after it (a cancel inside a callback removes that transfer's pending message
+ * from curl's queue). Calling http_free from a callback is not supported.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+#define DEFAULT_USER_AGENT "segspool/0.1"
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_TIMEOUT_MS 60000L
+#define DEFAULT_MAX_IN_FLIGHT 16
+/* A recycled transfer keeps its body buffer unless it grew beyond this. */
+#define KEEP_BODY_ALLOC (1024 * 1024)
+
+enum xfer_state {
+	XFER_IDLE,    /* on the free list */
+	XFER_RUNNING, /* in the multi handle, counted in in_flight */
+	XFER_DONE,    /* out of the multi, its callback running */
+};
+
+struct http_sock {
+	struct http *h;
+	curl_socket_t fd;
+	ev_io io;
+	struct http_sock *prev, *next;
+};
+
+struct http_xfer {
+	struct http *h;
+	CURL *easy;
+	enum xfer_state state;
+	struct curl_slist *headers;
+	struct http_response resp;
+	http_done_fn done;
+	void *arg;
+	int64_t started_ms;
+	char errbuf[CURL_ERROR_SIZE];
+	struct http_xfer *prev, *next; /* running list; free list uses next only */
+};
+
+struct http {
+	struct ev_loop *loop;
+	CURLM *multi;
+	ev_timer timer;
+	long connect_timeout_ms;
+	long timeout_ms;
+	int max_in_flight;
+	int in_flight;
+	char *ca_file;
+	char *user_agent;
+	struct http_xfer *running;
+	struct http_xfer *idle;
+	struct http_sock *socks;
+};
+
+static void drain_completions(struct http *h);
+
+/* ---- sockets and the timer: what curl asks the loop to watch ---------------------- */
+
+/* sock_free - stops watching a socket curl no longer needs. */
+static void sock_free(struct http *h, struct http_sock *s)
+{
+	ev_io_stop(h->loop, &s->io);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		h->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+/* on_io - a watched socket is ready: tell curl which way, then collect what finished. */
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_sock *s = w->data;
+	struct http *h = s->h;
+	int action =
+	    (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	int running;
+	(void)loop;
+
+	/* s may be freed by the socket callback during socket_action: use h only. */
+	CURLMcode rc = curl_multi_socket_action(h->multi, s->fd, action, &running);
+	if (rc != CURLM_OK)
+		error("curl_multi_socket_action failed: %s", curl_multi_strerror(rc));
+	drain_completions(h);
+}
+
+/* on_curl_socket - CURLMOPT_SOCKETFUNCTION: add, change or drop the ev_io of a socket. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct http *h = userp;
+	struct http_sock *s = socketp;
+	(void)easy;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s)
+			sock_free(h, s);
+		return 0;
+	}
+	if (!s) {
+		s = xcalloc(1, sizeof(*s));
+		s->h = h;
+		s->fd = fd;
+		ev_init(&s->io, on_io);
+		s->io.data = s;
+		s->next = h->socks;
+		if (h->socks)
+			h->socks->prev = s;
+		h->socks = s;
+		curl_multi_assign(h->multi, fd, s);
+	}
+	int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+	ev_io_stop(h->loop, &s->io);
+	ev_io_set(&s->io, fd, events);
+	if (events)
+		ev_io_start(h->loop, &s->io);
+	return 0;
+}
+
+/* on_timer - curl's timeout expired: let it run its timers, then collect what finished. */
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct http *h = w->data;
+	int running;
+	(void)loop;
+	(void)revents;
+
+	CURLMcode rc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	if (rc != CURLM_OK)
+		error("curl_multi_socket_action failed: %s", curl_multi_strerror(rc));
+	drain_completions(h);
+}
+
+/* on_curl_timer - CURLMOPT_TIMERFUNCTION: one timer, re-armed in fractional seconds.
+ * A 0 ms timeout becomes a 0 s timer rather than a direct call: curl forbids calling
+ * socket_action from inside its own callback. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct http *h = userp;
+	(void)multi;
+
+	ev_timer_stop(h->loop, &h->timer);
+	if (timeout_ms >= 0) {
+		ev_timer_set(&h->timer, (double)timeout_ms / 1000.0, 0.);
+		ev_timer_start(h->loop, &h->timer);
+	}
+	return 0;
+}
+
+/* ---- response collection ---------------------------------------------------------- */
+
+/* on_body - CURLOPT_WRITEFUNCTION: the response body accumulates in resp.body. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct http_xfer *x = userp;
+	size_t len = size * nmemb;
+	sb_add(&x->resp.body, data, len);
+	return len;
+}
+
+/* copy_header_value - a bounded, NUL-terminated copy; longer values are cut. */
+static void copy_header_value(char *dst, size_t dstsize, const char *val, size_t len)
+{
+	if (len >= dstsize)
+		len = dstsize - 1;
+	memcpy(dst, val, len);
+	dst[len] = '\0';
+}
+
+/* parse_remaining - X-RateLimit-Remaining as a non-negative integer, -1 when garbled. */
+static int64_t parse_remaining(const char *val, size_t len)
+{
+	int64_t n = 0;
+	if (!len || len > 18)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (val[i] < '0' || val[i] > '9')
+			return -1;
+		n = n * 10 + (val[i] - '0');
+	}
+	return n;
+}
+
+/* reset_rate_headers - forgets headers seen so far: only the final response's count. */
+static void reset_rate_headers(struct http_response *resp)
+{
+	resp->retry_after[0] = '\0';
+	resp->rl_remaining = -1;
+	resp->rl_reset[0] = '\0';
+}
+
+/* on_header - CURLOPT_HEADERFUNCTION: picks the rate-limit headers, case-insensitively. */
+static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
+{
+	struct http_xfer *x = userp;
+	size_t len = size * nitems;
+
+	if (len >= 5 && !memcmp(line, "HTTP/", 5)) {
+		/* a new status line: an interim or earlier response's headers no longer apply */
+		reset_rate_headers(&x->resp);
+		return len;
+	}
+	const char *colon = memchr(line, ':', len);
+	if (!colon)
+		return len;
+	size_t namelen = (size_t)(colon - line);
+	const char *val = colon + 1;
+	const char *end = line + len;
+	while (val < end && (*val == ' ' || *val == '\t'))
+		val++;
+	while (end > val &&
+	       (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	size_t vlen = (size_t)(end - val);
+
+	if (namelen == 11 && !strncasecmp(line, "Retry-After", namelen))
+		copy_header_value(x->resp.retry_after, sizeof(x->resp.retry_after), val, vlen);
+	else if (namelen == 21 && !strncasecmp(line, "X-RateLimit-Remaining", namelen))
+		x->resp.rl_remaining = parse_remaining(val, vlen);
+	else if (namelen == 17 && !strncasecmp(line, "X-RateLimit-Reset", namelen))
+		copy_header_value(x->resp.rl_reset, sizeof(x->resp.rl_reset), val, vlen);
+	return len;
+}
+
+/* map_error - a curl result in the module's terms. */
+static enum http_error map_error(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return HTTP_OK;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		return HTTP_ERR_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return HTTP_ERR_TIMEOUT;
+	case CURLE_SEND_ERROR:
+		return HTTP_ERR_SEND;
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+		return HTTP_ERR_RECV;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CLIENTCERT:
+		return HTTP_ERR_TLS;
+	default:
+		return HTTP_ERR_OTHER;
+	}
+}
+
+/* request_was_sent - whether any request bytes left us, so the server may have acted.
+ * A failed connect or resolve never sent anything, whatever the counters say. */
+static int request_was_sent(CURL *easy, enum http_error err)
+{
+	long request_size = 0;
+	curl_off_t uploaded = 0;
+
+	if (err == HTTP_ERR_CONNECT)
+		return 0;
+	if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK)
+		request_size = 0;
+	if (curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded) != CURLE_OK)
+		uploaded = 0;
+	return request_size > 0 || uploaded > 0;
+}
+
+/* fill_response - status, error, timing and "was it sent" once curl is done with x. */
+static void fill_response(struct http_xfer *x, CURLcode rc)
+{
+	struct http_response *resp = &x->resp;
+	long status = 0;
+
+	if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	resp->status = (int)status;
+	resp->error = map_error(rc);
+	if (rc != CURLE_OK)
+		snprintf(resp->errmsg, sizeof(resp->errmsg), "%s",
+		         x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+	resp->request_sent = request_was_sent(x->easy, resp->error);
+	resp->duration_ms = clock_mono_ms() - x->started_ms;
+}
+
+/* ---- transfers: allocation, recycling, delivery ----------------------------------- */
+
+/* wipe_headers - zeroes the header strings (one holds the token), then frees them. */
+static void wipe_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *p = list; p; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(list);
+}
+
+/* running_link - x joins the list of transfers in the multi handle. */
+static void running_link(struct http *h, struct http_xfer *x)
+{
+	x->prev = NULL;
+	x->next = h->running;
+	if (h->running)
+		h->running->prev = x;
+	h->running = x;
+}
+
+/* running_unlink - x leaves the list of transfers in the multi handle. */
+static void running_unlink(struct http *h, struct http_xfer *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		h->running = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	x->prev = x->next = NULL;
+}
+
+/* xfer_get - a transfer from the free list, or a new one with a fresh easy handle. */
+static struct http_xfer *xfer_get(struct http *h)
+{
+	struct http_xfer *x = h->idle;
+	if (x) {
+		h->idle = x->next;
+		x->next = NULL;
+		return x;
+	}
+	CURL *easy = curl_easy_init();
+	if (!easy) {
+		error("cannot create curl easy handle");
+		return NULL;
+	}
+	x = xcalloc(1, sizeof(*x));
+	x->h = h;
+	x->easy = easy;
+	sb_init(&x->resp.body, 0);
+	return x;
+}
+
+/* xfer_recycle - back to the free list. curl_easy_reset drops options but connections
+ * live in the multi's pool, so the next transfer to the same host reuses them. */
+static void xfer_recycle(struct http *h, struct http_xfer *x)
+{
+	curl_easy_reset(x->easy);
+	wipe_headers(x->headers);
+	x->headers = NULL;
+	if (x->resp.body.alloc > KEEP_BODY_ALLOC)
+		sb_release(&x->resp.body);
+	else
+		sb_reset(&x->resp.body);
+	x->done = NULL;
+	x->arg = NULL;
+	x->state = XFER_IDLE;
+	x->prev = NULL;
+	x->next = h->idle;
+	h->idle = x;
+}
+
+/* xfer_destroy - frees a transfer that is in no list and not in the multi handle. */
+static void xfer_destroy(struct http_xfer *x)
+{
+	wipe_headers(x->headers);
+	curl_easy_cleanup(x->easy);
+	sb_release(&x->resp.body);
+	free(x);
+}
+
+/* xfer_deliver - out of the running set first (so the callback may submit into the freed
+ * slot), then the callback, then back to the free list. */
+static void xfer_deliver(struct http *h, struct http_xfer *x)
+{
+	running_unlink(h, x);
+	h->in_flight--;
+	x->state = XFER_DONE;
+	x->done(&x->resp, x->arg);
+	xfer_recycle(h, x);
+}
+
+/* drain_completions - delivers every finished transfer curl has queued. Each message's
+ * fields are copied before the callback: the callback may add or remove handles. */
+static void drain_completions(struct http *h)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(h->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		CURL *easy = msg->easy_handle;
+		CURLcode rc = msg->data.result;
+		char *priv = NULL;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+		struct http_xfer *x = (struct http_xfer *)(void *)priv;
+		if (!x || x->state != XFER_RUNNING) {
+			curl_multi_remove_handle(h->multi, easy);
+			continue;
+		}
+		fill_response(x, rc);
+		curl_multi_remove_handle(h->multi, easy);
+		xfer_deliver(h, x);
+	}
+}
+
+/* ---- building a request ----------------------------------------------------------- */
+
+/* header_value_ok - no CR or LF, so a value cannot smuggle in another header. */
+static int header_value_ok(const char *s)
+{
+	return !strpbrk(s, "\r\n");
+}
+
+/* method_ok - an upper-case token: CUSTOMREQUEST goes verbatim onto the request line. */
+static int method_ok(const char *m)
+{
+	size_t n = strlen(m);
+	if (!n || n > 16)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (m[i] < 'A' || m[i] > 'Z')
+			return 0;
+	return 1;
+}
+
+/* append_header - curl_slist_append, keeping the list on allocation failure. */
+static int append_header(struct curl_slist **list, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(*list, line);
+	if (!l)
+		return -1;
+	*list = l;
+	return 0;
+}
+
+/* append_bearer - Authorization header; the formatting buffer is sized up front (no
+ * realloc leaves a stray copy) and wiped once curl_slist_append holds its own copy. */
+static int append_bearer(struct curl_slist **list, const char *token)
+{
+	static const char prefix[] = "Authorization: Bearer ";
+	struct strbuf line = STRBUF_INIT;
+	int ret;
+
+	sb_grow(&line, sizeof(prefix) + strlen(token));
+	sb_adds(&line, prefix);
+	sb_adds(&line, token);
+	ret = append_header(list, line.buf);
+	explicit_bzero(line.buf, line.len);
+	sb_release(&line);
+	return ret;
+}
+
+/* build_headers - Accept, Content-Type (with a body), Authorization; no Expect. */
+static int build_headers(const struct http_request *req, struct curl_slist **out)
+{
+	struct curl_slist *list = NULL;
+	struct strbuf line = STRBUF_INIT;
+	/* without a media type a body would go out as a form; JSON is what the API takes */
+	const char *media = req->media_type ? req->media_type : "application/json";
+	int ret = append_header(&list, "Expect:");
+
+	if (!ret && req->media_type) {
+		sb_addf(&line, "Accept: %s", req->media_type);
+		ret = append_header(&list, line.buf);
+	}
+	if (!ret && req->body) {
+		sb_reset(&line);
+		sb_addf(&line, "Content-Type: %s", media);
+		ret = append_header(&list, line.buf);
+	}
+	if (!ret && req->bearer_token)
+		ret = append_bearer(&list, req->bearer_token);
+	sb_release(&line);
+	if (ret) {
+		wipe_headers(list);
+		return error("cannot build request headers: out of memory");
+	}
+	*out = list;
+	return 0;
+}
+
+/* set_method - the method and body; bodies are copied so the caller's may go away. */
+static CURLcode set_method(CURL *e, const struct http_request *req)
+{
+	CURLcode rc = CURLE_OK;
+
+	if (req->body) {
+		rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
+		if (!rc)
+			rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+			                      (curl_off_t)req->body_len);
+		if (!rc)
+			rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
+		if (!rc && strcmp(req->method, "POST"))
+			rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+		return rc;
+	}
+	if (!strcmp(req->method, "GET"))
+		return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	if (!strcmp(req->method, "HEAD"))
+		return curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (!strcmp(req->method, "POST")) {
+		/* an empty body, sent with Content-Length: 0 */
+		rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+		if (!rc)
+			rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "");
+		return rc;
+	}
+	return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
+/* set_transport - timeouts, protocols, TLS, pooling-friendly options: the same for all. */
+static CURLcode set_transport(struct http *h, struct http_xfer *x)
+{
+	CURL *e = x->easy;
+	CURLcode rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+
+	/* a redirect could carry the token to another host: never follow one */
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+	if (!rc && h->ca_file)
+		rc = curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)x);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)x);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)x);
+	return rc;
+}
+
+/* reset_response - a blank response for a new request. */
+static void reset_response(struct http_response *resp)
+{
+	resp->error = HTTP_OK;
+	resp->errmsg[0] = '\0';
+	resp->status = 0;
+	sb_reset(&resp->body);
+	resp->duration_ms = 0;
+	resp->request_sent = 0;
+	reset_rate_headers(resp);
+}
+
+/* xfer_setup - configures x's easy handle for req. */
+static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_request *req)
+{
+	CURLcode rc;
+
+	x->errbuf[0] = '\0';
+	reset_response(&x->resp);
+	if (build_headers(req, &x->headers) < 0)
+		return -1;
+	rc = set_transport(h, x);
+	if (!rc)
+		rc = curl_easy_setopt(x->easy, CURLOPT_URL, req->url);
+	if (!rc)
+		rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+	if (!rc)
+		rc = set_method(x->easy, req);
+	if (rc)
+		return error("cannot set up %s request: %s", req->method, curl_easy_strerror(rc));
+	return 0;
+}
+
+/* request_ok - the request's fields are usable: a known shape of method, no header
+ * injection, an allowed URL. Refusals are logged without the token. */
+static int request_ok(const struct http_request *req)
+{
+	struct strbuf why = STRBUF_INIT;
+	int ret = 0;
+
+	if (!req->method || !req->url || !method_ok(req->method))
+		ret = error("cannot send request: bad method or no url");
+	else if ((req->media_type && !header_value_ok(req->media_type)) ||
+	         (req->bearer_token && !header_value_ok(req->bearer_token)))
+		ret = error("cannot send request: line break in media type or token");
+	else if (http_url_allowed(req->url, &why) < 0)
+		ret = error("refusing url: %s", why.buf);
+	sb_release(&why);
+	return ret;
+}
+
+/* ---- public interface ------------------------------------------------------------- */
+
+/* http_submit - see http.h; admission is checked before anything touches curl. */
+int http_submit(struct http *h, const struct http_request *req, http_done_fn done, void *arg,
+                struct http_xfer **out)
+{
+	struct http_xfer *x;
+	CURLMcode mrc;
+
+	if (h->in_flight >= h->max_in_flight)
+		return -1;
+	if (!done || request_ok(req) < 0)
+		return -1;
+	x = xfer_get(h);
+	if (!x)
+		return -1;
+	if (xfer_setup(h, x, req) < 0) {
+		xfer_recycle(h, x);
+		return -1;
+	}
+	x->done = done;
+	x->arg = arg;
+	x->started_ms = clock_mono_ms();
+	x->state = XFER_RUNNING;
+	running_link(h, x);
+	h->in_flight++;
+	mrc = curl_multi_add_handle(h->multi, x->easy);
+	if (mrc != CURLM_OK) {
+		error("cannot start request: %s", curl_multi_strerror(mrc));
+		running_unlink(h, x);
+		h->in_flight--;
+		xfer_recycle(h, x);
+		return -1;
+	}
+	if (out)
+		*out = x;
+	return 0;
+}
+
+/* http_cancel - removes the transfer from curl and runs its callback synchronously, before
+ * returning, with HTTP_ERR_CANCELLED. A transfer already delivered is left alone. */
+void http_cancel(struct http *h, struct http_xfer *x)
+{
+	if (!x || x->h != h || x->state != XFER_RUNNING)
+		return;
+	curl_multi_remove_handle(h->multi, x->easy);
+	x->resp.error = HTTP_ERR_CANCELLED;
+	snprintf(x->resp.errmsg, sizeof(x->resp.errmsg), "cancelled");
+	x->resp.request_sent = request_was_sent(x->easy, HTTP_ERR_CANCELLED);
+	x->resp.duration_ms = clock_mono_ms() - x->started_ms;
+	xfer_deliver(h, x);
+}
+
+/* http_in_flight - requests submitted whose callback has not run. */
+int http_in_flight(const struct http *h)
+{
+	return h->in_flight;
+}
+
+/* http_capacity - how many more http_submit calls would be admitted now. */
+int http_capacity(const struct http *h)
+{
+	return h->max_in_flight - h->in_flight;
+}
+
+/* http_new - an engine on loop; zero or negative options take their defaults. */
+struct http *http_new(struct ev_loop *loop, const struct http_opts *opts)
+{
+	static const struct http_opts defaults;
+	struct http *h;
+	long host_conns;
+
+	if (!opts)
+		opts = &defaults;
+	h = xcalloc(1, sizeof(*h));
+	h->loop = loop;
+	h->connect_timeout_ms =
+	    opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+	h->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	h->max_in_flight = opts->max_in_flight > 0 ? opts->max_in_flight : DEFAULT_MAX_IN_FLIGHT;
+	host_conns = opts->max_host_connections > 0 ? opts->max_host_connections : h->max_in_flight;
+	h->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
+	h->user_agent = xstrdup(opts->user_agent ? opts->user_agent : DEFAULT_USER_AGENT);
+	ev_init(&h->timer, on_timer);
+	h->timer.data = h;
+
+	h->multi = curl_multi_init();
+	if (!h->multi) {
+		error("cannot create curl multi handle");
+		http_free(h);
+		return NULL;
+	}
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, (void *)h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, (void *)h);
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, host_conns);
+	/* the pool keeps every connection the cap allows, plus a few for other hosts */
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+	                  (host_conns > h->max_in_flight ? host_conns : (long)h->max_in_flight) +
+	                      4L);
+	return h;
+}
+
+/* http_free - drops in-flight transfers without callbacks, then curl, then watchers. */
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	while (h->running) {
+		struct http_xfer *x = h->running;
+		curl_multi_remove_handle(h->multi, x->easy);
+		running_unlink(h, x);
+		xfer_destroy(x);
+	}
+	h->in_flight = 0;
+	while (h->idle) {
+		struct http_xfer *x = h->idle;
+		h->idle = x->next;
+		xfer_destroy(x);
+	}
+	/* closing pooled connections may still call on_curl_socket / on_curl_timer */
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
+	while (h->socks)
+		sock_free(h, h->socks);
+	ev_timer_stop(h->loop, &h->timer);
+	free(h->ca_file);
+	free(h->user_agent);
+	free(h);
+}
+
+/* host_is_loopback - localhost, a 127.0.0.0/8 dotted quad, or [::1]. */
+static int host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char inner[64];
+	size_t len = strlen(host);
+
+	if (!strcasecmp(host, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (len < 3 || host[0] != '[' || host[len - 1] != ']' || len - 2 >= sizeof(inner))
+		return 0;
+	memcpy(inner, host + 1, len - 2);
+	inner[len - 2] = '\0';
+	return inet_pton(AF_INET6, inner, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* check_url - the policy on a parsed URL; why may be NULL. */
+static int check_url(CURLU *u, struct strbuf *why)
+{
+	char *scheme = NULL, *host = NULL;
+	int ret = -1;
+
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		if (why)
+			sb_adds(why, "url has no scheme or host");
+	} else if (!strcasecmp(scheme, "https")) {
+		ret = 0;
+	} else if (strcasecmp(scheme, "http")) {
+		if (why)
+			sb_addf(why, "unsupported url scheme %s; use https", scheme);
+	} else if (host_is_loopback(host)) {
+		ret = 0;
+	} else if (why) {
+		sb_addf(why,
+		        "plain http is allowed only to loopback (127.0.0.1, ::1, localhost); "
+		        "use https for %s",
+		        host);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	return ret;
+}
+
+/* http_url_allowed - parsed with curl's own URL parser, so the host judged here is the
+ * host curl would connect to (userinfo, brackets, ports and odd IPv4 forms included). */
+int http_url_allowed(const char *url, struct strbuf *why)
+{
+	CURLU *u = curl_url();
+	CURLUcode rc;
+	int ret = -1;
+
+	if (!u) {
+		if (why)
+			sb_adds(why, "cannot parse url: out of memory");
+		return -1;
+	}
+	/* NON_SUPPORT_SCHEME: parse ftp:// and friends too, so the refusal names them */
+	rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (rc != CURLUE_OK) {
+		if (why)
+			sb_addf(why, "malformed url: %s", curl_url_strerror(rc));
+	} else {
+		ret = check_url(u, why);
+	}
+	curl_url_cleanup(u);
+	return ret;
+}
+
+/* http_global_init - libcurl's process-wide setup; needs curl 7.85 (PROTOCOLS_STR). */
+int http_global_init(void)
+{
+	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (rc != CURLE_OK)
+		return error("cannot initialise libcurl: %s", curl_easy_strerror(rc));
+	curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+	if (info->version_num < 0x075500) {
+		curl_global_cleanup();
+		return error("libcurl %s is too old: 7.85 or later is needed", info->version);
+	}
+	return 0;
+}
+
+/* http_global_cleanup - undoes http_global_init. */
+void http_global_cleanup(void)
+{
+	curl_global_cleanup();
+}

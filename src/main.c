@@ -1,0 +1,574 @@
+/* main.c - the segspool command line: a table of subcommands {name, fn, help}. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "job.h"
+#include "sched.h"
+#include "spool.h"
+#include "store.h"
+#include "strbuf.h"
+#include "util.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct config *cfg, int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+static const struct cmd *find_cmd(const char *name);
+
+/* usage_error - "usage: ..." on stderr, exit code 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("segspool: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+/* read_input - a file's bytes, or stdin's for "-". */
+static int read_input(const char *path, struct strbuf *out, struct strbuf *why)
+{
+	if (strcmp(path, "-") != 0)
+		return read_file_at(AT_FDCWD, path, JOB_MAX_FILE_BYTES, out, why);
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			sb_addf(why, "cannot read standard input: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		sb_add(out, buf, (size_t)n);
+		if (out->len > JOB_MAX_FILE_BYTES) {
+			sb_addf(why, "standard input is larger than the limit of %u bytes",
+				JOB_MAX_FILE_BYTES);
+			return -1;
+		}
+	}
+}
+
+/* print_problems - FILE:LINE: POINTER: what (expected ...), one a line. */
+static void print_problems(const char *file, const struct job_list *list)
+{
+	for (size_t i = 0; i < list->nproblems; i++) {
+		const struct job_problem *p = &list->problems[i];
+		fprintf(stderr, "%s", file);
+		if (p->line)
+			fprintf(stderr, ":%d", p->line);
+		fprintf(stderr, ": %s%s%s", p->where[0] ? p->where : "", p->where[0] ? ": " : "",
+			p->what);
+		if (p->expected)
+			fprintf(stderr, strncmp(p->expected, "did you mean", 12) == 0 ? " (%s?)"
+										 : " (expected %s)",
+				p->expected);
+		fputc('\n', stderr);
+	}
+}
+
+/* check_file - parse and validate one input; prints its problems. 0 good, 1 bad. */
+static int check_file(const char *path, struct strbuf *data, size_t *njobs)
+{
+	struct strbuf why = STRBUF_INIT;
+	if (read_input(path, data, &why) < 0) {
+		fprintf(stderr, "%s: %s\n", path, why.buf);
+		sb_release(&why);
+		return 1;
+	}
+	sb_release(&why);
+	struct job_list list;
+	memset(&list, 0, sizeof(list));
+	const char *name = strcmp(path, "-") == 0 ? "stdin.json" : path;
+	int bad = job_parse_buffer(data->buf, data->len, job_format_for_name(name), &list);
+	if (bad)
+		print_problems(path, &list);
+	*njobs = list.njobs;
+	job_list_release(&list);
+	return bad ? 1 : 0;
+}
+
+static int cmd_validate(struct config *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	if (argc < 2)
+		return usage_error("usage: segspool validate FILE...|-");
+	int bad = 0;
+	for (int i = 1; i < argc; i++) {
+		struct strbuf data = STRBUF_INIT;
+		size_t n = 0;
+		if (check_file(argv[i], &data, &n))
+			bad = 1;
+		else
+			printf("%s: ok, %zu job(s)\n", argv[i], n);
+		sb_release(&data);
+	}
+	return bad ? EXIT_FAILED : EXIT_OK;
+}
+
+static int cmd_submit(struct config *cfg, int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error("usage: segspool submit FILE...|-");
+	struct spool sp;
+	if (spool_open(cfg->spool_dir, 1, &sp) < 0)
+		return EXIT_FAILED;
+	int bad = 0;
+	for (int i = 1; i < argc; i++) {
+		struct strbuf data = STRBUF_INIT, name = STRBUF_INIT;
+		size_t n = 0;
+		if (check_file(argv[i], &data, &n)) {
+			fprintf(stderr, "%s: not submitted\n", argv[i]);
+			bad = 1;
+		} else if (spool_submit(&sp, argv[i], data.buf, data.len, &name) < 0) {
+			fprintf(stderr, "%s: cannot submit into %s/incoming\n", argv[i], cfg->spool_dir);
+			bad = 1;
+		} else {
+			printf("%s: submitted as %s/incoming/%s (%zu job(s))\n", argv[i],
+			       cfg->spool_dir, name.buf, n);
+		}
+		sb_release(&data);
+		sb_release(&name);
+	}
+	spool_close(&sp);
+	return bad ? EXIT_FAILED : EXIT_OK;
+}
+
+static int cmd_run(struct config *cfg, int argc, char **argv)
+{
+	int until_idle = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--until-idle") == 0)
+			until_idle = 1;
+		else
+			return usage_error("run: unknown option %s (usage: segspool run [--until-idle])",
+					   argv[i]);
+	}
+	return daemon_run(cfg, until_idle) == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* open_store_ro - the store, read-only, for list/show/stats. */
+static struct store *open_store_ro(struct config *cfg)
+{
+	struct store *st = NULL;
+	char *err = NULL;
+	if (store_open(cfg->db_path, STORE_READONLY, &st, &err) < 0) {
+		fprintf(stderr, "segspool: %s\n", err ? err : "cannot open the store");
+		free(err);
+		return NULL;
+	}
+	return st;
+}
+
+static void print_json(const cJSON *doc, int pretty)
+{
+	char *text = pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+	puts(text);
+	free(text);
+}
+
+static const char *json_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/* json_array - the member NAME that is an array (a document may also have a number of
+ * that name, e.g. "attempts"). */
+static const cJSON *json_array(const cJSON *obj, const char *name)
+{
+	for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next)
+		if (it->string && strcmp(it->string, name) == 0 && cJSON_IsArray(it))
+			return it;
+	return NULL;
+}
+
+static long long json_num(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static int cmd_list(struct config *cfg, int argc, char **argv)
+{
+	int json = 0, limit = 1000;
+	enum job_state state;
+	const enum job_state *filter = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+			if (job_state_parse(argv[++i], &state) < 0)
+				return usage_error("list: unknown state %s (queued, running, waiting, "
+						   "succeeded, failed, dead, cancelled)", argv[i]);
+			filter = &state;
+		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+			limit = atoi(argv[++i]);
+		} else {
+			return usage_error("usage: segspool list [--state S] [--limit N] [--json]");
+		}
+	}
+	struct store *st = open_store_ro(cfg);
+	if (!st)
+		return EXIT_FAILED;
+	cJSON *rows = store_list_json(st, filter, limit);
+	if (json) {
+		for (const cJSON *r = rows ? rows->child : NULL; r; r = r->next)
+			print_json(r, 0);
+	} else {
+		printf("%-8s %-10s %-34s %-8s %s\n", "ID", "STATE", "OP", "TRIES", "KEY");
+		for (const cJSON *r = rows ? rows->child : NULL; r; r = r->next)
+			printf("%-8lld %-10s %-34s %-8lld %s\n", json_num(r, "id"),
+			       json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"),
+			       json_str(r, "key"));
+	}
+	cJSON_Delete(rows);
+	store_close(st);
+	return EXIT_OK;
+}
+
+/* show_text - a readable view of store_show_json's document. */
+static void show_text(const cJSON *j)
+{
+	printf("job %lld: %s  %s\n", json_num(j, "id"), json_str(j, "op"), json_str(j, "state"));
+	printf("  key: %s  workspace: %s  attempts: %lld  created: %s\n", json_str(j, "key"),
+	       json_str(j, "workspace"), json_num(j, "attempts"), json_str(j, "created"));
+	const cJSON *v;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "output")) && cJSON_IsString(v))
+		printf("  output: %s\n", v->valuestring);
+	if (json_num(j, "pages_done"))
+		printf("  pages: %lld  items: %lld\n", json_num(j, "pages_done"),
+		       json_num(j, "items_done"));
+	const cJSON *tr = json_array(j, "transitions");
+	printf("  history:\n");
+	for (const cJSON *t = tr ? tr->child : NULL; t; t = t->next)
+		printf("    %s  %s -> %s  %s\n", json_str(t, "at"), json_str(t, "from"),
+		       json_str(t, "to"), json_str(t, "reason"));
+	const cJSON *at = json_array(j, "attempts");
+	if (at && at->child) {
+		printf("  attempts:\n");
+		for (const cJSON *a = at->child; a; a = a->next)
+			printf("    #%lld %s  %s  status %lld  %lld ms  %s\n", json_num(a, "attempt"),
+			       json_str(a, "started"), json_str(a, "outcome"),
+			       json_num(a, "http_status"), json_num(a, "duration_ms"),
+			       json_str(a, "request"));
+	}
+	const cJSON *kids = cJSON_GetObjectItemCaseSensitive(j, "children");
+	if (kids) {
+		printf("  children: %lld total, %lld succeeded, %lld active\n",
+		       json_num(kids, "total"), json_num(kids, "succeeded"), json_num(kids, "active"));
+	}
+	const char *names[] = {"result", "error"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		v = cJSON_GetObjectItemCaseSensitive(j, names[i]);
+		if (v && !cJSON_IsNull(v)) {
+			char *text = cJSON_Print(v);
+			printf("  %s: %s\n", names[i], text);
+			free(text);
+		}
+	}
+}
+
+static int cmd_show(struct config *cfg, int argc, char **argv)
+{
+	int json = 0;
+	const char *id = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (!id)
+			id = argv[i];
+		else
+			return usage_error("usage: segspool show ID [--json]");
+	}
+	char *end;
+	long long n = id ? strtoll(id, &end, 10) : 0;
+	if (!id || *end || n <= 0)
+		return usage_error("usage: segspool show ID [--json] (ID is a job number)");
+	struct store *st = open_store_ro(cfg);
+	if (!st)
+		return EXIT_FAILED;
+	cJSON *doc = store_show_json(st, n);
+	int rc = EXIT_OK;
+	if (!doc) {
+		fprintf(stderr, "segspool: no job %lld in %s\n", n, cfg->db_path);
+		rc = EXIT_FAILED;
+	} else if (json) {
+		print_json(doc, 1);
+	} else {
+		show_text(doc);
+	}
+	cJSON_Delete(doc);
+	store_close(st);
+	return rc;
+}
+
+static int cmd_stats(struct config *cfg, int argc, char **argv)
+{
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	struct store *st = open_store_ro(cfg);
+	if (!st)
+		return EXIT_FAILED;
+	cJSON *doc = store_stats_json(st);
+	print_json(doc, !json);
+	cJSON_Delete(doc);
+	store_close(st);
+	return EXIT_OK;
+}
+
+/* control - retry/cancel: through the spool when a daemon runs, else on the store. */
+static int control(struct config *cfg, int argc, char **argv, const char *action)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "action", action);
+	cJSON *ids = cJSON_AddArrayToObject(doc, "ids");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+			enum job_state s;
+			if (job_state_parse(argv[++i], &s) < 0) {
+				cJSON_Delete(doc);
+				return usage_error("%s: unknown state %s", action, argv[i]);
+			}
+			cJSON_AddStringToObject(doc, "state", argv[i]);
+			continue;
+		}
+		char *end;
+		long long n = strtoll(argv[i], &end, 10);
+		if (*end || n <= 0) {
+			cJSON_Delete(doc);
+			return usage_error("usage: segspool %s ID...%s", action,
+					   strcmp(action, "retry") == 0 ? "|--state S" : "");
+		}
+		cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)n));
+	}
+	if (!cJSON_GetArraySize(ids) && !cJSON_GetObjectItem(doc, "state")) {
+		cJSON_Delete(doc);
+		return usage_error("usage: segspool %s ID...", action);
+	}
+	struct spool sp;
+	if (spool_open(cfg->spool_dir, 1, &sp) < 0) {
+		cJSON_Delete(doc);
+		return EXIT_FAILED;
+	}
+	int rc = EXIT_OK;
+	char *text = cJSON_PrintUnformatted(doc);
+	int lk = spool_lock(&sp);
+	if (lk == 1) {
+		if (spool_control_submit(&sp, text) < 0)
+			rc = EXIT_FAILED;
+		else
+			printf("%s request handed to the running daemon (pid %d)\n", action,
+			       spool_lock_owner(&sp));
+	} else if (lk == 0) {
+		struct store *st = NULL;
+		char *err = NULL;
+		if (store_open(cfg->db_path, 0, &st, &err) < 0) {
+			fprintf(stderr, "segspool: %s\n", err ? err : "cannot open the store");
+			free(err);
+			rc = EXIT_FAILED;
+		} else {
+			int64_t now = clock_wall_ms(), *list = NULL;
+			size_t n = 0;
+			const cJSON *state = cJSON_GetObjectItem(doc, "state");
+			enum job_state s;
+			if (state && job_state_parse(state->valuestring, &s) == 0) {
+				store_ids_in_state(st, s, &list, &n);
+			} else {
+				list = xcalloc((size_t)cJSON_GetArraySize(ids), sizeof(*list));
+				for (const cJSON *it = ids->child; it; it = it->next)
+					list[n++] = (int64_t)it->valuedouble;
+			}
+			for (size_t i = 0; i < n; i++) {
+				int r = strcmp(action, "retry") == 0 ? store_job_retry(st, list[i], now)
+								      : store_job_cancel(st, list[i], now);
+				if (r == 2)
+					r = store_job_end(st, list[i], JS_CANCELLED, NULL,
+							  "cancelled by the user", now);
+				if (r == 0) {
+					printf("job %lld: %s\n", (long long)list[i],
+					       strcmp(action, "retry") == 0 ? "queued again" : "cancelled");
+				} else {
+					fprintf(stderr, "job %lld: cannot %s it (%s)\n", (long long)list[i],
+						action, r == 1 ? "not in a state that allows it"
+							       : store_errmsg(st));
+					rc = EXIT_FAILED;
+				}
+			}
+			free(list);
+			store_close(st);
+		}
+	} else {
+		rc = EXIT_FAILED;
+	}
+	free(text);
+	cJSON_Delete(doc);
+	spool_close(&sp);
+	return rc;
+}
+
+static int cmd_retry(struct config *cfg, int argc, char **argv)
+{
+	return control(cfg, argc, argv, "retry");
+}
+
+static int cmd_cancel(struct config *cfg, int argc, char **argv)
+{
+	return control(cfg, argc, argv, "cancel");
+}
+
+static int cmd_ops(struct config *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	if (!json)
+		printf("%-36s %-7s %-55s %-9s %s\n", "OPERATION", "METHOD", "PATH", "PAGINATED",
+		       "RATE");
+	for (size_t i = 0; i < catalog_count(); i++) {
+		const struct op_def *op = catalog_at(i);
+		char rate[32];
+		if (op->rate_per_min)
+			snprintf(rate, sizeof(rate), "%d/min", op->rate_per_min);
+		else
+			snprintf(rate, sizeof(rate), "default");
+		if (json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "operationId", op->operation_id);
+			cJSON_AddStringToObject(o, "name", op->name);
+			cJSON_AddStringToObject(o, "method", op->method);
+			cJSON_AddStringToObject(o, "path", op->path);
+			cJSON_AddBoolToObject(o, "paginated", op->paginated);
+			cJSON_AddStringToObject(o, "version", op->version);
+			cJSON_AddStringToObject(o, "rate", rate);
+			cJSON_AddItemToArray(arr, o);
+		} else {
+			printf("%-36s %-7s %-55s %-9s %s\n   %s\n", op->operation_id, op->method,
+			       op->path[0] ? op->path : "(caller-supplied)",
+			       op->paginated ? "yes" : "no", rate, op->name);
+		}
+	}
+	if (json) {
+		print_json(arr, 1);
+		cJSON_Delete(arr);
+	}
+	return EXIT_OK;
+}
+
+static int cmd_help(struct config *cfg, int argc, char **argv);
+
+static const struct cmd commands[] = {
+	{"run", cmd_run, "run [--until-idle]", "the daemon, in the foreground"},
+	{"submit", cmd_submit, "submit FILE...|-", "validate, then drop atomically into the spool"},
+	{"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
+	{"list", cmd_list, "list [--state S] [--limit N] [--json]", "jobs, newest first"},
+	{"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
+	{"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
+	{"retry", cmd_retry, "retry ID...|--state S", "failed, dead or cancelled jobs back into the queue"},
+	{"cancel", cmd_cancel, "cancel ID...", "stop a job that has not succeeded"},
+	{"ops", cmd_ops, "ops [--json]", "the operation catalog"},
+	{"help", cmd_help, "help", "this text"},
+};
+
+static const struct cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int cmd_help(struct config *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	(void)argc;
+	(void)argv;
+	printf("usage: segspool [--config FILE] [--spool DIR] [--db FILE] [--api-base URL]\n"
+	       "                [--log-level L] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		printf("  %-40s %s\n", commands[i].usage, commands[i].help);
+	printf("\nThe API token comes from $SEGMENT_TOKEN or a workspace's token_file in the "
+	       "config;\nit is never read from job files or the command line.\n");
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct strbuf err = STRBUF_INIT;
+	const char *config_path = NULL, *spool = NULL, *db = NULL, *api = NULL, *level = NULL;
+	int i;
+	config_init(&cfg);
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
+		const char *opt = argv[i];
+		if (strcmp(opt, "--help") == 0) {
+			cmd_help(&cfg, 0, NULL);
+			config_release(&cfg);
+			return EXIT_OK;
+		}
+		if (i + 1 >= argc)
+			return usage_error("%s needs a value", opt);
+		if (strcmp(opt, "--config") == 0)
+			config_path = argv[i + 1];
+		else if (strcmp(opt, "--spool") == 0)
+			spool = argv[i + 1];
+		else if (strcmp(opt, "--db") == 0)
+			db = argv[i + 1];
+		else if (strcmp(opt, "--api-base") == 0)
+			api = argv[i + 1];
+		else if (strcmp(opt, "--log-level") == 0)
+			level = argv[i + 1];
+		else
+			return usage_error("unknown option %s (see segspool help)", opt);
+	}
+	if (i >= argc)
+		return cmd_help(&cfg, 0, NULL), config_release(&cfg), EXIT_USAGE;
+	const struct cmd *c = find_cmd(argv[i]);
+	if (!c)
+		return usage_error("unknown command %s (see segspool help)", argv[i]);
+	if (!config_path && !getenv("SEGSPOOL_NO_DEFAULT_CONFIG") &&
+	    access("segspool.json", R_OK) == 0)
+		config_path = "segspool.json";
+	if (config_path && config_load(&cfg, config_path, &err) < 0) {
+		fprintf(stderr, "segspool: %s\n", err.buf);
+		sb_release(&err);
+		config_release(&cfg);
+		return EXIT_USAGE;
+	}
+	if (spool) {
+		free(cfg.spool_dir);
+		cfg.spool_dir = xstrdup(spool);
+	}
+	if (db) {
+		free(cfg.db_path);
+		cfg.db_path = xstrdup(db);
+	}
+	if (api) {
+		free(cfg.api_base);
+		cfg.api_base = xstrdup(api);
+	}
+	if (level && log_parse_level(level, &cfg.log_level) < 0)
+		return usage_error("--log-level: expected debug, info, warn or error");
+	config_finish(&cfg, &err);
+	log_set_level(cfg.log_level);
+	int rc = c->fn(&cfg, argc - i, argv + i);
+	sb_release(&err);
+	config_release(&cfg);
+	return rc;
+}

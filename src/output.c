@@ -1,0 +1,311 @@
+/* output.c - output files that appear whole or not at all: .NAME.part in the final
+ * directory, fsync, renameat over NAME, fsync the directory. Every directory on the way
+ * is opened with O_NOFOLLOW from the output directory's fd, so no symlink (planted
+ * before or during a run) can carry a write outside it. */
+#include "output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+#include "util.h"
+
+struct output_file {
+	char *relpath;   /* for messages */
+	char *name;      /* the final name inside dir_fd */
+	char *part_name; /* ".NAME.part" */
+	int dir_fd;
+	int fd;
+	int write_errno; /* the first failed write's errno, reported at commit */
+};
+
+enum walk_mode { WALK_CREATE, WALK_CHECK };
+
+static void add_err(struct strbuf *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* add_err - appends a message to err, or logs it when the caller gave no buffer. */
+static void add_err(struct strbuf *err, const char *fmt, ...)
+{
+	struct strbuf local = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(err ? err : &local, fmt, ap);
+	va_end(ap);
+	if (!err)
+		error("%s", local.buf);
+	sb_release(&local);
+}
+
+/* check_component - one path component: not empty, not "." or "..", no control
+ * characters, at most NAME_MAX bytes (the rules job_check_output_path applies too). */
+static const char *check_component(const char *comp, size_t len)
+{
+	if (len == 0)
+		return "has an empty component (\"//\" or a trailing \"/\")";
+	if ((len == 1 && comp[0] == '.') || (len == 2 && comp[0] == '.' && comp[1] == '.'))
+		return "\".\" and \"..\" are not allowed";
+	if (len > NAME_MAX)
+		return "has a component longer than 255 bytes";
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)comp[i] < 0x20 || comp[i] == 0x7f)
+			return "contains a control character";
+	return NULL;
+}
+
+/* check_relpath - lexical check: relative, and every component acceptable. */
+static int check_relpath(const char *relpath, struct strbuf *err)
+{
+	const char *why = NULL;
+	if (!*relpath)
+		why = "is empty";
+	else if (relpath[0] == '/')
+		why = "must be relative to the output directory";
+	for (const char *p = relpath; !why;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		why = check_component(p, len);
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (!why)
+		return 0;
+	add_err(err, "output path %s: %s", relpath, why);
+	return -1;
+}
+
+/* refuse_component - why dir/comp could not be opened as a directory: a symlink, or
+ * something else; sofar is the path up to comp, for the message. */
+static int refuse_component(int dir, const char *comp, const char *relpath, const char *sofar,
+			    struct strbuf *err)
+{
+	struct stat st;
+	if (fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+		add_err(err,
+			"output path %s: %s is a symbolic link; outputs never follow links out "
+			"of the output directory",
+			relpath, sofar);
+	else
+		add_err(err, "output path %s: %s is not a directory", relpath, sofar);
+	return -1;
+}
+
+/* open_dir_component - dir/comp as a directory, never through a symlink; made 0755 if
+ * missing and mode is WALK_CREATE. Returns the fd, -1 on error, -2 if missing. */
+static int open_dir_component(int dir, const char *comp, enum walk_mode mode,
+			      const char *relpath, const char *sofar, struct strbuf *err)
+{
+	const int flags = O_DIRECTORY | O_NOFOLLOW | O_RDONLY | O_CLOEXEC;
+	int fd = openat(dir, comp, flags);
+	if (fd < 0 && errno == ENOENT) {
+		if (mode == WALK_CHECK)
+			return -2;
+		/* EEXIST: a concurrent writer made it; the open below decides */
+		if (mkdirat(dir, comp, 0755) < 0 && errno != EEXIST) {
+			add_err(err, "cannot create output directory %s: %s", sofar,
+				strerror(errno));
+			return -1;
+		}
+		fd = openat(dir, comp, flags);
+	}
+	if (fd >= 0)
+		return fd;
+	if (errno == ELOOP || errno == ENOTDIR)
+		return refuse_component(dir, comp, relpath, sofar, err);
+	add_err(err, "cannot open output directory %s: %s", sofar, strerror(errno));
+	return -1;
+}
+
+/* walk_dirs - opens relpath's parent directory from out_dir_fd. Returns its fd (a new
+ * one), -1 on error, or -2 in WALK_CHECK mode when a directory does not exist yet; *base
+ * points at the final component. */
+static int walk_dirs(int out_dir_fd, const char *relpath, enum walk_mode mode,
+		     const char **base, struct strbuf *err)
+{
+	int cur = fcntl(out_dir_fd, F_DUPFD_CLOEXEC, 0);
+	if (cur < 0) {
+		add_err(err, "cannot open the output directory: %s", strerror(errno));
+		return -1;
+	}
+	const char *p = relpath, *slash;
+	while ((slash = strchr(p, '/'))) {
+		char *comp = xstrndup(p, (size_t)(slash - p));
+		char *sofar = xstrndup(relpath, (size_t)(slash - relpath));
+		int next = open_dir_component(cur, comp, mode, relpath, sofar, err);
+		free(comp);
+		free(sofar);
+		close(cur);
+		if (next < 0)
+			return next;
+		cur = next;
+		p = slash + 1;
+	}
+	*base = p;
+	return cur;
+}
+
+/* refuse_directory - the final name is an existing directory: rename would fail. */
+static int refuse_directory(int dir, const char *name, const char *relpath, struct strbuf *err)
+{
+	struct stat st;
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+		add_err(err, "output path %s: is a directory", relpath);
+		return -1;
+	}
+	return 0;
+}
+
+/* output_file_free - closes and frees; the .part is left alone. */
+static void output_file_free(struct output_file *of)
+{
+	if (of->fd >= 0)
+		close(of->fd);
+	if (of->dir_fd >= 0)
+		close(of->dir_fd);
+	free(of->relpath);
+	free(of->name);
+	free(of->part_name);
+	free(of);
+}
+
+/* create_part - .NAME.part, fresh: a stale one (a crash's leftover) is removed first. */
+static int create_part(struct output_file *of, struct strbuf *err)
+{
+	struct strbuf part = STRBUF_INIT;
+	sb_addf(&part, ".%s.part", of->name);
+	of->part_name = sb_detach(&part, NULL);
+	unlinkat(of->dir_fd, of->part_name, 0);
+	of->fd = openat(of->dir_fd, of->part_name,
+			O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (of->fd >= 0)
+		return 0;
+	add_err(err, "cannot create output %s: %s", of->relpath, strerror(errno));
+	return -1;
+}
+
+/* output_open - parent directories (created 0755 as needed) and the .part file. */
+int output_open(int out_dir_fd, const char *relpath, struct output_file **out,
+		struct strbuf *err)
+{
+	*out = NULL;
+	if (check_relpath(relpath, err) < 0)
+		return -1;
+	const char *base;
+	int dir = walk_dirs(out_dir_fd, relpath, WALK_CREATE, &base, err);
+	if (dir < 0)
+		return -1;
+	if (refuse_directory(dir, base, relpath, err) < 0) {
+		close(dir);
+		return -1;
+	}
+	struct output_file *of = xcalloc(1, sizeof(*of));
+	of->dir_fd = dir;
+	of->fd = -1;
+	of->relpath = xstrdup(relpath);
+	of->name = xstrdup(base);
+	if (create_part(of, err) < 0) {
+		output_file_free(of);
+		return -1;
+	}
+	*out = of;
+	return 0;
+}
+
+/* output_append - writes all of data; a failure is remembered and reported at commit. */
+int output_append(struct output_file *of, const void *data, size_t len)
+{
+	const char *p = data;
+	if (of->write_errno)
+		return -1;
+	while (len) {
+		ssize_t n = write(of->fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			of->write_errno = errno;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* finish_part - the data on disk and the fd closed; errno-style reason on failure. */
+static int finish_part(struct output_file *of)
+{
+	if (of->write_errno) {
+		errno = of->write_errno;
+		return -1;
+	}
+	if (fsync(of->fd) < 0)
+		return -1;
+	int fd = of->fd;
+	of->fd = -1;
+	return close(fd);
+}
+
+/* output_commit - fsync, rename .part over the final name, fsync the directory. */
+int output_commit(struct output_file *of, struct strbuf *err)
+{
+	int ret = -1;
+	if (finish_part(of) < 0) {
+		add_err(err, "cannot write output %s: %s", of->relpath, strerror(errno));
+		unlinkat(of->dir_fd, of->part_name, 0);
+	} else if (renameat(of->dir_fd, of->part_name, of->dir_fd, of->name) < 0) {
+		add_err(err, "cannot rename output %s into place: %s", of->relpath,
+			strerror(errno));
+		unlinkat(of->dir_fd, of->part_name, 0);
+	} else if (fsync(of->dir_fd) < 0) {
+		add_err(err, "cannot fsync the directory of output %s: %s", of->relpath,
+			strerror(errno));
+	} else {
+		ret = 0;
+	}
+	output_file_free(of);
+	return ret;
+}
+
+/* output_abort - the .part removed, nothing at the final name changed. */
+void output_abort(struct output_file *of)
+{
+	if (!of)
+		return;
+	unlinkat(of->dir_fd, of->part_name, 0);
+	output_file_free(of);
+}
+
+/* output_write - open, append, commit. */
+int output_write(int out_dir_fd, const char *relpath, const void *data, size_t len,
+		 struct strbuf *err)
+{
+	struct output_file *of;
+	if (output_open(out_dir_fd, relpath, &of, err) < 0)
+		return -1;
+	output_append(of, data, len); /* a failure is reported by the commit */
+	return output_commit(of, err);
+}
+
+/* output_check_dirs - existing directories on the way are real ones; missing is fine. */
+int output_check_dirs(int out_dir_fd, const char *relpath, struct strbuf *err)
+{
+	if (check_relpath(relpath, err) < 0)
+		return -1;
+	const char *base;
+	int dir = walk_dirs(out_dir_fd, relpath, WALK_CHECK, &base, err);
+	if (dir == -2)
+		return 0;
+	if (dir < 0)
+		return -1;
+	int ret = refuse_directory(dir, base, relpath, err);
+	close(dir);
+	return ret;
+}

@@ -1,0 +1,318 @@
+/* retry.c - outcome classification and backoff policy.
+ *
+ * Pure: no clock reads, no global randomness, no I/O. The scheduler passes the time and a
+ * random value in, so every decision here can be reproduced exactly by a test.
+ *
+ * Backoff numbering: failures counts the failed attempts so far, this one included, so
+ * the delay after the first failure uses failures = 1. Its cap is initial_ms (2^0), the
+ * second's 2 * initial_ms, and so on: DESIGN's "initial_ms x 2^attempt" with the attempt
+ * counted from 0, so a job's first retry waits at most initial_ms.
+ */
+#include "retry.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+/* a server's wait longer than a day is a misconfigured server, not a plan */
+#define WAIT_CAP_MS (24LL * 60 * 60 * 1000)
+/* what a 429 without Retry-After or msBeforeNext waits */
+#define RATE_LIMIT_DEFAULT_MS 1000
+
+/* outcome_name - the word the store records as an attempt's outcome. */
+const char *outcome_name(enum outcome o)
+{
+	switch (o) {
+	case OUTCOME_SUCCESS:
+		return "ok";
+	case OUTCOME_RETRY:
+		return "retry";
+	case OUTCOME_RATE_LIMITED:
+		return "rate_limited";
+	case OUTCOME_PERMANENT:
+		return "failed";
+	case OUTCOME_UNKNOWN:
+		return "unknown";
+	case OUTCOME_CANCELLED:
+		return "cancelled";
+	}
+	return "unknown";
+}
+
+/* status_is_transient - statuses where the API answered that it could not do it now. */
+static int status_is_transient(int status)
+{
+	switch (status) {
+	case 408:
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* retry_classify - what an attempt's result means for the job. */
+enum outcome retry_classify(int http_status, int transport_failed, int request_sent, int mutates)
+{
+	if (transport_failed) {
+		/* a mutation that may have arrived cannot be resent blindly: it may have run */
+		if (request_sent && mutates)
+			return OUTCOME_UNKNOWN;
+		return OUTCOME_RETRY;
+	}
+	if (http_status >= 200 && http_status <= 299)
+		return OUTCOME_SUCCESS;
+	if (http_status == 429)
+		return OUTCOME_RATE_LIMITED;
+	/*
+	 * A 502 or 504 on a mutation might mean the gateway forwarded it, but the API did
+	 * answer, and Segment documents these as retryable; other 5xx (501, 505) say the
+	 * request itself is not supported, which a retry cannot change.
+	 */
+	if (status_is_transient(http_status))
+		return OUTCOME_RETRY;
+	return OUTCOME_PERMANENT;
+}
+
+/* sat_add - a + b for non-negative b, stopping at INT64_MAX instead of wrapping. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	return a + b;
+}
+
+/* backoff_cap - min(max_ms, initial_ms * 2^(failures - 1)) without overflow; a max_ms
+ * of 0 or less sets no limit (the product then saturates at INT64_MAX). */
+static int64_t backoff_cap(const struct retry_policy *p, int failures)
+{
+	int64_t cap = p->initial_ms;
+	if (cap <= 0)
+		return 0;
+	for (int i = 1; i < failures; i++) {
+		if (cap > INT64_MAX / 2) {
+			cap = INT64_MAX;
+			break;
+		}
+		cap *= 2;
+		if (p->max_ms > 0 && cap >= p->max_ms)
+			break;
+	}
+	if (p->max_ms > 0 && cap > p->max_ms)
+		cap = p->max_ms;
+	return cap;
+}
+
+/* retry_backoff_ms - full jitter: uniform in [0, cap]; failures below 1 count as 1. */
+int64_t retry_backoff_ms(const struct retry_policy *p, int failures, uint64_t rnd)
+{
+	if (failures < 1)
+		failures = 1;
+	uint64_t cap = (uint64_t)backoff_cap(p, failures);
+	/* cap <= INT64_MAX, so cap + 1 cannot wrap and the result fits an int64_t */
+	return (int64_t)(rnd % (cap + 1));
+}
+
+/* is_http_space - the optional whitespace around a header value. */
+static int is_http_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* delay_seconds_ms - Retry-After's delay-seconds: digits only, capped at a day. */
+static int64_t delay_seconds_ms(const char *s, size_t len)
+{
+	int64_t sec = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (sec < WAIT_CAP_MS)
+			sec = sec * 10 + (s[i] - '0');
+	}
+	int64_t ms = sec * 1000;
+	return ms > WAIT_CAP_MS ? WAIT_CAP_MS : ms;
+}
+
+/* retry_after_ms - a Retry-After value as a wait in ms from now_wall_ms, or -1. */
+int64_t retry_after_ms(const char *header, int64_t now_wall_ms)
+{
+	if (!header)
+		return -1;
+	while (is_http_space(*header))
+		header++;
+	size_t len = strlen(header);
+	while (len > 0 && is_http_space(header[len - 1]))
+		len--;
+	if (len == 0)
+		return -1;
+	if (header[0] >= '0' && header[0] <= '9')
+		return delay_seconds_ms(header, len);
+
+	char date[64];
+	if (len >= sizeof(date))
+		return -1;
+	memcpy(date, header, len);
+	date[len] = '\0';
+	int64_t when;
+	if (parse_http_date(date, &when))
+		return -1;
+	if (when <= now_wall_ms)
+		return 0;
+	/* a date is as much the server's wait as delay-seconds are: the same cap applies */
+	int64_t wait = when - now_wall_ms;
+	return wait > WAIT_CAP_MS ? WAIT_CAP_MS : wait;
+}
+
+/* ms_from_json - a JSON number as whole milliseconds (rounded up), or -1. */
+static int64_t ms_from_json(const cJSON *n)
+{
+	if (!cJSON_IsNumber(n))
+		return -1;
+	double d = n->valuedouble;
+	if (!(d >= 0))
+		return -1;
+	if (d >= (double)WAIT_CAP_MS)
+		return WAIT_CAP_MS;
+	int64_t ms = (int64_t)d;
+	if ((double)ms < d)
+		ms++;
+	return ms;
+}
+
+/* retry_ms_before_next - errors[0].data.msBeforeNext of a 429 body, or -1. */
+int64_t retry_ms_before_next(const char *body, size_t len)
+{
+	if (!body || len == 0)
+		return -1;
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	if (!root)
+		return -1;
+	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(root, "errors");
+	const cJSON *first = cJSON_IsArray(errors) ? cJSON_GetArrayItem(errors, 0) : NULL;
+	const cJSON *data =
+	    cJSON_IsObject(first) ? cJSON_GetObjectItemCaseSensitive(first, "data") : NULL;
+	const cJSON *wait =
+	    cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, "msBeforeNext") : NULL;
+	int64_t ms = ms_from_json(wait);
+	cJSON_Delete(root);
+	return ms;
+}
+
+/* exceeds_age - whether running at next_ms would be past the job's max age. */
+static int exceeds_age(const struct retry_policy *p, int64_t created_ms, int64_t next_ms)
+{
+	if (p->max_age_ms <= 0)
+		return 0;
+	return next_ms > sat_add(created_ms, p->max_age_ms);
+}
+
+/* decide_rate_limited - a 429 waits for the server without using up an attempt. */
+static void decide_rate_limited(const struct retry_policy *p, int64_t created_ms, int64_t now_ms,
+                                int64_t floor_ms, uint64_t rnd, struct retry_decision *out)
+{
+	int64_t wait = floor_ms >= 0 ? floor_ms : RATE_LIMIT_DEFAULT_MS;
+	/* up to 10% more, so jobs released by the same hold do not all arrive at once */
+	wait = sat_add(wait, (int64_t)(rnd % ((uint64_t)wait / 10 + 1)));
+	int64_t next = sat_add(now_ms, wait);
+	out->count_attempt = 0;
+	if (exceeds_age(p, created_ms, next)) {
+		out->action = RETRY_DEAD;
+		out->reason = "out of time: the rate limit wait passes the job's max age";
+		return;
+	}
+	out->action = RETRY_WAIT;
+	out->next_run_ms = next;
+	out->reason = "rate limited by the API";
+}
+
+/* decide_retry - a transient failure: back off, unless out of attempts or time. */
+static void decide_retry(const struct retry_policy *p, enum outcome o, int attempts_used,
+                         int64_t created_ms, int64_t now_ms, int64_t floor_ms, uint64_t rnd,
+                         struct retry_decision *out)
+{
+	out->count_attempt = 1;
+	/* in 64 bits: neither count can overflow whatever the caller passes */
+	if ((int64_t)attempts_used + 1 >= (int64_t)p->max_attempts) {
+		out->action = RETRY_DEAD;
+		out->reason = "out of attempts: every attempt the policy allows was used";
+		return;
+	}
+	int64_t wait = retry_backoff_ms(p, attempts_used + 1, rnd);
+	if (floor_ms > wait)
+		wait = floor_ms;
+	int64_t next = sat_add(now_ms, wait);
+	if (exceeds_age(p, created_ms, next)) {
+		out->action = RETRY_DEAD;
+		out->reason = "out of time: the next attempt would pass the job's max age";
+		return;
+	}
+	out->action = RETRY_WAIT;
+	out->next_run_ms = next;
+	out->reason = o == OUTCOME_UNKNOWN
+	                  ? "no answer to a request that may have reached the server; retrying"
+	                  : "transient failure; retrying after a backoff";
+}
+
+/*
+ * retry_decide - the job's next state after an attempt. count_attempt is set for every
+ * action (whether this attempt used one up), not only for RETRY_WAIT; next_run_ms is 0
+ * unless the action is RETRY_WAIT.
+ */
+void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_used,
+                  int64_t created_ms, int64_t now_ms, int64_t floor_ms, int unknown_retry,
+                  uint64_t rnd, struct retry_decision *out)
+{
+	out->next_run_ms = 0;
+	out->count_attempt = 1;
+	switch (o) {
+	case OUTCOME_SUCCESS:
+		out->action = RETRY_SUCCEED;
+		out->reason = "succeeded";
+		return;
+	case OUTCOME_PERMANENT:
+		out->action = RETRY_FAIL;
+		out->reason = "the API refused the request; retrying cannot fix it";
+		return;
+	case OUTCOME_CANCELLED:
+		out->action = RETRY_FAIL;
+		out->count_attempt = 0;
+		out->reason = "cancelled";
+		return;
+	case OUTCOME_RATE_LIMITED:
+		decide_rate_limited(p, created_ms, now_ms, floor_ms, rnd, out);
+		return;
+	case OUTCOME_UNKNOWN:
+		if (!unknown_retry) {
+			out->action = RETRY_FAIL;
+			out->reason = "the request may have reached the server and the job says "
+			              "on_unknown=fail";
+			return;
+		}
+		decide_retry(p, o, attempts_used, created_ms, now_ms, floor_ms, rnd, out);
+		return;
+	case OUTCOME_RETRY:
+		decide_retry(p, o, attempts_used, created_ms, now_ms, floor_ms, rnd, out);
+		return;
+	}
+	out->action = RETRY_FAIL;
+	out->reason = "unknown outcome";
+}
+
+/* rng_next - xorshift64* (Vigna); a zero state would stay zero, so it is replaced. */
+uint64_t rng_next(uint64_t *state)
+{
+	uint64_t x = *state;
+	if (x == 0)
+		x = 0x9E3779B97F4A7C15ULL;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}

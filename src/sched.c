@@ -1,0 +1,1523 @@
+/* sched.c - the daemon: spool intake, claiming due jobs, admission (rate limits and the
+ * in-flight cap), requests, outcomes, pages, fan-out and outputs, on one libev loop.
+ *
+ * Durability: every store write of a loop iteration joins one transaction, committed in
+ * the ev_prepare callback (the loop's "before sleep"). Ingested files leave incoming/
+ * only after that commit; outputs are renamed into place just before it, so a job is
+ * never recorded succeeded without its output file. A request leaves only after the
+ * attempt that carries it is committed (curl sends from the loop, after the prepare).
+ */
+#include "sched.h"
+
+#include <cjson/cJSON.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "http.h"
+#include "job.h"
+#include "output.h"
+#include "paginate.h"
+#include "ratelimit.h"
+#include "retry.h"
+#include "spool.h"
+#include "store.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define PARENT_POLL_MS 500
+#define LOCAL_HOLD_MAX_MS 1000 /* longer rate-limit waits go back to the store */
+#define CONTROL_POLL_S 0.25
+#define BUCKET_SAVE_MS 1000
+
+struct names {
+	char **v;
+	size_t n, alloc, head;
+};
+
+struct token {
+	char *workspace;
+	struct strbuf value;
+	int ok;
+	char *error;
+};
+
+struct daemon;
+
+/* run - one claimed job, from claim to its next state (one lifetime: a struct). */
+struct run {
+	struct daemon *d;
+	struct run *prev, *next;
+	struct job_row row;
+	struct job job;
+	int job_parsed;
+	struct http_xfer *xfer;   /* set while a request is in flight */
+	int64_t hold_until_ms;    /* not in flight: when to try again */
+	int64_t attempt_id;
+	struct rl_bucket *ws_bucket, *op_bucket;
+	struct strbuf request;    /* "GET /sources?..." for the attempt row */
+	int interrupt;            /* cancelled because the daemon stops, not by the user */
+};
+
+struct daemon {
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct spool sp;
+	struct store *st;
+	struct http *http;
+	struct ratelimit *rl;
+	ev_io watch_io;
+	ev_timer tick, control_timer, grace_timer;
+	ev_prepare prepare;
+	ev_signal sig_term, sig_int, sig_hup;
+	int in_txn;
+	struct names pending;   /* incoming/ names to ingest */
+	struct names archive;   /* ingested: leave incoming/ after the commit */
+	struct names stuck;     /* could neither ingest nor move: skip until restart */
+	int scan_needed, control_needed;
+	int64_t last_scan_ms, last_bucket_save_ms;
+	int buckets_dirty;
+	struct run *runs;
+	int nruns, ninflight;
+	struct token *tokens;
+	size_t ntokens;
+	uint64_t rng;
+	int stopping, until_idle;
+	int64_t files_ingested, files_rejected, jobs_ingested, duplicates, requests;
+};
+
+static void dispatch(struct daemon *d);
+static void send_or_hold(struct run *r);
+
+/* names_push - appends a copy of name. */
+static void names_push(struct names *ns, const char *name)
+{
+	if (ns->n == ns->alloc) {
+		ns->alloc = ns->alloc ? ns->alloc * 2 : 64;
+		ns->v = xrealloc(ns->v, ns->alloc * sizeof(*ns->v));
+	}
+	ns->v[ns->n++] = xstrdup(name);
+}
+
+/* names_has - linear search; only the small stuck list uses it. */
+static int names_has(const struct names *ns, const char *name)
+{
+	for (size_t i = ns->head; i < ns->n; i++)
+		if (strcmp(ns->v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* names_clear - frees every name. */
+static void names_clear(struct names *ns)
+{
+	for (size_t i = ns->head; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	memset(ns, 0, sizeof(*ns));
+}
+
+/* txn - every write of an iteration joins one transaction, committed before sleep. */
+static void txn(struct daemon *d)
+{
+	if (d->in_txn)
+		return;
+	if (store_begin(d->st) < 0)
+		die("cannot begin a transaction: %s", store_errmsg(d->st));
+	d->in_txn = 1;
+}
+
+/* --- tokens -------------------------------------------------------------------- */
+
+/* token_for - the workspace's token, read once (again after SIGHUP). */
+static struct token *token_for(struct daemon *d, const char *workspace)
+{
+	for (size_t i = 0; i < d->ntokens; i++)
+		if (strcmp(d->tokens[i].workspace, workspace) == 0)
+			return &d->tokens[i];
+	d->tokens = xrealloc(d->tokens, (d->ntokens + 1) * sizeof(*d->tokens));
+	struct token *t = &d->tokens[d->ntokens++];
+	memset(t, 0, sizeof(*t));
+	t->workspace = xstrdup(workspace);
+	sb_init(&t->value, 0);
+	struct strbuf err = STRBUF_INIT;
+	t->ok = config_token(d->cfg, workspace, &t->value, &err) == 0;
+	if (!t->ok) {
+		t->error = sb_detach(&err, NULL);
+		logmsg(LOG_ERROR, "%s", t->error);
+	}
+	sb_release(&err);
+	return t;
+}
+
+/* tokens_forget - wipes and frees the cached tokens. */
+static void tokens_forget(struct daemon *d)
+{
+	for (size_t i = 0; i < d->ntokens; i++) {
+		if (d->tokens[i].value.alloc)
+			explicit_bzero(d->tokens[i].value.buf, d->tokens[i].value.alloc);
+		sb_release(&d->tokens[i].value);
+		free(d->tokens[i].workspace);
+		free(d->tokens[i].error);
+	}
+	free(d->tokens);
+	d->tokens = NULL;
+	d->ntokens = 0;
+}
+
+/* --- ingest -------------------------------------------------------------------- */
+
+/* reject_file - rejected/NAME with NAME.error.json beside it; the daemon runs on. */
+static void reject_file(struct daemon *d, const char *name, const struct job_list *problems)
+{
+	char *doc = job_problems_json(problems, name);
+	logmsg(LOG_WARN, "rejected %s: %s%s%s", name,
+	       problems->nproblems ? problems->problems[0].where : "",
+	       problems->nproblems && problems->problems[0].where[0] ? ": " : "",
+	       problems->nproblems ? problems->problems[0].what : "invalid");
+	if (spool_reject(&d->sp, name, doc) < 0) {
+		logmsg(LOG_ERROR, "cannot move %s to rejected/; leaving it in incoming/ until restart",
+		       name);
+		names_push(&d->stuck, name);
+	}
+	d->files_rejected++;
+	free(doc);
+}
+
+/* reject_reason - a file-level problem (unreadable, a directory, too big). */
+static void reject_reason(struct daemon *d, const char *name, const char *why)
+{
+	struct job_list list;
+	memset(&list, 0, sizeof(list));
+	job_problem_add(&list, "", 0, why, "a regular JSON or JSON Lines file");
+	reject_file(d, name, &list);
+	job_list_release(&list);
+}
+
+/* check_outputs - output paths must not lead through a symlink out of out/. */
+static void check_outputs(struct daemon *d, struct job_list *list)
+{
+	for (size_t i = 0; i < list->njobs; i++) {
+		const char *path = list->jobs[i].output;
+		struct strbuf err = STRBUF_INIT;
+		if (path && output_check_dirs(d->sp.out_fd, path, &err) < 0) {
+			char where[32];
+			snprintf(where, sizeof(where), "/%zu/output", i);
+			job_problem_add(list, list->njobs > 1 ? where : "/output", 0, err.buf,
+					"a path inside the output directory");
+		}
+		sb_release(&err);
+	}
+}
+
+/* insert_jobs - one file's jobs, under a savepoint of the iteration's transaction. */
+static int insert_jobs(struct daemon *d, const char *name, const char *hash,
+		       const struct job_list *list, int64_t now)
+{
+	int dups = 0;
+	txn(d);
+	if (store_savepoint(d->st) < 0)
+		return -1;
+	for (size_t i = 0; i < list->njobs; i++) {
+		const struct job *j = &list->jobs[i];
+		char *spec = job_to_json(j);
+		struct job_new nj = {
+			.op_id = j->op->operation_id,
+			.spec_json = spec,
+			.key = j->key,
+			.workspace = j->workspace,
+			.output_path = j->output,
+			.source_file = name,
+			.priority = j->priority,
+			.not_before_ms = j->not_before_ms,
+			.max_attempts = j->max_attempts ? j->max_attempts : d->cfg->retry.max_attempts,
+			.paginated = j->op->paginated && j->paginate != PAGINATE_NONE,
+		};
+		int64_t id = 0;
+		int rc = store_job_insert(d->st, &nj, now, &id);
+		free(spec);
+		if (rc < 0) {
+			store_rollback_to(d->st);
+			return -1;
+		}
+		if (rc == STORE_DUPLICATE) {
+			dups++;
+			logmsg(LOG_INFO, "%s: job %zu has key \"%s\", already recorded as job %lld: "
+			       "not run again", name, i, j->key, (long long)id);
+		}
+	}
+	if (store_file_record(d->st, name, hash, now, (int)list->njobs, dups) < 0 ||
+	    store_release(d->st) < 0) {
+		store_rollback_to(d->st);
+		return -1;
+	}
+	d->jobs_ingested += (int64_t)list->njobs - dups;
+	d->duplicates += dups;
+	return 0;
+}
+
+/* ingest_one - parse, validate, insert; the file moves after the commit. */
+static void ingest_one(struct daemon *d, const char *name)
+{
+	struct strbuf data = STRBUF_INIT, why = STRBUF_INIT;
+	if (names_has(&d->stuck, name))
+		goto out;
+	if (spool_read(&d->sp, name, JOB_MAX_FILE_BYTES, &data, &why) < 0) {
+		if (faccessat(d->sp.incoming_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			goto out; /* already moved: a rescan and an event named it twice */
+		reject_reason(d, name, why.buf);
+		goto out;
+	}
+	char hash[17];
+	hash_hex(data.buf, data.len, hash);
+	int seen = store_file_seen(d->st, name, hash);
+	if (seen < 0) {
+		logmsg(LOG_ERROR, "cannot look up %s in the store: %s", name, store_errmsg(d->st));
+		goto out;
+	}
+	if (seen) {
+		/* committed before a crash, not yet moved: just move it */
+		names_push(&d->archive, name);
+		goto out;
+	}
+	struct job_list list;
+	memset(&list, 0, sizeof(list));
+	int bad = job_parse_buffer(data.buf, data.len, job_format_for_name(name), &list);
+	if (!bad)
+		check_outputs(d, &list);
+	if (bad || list.nproblems) {
+		reject_file(d, name, &list);
+	} else if (insert_jobs(d, name, hash, &list, clock_wall_ms()) < 0) {
+		logmsg(LOG_ERROR, "cannot record the jobs of %s: %s; it stays in incoming/", name,
+		       store_errmsg(d->st));
+	} else {
+		names_push(&d->archive, name);
+		d->files_ingested++;
+		logmsg(LOG_DEBUG, "ingested %s: %zu job(s)", name, list.njobs);
+	}
+	job_list_release(&list);
+out:
+	sb_release(&data);
+	sb_release(&why);
+}
+
+static int scan_one(const char *name, void *arg)
+{
+	names_push(&((struct daemon *)arg)->pending, name);
+	return 0;
+}
+
+/* ingest_pending - up to claim_batch files per iteration, so requests keep flowing. */
+static void ingest_pending(struct daemon *d)
+{
+	if (d->pending.head == d->pending.n && d->scan_needed) {
+		names_clear(&d->pending);
+		d->scan_needed = 0;
+		d->last_scan_ms = clock_wall_ms();
+		if (spool_scan(&d->sp, scan_one, d) < 0)
+			logmsg(LOG_ERROR, "cannot scan %s/incoming", d->sp.root);
+	}
+	int budget = d->cfg->claim_batch;
+	while (d->pending.head < d->pending.n && budget-- > 0) {
+		char *name = d->pending.v[d->pending.head++];
+		ingest_one(d, name);
+		free(name);
+	}
+	if (d->pending.head == d->pending.n)
+		names_clear(&d->pending);
+}
+
+/* archive_committed - after the commit, ingested files leave incoming/. */
+static void archive_committed(struct daemon *d)
+{
+	for (size_t i = 0; i < d->archive.n; i++) {
+		if (spool_archive(&d->sp, d->archive.v[i], d->cfg->keep_archive) < 0 &&
+		    faccessat(d->sp.incoming_fd, d->archive.v[i], F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			logmsg(LOG_ERROR, "cannot move %s out of incoming/ (its jobs are recorded; "
+			       "it will be recognised and moved on the next scan)", d->archive.v[i]);
+	}
+	names_clear(&d->archive);
+}
+
+/* --- runs ---------------------------------------------------------------------- */
+
+static void run_link(struct daemon *d, struct run *r)
+{
+	r->next = d->runs;
+	r->prev = NULL;
+	if (d->runs)
+		d->runs->prev = r;
+	d->runs = r;
+	d->nruns++;
+}
+
+/* run_free - unlinks and frees a run whose job has reached its next state. */
+static void run_free(struct run *r)
+{
+	struct daemon *d = r->d;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		d->runs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	d->nruns--;
+	if (r->job_parsed)
+		job_release(&r->job);
+	job_row_release(&r->row);
+	sb_release(&r->request);
+	free(r);
+}
+
+static struct run *run_find(struct daemon *d, int64_t id)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (r->row.id == id)
+			return r;
+	return NULL;
+}
+
+/* policy_of - the job's retry settings over the config's defaults. */
+static struct retry_policy policy_of(const struct daemon *d, const struct job *j)
+{
+	struct retry_policy p = d->cfg->retry;
+	if (j->max_attempts)
+		p.max_attempts = j->max_attempts;
+	if (j->initial_ms)
+		p.initial_ms = j->initial_ms;
+	if (j->max_ms)
+		p.max_ms = j->max_ms;
+	if (j->max_age_ms)
+		p.max_age_ms = j->max_age_ms;
+	if (p.max_ms < p.initial_ms)
+		p.max_ms = p.initial_ms;
+	return p;
+}
+
+static int multi_page(const struct run *r)
+{
+	return r->job.op->paginated &&
+	       (r->job.paginate != PAGINATE_NONE || r->row.parent_id != 0);
+}
+
+/* error_json - {"errors":[{"type":...,"message":...}]}, the API's own envelope shape. */
+static char *error_json(const char *type, const char *message, int status)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, "{\"errors\":[{\"type\":");
+	sb_add_json_string(&sb, type);
+	sb_adds(&sb, ",\"message\":");
+	sb_add_json_string(&sb, message);
+	if (status)
+		sb_addf(&sb, ",\"status\":%d", status);
+	sb_adds(&sb, "}]}");
+	return sb_detach(&sb, NULL);
+}
+
+/* end_job - failed, dead or cancelled, with the reason; frees the run. */
+static void end_job(struct run *r, enum job_state to, const char *err_json, const char *reason)
+{
+	struct daemon *d = r->d;
+	txn(d);
+	if (store_job_end(d->st, r->row.id, to, err_json, reason, clock_wall_ms()) < 0)
+		logmsg(LOG_ERROR, "cannot end job %lld: %s", (long long)r->row.id,
+		       store_errmsg(d->st));
+	logmsg(to == JS_CANCELLED ? LOG_INFO : LOG_WARN, "job %lld (%s) %s: %s",
+	       (long long)r->row.id, r->row.op_id, job_state_name(to), reason);
+	run_free(r);
+}
+
+/* wait_job - back to waiting until next_ms; frees the run. */
+static void wait_job(struct run *r, int64_t next_ms, int count_attempt, const char *reason)
+{
+	struct daemon *d = r->d;
+	txn(d);
+	if (store_job_wait(d->st, r->row.id, next_ms, count_attempt, reason, clock_wall_ms()) < 0)
+		logmsg(LOG_ERROR, "cannot reschedule job %lld: %s", (long long)r->row.id,
+		       store_errmsg(d->st));
+	run_free(r);
+}
+
+/* default_output - where a job's output goes when it named none. */
+static void default_output(const struct run *r, struct strbuf *path)
+{
+	sb_addf(path, "%s-%lld.%s", r->row.op_id, (long long)r->row.id,
+		multi_page(r) ? "jsonl" : "json");
+}
+
+/* write_result_output - a single response's data object, pretty-printed. */
+static int write_result_output(struct run *r, const cJSON *data, struct strbuf *where,
+			       struct strbuf *err)
+{
+	if (r->job.output)
+		sb_adds(where, r->job.output);
+	else
+		default_output(r, where);
+	char *text = data ? cJSON_Print(data) : xstrdup("null");
+	struct strbuf body = STRBUF_INIT;
+	sb_adds(&body, text);
+	sb_addch(&body, '\n');
+	free(text);
+	int rc = output_write(r->d->sp.out_fd, where->buf, body.buf, body.len, err);
+	sb_release(&body);
+	return rc;
+}
+
+struct page_sink {
+	struct output_file *of;
+	int64_t items;
+	int failed;
+};
+
+/* page_items_to_output - one recorded page's items, one JSON object a line. */
+static int page_items_to_output(int page_no, const char *items_json, void *arg)
+{
+	struct page_sink *sink = arg;
+	(void)page_no;
+	cJSON *items = cJSON_Parse(items_json);
+	if (!cJSON_IsArray(items)) {
+		cJSON_Delete(items);
+		sink->failed = 1;
+		return 1;
+	}
+	struct strbuf line = STRBUF_INIT;
+	for (cJSON *it = items->child; it; it = it->next) {
+		char *text = cJSON_PrintUnformatted(it);
+		sb_reset(&line);
+		sb_adds(&line, text);
+		sb_addch(&line, '\n');
+		free(text);
+		if (output_append(sink->of, line.buf, line.len) < 0) {
+			sink->failed = 1;
+			break;
+		}
+		sink->items++;
+	}
+	sb_release(&line);
+	cJSON_Delete(items);
+	return sink->failed;
+}
+
+/* write_pages_output - the items of jobs' pages, in order, into one JSON Lines file. */
+static int write_pages_output(struct daemon *d, const int64_t *ids, size_t n, const char *path,
+			      int64_t *items, struct strbuf *err)
+{
+	struct page_sink sink = {0};
+	if (output_open(d->sp.out_fd, path, &sink.of, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && !sink.failed; i++)
+		if (store_pages_foreach(d->st, ids[i], page_items_to_output, &sink) < 0)
+			sink.failed = 1;
+	if (sink.failed) {
+		output_abort(sink.of);
+		sb_addf(err, "cannot write the items of %s", path);
+		return -1;
+	}
+	*items = sink.items;
+	return output_commit(sink.of, err);
+}
+
+/* succeed_job - records success with the result; frees the run. */
+static void succeed_job(struct run *r, const char *result_json, const char *output)
+{
+	struct daemon *d = r->d;
+	txn(d);
+	if (output && store_job_set_output(d->st, r->row.id, output) < 0)
+		logmsg(LOG_ERROR, "cannot record output of job %lld", (long long)r->row.id);
+	if (store_job_succeed(d->st, r->row.id, result_json, clock_wall_ms()) < 0)
+		logmsg(LOG_ERROR, "cannot record success of job %lld: %s", (long long)r->row.id,
+		       store_errmsg(d->st));
+	else
+		logmsg(LOG_DEBUG, "job %lld (%s) succeeded", (long long)r->row.id, r->row.op_id);
+	run_free(r);
+}
+
+/* finish_pages - all pages in: the JSON Lines output (top-level jobs), then success. */
+static void finish_pages(struct run *r)
+{
+	struct daemon *d = r->d;
+	struct strbuf path = STRBUF_INIT, err = STRBUF_INIT;
+	int64_t items = r->row.items_done;
+	if (r->row.parent_id == 0) {
+		if (r->job.output)
+			sb_adds(&path, r->job.output);
+		else
+			default_output(r, &path);
+		if (write_pages_output(d, &r->row.id, 1, path.buf, &items, &err) < 0) {
+			char *ej = error_json("OutputError", err.buf, 0);
+			end_job(r, JS_FAILED, ej, "cannot write the output file");
+			free(ej);
+			goto out;
+		}
+	}
+	char *summary = paginate_result_summary(r->row.pages_done, items, r->row.total_entries,
+						path.len ? path.buf : NULL);
+	succeed_job(r, summary, path.len ? path.buf : NULL);
+	free(summary);
+out:
+	sb_release(&path);
+	sb_release(&err);
+}
+
+/* --- fan-out ------------------------------------------------------------------- */
+
+/* create_children - one child job per time window, each paginated. */
+static int create_children(struct run *r, int64_t now)
+{
+	struct daemon *d = r->d;
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->job.params, "startTime");
+	const cJSON *en = cJSON_GetObjectItemCaseSensitive(r->job.params, "endTime");
+	int64_t start, end;
+	if (!cJSON_IsString(st) || !cJSON_IsString(en) || parse_iso8601(st->valuestring, &start) ||
+	    parse_iso8601(en->valuestring, &end))
+		return -1;
+	struct time_window *w = xcalloc(JOB_MAX_SPLIT_WINDOWS, sizeof(*w));
+	int n = paginate_split(start, end, r->job.split_ms, w, JOB_MAX_SPLIT_WINDOWS);
+	int rc = n > 0 ? 0 : -1;
+	txn(d);
+	for (int i = 0; i < n && rc == 0; i++) {
+		struct job child = r->job; /* shallow: only params, key, output, split change */
+		char a[48], b[48];
+		format_iso8601(w[i].start_ms, a);
+		format_iso8601(w[i].end_ms, b);
+		child.params = cJSON_Duplicate(r->job.params, 1);
+		cJSON_ReplaceItemInObjectCaseSensitive(child.params, "startTime", cJSON_CreateString(a));
+		cJSON_ReplaceItemInObjectCaseSensitive(child.params, "endTime", cJSON_CreateString(b));
+		child.key = NULL;
+		child.output = NULL;
+		child.split_ms = 0;
+		if (child.paginate == PAGINATE_NONE)
+			child.paginate = PAGINATE_ALL;
+		char *spec = job_to_json(&child);
+		cJSON_Delete(child.params);
+		struct job_new nj = {
+			.op_id = r->row.op_id,
+			.spec_json = spec,
+			.workspace = r->job.workspace,
+			.priority = r->job.priority,
+			.not_before_ms = now,
+			.parent_id = r->row.id,
+			.max_attempts = policy_of(d, &r->job).max_attempts,
+			.paginated = 1,
+		};
+		int64_t id;
+		if (store_job_insert(d->st, &nj, now, &id) != STORE_INSERTED)
+			rc = -1;
+		free(spec);
+	}
+	free(w);
+	return rc < 0 ? -1 : n;
+}
+
+/* children_reasons - why children did not succeed, for the parent's error. */
+static char *children_reasons(struct daemon *d, const int64_t *ids, size_t n)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *errs = cJSON_AddArrayToObject(doc, "errors");
+	for (size_t i = 0; i < n; i++) {
+		struct job_row c;
+		if (store_get(d->st, ids[i], &c) != 0)
+			continue;
+		if (c.state != JS_SUCCEEDED) {
+			cJSON *show = store_show_json(d->st, ids[i]);
+			cJSON *e = cJSON_CreateObject();
+			char msg[96];
+			snprintf(msg, sizeof(msg), "child job %lld ended %s", (long long)c.id,
+				 job_state_name(c.state));
+			cJSON_AddStringToObject(e, "type", "ChildFailed");
+			cJSON_AddStringToObject(e, "message", msg);
+			cJSON *cerr = show ? cJSON_DetachItemFromObject(show, "error") : NULL;
+			if (cerr)
+				cJSON_AddItemToObject(e, "data", cerr);
+			cJSON_AddItemToArray(errs, e);
+			cJSON_Delete(show);
+		}
+		job_row_release(&c);
+	}
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	return text;
+}
+
+/* run_parent - a fan-out job: create children once, then wait for them and merge. */
+static void run_parent(struct run *r)
+{
+	struct daemon *d = r->d;
+	int64_t now = clock_wall_ms();
+	int64_t *ids = NULL;
+	size_t n = 0;
+	if (store_children_ids(d->st, r->row.id, &ids, &n) < 0) {
+		wait_job(r, now + PARENT_POLL_MS, 0, "cannot read children; trying again");
+		return;
+	}
+	if (n == 0) {
+		int made = create_children(r, now);
+		if (made < 0) {
+			char *ej = error_json("SplitError", "cannot split the time range", 0);
+			end_job(r, JS_FAILED, ej, "cannot split the time range");
+			free(ej);
+		} else {
+			logmsg(LOG_INFO, "job %lld split into %d child jobs", (long long)r->row.id,
+			       made);
+			wait_job(r, now + PARENT_POLL_MS, 0, "waiting for its child jobs");
+		}
+		free(ids);
+		return;
+	}
+	struct child_counts c;
+	if (store_children_counts(d->st, r->row.id, &c) < 0 || c.active > 0) {
+		wait_job(r, now + PARENT_POLL_MS, 0, "waiting for its child jobs");
+		free(ids);
+		return;
+	}
+	if (c.succeeded != c.total) {
+		char *ej = children_reasons(d, ids, n);
+		end_job(r, JS_FAILED, ej, "some child jobs did not succeed");
+		free(ej);
+		free(ids);
+		return;
+	}
+	struct strbuf path = STRBUF_INIT, err = STRBUF_INIT;
+	if (r->job.output)
+		sb_adds(&path, r->job.output);
+	else
+		default_output(r, &path);
+	int64_t items = 0;
+	if (write_pages_output(d, ids, n, path.buf, &items, &err) < 0) {
+		char *ej = error_json("OutputError", err.buf, 0);
+		end_job(r, JS_FAILED, ej, "cannot write the merged output");
+		free(ej);
+	} else {
+		struct strbuf sum = STRBUF_INIT;
+		sb_addf(&sum, "{\"children\":%zu,\"items\":%lld,\"output\":", n, (long long)items);
+		sb_add_json_string(&sum, path.buf);
+		sb_addch(&sum, '}');
+		succeed_job(r, sum.buf, path.buf);
+		sb_release(&sum);
+	}
+	sb_release(&path);
+	sb_release(&err);
+	free(ids);
+}
+
+/* --- requests -------------------------------------------------------------------- */
+
+/* reset_ms - X-RateLimit-Reset: an HTTP date (Segment), or epoch seconds. */
+static int64_t reset_ms(const char *v, int64_t now)
+{
+	int64_t ms;
+	if (!v || !*v)
+		return 0;
+	if (parse_http_date(v, &ms) == 0)
+		return ms;
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	if (*end || n <= 0)
+		return 0;
+	return n > 1000000000LL ? n * 1000 : now + n * 1000; /* epoch, or seconds from now */
+}
+
+/* body_error - the response body when it is JSON (the API's envelope), else a made one. */
+static char *body_error(const struct http_response *resp, const char *fallback_type)
+{
+	cJSON *j = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
+	if (j && cJSON_IsObject(j)) {
+		char *text = cJSON_PrintUnformatted(j);
+		cJSON_Delete(j);
+		return text;
+	}
+	cJSON_Delete(j);
+	char msg[400];
+	if (resp->error != HTTP_OK)
+		snprintf(msg, sizeof(msg), "%s", resp->errmsg);
+	else
+		snprintf(msg, sizeof(msg), "HTTP %d with a body that is not JSON", resp->status);
+	return error_json(fallback_type, msg, resp->status);
+}
+
+/* on_page - one page in: record it, then fetch the next or finish. */
+static void on_page(struct run *r, const cJSON *body)
+{
+	struct daemon *d = r->d;
+	struct page_result pr;
+	const char *why = NULL;
+	if (paginate_extract(r->job.op, body, &pr, &why) < 0) {
+		char *ej = error_json("BadResponse", why, 0);
+		end_job(r, JS_FAILED, ej, why);
+		free(ej);
+		return;
+	}
+	char *items = cJSON_PrintUnformatted(pr.items);
+	int64_t nitems = cJSON_GetArraySize(pr.items);
+	int page_no = r->row.pages_done + 1;
+	txn(d);
+	if (store_page_record(d->st, r->row.id, page_no, r->row.cursor, pr.next, items, nitems,
+			      pr.total, clock_wall_ms()) < 0) {
+		free(items);
+		logmsg(LOG_ERROR, "cannot record page %d of job %lld: %s", page_no,
+		       (long long)r->row.id, store_errmsg(d->st));
+		wait_job(r, clock_wall_ms() + 1000, 0, "cannot record a page; trying again");
+		return;
+	}
+	free(items);
+	free(r->row.cursor);
+	r->row.cursor = pr.next ? xstrdup(pr.next) : NULL;
+	r->row.pages_done = page_no;
+	r->row.items_done += nitems;
+	r->row.total_entries = pr.total;
+	r->row.attempts = 0; /* a page that arrived resets the attempts of the next */
+	if (paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages) && !d->stopping) {
+		r->hold_until_ms = 0;
+		send_or_hold(r);
+	} else if (paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {
+		txn(d);
+		store_job_requeue(d->st, r->row.id, "daemon stopping; resumes at the next page",
+				  clock_wall_ms());
+		run_free(r);
+	} else {
+		finish_pages(r);
+	}
+}
+
+/* on_success - a 2xx with a JSON body. */
+static void on_success(struct run *r, cJSON *body)
+{
+	if (multi_page(r)) {
+		on_page(r, body);
+		return;
+	}
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
+	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
+	if (write_result_output(r, data, &where, &err) < 0) {
+		char *ej = error_json("OutputError", err.buf, 0);
+		/* the API call itself succeeded: say so, the output is what failed */
+		end_job(r, JS_FAILED, ej, "request succeeded but the output file could not be written");
+		free(ej);
+	} else {
+		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
+		succeed_job(r, text, where.buf);
+		free(text);
+	}
+	sb_release(&where);
+	sb_release(&err);
+}
+
+/* hold_bucket - a 429 holds the bucket that limited us: the operation's own, when it
+ * has a documented limit, else the workspace's. */
+static void hold_bucket(struct run *r, int64_t until)
+{
+	rl_hold(r->op_bucket ? r->op_bucket : r->ws_bucket, until);
+	r->d->buckets_dirty = 1;
+}
+
+/* on_response - the completion callback: classify, record, decide. */
+static void on_response(struct http_response *resp, void *arg)
+{
+	struct run *r = arg;
+	struct daemon *d = r->d;
+	int64_t now = clock_wall_ms();
+	r->xfer = NULL;
+	d->ninflight--;
+	d->requests++;
+	enum outcome o;
+	cJSON *body = NULL;
+	const char *errmsg = resp->errmsg[0] ? resp->errmsg : NULL;
+	if (resp->error == HTTP_ERR_CANCELLED) {
+		o = OUTCOME_CANCELLED;
+	} else {
+		o = retry_classify(resp->status, resp->error != HTTP_OK, resp->request_sent,
+				   r->job.op->mutates ||
+					   (r->job.op->is_raw && !r->request.len) ||
+					   strncmp(r->request.buf, "GET ", 4) != 0);
+		if (o == OUTCOME_SUCCESS) {
+			body = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
+			if (!cJSON_IsObject(body)) {
+				o = strncmp(r->request.buf, "GET ", 4) == 0 ? OUTCOME_RETRY
+									   : OUTCOME_UNKNOWN;
+				errmsg = "response body is not JSON";
+			}
+		}
+	}
+	if (resp->rl_remaining >= 0 || resp->rl_reset[0]) {
+		rl_observe(r->ws_bucket, resp->rl_remaining, reset_ms(resp->rl_reset, now), now);
+		d->buckets_dirty = 1;
+	}
+	int64_t floor_ms = -1;
+	if (o == OUTCOME_RATE_LIMITED) {
+		int64_t ra = retry_after_ms(resp->retry_after, now);
+		int64_t mb = retry_ms_before_next(resp->body.buf, resp->body.len);
+		floor_ms = ra > mb ? ra : mb;
+		if (floor_ms < 0)
+			floor_ms = 1000;
+		hold_bucket(r, now + floor_ms);
+	} else if (o == OUTCOME_RETRY || o == OUTCOME_UNKNOWN) {
+		floor_ms = retry_after_ms(resp->retry_after, now);
+	}
+	const char *outcome = (o == OUTCOME_CANCELLED && r->interrupt)
+				      ? (r->job.op->mutates ? "unknown" : "interrupted")
+				      : outcome_name(o);
+	char status_msg[64];
+	if (!errmsg && resp->status >= 400) {
+		snprintf(status_msg, sizeof(status_msg), "HTTP %d", resp->status);
+		errmsg = status_msg;
+	}
+	struct attempt_end ae = {
+		.http_status = resp->status,
+		.error = errmsg,
+		.outcome = outcome,
+		.duration_ms = resp->duration_ms,
+		.retry_after_ms = floor_ms,
+		.rl_remaining = resp->rl_remaining,
+		.rl_reset = resp->rl_reset[0] ? resp->rl_reset : NULL,
+		.request = r->request.buf,
+	};
+	txn(d);
+	if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
+		logmsg(LOG_ERROR, "cannot record an attempt of job %lld: %s", (long long)r->row.id,
+		       store_errmsg(d->st));
+	if (o == OUTCOME_CANCELLED) {
+		if (r->interrupt) {
+			store_job_requeue(d->st, r->row.id,
+					  "daemon stopped during the request; will be sent again",
+					  now);
+			run_free(r);
+		} else {
+			end_job(r, JS_CANCELLED, NULL, "cancelled by the user during a request");
+		}
+		cJSON_Delete(body);
+		return;
+	}
+	struct retry_policy p = policy_of(d, &r->job);
+	struct retry_decision dec;
+	retry_decide(&p, o, r->row.attempts, r->row.created_ms, now, floor_ms,
+		     r->job.on_unknown == ON_UNKNOWN_RETRY, rng_next(&d->rng), &dec);
+	if (dec.action == RETRY_SUCCEED) {
+		on_success(r, body);
+	} else if (dec.action == RETRY_WAIT) {
+		logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
+		       dec.reason, (long long)(dec.next_run_ms - now));
+		wait_job(r, dec.next_run_ms, dec.count_attempt, dec.reason);
+	} else {
+		char *ej = body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome" : "HttpError");
+		end_job(r, dec.action == RETRY_DEAD ? JS_DEAD : JS_FAILED, ej, dec.reason);
+		free(ej);
+	}
+	cJSON_Delete(body);
+}
+
+/* request_line - "METHOD /path?query" for the attempt row: no host, no token. */
+static void request_line(struct strbuf *out, const char *method, const char *url,
+			 const char *base)
+{
+	size_t blen = strlen(base);
+	sb_reset(out);
+	sb_addf(out, "%s %s", method, strncmp(url, base, blen) == 0 ? url + blen : url);
+}
+
+/* send_now - builds the request, records the attempt, submits it. */
+static void send_now(struct run *r, const struct token *tok)
+{
+	struct daemon *d = r->d;
+	const char *base = config_base_url(d->cfg, r->job.region);
+	struct built_request req;
+	struct strbuf err = STRBUF_INIT;
+	built_request_init(&req);
+	int count = r->job.page_count;
+	if (catalog_build(r->job.op, r->job.params, base, multi_page(r) ? r->row.cursor : NULL,
+			  multi_page(r) && count == 0 && !cJSON_GetObjectItemCaseSensitive(
+								 r->job.params, "pagination")
+				  ? PAGINATE_DEFAULT_COUNT
+				  : count,
+			  &req, &err) < 0) {
+		char *ej = error_json("BuildError", err.buf, 0);
+		end_job(r, JS_FAILED, ej, "cannot build the request");
+		free(ej);
+		goto out;
+	}
+	request_line(&r->request, req.method, req.url.buf, base);
+	txn(d);
+	if (store_attempt_begin(d->st, r->row.id, clock_wall_ms(), &r->attempt_id) < 0) {
+		logmsg(LOG_ERROR, "cannot record an attempt: %s", store_errmsg(d->st));
+		wait_job(r, clock_wall_ms() + 1000, 0, "cannot record the attempt; trying again");
+		goto out;
+	}
+	struct http_request hr = {
+		.method = req.method,
+		.url = req.url.buf,
+		.body = req.has_body ? req.body.buf : NULL,
+		.body_len = req.has_body ? req.body.len : 0,
+		.media_type = req.media_type,
+		.bearer_token = tok->value.buf,
+	};
+	if (http_submit(d->http, &hr, on_response, r, &r->xfer) < 0) {
+		struct attempt_end ae = {.outcome = "retry", .error = "request refused locally",
+					 .retry_after_ms = -1, .rl_remaining = -1,
+					 .request = r->request.buf};
+		store_attempt_end(d->st, r->attempt_id, &ae);
+		wait_job(r, clock_wall_ms() + 1000, 0, "the request could not be started");
+		goto out;
+	}
+	d->ninflight++;
+out:
+	built_request_release(&req);
+	sb_release(&err);
+}
+
+/* send_or_hold - admission: the in-flight cap and both rate-limit buckets. */
+static void send_or_hold(struct run *r)
+{
+	struct daemon *d = r->d;
+	int64_t now = clock_wall_ms();
+	const struct workspace_cfg *w = config_workspace(d->cfg, r->job.workspace);
+	struct token *tok = token_for(d, r->job.workspace);
+	if (!tok->ok) {
+		char *ej = error_json("NoToken", tok->error, 0);
+		end_job(r, JS_FAILED, ej, tok->error);
+		free(ej);
+		return;
+	}
+	double rate = w && w->rate_per_sec > 0 ? w->rate_per_sec : d->cfg->rate_per_sec;
+	double burst = w && w->burst > 0 ? w->burst : d->cfg->burst;
+	char key[256];
+	snprintf(key, sizeof(key), "ws:%s", r->job.workspace);
+	r->ws_bucket = rl_bucket_get(d->rl, key, rate, burst, now);
+	r->op_bucket = NULL;
+	if (d->cfg->endpoint_limits && r->job.op->rate_per_min > 0) {
+		snprintf(key, sizeof(key), "ws:%s/op:%s", r->job.workspace,
+			 catalog_rate_group(r->job.op));
+		r->op_bucket = rl_bucket_get(d->rl, key, r->job.op->rate_per_min / 60.0, 1, now);
+	}
+	int64_t wait = rl_wait_ms(r->ws_bucket, now);
+	if (r->op_bucket) {
+		int64_t w2 = rl_wait_ms(r->op_bucket, now);
+		wait = w2 > wait ? w2 : wait;
+	}
+	if (wait > LOCAL_HOLD_MAX_MS) {
+		wait_job(r, now + wait, 0, "waiting for the rate limit");
+		return;
+	}
+	if (wait > 0 || http_capacity(d->http) <= 0) {
+		r->hold_until_ms = now + (wait > 0 ? wait : 1);
+		return;
+	}
+	rl_take(r->ws_bucket, now);
+	if (r->op_bucket)
+		rl_take(r->op_bucket, now);
+	d->buckets_dirty = 1;
+	send_now(r, tok);
+}
+
+/* start_run - a claimed job: parse its spec and take the path its kind needs. */
+static void start_run(struct daemon *d, struct job_row *row)
+{
+	struct run *r = xcalloc(1, sizeof(*r));
+	r->d = d;
+	r->row = *row;
+	sb_init(&r->request, 0);
+	run_link(d, r);
+	if (job_from_json(r->row.spec_json, &r->job) < 0) {
+		char *ej = error_json("BadSpec", "the stored job spec cannot be read", 0);
+		end_job(r, JS_FAILED, ej, "the stored job spec cannot be read");
+		free(ej);
+		return;
+	}
+	r->job_parsed = 1;
+	if (r->row.cancel_requested) {
+		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
+		return;
+	}
+	if (r->job.split_ms && r->row.parent_id == 0) {
+		run_parent(r);
+		return;
+	}
+	if (multi_page(r) && r->row.pages_done > 0 &&
+	    !paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {
+		finish_pages(r); /* every page was recorded before a restart */
+		return;
+	}
+	send_or_hold(r);
+}
+
+/* dispatch - held runs whose wait is over, then newly due jobs, while there is room. */
+static void dispatch(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	int64_t now = clock_wall_ms();
+	for (struct run *r = d->runs, *next; r; r = next) {
+		next = r->next;
+		if (!r->xfer && r->hold_until_ms && r->hold_until_ms <= now) {
+			r->hold_until_ms = 0;
+			send_or_hold(r);
+		}
+	}
+	struct job_row rows[64];
+	for (;;) {
+		int room = d->cfg->max_in_flight - d->nruns;
+		if (room <= 0 || http_capacity(d->http) <= 0)
+			break;
+		if (room > (int)ARRAY_SIZE(rows))
+			room = (int)ARRAY_SIZE(rows);
+		txn(d);
+		int n = store_claim_due(d->st, now, rows, room);
+		if (n < 0) {
+			logmsg(LOG_ERROR, "cannot claim jobs: %s", store_errmsg(d->st));
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			start_run(d, &rows[i]);
+		if (n < room)
+			break;
+	}
+}
+
+/* --- control files ----------------------------------------------------------------- */
+
+/* cancel_id - a user's cancel: ends queued/waiting at once, aborts a request in flight. */
+static void cancel_id(struct daemon *d, int64_t id, int64_t now)
+{
+	txn(d);
+	int rc = store_job_cancel(d->st, id, now);
+	if (rc == 2) {
+		struct run *r = run_find(d, id);
+		if (r && r->xfer)
+			http_cancel(d->http, r->xfer); /* on_response ends it cancelled */
+		else if (r)
+			end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
+		else
+			store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user", now);
+	}
+	if (rc == 1)
+		logmsg(LOG_WARN, "job %lld cannot be cancelled: it has already succeeded or ended",
+		       (long long)id);
+	int64_t *kids = NULL;
+	size_t n = 0;
+	if (rc >= 0 && rc != 1 && store_children_ids(d->st, id, &kids, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			cancel_id(d, kids[i], now);
+	free(kids);
+}
+
+/* apply_control - {"action": "retry"|"cancel", "ids": [...]} or {"action","state"}. */
+static void apply_control(struct daemon *d, const char *text)
+{
+	cJSON *doc = cJSON_Parse(text);
+	const cJSON *action = cJSON_GetObjectItemCaseSensitive(doc, "action");
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(doc, "ids");
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
+	int64_t now = clock_wall_ms();
+	if (!cJSON_IsString(action)) {
+		logmsg(LOG_WARN, "ignoring a control file without an action");
+		cJSON_Delete(doc);
+		return;
+	}
+	int cancel = strcmp(action->valuestring, "cancel") == 0;
+	int64_t *list = NULL;
+	size_t n = 0;
+	enum job_state s;
+	if (cJSON_IsString(state) && job_state_parse(state->valuestring, &s) == 0) {
+		store_ids_in_state(d->st, s, &list, &n);
+	} else if (cJSON_IsArray(ids)) {
+		list = xcalloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof(*list));
+		for (const cJSON *it = ids->child; it; it = it->next)
+			if (cJSON_IsNumber(it))
+				list[n++] = (int64_t)it->valuedouble;
+	}
+	txn(d);
+	for (size_t i = 0; i < n; i++) {
+		if (cancel) {
+			cancel_id(d, list[i], now);
+		} else if (store_job_retry(d->st, list[i], now) == 0) {
+			logmsg(LOG_INFO, "job %lld queued again", (long long)list[i]);
+		} else {
+			logmsg(LOG_WARN, "job %lld cannot be retried (only failed, dead or cancelled "
+			       "jobs can)", (long long)list[i]);
+		}
+	}
+	free(list);
+	cJSON_Delete(doc);
+}
+
+static int control_one(const char *name, void *arg)
+{
+	struct daemon *d = arg;
+	struct strbuf text = STRBUF_INIT;
+	if (spool_control_read(&d->sp, name, &text) == 0)
+		apply_control(d, text.buf);
+	sb_release(&text);
+	spool_control_done(&d->sp, name);
+	return 0;
+}
+
+/* --- the loop ------------------------------------------------------------------ */
+
+static void save_bucket(const struct rl_bucket *b, void *arg)
+{
+	struct daemon *d = arg;
+	double tokens;
+	int64_t updated, hold;
+	rl_bucket_state(b, &tokens, &updated, &hold);
+	store_bucket_save(d->st, rl_bucket_key(b), tokens, updated, hold);
+}
+
+static void restore_bucket(const char *key, double tokens, int64_t updated, int64_t hold,
+			   void *arg)
+{
+	rl_restore(arg, key, tokens, updated, hold);
+}
+
+/* commit - the iteration's one commit; then files leave incoming/. */
+static void commit(struct daemon *d)
+{
+	int64_t now = clock_wall_ms();
+	if (d->buckets_dirty && (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping)) {
+		txn(d);
+		rl_foreach(d->rl, save_bucket, d);
+		d->buckets_dirty = 0;
+		d->last_bucket_save_ms = now;
+	}
+	if (d->in_txn) {
+		if (store_commit(d->st) < 0)
+			die("cannot commit to %s: %s; stopping (nothing is lost: uncommitted "
+			    "files stay in incoming/)", d->cfg->db_path, store_errmsg(d->st));
+		d->in_txn = 0;
+	}
+	archive_committed(d);
+}
+
+/* next_wake_ms - the earliest of: a held run, the next due job, the next rescan. */
+static int64_t next_wake_ms(struct daemon *d, int64_t now)
+{
+	int64_t next = d->last_scan_ms + d->cfg->rescan_ms;
+	for (struct run *r = d->runs; r; r = r->next)
+		if (!r->xfer && r->hold_until_ms && r->hold_until_ms < next)
+			next = r->hold_until_ms;
+	if (d->nruns < d->cfg->max_in_flight) {
+		int64_t due = store_next_due_ms(d->st);
+		if (due > 0 && due < next)
+			next = due;
+	}
+	return next > now ? next - now : 0;
+}
+
+static int idle(struct daemon *d)
+{
+	return d->nruns == 0 && d->pending.head == d->pending.n && !d->scan_needed &&
+	       store_count_active(d->st) == 0;
+}
+
+/* on_prepare - the loop's "before sleep": ingest, dispatch, commit, rearm. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct daemon *d = w->data;
+	(void)revents;
+	if (!d->stopping) {
+		if (d->control_needed) {
+			d->control_needed = 0;
+			spool_control_scan(&d->sp, control_one, d);
+		}
+		ingest_pending(d);
+		dispatch(d);
+	}
+	commit(d);
+	if (d->stopping && d->ninflight == 0) {
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	if (d->until_idle && !d->stopping && idle(d)) {
+		/* one last scan: a file may have arrived since */
+		d->scan_needed = 1;
+		ingest_pending(d);
+		commit(d);
+		if (idle(d)) {
+			logmsg(LOG_INFO, "nothing left to do; stopping (--until-idle)");
+			ev_break(loop, EVBREAK_ALL);
+			return;
+		}
+	}
+	int64_t now = clock_wall_ms();
+	ev_timer_stop(loop, &d->tick);
+	int64_t wake = d->pending.head < d->pending.n ? 0 : next_wake_ms(d, now);
+	ev_timer_set(&d->tick, (double)wake / 1000.0, 0.);
+	ev_timer_start(loop, &d->tick);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	(void)loop;
+	(void)revents;
+	if (clock_wall_ms() - d->last_scan_ms >= d->cfg->rescan_ms)
+		d->scan_needed = 1;
+}
+
+static void on_control_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	((struct daemon *)w->data)->control_needed = 1;
+}
+
+static int watch_one(const char *name, void *arg)
+{
+	names_push(&((struct daemon *)arg)->pending, name);
+	return 0;
+}
+
+static void on_watch(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct daemon *d = w->data;
+	int overflow = 0;
+	(void)loop;
+	(void)revents;
+	spool_watch_drain(&d->sp, watch_one, d, &overflow);
+	if (overflow) {
+		logmsg(LOG_WARN, "inotify queue overflowed; rescanning incoming/");
+		d->scan_needed = 1;
+	}
+}
+
+/* on_grace - the grace period is over: abort what is still in flight. */
+static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	(void)loop;
+	(void)revents;
+	logmsg(LOG_WARN, "grace period over; interrupting %d request(s)", d->ninflight);
+	for (struct run *r = d->runs, *next; r; r = next) {
+		next = r->next;
+		if (r->xfer) {
+			r->interrupt = 1;
+			http_cancel(d->http, r->xfer);
+		}
+	}
+}
+
+/* begin_stop - no new work; held runs go back to the queue; in-flight ones get grace. */
+static void begin_stop(struct daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	logmsg(LOG_INFO, "%s: stopping; %d request(s) in flight get up to %lld ms", why,
+	       d->ninflight, (long long)d->cfg->grace_ms);
+	ev_io_stop(d->loop, &d->watch_io);
+	ev_timer_stop(d->loop, &d->control_timer);
+	for (struct run *r = d->runs, *next; r; r = next) {
+		next = r->next;
+		if (!r->xfer) {
+			txn(d);
+			store_job_requeue(d->st, r->row.id, "daemon stopping", clock_wall_ms());
+			run_free(r);
+		}
+	}
+	ev_timer_set(&d->grace_timer, (double)d->cfg->grace_ms / 1000.0, 0.);
+	ev_timer_start(d->loop, &d->grace_timer);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	begin_stop(w->data, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* on_hup - reload the config file: rates, retry defaults, tokens. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+	(void)loop;
+	(void)revents;
+	if (!d->cfg->config_path) {
+		tokens_forget(d);
+		logmsg(LOG_INFO, "SIGHUP: no config file; tokens will be read again");
+		return;
+	}
+	struct config fresh;
+	struct strbuf err = STRBUF_INIT;
+	config_init(&fresh);
+	if (config_load(&fresh, d->cfg->config_path, &err) < 0) {
+		logmsg(LOG_ERROR, "SIGHUP: %s; keeping the running configuration", err.buf);
+	} else {
+		d->cfg->rate_per_sec = fresh.rate_per_sec;
+		d->cfg->burst = fresh.burst;
+		d->cfg->endpoint_limits = fresh.endpoint_limits;
+		d->cfg->retry = fresh.retry;
+		d->cfg->grace_ms = fresh.grace_ms;
+		d->cfg->rescan_ms = fresh.rescan_ms;
+		struct workspace_cfg *tmp = d->cfg->workspaces;
+		size_t ntmp = d->cfg->nworkspaces;
+		d->cfg->workspaces = fresh.workspaces;
+		d->cfg->nworkspaces = fresh.nworkspaces;
+		fresh.workspaces = tmp;
+		fresh.nworkspaces = ntmp;
+		log_set_level(fresh.log_level);
+		tokens_forget(d);
+		logmsg(LOG_INFO, "SIGHUP: configuration reloaded from %s (paths and http settings "
+		       "take effect at restart)", d->cfg->config_path);
+	}
+	config_release(&fresh);
+	sb_release(&err);
+}
+
+/* open_all - spool, lock, store, recovery, buckets, http. */
+static int open_all(struct daemon *d)
+{
+	struct config *cfg = d->cfg;
+	struct strbuf why = STRBUF_INIT;
+	if (cfg->api_base && http_url_allowed(cfg->api_base, &why) < 0) {
+		error("api_base %s refused: %s", cfg->api_base, why.buf);
+		sb_release(&why);
+		return -1;
+	}
+	sb_release(&why);
+	if (spool_open(cfg->spool_dir, 1, &d->sp) < 0)
+		return error("cannot open spool %s", cfg->spool_dir);
+	int lk = spool_lock(&d->sp);
+	if (lk == 1)
+		return error("another segspool daemon is running on spool %s (pid %d); only one "
+			     "may run per spool", cfg->spool_dir, spool_lock_owner(&d->sp));
+	if (lk < 0)
+		return error("cannot lock spool %s", cfg->spool_dir);
+	if (strcmp(cfg->output_dir, "") != 0) {
+		struct strbuf def = STRBUF_INIT;
+		sb_addf(&def, "%s/out", cfg->spool_dir);
+		if (strcmp(def.buf, cfg->output_dir) != 0) {
+			mkdir(cfg->output_dir, 0755);
+			int fd = open(cfg->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0) {
+				sb_release(&def);
+				return error_errno("cannot open output directory %s", cfg->output_dir);
+			}
+			close(d->sp.out_fd);
+			d->sp.out_fd = fd;
+		}
+		sb_release(&def);
+	}
+	char *err = NULL;
+	if (store_open(cfg->db_path, 0, &d->st, &err) < 0) {
+		error("%s", err ? err : "cannot open the store");
+		free(err);
+		return -1;
+	}
+	int n = store_recover(d->st, clock_wall_ms());
+	if (n > 0)
+		logmsg(LOG_WARN, "recovered %d job(s) left running by an earlier stop; they are "
+		       "queued again", n);
+	d->rl = rl_new();
+	store_bucket_foreach(d->st, restore_bucket, d->rl);
+	struct http_opts ho = {
+		.connect_timeout_ms = cfg->connect_timeout_ms,
+		.timeout_ms = cfg->timeout_ms,
+		.max_in_flight = cfg->max_in_flight,
+		.max_host_connections = cfg->max_in_flight,
+		.ca_file = cfg->ca_file,
+		.user_agent = "segspool/0.1",
+	};
+	d->http = http_new(d->loop, &ho);
+	if (!d->http)
+		return error("cannot start the HTTP client");
+	if (spool_watch_start(&d->sp) < 0)
+		logmsg(LOG_WARN, "cannot watch %s/incoming with inotify; rescanning every %lld ms",
+		       cfg->spool_dir, (long long)cfg->rescan_ms);
+	return 0;
+}
+
+static void close_all(struct daemon *d)
+{
+	while (d->runs)
+		run_free(d->runs);
+	if (d->http)
+		http_free(d->http);
+	if (d->rl)
+		rl_free(d->rl);
+	if (d->st)
+		store_close(d->st);
+	spool_close(&d->sp);
+	tokens_forget(d);
+	names_clear(&d->pending);
+	names_clear(&d->archive);
+	names_clear(&d->stuck);
+}
+
+/* summary - what happened, in one log line. */
+static void summary(struct daemon *d)
+{
+	int64_t counts[JS_COUNT] = {0};
+	store_counts(d->st, counts);
+	struct strbuf sb = STRBUF_INIT;
+	for (int s = 0; s < JS_COUNT; s++)
+		if (counts[s])
+			sb_addf(&sb, " %s=%lld", job_state_name((enum job_state)s),
+				(long long)counts[s]);
+	logmsg(LOG_INFO, "stopped: %lld file(s) ingested, %lld rejected, %lld job(s) added, %lld "
+	       "duplicate key(s), %lld request(s); jobs:%s", (long long)d->files_ingested,
+	       (long long)d->files_rejected, (long long)d->jobs_ingested, (long long)d->duplicates,
+	       (long long)d->requests, sb.len ? sb.buf : " none");
+	sb_release(&sb);
+}
+
+/* daemon_run - see sched.h. */
+int daemon_run(struct config *cfg, int until_idle)
+{
+	struct daemon d;
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	d.until_idle = until_idle;
+	d.sp.lock_fd = d.sp.watch_fd = -1;
+	d.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	signal(SIGPIPE, SIG_IGN);
+	if (http_global_init() < 0 || open_all(&d) < 0) {
+		close_all(&d);
+		http_global_cleanup();
+		return 1;
+	}
+	logmsg(LOG_INFO, "running on spool %s (store %s, outputs %s, api %s)", cfg->spool_dir,
+	       cfg->db_path, cfg->output_dir, config_base_url(cfg, "api"));
+	if (d.sp.watch_fd >= 0) {
+		ev_io_init(&d.watch_io, on_watch, d.sp.watch_fd, EV_READ);
+		d.watch_io.data = &d;
+		ev_io_start(d.loop, &d.watch_io);
+	}
+	ev_prepare_init(&d.prepare, on_prepare);
+	d.prepare.data = &d;
+	ev_prepare_start(d.loop, &d.prepare);
+	ev_timer_init(&d.tick, on_tick, 0., 0.);
+	d.tick.data = &d;
+	ev_timer_init(&d.control_timer, on_control_timer, CONTROL_POLL_S, CONTROL_POLL_S);
+	d.control_timer.data = &d;
+	ev_timer_start(d.loop, &d.control_timer);
+	ev_timer_init(&d.grace_timer, on_grace, 0., 0.);
+	d.grace_timer.data = &d;
+	ev_signal_init(&d.sig_term, on_stop_signal, SIGTERM);
+	ev_signal_init(&d.sig_int, on_stop_signal, SIGINT);
+	ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
+	d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+	ev_signal_start(d.loop, &d.sig_term);
+	ev_signal_start(d.loop, &d.sig_int);
+	ev_signal_start(d.loop, &d.sig_hup);
+	d.scan_needed = 1;
+	d.control_needed = 1;
+	ev_run(d.loop, 0);
+	commit(&d);
+	summary(&d);
+	ev_prepare_stop(d.loop, &d.prepare);
+	ev_timer_stop(d.loop, &d.tick);
+	ev_timer_stop(d.loop, &d.control_timer);
+	ev_timer_stop(d.loop, &d.grace_timer);
+	ev_io_stop(d.loop, &d.watch_io);
+	ev_signal_stop(d.loop, &d.sig_term);
+	ev_signal_stop(d.loop, &d.sig_int);
+	ev_signal_stop(d.loop, &d.sig_hup);
+	close_all(&d);
+	http_global_cleanup();
+	return 0;
+}

@@ -1,0 +1,684 @@
+/* spool.c - the spool directory protocol: Maildir-style tmp/ -> incoming/ renames, one
+ * daemon per spool (flock), inotify with rescans, rejected/ and archive/, control files.
+ * Everything below the root is reached with *at() calls on directory fds, so a renamed
+ * or replaced path cannot redirect us once the spool is open. */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+#include "util.h"
+
+#define SPOOL_NAME_MAX 200
+#define CONTROL_MAX (1024 * 1024)
+/* how many ".N" suffixes we try before giving up on a crowded archive/ or rejected/ */
+#define SUFFIX_TRIES 10000
+
+/* the stamp counter: distinct names for several submissions in one millisecond */
+static unsigned long stamp_counter;
+
+struct spool_dir {
+	const char *name;
+	mode_t mode;
+	int follow; /* may be a symlink (the admin may put outputs on another disk) */
+	size_t offset;
+};
+
+static const struct spool_dir spool_dirs[] = {
+	{"tmp", 0700, 0, offsetof(struct spool, tmp_fd)},
+	{"incoming", 0700, 0, offsetof(struct spool, incoming_fd)},
+	{"rejected", 0700, 0, offsetof(struct spool, rejected_fd)},
+	{"archive", 0700, 0, offsetof(struct spool, archive_fd)},
+	{"control", 0700, 0, offsetof(struct spool, control_fd)},
+	{"out", 0755, 1, offsetof(struct spool, out_fd)},
+};
+
+/* dir_fd_slot - the struct spool member that holds d's fd. */
+static int *dir_fd_slot(struct spool *sp, const struct spool_dir *d)
+{
+	return (int *)(void *)((char *)sp + d->offset);
+}
+
+/* close_fd - closes *fd if open and marks it closed. */
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* spool_init_fds - every fd closed, so spool_close is safe on a half-opened spool. */
+static void spool_init_fds(struct spool *sp)
+{
+	sp->root = NULL;
+	sp->root_fd = sp->lock_fd = sp->watch_fd = -1;
+	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++)
+		*dir_fd_slot(sp, &spool_dirs[i]) = -1;
+}
+
+/* open_root - the spool directory itself (created 0700 when asked). */
+static int open_root(const char *root, int create)
+{
+	if (create && mkdir(root, 0700) < 0 && errno != EEXIST)
+		return error_errno("cannot create spool directory %s", root);
+	int fd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOTDIR)
+		return error("cannot open spool %s: it exists but is not a directory", root);
+	if (errno == ENOENT)
+		return error("cannot open spool %s: no such directory", root);
+	return error_errno("cannot open spool directory %s", root);
+}
+
+/* open_subdir - one of tmp/, incoming/, ...; created when asked. */
+static int open_subdir(struct spool *sp, const struct spool_dir *d, int create, int *created)
+{
+	if (create) {
+		if (mkdirat(sp->root_fd, d->name, d->mode) == 0)
+			*created = 1;
+		else if (errno != EEXIST)
+			return error_errno("cannot create %s/%s", sp->root, d->name);
+	}
+	int flags = O_DIRECTORY | O_RDONLY | O_CLOEXEC | (d->follow ? 0 : O_NOFOLLOW);
+	int fd = openat(sp->root_fd, d->name, flags);
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT)
+		return error("cannot open %s/%s: missing (is %s a spool?)", sp->root, d->name,
+			     sp->root);
+	if (errno == ENOTDIR || errno == ELOOP)
+		return error("cannot open %s/%s: not a directory", sp->root, d->name);
+	return error_errno("cannot open %s/%s", sp->root, d->name);
+}
+
+/* spool_open - opens the root and each subdirectory, creating them when asked. */
+int spool_open(const char *root, int create, struct spool *sp)
+{
+	spool_init_fds(sp);
+	sp->root_fd = open_root(root, create);
+	if (sp->root_fd < 0)
+		return -1;
+	sp->root = xstrdup(root);
+	int created = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++) {
+		int fd = open_subdir(sp, &spool_dirs[i], create, &created);
+		if (fd < 0) {
+			spool_close(sp);
+			return -1;
+		}
+		*dir_fd_slot(sp, &spool_dirs[i]) = fd;
+	}
+	/* new subdirectories are entries of the root: make them durable */
+	if (created && fsync_dirfd(sp->root_fd) < 0) {
+		spool_close(sp);
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_close - closes every fd; closing the lock fd releases the flock. */
+void spool_close(struct spool *sp)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++)
+		close_fd(dir_fd_slot(sp, &spool_dirs[i]));
+	close_fd(&sp->root_fd);
+	close_fd(&sp->lock_fd);
+	close_fd(&sp->watch_fd);
+	free(sp->root);
+	sp->root = NULL;
+}
+
+/* write_lock_pid - records our pid in the lock file so a second daemon can name us. */
+static int write_lock_pid(struct spool *sp, int fd)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != (ssize_t)n)
+		return error_errno("cannot write pid into %s/.lock", sp->root);
+	return 0;
+}
+
+/* spool_lock - takes the daemon lock: 0 taken, 1 another process holds it, -1 error. */
+int spool_lock(struct spool *sp)
+{
+	if (sp->lock_fd >= 0)
+		return 0;
+	int fd = openat(sp->root_fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return error_errno("cannot open %s/.lock", sp->root);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int saved = errno;
+		close(fd);
+		if (saved == EWOULDBLOCK)
+			return 1;
+		errno = saved;
+		return error_errno("cannot lock %s/.lock", sp->root);
+	}
+	if (write_lock_pid(sp, fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	sp->lock_fd = fd;
+	return 0;
+}
+
+/* spool_lock_owner - the pid the lock holder wrote, or 0 when unknown. */
+int spool_lock_owner(struct spool *sp)
+{
+	int fd = openat(sp->root_fd, ".lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *end;
+	long pid = strtol(buf, &end, 10);
+	if (end == buf || (*end && *end != '\n') || pid <= 0 || pid > 0x7fffffffL)
+		return 0;
+	return (int)pid;
+}
+
+/* has_suffix - s ends in suffix. */
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+/* has_job_extension - ".json" or ".jsonl". */
+static int has_job_extension(const char *name)
+{
+	return has_suffix(name, ".json") || has_suffix(name, ".jsonl");
+}
+
+/* spool_name_wanted - not a dotfile, no slash, .json or .jsonl, at most 200 bytes. */
+int spool_name_wanted(const char *name)
+{
+	return name[0] && name[0] != '.' && !strchr(name, '/') &&
+	       strlen(name) <= SPOOL_NAME_MAX && has_job_extension(name);
+}
+
+/* add_stamp - "<unix ms>-<pid>-<counter>": unique among concurrent submitters. The
+ * fixed widths make name order the order of submission within one process. */
+static void add_stamp(struct strbuf *sb)
+{
+	sb_addf(sb, "%013lld-%07ld-%06lu", (long long)clock_wall_ms(), (long)getpid(),
+		++stamp_counter);
+}
+
+/* is_name_char - the characters a submitted name keeps. */
+static int is_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+/* hint_base - the base name of hint; stdin's name for none or "-". */
+static const char *hint_base(const char *hint)
+{
+	if (!hint || strcmp(hint, "-") == 0)
+		return "stdin.json";
+	const char *slash = strrchr(hint, '/');
+	const char *base = slash ? slash + 1 : hint;
+	return *base ? base : "stdin.json";
+}
+
+/* submit_name - stamp, "-", the hint's sanitised base name, a .json/.jsonl extension;
+ * the stem is shortened so the whole stays a wanted name. */
+static void submit_name(const char *hint, struct strbuf *name)
+{
+	struct strbuf base = STRBUF_INIT;
+	for (const char *p = hint_base(hint); *p; p++)
+		sb_addch(&base, is_name_char(*p) ? *p : '_');
+	const char *ext = ".json";
+	if (has_suffix(base.buf, ".jsonl"))
+		ext = ".jsonl";
+	if (has_job_extension(base.buf))
+		sb_setlen(&base, base.len - strlen(ext));
+	sb_reset(name);
+	add_stamp(name);
+	sb_addch(name, '-');
+	size_t room = SPOOL_NAME_MAX - name->len - strlen(ext);
+	sb_add(name, base.buf, base.len < room ? base.len : room);
+	sb_adds(name, ext);
+	sb_release(&base);
+}
+
+/* write_all_fd - write(2) until done. */
+static int write_all_fd(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* create_in_tmp - tmp/NAME with O_EXCL, written and fsynced; a name taken (by another
+ * submitter's clock going backwards) gets a new stamp. */
+static int create_in_tmp(struct spool *sp, const char *hint, const void *data, size_t len,
+			 struct strbuf *name)
+{
+	int fd = -1;
+	for (int tries = 0; fd < 0 && tries < 100; tries++) {
+		submit_name(hint, name);
+		fd = openat(sp->tmp_fd, name->buf,
+			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return error_errno("cannot create %s/tmp/%s", sp->root, name->buf);
+	}
+	if (fd < 0)
+		return error("cannot create a unique name in %s/tmp", sp->root);
+	if (write_all_fd(fd, data, len) < 0 || fsync(fd) < 0) {
+		error_errno("cannot write %s/tmp/%s", sp->root, name->buf);
+		close(fd);
+		unlinkat(sp->tmp_fd, name->buf, 0);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		error_errno("cannot write %s/tmp/%s", sp->root, name->buf);
+		unlinkat(sp->tmp_fd, name->buf, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_submit - tmp/NAME (complete, fsynced) renamed into incoming/. */
+int spool_submit(struct spool *sp, const char *hint, const void *data, size_t len,
+		 struct strbuf *final_name)
+{
+	struct strbuf name = STRBUF_INIT;
+	if (create_in_tmp(sp, hint, data, len, &name) < 0) {
+		sb_release(&name);
+		return -1;
+	}
+	if (renameat(sp->tmp_fd, name.buf, sp->incoming_fd, name.buf) < 0) {
+		error_errno("cannot rename %s/tmp/%s into incoming/", sp->root, name.buf);
+		unlinkat(sp->tmp_fd, name.buf, 0);
+		sb_release(&name);
+		return -1;
+	}
+	int ret = 0;
+	if (fsync_dirfd(sp->incoming_fd) < 0 || fsync_dirfd(sp->tmp_fd) < 0)
+		ret = -1;
+	if (final_name)
+		sb_add(final_name, name.buf, name.len);
+	sb_release(&name);
+	return ret;
+}
+
+/* cmp_names - qsort comparator for an array of C strings. */
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct name_list {
+	char **names;
+	size_t n, alloc;
+};
+
+/* name_list_add - appends a copy of name. */
+static void name_list_add(struct name_list *l, const char *name)
+{
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? 2 * l->alloc : 16;
+		l->names = xrealloc(l->names, l->alloc * sizeof(*l->names));
+	}
+	l->names[l->n++] = xstrdup(name);
+}
+
+/* name_list_free - frees the names and the array. */
+static void name_list_free(struct name_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	l->names = NULL;
+	l->n = l->alloc = 0;
+}
+
+/* list_dir_sorted - names in dirfd that want() accepts, sorted. The DIR works on a
+ * duplicate, which shares the offset with dirfd: hence the rewind. */
+static int list_dir_sorted(int dirfd, const char *what, int (*want)(const char *),
+			   struct name_list *out)
+{
+	int dup_fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (dup_fd < 0)
+		return error_errno("cannot list %s", what);
+	DIR *dir = fdopendir(dup_fd);
+	if (!dir) {
+		close(dup_fd);
+		return error_errno("cannot list %s", what);
+	}
+	rewinddir(dir);
+	struct dirent *de;
+	for (;;) {
+		errno = 0;
+		de = readdir(dir);
+		if (!de)
+			break;
+		if (want(de->d_name))
+			name_list_add(out, de->d_name);
+	}
+	int saved = errno;
+	closedir(dir);
+	if (saved) {
+		errno = saved;
+		name_list_free(out);
+		return error_errno("cannot read directory %s", what);
+	}
+	if (out->n)
+		qsort(out->names, out->n, sizeof(*out->names), cmp_names);
+	return 0;
+}
+
+/* call_each - fn for each name until one returns non-zero (returned). */
+static int call_each(const struct name_list *l, spool_name_fn fn, void *arg)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		int ret = fn(l->names[i], arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* spool_scan - wanted names of incoming/ in strcmp order; any file type is reported,
+ * since the caller rejects a directory or symlink that carries a job's name. */
+int spool_scan(struct spool *sp, spool_name_fn fn, void *arg)
+{
+	struct name_list l = {0};
+	if (list_dir_sorted(sp->incoming_fd, "incoming/", spool_name_wanted, &l) < 0)
+		return -1;
+	int ret = call_each(&l, fn, arg);
+	name_list_free(&l);
+	return ret;
+}
+
+/* spool_read - a regular file of incoming/, no symlink followed, at most max bytes. */
+int spool_read(struct spool *sp, const char *name, size_t max, struct strbuf *out,
+	       struct strbuf *why)
+{
+	return read_file_at(sp->incoming_fd, name, max, out, why);
+}
+
+/* entry_exists - dirfd/name exists as anything (a dangling symlink counts). */
+static int entry_exists(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+/* rename_noreplace - renameat that fails with EEXIST rather than replace newname; the
+ * check-then-rename fallback (filesystems without RENAME_NOREPLACE) is safe enough as
+ * only the lock-holding daemon moves files into archive/ and rejected/. */
+static int rename_noreplace(int olddir, const char *oldname, int newdir, const char *newname)
+{
+	if (renameat2(olddir, oldname, newdir, newname, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (entry_exists(newdir, newname)) {
+		errno = EEXIST;
+		return -1;
+	}
+	return renameat(olddir, oldname, newdir, newname);
+}
+
+/* suffixed_name - name, or name.N for n > 0. */
+static void suffixed_name(struct strbuf *sb, const char *name, int n)
+{
+	sb_reset(sb);
+	sb_adds(sb, name);
+	if (n)
+		sb_addf(sb, ".%d", n);
+}
+
+/* spool_archive - into archive/ under a name never used there (keep), or unlinked. */
+int spool_archive(struct spool *sp, const char *name, int keep)
+{
+	if (!keep) {
+		if (unlinkat(sp->incoming_fd, name, 0) < 0)
+			return error_errno("cannot remove %s/incoming/%s", sp->root, name);
+		return fsync_dirfd(sp->incoming_fd);
+	}
+	struct strbuf target = STRBUF_INIT;
+	int ret = -1;
+	for (int n = 0; n < SUFFIX_TRIES; n++) {
+		suffixed_name(&target, name, n);
+		ret = rename_noreplace(sp->incoming_fd, name, sp->archive_fd, target.buf);
+		if (ret == 0 || errno != EEXIST)
+			break;
+	}
+	if (ret < 0)
+		error_errno("cannot move %s/incoming/%s to archive/", sp->root, name);
+	sb_release(&target);
+	if (ret < 0)
+		return -1;
+	if (fsync_dirfd(sp->incoming_fd) < 0 || fsync_dirfd(sp->archive_fd) < 0)
+		return -1;
+	return 0;
+}
+
+/* free_reject_name - the first NAME[.N] for which neither NAME[.N] nor its
+ * .error.json exists in rejected/. */
+static int free_reject_name(struct spool *sp, const char *name, struct strbuf *target,
+			    struct strbuf *errfile)
+{
+	for (int n = 0; n < SUFFIX_TRIES; n++) {
+		suffixed_name(target, name, n);
+		sb_reset(errfile);
+		sb_addf(errfile, "%s.error.json", target->buf);
+		if (!entry_exists(sp->rejected_fd, target->buf) &&
+		    !entry_exists(sp->rejected_fd, errfile->buf))
+			return 0;
+	}
+	return error("cannot find a free name for %s in %s/rejected", name, sp->root);
+}
+
+/* remove_from_incoming - the last resort for a file that cannot be moved. */
+static void remove_from_incoming(struct spool *sp, const char *name)
+{
+	if (unlinkat(sp->incoming_fd, name, 0) == 0 ||
+	    (errno == EISDIR && unlinkat(sp->incoming_fd, name, AT_REMOVEDIR) == 0))
+		logmsg(LOG_WARN, "removed %s/incoming/%s, which could not be moved to rejected/",
+		       sp->root, name);
+	else
+		error_errno("cannot remove %s/incoming/%s either", sp->root, name);
+}
+
+/* spool_reject - the error file first (so a rejected file is never without its reason),
+ * then the entry itself, whatever its type; rename never follows a symlink. Returns -1
+ * only when the entry is still in incoming/: the caller must then remember the name and
+ * not look at it again, or every rescan would reject it anew. An entry that vanished
+ * meanwhile returns 0: there is nothing left to loop on. */
+int spool_reject(struct spool *sp, const char *name, const char *error_json)
+{
+	struct strbuf target = STRBUF_INIT, errfile = STRBUF_INIT;
+	int ret = -1;
+	if (free_reject_name(sp, name, &target, &errfile) < 0)
+		goto out;
+	if (write_file_atomic_at(sp->rejected_fd, errfile.buf, error_json, strlen(error_json),
+				 0644) < 0)
+		goto out;
+	if (rename_noreplace(sp->incoming_fd, name, sp->rejected_fd, target.buf) == 0) {
+		ret = 0;
+	} else if (errno == ENOENT) {
+		/* gone before we could move it: no file to go with the error file */
+		logmsg(LOG_WARN, "%s/incoming/%s vanished before it could be rejected", sp->root,
+		       name);
+		unlinkat(sp->rejected_fd, errfile.buf, 0);
+		ret = 0;
+	} else {
+		error_errno("cannot move %s/incoming/%s to rejected/", sp->root, name);
+		remove_from_incoming(sp, name);
+		if (entry_exists(sp->incoming_fd, name))
+			unlinkat(sp->rejected_fd, errfile.buf, 0); /* nothing was rejected */
+		else
+			ret = 0;
+	}
+	if (fsync_dirfd(sp->rejected_fd) < 0 || fsync_dirfd(sp->incoming_fd) < 0)
+		logmsg(LOG_WARN, "rejected %s may not be durable yet", name);
+out:
+	sb_release(&target);
+	sb_release(&errfile);
+	return ret;
+}
+
+/* same_directory - path names the directory open as fd (not a replacement). */
+static int same_directory(const char *path, int fd)
+{
+	struct stat a, b;
+	return stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* spool_watch_start - inotify on incoming/. inotify takes a path, not a directory fd, so
+ * we check the path still names the incoming/ we opened. */
+int spool_watch_start(struct spool *sp)
+{
+	if (sp->watch_fd >= 0)
+		return 0;
+	struct strbuf path = STRBUF_INIT;
+	sb_addf(&path, "%s/incoming", sp->root);
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0) {
+		sb_release(&path);
+		return error_errno("cannot start inotify");
+	}
+	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_Q_OVERFLOW | IN_ONLYDIR;
+	if (inotify_add_watch(fd, path.buf, mask) < 0) {
+		error_errno("cannot watch %s", path.buf);
+		goto fail;
+	}
+	if (!same_directory(path.buf, sp->incoming_fd)) {
+		error("cannot watch %s: it was replaced since the spool was opened", path.buf);
+		goto fail;
+	}
+	sb_release(&path);
+	sp->watch_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	sb_release(&path);
+	return -1;
+}
+
+/* handle_events - fn for each wanted name in one read's worth of events. */
+static int handle_events(const char *buf, size_t len, spool_name_fn fn, void *arg,
+			 int *overflow)
+{
+	const char *p = buf;
+	while (p < buf + len) {
+		const struct inotify_event *ev = (const struct inotify_event *)(const void *)p;
+		p += sizeof(*ev) + ev->len;
+		/* IN_IGNORED: incoming/ itself went away; a rescan will say so */
+		if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED))
+			*overflow = 1;
+		if (!ev->len || !spool_name_wanted(ev->name))
+			continue;
+		int ret = fn(ev->name, arg);
+		if (ret) {
+			/* the rest of this buffer is lost: a rescan picks it up */
+			*overflow = 1;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* spool_watch_drain - reads events until the queue is empty. A fn that returns
+ * non-zero stops the drain; that value is returned and *overflow set so the caller
+ * rescans for what was not handed out. */
+int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overflow)
+{
+	_Alignas(struct inotify_event) char buf[8192];
+	int dummy = 0;
+	if (!overflow)
+		overflow = &dummy;
+	if (sp->watch_fd < 0)
+		return error("cannot read inotify events: the watch was not started");
+	for (;;) {
+		ssize_t n = read(sp->watch_fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return error_errno("cannot read inotify events");
+		}
+		if (n == 0)
+			return 0;
+		int ret = handle_events(buf, (size_t)n, fn, arg, overflow);
+		if (ret)
+			return ret;
+	}
+}
+
+/* spool_control_submit - control/<stamp>.json, atomically (a dotfile until complete). */
+int spool_control_submit(struct spool *sp, const char *json)
+{
+	struct strbuf name = STRBUF_INIT;
+	add_stamp(&name);
+	sb_adds(&name, ".json");
+	int ret = write_file_atomic_at(sp->control_fd, name.buf, json, strlen(json), 0600);
+	sb_release(&name);
+	return ret;
+}
+
+/* control_name_wanted - a finished control file: not a dotfile, ends in .json. */
+static int control_name_wanted(const char *name)
+{
+	return name[0] && name[0] != '.' && !strchr(name, '/') && has_suffix(name, ".json");
+}
+
+/* spool_control_scan - the control files, oldest stamp first. */
+int spool_control_scan(struct spool *sp, spool_name_fn fn, void *arg)
+{
+	struct name_list l = {0};
+	if (list_dir_sorted(sp->control_fd, "control/", control_name_wanted, &l) < 0)
+		return -1;
+	int ret = call_each(&l, fn, arg);
+	name_list_free(&l);
+	return ret;
+}
+
+/* spool_control_read - one control file, at most 1 MiB. */
+int spool_control_read(struct spool *sp, const char *name, struct strbuf *out)
+{
+	struct strbuf why = STRBUF_INIT;
+	int ret = 0;
+	if (read_file_at(sp->control_fd, name, CONTROL_MAX, out, &why) < 0)
+		ret = error("cannot read %s/control/%s: %s", sp->root, name, why.buf);
+	sb_release(&why);
+	return ret;
+}
+
+/* spool_control_done - removes a control file once acted upon. */
+int spool_control_done(struct spool *sp, const char *name)
+{
+	if (unlinkat(sp->control_fd, name, 0) < 0)
+		return error_errno("cannot remove %s/control/%s", sp->root, name);
+	return fsync_dirfd(sp->control_fd);
+}

@@ -1,0 +1,207 @@
+"""harness - shared pieces of the end-to-end tests: the emulator, a spool, the daemon.
+
+Every test starts the servers it needs on 127.0.0.1 with a free port and stops them.
+Binaries come from the environment (set by ctest): SEGSPOOL_BIN, SEGSPOOL_EMU.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BIN = os.environ.get("SEGSPOOL_BIN", "build/segspool")
+EMU = os.environ.get("SEGSPOOL_EMU", "build/segspool-emu")
+TOKEN = "tok-e2e-0123456789"
+
+
+class Checks:
+    """check - counts results; the closing line is the plain "N passed, N failed"."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.skipped = []
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {self.name}: {what}", file=sys.stderr, flush=True)
+        return cond
+
+    def eq(self, got, want, what):
+        return self.check(got == want, f"{what}: got {got!r}, want {want!r}")
+
+    def skip(self, what, why):
+        self.skipped.append(what)
+        print(f"skipped: {what} ({why})", flush=True)
+
+    def finish(self):
+        line = f"{self.passed} passed, {self.failed} failed"
+        if self.skipped:
+            line += f", {len(self.skipped)} skipped"
+        print(line, flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def wait_for(pred, timeout=30.0, step=0.05, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Emulator:
+    """Emulator - segspool-emu on a free loopback port."""
+
+    def __init__(self, *args, token=TOKEN, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="segspool-emu-")
+        port_file = os.path.join(self.dir, "emu.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self.log = open(os.path.join(self.dir, "emu.log"), "ab")
+        cmd = [EMU, "--port", "0", "--port-file", port_file]
+        if token:
+            cmd += ["--token", token]
+        cmd += list(args)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.port = int(wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+                                 timeout=20, what="emulator port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def admin(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stats(self):
+        return self.admin("/__emu/stats")
+
+    def state(self):
+        return self.admin("/__emu/state")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Spool:
+    """Spool - a temporary spool directory with a config file pointing at an API base."""
+
+    def __init__(self, api_base, config=None, root=None):
+        self.root = root or tempfile.mkdtemp(prefix="segspool-e2e-")
+        self.spool = os.path.join(self.root, "spool")
+        self.config_path = os.path.join(self.root, "segspool.json")
+        cfg = {"spool": self.spool, "api_base": api_base, "rate": "off", "rescan_ms": 500,
+               "grace_ms": 2000, "retry": {"max_attempts": 6, "initial_ms": 50, "max_ms": 400},
+               "log_level": "info"}
+        if config:
+            cfg.update(config)
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
+        os.makedirs(os.path.join(self.spool, "incoming"), exist_ok=True)
+        self.env = dict(os.environ, SEGMENT_TOKEN=TOKEN, SEGSPOOL_NO_DEFAULT_CONFIG="1")
+        self.daemon = None
+        self.daemon_log = os.path.join(self.root, "daemon.log")
+
+    def cli(self, *args, input=None, check=False, env=None):
+        r = subprocess.run([BIN, "--config", self.config_path] + list(args), input=input,
+                           capture_output=True, env=env or self.env, timeout=120)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"segspool {' '.join(args)} exited {r.returncode}: "
+                               f"{r.stderr.decode(errors='replace')}")
+        return r
+
+    def drop(self, name, content):
+        """drop - the writer's protocol: write in tmp/, rename into incoming/."""
+        tmp = os.path.join(self.spool, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(content if isinstance(content, bytes) else content.encode())
+        os.rename(path, os.path.join(self.spool, "incoming", name))
+
+    def drop_jobs(self, name, jobs):
+        if name.endswith(".jsonl"):
+            self.drop(name, "".join(json.dumps(j) + "\n" for j in jobs))
+        else:
+            self.drop(name, json.dumps(jobs))
+
+    def start(self, *args, env=None):
+        log = open(self.daemon_log, "ab")
+        self.daemon = subprocess.Popen([BIN, "--config", self.config_path, "run"] + list(args),
+                                       stdout=log, stderr=log, env=env or self.env)
+        log.close()
+        return self.daemon
+
+    def run_until_idle(self, timeout=300, env=None):
+        p = self.start("--until-idle", env=env)
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(sig)
+            try:
+                return self.daemon.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                return self.daemon.wait()
+        return self.daemon.returncode if self.daemon else None
+
+    def jobs(self, state=None):
+        args = ["list", "--json", "--limit", "1000000"]
+        if state:
+            args += ["--state", state]
+        r = self.cli(*args, check=True)
+        return [json.loads(l) for l in r.stdout.decode().splitlines() if l.strip()]
+
+    def show(self, job_id):
+        r = self.cli("show", str(job_id), "--json", check=True)
+        return json.loads(r.stdout)
+
+    def states(self):
+        out = {}
+        for j in self.jobs():
+            out[j["state"]] = out.get(j["state"], 0) + 1
+        return out
+
+    def out_path(self, rel):
+        return os.path.join(self.spool, "out", rel)
+
+    def log_text(self):
+        try:
+            return open(self.daemon_log, errors="replace").read()
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []

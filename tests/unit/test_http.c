@@ -1,0 +1,878 @@
+/* test_http - the curl-on-libev engine against a libmicrohttpd server on 127.0.0.1:
+ * methods, headers, bodies, statuses, rate-limit headers, transport errors, admission,
+ * concurrency with resubmission from callbacks, cancel, URL policy and TLS. */
+#include <arpa/inet.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "strbuf.h"
+#include "testlib.h"
+#include "util.h"
+
+#define TOKEN "sk-test-9f8e7d6c5b4a"
+#define MEDIA "application/vnd.segment.v1+json"
+#define SLOW_MS 700
+
+/* ---- the server ------------------------------------------------------------------- */
+
+struct server {
+	struct MHD_Daemon *d;
+	int port;
+	int tls;
+	atomic_int connections; /* TCP connections accepted since the last reset */
+};
+
+static struct server srv;
+static struct ev_loop *loop;
+
+/* sleep_ms - blocks the calling server thread. */
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* on_connection - counts accepted connections, to see whether the client reuses them. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct server *s = cls;
+	(void)c;
+	(void)socket_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&s->connections, 1);
+}
+
+/* on_request_done - frees the request body buffer. */
+static void on_request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+	struct strbuf *body = *con_cls;
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (body) {
+		sb_release(body);
+		free(body);
+		*con_cls = NULL;
+	}
+}
+
+/* add_query_arg - appends key=value& for each query argument. */
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+	struct strbuf *q = cls;
+	(void)kind;
+	sb_addf(q, "%s=%s&", key, value ? value : "");
+	return MHD_YES;
+}
+
+/* add_field - ,"name":"value" (or null when absent) to the echo document. */
+static void add_field(struct strbuf *out, const char *name, const char *value)
+{
+	sb_addf(out, ",\"%s\":", name);
+	if (value)
+		sb_add_json_string(out, value);
+	else
+		sb_adds(out, "null");
+}
+
+/* reply - queues a copy of text with the given status and optional extra header pairs. */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *text,
+                             const char *const *headers)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+	for (; headers && headers[0]; headers += 2)
+		MHD_add_response_header(r, headers[0], headers[1]);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* echo - the request as the server saw it, as JSON. */
+static enum MHD_Result echo(struct MHD_Connection *c, const char *url, const char *method,
+                            struct strbuf *body)
+{
+	struct strbuf out = STRBUF_INIT, query = STRBUF_INIT;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &query);
+	if (query.len)
+		sb_setlen(&query, query.len - 1);
+	sb_adds(&out, "{\"method\":");
+	sb_add_json_string(&out, method);
+	add_field(&out, "path", url);
+	add_field(&out, "query", query.buf);
+	add_field(&out, "accept", MHD_lookup_connection_value(c, MHD_HEADER_KIND, "accept"));
+	add_field(&out, "content_type",
+	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-type"));
+	add_field(&out, "authorization",
+	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "authorization"));
+	add_field(&out, "user_agent",
+	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "user-agent"));
+	add_field(&out, "expect", MHD_lookup_connection_value(c, MHD_HEADER_KIND, "expect"));
+	sb_addf(&out, ",\"body_len\":%zu", body->len);
+	add_field(&out, "body", body->buf);
+	sb_adds(&out, "}");
+	static const char *const headers[] = {"Content-Type", "application/json", NULL};
+	enum MHD_Result ret = reply(c, MHD_HTTP_OK, out.buf, headers);
+	sb_release(&out);
+	sb_release(&query);
+	return ret;
+}
+
+/* truncated_body - 10 bytes of a declared 1000, then an error that closes the connection. */
+static ssize_t truncated_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	if (pos > 0 || max < 10)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	memcpy(buf, "0123456789", 10);
+	return 10;
+}
+
+/* route - the final call for a request whose body has arrived. */
+static enum MHD_Result route(struct MHD_Connection *c, const char *url, const char *method,
+                             struct strbuf *body)
+{
+	if (!strcmp(url, "/slow")) {
+		sleep_ms(SLOW_MS);
+		return reply(c, MHD_HTTP_OK, "slow", NULL);
+	}
+	if (!strcmp(url, "/ratelimit")) {
+		static const char *const headers[] = {
+		    "Retry-After",          "7", "x-ratelimit-remaining", "0", "X-RATELIMIT-RESET",
+		    "2026-11-26T03:00:00Z", NULL};
+		return reply(c, 429, "{\"errors\":[{\"type\":\"too-many-requests\"}]}", headers);
+	}
+	if (!strcmp(url, "/truncate")) {
+		struct MHD_Response *r =
+		    MHD_create_response_from_callback(1000, 64, truncated_body, NULL, NULL);
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strncmp(url, "/status/", 8))
+		return reply(c, (unsigned int)atoi(url + 8), "{\"status\":true}", NULL);
+	return echo(c, url, method, body);
+}
+
+/* serve - MHD's access handler: collects the body, then routes. */
+static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
+                             const char *method, const char *version, const char *upload,
+                             size_t *upload_size, void **con_cls)
+{
+	struct strbuf *body = *con_cls;
+	(void)cls;
+	(void)version;
+	if (!body) {
+		if (!strcmp(url, "/close"))
+			return MHD_NO; /* drop the connection without an answer */
+		body = xmalloc(sizeof(*body));
+		sb_init(body, 0);
+		*con_cls = body;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		sb_add(body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return route(c, url, method, body);
+}
+
+/* server_start - on 127.0.0.1, an ephemeral port; TLS when key and cert are given. */
+static int server_start(struct server *s, const char *key, const char *cert)
+{
+	struct sockaddr_in sa;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = 0;
+	atomic_store(&s->connections, 0);
+	s->tls = key != NULL;
+	if (key)
+		s->d = MHD_start_daemon(
+		    flags | MHD_USE_TLS, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR,
+		    (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_request_done, NULL,
+		    MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
+	else
+		s->d = MHD_start_daemon(flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR,
+		                        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
+		                        on_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+		                        on_connection, s, MHD_OPTION_END);
+	if (!s->d)
+		return -1;
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	return s->port ? 0 : -1;
+}
+
+/* url_on - a URL on server s; one static buffer, copied by http_submit. */
+static const char *url_on(const struct server *s, const char *path)
+{
+	static char buf[256];
+	snprintf(buf, sizeof(buf), "%s://127.0.0.1:%d%s", s->tls ? "https" : "http", s->port, path);
+	return buf;
+}
+
+/* ---- the client side -------------------------------------------------------------- */
+
+static int pending;
+
+struct result {
+	int called;
+	enum http_error error;
+	int status;
+	int request_sent;
+	int64_t duration_ms;
+	int64_t rl_remaining;
+	char retry_after[64];
+	char rl_reset[64];
+	char errmsg[256];
+	struct strbuf body;
+};
+
+/* collect - copies what a test looks at out of the response (valid only in the call). */
+static void collect(struct http_response *resp, void *arg)
+{
+	struct result *r = arg;
+	r->called++;
+	r->error = resp->error;
+	r->status = resp->status;
+	r->request_sent = resp->request_sent;
+	r->duration_ms = resp->duration_ms;
+	r->rl_remaining = resp->rl_remaining;
+	memcpy(r->retry_after, resp->retry_after, sizeof(r->retry_after));
+	memcpy(r->rl_reset, resp->rl_reset, sizeof(r->rl_reset));
+	memcpy(r->errmsg, resp->errmsg, sizeof(r->errmsg));
+	sb_reset(&r->body);
+	sb_add(&r->body, resp->body.buf, resp->body.len);
+	pending--;
+}
+
+/* on_deadline - ends run_until's wait when the requests take too long. */
+static void on_deadline(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	*(int *)w->data = 1;
+}
+
+/* run_until - runs the loop until pending reaches 0 or max_s passes; 1 when it did. */
+static int run_until(double max_s)
+{
+	int expired = 0;
+	ev_timer deadline;
+	ev_timer_init(&deadline, on_deadline, max_s, 0.);
+	deadline.data = &expired;
+	ev_timer_start(loop, &deadline);
+	while (pending > 0 && !expired)
+		ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &deadline);
+	return pending == 0;
+}
+
+/* request_once - submits one request and waits for its completion. */
+static void request_once(struct http *h, const struct http_request *req, struct result *r)
+{
+	pending = 1;
+	CHECK_INT(http_submit(h, req, collect, r, NULL), 0);
+	CHECK(run_until(5.0));
+	CHECK_INT(r->called, 1);
+}
+
+/* has - whether the echo document contains text. */
+static int has(const struct result *r, const char *text)
+{
+	if (strstr(r->body.buf, text))
+		return 1;
+	fprintf(stderr, "  body lacks %.80s: %.200s\n", text, r->body.buf);
+	return 0;
+}
+
+/* result_init / result_release - a zeroed result and its body buffer. */
+static void result_init(struct result *r)
+{
+	memset(r, 0, sizeof(*r));
+	sb_init(&r->body, 0);
+}
+
+static void result_release(struct result *r)
+{
+	sb_release(&r->body);
+}
+
+/* free_port - a loopback port nothing listens on (bound, then closed). */
+static int free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		die("cannot find a free port");
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+TEST(url_policy)
+{
+	struct strbuf why = STRBUF_INIT;
+	CHECK_INT(http_url_allowed("http://127.0.0.1:8080/", &why), 0);
+	CHECK_INT(http_url_allowed("http://localhost", &why), 0);
+	CHECK_INT(http_url_allowed("http://LOCALHOST:9/x", &why), 0);
+	CHECK_INT(http_url_allowed("http://[::1]:9/", &why), 0);
+	CHECK_INT(http_url_allowed("http://127.3.2.1/", &why), 0);
+	CHECK_INT(http_url_allowed("http://evil.com@127.0.0.1/", &why), 0);
+	CHECK_INT(http_url_allowed("https://api.segmentapis.com/workspaces", &why), 0);
+	CHECK_INT(http_url_allowed("HTTPS://api.segmentapis.com", &why), 0);
+	CHECK_INT(why.len, 0);
+
+	CHECK_INT(http_url_allowed("http://api.segmentapis.com/", &why), -1);
+	CHECK_STR(why.buf, "plain http is allowed only to loopback (127.0.0.1, ::1, localhost); "
+	                   "use https for api.segmentapis.com");
+	sb_reset(&why);
+	CHECK_INT(http_url_allowed("http://10.0.0.1", &why), -1);
+	CHECK(strstr(why.buf, "10.0.0.1") != NULL);
+	sb_reset(&why);
+	CHECK_INT(http_url_allowed("ftp://127.0.0.1/file", &why), -1);
+	CHECK(strstr(why.buf, "ftp") != NULL);
+	sb_reset(&why);
+	CHECK_INT(http_url_allowed("http://127.0.0.1.evil.com/", &why), -1);
+	CHECK(strstr(why.buf, "127.0.0.1.evil.com") != NULL);
+	sb_reset(&why);
+	CHECK_INT(http_url_allowed("http://user@evil.com", &why), -1);
+	CHECK(strstr(why.buf, "evil.com") != NULL);
+	CHECK(strstr(why.buf, "user") == NULL);
+	sb_reset(&why);
+	CHECK_INT(http_url_allowed("http://127.0.0.1@evil.com/", &why), -1);
+	CHECK_INT(http_url_allowed("http://evil.com#@127.0.0.1/", &why), -1);
+	CHECK_INT(http_url_allowed("http://[::2]/", &why), -1);
+	CHECK_INT(http_url_allowed("http://localhost.evil.com/", &why), -1);
+	CHECK_INT(http_url_allowed("api.segmentapis.com/x", &why), -1);
+	CHECK_INT(http_url_allowed("", &why), -1);
+	CHECK_INT(http_url_allowed("http://a b/", NULL), -1);
+	sb_release(&why);
+}
+
+TEST(get_echo)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	struct http_request req = {.method = "GET",
+	                           .url = url_on(&srv, "/v1/echo?x=1"),
+	                           .media_type = MEDIA,
+	                           .bearer_token = TOKEN};
+	result_init(&r);
+	pending = 1;
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), 0);
+	CHECK_INT(http_in_flight(h), 1);
+	CHECK_INT(http_capacity(h), 15);
+	CHECK(run_until(5.0));
+	CHECK_INT(r.called, 1);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK_INT(r.status, 200);
+	CHECK_STR(r.errmsg, "");
+	CHECK_INT(r.request_sent, 1);
+	CHECK(r.duration_ms >= 0 && r.duration_ms < 5000);
+	CHECK_INT(r.rl_remaining, -1);
+	CHECK_STR(r.retry_after, "");
+	CHECK(has(&r, "\"method\":\"GET\""));
+	CHECK(has(&r, "\"path\":\"/v1/echo\""));
+	CHECK(has(&r, "\"query\":\"x=1\""));
+	CHECK(has(&r, "\"accept\":\"" MEDIA "\""));
+	CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
+	CHECK(has(&r, "\"content_type\":null"));
+	CHECK(has(&r, "\"user_agent\":\"segspool/0.1\""));
+	CHECK(has(&r, "\"body_len\":0"));
+	CHECK_INT(http_in_flight(h), 0);
+	CHECK_INT(http_capacity(h), 16);
+	result_release(&r);
+	http_free(h);
+}
+
+TEST(methods_and_bodies)
+{
+	struct http_opts opts = {.user_agent = "segspool-test/1"};
+	struct http *h = http_new(loop, &opts);
+	struct result r;
+	struct strbuf big = STRBUF_INIT;
+	result_init(&r);
+
+	/* over 1 MiB, where curl would send Expect: 100-continue unless told not to */
+	sb_adds(&big, "{\"name\":\"");
+	for (int i = 0; i < 1100000; i++)
+		sb_addch(&big, (char)('a' + i % 26));
+	sb_adds(&big, "\"}");
+	struct http_request post = {.method = "POST",
+	                            .url = url_on(&srv, "/v1/sources"),
+	                            .body = big.buf,
+	                            .body_len = big.len,
+	                            .media_type = MEDIA,
+	                            .bearer_token = TOKEN};
+	request_once(h, &post, &r);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK_INT(r.status, 200);
+	CHECK(has(&r, "\"method\":\"POST\""));
+	CHECK(has(&r, "\"content_type\":\"" MEDIA "\""));
+	CHECK(has(&r, "\"expect\":null"));
+	CHECK(has(&r, "\"user_agent\":\"segspool-test/1\""));
+	CHECK(has(&r, "\"body_len\":1100011"));
+	struct strbuf escaped = STRBUF_INIT;
+	sb_adds(&escaped, "\"body\":");
+	sb_add_json_string(&escaped, big.buf);
+	CHECK(has(&r, escaped.buf));
+	sb_release(&escaped);
+
+	const char patch_body[] = "{\"enabled\":false}";
+	struct http_request patch = {.method = "PATCH",
+	                             .url = url_on(&srv, "/v1/sources/abc"),
+	                             .body = patch_body,
+	                             .body_len = strlen(patch_body),
+	                             .media_type = MEDIA,
+	                             .bearer_token = TOKEN};
+	r.called = 0;
+	request_once(h, &patch, &r);
+	CHECK(has(&r, "\"method\":\"PATCH\""));
+	CHECK(has(&r, "\"path\":\"/v1/sources/abc\""));
+	CHECK(has(&r, "\"body\":\"{\\\"enabled\\\":false}\""));
+	CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
+
+	struct http_request del = {.method = "DELETE",
+	                           .url = url_on(&srv, "/v1/sources/abc"),
+	                           .media_type = MEDIA,
+	                           .bearer_token = TOKEN};
+	r.called = 0;
+	request_once(h, &del, &r);
+	CHECK(has(&r, "\"method\":\"DELETE\""));
+	CHECK(has(&r, "\"content_type\":null"));
+	CHECK(has(&r, "\"body_len\":0"));
+
+	struct http_request empty_post = {.method = "POST", .url = url_on(&srv, "/v1/x")};
+	r.called = 0;
+	request_once(h, &empty_post, &r);
+	CHECK(has(&r, "\"method\":\"POST\""));
+	CHECK(has(&r, "\"authorization\":null"));
+	CHECK(has(&r, "\"body_len\":0"));
+
+	/* a recycled handle must not keep the last request's body or method */
+	struct http_request get = {.method = "GET", .url = url_on(&srv, "/v1/y")};
+	r.called = 0;
+	request_once(h, &get, &r);
+	CHECK(has(&r, "\"method\":\"GET\""));
+	CHECK(has(&r, "\"body_len\":0"));
+	sb_release(&big);
+	result_release(&r);
+	http_free(h);
+}
+
+TEST(statuses_and_rate_headers)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+	struct http_request req = {.method = "GET", .url = url_on(&srv, "/status/404")};
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK_INT(r.status, 404);
+	CHECK_STR(r.body.buf, "{\"status\":true}");
+
+	req.url = url_on(&srv, "/status/503");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK_INT(r.status, 503);
+
+	req.url = url_on(&srv, "/ratelimit");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK_INT(r.status, 429);
+	CHECK_STR(r.retry_after, "7");
+	CHECK_INT(r.rl_remaining, 0);
+	CHECK_STR(r.rl_reset, "2026-11-26T03:00:00Z");
+
+	/* the next response on the same handle has none of them */
+	req.url = url_on(&srv, "/status/200");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.status, 200);
+	CHECK_STR(r.retry_after, "");
+	CHECK_INT(r.rl_remaining, -1);
+	CHECK_STR(r.rl_reset, "");
+	result_release(&r);
+	http_free(h);
+}
+
+TEST(transport_errors)
+{
+	struct http_opts opts = {.timeout_ms = 300, .connect_timeout_ms = 1000};
+	struct http *h = http_new(loop, &opts);
+	struct result r;
+	char refused_url[64];
+	result_init(&r);
+
+	struct http_request req = {
+	    .method = "GET", .url = url_on(&srv, "/slow"), .bearer_token = TOKEN};
+	unsigned int iterations = ev_iteration(loop);
+	request_once(h, &req, &r);
+	/* waiting out curl's timer must not spin the loop (evhiperfifo's ms / 1000 bug) */
+	iterations = ev_iteration(loop) - iterations;
+	CHECK(iterations < 50);
+	if (iterations >= 50)
+		fprintf(stderr, "  %u loop iterations for one timed-out request\n", iterations);
+	CHECK_INT(r.error, HTTP_ERR_TIMEOUT);
+	CHECK_INT(r.status, 0);
+	CHECK_INT(r.request_sent, 1);
+	CHECK(r.duration_ms >= 250 && r.duration_ms < SLOW_MS);
+	CHECK(r.errmsg[0] != '\0');
+
+	req.url = url_on(&srv, "/close");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_ERR_RECV);
+	CHECK_INT(r.request_sent, 1);
+
+	req.url = url_on(&srv, "/truncate");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_ERR_RECV);
+	CHECK_INT(r.request_sent, 1);
+
+	/* on a recycled handle, so the sent counters must have been reset */
+	snprintf(refused_url, sizeof(refused_url), "http://127.0.0.1:%d/x", free_port());
+	req.url = refused_url;
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_ERR_CONNECT);
+	CHECK_INT(r.request_sent, 0);
+	CHECK_INT(r.status, 0);
+	CHECK(strstr(r.errmsg, TOKEN) == NULL);
+	result_release(&r);
+	http_free(h);
+}
+
+TEST(refused_requests)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+	struct http_request req = {.method = "GET", .url = "http://10.0.0.1/v1"};
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	req.url = "ftp://127.0.0.1/";
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	req.url = url_on(&srv, "/echo");
+	req.method = "get";
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	req.method = "GET\r\nX-Evil: 1";
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	req.method = "GET";
+	req.bearer_token = "tok\r\nX-Evil: 1";
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	CHECK_INT(http_in_flight(h), 0);
+	CHECK_INT(r.called, 0);
+	result_release(&r);
+	http_free(h);
+}
+
+TEST(admission)
+{
+	struct http_opts opts = {.max_in_flight = 3};
+	struct http *h = http_new(loop, &opts);
+	struct result r[4];
+	struct http_request req = {.method = "GET", .url = url_on(&srv, "/echo")};
+	for (int i = 0; i < 4; i++)
+		result_init(&r[i]);
+	pending = 3;
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(http_submit(h, &req, collect, &r[i], NULL), 0);
+	CHECK_INT(http_capacity(h), 0);
+	CHECK_INT(http_submit(h, &req, collect, &r[3], NULL), -1);
+	CHECK_INT(http_in_flight(h), 3);
+	CHECK(run_until(5.0));
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(r[i].status, 200);
+	CHECK_INT(r[3].called, 0);
+	CHECK_INT(http_capacity(h), 3);
+	for (int i = 0; i < 4; i++)
+		result_release(&r[i]);
+	http_free(h);
+}
+
+struct swarm {
+	struct http *h;
+	const char *url;
+	int total, submitted, completed, ok, max_in_flight;
+};
+
+/* swarm_fill - submits until the engine refuses or everything is submitted. */
+static void swarm_fill(struct swarm *s);
+
+/* swarm_done - one completion; refills from inside the callback, as the scheduler does. */
+static void swarm_done(struct http_response *resp, void *arg)
+{
+	struct swarm *s = arg;
+	s->completed++;
+	if (resp->error == HTTP_OK && resp->status == 200 && resp->body.len > 0)
+		s->ok++;
+	pending--;
+	swarm_fill(s);
+}
+
+static void swarm_fill(struct swarm *s)
+{
+	struct http_request req = {
+	    .method = "GET", .url = s->url, .media_type = MEDIA, .bearer_token = TOKEN};
+	while (s->submitted < s->total && http_capacity(s->h) > 0) {
+		if (http_submit(s->h, &req, swarm_done, s, NULL) < 0)
+			break;
+		s->submitted++;
+		if (http_in_flight(s->h) > s->max_in_flight)
+			s->max_in_flight = http_in_flight(s->h);
+	}
+}
+
+/* run_swarm - total requests, at most 16 in flight; returns the elapsed seconds. */
+static double run_swarm(struct swarm *s, int total)
+{
+	struct http_opts opts = {.max_in_flight = 16};
+	char url[128];
+	snprintf(url, sizeof(url), "%s", url_on(&srv, "/echo"));
+	memset(s, 0, sizeof(*s));
+	s->h = http_new(loop, &opts);
+	s->url = url;
+	s->total = total;
+	pending = total;
+	int64_t start = clock_mono_ms();
+	swarm_fill(s);
+	CHECK(run_until(8.0));
+	double secs = (double)(clock_mono_ms() - start) / 1000.0;
+	http_free(s->h);
+	s->url = NULL;
+	return secs;
+}
+
+TEST(concurrency_and_reuse)
+{
+	struct swarm s;
+	atomic_store(&srv.connections, 0);
+	run_swarm(&s, 200);
+	CHECK_INT(s.completed, 200);
+	CHECK_INT(s.ok, 200);
+	CHECK_INT(s.max_in_flight, 16);
+	/* connections are pooled: at most one per concurrent request, not one per request */
+	int conns = atomic_load(&srv.connections);
+	CHECK(conns >= 1 && conns <= 16);
+	if (conns > 16)
+		fprintf(stderr, "  %d connections for 200 requests\n", conns);
+}
+
+struct canceller {
+	struct http *h;
+	struct http_xfer *victim;
+	struct result *victim_result;
+	int victim_called_at_once;
+};
+
+/* cancel_other - a completion that cancels another in-flight request. */
+static void cancel_other(struct http_response *resp, void *arg)
+{
+	struct canceller *c = arg;
+	(void)resp;
+	http_cancel(c->h, c->victim);
+	c->victim_called_at_once = c->victim_result->called;
+	pending--;
+}
+
+TEST(cancel)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result slow, slow2;
+	struct http_xfer *x = NULL;
+	result_init(&slow);
+	result_init(&slow2);
+
+	struct http_request req = {.method = "GET", .url = url_on(&srv, "/slow")};
+	pending = 1;
+	CHECK_INT(http_submit(h, &req, collect, &slow, &x), 0);
+	CHECK(x != NULL);
+	http_cancel(h, x);
+	CHECK_INT(slow.called, 1);
+	CHECK_INT(slow.error, HTTP_ERR_CANCELLED);
+	CHECK_INT(http_in_flight(h), 0);
+
+	/* from inside another request's callback */
+	pending = 2;
+	struct canceller c = {.h = h, .victim_result = &slow2};
+	CHECK_INT(http_submit(h, &req, collect, &slow2, &c.victim), 0);
+	req.url = url_on(&srv, "/echo");
+	CHECK_INT(http_submit(h, &req, cancel_other, &c, NULL), 0);
+	CHECK(run_until(2.0));
+	CHECK_INT(c.victim_called_at_once, 1);
+	CHECK_INT(slow2.called, 1);
+	CHECK_INT(slow2.error, HTTP_ERR_CANCELLED);
+	CHECK_INT(http_in_flight(h), 0);
+
+	/* the engine still works afterwards */
+	struct result r;
+	result_init(&r);
+	request_once(h, &req, &r);
+	CHECK_INT(r.status, 200);
+	CHECK_INT(slow.called, 1);
+	result_release(&r);
+	result_release(&slow);
+	result_release(&slow2);
+	http_free(h);
+}
+
+TEST(free_with_requests_in_flight)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+	struct http_request req = {.method = "GET", .url = url_on(&srv, "/slow")};
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(http_submit(h, &req, collect, &r, NULL), 0);
+	/* let the requests get under way: sockets and timers are live when we free */
+	ev_run(loop, EVRUN_NOWAIT);
+	http_free(h);
+	CHECK_INT(r.called, 0);
+	result_release(&r);
+}
+
+/* read_text - a small file's contents, or NULL. */
+static char *read_text(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT, why = STRBUF_INIT;
+	char *s = NULL;
+	if (read_file_at(AT_FDCWD, path, 65536, &sb, &why) == 0)
+		s = sb_detach(&sb, NULL);
+	sb_release(&sb);
+	sb_release(&why);
+	return s;
+}
+
+/* make_cert - a self-signed key and certificate for 127.0.0.1 in dir; 0 on success. */
+static int make_cert(const char *dir, char **key, char **cert, char *cert_path, size_t size)
+{
+	struct strbuf cmd = STRBUF_INIT, path = STRBUF_INIT;
+	sb_addf(&cmd,
+	        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	        "-keyout %s/key.pem -out %s/cert.pem -days 2 -subj /CN=127.0.0.1 "
+	        "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+	        dir, dir);
+	int rc = system(cmd.buf);
+	sb_addf(&path, "%s/key.pem", dir);
+	*key = rc == 0 ? read_text(path.buf) : NULL;
+	snprintf(cert_path, size, "%s/cert.pem", dir);
+	*cert = rc == 0 ? read_text(cert_path) : NULL;
+	sb_release(&cmd);
+	sb_release(&path);
+	return *key && *cert ? 0 : -1;
+}
+
+TEST(tls)
+{
+	char dir[] = "/tmp/test_http.XXXXXX";
+	char cert_path[128], key_path[160];
+	char *key = NULL, *cert = NULL;
+	struct server tls_srv;
+
+	if (system("command -v openssl >/dev/null 2>&1") != 0) {
+		printf("skipped: tls (no openssl binary)\n");
+		return;
+	}
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		printf("skipped: tls (libmicrohttpd without TLS)\n");
+		return;
+	}
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_INT(make_cert(dir, &key, &cert, cert_path, sizeof(cert_path)), 0);
+	memset(&tls_srv, 0, sizeof(tls_srv));
+	if (key && cert && server_start(&tls_srv, key, cert) == 0) {
+		struct http *h = http_new(loop, NULL);
+		struct result r;
+		result_init(&r);
+		struct http_request req = {
+		    .method = "GET", .url = url_on(&tls_srv, "/echo"), .bearer_token = TOKEN};
+		request_once(h, &req, &r);
+		CHECK_INT(r.error, HTTP_ERR_TLS);
+		CHECK_INT(r.request_sent, 0);
+		CHECK_INT(r.status, 0);
+		http_free(h);
+
+		/* the same server, trusted through ca_file: verification on, and passing */
+		struct http_opts opts = {.ca_file = cert_path};
+		h = http_new(loop, &opts);
+		r.called = 0;
+		request_once(h, &req, &r);
+		CHECK_INT(r.error, HTTP_OK);
+		CHECK_INT(r.status, 200);
+		CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
+		http_free(h);
+		result_release(&r);
+		MHD_stop_daemon(tls_srv.d);
+	} else {
+		CHECK(!"tls server did not start");
+	}
+	snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
+	unlink(key_path);
+	unlink(cert_path);
+	rmdir(dir);
+	free(key);
+	free(cert);
+}
+
+TEST(throughput)
+{
+	struct swarm s;
+	double secs = run_swarm(&s, 2000);
+	CHECK_INT(s.ok, 2000);
+	printf("throughput: %d requests in %.2f s, %.0f requests/s (16 in flight, loopback)\n",
+	       s.completed, secs, secs > 0 ? s.completed / secs : 0.0);
+}
+
+int main(void)
+{
+	if (http_global_init() < 0)
+		return 1;
+	loop = ev_default_loop(0);
+	if (server_start(&srv, NULL, NULL) < 0) {
+		fprintf(stderr, "cannot start the test server\n");
+		return 1;
+	}
+	RUN(url_policy);
+	RUN(get_echo);
+	RUN(methods_and_bodies);
+	RUN(statuses_and_rate_headers);
+	RUN(transport_errors);
+	RUN(refused_requests);
+	RUN(admission);
+	RUN(concurrency_and_reuse);
+	RUN(cancel);
+	RUN(free_with_requests_in_flight);
+	RUN(tls);
+	RUN(throughput);
+	MHD_stop_daemon(srv.d);
+	ev_loop_destroy(loop);
+	http_global_cleanup();
+	return tl_finish();
+}

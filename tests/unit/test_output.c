@@ -1,0 +1,348 @@
+/* test_output - atomic output files: .part then rename, directories made on the way,
+ * symlinks and escaping paths refused, a full disk reported cleanly. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "strbuf.h"
+#include "testlib.h"
+#include "util.h"
+
+static char base_dir[] = "/tmp/test_output.XXXXXX";
+static int out_fd = -1;
+
+/* path_of - base_dir/rel in a rotating static buffer. */
+static const char *path_of(const char *rel)
+{
+	static char buf[4][512];
+	static int which;
+	which = (which + 1) % 4;
+	snprintf(buf[which], sizeof(buf[which]), "%s/%s", base_dir, rel);
+	return buf[which];
+}
+
+/* write_text - creates a file with text in it. */
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(2);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+/* read_text - a whole small file into sb (reset first); -1 if it cannot be opened. */
+static int read_text(const char *path, struct strbuf *sb)
+{
+	sb_reset(sb);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sb_add(sb, buf, n);
+	fclose(f);
+	return 0;
+}
+
+/* exists - path exists as anything, symlinks not followed. */
+static int exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+/* count_entries - entries in a directory, "." and ".." excluded; -1 if unreadable. */
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* contains - err's text has needle. */
+static int contains(const struct strbuf *err, const char *needle)
+{
+	if (strstr(err->buf, needle))
+		return 1;
+	fprintf(stderr, "  message was: %s\n", err->buf);
+	return 0;
+}
+
+TEST(nested_commit)
+{
+	struct output_file *of = NULL;
+	struct strbuf err = STRBUF_INIT, text = STRBUF_INIT;
+	CHECK_INT(output_open(out_fd, "a/b/c.jsonl", &of, &err), 0);
+	CHECK(of != NULL);
+	CHECK_STR(err.buf, "");
+	struct stat st;
+	CHECK_INT(stat(path_of("out/a/b"), &st), 0);
+	CHECK(S_ISDIR(st.st_mode));
+	CHECK_INT(st.st_mode & 07777, 0755);
+	CHECK_INT(output_append(of, "{\"i\":1}\n", 8), 0);
+	CHECK_INT(output_append(of, "{\"i\":2}\n", 8), 0);
+	/* before the commit: only the hidden .part */
+	CHECK(exists(path_of("out/a/b/.c.jsonl.part")));
+	CHECK(!exists(path_of("out/a/b/c.jsonl")));
+	CHECK_INT(output_commit(of, &err), 0);
+	CHECK(!exists(path_of("out/a/b/.c.jsonl.part")));
+	CHECK_INT(read_text(path_of("out/a/b/c.jsonl"), &text), 0);
+	CHECK_STR(text.buf, "{\"i\":1}\n{\"i\":2}\n");
+	CHECK_INT(stat(path_of("out/a/b/c.jsonl"), &st), 0);
+	CHECK_INT(st.st_mode & 0777, 0644 & ~0022);
+	CHECK_INT(count_entries(path_of("out/a/b")), 1);
+
+	/* an existing directory on the way is reused */
+	CHECK_INT(output_write(out_fd, "a/top.json", "{}", 2, &err), 0);
+	CHECK_INT(read_text(path_of("out/a/top.json"), &text), 0);
+	CHECK_STR(text.buf, "{}");
+	sb_release(&err);
+	sb_release(&text);
+}
+
+TEST(abort_leaves_nothing)
+{
+	struct output_file *of = NULL;
+	struct strbuf err = STRBUF_INIT;
+	CHECK_INT(output_open(out_fd, "ab/x.json", &of, &err), 0);
+	CHECK_INT(output_append(of, "partial", 7), 0);
+	CHECK(exists(path_of("out/ab/.x.json.part")));
+	output_abort(of);
+	CHECK_INT(count_entries(path_of("out/ab")), 0);
+	output_abort(NULL);
+
+	/* aborting leaves an earlier complete output alone */
+	CHECK_INT(output_write(out_fd, "ab/y.json", "old", 3, &err), 0);
+	CHECK_INT(output_open(out_fd, "ab/y.json", &of, &err), 0);
+	CHECK_INT(output_append(of, "new", 3), 0);
+	output_abort(of);
+	struct strbuf text = STRBUF_INIT;
+	CHECK_INT(read_text(path_of("out/ab/y.json"), &text), 0);
+	CHECK_STR(text.buf, "old");
+	CHECK_INT(count_entries(path_of("out/ab")), 1);
+	sb_release(&text);
+	sb_release(&err);
+}
+
+TEST(symlinks_refused)
+{
+	struct strbuf err = STRBUF_INIT;
+	CHECK_INT(mkdir(path_of("elsewhere"), 0755), 0);
+	CHECK_INT(symlink(path_of("elsewhere"), path_of("out/link")), 0);
+	CHECK_INT(output_write(out_fd, "link/f.json", "{}", 2, &err), -1);
+	CHECK(contains(&err, "output path link/f.json: link is a symbolic link; outputs never "
+			     "follow links out of the output directory"));
+	CHECK_INT(count_entries(path_of("elsewhere")), 0);
+
+	/* deeper down, and with a relative link */
+	CHECK_INT(mkdir(path_of("out/a2"), 0755), 0);
+	CHECK_INT(symlink("../../elsewhere", path_of("out/a2/lnk")), 0);
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "a2/lnk/deep/f.json", "{}", 2, &err), -1);
+	CHECK(contains(&err, "a2/lnk is a symbolic link"));
+	CHECK_INT(count_entries(path_of("elsewhere")), 0);
+
+	/* a file where a directory should be */
+	write_text(path_of("out/plain"), "x");
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "plain/f.json", "{}", 2, &err), -1);
+	CHECK(contains(&err, "output path plain/f.json: plain is not a directory"));
+
+	/* the final name may be a symlink: it is replaced, never written through */
+	write_text(path_of("victim"), "precious");
+	CHECK_INT(symlink(path_of("victim"), path_of("out/s.json")), 0);
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "s.json", "{}", 2, &err), 0);
+	struct stat st;
+	CHECK_INT(lstat(path_of("out/s.json"), &st), 0);
+	CHECK(S_ISREG(st.st_mode));
+	struct strbuf text = STRBUF_INIT;
+	CHECK_INT(read_text(path_of("victim"), &text), 0);
+	CHECK_STR(text.buf, "precious");
+
+	/* the final name an existing directory */
+	CHECK_INT(mkdir(path_of("out/isdir.json"), 0755), 0);
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "isdir.json", "{}", 2, &err), -1);
+	CHECK(contains(&err, "is a directory"));
+	sb_release(&text);
+	sb_release(&err);
+}
+
+TEST(lexical_refusals)
+{
+	static const char *const bad[] = {
+		"../x.json", "a/../../x.json", "a/..", "/etc/x.json", "", "a//b.json",
+		"a/",        "./x.json",       "a/./b", "a\nb.json",
+	};
+	struct output_file *of;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct strbuf err = STRBUF_INIT;
+		of = (struct output_file *)&of; /* must be reset to NULL on failure */
+		CHECK_INT(output_open(out_fd, bad[i], &of, &err), -1);
+		CHECK(of == NULL);
+		CHECK(strncmp(err.buf, "output path ", 12) == 0);
+		sb_reset(&err);
+		CHECK_INT(output_check_dirs(out_fd, bad[i], &err), -1);
+		CHECK(err.len > 0);
+		sb_release(&err);
+	}
+	struct strbuf err = STRBUF_INIT;
+	CHECK_INT(output_write(out_fd, "/etc/x.json", "", 0, &err), -1);
+	CHECK(contains(&err, "must be relative"));
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "../x.json", "", 0, &err), -1);
+	CHECK(contains(&err, "\"..\""));
+	CHECK(!exists(path_of("x.json")));
+	/* a name that merely starts with dots is fine */
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "..x/...json", "{}", 2, &err), 0);
+	CHECK(exists(path_of("out/..x/...json")));
+	sb_release(&err);
+}
+
+TEST(overwrite_and_stale_part)
+{
+	struct strbuf err = STRBUF_INIT, text = STRBUF_INIT;
+	CHECK_INT(output_write(out_fd, "o.json", "one", 3, &err), 0);
+	CHECK_INT(output_write(out_fd, "o.json", "two!", 4, &err), 0);
+	CHECK_INT(read_text(path_of("out/o.json"), &text), 0);
+	CHECK_STR(text.buf, "two!");
+
+	/* a crash's leftover .part does not block the next write */
+	write_text(path_of("out/.o.json.part"), "garbage from a crash");
+	CHECK_INT(output_write(out_fd, "o.json", "three", 5, &err), 0);
+	CHECK_INT(read_text(path_of("out/o.json"), &text), 0);
+	CHECK_STR(text.buf, "three");
+	CHECK(!exists(path_of("out/.o.json.part")));
+
+	/* empty outputs are files too */
+	CHECK_INT(output_write(out_fd, "empty.json", "", 0, &err), 0);
+	CHECK_INT(read_text(path_of("out/empty.json"), &text), 0);
+	CHECK_INT(text.len, 0);
+	CHECK_STR(err.buf, "");
+	sb_release(&err);
+	sb_release(&text);
+}
+
+TEST(check_dirs)
+{
+	struct strbuf err = STRBUF_INIT;
+	CHECK_INT(mkdir(path_of("out/cd"), 0755), 0);
+	CHECK_INT(mkdir(path_of("out/cd/sub"), 0755), 0);
+	CHECK_INT(output_check_dirs(out_fd, "cd/sub/x.json", &err), 0);
+	CHECK_INT(output_check_dirs(out_fd, "x.json", &err), 0);
+	/* missing directories are fine, and nothing is created */
+	CHECK_INT(output_check_dirs(out_fd, "cd/new/deeper/x.json", &err), 0);
+	CHECK(!exists(path_of("out/cd/new")));
+	CHECK_STR(err.buf, "");
+
+	CHECK_INT(symlink("sub", path_of("out/cd/ln")), 0);
+	CHECK_INT(output_check_dirs(out_fd, "cd/ln/x.json", &err), -1);
+	CHECK(contains(&err, "cd/ln is a symbolic link"));
+
+	write_text(path_of("out/cd/file"), "x");
+	sb_reset(&err);
+	CHECK_INT(output_check_dirs(out_fd, "cd/file/x.json", &err), -1);
+	CHECK(contains(&err, "cd/file is not a directory"));
+
+	sb_reset(&err);
+	CHECK_INT(output_check_dirs(out_fd, "cd/sub", &err), -1);
+	CHECK(contains(&err, "is a directory"));
+
+	/* a dangling symlink on the way is still a symlink */
+	CHECK_INT(symlink("nowhere", path_of("out/cd/dangling")), 0);
+	sb_reset(&err);
+	CHECK_INT(output_check_dirs(out_fd, "cd/dangling/x.json", &err), -1);
+	CHECK(contains(&err, "cd/dangling is a symbolic link"));
+	sb_release(&err);
+}
+
+/* full_disk - a 64 KiB tmpfs: writing 1 MB must fail cleanly, with no .part left. */
+static void full_disk(void)
+{
+	const char *mnt = path_of("full");
+	char cmd[700];
+	if (mkdir(mnt, 0755) < 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=64k tmpfs '%s' 2>/dev/null", mnt);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "skipped: full-disk output (cannot mount tmpfs)\n");
+		return;
+	}
+	int fd = open(mnt, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	size_t len = 1024 * 1024;
+	char *big = xmalloc(len);
+	memset(big, 'x', len);
+	struct strbuf err = STRBUF_INIT;
+	CHECK_INT(output_write(fd, "d/big.jsonl", big, len, &err), -1);
+	CHECK(contains(&err, "cannot write output d/big.jsonl: No space left on device"));
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/d", mnt);
+	CHECK_INT(count_entries(dir), 0);
+
+	/* with the streaming interface the error surfaces at commit */
+	struct output_file *of = NULL;
+	sb_reset(&err);
+	CHECK_INT(output_open(fd, "d/streamed.jsonl", &of, &err), 0);
+	int failed = 0;
+	for (int i = 0; i < 32 && !failed; i++)
+		failed = output_append(of, big, 64 * 1024) < 0;
+	CHECK(failed);
+	CHECK_INT(output_commit(of, &err), -1);
+	CHECK(contains(&err, "No space left on device"));
+	CHECK_INT(count_entries(dir), 0);
+	sb_release(&err);
+	free(big);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "umount '%s'", mnt);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot unmount %s\n", mnt);
+}
+
+int main(void)
+{
+	if (!mkdtemp(base_dir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	/* the refusals provoked here may log; SEGSPOOL_TEST_VERBOSE shows them */
+	if (!getenv("SEGSPOOL_TEST_VERBOSE"))
+		log_set_level((enum log_level)(LOG_ERROR + 1));
+	umask(022);
+	if (mkdir(path_of("out"), 0755) < 0 ||
+	    (out_fd = open(path_of("out"), O_DIRECTORY | O_RDONLY | O_CLOEXEC)) < 0) {
+		perror(path_of("out"));
+		return 2;
+	}
+	RUN(nested_commit);
+	RUN(abort_leaves_nothing);
+	RUN(symlinks_refused);
+	RUN(lexical_refusals);
+	RUN(overwrite_and_stale_part);
+	RUN(check_dirs);
+	RUN(full_disk);
+	close(out_fd);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", base_dir);
+	return tl_finish();
+}

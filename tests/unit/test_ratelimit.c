@@ -1,0 +1,297 @@
+/* test_ratelimit - token buckets driven by a simulated clock. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ratelimit.h"
+#include "testlib.h"
+
+#define T0 1795662000000LL
+
+/* drain - takes every token the bucket allows in [from, until), stepping 1 ms, and
+ * records when; returns how many were taken. */
+static int drain(struct rl_bucket *b, int64_t from, int64_t until, int64_t *when, int max)
+{
+	int n = 0;
+	for (int64_t t = from; t < until; t++) {
+		while (rl_wait_ms(b, t) == 0 && n < max) {
+			rl_take(b, t);
+			if (when)
+				when[n] = t;
+			n++;
+		}
+	}
+	return n;
+}
+
+TEST(ten_per_second)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 10, 1, T0);
+	int64_t when[32];
+	/*
+	 * Burst 1 at 10/s: the bucket starts with its one token, then one more every 100 ms.
+	 * In [T0, T0 + 1000) that is exactly 10 takes, at T0, T0+100, ..., T0+900; the 11th
+	 * token arrives at T0 + 1000, outside the interval.
+	 */
+	int n = drain(b, T0, T0 + 1000, when, 32);
+	CHECK_INT(n, 10);
+	for (int i = 0; i < n && i < 10; i++)
+		CHECK_INT(when[i], T0 + 100 * i);
+	CHECK_INT(rl_wait_ms(b, T0 + 950), 50);
+	CHECK_INT(rl_wait_ms(b, T0 + 1000), 0);
+	/* the same over a long run: 10 a second, with no drift from refill arithmetic */
+	n = drain(b, T0 + 1000, T0 + 61000, NULL, 1000);
+	CHECK_INT(n, 600);
+	rl_free(rl);
+}
+
+TEST(burst_then_rate)
+{
+	struct ratelimit *rl = rl_new();
+	/* 3 per second with a burst of 5: five at once, then one every 333.3 ms */
+	struct rl_bucket *b = rl_bucket_get(rl, "k", 3, 5, T0);
+	int64_t when[16];
+	int n = drain(b, T0, T0 + 1001, when, 16);
+	CHECK_INT(n, 8);
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(when[i], T0);
+	CHECK_INT(when[5], T0 + 334);
+	CHECK_INT(when[6], T0 + 667);
+	CHECK_INT(when[7], T0 + 1000);
+	/* idle for a minute: refills to the burst, not beyond */
+	CHECK_INT(drain(b, T0 + 61000, T0 + 61001, NULL, 100), 5);
+	rl_free(rl);
+}
+
+TEST(hold)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 10, 10, T0);
+	struct rl_bucket *other = rl_bucket_get(rl, "ws:other", 10, 10, T0);
+	rl_take(b, T0);
+	rl_hold(b, T0 + 5000);
+	/* the whole bucket waits, although it had 9 tokens */
+	CHECK_INT(rl_wait_ms(b, T0), 5000);
+	CHECK_INT(rl_wait_ms(b, T0 + 4999), 1);
+	CHECK_INT(rl_wait_ms(b, T0 + 5000), 0);
+	/* a shorter hold does not cut a longer one short */
+	rl_hold(b, T0 + 2000);
+	CHECK_INT(rl_wait_ms(b, T0 + 3000), 2000);
+	/* another bucket is not held */
+	CHECK_INT(rl_wait_ms(other, T0), 0);
+	/* a short hold: the emptied tokens decide (one token = 100 ms at 10/s) */
+	struct rl_bucket *c = rl_bucket_get(rl, "short", 10, 10, T0);
+	rl_take(c, T0);
+	rl_hold(c, T0 + 30);
+	CHECK_INT(rl_wait_ms(c, T0), 100);
+	CHECK_INT(rl_wait_ms(c, T0 + 100), 0);
+	rl_free(rl);
+}
+
+TEST(observe)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 10, 20, T0);
+	/* the server counts others' requests too: fewer remaining lowers our tokens */
+	rl_observe(b, 3, T0 + 60000, T0);
+	double tokens;
+	int64_t updated, hold;
+	rl_bucket_state(b, &tokens, &updated, &hold);
+	CHECK(tokens == 3.0);
+	CHECK_INT(updated, T0);
+	CHECK_INT(drain(b, T0, T0 + 1, NULL, 100), 3);
+	/* more remaining than we hold does not raise them */
+	rl_observe(b, 50, T0 + 60000, T0);
+	rl_bucket_state(b, &tokens, &updated, &hold);
+	CHECK(tokens == 0.0);
+	/* unknown remaining (-1) changes nothing */
+	rl_observe(b, -1, 0, T0 + 100);
+	CHECK_INT(rl_wait_ms(b, T0 + 100), 0);
+	/* nothing remaining: held until the reset */
+	rl_observe(b, 0, T0 + 30000, T0 + 100);
+	CHECK_INT(rl_wait_ms(b, T0 + 100), 29900);
+	CHECK_INT(rl_wait_ms(b, T0 + 30000), 0);
+	/* nothing remaining with an unknown or past reset: empty, but no hold */
+	struct rl_bucket *c = rl_bucket_get(rl, "c", 10, 5, T0);
+	rl_observe(c, 0, 0, T0);
+	CHECK_INT(rl_wait_ms(c, T0), 100);
+	rl_observe(c, 0, T0 - 5, T0);
+	rl_bucket_state(c, &tokens, &updated, &hold);
+	CHECK_INT(hold, 0);
+	rl_free(rl);
+}
+
+TEST(restore)
+{
+	struct ratelimit *rl = rl_new();
+	/* restored before the configuration gives the rates: an empty bucket stays empty */
+	rl_restore(rl, "ws:default", 0, T0, T0 + 2000);
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 10, 50, T0);
+	double tokens;
+	int64_t updated, hold;
+	rl_bucket_state(b, &tokens, &updated, &hold);
+	CHECK(tokens == 0.0);
+	CHECK_INT(hold, T0 + 2000);
+	CHECK_INT(rl_wait_ms(b, T0), 2000);
+	/* after the hold, the 2 s of refill have put 20 tokens in, not the burst of 50 */
+	CHECK_INT(drain(b, T0 + 2000, T0 + 2001, NULL, 100), 20);
+
+	/* time the daemon was down still refills, up to the burst */
+	rl_restore(rl, "slow", 0.5, T0 - 1000, 0);
+	struct rl_bucket *s = rl_bucket_get(rl, "slow", 1, 5, T0);
+	CHECK_INT(rl_wait_ms(s, T0), 0);
+	rl_take(s, T0);
+	CHECK_INT(rl_wait_ms(s, T0), 500);
+
+	/* a saved state from a later clock does not stall the bucket */
+	rl_restore(rl, "future", 0, T0 + 3600000, 0);
+	struct rl_bucket *f = rl_bucket_get(rl, "future", 10, 5, T0);
+	CHECK_INT(rl_wait_ms(f, T0), 100);
+	CHECK_INT(rl_wait_ms(f, T0 + 100), 0);
+
+	/* restoring a configured bucket clamps to its burst */
+	rl_restore(rl, "slow", 100, T0, 0);
+	rl_bucket_state(s, &tokens, &updated, &hold);
+	CHECK(tokens == 5.0);
+
+	/* a state round-trips through a second limiter */
+	struct ratelimit *again = rl_new();
+	rl_bucket_state(b, &tokens, &updated, &hold);
+	rl_restore(again, rl_bucket_key(b), tokens, updated, hold);
+	struct rl_bucket *b2 = rl_bucket_get(again, "ws:default", 10, 50, updated);
+	double tokens2;
+	int64_t updated2, hold2;
+	rl_bucket_state(b2, &tokens2, &updated2, &hold2);
+	CHECK(tokens2 == tokens);
+	CHECK_INT(updated2, updated);
+	CHECK_INT(hold2, hold);
+	rl_free(again);
+	rl_free(rl);
+}
+
+TEST(rates_change)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "k", 10, 10, T0);
+	/* same key, same bucket; the new burst clamps the tokens */
+	CHECK(rl_bucket_get(rl, "k", 1, 2, T0) == b);
+	CHECK_INT(drain(b, T0, T0 + 1, NULL, 100), 2);
+	CHECK_INT(rl_wait_ms(b, T0), 1000);
+	/* a burst below one token is raised to one, or nothing would ever pass */
+	struct rl_bucket *z = rl_bucket_get(rl, "z", 5, 0, T0);
+	CHECK_INT(drain(z, T0, T0 + 1000, NULL, 100), 5);
+	rl_free(rl);
+}
+
+TEST(unlimited)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "free", 0, 0, T0);
+	for (int i = 0; i < 10000; i++) {
+		if (rl_wait_ms(b, T0) != 0)
+			break;
+		rl_take(b, T0);
+	}
+	CHECK_INT(rl_wait_ms(b, T0), 0);
+	/* the server's hold still applies: a 429 means stop, whatever we configured */
+	rl_hold(b, T0 + 700);
+	CHECK_INT(rl_wait_ms(b, T0), 700);
+	CHECK_INT(rl_wait_ms(b, T0 + 700), 0);
+	/* given a rate later, it starts full */
+	rl_bucket_get(rl, "free", 1, 3, T0 + 700);
+	CHECK_INT(drain(b, T0 + 700, T0 + 701, NULL, 100), 3);
+	rl_free(rl);
+}
+
+TEST(parse_rate)
+{
+	double r = 0;
+	CHECK_INT(rl_parse_rate("100/s", &r), 0);
+	CHECK(r == 100.0);
+	CHECK_INT(rl_parse_rate("100/sec", &r), 0);
+	CHECK(r == 100.0);
+	CHECK_INT(rl_parse_rate("5/min", &r), 0);
+	CHECK(r == 5.0 / 60.0);
+	CHECK_INT(rl_parse_rate("60/m", &r), 0);
+	CHECK(r == 1.0);
+	CHECK_INT(rl_parse_rate("3600/h", &r), 0);
+	CHECK(r == 1.0);
+	CHECK_INT(rl_parse_rate("20", &r), 0);
+	CHECK(r == 20.0);
+	CHECK_INT(rl_parse_rate("0.5/s", &r), 0);
+	CHECK(r == 0.5);
+	r = -7;
+	static const char *const bad[] = {
+	    "0",    "0/s",  "0.0/min", "-5/s",  "-5",    "abc",
+	    "",     "/s",   "5/",      "5/day", "5/S",   " 5/s",
+	    "5 /s", "5/s ", "+5/s",    "inf",   "nan",   "0x10",
+	    "1e3",  "5//s", ".5/s",    "5.",    "5/s/s", "99999999999999999999999999999999999/s",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = rl_parse_rate(bad[i], &r);
+		if (rc != -1)
+			fprintf(stderr, "accepted \"%s\"\n", bad[i]);
+		CHECK_INT(rc, -1);
+	}
+	CHECK(r == -7.0);
+	CHECK_INT(rl_parse_rate(NULL, &r), -1);
+}
+
+struct visit {
+	int count;
+	long long key_sum;
+};
+
+/* count_bucket - rl_foreach callback: counts buckets and sums the numbers in their keys. */
+static void count_bucket(const struct rl_bucket *b, void *arg)
+{
+	struct visit *v = arg;
+	int k = 0;
+	v->count++;
+	if (sscanf(rl_bucket_key(b), "ws:%d", &k) == 1)
+		v->key_sum += k;
+}
+
+TEST(many_keys)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *first[1000];
+	char key[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "ws:%d", i);
+		first[i] = rl_bucket_get(rl, key, i + 1, 1, T0);
+		rl_take(first[i], T0);
+	}
+	/* lookups after the table grew find the same buckets, with their own state */
+	int same = 0, own_rate = 0;
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "ws:%d", i);
+		struct rl_bucket *b = rl_bucket_get(rl, key, i + 1, 1, T0);
+		same += b == first[i];
+		own_rate += rl_wait_ms(b, T0) == (1000 + i) / (i + 1);
+		CHECK_STR(rl_bucket_key(b), key);
+	}
+	CHECK_INT(same, 1000);
+	CHECK_INT(own_rate, 1000);
+	struct visit v = {0, 0};
+	rl_foreach(rl, count_bucket, &v);
+	CHECK_INT(v.count, 1000);
+	CHECK_INT(v.key_sum, 999 * 1000 / 2);
+	rl_free(rl);
+	rl_free(NULL);
+}
+
+int main(void)
+{
+	RUN(ten_per_second);
+	RUN(burst_then_rate);
+	RUN(hold);
+	RUN(observe);
+	RUN(restore);
+	RUN(rates_change);
+	RUN(unlimited);
+	RUN(parse_rate);
+	RUN(many_keys);
+	return tl_finish();
+}

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""gen_catalog.py - turns data/operations.json into src/catalog_table.c.
+
+The operation list is the single description of the Segment Public API that the rest
+of segspool trusts, so the generator refuses anything it does not understand instead
+of guessing: an unknown type string, method or rate limit stops it with the operation
+and field named.
+
+Usage: tools/gen_catalog.py [--check] [--input FILE] [--output FILE]
+  --check  exit 1 when the output file differs from what would be generated.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_INPUT = os.path.join(ROOT, "data", "operations.json")
+DEFAULT_OUTPUT = os.path.join(ROOT, "src", "catalog_table.c")
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+VERSIONS = ("v1", "v1beta", "v1alpha")
+
+# Named schemas of operations.json that are JSON objects in the request.
+OBJECT_SCHEMAS = ("DestinationSubscriptionUpdateInput", "HashPropertiesConfiguration")
+
+# The generic request: not an API operation, so its parameters are ours to define.
+RAW_PARAMS = [
+    ("method", "PARAM_BODY", "PT_ENUM", 1, list(METHODS)),
+    ("path", "PARAM_BODY", "PT_STRING", 1, None),
+    ("query", "PARAM_BODY", "PT_OBJECT", 0, None),
+    ("body", "PARAM_BODY", "PT_ANY", 0, None),
+    ("version", "PARAM_BODY", "PT_ENUM", 0, list(VERSIONS)),
+]
+
+
+class CatalogError(Exception):
+    pass
+
+
+def fail(where, what):
+    """fail - stops generation, naming the operation and field at fault."""
+    raise CatalogError("%s: %s" % (where, what))
+
+
+def c_string(s):
+    """c_string - a C string literal for s (ASCII expected; anything else escaped)."""
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0x20 <= ord(ch) < 0x7F:
+            out.append(ch)
+        else:
+            for byte in ch.encode("utf-8"):
+                out.append("\\%03o" % byte)
+    out.append('"')
+    return "".join(out)
+
+
+def map_type(type_str, where):
+    """map_type - (param_type, enum values or None) for an operations.json type string."""
+    t = type_str.strip()
+    if t == "string":
+        return "PT_STRING", None
+    if t == "string|null":
+        # A nullable string (clearing a name): only the API can judge, so accept any JSON.
+        return "PT_ANY", None
+    if t == "boolean":
+        return "PT_BOOLEAN", None
+    if t == "number":
+        return "PT_NUMBER", None
+    if t == "object" or t in OBJECT_SCHEMAS:
+        return "PT_OBJECT", None
+    if t == "object{count:number (required), cursor:string}":
+        return "PT_PAGINATION", None
+    if t.startswith("string ISO-8601"):
+        return "PT_DATETIME", None
+    if t in ("array of string", "array<string>"):
+        return "PT_STRING_ARRAY", None
+    m = re.fullmatch(r"array of ([A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)+)", t)
+    if m:
+        return "PT_STRING_ARRAY", m.group(1).split("|")
+    m = re.fullmatch(r"enum ([A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*)", t)
+    if m:
+        return "PT_ENUM", m.group(1).split("|")
+    if re.fullmatch(r"array<[A-Z][A-Za-z0-9]*>", t):
+        return "PT_ARRAY", None
+    fail(where, "unknown type %r" % type_str)
+    return None  # not reached
+
+
+def parse_rate(value, where):
+    """parse_rate - requests per minute from "5/min"; 0 for the workspace default."""
+    if value == "default":
+        return 0
+    m = re.fullmatch(r"(\d+)/min", str(value))
+    if not m:
+        fail(where, "unknown rate limit %r" % value)
+    return int(m.group(1))
+
+
+def parse_version(value, where):
+    """parse_version - the media type version, v1 when unset."""
+    if value is None or value == "":
+        return "v1"
+    if value not in VERSIONS:
+        fail(where, "unknown media_type_version %r" % value)
+    return value
+
+
+def field_list(op, key, where):
+    """field_list - a list member of an operation, checked to be a list."""
+    value = op.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        fail(where, "%s is not a list" % key)
+    return value
+
+
+def convert_params(op, where):
+    """convert_params - path, query and body parameters, in that order."""
+    params = []
+    path_names = re.findall(r"\{([^}]+)\}", op["path"])
+    declared = field_list(op, "path_params", where)
+    if sorted(path_names) != sorted(declared):
+        fail(where, "path_params %r do not match path %r" % (declared, op["path"]))
+    for name in declared:
+        params.append((name, "PARAM_PATH", "PT_STRING", 1, None))
+    for key, place in (("query_params", "PARAM_QUERY"), ("body_fields", "PARAM_BODY")):
+        for field in field_list(op, key, where):
+            fwhere = "%s %s.%s" % (where, key, field.get("name"))
+            if not isinstance(field.get("name"), str) or not field["name"]:
+                fail(fwhere, "field without a name")
+            ptype, values = map_type(str(field.get("type")), fwhere)
+            required = 1 if field.get("required") else 0
+            params.append((field["name"], place, ptype, required, values))
+    seen = set()
+    for p in params:
+        if p[0] in seen:
+            fail(where, "parameter %r declared twice" % p[0])
+        seen.add(p[0])
+    return params
+
+
+def convert_op(op):
+    """convert_op - one operations.json entry as a dict of C field values."""
+    opid = op.get("operation_id")
+    if opid is None:
+        return convert_raw(op)
+    where = "operation %s" % opid
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", opid):
+        fail(where, "bad operation_id")
+    if op.get("method") not in METHODS:
+        fail(where, "unknown method %r" % op.get("method"))
+    path = op.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        fail(where, "bad path %r" % path)
+    status = op.get("success_status")
+    if not isinstance(status, int):
+        fail(where, "bad success_status %r" % status)
+    result_keys = op.get("result_key") or []
+    if len(result_keys) > 2:
+        fail(where, "more than two result keys")
+    paginated = bool(op.get("paginated"))
+    items_key = op.get("items_key")
+    if paginated and not items_key:
+        fail(where, "paginated without items_key")
+    return {
+        "operation_id": opid,
+        "name": op["name"],
+        "method": op["method"],
+        "path": path,
+        "params": convert_params(op, where),
+        "success_status": status,
+        "result_keys": result_keys,
+        "items_key": items_key,
+        "paginated": paginated,
+        "version": parse_version(op.get("media_type_version"), where),
+        "rate_per_min": parse_rate(op.get("rate_limit_per_token"), where),
+        "mutates": op["method"] != "GET",
+        "is_raw": False,
+    }
+
+
+def convert_raw(op):
+    """convert_raw - the generic request entry (operation_id null)."""
+    return {
+        "operation_id": "raw",
+        "name": op.get("name") or "Raw Request",
+        "method": "ANY",
+        "path": "",
+        "params": RAW_PARAMS,
+        "success_status": 0,  # any 2xx
+        "result_keys": [],
+        "items_key": None,
+        "paginated": False,
+        "version": "v1",
+        "rate_per_min": 0,
+        "mutates": True,
+        "is_raw": True,
+    }
+
+
+def c_ident(s):
+    """c_ident - s made safe for a C identifier."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", s)
+
+
+def emit(ops):
+    """emit - the whole C file as a string."""
+    out = []
+    w = out.append
+    w("/* catalog_table.c - the operation table.")
+    w(" * generated by tools/gen_catalog.py from data/operations.json: do not edit. */")
+    w('#include "catalog_table.h"')
+    w('#include "util.h"')
+    w("")
+    for op in ops:
+        ident = c_ident(op["operation_id"])
+        for p in op["params"]:
+            if p[4]:
+                items = ", ".join(c_string(v) for v in p[4])
+                w("static const char *const enum_%s_%s[] = {" % (ident, c_ident(p[0])))
+                w("\t%s, NULL," % items)
+                w("};")
+        if op["params"]:
+            w("static const struct op_param params_%s[] = {" % ident)
+            for p in op["params"]:
+                values = "enum_%s_%s" % (ident, c_ident(p[0])) if p[4] else "NULL"
+                w("\t{%s, %s, %s, %d, %s}," % (c_string(p[0]), p[1], p[2], p[3], values))
+            w("};")
+        w("")
+    w("const struct op_def catalog_ops[] = {")
+    for op in ops:
+        ident = c_ident(op["operation_id"])
+        keys = ", ".join([c_string(k) for k in op["result_keys"]] + ["NULL"])
+        w("\t{")
+        w("\t\t.operation_id = %s," % c_string(op["operation_id"]))
+        w("\t\t.name = %s," % c_string(op["name"]))
+        w("\t\t.method = %s," % c_string(op["method"]))
+        w("\t\t.path = %s," % c_string(op["path"]))
+        if op["params"]:
+            w("\t\t.params = params_%s," % ident)
+            w("\t\t.nparams = ARRAY_SIZE(params_%s)," % ident)
+        else:
+            w("\t\t.params = NULL,")
+            w("\t\t.nparams = 0,")
+        w("\t\t.success_status = %d," % op["success_status"])
+        w("\t\t.result_keys = {%s}," % keys)
+        w("\t\t.items_key = %s," % (c_string(op["items_key"]) if op["items_key"] else "NULL"))
+        w("\t\t.paginated = %d," % int(op["paginated"]))
+        w("\t\t.version = %s," % c_string(op["version"]))
+        w("\t\t.rate_per_min = %d," % op["rate_per_min"])
+        w("\t\t.mutates = %d," % int(op["mutates"]))
+        w("\t\t.is_raw = %d," % int(op["is_raw"]))
+        w("\t},")
+    w("};")
+    w("")
+    w("const size_t catalog_ops_count = ARRAY_SIZE(catalog_ops);")
+    return "\n".join(out) + "\n"
+
+
+def generate(input_path):
+    """generate - the C text for an operations.json file, sorted by operationId."""
+    with open(input_path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, list):
+        raise CatalogError("%s: not a JSON array" % input_path)
+    ops = [convert_op(op) for op in data]
+    ids = [op["operation_id"] for op in ops]
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    if dups:
+        raise CatalogError("duplicate operation_id: %s" % ", ".join(dups))
+    # Byte order, as strcmp sees it: catalog.c looks operationIds up by binary search.
+    ops.sort(key=lambda op: op["operation_id"].encode("utf-8"))
+    return emit(ops)
+
+
+def main():
+    """main - generate, or compare with --check."""
+    ap = argparse.ArgumentParser(description="generate src/catalog_table.c")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if the output differs from what would be generated")
+    ap.add_argument("--input", default=DEFAULT_INPUT)
+    ap.add_argument("--output", default=DEFAULT_OUTPUT)
+    args = ap.parse_args()
+    try:
+        text = generate(args.input)
+    except (CatalogError, OSError, ValueError, KeyError) as e:
+        print("gen_catalog: %s" % e, file=sys.stderr)
+        return 2
+    if args.check:
+        try:
+            with open(args.output, encoding="utf-8") as f:
+                current = f.read()
+        except OSError as e:
+            print("gen_catalog: cannot read %s: %s" % (args.output, e), file=sys.stderr)
+            return 1
+        if current != text:
+            print("gen_catalog: %s is out of date; run tools/gen_catalog.py" % args.output,
+                  file=sys.stderr)
+            return 1
+        return 0
+    tmp = args.output + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

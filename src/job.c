@@ -26,20 +26,20 @@
 #define MAX_AGE_MS (3650LL * 86400000LL) /* keeps now + max_age far from overflow */
 #define MAX_OUTPUT_BYTES 1024
 #define MAX_COMPONENT_BYTES 255
-#define MAX_PROBLEMS 1000      /* a file of 100000 bad jobs needs no 100000-entry report */
-#define MAX_SUGGEST_BYTES 200  /* edit distance on a megabyte name would take seconds */
+#define MAX_PROBLEMS 1000     /* a file of 100000 bad jobs needs no 100000-entry report */
+#define MAX_SUGGEST_BYTES 200 /* edit distance on a megabyte name would take seconds */
 #define SHOWN_BYTES 64
 #define JSON_SAFE_INT 9007199254740992.0 /* 2^53: doubles are exact integers below it */
 
 #define EVENTS_VOLUME_OP "getEventsVolumeFromWorkspace"
 
 static const char *const job_fields[] = {
-	"op",	 "params",     "workspace", "region",	"key",	 "paginate", "output",
-	"retry", "not_before", "priority",  "split", "on_unknown", "comment",
+    "op",    "params",     "workspace", "region", "key",        "paginate", "output",
+    "retry", "not_before", "priority",  "split",  "on_unknown", "comment",
 };
 
 static const char *const retry_fields[] = {
-	"max_attempts", "initial_ms", "max_ms", "max_age", "max_age_ms",
+    "max_attempts", "initial_ms", "max_ms", "max_age", "max_age_ms",
 };
 
 /* where problems of one job object go, and how its pointers start */
@@ -71,7 +71,7 @@ static int is_pow2_or_zero(size_t n)
 
 /* job_problem_add - append a copy of one problem; past MAX_PROBLEMS only a note. */
 void job_problem_add(struct job_list *list, const char *where, int line, const char *what,
-		     const char *expected)
+                     const char *expected)
 {
 	if (list->nproblems > MAX_PROBLEMS)
 		return;
@@ -82,8 +82,9 @@ void job_problem_add(struct job_list *list, const char *where, int line, const c
 		expected = NULL;
 	}
 	if (is_pow2_or_zero(list->nproblems))
-		list->problems = xrealloc(list->problems, (list->nproblems ? 2 * list->nproblems : 1) *
-								  sizeof(*list->problems));
+		list->problems =
+		    xrealloc(list->problems,
+		             (list->nproblems ? 2 * list->nproblems : 1) * sizeof(*list->problems));
 	struct job_problem *p = &list->problems[list->nproblems++];
 	p->where = xstrdup(where ? where : "");
 	p->line = line;
@@ -167,11 +168,11 @@ static const char *json_type_name(const cJSON *v)
 
 /* wrong_type - the common "wrong type for NAME: got X" problem. */
 static void wrong_type(struct ctx *c, const char *rel, const char *name, const cJSON *v,
-		       const char *expected)
+                       const char *expected)
 {
 	char buf[SHOWN_BYTES + 4];
 	ctx_problem(c, rel, expected, "wrong type for %s: got %s", shown(name, buf),
-		    json_type_name(v));
+	            json_type_name(v));
 }
 
 /* json_integer - v as an integer in [lo, hi]: 0, -1 when not a number, -2 when out of
@@ -191,11 +192,11 @@ static int json_integer(const cJSON *v, int64_t lo, int64_t hi, int64_t *out)
 
 /* integer_field - an integer in [lo, hi] or a problem naming the range. */
 static int integer_field(struct ctx *c, const cJSON *v, const char *rel, const char *name,
-			 int64_t lo, int64_t hi, int64_t *out)
+                         int64_t lo, int64_t hi, int64_t *out)
 {
 	char expected[96];
 	snprintf(expected, sizeof(expected), "an integer from %lld to %lld", (long long)lo,
-		 (long long)hi);
+	         (long long)hi);
 	switch (json_integer(v, lo, hi, out)) {
 	case 0:
 		return 0;
@@ -231,8 +232,7 @@ static void sb_add_list(struct strbuf *sb, const char *const *values, size_t n)
 }
 
 /* suggestion - "did you mean X" when a candidate is close, else "one of a, b, c". */
-static void suggestion(struct strbuf *sb, const char *word, const char *const *candidates,
-		       size_t n)
+static void suggestion(struct strbuf *sb, const char *word, const char *const *candidates, size_t n)
 {
 	const char *close = NULL;
 	if (strlen(word) <= MAX_SUGGEST_BYTES)
@@ -304,7 +304,7 @@ static void describe_param(struct strbuf *sb, const struct op_param *p)
 
 /* check_string_array - an array of strings, each in enum_values when there are any. */
 static void check_string_array(struct ctx *c, const struct op_param *p, const cJSON *v,
-			       const char *rel, const char *expected)
+                               const char *rel, const char *expected)
 {
 	char buf[SHOWN_BYTES + 4];
 	struct strbuf elem_rel = STRBUF_INIT;
@@ -315,15 +315,17 @@ static void check_string_array(struct ctx *c, const struct op_param *p, const cJ
 		wrong_type(c, rel, p->name, v, expected);
 		return;
 	}
-	cJSON_ArrayForEach(e, v) {
+	cJSON_ArrayForEach(e, v)
+	{
 		sb_reset(&elem_rel);
 		sb_addf(&elem_rel, "%s/%zu", rel, i);
 		if (!cJSON_IsString(e))
-			ctx_problem(c, elem_rel.buf, expected, "wrong type for %s element %zu: got %s",
-				    p->name, i, json_type_name(e));
+			ctx_problem(c, elem_rel.buf, expected,
+			            "wrong type for %s element %zu: got %s", p->name, i,
+			            json_type_name(e));
 		else if (p->enum_values && !in_list(e->valuestring, p->enum_values))
 			ctx_problem(c, elem_rel.buf, expected, "invalid value \"%s\" in %s",
-				    shown(e->valuestring, buf), p->name);
+			            shown(e->valuestring, buf), p->name);
 		i++;
 	}
 	sb_release(&elem_rel);
@@ -331,7 +333,7 @@ static void check_string_array(struct ctx *c, const struct op_param *p, const cJ
 
 /* check_pagination - {"count": 1..1000 (required), "cursor": string}, nothing else. */
 static void check_pagination(struct ctx *c, const struct op_param *p, const cJSON *v,
-			     const char *rel, const char *expected)
+                             const char *rel, const char *expected)
 {
 	static const char *const keys[] = {"count", "cursor"};
 	char buf[SHOWN_BYTES + 4];
@@ -343,7 +345,8 @@ static void check_pagination(struct ctx *c, const struct op_param *p, const cJSO
 		wrong_type(c, rel, p->name, v, expected);
 		return;
 	}
-	cJSON_ArrayForEach(m, v) {
+	cJSON_ArrayForEach(m, v)
+	{
 		sb_reset(&sub);
 		sb_adds(&sub, rel);
 		sb_add_pointer_token(&sub, m->string);
@@ -356,7 +359,7 @@ static void check_pagination(struct ctx *c, const struct op_param *p, const cJSO
 			sb_reset(&exp);
 			suggestion(&exp, m->string, keys, ARRAY_SIZE(keys));
 			ctx_problem(c, sub.buf, exp.buf, "unknown key \"%s\" in pagination",
-				    shown(m->string, buf));
+			            shown(m->string, buf));
 		}
 	}
 	if (!cJSON_GetObjectItemCaseSensitive(v, "count")) {
@@ -392,7 +395,7 @@ static const char *raw_path_problem(const char *path)
 /* check_value_rules - checks beyond the JSON type: non-empty path params, enum values,
  * parseable times, and the raw request's path. */
 static void check_value_rules(struct ctx *c, const struct op_def *op, const struct op_param *p,
-			      const cJSON *v, const char *rel, const char *expected)
+                              const cJSON *v, const char *rel, const char *expected)
 {
 	char buf[SHOWN_BYTES + 4];
 	int64_t ms;
@@ -401,21 +404,22 @@ static void check_value_rules(struct ctx *c, const struct op_def *op, const stru
 		ctx_problem(c, rel, expected, "empty path parameter %s", p->name);
 	if (p->type == PT_ENUM && p->enum_values && !in_list(v->valuestring, p->enum_values))
 		ctx_problem(c, rel, expected, "invalid value \"%s\" for %s",
-			    shown(v->valuestring, buf), p->name);
+		            shown(v->valuestring, buf), p->name);
 	if (p->type == PT_DATETIME && parse_iso8601(v->valuestring, &ms))
 		ctx_problem(c, rel, expected, "invalid time \"%s\" for %s",
-			    shown(v->valuestring, buf), p->name);
+		            shown(v->valuestring, buf), p->name);
 	if (op->is_raw && !strcmp(p->name, "path") && cJSON_IsString(v)) {
 		const char *why = raw_path_problem(v->valuestring);
 		if (why)
-			ctx_problem(c, rel, "an API path such as /sources, without scheme, host or ..",
-				    "invalid raw path \"%s\": %s", shown(v->valuestring, buf), why);
+			ctx_problem(c, rel,
+			            "an API path such as /sources, without scheme, host or ..",
+			            "invalid raw path \"%s\": %s", shown(v->valuestring, buf), why);
 	}
 }
 
 /* check_param_value - one present parameter against its catalog entry. */
 static void check_param_value(struct ctx *c, const struct op_def *op, const struct op_param *p,
-			      const cJSON *v)
+                              const cJSON *v)
 {
 	struct strbuf rel = STRBUF_INIT, expected = STRBUF_INIT;
 	int type_ok = 0;
@@ -473,7 +477,7 @@ static void unknown_param(struct ctx *c, const struct op_def *op, const char *na
 	else
 		sb_addf(&expected, "no parameters: %s takes none", op->operation_id);
 	ctx_problem(c, pointer2(&rel, "params", name), expected.buf,
-		    "unknown parameter \"%s\" for %s", shown(name, buf), op->operation_id);
+	            "unknown parameter \"%s\" for %s", shown(name, buf), op->operation_id);
 	sb_release(&rel);
 	sb_release(&expected);
 }
@@ -492,7 +496,8 @@ static void check_params(struct ctx *c, const struct op_def *op, const cJSON *pa
 	const cJSON *m;
 	int64_t start, end;
 
-	cJSON_ArrayForEach(m, params) {
+	cJSON_ArrayForEach(m, params)
+	{
 		const struct op_param *p = catalog_param(op, m->string);
 		if (p)
 			check_param_value(c, op, p, m);
@@ -507,12 +512,13 @@ static void check_params(struct ctx *c, const struct op_def *op, const cJSON *pa
 		sb_reset(&expected);
 		describe_param(&expected, p);
 		ctx_problem(c, pointer2(&rel, "params", p->name), expected.buf,
-			    "missing required parameter %s for %s", p->name, op->operation_id);
+		            "missing required parameter %s for %s", p->name, op->operation_id);
 	}
-	if (!strcmp(op->operation_id, EVENTS_VOLUME_OP) && !param_time(params, "startTime", &start) &&
-	    !param_time(params, "endTime", &end) && start >= end)
+	if (!strcmp(op->operation_id, EVENTS_VOLUME_OP) &&
+	    !param_time(params, "startTime", &start) && !param_time(params, "endTime", &end) &&
+	    start >= end)
 		ctx_problem(c, "/params/endTime", "an endTime later than startTime",
-			    "startTime is not before endTime");
+		            "startTime is not before endTime");
 	sb_release(&rel);
 	sb_release(&expected);
 }
@@ -526,7 +532,8 @@ static void check_unknown_fields(struct ctx *c, const cJSON *obj)
 	char buf[SHOWN_BYTES + 4];
 	const cJSON *m;
 
-	cJSON_ArrayForEach(m, obj) {
+	cJSON_ArrayForEach(m, obj)
+	{
 		int known = 0;
 		for (size_t i = 0; i < ARRAY_SIZE(job_fields); i++)
 			known |= !strcmp(m->string, job_fields[i]);
@@ -535,7 +542,7 @@ static void check_unknown_fields(struct ctx *c, const cJSON *obj)
 		sb_reset(&expected);
 		suggestion(&expected, m->string, job_fields, ARRAY_SIZE(job_fields));
 		ctx_problem(c, pointer2(&rel, m->string, NULL), expected.buf,
-			    "unknown field \"%s\"", shown(m->string, buf));
+		            "unknown field \"%s\"", shown(m->string, buf));
 	}
 	sb_release(&rel);
 	sb_release(&expected);
@@ -555,13 +562,11 @@ static void check_duplicate_members(struct ctx *c, const cJSON *obj, struct strb
 	const cJSON *m;
 	char buf[SHOWN_BYTES + 4];
 
-	cJSON_ArrayForEach(m, obj)
-		n++;
+	cJSON_ArrayForEach(m, obj) n++;
 	if (n < 2)
 		return;
 	const char **names = xmalloc(n * sizeof(*names));
-	cJSON_ArrayForEach(m, obj)
-		names[i++] = m->string;
+	cJSON_ArrayForEach(m, obj) names[i++] = m->string;
 	qsort(names, n, sizeof(*names), name_cmp);
 	for (i = 1; i < n; i++) {
 		if (strcmp(names[i - 1], names[i]))
@@ -569,7 +574,7 @@ static void check_duplicate_members(struct ctx *c, const cJSON *obj, struct strb
 		size_t len = path->len;
 		sb_add_pointer_token(path, names[i]);
 		ctx_problem(c, path->buf, "each name once in an object", "duplicate member \"%s\"",
-			    shown(names[i], buf));
+		            shown(names[i], buf));
 		sb_setlen(path, len);
 		break;
 	}
@@ -589,7 +594,8 @@ static void check_tree(struct ctx *c, const cJSON *v, struct strbuf *path)
 	}
 	if (cJSON_IsObject(v))
 		check_duplicate_members(c, v, path);
-	cJSON_ArrayForEach(child, v) {
+	cJSON_ArrayForEach(child, v)
+	{
 		size_t len = path->len;
 		if (cJSON_IsObject(v))
 			sb_add_pointer_token(path, child->string);
@@ -611,7 +617,7 @@ static const struct op_def *parse_op(struct ctx *c, const cJSON *obj)
 
 	if (!v) {
 		ctx_problem(c, "/op", "an operationId such as listSources, or a display name",
-			    "missing field op");
+		            "missing field op");
 		return NULL;
 	}
 	if (!cJSON_IsString(v)) {
@@ -643,7 +649,7 @@ static int valid_workspace(const char *s)
 
 /* string_field - obj.name as a string, NULL when absent; a problem when not a string. */
 static const char *string_field(struct ctx *c, const cJSON *obj, const char *name,
-				const char *expected)
+                                const char *expected)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
 	struct strbuf rel = STRBUF_INIT;
@@ -670,14 +676,14 @@ static void parse_strings(struct ctx *c, const cJSON *obj, struct job *j)
 			j->workspace = xstrdup(s);
 		else
 			ctx_problem(c, "/workspace", ws_expected, "invalid workspace \"%s\"",
-				    shown(s, buf));
+			            shown(s, buf));
 	}
 	if ((s = string_field(c, obj, "region", "api or eu1"))) {
 		if (!strcmp(s, "api") || !strcmp(s, "eu1"))
 			j->region = xstrdup(s);
 		else
 			ctx_problem(c, "/region", "api or eu1", "invalid region \"%s\"",
-				    shown(s, buf));
+			            shown(s, buf));
 	}
 	if ((s = string_field(c, obj, "key", key_expected))) {
 		if (!*s || strlen(s) > MAX_KEY_BYTES || has_control(s))
@@ -688,7 +694,7 @@ static void parse_strings(struct ctx *c, const cJSON *obj, struct job *j)
 	if ((s = string_field(c, obj, "output", "a relative path"))) {
 		if (job_check_output_path(s, &why))
 			ctx_problem(c, "/output", "a relative path inside the output directory",
-				    "invalid output path \"%s\": %s", shown(s, buf), why);
+			            "invalid output path \"%s\": %s", shown(s, buf), why);
 		else
 			j->output = xstrdup(s);
 	}
@@ -697,7 +703,7 @@ static void parse_strings(struct ctx *c, const cJSON *obj, struct job *j)
 			j->on_unknown = !strcmp(s, "fail") ? ON_UNKNOWN_FAIL : ON_UNKNOWN_RETRY;
 		else
 			ctx_problem(c, "/on_unknown", "retry or fail", "invalid on_unknown \"%s\"",
-				    shown(s, buf));
+			            shown(s, buf));
 	}
 	string_field(c, obj, "comment", "a string");
 }
@@ -711,7 +717,8 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
 	const cJSON *m;
 	int64_t n;
 
-	cJSON_ArrayForEach(m, v) {
+	cJSON_ArrayForEach(m, v)
+	{
 		pointer2(&rel, "paginate", m->string);
 		if (!strcmp(m->string, "max_pages")) {
 			if (!integer_field(c, m, rel.buf, "max_pages", 1, MAX_PAGES, &n))
@@ -723,23 +730,22 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
 			sb_reset(&expected);
 			suggestion(&expected, m->string, keys, ARRAY_SIZE(keys));
 			ctx_problem(c, rel.buf, expected.buf, "unknown key \"%s\" in paginate",
-				    shown(m->string, buf));
+			            shown(m->string, buf));
 		}
 	}
 	if (!cJSON_GetObjectItemCaseSensitive(v, "max_pages"))
 		ctx_problem(c, "/paginate/max_pages", "an integer from 1 to 1000000",
-			    "missing max_pages in paginate");
+		            "missing max_pages in paginate");
 	sb_release(&rel);
 	sb_release(&expected);
 }
 
 /* parse_paginate - "all" | "none" | false | {"max_pages", "count"}; paginated ops fetch
  * every page unless told otherwise. */
-static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def *op,
-			   struct job *j)
+static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def *op, struct job *j)
 {
 	static const char expected[] =
-		"\"all\", \"none\", false, or {\"max_pages\": N, \"count\": 1..1000}";
+	    "\"all\", \"none\", false, or {\"max_pages\": N, \"count\": 1..1000}";
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "paginate");
 	char buf[SHOWN_BYTES + 4];
 	enum paginate_mode mode;
@@ -756,7 +762,7 @@ static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def 
 		parse_paginate_limit(c, v, j);
 	} else if (cJSON_IsString(v)) {
 		ctx_problem(c, "/paginate", expected, "invalid paginate \"%s\"",
-			    shown(v->valuestring, buf));
+		            shown(v->valuestring, buf));
 		return;
 	} else {
 		wrong_type(c, "/paginate", "paginate", v, expected);
@@ -764,7 +770,7 @@ static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def 
 	}
 	if (mode != PAGINATE_NONE && op && !op->paginated) {
 		ctx_problem(c, "/paginate", "no paginate field, or \"none\"",
-			    "paginate given for %s, which is not paginated", op->operation_id);
+		            "paginate given for %s, which is not paginated", op->operation_id);
 		return;
 	}
 	j->paginate = mode;
@@ -787,18 +793,19 @@ static void parse_retry_member(struct ctx *c, const cJSON *m, const char *rel, s
 	} else if (!strcmp(m->string, "max_age_ms")) {
 		integer_field(c, m, rel, "max_age_ms", 1, MAX_AGE_MS, &j->max_age_ms);
 	} else if (!strcmp(m->string, "max_age")) {
-		static const char age_expected[] = "a duration such as 2d, 6h or 30m, at most 3650d";
+		static const char age_expected[] =
+		    "a duration such as 2d, 6h or 30m, at most 3650d";
 		if (!cJSON_IsString(m))
 			wrong_type(c, rel, "max_age", m, age_expected);
 		else if (parse_duration_ms(m->valuestring, &n) || n > MAX_AGE_MS)
 			ctx_problem(c, rel, age_expected, "invalid max_age \"%s\"",
-				    shown(m->valuestring, buf));
+			            shown(m->valuestring, buf));
 		else
 			j->max_age_ms = n;
 	} else {
 		suggestion(&expected, m->string, retry_fields, ARRAY_SIZE(retry_fields));
 		ctx_problem(c, rel, expected.buf, "unknown key \"%s\" in retry",
-			    shown(m->string, buf));
+		            shown(m->string, buf));
 	}
 	sb_release(&expected);
 }
@@ -815,18 +822,17 @@ static void parse_retry(struct ctx *c, const cJSON *obj, struct job *j)
 		return;
 	if (!cJSON_IsObject(v)) {
 		wrong_type(c, "/retry", "retry", v,
-			   "an object {max_attempts, initial_ms, max_ms, max_age}");
+		           "an object {max_attempts, initial_ms, max_ms, max_age}");
 		return;
 	}
-	cJSON_ArrayForEach(m, v)
-		parse_retry_member(c, m, pointer2(&rel, "retry", m->string), j);
+	cJSON_ArrayForEach(m, v) parse_retry_member(c, m, pointer2(&rel, "retry", m->string), j);
 	if (cJSON_GetObjectItemCaseSensitive(v, "max_age") &&
 	    cJSON_GetObjectItemCaseSensitive(v, "max_age_ms"))
 		ctx_problem(c, "/retry/max_age_ms", "max_age or max_age_ms, not both",
-			    "both max_age and max_age_ms given");
+		            "both max_age and max_age_ms given");
 	if (j->initial_ms && j->max_ms && j->max_ms < j->initial_ms) {
 		snprintf(expected, sizeof(expected), "at least initial_ms (%lld)",
-			 (long long)j->initial_ms);
+		         (long long)j->initial_ms);
 		ctx_problem(c, "/retry/max_ms", expected, "max_ms is less than initial_ms");
 	}
 	sb_release(&rel);
@@ -844,7 +850,7 @@ static void parse_schedule(struct ctx *c, const cJSON *obj, struct job *j)
 	if ((s = string_field(c, obj, "not_before", time_expected)) &&
 	    parse_iso8601(s, &j->not_before_ms))
 		ctx_problem(c, "/not_before", time_expected, "invalid not_before \"%s\"",
-			    shown(s, buf));
+		            shown(s, buf));
 	v = cJSON_GetObjectItemCaseSensitive(obj, "priority");
 	if (v && !integer_field(c, v, "/priority", "priority", -1000, 1000, &n))
 		j->priority = (int)n;
@@ -867,8 +873,8 @@ static void parse_split(struct ctx *c, const cJSON *obj, const struct op_def *op
 		return;
 	}
 	if (op && strcmp(op->operation_id, EVENTS_VOLUME_OP)) {
-		ctx_problem(c, "/split", "split only with " EVENTS_VOLUME_OP,
-			    "split given for %s", op->operation_id);
+		ctx_problem(c, "/split", "split only with " EVENTS_VOLUME_OP, "split given for %s",
+		            op->operation_id);
 		return;
 	}
 	if (op && cJSON_IsObject(params) && !param_time(params, "startTime", &start) &&
@@ -877,9 +883,9 @@ static void parse_split(struct ctx *c, const cJSON *obj, const struct op_def *op
 		int64_t windows = span / ms + (span % ms != 0);
 		if (windows > JOB_MAX_SPLIT_WINDOWS) {
 			snprintf(why, sizeof(why), "at most %d windows: a coarser split",
-				 JOB_MAX_SPLIT_WINDOWS);
+			         JOB_MAX_SPLIT_WINDOWS);
 			ctx_problem(c, "/split", why, "split \"%s\" is too fine: %lld windows",
-				    shown(s, buf), (long long)windows);
+			            shown(s, buf), (long long)windows);
 			return;
 		}
 	}
@@ -896,7 +902,7 @@ static void job_defaults(struct job *j)
 
 /* job_parse_object - validate one job object; see job.h. */
 int job_parse_object(const cJSON *obj, const char *pointer_prefix, int line, struct job *out,
-		     struct job_list *list)
+                     struct job_list *list)
 {
 	struct ctx c = {list, pointer_prefix ? pointer_prefix : "", line, 0};
 	struct strbuf path = STRBUF_INIT;
@@ -907,7 +913,7 @@ int job_parse_object(const cJSON *obj, const char *pointer_prefix, int line, str
 	memset(out, 0, sizeof(*out));
 	if (!cJSON_IsObject(obj)) {
 		ctx_problem(&c, "", "a job object", "job is %s, not an object",
-			    json_type_name(obj));
+		            json_type_name(obj));
 		return -1;
 	}
 	check_tree(&c, obj, &path);
@@ -1049,10 +1055,10 @@ static size_t too_deep_at(const char *s, size_t len)
 	return len;
 }
 
-/* is_blank - only JSON whitespace (and a leading byte order mark). */
-static int is_blank(const char *s, size_t len)
+/* is_blank - only JSON whitespace, after a byte order mark when bom_ok. */
+static int is_blank(const char *s, size_t len, int bom_ok)
 {
-	if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
+	if (bom_ok && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
 		s += 3;
 		len -= 3;
 	}
@@ -1077,22 +1083,24 @@ static int check_bytes(const char *buf, size_t len, enum job_format fmt, struct 
 		sb_release(&what);
 		return -1;
 	}
-	if (is_blank(buf, len)) {
-		job_problem_add(out, "", 0, "file is empty", "a job object, an array of jobs or JSON Lines");
+	if (is_blank(buf, len, 1)) {
+		job_problem_add(out, "", 0, "file is empty",
+		                "a job object, an array of jobs or JSON Lines");
 		return -1;
 	}
 	if ((nul = memchr(buf, '\0', len))) {
 		off = (size_t)(nul - buf);
 		line_and_column(buf, off, &line, &col);
 		sb_addf(&what, "file contains a nul byte at offset %zu (line %zu, column %zu)", off,
-			line, col);
+		        line, col);
 		job_problem_add(out, "", 0, what.buf, "UTF-8 JSON text");
 		bad = 1;
 	}
 	if ((off = utf8_invalid_at((const unsigned char *)buf, len)) < len) {
 		line_and_column(buf, off, &line, &col);
 		sb_reset(&what);
-		sb_addf(&what, "invalid utf-8 at offset %zu (line %zu, column %zu)", off, line, col);
+		sb_addf(&what, "invalid utf-8 at offset %zu (line %zu, column %zu)", off, line,
+		        col);
 		job_problem_add(out, "", 0, what.buf, "UTF-8 JSON text");
 		bad = 1;
 	}
@@ -1100,7 +1108,7 @@ static int check_bytes(const char *buf, size_t len, enum job_format fmt, struct 
 		line_and_column(buf, off, &line, &col);
 		sb_reset(&what);
 		sb_addf(&what, "nesting deeper than %d levels at offset %zu (line %zu, column %zu)",
-			JOB_MAX_DEPTH, off, line, col);
+		        JOB_MAX_DEPTH, off, line, col);
 		job_problem_add(out, "", 0, what.buf, "arrays and objects nested at most 64 deep");
 		bad = 1;
 	}
@@ -1108,16 +1116,31 @@ static int check_bytes(const char *buf, size_t len, enum job_format fmt, struct 
 	return bad ? -1 : 0;
 }
 
+/* sb_add_snippet - up to 24 bytes of text ending just past off, on one line, cut at
+ * character boundaries: cJSON's offset is approximate, so show what is around it. */
+static void sb_add_snippet(struct strbuf *sb, const char *text, size_t len, size_t off)
+{
+	size_t end = off < len ? off + 1 : len, start = end > 24 ? end - 24 : 0;
+	while (start < end && ((unsigned char)text[start] & 0xC0) == 0x80)
+		start++;
+	while (end < len && ((unsigned char)text[end] & 0xC0) == 0x80)
+		end++;
+	sb_adds(sb, " near \"");
+	for (size_t i = start; i < end; i++)
+		sb_addch(sb, text[i] == '\n' || text[i] == '\r' || text[i] == '\t' ? ' ' : text[i]);
+	sb_addch(sb, '"');
+}
+
 /* parse_json_text - cJSON over len bytes (no NUL inside); NULL with a problem naming the
  * offset, line and column when it is not one JSON value with nothing after it. */
 static cJSON *parse_json_text(const char *text, size_t len, const char *where, int line,
-			      struct job_list *out)
+                              struct job_list *out)
 {
 	char *copy = xstrndup(text, len);
 	const char *end = NULL;
 	struct strbuf what = STRBUF_INIT;
 	size_t off, eline, col;
-	cJSON *root;
+	cJSON *root, *lenient;
 
 	/* the NUL is inside the length: cJSON demands it there to accept the end */
 	root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 1);
@@ -1128,25 +1151,24 @@ static cJSON *parse_json_text(const char *text, size_t len, const char *where, i
 	if (!end)
 		end = cJSON_GetErrorPtr();
 	off = end && end >= copy && end <= copy + len ? (size_t)(end - copy) : 0;
-	line_and_column(copy, off, &eline, &col);
-	cJSON *lenient = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 0);
+	lenient = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 0);
 	if (lenient) {
 		off = (size_t)(end - copy);
 		while (off < len && strchr(" \t\r\n", copy[off]))
 			off++;
-		line_and_column(copy, off, &eline, &col);
-		sb_addf(&what, "invalid json: trailing data after the value at offset %zu", off);
+		sb_adds(&what, "invalid json: trailing data after the value");
 		cJSON_Delete(lenient);
-	} else if (off >= len || is_blank(copy + off, len - off)) {
-		sb_addf(&what, "invalid json: unexpected end at offset %zu", len);
 	} else {
-		sb_addf(&what, "invalid json at offset %zu", off);
+		sb_adds(&what, "invalid json");
 	}
+	line_and_column(copy, off, &eline, &col);
 	if (line)
-		sb_addf(&what, " (column %zu)", col);
+		sb_addf(&what, " at offset %zu (column %zu)", off, col);
 	else
-		sb_addf(&what, " (line %zu, column %zu)", eline, col);
-	job_problem_add(out, where, line, what.buf, "one JSON value: a job object or an array of them");
+		sb_addf(&what, " at offset %zu (line %zu, column %zu)", off, eline, col);
+	sb_add_snippet(&what, copy, len, off);
+	job_problem_add(out, where, line, what.buf,
+	                "one JSON value: a job object or an array of them");
 	sb_release(&what);
 	free(copy);
 	return NULL;
@@ -1197,7 +1219,7 @@ static void key_set_release(struct key_set *set)
 
 /* check_duplicate_key - a key seen earlier in the file is a problem at this job. */
 static void check_duplicate_key(const cJSON *obj, const char *prefix, int line,
-				struct key_set *keys, struct job_list *out)
+                                struct key_set *keys, struct job_list *out)
 {
 	const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "key") : NULL;
 	struct strbuf where = STRBUF_INIT, what = STRBUF_INIT, expected = STRBUF_INIT;
@@ -1222,7 +1244,7 @@ static void check_duplicate_key(const cJSON *obj, const char *prefix, int line,
 		sb_addf(&expected, "a key used once a file; first used on line %d", slot->line);
 	else
 		sb_addf(&expected, "a key used once a file; first used at %s",
-			*slot->where ? slot->where : "/");
+		        *slot->where ? slot->where : "/");
 	job_problem_add(out, where.buf, line, what.buf, expected.buf);
 	sb_release(&where);
 	sb_release(&what);
@@ -1231,13 +1253,13 @@ static void check_duplicate_key(const cJSON *obj, const char *prefix, int line,
 
 /* take_job - one element of the document: validated, kept if good, key checked. */
 static void take_job(const cJSON *obj, const char *prefix, int line, struct key_set *keys,
-		     struct job_list *out)
+                     struct job_list *out)
 {
 	struct job j;
 	if (!job_parse_object(obj, prefix, line, &j, out)) {
 		if (is_pow2_or_zero(out->njobs))
-			out->jobs = xrealloc(out->jobs,
-					     (out->njobs ? 2 * out->njobs : 1) * sizeof(*out->jobs));
+			out->jobs = xrealloc(out->jobs, (out->njobs ? 2 * out->njobs : 1) *
+			                                    sizeof(*out->jobs));
 		out->jobs[out->njobs++] = j;
 	}
 	check_duplicate_key(obj, prefix, line, keys, out);
@@ -1258,19 +1280,19 @@ static void parse_json_document(const char *buf, size_t len, struct job_list *ou
 		take_job(root, "", 0, &keys, out);
 	} else if (!cJSON_IsArray(root)) {
 		snprintf(what, sizeof(what), "document is %s, not a job object or an array of jobs",
-			 json_type_name(root));
+		         json_type_name(root));
 		job_problem_add(out, "", 0, what, "a job object, or an array of job objects");
 	} else {
-		cJSON_ArrayForEach(elem, root)
-			n++;
+		cJSON_ArrayForEach(elem, root) n++;
 		if (n == 0) {
 			job_problem_add(out, "", 0, "no jobs: the array is empty",
-					"at least one job object");
+			                "at least one job object");
 		} else if (n > JOB_MAX_JOBS) {
 			snprintf(what, sizeof(what), "too many jobs: %zu", n);
 			job_problem_add(out, "", 0, what, "at most 100000 jobs a file");
 		} else {
-			cJSON_ArrayForEach(elem, root) {
+			cJSON_ArrayForEach(elem, root)
+			{
 				snprintf(prefix, sizeof(prefix), "/%zu", i++);
 				take_job(elem, prefix, 0, &keys, out);
 			}
@@ -1282,7 +1304,7 @@ static void parse_json_document(const char *buf, size_t len, struct job_list *ou
 
 /* parse_jsonl_line - one non-blank line of a JSON Lines document. */
 static void parse_jsonl_line(const char *s, size_t len, int line, struct key_set *keys,
-			     struct job_list *out)
+                             struct job_list *out)
 {
 	struct strbuf what = STRBUF_INIT;
 	size_t off;
@@ -1292,8 +1314,10 @@ static void parse_jsonl_line(const char *s, size_t len, int line, struct key_set
 		sb_addf(&what, "line is longer than %u bytes (%zu bytes)", JOB_MAX_LINE_BYTES, len);
 		job_problem_add(out, "", line, what.buf, "one job object a line");
 	} else if ((off = too_deep_at(s, len)) < len) {
-		sb_addf(&what, "nesting deeper than %d levels at column %zu", JOB_MAX_DEPTH, off + 1);
-		job_problem_add(out, "", line, what.buf, "arrays and objects nested at most 64 deep");
+		sb_addf(&what, "nesting deeper than %d levels at column %zu", JOB_MAX_DEPTH,
+		        off + 1);
+		job_problem_add(out, "", line, what.buf,
+		                "arrays and objects nested at most 64 deep");
 	} else if ((obj = parse_json_text(s, len, "", line, out))) {
 		if (cJSON_IsObject(obj)) {
 			take_job(obj, "", line, keys, out);
@@ -1322,7 +1346,7 @@ static void parse_jsonl_document(const char *buf, size_t len, struct job_list *o
 		line++;
 		if (end > start && buf[end - 1] == '\r')
 			end--;
-		if (is_blank(buf + start, end - start))
+		if (is_blank(buf + start, end - start, start == 0))
 			continue;
 		if (++njobs > JOB_MAX_JOBS) {
 			snprintf(what, sizeof(what), "too many jobs: more than %d", JOB_MAX_JOBS);
@@ -1331,6 +1355,9 @@ static void parse_jsonl_document(const char *buf, size_t len, struct job_list *o
 		}
 		parse_jsonl_line(buf + start, end - start, line, &keys, out);
 	}
+	if (!njobs)
+		job_problem_add(out, "", 0, "no jobs: every line is blank",
+		                "one job object a line");
 	key_set_release(&keys);
 }
 
@@ -1382,8 +1409,8 @@ char *job_to_json(const struct job *job)
 	char *text;
 
 	cJSON_AddStringToObject(o, "op", job->op->operation_id);
-	cJSON_AddItemToObject(o, "params", job->params ? cJSON_Duplicate(job->params, 1)
-						       : cJSON_CreateObject());
+	cJSON_AddItemToObject(o, "params",
+	                      job->params ? cJSON_Duplicate(job->params, 1) : cJSON_CreateObject());
 	cJSON_AddStringToObject(o, "workspace", job->workspace ? job->workspace : "default");
 	cJSON_AddStringToObject(o, "region", job->region ? job->region : "api");
 	add_string_or_null(o, "key", job->key);
@@ -1393,7 +1420,8 @@ char *job_to_json(const struct job *job)
 		add_int(p, "max_pages", job->max_pages);
 		add_int(p, "count", job->page_count);
 	} else {
-		cJSON_AddStringToObject(o, "paginate", job->paginate == PAGINATE_ALL ? "all" : "none");
+		cJSON_AddStringToObject(o, "paginate",
+		                        job->paginate == PAGINATE_ALL ? "all" : "none");
 	}
 	r = cJSON_AddObjectToObject(o, "retry");
 	add_int(r, "max_attempts", job->max_attempts);
@@ -1403,7 +1431,8 @@ char *job_to_json(const struct job *job)
 	add_int(o, "not_before_ms", job->not_before_ms);
 	add_int(o, "priority", job->priority);
 	add_int(o, "split_ms", job->split_ms);
-	cJSON_AddStringToObject(o, "on_unknown", job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
+	cJSON_AddStringToObject(o, "on_unknown",
+	                        job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (!text)
@@ -1438,7 +1467,7 @@ static int canon_paginate(const cJSON *v, struct job *j)
 	} else if (cJSON_IsString(v) && !strcmp(v->valuestring, "all")) {
 		j->paginate = PAGINATE_ALL;
 	} else if (cJSON_IsObject(v) && !canon_int(v, "max_pages", 0, INT_MAX, &pages) &&
-		   !canon_int(v, "count", 0, INT_MAX, &count)) {
+	           !canon_int(v, "count", 0, INT_MAX, &count)) {
 		j->paginate = PAGINATE_LIMIT;
 		j->max_pages = (int)pages;
 		j->page_count = (int)count;
@@ -1472,7 +1501,8 @@ static int canon_fields(const cJSON *o, struct job *j)
 	    canon_int(o, "split_ms", 0, (int64_t)big, &j->split_ms))
 		return -1;
 	j->priority = (int)priority;
-	if (!cJSON_IsString(u) || (strcmp(u->valuestring, "retry") && strcmp(u->valuestring, "fail")))
+	if (!cJSON_IsString(u) ||
+	    (strcmp(u->valuestring, "retry") && strcmp(u->valuestring, "fail")))
 		return -1;
 	j->on_unknown = !strcmp(u->valuestring, "fail") ? ON_UNKNOWN_FAIL : ON_UNKNOWN_RETRY;
 	return 0;

@@ -11,7 +11,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "job.h"
-#include "sched.h"
+#include "daemon.h"
 #include "spool.h"
 #include "store.h"
 #include "strbuf.h"
@@ -249,7 +249,7 @@ static void show_text(const cJSON *j)
 {
 	printf("job %lld: %s  %s\n", json_num(j, "id"), json_str(j, "op"), json_str(j, "state"));
 	printf("  key: %s  workspace: %s  attempts: %lld  created: %s\n", json_str(j, "key"),
-	       json_str(j, "workspace"), json_num(j, "attempts"), json_str(j, "created"));
+	       json_str(j, "workspace"), json_num(j, "attempts_counted"), json_str(j, "created"));
 	const cJSON *v;
 	if ((v = cJSON_GetObjectItemCaseSensitive(j, "output")) && cJSON_IsString(v))
 		printf("  output: %s\n", v->valuestring);

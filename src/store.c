@@ -29,9 +29,9 @@ extern const size_t store_migration_count;
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 /* the columns of struct job_row, in the order read_job_row expects */
-#define JOB_COLS                                                                           \
-	"id, parent_id, state, op_id, spec_json, key, workspace, output_path, priority, "  \
-	"attempts, created_ms, next_run_ms, cursor, pages_done, items_done, "              \
+#define JOB_COLS                                                                                   \
+	"id, parent_id, state, op_id, spec_json, key, workspace, output_path, priority, "          \
+	"attempts, created_ms, next_run_ms, cursor, pages_done, items_done, "                      \
 	"total_entries, cancel_requested"
 
 /* the due jobs through the jobs_due partial index: its WHERE spelled exactly as in
@@ -96,103 +96,103 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_NSTMTS] = {
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_BEGIN_READ] = "BEGIN",
-	[S_COMMIT] = "COMMIT",
-	[S_ROLLBACK] = "ROLLBACK",
-	[S_SAVEPOINT] = "SAVEPOINT store_file",
-	[S_RELEASE] = "RELEASE store_file",
-	[S_ROLLBACK_TO] = "ROLLBACK TO store_file",
-	[S_OP_SAVEPOINT] = "SAVEPOINT store_op",
-	[S_OP_RELEASE] = "RELEASE store_op",
-	[S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
-	[S_FILE_SEEN] = "SELECT 1 FROM files WHERE name = ?1 AND hash = ?2",
-	[S_FILE_RECORD] = "INSERT INTO files (name, hash, ingested_ms, njobs, nduplicates) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5)",
-	[S_JOB_BY_KEY] = "SELECT id FROM jobs WHERE key = ?1",
-	[S_JOB_INSERT] = "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
-			 "output_path, source_file, priority, not_before_ms, next_run_ms, "
-			 "max_attempts, created_ms, updated_ms, paginated) "
-			 "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
-	[S_TRANSITION_ADD] = "INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
-			     "reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[S_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
-	[S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	/* claiming walks the due index one priority at a time: a seek to the next lower
-	 * priority, then the due jobs at it in order. Jobs not yet due (a rate-limit hold
-	 * parks thousands) are skipped by the seek rather than read one by one. */
-	[S_DUE_NEXT_PRIORITY] = "SELECT priority FROM " DUE_JOBS
-				" AND priority < ?1 ORDER BY priority DESC LIMIT 1",
-	[S_DUE_AT_PRIORITY] = "SELECT " JOB_COLS " FROM " DUE_JOBS
-			      " AND priority = ?1 AND next_run_ms <= ?2 "
-			      "ORDER BY next_run_ms, id LIMIT ?3",
-	[S_FIRST_RUN_AT_PRIORITY] = "SELECT next_run_ms FROM " DUE_JOBS
-				    " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
-	[S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
-	[S_COUNT_ACTIVE] = "SELECT count(*) FROM jobs WHERE state IN (0, 1, 2)",
-	[S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms) "
-			    "SELECT ?1, count(*) + 1, ?2 FROM attempts WHERE job_id = ?1",
-	[S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
-			  "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
-			  "request = ?9 WHERE id = ?1",
-	/* state changes: ?1 id, ?2 now, ?3 the new state, then their own */
-	[S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
-			  "result_json = ?4 WHERE id = ?1",
-	[S_JOB_WAIT] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?4, "
-		       "attempts = attempts + ?5 WHERE id = ?1",
-	[S_JOB_END] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
-		      "error_json = ?4 WHERE id = ?1",
-	[S_JOB_REQUEUE] = "UPDATE jobs SET state = ?3, updated_ms = ?2 WHERE id = ?1",
-	[S_JOB_RETRY] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?2, "
-			"attempts = 0, cancel_requested = 0, finished_ms = NULL, "
-			"error_json = NULL WHERE id = ?1",
-	[S_JOB_CANCEL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2 "
-			 "WHERE id = ?1",
-	[S_JOB_CANCEL_REQUEST] = "UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 "
-				 "WHERE id = ?1",
-	[S_JOB_SET_OUTPUT] = "UPDATE jobs SET output_path = ?2 WHERE id = ?1",
-	[S_PAGE_INSERT] = "INSERT INTO pages (job_id, page_no, cursor, next_cursor, items_json, "
-			  "nitems, total_entries, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[S_PAGE_ADVANCE] = "UPDATE jobs SET cursor = ?2, pages_done = ?3, "
-			   "items_done = items_done + ?4, "
-			   "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
-			   "WHERE id = ?1",
-	[S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
-	[S_OPEN_ATTEMPTS] = "SELECT a.id, j.op_id, j.spec_json FROM attempts a "
-			    "JOIN jobs j ON j.id = a.job_id WHERE a.outcome IS NULL",
-	[S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
-	[S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
-	[S_CHILD_IDS] = "SELECT id FROM jobs WHERE parent_id = ?1 ORDER BY id",
-	[S_IDS_IN_STATE] = "SELECT id FROM jobs WHERE state = ?1 ORDER BY id",
-	[S_BUCKET_SAVE] = "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) "
-			  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET "
-			  "tokens = excluded.tokens, updated_ms = excluded.updated_ms, "
-			  "hold_until_ms = excluded.hold_until_ms",
-	[S_BUCKETS] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets ORDER BY key",
-	[S_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
-	[S_LIST] = "SELECT id, state, op_id, key, workspace, priority, attempts, created_ms, "
-		   "next_run_ms, parent_id FROM jobs ORDER BY id DESC LIMIT ?1",
-	[S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
-			 "created_ms, next_run_ms, parent_id FROM jobs WHERE state = ?2 "
-			 "ORDER BY id DESC LIMIT ?1",
-	[S_SHOW_JOB] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
-		       "max_attempts, created_ms, updated_ms, next_run_ms, finished_ms, spec_json, "
-		       "output_path, source_file, parent_id, cursor, pages_done, items_done, "
-		       "total_entries, result_json, error_json, cancel_requested, paginated "
-		       "FROM jobs WHERE id = ?1",
-	[S_SHOW_TRANSITIONS] = "SELECT from_state, to_state, at_ms, reason FROM transitions "
-			       "WHERE job_id = ?1 ORDER BY id",
-	[S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
-			    "error, retry_after_ms, rl_remaining, rl_reset, request "
-			    "FROM attempts WHERE job_id = ?1 ORDER BY id",
-	[S_SHOW_PAGES] = "SELECT page_no, nitems, cursor, next_cursor, at_ms FROM pages "
-			 "WHERE job_id = ?1 ORDER BY page_no",
-	[S_SHOW_CHILDREN] = "SELECT id, state, pages_done, items_done, total_entries FROM jobs "
-			    "WHERE parent_id = ?1 ORDER BY id",
-	[S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
-			       "GROUP BY 1 ORDER BY 1",
-	[S_REQUESTS] = "SELECT count(*) FROM attempts "
-		       "WHERE http_status IS NOT NULL OR error IS NOT NULL",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT store_file",
+    [S_RELEASE] = "RELEASE store_file",
+    [S_ROLLBACK_TO] = "ROLLBACK TO store_file",
+    [S_OP_SAVEPOINT] = "SAVEPOINT store_op",
+    [S_OP_RELEASE] = "RELEASE store_op",
+    [S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
+    [S_FILE_SEEN] = "SELECT 1 FROM files WHERE name = ?1 AND hash = ?2",
+    [S_FILE_RECORD] = "INSERT INTO files (name, hash, ingested_ms, njobs, nduplicates) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_JOB_BY_KEY] = "SELECT id FROM jobs WHERE key = ?1",
+    [S_JOB_INSERT] = "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
+                     "output_path, source_file, priority, not_before_ms, next_run_ms, "
+                     "max_attempts, created_ms, updated_ms, paginated) "
+                     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+    [S_TRANSITION_ADD] = "INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
+                         "reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
+    [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    /* claiming walks the due index one priority at a time: a seek to the next lower
+     * priority, then the due jobs at it in order. Jobs not yet due (a rate-limit hold
+     * parks thousands) are skipped by the seek rather than read one by one. */
+    [S_DUE_NEXT_PRIORITY] =
+        "SELECT priority FROM " DUE_JOBS " AND priority < ?1 ORDER BY priority DESC LIMIT 1",
+    [S_DUE_AT_PRIORITY] =
+        "SELECT " JOB_COLS " FROM " DUE_JOBS " AND priority = ?1 AND next_run_ms <= ?2 "
+        "ORDER BY next_run_ms, id LIMIT ?3",
+    [S_FIRST_RUN_AT_PRIORITY] =
+        "SELECT next_run_ms FROM " DUE_JOBS " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
+    [S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
+    [S_COUNT_ACTIVE] = "SELECT count(*) FROM jobs WHERE state IN (0, 1, 2)",
+    [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms) "
+                        "SELECT ?1, count(*) + 1, ?2 FROM attempts WHERE job_id = ?1",
+    [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
+                      "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
+                      "request = ?9 WHERE id = ?1",
+    /* state changes: ?1 id, ?2 now, ?3 the new state, then their own */
+    [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                      "result_json = ?4 WHERE id = ?1",
+    [S_JOB_WAIT] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?4, "
+                   "attempts = attempts + ?5 WHERE id = ?1",
+    [S_JOB_END] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                  "error_json = ?4 WHERE id = ?1",
+    [S_JOB_REQUEUE] = "UPDATE jobs SET state = ?3, updated_ms = ?2 WHERE id = ?1",
+    [S_JOB_RETRY] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?2, "
+                    "attempts = 0, cancel_requested = 0, finished_ms = NULL, "
+                    "error_json = NULL WHERE id = ?1",
+    [S_JOB_CANCEL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2 "
+                     "WHERE id = ?1",
+    [S_JOB_CANCEL_REQUEST] = "UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 "
+                             "WHERE id = ?1",
+    [S_JOB_SET_OUTPUT] = "UPDATE jobs SET output_path = ?2 WHERE id = ?1",
+    [S_PAGE_INSERT] = "INSERT INTO pages (job_id, page_no, cursor, next_cursor, items_json, "
+                      "nitems, total_entries, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_PAGE_ADVANCE] = "UPDATE jobs SET cursor = ?2, pages_done = ?3, "
+                       "items_done = items_done + ?4, "
+                       "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
+                       "WHERE id = ?1",
+    [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
+    [S_OPEN_ATTEMPTS] = "SELECT a.id, j.op_id, j.spec_json FROM attempts a "
+                        "JOIN jobs j ON j.id = a.job_id WHERE a.outcome IS NULL",
+    [S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
+    [S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
+    [S_CHILD_IDS] = "SELECT id FROM jobs WHERE parent_id = ?1 ORDER BY id",
+    [S_IDS_IN_STATE] = "SELECT id FROM jobs WHERE state = ?1 ORDER BY id",
+    [S_BUCKET_SAVE] = "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) "
+                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET "
+                      "tokens = excluded.tokens, updated_ms = excluded.updated_ms, "
+                      "hold_until_ms = excluded.hold_until_ms",
+    [S_BUCKETS] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets ORDER BY key",
+    [S_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
+    [S_LIST] = "SELECT id, state, op_id, key, workspace, priority, attempts, created_ms, "
+               "next_run_ms, parent_id FROM jobs ORDER BY id DESC LIMIT ?1",
+    [S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
+                     "created_ms, next_run_ms, parent_id FROM jobs WHERE state = ?2 "
+                     "ORDER BY id DESC LIMIT ?1",
+    [S_SHOW_JOB] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
+                   "max_attempts, created_ms, updated_ms, next_run_ms, finished_ms, spec_json, "
+                   "output_path, source_file, parent_id, cursor, pages_done, items_done, "
+                   "total_entries, result_json, error_json, cancel_requested, paginated "
+                   "FROM jobs WHERE id = ?1",
+    [S_SHOW_TRANSITIONS] = "SELECT from_state, to_state, at_ms, reason FROM transitions "
+                           "WHERE job_id = ?1 ORDER BY id",
+    [S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
+                        "error, retry_after_ms, rl_remaining, rl_reset, request "
+                        "FROM attempts WHERE job_id = ?1 ORDER BY id",
+    [S_SHOW_PAGES] = "SELECT page_no, nitems, cursor, next_cursor, at_ms FROM pages "
+                     "WHERE job_id = ?1 ORDER BY page_no",
+    [S_SHOW_CHILDREN] = "SELECT id, state, pages_done, items_done, total_entries FROM jobs "
+                        "WHERE parent_id = ?1 ORDER BY id",
+    [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
+                           "GROUP BY 1 ORDER BY 1",
+    [S_REQUESTS] = "SELECT count(*) FROM attempts "
+                   "WHERE http_status IS NOT NULL OR error IS NOT NULL",
 };
 
 struct store {
@@ -204,7 +204,7 @@ struct store {
 };
 
 static const char *const state_names[JS_COUNT] = {
-	"queued", "running", "waiting", "succeeded", "failed", "dead", "cancelled",
+    "queued", "running", "waiting", "succeeded", "failed", "dead", "cancelled",
 };
 
 #define BIT(s) (1u << (s))
@@ -273,8 +273,8 @@ static sqlite3_stmt *prep(struct store *st, enum stmt_id id)
 {
 	if (st->stmts[id])
 		return st->stmts[id];
-	if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-			       &st->stmts[id], NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[id],
+	                       NULL) != SQLITE_OK) {
 		fail(st, "cannot prepare \"%.40s\"", stmt_sql[id]);
 		return NULL;
 	}
@@ -375,7 +375,7 @@ int store_begin(struct store *st)
 		set_err(st, "cannot begin a transaction: one is already open");
 		return -1;
 	}
-	return run_id(st, S_BEGIN, "cannot begin a transaction");
+	return run_id(st, S_BEGIN, "begin a transaction");
 }
 
 /* store_commit - commits the caller's transaction; on failure it is rolled back. */
@@ -425,29 +425,46 @@ int store_rollback_to(struct store *st)
 	return run_id(st, S_RELEASE, "release the savepoint");
 }
 
-/* op_begin - every write call is atomic: inside the caller's transaction it runs in a
- * savepoint of its own (a failed call leaves the group commit as it was), otherwise in
- * a transaction of its own. *own tells op_end which. */
-static int op_begin(struct store *st, int *own)
+/* how a write call is wrapped: in a transaction of its own when none is open, else
+ * joined to the caller's. Calls check before they write, so one refused for a reason
+ * (wrong state, duplicate, missing job) has changed nothing; after an I/O error the
+ * caller rolls back its transaction or file savepoint anyway. Calls that change many
+ * rows (claim, recover) also run in a savepoint of their own when joined: a half
+ * done claim must not be committed with the caller's work. */
+enum op_wrap { OP_JOINED, OP_OWN_TXN, OP_SAVEPOINT };
+
+/* op_begin - starts a transaction unless the caller has one open. */
+static int op_begin(struct store *st, enum op_wrap *how)
 {
-	*own = !in_transaction(st);
-	if (*own)
-		return run_id(st, S_BEGIN, "begin a transaction");
+	*how = in_transaction(st) ? OP_JOINED : OP_OWN_TXN;
+	return *how == OP_OWN_TXN ? run_id(st, S_BEGIN, "begin a transaction") : 0;
+}
+
+/* op_begin_atomic - as op_begin, with a savepoint when joining. */
+static int op_begin_atomic(struct store *st, enum op_wrap *how)
+{
+	if (op_begin(st, how) < 0)
+		return -1;
+	if (*how == OP_OWN_TXN)
+		return 0;
+	*how = OP_SAVEPOINT;
 	return run_id(st, S_OP_SAVEPOINT, "set a savepoint");
 }
 
-/* op_end - commits or releases when rc >= 0, else undoes; returns rc, or -1 when the
- * commit itself failed. The first error's message is kept. */
-static int op_end(struct store *st, int own, int rc)
+/* op_end - commits (or releases) when rc >= 0, else undoes what op_begin* opened;
+ * returns rc, or -1 when the commit itself failed. The first error's message is kept. */
+static int op_end(struct store *st, enum op_wrap how, int rc)
 {
+	if (how == OP_JOINED)
+		return rc;
 	if (rc >= 0) {
-		if (run_id(st, own ? S_COMMIT : S_OP_RELEASE, "commit") == 0)
+		if (run_id(st, how == OP_OWN_TXN ? S_COMMIT : S_OP_RELEASE, "commit") == 0)
 			return rc;
 		rc = -1;
 	}
 	if (!in_transaction(st))
 		return rc; /* SQLite rolled back by itself (I/O error, disk full) */
-	if (own) {
+	if (how == OP_OWN_TXN) {
 		quiet_run_id(st, S_ROLLBACK);
 	} else {
 		quiet_run_id(st, S_OP_ROLLBACK_TO);
@@ -475,9 +492,9 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 static void add_corrupt_reason(struct strbuf *why, const char *path, const char *detail)
 {
 	sb_addf(why,
-		"database %s is not a segspool database or is corrupt: %s; move it aside and "
-		"restart, jobs will be re-ingested from archive/",
-		path, detail);
+	        "database %s is not a segspool database or is corrupt: %s; move it aside and "
+	        "restart, jobs will be re-ingested from archive/",
+	        path, detail);
 }
 
 /* is_corrupt_code - SQLite's codes for "this file is not a (sound) database". */
@@ -502,7 +519,7 @@ static int check_identity(struct store *st, int64_t *version, struct strbuf *why
 			add_corrupt_reason(why, st->path, sqlite3_errmsg(st->db));
 		else
 			sb_addf(why, "cannot read database %s: %s", st->path,
-				sqlite3_errmsg(st->db));
+			        sqlite3_errmsg(st->db));
 		return -1;
 	}
 	if (*version == 0 && nobjects > 0) {
@@ -515,9 +532,9 @@ static int check_identity(struct store *st, int64_t *version, struct strbuf *why
 	}
 	if (*version > (int64_t)store_migration_count) {
 		sb_addf(why,
-			"database %s has schema version %" PRId64 ", newer than this segspool "
-			"knows (%zu): it was written by a newer segspool; run that one",
-			st->path, *version, store_migration_count);
+		        "database %s has schema version %" PRId64 ", newer than this segspool "
+		        "knows (%zu): it was written by a newer segspool; run that one",
+		        st->path, *version, store_migration_count);
 		return -1;
 	}
 	return 0;
@@ -534,7 +551,7 @@ static int exec_sql(struct store *st, const char *sql, struct strbuf *why, const
 		add_corrupt_reason(why, st->path, msg ? msg : sqlite3_errstr(rc));
 	else
 		sb_addf(why, "cannot %s in database %s: %s", what, st->path,
-			msg ? msg : sqlite3_errstr(rc));
+		        msg ? msg : sqlite3_errstr(rc));
 	sqlite3_free(msg);
 	return -1;
 }
@@ -552,7 +569,7 @@ static int apply_migration(struct store *st, struct strbuf *why)
 	int rc = pragma_int(st->db, "PRAGMA user_version", &version);
 	if (rc != SQLITE_OK) {
 		sb_addf(why, "cannot read the schema version of %s: %s", st->path,
-			sqlite3_errmsg(st->db));
+		        sqlite3_errmsg(st->db));
 		goto undo;
 	}
 	if (version >= (int64_t)store_migration_count) {
@@ -568,8 +585,7 @@ static int apply_migration(struct store *st, struct strbuf *why)
 	if (exec_sql(st, bump, why, "set the schema version") < 0 ||
 	    exec_sql(st, "COMMIT", why, "commit the schema upgrade") < 0)
 		goto undo;
-	logmsg(LOG_INFO, "database %s: schema upgraded to version %" PRId64, st->path,
-	       version + 1);
+	logmsg(LOG_INFO, "database %s: schema upgraded to version %" PRId64, st->path, version + 1);
 	return 0;
 undo:
 	if (in_transaction(st))
@@ -590,25 +606,32 @@ static int configure_writer(struct store *st, struct strbuf *why)
 			ok = mode && strcasecmp((const char *)mode, "wal") == 0;
 			if (!ok)
 				sb_addf(why, "cannot put database %s in WAL mode (it stays in %s)",
-					st->path, mode ? (const char *)mode : "?");
+				        st->path, mode ? (const char *)mode : "?");
 		} else {
 			sb_addf(why, "cannot put database %s in WAL mode: %s", st->path,
-				sqlite3_errmsg(st->db));
+			        sqlite3_errmsg(st->db));
 		}
 		sqlite3_finalize(s);
 	} else {
 		sb_addf(why, "cannot put database %s in WAL mode: %s", st->path,
-			sqlite3_errmsg(st->db));
+		        sqlite3_errmsg(st->db));
 	}
 	if (!ok)
 		return -1;
-	return exec_sql(st, "PRAGMA synchronous = FULL", why, "set synchronous mode");
+	if (exec_sql(st, "PRAGMA synchronous = FULL", why, "set synchronous mode") < 0)
+		return -1;
+	/* a group commit of a big spool file touches many index pages: keep them in memory
+	 * rather than spilling them into the WAL mid-transaction (16 MB, used only as needed) */
+	return exec_sql(st, "PRAGMA cache_size = -16384", why, "set the cache size");
 }
 
 /* open_checked - the body of store_open; the reason for a failure goes to why. */
 static int open_checked(struct store *st, struct strbuf *why)
 {
-	int oflags = st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	/* one connection, one thread: SQLite's own mutexes would only cost time */
+	int oflags =
+	    SQLITE_OPEN_NOMUTEX |
+	    (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	struct stat sb;
 	int64_t version = 0;
 
@@ -621,7 +644,7 @@ static int open_checked(struct store *st, struct strbuf *why)
 	}
 	if (sqlite3_open_v2(st->path, &st->db, oflags, NULL) != SQLITE_OK) {
 		sb_addf(why, "cannot open database %s: %s", st->path,
-			st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		        st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		return -1;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -634,9 +657,9 @@ static int open_checked(struct store *st, struct strbuf *why)
 	if (st->readonly) {
 		if (version < (int64_t)store_migration_count) {
 			sb_addf(why,
-				"database %s has schema version %" PRId64 ", this segspool needs "
-				"%zu: start the daemon once to upgrade it",
-				st->path, version, store_migration_count);
+			        "database %s has schema version %" PRId64 ", this segspool needs "
+			        "%zu: start the daemon once to upgrade it",
+			        st->path, version, store_migration_count);
 			return -1;
 		}
 		return 0;
@@ -684,8 +707,7 @@ void store_close(struct store *st)
 	for (size_t i = 0; i < S_NSTMTS; i++)
 		sqlite3_finalize(st->stmts[i]);
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
-		logmsg(LOG_WARN, "cannot close database %s: %s", st->path,
-		       sqlite3_errmsg(st->db));
+		logmsg(LOG_WARN, "cannot close database %s: %s", st->path, sqlite3_errmsg(st->db));
 	sb_release(&st->err);
 	free(st->path);
 	free(st);
@@ -708,10 +730,10 @@ int store_file_seen(struct store *st, const char *name, const char *hash)
 
 /* store_file_record - notes a file as ingested with how many jobs it gave. */
 int store_file_record(struct store *st, const char *name, const char *hash, int64_t now_ms,
-		      int njobs, int nduplicates)
+                      int njobs, int nduplicates)
 {
-	int own;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_FILE_RECORD);
 	int rc = -1;
@@ -723,12 +745,12 @@ int store_file_record(struct store *st, const char *name, const char *hash, int6
 		sqlite3_bind_int(s, 5, nduplicates);
 		rc = run(st, s, "record an ingested file");
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* record_transition - the history row of a state change (from < 0: creation). */
 static int record_transition(struct store *st, int64_t id, int from, enum job_state to,
-			     int64_t now_ms, const char *reason)
+                             int64_t now_ms, const char *reason)
 {
 	sqlite3_stmt *s = prep(st, S_TRANSITION_ADD);
 	if (!s)
@@ -794,12 +816,13 @@ static int insert_job(struct store *st, const struct job_new *job, int64_t now_m
 /* store_job_insert - a new queued job, unless its key is already recorded. */
 int store_job_insert(struct store *st, const struct job_new *job, int64_t now_ms, int64_t *id)
 {
-	int own, rc;
+	enum op_wrap how;
+	int rc;
 	if (!job->op_id || !job->spec_json) {
 		set_err(st, "cannot insert a job without an operation and a spec");
 		return -1;
 	}
-	if (op_begin(st, &own) < 0)
+	if (op_begin(st, &how) < 0)
 		return -1;
 	/* looked up under the write lock, so no other writer can slip the key in between */
 	rc = job->key ? job_by_key(st, job->key, id) : 0;
@@ -807,7 +830,7 @@ int store_job_insert(struct store *st, const struct job_new *job, int64_t now_ms
 		rc = insert_job(st, job, now_ms, id) < 0 ? -1 : STORE_INSERTED;
 	else if (rc > 0)
 		rc = STORE_DUPLICATE;
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* --- reading jobs -------------------------------------------------------------------- */
@@ -896,8 +919,8 @@ static int next_due_priority(struct store *st, int64_t bound, int64_t *priority)
 
 /* due_at_priority - up to max due jobs of one priority into rows, in claim order;
  * returns how many, or -1. */
-static int due_at_priority(struct store *st, int64_t priority, int64_t now_ms,
-			   struct job_row *rows, int max)
+static int due_at_priority(struct store *st, int64_t priority, int64_t now_ms, struct job_row *rows,
+                           int max)
 {
 	sqlite3_stmt *s = prep(st, S_DUE_AT_PRIORITY);
 	int n = 0, rc;
@@ -951,7 +974,7 @@ static int claim_rows(struct store *st, int64_t now_ms, struct job_row *rows, in
 		sqlite3_bind_int64(s, 2, now_ms);
 		if (run(st, s, "claim a job") < 0 ||
 		    record_transition(st, rows[i].id, (int)rows[i].state, JS_RUNNING, now_ms,
-				      "claimed") < 0)
+		                      "claimed") < 0)
 			return -1;
 		rows[i].state = JS_RUNNING;
 	}
@@ -961,10 +984,11 @@ static int claim_rows(struct store *st, int64_t now_ms, struct job_row *rows, in
 /* store_claim_due - up to max due jobs, moved to running; see store.h. */
 int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int max)
 {
-	int own, n;
+	enum op_wrap how;
+	int n;
 	if (max <= 0)
 		return 0;
-	if (op_begin(st, &own) < 0)
+	if (op_begin_atomic(st, &how) < 0)
 		return -1;
 	n = select_due(st, now_ms, rows, max);
 	if (n > 0 && claim_rows(st, now_ms, rows, n) < 0) {
@@ -972,10 +996,10 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
 			job_row_release(&rows[--n]);
 		n = -1;
 	}
-	n = op_end(st, own, n);
-	if (n < 0)
-		memset(rows, 0, sizeof(*rows) * (size_t)max);
-	return n;
+	int rc = op_end(st, how, n);
+	while (rc < 0 && n > 0) /* the commit failed: none of them was claimed */
+		job_row_release(&rows[--n]);
+	return rc;
 }
 
 /* store_next_due_ms - the earliest next run among queued and waiting jobs: the first
@@ -1025,8 +1049,9 @@ int64_t store_count_active(struct store *st)
 /* store_attempt_begin - a started attempt, numbered after the job's earlier ones. */
 int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, int64_t *attempt_id)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_ATTEMPT_BEGIN);
 	if (s) {
@@ -1036,18 +1061,19 @@ int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, int64_
 		if (rc == 0)
 			*attempt_id = sqlite3_last_insert_rowid(st->db);
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_attempt_end - the outcome of a started attempt. */
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end)
 {
-	int own, rc = -1;
+	enum op_wrap how;
+	int rc = -1;
 	if (!end->outcome) {
 		set_err(st, "cannot end attempt %" PRId64 ": no outcome given", attempt_id);
 		return -1;
 	}
-	if (op_begin(st, &own) < 0)
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_ATTEMPT_END);
 	if (s) {
@@ -1066,7 +1092,7 @@ int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt
 			rc = -1;
 		}
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* --- state changes --------------------------------------------------------------------- */
@@ -1092,7 +1118,7 @@ static void describe_states(struct strbuf *sb, unsigned mask)
  * Returns 0, 1 when the job is in a state that does not allow it (nothing done, the
  * reason in store_errmsg), -1 on error or when there is no such job. */
 static int change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
-			sqlite3_stmt *upd, const char *verb, const char *reason, int64_t now_ms)
+                        sqlite3_stmt *upd, const char *verb, const char *reason, int64_t now_ms)
 {
 	enum job_state from = JS_QUEUED;
 	int rc = job_state_get(st, id, &from);
@@ -1105,7 +1131,7 @@ static int change_state(struct store *st, int64_t id, unsigned allowed, enum job
 	if (!(allowed & BIT(from))) {
 		done(upd);
 		set_err(st, "cannot %s job %" PRId64 ": it is %s, not ", verb, id,
-			job_state_name(from));
+		        job_state_name(from));
 		describe_states(&st->err, allowed);
 		return 1;
 	}
@@ -1127,74 +1153,79 @@ static int strict(int rc)
 /* store_job_succeed - running -> succeeded. A job cancelled meanwhile stays cancelled. */
 int store_job_succeed(struct store *st, int64_t id, const char *result_json, int64_t now_ms)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_SUCCEED);
 	if (s) {
 		bind_text(s, 4, result_json);
 		rc = strict(change_state(st, id, BIT(JS_RUNNING), JS_SUCCEEDED, s, "mark succeeded",
-					 NULL, now_ms));
+		                         NULL, now_ms));
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_job_wait - running -> waiting until next_run_ms. */
 int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
-		   const char *reason, int64_t now_ms)
+                   const char *reason, int64_t now_ms)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_WAIT);
 	if (s) {
 		sqlite3_bind_int64(s, 4, next_run_ms);
 		sqlite3_bind_int(s, 5, count_attempt ? 1 : 0);
 		rc = strict(change_state(st, id, BIT(JS_RUNNING), JS_WAITING, s, "put to wait",
-					 reason, now_ms));
+		                         reason, now_ms));
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_job_end - running|waiting|queued -> failed, dead or cancelled. */
 int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
-		  const char *reason, int64_t now_ms)
+                  const char *reason, int64_t now_ms)
 {
-	int own, rc = -1;
+	enum op_wrap how;
+	int rc = -1;
 	if (to != JS_FAILED && to != JS_DEAD && to != JS_CANCELLED) {
 		set_err(st, "cannot end job %" PRId64 " as %s: only failed, dead or cancelled", id,
-			job_state_name(to));
+		        job_state_name(to));
 		return -1;
 	}
-	if (op_begin(st, &own) < 0)
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_END);
 	if (s) {
 		bind_text(s, 4, error_json);
 		rc = strict(change_state(st, id, BIT(JS_RUNNING) | BIT(JS_WAITING) | BIT(JS_QUEUED),
-					 to, s, "end", reason, now_ms));
+		                         to, s, "end", reason, now_ms));
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_job_requeue - running -> queued, keeping its place (next_run_ms) in the queue. */
 int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t now_ms)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_REQUEUE);
 	if (s)
-		rc = strict(change_state(st, id, BIT(JS_RUNNING), JS_QUEUED, s, "requeue", reason,
-					 now_ms));
-	return op_end(st, own, rc);
+		rc = strict(
+		    change_state(st, id, BIT(JS_RUNNING), JS_QUEUED, s, "requeue", reason, now_ms));
+	return op_end(st, how, rc);
 }
 
 /* store_job_set_output - where the job's output file went. */
 int store_job_set_output(struct store *st, int64_t id, const char *output_path)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_SET_OUTPUT);
 	if (s) {
@@ -1206,14 +1237,14 @@ int store_job_set_output(struct store *st, int64_t id, const char *output_path)
 			rc = -1;
 		}
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* --- pages ----------------------------------------------------------------------------- */
 
 /* advance_cursor - the job's resume point moves past the page just stored. */
 static int advance_cursor(struct store *st, int64_t job_id, int page_no, const char *next_cursor,
-			  int64_t nitems, int64_t total_entries, int64_t now_ms)
+                          int64_t nitems, int64_t total_entries, int64_t now_ms)
 {
 	sqlite3_stmt *s = prep(st, S_PAGE_ADVANCE);
 	if (!s)
@@ -1230,11 +1261,12 @@ static int advance_cursor(struct store *st, int64_t job_id, int page_no, const c
 /* store_page_record - a fetched page and the job's new resume point, together: after a
  * crash the job's cursor is the page to fetch next, never one already stored. */
 int store_page_record(struct store *st, int64_t job_id, int page_no, const char *cursor,
-		      const char *next_cursor, const char *items_json, int64_t nitems,
-		      int64_t total_entries, int64_t now_ms)
+                      const char *next_cursor, const char *items_json, int64_t nitems,
+                      int64_t total_entries, int64_t now_ms)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_PAGE_INSERT);
 	if (s) {
@@ -1248,10 +1280,10 @@ int store_page_record(struct store *st, int64_t job_id, int page_no, const char 
 		sqlite3_bind_int64(s, 8, now_ms);
 		rc = run(st, s, "record a page");
 		if (rc == 0)
-			rc = advance_cursor(st, job_id, page_no, next_cursor, nitems,
-					    total_entries, now_ms);
+			rc = advance_cursor(st, job_id, page_no, next_cursor, nitems, total_entries,
+			                    now_ms);
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_pages_foreach - the job's pages in order. fn must not call this function again
@@ -1312,7 +1344,7 @@ static int collect_open_attempts(struct store *st, struct open_attempt **out, si
 		}
 		(*out)[*n].id = sqlite3_column_int64(s, 0);
 		(*out)[*n].read = op_is_read((const char *)sqlite3_column_text(s, 1),
-					     (const char *)sqlite3_column_text(s, 2));
+		                             (const char *)sqlite3_column_text(s, 2));
 		(*n)++;
 	}
 	done(s);
@@ -1379,9 +1411,8 @@ static int requeue_running(struct store *st, int64_t now_ms)
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		sqlite3_stmt *upd = prep(st, S_JOB_REQUEUE);
 		rc = upd ? strict(change_state(st, ids[i], BIT(JS_RUNNING), JS_QUEUED, upd,
-					       "requeue", "daemon restarted; was running",
-					       now_ms))
-			 : -1;
+		                               "requeue", "daemon restarted; was running", now_ms))
+		         : -1;
 	}
 	free(ids);
 	return rc < 0 ? -1 : (int)n;
@@ -1390,13 +1421,14 @@ static int requeue_running(struct store *st, int64_t now_ms)
 /* store_recover - after a crash: running jobs requeued, open attempts closed. */
 int store_recover(struct store *st, int64_t now_ms)
 {
-	int own, rc;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc;
+	if (op_begin_atomic(st, &how) < 0)
 		return -1;
 	rc = requeue_running(st, now_ms);
 	if (rc >= 0 && close_open_attempts(st) < 0)
 		rc = -1;
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* --- parents and children ------------------------------------------------------------------ */
@@ -1445,14 +1477,15 @@ int store_children_ids(struct store *st, int64_t parent_id, int64_t **ids, size_
  * cursor is kept: a paginated job resumes after its last stored page. */
 int store_job_retry(struct store *st, int64_t id, int64_t now_ms)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_RETRY);
 	if (s)
 		rc = change_state(st, id, BIT(JS_FAILED) | BIT(JS_DEAD) | BIT(JS_CANCELLED),
-				  JS_QUEUED, s, "retry", "retry requested", now_ms);
-	return op_end(st, own, rc);
+		                  JS_QUEUED, s, "retry", "retry requested", now_ms);
+	return op_end(st, how, rc);
 }
 
 /* request_cancel - a running job is only flagged: the daemon aborts its request and
@@ -1471,26 +1504,27 @@ static int request_cancel(struct store *st, int64_t id, int64_t now_ms)
  * 2 running (flagged, the caller aborts it), -1 error or no such job. */
 int store_job_cancel(struct store *st, int64_t id, int64_t now_ms)
 {
-	int own, rc = -1;
+	enum op_wrap how;
+	int rc = -1;
 	enum job_state state = JS_QUEUED;
-	if (op_begin(st, &own) < 0)
+	if (op_begin(st, &how) < 0)
 		return -1;
 	int found = job_state_get(st, id, &state);
 	if (found > 0)
 		set_err(st, "cannot cancel job %" PRId64 ": no such job", id);
 	if (found != 0)
-		return op_end(st, own, -1);
+		return op_end(st, how, -1);
 	if (state == JS_RUNNING) {
 		rc = request_cancel(st, id, now_ms);
 	} else {
 		sqlite3_stmt *s = prep(st, S_JOB_CANCEL);
 		if (s)
 			rc = change_state(st, id,
-					  BIT(JS_QUEUED) | BIT(JS_WAITING) | BIT(JS_FAILED) |
-						  BIT(JS_DEAD),
-					  JS_CANCELLED, s, "cancel", "cancel requested", now_ms);
+			                  BIT(JS_QUEUED) | BIT(JS_WAITING) | BIT(JS_FAILED) |
+			                      BIT(JS_DEAD),
+			                  JS_CANCELLED, s, "cancel", "cancel requested", now_ms);
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_ids_in_state - ids of the jobs in a state, oldest first. */
@@ -1507,10 +1541,11 @@ int store_ids_in_state(struct store *st, enum job_state state, int64_t **ids, si
 
 /* store_bucket_save - a rate-limit bucket's state, inserted or replaced. */
 int store_bucket_save(struct store *st, const char *key, double tokens, int64_t updated_ms,
-		      int64_t hold_until_ms)
+                      int64_t hold_until_ms)
 {
-	int own, rc = -1;
-	if (op_begin(st, &own) < 0)
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
 		return -1;
 	sqlite3_stmt *s = prep(st, S_BUCKET_SAVE);
 	if (s) {
@@ -1520,7 +1555,7 @@ int store_bucket_save(struct store *st, const char *key, double tokens, int64_t 
 		sqlite3_bind_int64(s, 4, hold_until_ms);
 		rc = run(st, s, "save a rate-limit bucket");
 	}
-	return op_end(st, own, rc);
+	return op_end(st, how, rc);
 }
 
 /* store_bucket_foreach - every saved bucket, by key. */
@@ -1594,7 +1629,7 @@ static void json_add_state(cJSON *obj, const char *name, sqlite3_stmt *s, int i)
 		cJSON_AddNullToObject(obj, name);
 	else
 		cJSON_AddStringToObject(obj, name,
-					job_state_name((enum job_state)sqlite3_column_int(s, i)));
+		                        job_state_name((enum job_state)sqlite3_column_int(s, i)));
 }
 
 /* json_add_parsed - a column holding JSON text, parsed; kept as a string if it does
@@ -1656,7 +1691,8 @@ static void show_job_fields(cJSON *o, sqlite3_stmt *s)
 	json_add_text(o, "key", s, 3);
 	json_add_text(o, "workspace", s, 4);
 	json_add_int(o, "priority", s, 5);
-	json_add_int(o, "attempts", s, 6);
+	/* "attempts" is the history array (store.h); this is the count against the max */
+	json_add_int(o, "attempts_counted", s, 6);
 	json_add_int(o, "max_attempts", s, 7);
 	json_add_time(o, "created", s, 8);
 	json_add_time(o, "updated", s, 9);
@@ -1730,7 +1766,7 @@ static cJSON *child_entry(sqlite3_stmt *s)
 
 /* json_rows - an array of the job's rows of one statement, each made by entry. */
 static cJSON *json_rows(struct store *st, enum stmt_id id, int64_t job_id,
-			cJSON *(*entry)(sqlite3_stmt *))
+                        cJSON *(*entry)(sqlite3_stmt *))
 {
 	sqlite3_stmt *s = prep(st, id);
 	int rc;
@@ -1784,9 +1820,9 @@ static int show_history(struct store *st, int64_t id, cJSON *o)
 		enum stmt_id stmt;
 		cJSON *(*entry)(sqlite3_stmt *);
 	} parts[] = {
-		{"transitions", S_SHOW_TRANSITIONS, transition_entry},
-		{"attempts", S_SHOW_ATTEMPTS, attempt_entry},
-		{"pages", S_SHOW_PAGES, page_entry},
+	    {"transitions", S_SHOW_TRANSITIONS, transition_entry},
+	    {"attempts", S_SHOW_ATTEMPTS, attempt_entry},
+	    {"pages", S_SHOW_PAGES, page_entry},
 	};
 	int err;
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
@@ -1850,7 +1886,7 @@ static cJSON *stats_attempts(struct store *st)
 	cJSON *o = cJSON_CreateObject();
 	while ((rc = step(st, s, "count attempts")) == SQLITE_ROW)
 		cJSON_AddNumberToObject(o, (const char *)sqlite3_column_text(s, 0),
-					(double)sqlite3_column_int64(s, 1));
+		                        (double)sqlite3_column_int64(s, 1));
 	done(s);
 	if (rc < 0) {
 		cJSON_Delete(o);

@@ -35,7 +35,8 @@ int log_parse_level(const char *name, enum log_level *out)
 	return -1;
 }
 
-static void vlog(enum log_level level, const char *fmt, va_list ap, const char *suffix)
+__attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, const char *fmt,
+						  va_list ap, const char *suffix)
 {
 	if (level < log_threshold)
 		return;

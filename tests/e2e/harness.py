@@ -143,15 +143,21 @@ class Spool:
         else:
             self.drop(name, json.dumps(jobs))
 
-    def start(self, *args, env=None):
+    def start(self, *args, env=None, ready=True):
+        """start - the daemon in the background; with ready, returns once it has said
+        "running on spool" (its signal handlers are in place by then)."""
+        before = self.log_text().count("running on spool")
         log = open(self.daemon_log, "ab")
         self.daemon = subprocess.Popen([BIN, "--config", self.config_path, "run"] + list(args),
                                        stdout=log, stderr=log, env=env or self.env)
         log.close()
+        if ready:
+            wait_for(lambda: self.log_text().count("running on spool") > before or
+                     self.daemon.poll() is not None, timeout=30, what="daemon ready")
         return self.daemon
 
     def run_until_idle(self, timeout=300, env=None):
-        p = self.start("--until-idle", env=env)
+        p = self.start("--until-idle", env=env, ready=False)
         try:
             return p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

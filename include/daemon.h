@@ -1,7 +1,7 @@
-/* sched.h - the daemon: wires spool intake, the store, rate limits, retries, pagination
+/* daemon.h - the daemon: wires spool intake, the store, rate limits, retries, pagination
  * and HTTP on one libev loop. One process, one thread. */
-#ifndef SEGSPOOL_SCHED_H
-#define SEGSPOOL_SCHED_H
+#ifndef SEGSPOOL_DAEMON_H
+#define SEGSPOOL_DAEMON_H
 
 struct config;
 

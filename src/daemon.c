@@ -1,4 +1,4 @@
-/* sched.c - the daemon: spool intake, claiming due jobs, admission (rate limits and the
+/* daemon.c - the daemon: spool intake, claiming due jobs, admission (rate limits and the
  * in-flight cap), requests, outcomes, pages, fan-out and outputs, on one libev loop.
  *
  * Durability: every store write of a loop iteration joins one transaction, committed in
@@ -7,7 +7,7 @@
  * never recorded succeeded without its output file. A request leaves only after the
  * attempt that carries it is committed (curl sends from the loop, after the prepare).
  */
-#include "sched.h"
+#include "daemon.h"
 
 #include <cjson/cJSON.h>
 #include <ev.h>
@@ -992,7 +992,9 @@ static void send_or_hold(struct run *r)
 	if (d->cfg->endpoint_limits && r->job.op->rate_per_min > 0) {
 		snprintf(key, sizeof(key), "ws:%s/op:%s", r->job.workspace,
 			 catalog_rate_group(r->job.op));
-		r->op_bucket = rl_bucket_get(d->rl, key, r->job.op->rate_per_min / 60.0, 1, now);
+		/* a tenth of the minute's allowance may go at once: 6 for 60/min, 1 for 5/min */
+		double op_burst = r->job.op->rate_per_min / 10 > 1 ? r->job.op->rate_per_min / 10 : 1;
+		r->op_bucket = rl_bucket_get(d->rl, key, r->job.op->rate_per_min / 60.0, op_burst, now);
 	}
 	int64_t wait = rl_wait_ms(r->ws_bucket, now);
 	if (r->op_bucket) {

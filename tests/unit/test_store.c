@@ -1,0 +1,1054 @@
+/* test_store.c - the SQLite job store: schema, state machine, history, recovery, JSON. */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "strbuf.h"
+#include "testlib.h"
+#include "util.h"
+
+extern const size_t store_migration_count;
+
+static char tmpdir[64];
+static struct strbuf dbpath = STRBUF_INIT;
+
+/* remove_db - the database and its WAL companions. */
+static void remove_db(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unlink(path);
+	sb_addf(&sb, "%s-wal", path);
+	unlink(sb.buf);
+	sb_reset(&sb);
+	sb_addf(&sb, "%s-shm", path);
+	unlink(sb.buf);
+	sb_release(&sb);
+}
+
+/* db_named - a fresh path in the temp dir (any earlier file of that name removed). */
+static const char *db_named(const char *name)
+{
+	sb_reset(&dbpath);
+	sb_addf(&dbpath, "%s/%s", tmpdir, name);
+	remove_db(dbpath.buf);
+	return dbpath.buf;
+}
+
+/* open_fresh - a new writable store, or the test fails loudly. */
+static struct store *open_fresh(const char *name)
+{
+	struct store *st = NULL;
+	char *err = NULL;
+	if (store_open(db_named(name), 0, &st, &err) < 0) {
+		fprintf(stderr, "cannot open %s: %s\n", name, err);
+		free(err);
+		exit(1);
+	}
+	return st;
+}
+
+/* new_job - a job_new with the fields most tests want. */
+static struct job_new new_job(const char *op, const char *key, int priority, int64_t not_before)
+{
+	struct job_new j = {0};
+	j.op_id = op;
+	j.spec_json = "{\"op\":\"listSources\",\"params\":{}}";
+	j.key = key;
+	j.workspace = "default";
+	j.priority = priority;
+	j.not_before_ms = not_before;
+	j.max_attempts = 5;
+	return j;
+}
+
+/* insert - inserts a job and returns its id (0 on failure). */
+static int64_t insert(struct store *st, const struct job_new *j, int64_t now)
+{
+	int64_t id = 0;
+	if (store_job_insert(st, j, now, &id) != STORE_INSERTED)
+		return 0;
+	return id;
+}
+
+/* state_of - a job's current state, or -1. */
+static int state_of(struct store *st, int64_t id)
+{
+	struct job_row row;
+	if (store_get(st, id, &row) != 0)
+		return -1;
+	int s = (int)row.state;
+	job_row_release(&row);
+	return s;
+}
+
+/* header_u32 - a big-endian field of the SQLite file header. */
+static uint32_t header_u32(const char *path, off_t off)
+{
+	unsigned char b[4] = {0};
+	int fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		if (pread(fd, b, 4, off) != 4)
+			memset(b, 0, 4);
+		close(fd);
+	}
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* patch_header_u32 - overwrites a header field, as another program might have. */
+static void patch_header_u32(const char *path, off_t off, uint32_t v)
+{
+	unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+	                      (unsigned char)(v >> 8), (unsigned char)v};
+	int fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		CHECK(pwrite(fd, b, 4, off) == 4);
+		close(fd);
+	}
+}
+
+/* last_transition - the reason and states of a job's latest transition (from show). */
+static cJSON *show(struct store *st, int64_t id)
+{
+	cJSON *o = store_show_json(st, id);
+	CHECK(o != NULL);
+	return o;
+}
+
+static const char *transition_field(cJSON *o, int index, const char *field)
+{
+	cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "transitions");
+	int n = cJSON_GetArraySize(arr);
+	cJSON *t = cJSON_GetArrayItem(arr, index < 0 ? n + index : index);
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(t, field);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+TEST(test_state_names)
+{
+	enum job_state s;
+	CHECK_STR(job_state_name(JS_QUEUED), "queued");
+	CHECK_STR(job_state_name(JS_CANCELLED), "cancelled");
+	CHECK_INT(job_state_parse("waiting", &s), 0);
+	CHECK_INT(s, JS_WAITING);
+	CHECK_INT(job_state_parse("bogus", &s), -1);
+	CHECK(!job_state_terminal(JS_RUNNING));
+	CHECK(!job_state_terminal(JS_WAITING));
+	CHECK(job_state_terminal(JS_DEAD));
+	CHECK(job_state_terminal(JS_SUCCEEDED));
+}
+
+TEST(test_open_migrate_reopen)
+{
+	struct store *st = open_fresh("migrate.db");
+	struct job_new j = new_job("listSources", "k1", 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	CHECK(id > 0);
+	store_close(st);
+	const char *path = dbpath.buf;
+	CHECK_INT(header_u32(path, 60), store_migration_count); /* user_version */
+	CHECK_INT(header_u32(path, 68), 0x53475350);            /* application_id */
+	CHECK_INT(header_u32(path, 18) >> 16, 0x0202);          /* WAL: write and read versions 2 */
+
+	char *err = NULL;
+	CHECK_INT(store_open(path, 0, &st, &err), 0);
+	CHECK_INT(state_of(st, id), JS_QUEUED);
+	store_close(st);
+	CHECK_INT(store_open(path, STORE_READONLY, &st, &err), 0);
+	CHECK_INT(state_of(st, id), JS_QUEUED);
+	store_close(st);
+}
+
+TEST(test_newer_schema_refused)
+{
+	store_close(open_fresh("newer.db"));
+	patch_header_u32(dbpath.buf, 60, 99);
+	struct store *st = NULL;
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), -1);
+	CHECK(st == NULL);
+	CHECK(err && strstr(err, "schema version 99, newer than this segspool knows"));
+	free(err);
+}
+
+TEST(test_foreign_database_refused)
+{
+	store_close(open_fresh("foreign.db"));
+	patch_header_u32(dbpath.buf, 68, 0x12345678);
+	struct store *st = NULL;
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), -1);
+	CHECK(err && strstr(err, "is not a segspool database or is corrupt"));
+	free(err);
+}
+
+TEST(test_corrupt_file)
+{
+	const char *path = db_named("garbage.db");
+	struct strbuf junk = STRBUF_INIT;
+	for (int i = 0; i < 200; i++)
+		sb_adds(&junk, "this is not an sqlite database at all. ");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && write(fd, junk.buf, junk.len) == (ssize_t)junk.len);
+	close(fd);
+	sb_release(&junk);
+
+	for (int ro = 0; ro <= 1; ro++) {
+		struct store *st = NULL;
+		char *err = NULL;
+		CHECK_INT(store_open(path, ro ? STORE_READONLY : 0, &st, &err), -1);
+		CHECK(err && strstr(err, "garbage.db is not a segspool database or is corrupt"));
+		CHECK(err && strstr(err, "move it aside and restart"));
+		CHECK(err && strstr(err, "re-ingested from archive/"));
+		free(err);
+	}
+}
+
+TEST(test_readonly_missing)
+{
+	const char *path = db_named("missing.db");
+	struct store *st = NULL;
+	char *err = NULL;
+	CHECK_INT(store_open(path, STORE_READONLY, &st, &err), -1);
+	CHECK(err && strstr(err, "missing.db does not exist"));
+	free(err);
+	CHECK(access(path, F_OK) != 0); /* and it was not created */
+}
+
+TEST(test_insert_duplicate)
+{
+	struct store *st = open_fresh("dup.db");
+	struct job_new a = new_job("listSources", "same-key", 0, 0);
+	int64_t id1 = 0, id2 = 0, id3 = 0;
+	CHECK_INT(store_job_insert(st, &a, 1000, &id1), STORE_INSERTED);
+	a.op_id = "getSource";
+	CHECK_INT(store_job_insert(st, &a, 2000, &id2), STORE_DUPLICATE);
+	CHECK_INT(id2, id1);
+	struct job_row row;
+	CHECK_INT(store_get(st, id1, &row), 0);
+	CHECK_STR(row.op_id, "listSources"); /* the first one stays, untouched */
+	CHECK_INT(row.created_ms, 1000);
+	CHECK_INT(row.total_entries, -1);
+	CHECK(row.cursor == NULL);
+	CHECK_INT(row.parent_id, 0);
+	job_row_release(&row);
+	/* jobs without a key never clash */
+	struct job_new b = new_job("listSources", NULL, 0, 0);
+	CHECK_INT(store_job_insert(st, &b, 1000, &id2), STORE_INSERTED);
+	CHECK_INT(store_job_insert(st, &b, 1000, &id3), STORE_INSERTED);
+	CHECK(id2 != id3);
+	int64_t counts[JS_COUNT];
+	CHECK_INT(store_counts(st, counts), 0);
+	CHECK_INT(counts[JS_QUEUED], 3);
+	CHECK_INT(store_get(st, 9999, &row), 1);
+	cJSON *o = show(st, id1);
+	CHECK_STR(transition_field(o, 0, "to"), "queued");
+	CHECK_STR(transition_field(o, 0, "reason"), "submitted");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "transitions"), 0), "from")));
+	cJSON_Delete(o);
+	store_close(st);
+}
+
+TEST(test_claim_order)
+{
+	struct store *st = open_fresh("claim.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t late = insert(st, &j, 1000); /* prio 0, due 1000 */
+	int64_t early = insert(st, &j, 900); /* prio 0, due 900 */
+	int64_t tie = insert(st, &j, 900);   /* prio 0, due 900, higher id */
+	j.priority = 5;
+	int64_t urgent = insert(st, &j, 1500); /* prio 5, due 1500 */
+	j.priority = 9;
+	j.not_before_ms = 5000;
+	int64_t future = insert(st, &j, 1000); /* prio 9 but not before 5000 */
+	j.priority = -3;
+	j.not_before_ms = 0;
+	int64_t low = insert(st, &j, 100);
+
+	CHECK_INT(store_next_due_ms(st), 100);
+	struct job_row rows[8];
+	int n = store_claim_due(st, 2000, rows, 3); /* the limit */
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK_INT(rows[0].id, urgent);
+		CHECK_INT(rows[1].id, early);
+		CHECK_INT(rows[2].id, tie);
+		CHECK_INT(rows[0].state, JS_RUNNING);
+		CHECK_STR(rows[0].op_id, "listSources");
+		CHECK_STR(rows[0].workspace, "default");
+	}
+	for (int i = 0; i < n; i++)
+		job_row_release(&rows[i]);
+	CHECK_INT(state_of(st, urgent), JS_RUNNING);
+	CHECK_INT(store_count_active(st), 6);
+
+	n = store_claim_due(st, 2000, rows, 8);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(rows[0].id, late);
+		CHECK_INT(rows[1].id, low);
+	}
+	for (int i = 0; i < n; i++)
+		job_row_release(&rows[i]);
+	/* not_before: the priority-9 job waits for its time */
+	CHECK_INT(state_of(st, future), JS_QUEUED);
+	CHECK_INT(store_next_due_ms(st), 5000);
+	CHECK_INT(store_claim_due(st, 4999, rows, 8), 0);
+	n = store_claim_due(st, 5000, rows, 8);
+	CHECK_INT(n, 1);
+	if (n == 1)
+		CHECK_INT(rows[0].id, future);
+	for (int i = 0; i < n; i++)
+		job_row_release(&rows[i]);
+	CHECK_INT(store_next_due_ms(st), 0);
+
+	cJSON *o = show(st, urgent);
+	CHECK_STR(transition_field(o, -1, "from"), "queued");
+	CHECK_STR(transition_field(o, -1, "to"), "running");
+	CHECK_STR(transition_field(o, -1, "reason"), "claimed");
+	cJSON_Delete(o);
+	store_close(st);
+}
+
+/* claim_one - claims the job that the caller made the only due one. */
+static void claim_one(struct store *st, int64_t id, int64_t now)
+{
+	struct job_row row;
+	int n = store_claim_due(st, now, &row, 1);
+	CHECK_INT(n, 1);
+	if (n == 1) {
+		CHECK_INT(row.id, id);
+		job_row_release(&row);
+	}
+}
+
+TEST(test_transitions)
+{
+	struct store *st = open_fresh("trans.db");
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	struct job_row row;
+
+	claim_one(st, id, 1000);
+	CHECK_INT(store_job_wait(st, id, 3000, 1, "retry after 503", 1100), 0);
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_INT(row.state, JS_WAITING);
+	CHECK_INT(row.next_run_ms, 3000);
+	CHECK_INT(row.attempts, 1);
+	job_row_release(&row);
+	CHECK_INT(store_claim_due(st, 2999, &row, 1), 0);
+	claim_one(st, id, 3000);
+	CHECK_INT(store_job_wait(st, id, 4000, 0, "rate limited", 3100), 0); /* not counted */
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_INT(row.attempts, 1);
+	job_row_release(&row);
+	claim_one(st, id, 4000);
+	CHECK_INT(store_job_requeue(st, id, "daemon stopping", 4100), 0);
+	CHECK_INT(state_of(st, id), JS_QUEUED);
+	claim_one(st, id, 4200);
+	CHECK_INT(store_job_succeed(st, id, "{\"source\":{\"id\":\"s1\"}}", 4300), 0);
+	CHECK_INT(state_of(st, id), JS_SUCCEEDED);
+
+	cJSON *o = show(st, id);
+	cJSON *tr = cJSON_GetObjectItemCaseSensitive(o, "transitions");
+	CHECK_INT(cJSON_GetArraySize(tr), 9);
+	CHECK_STR(transition_field(o, 2, "to"), "waiting");
+	CHECK_STR(transition_field(o, 2, "reason"), "retry after 503");
+	CHECK_STR(transition_field(o, 6, "reason"), "daemon stopping");
+	CHECK_STR(transition_field(o, 8, "from"), "running");
+	CHECK_STR(transition_field(o, 8, "to"), "succeeded");
+	CHECK_STR(transition_field(o, 8, "at"), "1970-01-01T00:00:04.300Z");
+	cJSON *result = cJSON_GetObjectItemCaseSensitive(o, "result");
+	CHECK(cJSON_IsObject(result));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "finished")),
+	          "1970-01-01T00:00:04.300Z");
+	cJSON_Delete(o);
+
+	/* failed, dead and cancelled from running, waiting and queued */
+	int64_t f = insert(st, &j, 5000);
+	claim_one(st, f, 5000);
+	CHECK_INT(store_job_end(st, f, JS_FAILED, "{\"errors\":[{\"type\":\"NotFound\"}]}",
+	                        "404 not found", 5100),
+	          0);
+	CHECK_INT(state_of(st, f), JS_FAILED);
+	o = show(st, f);
+	CHECK_STR(
+	    cJSON_GetStringValue(
+	        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "error")->child, 0)->child),
+	    "NotFound");
+	CHECK_STR(transition_field(o, -1, "reason"), "404 not found");
+	cJSON_Delete(o);
+
+	int64_t d = insert(st, &j, 5000);
+	claim_one(st, d, 5000);
+	CHECK_INT(store_job_wait(st, d, 9000, 1, "retry", 5100), 0);
+	CHECK_INT(store_job_end(st, d, JS_DEAD, NULL, "attempts exhausted", 5200), 0);
+	CHECK_INT(state_of(st, d), JS_DEAD);
+	o = show(st, d);
+	CHECK_STR(transition_field(o, -1, "from"), "waiting");
+	CHECK_STR(transition_field(o, -1, "to"), "dead");
+	cJSON_Delete(o);
+
+	int64_t c = insert(st, &j, 5000);
+	CHECK_INT(store_job_end(st, c, JS_CANCELLED, NULL, "parent cancelled", 5300), 0);
+	CHECK_INT(state_of(st, c), JS_CANCELLED);
+	store_close(st);
+}
+
+TEST(test_disallowed)
+{
+	struct store *st = open_fresh("disallowed.db");
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	/* queued: only end/cancel are allowed */
+	CHECK_INT(store_job_succeed(st, id, "{}", 1100), -1);
+	CHECK(strstr(store_errmsg(st), "it is queued, not running") != NULL);
+	CHECK_INT(store_job_wait(st, id, 2000, 1, "x", 1100), -1);
+	CHECK_INT(store_job_requeue(st, id, "x", 1100), -1);
+	CHECK_INT(store_job_retry(st, id, 1100), 1);
+	CHECK(strstr(store_errmsg(st), "not failed, dead or cancelled") != NULL);
+	CHECK_INT(store_job_end(st, id, JS_SUCCEEDED, NULL, "x", 1100), -1);
+	CHECK_INT(store_job_end(st, id, JS_RUNNING, NULL, "x", 1100), -1);
+	CHECK_INT(state_of(st, id), JS_QUEUED);
+	CHECK_INT(store_job_succeed(st, 4242, "{}", 1100), -1);
+	CHECK(strstr(store_errmsg(st), "no such job") != NULL);
+	CHECK_INT(store_job_cancel(st, 4242, 1100), -1);
+
+	claim_one(st, id, 1000);
+	CHECK_INT(store_job_succeed(st, id, "{}", 1200), 0);
+	CHECK_INT(store_job_end(st, id, JS_FAILED, NULL, "late", 1300), -1);
+	CHECK(strstr(store_errmsg(st), "it is succeeded, not queued, running or waiting"));
+	CHECK_INT(store_job_cancel(st, id, 1300), 1);
+	CHECK_INT(store_job_retry(st, id, 1300), 1);
+	CHECK_INT(state_of(st, id), JS_SUCCEEDED);
+	cJSON *o = show(st, id);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "transitions")), 3);
+	cJSON_Delete(o);
+	store_close(st);
+}
+
+TEST(test_cancel)
+{
+	struct store *st = open_fresh("cancel.db");
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	int64_t running = insert(st, &j, 1000);
+	claim_one(st, running, 1000);
+	int64_t queued = insert(st, &j, 1000);
+	int64_t waiting = insert(st, &j, 1000);
+	/* a requeued job keeps its due time, so it is claimed again before the later one */
+	claim_one(st, queued, 1000);
+	CHECK_INT(store_job_requeue(st, queued, "put back", 1000), 0);
+	claim_one(st, queued, 1000);
+	CHECK_INT(store_job_requeue(st, queued, "put back", 1000), 0);
+	CHECK_INT(store_job_cancel(st, queued, 1100), 0);
+	CHECK_INT(state_of(st, queued), JS_CANCELLED);
+	claim_one(st, waiting, 1000);
+	CHECK_INT(store_job_wait(st, waiting, 9000, 1, "retry", 1000), 0);
+	CHECK_INT(store_job_cancel(st, waiting, 1100), 0);
+	CHECK_INT(state_of(st, waiting), JS_CANCELLED);
+	CHECK_INT(store_job_cancel(st, waiting, 1100), 1); /* already cancelled */
+
+	struct job_row row;
+	/* running: flagged, the daemon aborts and ends it; a late success is refused */
+	CHECK_INT(store_job_cancel(st, running, 1200), 2);
+	CHECK_INT(store_get(st, running, &row), 0);
+	CHECK_INT(row.state, JS_RUNNING);
+	CHECK_INT(row.cancel_requested, 1);
+	job_row_release(&row);
+	CHECK_INT(store_job_end(st, running, JS_CANCELLED, NULL, "cancelled while running", 1300),
+	          0);
+	CHECK_INT(store_job_succeed(st, running, "{}", 1400), -1);
+	CHECK(strstr(store_errmsg(st), "it is cancelled, not running") != NULL);
+	CHECK_INT(state_of(st, running), JS_CANCELLED);
+
+	/* a failed job can be cancelled too (any state but succeeded, per store.h) */
+	int64_t failed = insert(st, &j, 2000);
+	CHECK_INT(store_job_end(st, failed, JS_FAILED, NULL, "bad", 2000), 0);
+	CHECK_INT(store_job_cancel(st, failed, 2100), 0);
+	CHECK_INT(state_of(st, failed), JS_CANCELLED);
+	store_close(st);
+}
+
+TEST(test_retry)
+{
+	struct store *st = open_fresh("retry.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	claim_one(st, id, 1000);
+	CHECK_INT(store_job_wait(st, id, 1500, 1, "retry", 1100), 0);
+	claim_one(st, id, 1500);
+	CHECK_INT(store_job_end(st, id, JS_DEAD, "{\"errors\":[]}", "attempts exhausted", 1600), 0);
+	CHECK_INT(store_job_retry(st, id, 7000), 0);
+	struct job_row row;
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_INT(row.state, JS_QUEUED);
+	CHECK_INT(row.attempts, 0);
+	CHECK_INT(row.next_run_ms, 7000);
+	CHECK_INT(row.cancel_requested, 0);
+	job_row_release(&row);
+	cJSON *o = show(st, id);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "finished")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "error")));
+	CHECK_STR(transition_field(o, -1, "from"), "dead");
+	CHECK_STR(transition_field(o, -1, "reason"), "retry requested");
+	cJSON_Delete(o);
+	CHECK_INT(store_claim_due(st, 6999, &row, 1), 0);
+	claim_one(st, id, 7000);
+	/* a cancelled running job: retry clears the cancel flag */
+	CHECK_INT(store_job_cancel(st, id, 7100), 2);
+	CHECK_INT(store_job_end(st, id, JS_CANCELLED, NULL, "cancelled", 7200), 0);
+	CHECK_INT(store_job_retry(st, id, 8000), 0);
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_INT(row.cancel_requested, 0);
+	job_row_release(&row);
+	int64_t *ids = NULL;
+	size_t n = 0;
+	CHECK_INT(store_ids_in_state(st, JS_QUEUED, &ids, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK(n == 1 && ids[0] == id);
+	free(ids);
+	store_close(st);
+}
+
+TEST(test_attempts)
+{
+	struct store *st = open_fresh("attempts.db");
+	struct job_new j = new_job("getSource", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	int64_t a1 = 0, a2 = 0;
+	claim_one(st, id, 1000);
+	CHECK_INT(store_attempt_begin(st, id, 1000, &a1), 0);
+	struct attempt_end e = {503, "service unavailable",           "retry",           120, 2000,
+	                        17,  "Thu, 26 Nov 2026 03:00:00 GMT", "GET /sources/abc"};
+	CHECK_INT(store_attempt_end(st, a1, &e), 0);
+	CHECK_INT(store_attempt_begin(st, id, 3000, &a2), 0);
+	CHECK(a2 > a1);
+	struct attempt_end ok = {200, NULL, "ok", 80, -1, -1, NULL, "GET /sources/abc"};
+	CHECK_INT(store_attempt_end(st, a2, &ok), 0);
+	CHECK_INT(store_attempt_end(st, 9999, &ok), -1);
+	CHECK(strstr(store_errmsg(st), "no such attempt") != NULL);
+	CHECK_INT(store_attempt_begin(st, 9999, 3000, &a2), -1); /* no such job */
+
+	cJSON *o = show(st, id);
+	cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "attempts");
+	CHECK_INT(cJSON_GetArraySize(arr), 2);
+	cJSON *first = cJSON_GetArrayItem(arr, 0), *second = cJSON_GetArrayItem(arr, 1);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(first, "attempt")->valuedouble, 1);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(second, "attempt")->valuedouble, 2);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(first, "http_status")->valuedouble, 503);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(first, "retry_after_ms")->valuedouble, 2000);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(first, "rl_remaining")->valuedouble, 17);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "error")),
+	          "service unavailable");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "request")),
+	          "GET /sources/abc");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "retry_after_ms")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "rl_remaining")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(second, "outcome")), "ok");
+	cJSON_Delete(o);
+
+	o = store_stats_json(st);
+	CHECK(o != NULL);
+	cJSON *jobs = cJSON_GetObjectItemCaseSensitive(o, "jobs");
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(jobs, "running")->valuedouble, 1);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(jobs, "dead")->valuedouble, 0);
+	cJSON *att = cJSON_GetObjectItemCaseSensitive(o, "attempts");
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(att, "retry")->valuedouble, 1);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(att, "ok")->valuedouble, 1);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "requests")->valuedouble, 2);
+	cJSON_Delete(o);
+	store_close(st);
+}
+
+struct page_seen {
+	int n;
+	int last_page;
+	char items[256];
+};
+
+static int collect_page(int page_no, const char *items_json, void *arg)
+{
+	struct page_seen *seen = arg;
+	seen->n++;
+	seen->last_page = page_no;
+	strncat(seen->items, items_json, sizeof(seen->items) - strlen(seen->items) - 1);
+	return 0;
+}
+
+static int stop_at_first(int page_no, const char *items_json, void *arg)
+{
+	(void)page_no;
+	(void)items_json;
+	(*(int *)arg)++;
+	return 1;
+}
+
+TEST(test_pages_resume)
+{
+	struct store *st = open_fresh("pages.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	j.paginated = 1;
+	int64_t id = insert(st, &j, 1000);
+	claim_one(st, id, 1000);
+	CHECK_INT(store_page_record(st, id, 1, NULL, "MQ==", "[1,2]", 2, 5, 1100), 0);
+	CHECK_INT(store_page_record(st, id, 2, "MQ==", "Mg==", "[3,4]", 2, -1, 1200), 0);
+	/* the same page twice would count its items twice: refused */
+	CHECK_INT(store_page_record(st, id, 2, "MQ==", "Mg==", "[3,4]", 2, -1, 1200), -1);
+	struct job_row row;
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_STR(row.cursor, "Mg==");
+	CHECK_INT(row.pages_done, 2);
+	CHECK_INT(row.items_done, 4);
+	CHECK_INT(row.total_entries, 5); /* kept when a page does not say */
+	job_row_release(&row);
+	store_close(st);
+
+	/* a crash here: the reopened store resumes at page 3 with cursor Mg== */
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), 0);
+	CHECK_INT(store_recover(st, 2000), 1);
+	claim_one(st, id, 2000);
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_STR(row.cursor, "Mg==");
+	CHECK_INT(row.pages_done, 2);
+	job_row_release(&row);
+	CHECK_INT(store_page_record(st, id, 3, "Mg==", NULL, "[5]", 1, 5, 2100), 0);
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK(row.cursor == NULL);
+	CHECK_INT(row.pages_done, 3);
+	CHECK_INT(row.items_done, 5);
+	job_row_release(&row);
+
+	struct page_seen seen = {0};
+	CHECK_INT(store_pages_foreach(st, id, collect_page, &seen), 0);
+	CHECK_INT(seen.n, 3);
+	CHECK_INT(seen.last_page, 3);
+	CHECK_STR(seen.items, "[1,2][3,4][5]");
+	int calls = 0;
+	CHECK_INT(store_pages_foreach(st, id, stop_at_first, &calls), 0);
+	CHECK_INT(calls, 1);
+
+	cJSON *o = show(st, id);
+	cJSON *pages = cJSON_GetObjectItemCaseSensitive(o, "pages");
+	CHECK_INT(cJSON_GetArraySize(pages), 3);
+	cJSON *p2 = cJSON_GetArrayItem(pages, 1);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(p2, "page_no")->valuedouble, 2);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(p2, "nitems")->valuedouble, 2);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p2, "cursor")), "MQ==");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p2, "next_cursor")),
+	          "Mg==");
+	CHECK(cJSON_GetObjectItemCaseSensitive(p2, "items") == NULL);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "items_done")->valuedouble, 5);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "total_entries")->valuedouble, 5);
+	cJSON_Delete(o);
+	store_close(st);
+}
+
+TEST(test_recover)
+{
+	struct store *st = open_fresh("recover.db");
+	struct job_new read = new_job("listSources", NULL, 0, 0);
+	struct job_new write = new_job("createSource", NULL, 0, 0);
+	struct job_new raw_get = new_job("raw", NULL, 0, 0);
+	raw_get.spec_json =
+	    "{\"op\":\"raw\",\"params\":{\"method\":\"get\",\"path\":\"/sources\"}}";
+	struct job_new raw_post = new_job("raw", NULL, 0, 0);
+	raw_post.spec_json = "{\"op\":\"raw\",\"params\":{\"method\":\"POST\",\"path\":\"/x\"}}";
+	int64_t ids[4] = {insert(st, &read, 1000), insert(st, &write, 1000),
+	                  insert(st, &raw_get, 1000), insert(st, &raw_post, 1000)};
+	int64_t idle = insert(st, &read, 1000);
+	struct job_row rows[4];
+	int n = store_claim_due(st, 1000, rows, 4);
+	CHECK_INT(n, 4);
+	for (int i = 0; i < n; i++) {
+		int64_t aid;
+		CHECK_INT(store_attempt_begin(st, rows[i].id, 1000, &aid), 0);
+		job_row_release(&rows[i]);
+	}
+	store_close(st); /* the crash: running jobs and open attempts left behind */
+
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), 0);
+	CHECK_INT(store_recover(st, 5000), 4);
+	static const char *const outcomes[4] = {"interrupted", "unknown", "interrupted", "unknown"};
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(state_of(st, ids[i]), JS_QUEUED);
+		cJSON *o = show(st, ids[i]);
+		CHECK_STR(transition_field(o, -1, "reason"), "daemon restarted; was running");
+		CHECK_STR(transition_field(o, -1, "from"), "running");
+		cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "attempts"), 0);
+		CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "outcome")),
+		          outcomes[i]);
+		cJSON_Delete(o);
+	}
+	CHECK_INT(state_of(st, idle), JS_QUEUED);
+	CHECK_INT(store_recover(st, 6000), 0); /* nothing left to do */
+	store_close(st);
+}
+
+TEST(test_children)
+{
+	struct store *st = open_fresh("children.db");
+	struct job_new p = new_job("getEventsVolumeFromWorkspace", NULL, 0, 0);
+	int64_t parent = insert(st, &p, 1000);
+	int64_t kids[4];
+	for (int i = 0; i < 4; i++) {
+		struct job_new c = p;
+		c.parent_id = parent;
+		kids[i] = insert(st, &c, 1000 + i);
+	}
+	struct job_new orphan = p;
+	orphan.parent_id = 777777; /* no such parent: refused by the foreign key */
+	int64_t oid = 0;
+	CHECK_INT(store_job_insert(st, &orphan, 1000, &oid), -1);
+
+	struct child_counts cc;
+	CHECK_INT(store_children_counts(st, parent, &cc), 0);
+	CHECK_INT(cc.total, 4);
+	CHECK_INT(cc.active, 4);
+	CHECK_INT(store_job_end(st, kids[1], JS_FAILED, NULL, "x", 2000), 0);
+	CHECK_INT(store_job_end(st, kids[2], JS_CANCELLED, NULL, "x", 2000), 0);
+	CHECK_INT(store_job_end(st, kids[3], JS_DEAD, NULL, "x", 2000), 0);
+	CHECK_INT(store_children_counts(st, parent, &cc), 0);
+	CHECK_INT(cc.total, 4);
+	CHECK_INT(cc.active, 1);
+	CHECK_INT(cc.failed, 1);
+	CHECK_INT(cc.cancelled, 1);
+	CHECK_INT(cc.dead, 1);
+	CHECK_INT(cc.succeeded, 0);
+	int64_t *ids = NULL;
+	size_t n = 0;
+	CHECK_INT(store_children_ids(st, parent, &ids, &n), 0);
+	CHECK_INT(n, 4);
+	for (size_t i = 0; i < n && i < 4; i++)
+		CHECK_INT(ids[i], kids[i]);
+	free(ids);
+	CHECK_INT(store_children_ids(st, kids[0], &ids, &n), 0);
+	CHECK_INT(n, 0);
+	free(ids);
+
+	cJSON *o = show(st, parent);
+	cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "children");
+	CHECK(cJSON_IsObject(ch));
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(ch, "total")->valuedouble, 4);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(ch, "active")->valuedouble, 1);
+	cJSON *jobs = cJSON_GetObjectItemCaseSensitive(ch, "jobs");
+	CHECK_INT(cJSON_GetArraySize(jobs), 4);
+	CHECK_STR(cJSON_GetStringValue(
+	              cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(jobs, 1), "state")),
+	          "failed");
+	cJSON_Delete(o);
+	o = show(st, kids[0]);
+	CHECK(cJSON_GetObjectItemCaseSensitive(o, "children") == NULL);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "parent")->valuedouble, parent);
+	char want[64];
+	snprintf(want, sizeof(want), "child of %lld", (long long)parent);
+	CHECK_STR(transition_field(o, 0, "reason"), want);
+	cJSON_Delete(o);
+	store_close(st);
+}
+
+TEST(test_list_show_json)
+{
+	struct store *st = open_fresh("json.db");
+	struct job_new j = new_job("listSources", "nightly-1", 3, 0);
+	j.source_file = "batch.json";
+	j.output_path = "sources.jsonl";
+	int64_t a = insert(st, &j, 1764126000000LL); /* 2025-11-26T03:00:00Z */
+	j.key = NULL;
+	int64_t b = insert(st, &j, 1764126000500LL);
+	CHECK_INT(store_job_end(st, b, JS_FAILED, "not json {", "x", 1764126001000LL), 0);
+
+	cJSON *list = store_list_json(st, NULL, 0);
+	CHECK(cJSON_IsArray(list));
+	CHECK_INT(cJSON_GetArraySize(list), 2);
+	cJSON *first = cJSON_GetArrayItem(list, 0);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(first, "id")->valuedouble, b); /* newest */
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "state")), "failed");
+	cJSON *second = cJSON_GetArrayItem(list, 1);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(second, "key")),
+	          "nightly-1");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(second, "op")),
+	          "listSources");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(second, "created")),
+	          "2025-11-26T03:00:00Z");
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(second, "priority")->valuedouble, 3);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "parent")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(first, "key")));
+	cJSON_Delete(list);
+	enum job_state queued = JS_QUEUED;
+	list = store_list_json(st, &queued, 10);
+	CHECK_INT(cJSON_GetArraySize(list), 1);
+	cJSON_Delete(list);
+	list = store_list_json(st, NULL, 1);
+	CHECK_INT(cJSON_GetArraySize(list), 1);
+	cJSON_Delete(list);
+
+	cJSON *o = show(st, a);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "state")), "queued");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "workspace")),
+	          "default");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "output")),
+	          "sources.jsonl");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "next_run")),
+	          "2025-11-26T03:00:00Z");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "finished")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "total_entries")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "cursor")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "result")));
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "max_attempts")->valuedouble, 5);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "attempts_counted")->valuedouble, 0);
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
+	CHECK(cJSON_IsObject(spec));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "op")),
+	          "listSources");
+	CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "transitions")));
+	CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "attempts")));
+	CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "pages")));
+	CHECK_STR(transition_field(o, 0, "reason"), "ingested from batch.json");
+	cJSON_Delete(o);
+	/* an error that is not JSON is shown as the text it is */
+	o = show(st, b);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error")), "not json {");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "finished")),
+	          "2025-11-26T03:00:01Z");
+	cJSON_Delete(o);
+	CHECK(store_show_json(st, 424242) == NULL);
+	/* show's read snapshot is closed again: a write transaction can begin */
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+}
+
+struct bucket_seen {
+	int n;
+	char keys[128];
+	double tokens_sum;
+	int64_t hold_sum;
+};
+
+static void collect_bucket(const char *key, double tokens, int64_t updated_ms,
+                           int64_t hold_until_ms, void *arg)
+{
+	struct bucket_seen *b = arg;
+	b->n++;
+	strncat(b->keys, key, sizeof(b->keys) - strlen(b->keys) - 1);
+	strncat(b->keys, ";", sizeof(b->keys) - strlen(b->keys) - 1);
+	b->tokens_sum += tokens;
+	b->hold_sum += hold_until_ms + updated_ms;
+}
+
+TEST(test_buckets)
+{
+	struct store *st = open_fresh("buckets.db");
+	CHECK_INT(store_bucket_save(st, "ws:default", 12.5, 1000, 0), 0);
+	CHECK_INT(store_bucket_save(st, "ep:createInvites", 0.25, 1000, 60000), 0);
+	CHECK_INT(store_bucket_save(st, "ws:default", 3.5, 2000, 5000), 0); /* upsert */
+	store_close(st);
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, STORE_READONLY, &st, &err), 0);
+	struct bucket_seen b = {0};
+	CHECK_INT(store_bucket_foreach(st, collect_bucket, &b), 0);
+	CHECK_INT(b.n, 2);
+	CHECK_STR(b.keys, "ep:createInvites;ws:default;");
+	CHECK(b.tokens_sum > 3.74 && b.tokens_sum < 3.76);
+	CHECK_INT(b.hold_sum, 60000 + 1000 + 5000 + 2000);
+	store_close(st);
+}
+
+TEST(test_readonly_while_writing)
+{
+	struct store *w = open_fresh("shared.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t first = insert(w, &j, 1000);
+	struct store *r = NULL;
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, STORE_READONLY, &r, &err), 0);
+	if (!r) {
+		fprintf(stderr, "%s\n", err);
+		free(err);
+		store_close(w);
+		return;
+	}
+	CHECK_INT(store_begin(w), 0);
+	int64_t second = insert(w, &j, 1100);
+	CHECK_INT(state_of(r, first), JS_QUEUED); /* reads while the writer holds the lock */
+	CHECK_INT(state_of(r, second), -1);       /* and does not see uncommitted work */
+	CHECK_INT(store_commit(w), 0);
+	CHECK_INT(state_of(r, second), JS_QUEUED);
+	CHECK_INT(store_count_active(r), 2);
+	cJSON *o = store_show_json(r, first);
+	CHECK(o != NULL);
+	cJSON_Delete(o);
+	/* the reader cannot write */
+	CHECK(store_job_insert(r, &j, 1200, &second) == -1);
+	CHECK(strstr(store_errmsg(r), "readonly database") != NULL);
+	store_close(r);
+	store_close(w);
+}
+
+TEST(test_group_commit_savepoint)
+{
+	struct store *st = open_fresh("group.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t a1, a2, b1, c1;
+
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_begin(st), -1); /* no nesting */
+	CHECK_INT(store_savepoint(st), 0);
+	j.source_file = "a.json";
+	a1 = insert(st, &j, 1000);
+	a2 = insert(st, &j, 1000);
+	CHECK_INT(store_file_record(st, "a.json", "aaaa", 1000, 2, 0), 0);
+	CHECK_INT(store_release(st), 0);
+
+	CHECK_INT(store_savepoint(st), 0);
+	j.source_file = "b.json";
+	b1 = insert(st, &j, 1000);
+	CHECK_INT(store_file_record(st, "b.json", "bbbb", 1000, 1, 0), 0);
+	CHECK_INT(store_rollback_to(st), 0); /* b.json turned out bad */
+
+	CHECK_INT(store_savepoint(st), 0);
+	j.source_file = "c.json";
+	c1 = insert(st, &j, 1000);
+	/* a failing call inside the group leaves the rest of it alone */
+	CHECK_INT(store_job_succeed(st, c1, "{}", 1000), -1);
+	CHECK_INT(store_file_record(st, "c.json", "cccc", 1000, 1, 0), 0);
+	CHECK_INT(store_release(st), 0);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_commit(st), -1); /* nothing open */
+
+	CHECK(a1 > 0 && a2 > 0 && b1 > 0 && c1 > 0);
+	CHECK_INT(state_of(st, a1), JS_QUEUED);
+	CHECK_INT(state_of(st, a2), JS_QUEUED);
+	CHECK_INT(state_of(st, c1), JS_QUEUED);
+	/* b1's id may be handed out again (to c1): what matters is that nothing of b is left */
+	cJSON *o = show(st, c1);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "source_file")),
+	          "c.json");
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "transitions")), 1);
+	CHECK_STR(transition_field(o, 0, "reason"), "ingested from c.json");
+	cJSON_Delete(o);
+	CHECK_INT(store_file_seen(st, "a.json", "aaaa"), 1);
+	CHECK_INT(store_file_seen(st, "a.json", "other"), 0);
+	CHECK_INT(store_file_seen(st, "b.json", "bbbb"), 0);
+	CHECK_INT(store_file_seen(st, "c.json", "cccc"), 1);
+	CHECK_INT(store_count_active(st), 3);
+
+	/* rollback of a whole group */
+	CHECK_INT(store_begin(st), 0);
+	insert(st, &j, 2000);
+	CHECK_INT(store_rollback(st), 0);
+	CHECK_INT(store_count_active(st), 3);
+	CHECK_INT(store_savepoint(st), -1); /* only inside a transaction */
+	store_close(st);
+}
+
+TEST(test_claim_inside_transaction)
+{
+	struct store *st = open_fresh("claimtx.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	struct job_row row;
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_claim_due(st, 1000, &row, 1), 1);
+	job_row_release(&row);
+	CHECK_INT(store_rollback(st), 0); /* the claim was part of the caller's transaction */
+	CHECK_INT(state_of(st, id), JS_QUEUED);
+	store_close(st);
+}
+
+/* speed - printed, not asserted: bulk insert rate and claim time on a big queue. */
+TEST(test_speed)
+{
+	struct store *st = open_fresh("speed.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	const int total = 200000, timed = 50000;
+	int64_t id, t0 = clock_mono_ms(), t1 = t0;
+	int ok = 1;
+
+	CHECK_INT(store_begin(st), 0);
+	for (int i = 0; i < total && ok; i++) {
+		/* every tenth job is urgent but parked far in the future (a rate-limit
+		 * hold): the claim must seek past them, not read them */
+		j.priority = i % 10 == 0 ? 5 : i % 3;
+		j.not_before_ms = i % 10 == 0 ? 4000000000000LL : 0;
+		ok = store_job_insert(st, &j, 1000 + i % 1000, &id) == STORE_INSERTED;
+		if (i + 1 == timed)
+			t1 = clock_mono_ms();
+	}
+	CHECK(ok);
+	CHECK_INT(store_commit(st), 0);
+	int64_t t2 = clock_mono_ms();
+	printf("speed: %d inserts in one transaction: %lld ms (%.0f jobs/s); %d in %lld ms\n",
+	       timed, (long long)(t1 - t0), timed * 1000.0 / (double)(t1 - t0 ? t1 - t0 : 1), total,
+	       (long long)(t2 - t0));
+
+	struct job_row *rows = xcalloc(1000, sizeof(*rows));
+	int64_t c0 = clock_mono_ms();
+	int n = store_claim_due(st, 10000, rows, 1000);
+	int64_t c1 = clock_mono_ms();
+	CHECK_INT(n, 1000);
+	CHECK(n == 1000 && rows[0].priority == 2 && rows[999].priority == 2);
+	for (int i = 0; i < n; i++)
+		job_row_release(&rows[i]);
+	free(rows);
+	int64_t d0 = clock_mono_ms();
+	int64_t due = store_next_due_ms(st);
+	int64_t d1 = clock_mono_ms();
+	CHECK_INT(due, 1001); /* 1000 went to a parked job (i = 0) */
+	printf("speed: claim 1000 of a %d-job queue (%d parked ahead): %lld ms; "
+	       "next due: %lld ms\n",
+	       total, total / 10, (long long)(c1 - c0), (long long)(d1 - d0));
+	store_close(st);
+}
+
+int main(void)
+{
+	log_set_level(LOG_WARN);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_state_names);
+	RUN(test_open_migrate_reopen);
+	RUN(test_newer_schema_refused);
+	RUN(test_foreign_database_refused);
+	RUN(test_corrupt_file);
+	RUN(test_readonly_missing);
+	RUN(test_insert_duplicate);
+	RUN(test_claim_order);
+	RUN(test_transitions);
+	RUN(test_disallowed);
+	RUN(test_cancel);
+	RUN(test_retry);
+	RUN(test_attempts);
+	RUN(test_pages_resume);
+	RUN(test_recover);
+	RUN(test_children);
+	RUN(test_list_show_json);
+	RUN(test_buckets);
+	RUN(test_readonly_while_writing);
+	RUN(test_group_commit_savepoint);
+	RUN(test_claim_inside_transaction);
+	RUN(test_speed);
+
+	static const char *const names[] = {
+	    "migrate.db",  "newer.db",  "foreign.db",    "garbage.db",  "dup.db",
+	    "claim.db",    "trans.db",  "disallowed.db", "cancel.db",   "retry.db",
+	    "attempts.db", "pages.db",  "recover.db",    "children.db", "json.db",
+	    "buckets.db",  "shared.db", "group.db",      "claimtx.db",  "speed.db",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		remove_db(db_named(names[i]));
+	rmdir(tmpdir);
+	sb_release(&dbpath);
+	return tl_finish();
+}

@@ -1,0 +1,45 @@
+#!/bin/sh
+# test.sh - the whole suite, as CI runs it (tools/bootstrap.sh test installs first):
+#   1. dev build, warnings as errors; every unit, end-to-end, contract and replay test
+#   2. the generated operation table matches data/operations.json
+#   3. the ASan+UBSan build runs the same suite
+#   4. a 60-second libFuzzer run of the job parser, when clang is present
+set -eu
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+export CTEST_OUTPUT_ON_FAILURE=1
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if command -v npm >/dev/null 2>&1; then
+	step "contract tools (npm ci in tests/contract)"
+	(cd tests/contract && npm ci --no-audit --no-fund --loglevel=error) ||
+		echo "npm ci failed: the contract test will report itself skipped"
+fi
+
+step "dev build (-Werror)"
+cmake -S . -B build -DSEGSPOOL_DEV=ON >/dev/null
+cmake --build build -j"$jobs"
+python3 tools/gen_catalog.py --check
+
+step "test suite (dev build)"
+(cd build && ctest -j"$jobs" --timeout 900)
+
+step "ASan+UBSan build"
+cmake -S . -B build-asan -DSEGSPOOL_DEV=ON -DSEGSPOOL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$jobs"
+step "test suite (ASan+UBSan build)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j"$jobs" --timeout 900 -LE slow)
+
+if command -v clang >/dev/null 2>&1; then
+	step "fuzz: 60 s of libFuzzer on the job parser"
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DSEGSPOOL_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j"$jobs" --target fuzz_job
+	mkdir -p build-fuzz/corpus
+	build-fuzz/tests/fuzz/fuzz_job -max_total_time=60 -max_len=65536 -print_final_stats=1 \
+		build-fuzz/corpus tests/fuzz/corpus 2>&1 | tail -n 15
+else
+	echo "skipped: fuzz run (clang is not installed)"
+fi
+step "all green"

@@ -24,6 +24,21 @@ void output_abort(struct output_file *of);
 int output_write(int out_dir_fd, const char *relpath, const void *data, size_t len,
 		 struct strbuf *err);
 
+/* Batches: many outputs made durable together (two syncfs calls for the batch). A staged
+ * output is complete on disk as a hidden .part; output_batch_commit renames them all. */
+struct output_batch;
+struct output_batch *output_batch_new(void);
+size_t output_batch_count(const struct output_batch *b);
+/* output_stage - closes of and hands it to the batch; -1 (of aborted) if a write failed. */
+int output_stage(struct output_batch *b, struct output_file *of, struct strbuf *err);
+/* output_batch_commit - 0, or -1 with the reasons in err (the .parts are then removed). */
+int output_batch_commit(struct output_batch *b, struct strbuf *err);
+void output_batch_free(struct output_batch *b);
+
+/* output_sweep_parts - removes hidden .part files (a crash's leftovers) anywhere in the
+ * output tree; only the daemon holding the spool lock may call it. Returns how many. */
+int output_sweep_parts(int out_dir_fd);
+
 /* output_check_dirs - the directories on relpath's way that exist are real directories,
  * not symlinks (what a job is checked against at ingest). 0 or -1 with reason in err. */
 int output_check_dirs(int out_dir_fd, const char *relpath, struct strbuf *err);

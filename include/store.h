@@ -139,6 +139,15 @@ int store_job_end(struct store *st, int64_t id, enum job_state to, const char *e
 		  const char *reason, int64_t now_ms);
 /* store_job_requeue - running -> queued, e.g. when the daemon stops mid-request. */
 int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t now_ms);
+/* store_job_count_attempt - adds the attempt that ended a job (succeeded, failed, dead)
+ * to its count; store_job_wait counts the others. */
+int store_job_count_attempt(struct store *st, int64_t id);
+/* store_job_set_result - keeps a response's data object on the job (when the request
+ * succeeded but the output could not be written: a retry rewrites the output from it
+ * instead of sending the request again). */
+int store_job_set_result(struct store *st, int64_t id, const char *result_json);
+/* store_job_result - the stored result, malloc'd, or NULL if none. 0, or -1. */
+int store_job_result(struct store *st, int64_t id, char **result_json);
 /* store_job_set_output - records where the job's output file was written. */
 int store_job_set_output(struct store *st, int64_t id, const char *output_path);
 

@@ -81,6 +81,7 @@ struct daemon {
 	struct names pending;   /* incoming/ names to ingest */
 	struct names archive;   /* ingested: leave incoming/ after the commit */
 	struct names stuck;     /* could neither ingest nor move: skip until restart */
+	struct output_batch *outputs; /* staged outputs, made durable just before the commit */
 	int scan_needed, control_needed;
 	int64_t last_scan_ms, last_bucket_save_ms;
 	int buckets_dirty;
@@ -130,7 +131,8 @@ static void txn(struct daemon *d)
 	if (d->in_txn)
 		return;
 	if (store_begin(d->st) < 0)
-		die("cannot begin a transaction: %s", store_errmsg(d->st));
+		die("%s; stopping (nothing is lost: files stay in incoming/ until their jobs are "
+		    "committed)", store_errmsg(d->st));
 	d->in_txn = 1;
 }
 
@@ -452,6 +454,32 @@ static void default_output(const struct run *r, struct strbuf *path)
 		multi_page(r) ? "jsonl" : "json");
 }
 
+static void commit(struct daemon *d);
+
+#define OUTPUT_BATCH_MAX 256 /* open directory fds held by staged outputs */
+
+/* stage_file - hands a written output to the batch. */
+static int stage_file(struct daemon *d, struct output_file *of, struct strbuf *err)
+{
+	if (output_stage(d->outputs, of, err) < 0)
+		return -1;
+	if (output_batch_count(d->outputs) >= OUTPUT_BATCH_MAX)
+		commit(d);
+	return 0;
+}
+
+/* stage_output - a whole output, staged in the iteration's batch; a full batch is
+ * committed at once (outputs, then the store). */
+static int stage_output(struct daemon *d, const char *path, const void *data, size_t len,
+			struct strbuf *err)
+{
+	struct output_file *of;
+	if (output_open(d->sp.out_fd, path, &of, err) < 0)
+		return -1;
+	output_append(of, data, len); /* a failure is reported by output_stage */
+	return stage_file(d, of, err);
+}
+
 /* write_result_output - a single response's data object, pretty-printed. */
 static int write_result_output(struct run *r, const cJSON *data, struct strbuf *where,
 			       struct strbuf *err)
@@ -465,7 +493,7 @@ static int write_result_output(struct run *r, const cJSON *data, struct strbuf *
 	sb_adds(&body, text);
 	sb_addch(&body, '\n');
 	free(text);
-	int rc = output_write(r->d->sp.out_fd, where->buf, body.buf, body.len, err);
+	int rc = stage_output(r->d, where->buf, body.buf, body.len, err);
 	sb_release(&body);
 	return rc;
 }
@@ -474,6 +502,7 @@ struct page_sink {
 	struct output_file *of;
 	int64_t items;
 	int failed;
+	int write_failed; /* output_stage then says why (e.g. no space left) */
 };
 
 /* page_items_to_output - one recorded page's items, one JSON object a line. */
@@ -495,7 +524,7 @@ static int page_items_to_output(int page_no, const char *items_json, void *arg)
 		sb_addch(&line, '\n');
 		free(text);
 		if (output_append(sink->of, line.buf, line.len) < 0) {
-			sink->failed = 1;
+			sink->failed = sink->write_failed = 1;
 			break;
 		}
 		sink->items++;
@@ -515,13 +544,13 @@ static int write_pages_output(struct daemon *d, const int64_t *ids, size_t n, co
 	for (size_t i = 0; i < n && !sink.failed; i++)
 		if (store_pages_foreach(d->st, ids[i], page_items_to_output, &sink) < 0)
 			sink.failed = 1;
-	if (sink.failed) {
+	if (sink.failed && !sink.write_failed) {
 		output_abort(sink.of);
-		sb_addf(err, "cannot write the items of %s", path);
+		sb_addf(err, "cannot read the recorded pages for %s", path);
 		return -1;
 	}
 	*items = sink.items;
-	return output_commit(sink.of, err);
+	return stage_file(d, sink.of, err); /* reports a failed write, with its reason */
 }
 
 /* succeed_job - records success with the result; frees the run. */
@@ -797,8 +826,14 @@ static void on_success(struct run *r, cJSON *body)
 	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
 	if (write_result_output(r, data, &where, &err) < 0) {
 		char *ej = error_json("OutputError", err.buf, 0);
-		/* the API call itself succeeded: say so, the output is what failed */
-		end_job(r, JS_FAILED, ej, "request succeeded but the output file could not be written");
+		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
+		/* the API call succeeded: keep its data, so a retry rewrites the output from it
+		 * and never sends the mutation again */
+		txn(r->d);
+		store_job_set_result(r->d->st, r->row.id, text);
+		end_job(r, JS_FAILED, ej, "the request succeeded but the output file could not be "
+			"written; retry the job to write it from the stored result");
+		free(text);
 		free(ej);
 	} else {
 		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
@@ -898,6 +933,8 @@ static void on_response(struct http_response *resp, void *arg)
 	struct retry_decision dec;
 	retry_decide(&p, o, r->row.attempts, r->row.created_ms, now, floor_ms,
 		     r->job.on_unknown == ON_UNKNOWN_RETRY, rng_next(&d->rng), &dec);
+	if (dec.action != RETRY_WAIT && dec.count_attempt)
+		store_job_count_attempt(d->st, r->row.id);
 	if (dec.action == RETRY_SUCCEED) {
 		on_success(r, body);
 	} else if (dec.action == RETRY_WAIT) {
@@ -1016,6 +1053,31 @@ static void send_or_hold(struct run *r)
 	send_now(r, tok);
 }
 
+/* rewrite_stored_result - a job whose request already succeeded (its output failed):
+ * write the output from the stored data, send nothing. 1 if it was such a job. */
+static int rewrite_stored_result(struct run *r)
+{
+	char *stored = NULL;
+	if (store_job_result(r->d->st, r->row.id, &stored) < 0 || !stored)
+		return 0;
+	cJSON *data = cJSON_Parse(stored);
+	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
+	if (write_result_output(r, data, &where, &err) < 0) {
+		char *ej = error_json("OutputError", err.buf, 0);
+		end_job(r, JS_FAILED, ej, "the output file could not be written");
+		free(ej);
+	} else {
+		logmsg(LOG_INFO, "job %lld: output written from the stored result; the request "
+		       "had already succeeded and is not sent again", (long long)r->row.id);
+		succeed_job(r, stored, where.buf);
+	}
+	cJSON_Delete(data);
+	free(stored);
+	sb_release(&where);
+	sb_release(&err);
+	return 1;
+}
+
 /* start_run - a claimed job: parse its spec and take the path its kind needs. */
 static void start_run(struct daemon *d, struct job_row *row)
 {
@@ -1039,6 +1101,8 @@ static void start_run(struct daemon *d, struct job_row *row)
 		run_parent(r);
 		return;
 	}
+	if (!multi_page(r) && rewrite_stored_result(r))
+		return;
 	if (multi_page(r) && r->row.pages_done > 0 &&
 	    !paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {
 		finish_pages(r); /* every page was recorded before a restart */
@@ -1184,6 +1248,13 @@ static void commit(struct daemon *d)
 		rl_foreach(d->rl, save_bucket, d);
 		d->buckets_dirty = 0;
 		d->last_bucket_save_ms = now;
+	}
+	if (output_batch_count(d->outputs)) {
+		struct strbuf err = STRBUF_INIT;
+		if (output_batch_commit(d->outputs, &err) < 0)
+			die("%s; stopping before the store's commit: the jobs concerned will run "
+			    "again at the next start", err.buf);
+		sb_release(&err);
 	}
 	if (d->in_txn) {
 		if (store_commit(d->st) < 0)
@@ -1403,6 +1474,11 @@ static int open_all(struct daemon *d)
 		}
 		sb_release(&def);
 	}
+	d->outputs = output_batch_new();
+	int swept = output_sweep_parts(d->sp.out_fd);
+	if (swept)
+		logmsg(LOG_INFO, "removed %d unfinished output file(s) (.part) left by an earlier "
+		       "stop", swept);
 	char *err = NULL;
 	if (store_open(cfg->db_path, 0, &d->st, &err) < 0) {
 		error("%s", err ? err : "cannot open the store");
@@ -1440,6 +1516,7 @@ static void close_all(struct daemon *d)
 		http_free(d->http);
 	if (d->rl)
 		rl_free(d->rl);
+	output_batch_free(d->outputs);
 	if (d->st)
 		store_close(d->st);
 	spool_close(&d->sp);
@@ -1509,6 +1586,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	d.scan_needed = 1;
 	d.control_needed = 1;
 	ev_run(d.loop, 0);
+	d.stopping = 1; /* the last commit saves the rate-limit buckets whatever their age */
 	commit(&d);
 	summary(&d);
 	ev_prepare_stop(d.loop, &d.prepare);

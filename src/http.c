@@ -512,7 +512,13 @@ static int build_headers(const struct http_request *req, struct curl_slist **out
 /* set_method - the method and body; bodies are copied so the caller's may go away. */
 static CURLcode set_method(CURL *e, const struct http_request *req)
 {
-	CURLcode rc = CURLE_OK;
+	int safe = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+	/* libcurl silently re-sends a request whose reused connection died before any
+	 * answer; for a mutation the server may already have applied it. A fresh connection
+	 * makes a lost answer a transport error the scheduler sees and records. */
+	CURLcode rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, safe ? 0L : 1L);
+	if (rc)
+		return rc;
 
 	if (req->body) {
 		rc = curl_easy_setopt(e, CURLOPT_POST, 1L);

@@ -4,6 +4,7 @@
  * before or during a run) can carry a write outside it. */
 #include "output.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -292,6 +293,138 @@ int output_write(int out_dir_fd, const char *relpath, const void *data, size_t l
 		return -1;
 	output_append(of, data, len); /* a failure is reported by the commit */
 	return output_commit(of, err);
+}
+
+struct output_batch {
+	struct output_file **files;
+	size_t n, alloc;
+};
+
+/* output_batch_new - an empty batch. */
+struct output_batch *output_batch_new(void)
+{
+	return xcalloc(1, sizeof(struct output_batch));
+}
+
+/* output_batch_count - outputs staged and not yet committed. */
+size_t output_batch_count(const struct output_batch *b)
+{
+	return b->n;
+}
+
+/* output_stage - closes the .part without an fsync of its own; the batch's commit makes
+ * it durable together with the others. */
+int output_stage(struct output_batch *b, struct output_file *of, struct strbuf *err)
+{
+	if (of->write_errno) {
+		add_err(err, "cannot write output %s: %s", of->relpath, strerror(of->write_errno));
+		output_abort(of);
+		return -1;
+	}
+	int fd = of->fd;
+	of->fd = -1;
+	if (close(fd) < 0) {
+		add_err(err, "cannot write output %s: %s", of->relpath, strerror(errno));
+		output_abort(of);
+		return -1;
+	}
+	if (b->n == b->alloc) {
+		b->alloc = b->alloc ? b->alloc * 2 : 64;
+		b->files = xrealloc(b->files, b->alloc * sizeof(*b->files));
+	}
+	b->files[b->n++] = of;
+	return 0;
+}
+
+/* superseded - a later staged output has the same path (its .part replaced ours). */
+static int superseded(const struct output_batch *b, size_t i)
+{
+	for (size_t j = i + 1; j < b->n; j++)
+		if (strcmp(b->files[j]->relpath, b->files[i]->relpath) == 0)
+			return 1;
+	return 0;
+}
+
+/* output_batch_commit - one syncfs makes every staged .part durable, each is renamed over
+ * its final name, and a second syncfs makes the renames durable: two flushes for the
+ * whole batch instead of two per file. The batch is empty afterwards. */
+int output_batch_commit(struct output_batch *b, struct strbuf *err)
+{
+	int ret = 0;
+	if (!b->n)
+		return 0;
+	if (syncfs(b->files[0]->dir_fd) < 0) {
+		add_err(err, "cannot flush outputs to disk: %s", strerror(errno));
+		ret = -1;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct output_file *of = b->files[i];
+		if (ret == 0 && !superseded(b, i) &&
+		    renameat(of->dir_fd, of->part_name, of->dir_fd, of->name) < 0) {
+			add_err(err, "cannot rename output %s into place: %s", of->relpath,
+				strerror(errno));
+			ret = -1;
+		}
+		if (ret < 0 || superseded(b, i))
+			unlinkat(of->dir_fd, of->part_name, 0);
+	}
+	if (ret == 0 && syncfs(b->files[0]->dir_fd) < 0) {
+		add_err(err, "cannot flush output directories to disk: %s", strerror(errno));
+		ret = -1;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		output_file_free(b->files[i]);
+	b->n = 0;
+	return ret;
+}
+
+/* output_batch_free - staged outputs not committed are removed. */
+void output_batch_free(struct output_batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		output_abort(b->files[i]);
+	free(b->files);
+	free(b);
+}
+
+/* sweep_dir - removes hidden .part files below dir_fd (closes it); depth-limited. */
+static int sweep_dir(int dir_fd, int depth)
+{
+	int removed = 0;
+	DIR *d = fdopendir(dir_fd);
+	if (!d) {
+		close(dir_fd);
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		size_t len = strlen(n);
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 32) {
+			int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				removed += sweep_dir(sub, depth + 1);
+		} else if (S_ISREG(st.st_mode) && n[0] == '.' && len > 6 &&
+			   strcmp(n + len - 5, ".part") == 0 && unlinkat(dirfd(d), n, 0) == 0) {
+			removed++;
+		}
+	}
+	closedir(d);
+	return removed;
+}
+
+/* output_sweep_parts - removes the hidden .part files a crash left in the output tree. */
+int output_sweep_parts(int out_dir_fd)
+{
+	int fd = openat(out_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? 0 : sweep_dir(fd, 0);
 }
 
 /* output_check_dirs - existing directories on the way are real ones; missing is fine. */

@@ -69,6 +69,9 @@ enum stmt_id {
 	S_JOB_END,
 	S_JOB_REQUEUE,
 	S_JOB_SET_OUTPUT,
+	S_JOB_COUNT_ATTEMPT,
+	S_JOB_SET_RESULT,
+	S_JOB_GET_RESULT,
 	S_PAGE_INSERT,
 	S_PAGE_ADVANCE,
 	S_PAGES_OF,
@@ -151,9 +154,13 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_JOB_CANCEL_REQUEST] = "UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 "
                              "WHERE id = ?1",
     [S_JOB_SET_OUTPUT] = "UPDATE jobs SET output_path = ?2 WHERE id = ?1",
+    [S_JOB_COUNT_ATTEMPT] = "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?1",
+    [S_JOB_SET_RESULT] = "UPDATE jobs SET result_json = ?2 WHERE id = ?1",
+    [S_JOB_GET_RESULT] = "SELECT result_json FROM jobs WHERE id = ?1",
     [S_PAGE_INSERT] = "INSERT INTO pages (job_id, page_no, cursor, next_cursor, items_json, "
                       "nitems, total_entries, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [S_PAGE_ADVANCE] = "UPDATE jobs SET cursor = ?2, pages_done = ?3, "
+    /* a page that arrived resets the attempts: the policy applies to each page */
+    [S_PAGE_ADVANCE] = "UPDATE jobs SET cursor = ?2, pages_done = ?3, attempts = 0, "
                        "items_done = items_done + ?4, "
                        "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
                        "WHERE id = ?1",
@@ -488,12 +495,27 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 	return rc == SQLITE_ROW ? SQLITE_OK : sqlite3_extended_errcode(db);
 }
 
+/* add_io_reason - SQLite's message with the system's reason (a full disk says so). */
+static void add_io_reason(struct store *st, struct strbuf *why, const char *what)
+{
+	int sys = sqlite3_system_errno(st->db);
+	sb_addf(why, "%s %s: %s", what, st->path, sqlite3_errmsg(st->db));
+	if (sys == ENOSPC)
+		sb_adds(why, " (No space left on device: free space on that filesystem and start "
+			     "again; nothing is lost, incoming/ is untouched)");
+	else if (sys)
+		sb_addf(why, " (%s)", strerror(sys));
+}
+
 /* add_corrupt_reason - the message for a file SQLite cannot read as ours, with what to do. */
 static void add_corrupt_reason(struct strbuf *why, const char *path, const char *detail)
 {
 	sb_addf(why,
-	        "database %s is not a segspool database or is corrupt: %s; move it aside and "
-	        "restart, jobs will be re-ingested from archive/",
+	        "database %s is not a segspool database or is corrupt: %s; move it aside "
+	        "(with its -wal and -shm files) and start again: a new, empty database is "
+	        "created and incoming/ is ingested; files already in archive/ are not run "
+	        "again unless you move them back into incoming/ (their mutations would then be "
+	        "sent again)",
 	        path, detail);
 }
 
@@ -518,8 +540,7 @@ static int check_identity(struct store *st, int64_t *version, struct strbuf *why
 		if (is_corrupt_code(rc))
 			add_corrupt_reason(why, st->path, sqlite3_errmsg(st->db));
 		else
-			sb_addf(why, "cannot read database %s: %s", st->path,
-			        sqlite3_errmsg(st->db));
+			add_io_reason(st, why, "cannot read database");
 		return -1;
 	}
 	if (*version == 0 && nobjects > 0) {
@@ -1238,6 +1259,56 @@ int store_job_set_output(struct store *st, int64_t id, const char *output_path)
 		}
 	}
 	return op_end(st, how, rc);
+}
+
+/* store_job_count_attempt - the attempt that ended the job counts against max_attempts. */
+int store_job_count_attempt(struct store *st, int64_t id)
+{
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
+		return -1;
+	sqlite3_stmt *s = prep(st, S_JOB_COUNT_ATTEMPT);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		rc = run(st, s, "count an attempt");
+	}
+	return op_end(st, how, rc);
+}
+
+/* store_job_set_result - keeps a response's data without changing the job's state. */
+int store_job_set_result(struct store *st, int64_t id, const char *result_json)
+{
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
+		return -1;
+	sqlite3_stmt *s = prep(st, S_JOB_SET_RESULT);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		bind_text(s, 2, result_json);
+		rc = run(st, s, "record a job's result");
+	}
+	return op_end(st, how, rc);
+}
+
+/* store_job_result - the stored result (malloc'd, NULL if none). 0, or -1. */
+int store_job_result(struct store *st, int64_t id, char **result_json)
+{
+	*result_json = NULL;
+	sqlite3_stmt *s = prep(st, S_JOB_GET_RESULT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		*result_json = xstrdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		set_err(st, "cannot read the result of job %" PRId64 ": %s", id, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
 }
 
 /* --- pages ----------------------------------------------------------------------------- */

@@ -69,10 +69,20 @@ enum emu_coll {
 	C_COUNT
 };
 
+/* emu_index - string field value -> item, for "id" and "slug" lookups. Rebuilt lazily:
+ * adds keep it valid, removals and updates (state_touch) invalidate it. */
+struct emu_index {
+	char **keys;
+	cJSON **items;
+	size_t cap, n;
+	int valid;
+};
+
 struct emu_list {
 	cJSON **items; /* in creation order: the order lists are paged in */
 	size_t n, alloc;
 	unsigned next_id;
+	struct emu_index by_id, by_slug;
 };
 
 struct emu_state {
@@ -87,6 +97,8 @@ const char *coll_name(enum emu_coll c);
 cJSON *state_find(const struct emu_state *st, enum emu_coll c, const char *field, const char *value,
                   size_t *index);
 void state_add(struct emu_state *st, enum emu_coll c, cJSON *item);
+/* state_touch - an item of c changed its id or slug: the lookup indexes are rebuilt. */
+void state_touch(struct emu_state *st, enum emu_coll c);
 void state_remove_at(struct emu_state *st, enum emu_coll c, size_t i);
 /* state_remove_where - removes every item whose field equals value; returns how many. */
 size_t state_remove_where(struct emu_state *st, enum emu_coll c, const char *field,

@@ -280,6 +280,7 @@ static void op_update(struct emu_call *c, const struct op_entry *e)
 				set_field(item, p->name, v);
 		}
 	}
+	state_touch(&c->emu->state, e->coll); /* a slug may have changed */
 	put_result(c, item);
 }
 

@@ -216,17 +216,107 @@ static void list_push(struct emu_list *l, cJSON *item)
 	l->items[l->n++] = item;
 }
 
+/* index_clear - drops every key; the index is invalid until rebuilt. */
+static void index_clear(struct emu_index *x)
+{
+	for (size_t i = 0; i < x->cap; i++)
+		free(x->keys[i]);
+	free(x->keys);
+	free(x->items);
+	memset(x, 0, sizeof(*x));
+}
+
+/* index_put - key -> item; the first item of a key wins, as a linear scan would. */
+static void index_put(struct emu_index *x, const char *key, cJSON *item)
+{
+	if ((x->n + 1) * 10 > x->cap * 7) {
+		struct emu_index old = *x;
+		x->cap = old.cap ? old.cap * 2 : 64;
+		x->keys = xcalloc(x->cap, sizeof(*x->keys));
+		x->items = xcalloc(x->cap, sizeof(*x->items));
+		x->n = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.keys[i])
+				index_put(x, old.keys[i], old.items[i]);
+		index_clear(&old);
+	}
+	size_t j = fnv1a64(key, 0xcbf29ce484222325ULL) & (x->cap - 1);
+	while (x->keys[j]) {
+		if (strcmp(x->keys[j], key) == 0)
+			return;
+		j = (j + 1) & (x->cap - 1);
+	}
+	x->keys[j] = xstrdup(key);
+	x->items[j] = item;
+	x->n++;
+}
+
+static cJSON *index_get(const struct emu_index *x, const char *key)
+{
+	if (!x->cap)
+		return NULL;
+	size_t j = fnv1a64(key, 0xcbf29ce484222325ULL) & (x->cap - 1);
+	while (x->keys[j]) {
+		if (strcmp(x->keys[j], key) == 0)
+			return x->items[j];
+		j = (j + 1) & (x->cap - 1);
+	}
+	return NULL;
+}
+
+/* index_of - the index of a field in the list, rebuilt when invalid; NULL for fields
+ * that are not indexed. */
+static struct emu_index *index_of(struct emu_list *l, const char *field)
+{
+	struct emu_index *x = strcmp(field, "id") == 0     ? &l->by_id
+	                      : strcmp(field, "slug") == 0 ? &l->by_slug
+	                                                   : NULL;
+	if (x && !x->valid) {
+		index_clear(x);
+		for (size_t i = 0; i < l->n; i++) {
+			const char *v = json_str(l->items[i], field);
+			if (v)
+				index_put(x, v, l->items[i]);
+		}
+		x->valid = 1;
+	}
+	return x;
+}
+
+/* state_touch - invalidates c's lookup indexes. */
+void state_touch(struct emu_state *st, enum emu_coll c)
+{
+	st->coll[c].by_id.valid = 0;
+	st->coll[c].by_slug.valid = 0;
+}
+
 /* state_add - appends item to collection c; the state owns it from now on. */
 void state_add(struct emu_state *st, enum emu_coll c, cJSON *item)
 {
-	list_push(&st->coll[c], item);
+	struct emu_list *l = &st->coll[c];
+	list_push(l, item);
+	const char *id = json_str(item, "id"), *slug = json_str(item, "slug");
+	if (l->by_id.valid && id)
+		index_put(&l->by_id, id, item);
+	if (l->by_slug.valid && slug)
+		index_put(&l->by_slug, slug, item);
 }
 
-/* state_find - linear: collections are small and a scan keeps removal trivial. */
+/* state_find - by a hash index for "id" and "slug", else a linear scan. */
 cJSON *state_find(const struct emu_state *st, enum emu_coll c, const char *field, const char *value,
                   size_t *index)
 {
-	const struct emu_list *l = &st->coll[c];
+	/* the indexes are a cache: rebuilding one does not change the state's contents */
+	struct emu_list *l = (struct emu_list *)&st->coll[c];
+	struct emu_index *x = index_of(l, field);
+	if (x) {
+		cJSON *item = index_get(x, value);
+		if (item && index)
+			for (size_t i = 0; i < l->n; i++)
+				if (l->items[i] == item)
+					*index = i;
+		return item;
+	}
 	for (size_t i = 0; i < l->n; i++) {
 		const char *v = json_str(l->items[i], field);
 		if (v && strcmp(v, value) == 0) {
@@ -242,6 +332,7 @@ cJSON *state_find(const struct emu_state *st, enum emu_coll c, const char *field
 void state_remove_at(struct emu_state *st, enum emu_coll c, size_t i)
 {
 	struct emu_list *l = &st->coll[c];
+	state_touch(st, c);
 	cJSON_Delete(l->items[i]);
 	memmove(l->items + i, l->items + i + 1, (l->n - i - 1) * sizeof(*l->items));
 	l->n--;
@@ -263,6 +354,8 @@ size_t state_remove_where(struct emu_state *st, enum emu_coll c, const char *fie
 		}
 	}
 	l->n = kept;
+	if (removed)
+		state_touch(st, c);
 	return removed;
 }
 
@@ -460,6 +553,8 @@ void state_release(struct emu_state *st)
 		for (size_t i = 0; i < l->n; i++)
 			cJSON_Delete(l->items[i]);
 		free(l->items);
+		index_clear(&l->by_id);
+		index_clear(&l->by_slug);
 	}
 	memset(st, 0, sizeof(*st));
 }

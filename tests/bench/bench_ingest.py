@@ -23,7 +23,7 @@ try:
             json.dump({"op": "createSource", "not_before": "2099-01-01T00:00:00Z",
                        "params": {"slug": f"bench-{i}", "enabled": True, "metadataId": "m1"}}, f)
     t0 = time.monotonic()
-    p = s.start()
+    p = s.start(ready=False)
     rss = 0
 
     def done():

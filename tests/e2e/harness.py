@@ -3,6 +3,7 @@
 Every test starts the servers it needs on 127.0.0.1 with a free port and stops them.
 Binaries come from the environment (set by ctest): SEGSPOOL_BIN, SEGSPOOL_EMU.
 """
+import atexit
 import json
 import os
 import shutil
@@ -65,6 +66,8 @@ class Emulator:
 
     def __init__(self, *args, token=TOKEN, workdir=None):
         self.dir = workdir or tempfile.mkdtemp(prefix="segspool-emu-")
+        if not workdir:  # ours: removed when the test exits (emu.log stays readable till then)
+            atexit.register(shutil.rmtree, self.dir, True)
         port_file = os.path.join(self.dir, "emu.port")
         if os.path.exists(port_file):
             os.unlink(port_file)
@@ -211,3 +214,130 @@ def listdir(path):
         return sorted(os.listdir(path))
     except FileNotFoundError:
         return []
+
+
+# --- helpers for the retry/rate-limit/pagination/fan-out/control tests ---------------
+
+def iso_ms(text):
+    """iso_ms - "2026-11-26T09:27:53.653Z" (as show --json prints times) in epoch ms."""
+    import calendar
+    if text is None:
+        return None
+    t = text.rstrip("Z")
+    frac = 0
+    if "." in t:
+        t, f = t.split(".", 1)
+        frac = int((f + "000")[:3])
+    secs = calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1000 + frac
+
+
+def iso_from_ms(ms):
+    """iso_from_ms - epoch ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" (what not_before accepts)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def rewrite_config(spool, changes):
+    """rewrite_config - merges changes into the spool's config file (atomically), e.g.
+    before a SIGHUP or between runs."""
+    with open(spool.config_path) as f:
+        cfg = json.load(f)
+    cfg.update(changes)
+    tmp = spool.config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(cfg, f)
+    os.rename(tmp, spool.config_path)
+    return cfg
+
+
+def emu_request(emu, method, path, body=None, token=TOKEN):
+    """emu_request - one API request straight to the emulator: (status, headers, body
+    text). For checking what the emulator itself sends."""
+    import urllib.error
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(emu.url + path, data=data, method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode(errors="replace")
+
+
+def wait_job_state(spool, job_id, states, timeout=30.0):
+    """wait_job_state - polls show --json until the job is in one of states; the show."""
+    states = (states,) if isinstance(states, str) else tuple(states)
+    return wait_for(lambda: (lambda s: s if s["state"] in states else None)(spool.show(job_id)),
+                    timeout=timeout, step=0.05, what=f"job {job_id} in {states}")
+
+
+# --- helpers for the resource-fault and security tests ----------------------------------
+
+def mount_tmpfs(size, prefix="segspool-tmpfs-"):
+    """mount_tmpfs - a fresh tmpfs of size (e.g. "64k") on a new temporary directory;
+    returns the directory. Raises OSError saying why when it cannot (not root, no
+    CAP_SYS_ADMIN, no mount binary). Undo with umount_tmpfs."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                            path], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        os.rmdir(path)
+        raise OSError(f"cannot run mount: {e}")
+    if r.returncode != 0:
+        os.rmdir(path)
+        raise OSError(f"mount -t tmpfs failed: {r.stderr.decode(errors='replace').strip()}")
+    return path
+
+
+def remount_tmpfs(path, options):
+    """remount_tmpfs - mount -o remount,OPTIONS (e.g. "ro", "rw,size=16m")."""
+    subprocess.run(["mount", "-o", "remount," + options, path], check=True,
+                   capture_output=True, timeout=30)
+
+
+def umount_tmpfs(path):
+    """umount_tmpfs - unmounts (lazily, if busy) and removes the directory; never raises."""
+    if path and os.path.ismount(path):
+        if subprocess.run(["umount", path], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", path], capture_output=True)
+    if path:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+def fill_fs(directory, name=".filler"):
+    """fill_fs - writes directory/name until the filesystem is full (ENOSPC); the path."""
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for chunk in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return path
+
+
+def demote(uid, gid):
+    """demote - a preexec_fn that runs the child as uid:gid (no supplementary groups)."""
+    def fn():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    return fn
+
+
+def emu_cleanup(emu):
+    """emu_cleanup - stops the emulator and removes its work directory (Emulator.stop
+    keeps it, for tests that read emu.log afterwards)."""
+    emu.stop()
+    shutil.rmtree(emu.dir, ignore_errors=True)

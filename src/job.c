@@ -691,7 +691,9 @@ static void parse_strings(struct ctx *c, const cJSON *obj, struct job *j)
 		else
 			j->key = xstrdup(s);
 	}
-	if ((s = string_field(c, obj, "output", "a relative path"))) {
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(obj, "output")))
+		j->no_output = 1;
+	else if ((s = string_field(c, obj, "output", "a relative path, or false for none"))) {
 		if (job_check_output_path(s, &why))
 			ctx_problem(c, "/output", "a relative path inside the output directory",
 			            "invalid output path \"%s\": %s", shown(s, buf), why);
@@ -1414,7 +1416,10 @@ char *job_to_json(const struct job *job)
 	cJSON_AddStringToObject(o, "workspace", job->workspace ? job->workspace : "default");
 	cJSON_AddStringToObject(o, "region", job->region ? job->region : "api");
 	add_string_or_null(o, "key", job->key);
-	add_string_or_null(o, "output", job->output);
+	if (job->no_output)
+		cJSON_AddFalseToObject(o, "output");
+	else
+		add_string_or_null(o, "output", job->output);
 	if (job->paginate == PAGINATE_LIMIT) {
 		p = cJSON_AddObjectToObject(o, "paginate");
 		add_int(p, "max_pages", job->max_pages);
@@ -1487,7 +1492,8 @@ static int canon_fields(const cJSON *o, struct job *j)
 
 	if (canon_string(o, "workspace", 0, &j->workspace) ||
 	    canon_string(o, "region", 0, &j->region) || canon_string(o, "key", 1, &j->key) ||
-	    canon_string(o, "output", 1, &j->output) ||
+	    (!(j->no_output = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "output"))) &&
+	     canon_string(o, "output", 1, &j->output)) ||
 	    canon_paginate(cJSON_GetObjectItemCaseSensitive(o, "paginate"), j))
 		return -1;
 	if (!cJSON_IsObject(r) || canon_int(r, "max_attempts", 0, INT_MAX, &attempts) ||

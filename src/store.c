@@ -643,7 +643,7 @@ static int configure_writer(struct store *st, struct strbuf *why)
 		return -1;
 	/* a group commit of a big spool file touches many index pages: keep them in memory
 	 * rather than spilling them into the WAL mid-transaction (16 MB, used only as needed) */
-	return exec_sql(st, "PRAGMA cache_size = -16384", why, "set the cache size");
+	return exec_sql(st, "PRAGMA cache_size = -2048", why, "set the cache size");
 }
 
 /* open_checked - the body of store_open; the reason for a failure goes to why. */

@@ -20,7 +20,10 @@ os.environ.setdefault("SEGSPOOL_EMU", os.path.join(build, "segspool-emu"))
 from harness import TOKEN, Emulator, Spool  # noqa: E402
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
-INFLIGHT = 16
+# "file": each job's data object in its own output file (the default);
+# "store": "output": false, results kept in SQLite only (one file per job is what costs)
+OUTPUT = os.environ.get("BENCH_OUTPUT", "file")
+INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "16"))
 results = {}
 
 emu = Emulator()
@@ -30,9 +33,10 @@ try:
     per_file = 1000
     for f in range(0, N, per_file):
         s.drop_jobs(f"batch-{f // per_file:03d}.jsonl", [
-            {"op": "createSource", "params": {"slug": f"bench-{i}", "enabled": True,
-                                              "metadataId": "s0d1ouMNJG",
-                                              "disconnectAllWarehouses": True}}
+            dict({"op": "createSource", "params": {"slug": f"bench-{i}", "enabled": True,
+                                                   "metadataId": "s0d1ouMNJG",
+                                                   "disconnectAllWarehouses": True}},
+                 **({"output": False} if OUTPUT == "store" else {}))
             for i in range(f, min(N, f + per_file))])
     t0 = time.monotonic()
     p = s.start("--until-idle", ready=False)
@@ -56,6 +60,7 @@ try:
                            "calls_per_sec": round(calls / span),
                            "wall_incl_ingest_s": round(wall, 3),
                            "peak_rss_mib": round(rss / 1024, 1), "in_flight": INFLIGHT,
+                           "outputs": OUTPUT,
                            "durable": True}
     print(json.dumps({"bench": "ops", **results["segspool"]}), flush=True)
 finally:

@@ -43,6 +43,8 @@ int parse_duration_ms(const char *s, int64_t *ms);
 /* 64-bit FNV-1a, hex-encoded into out (17 bytes): a file's identity with its name. */
 void hash_hex(const void *data, size_t len, char out[17]);
 
+/* write_all - write(2) until all of data is written (EINTR retried); 0 or -1 (errno). */
+int write_all(int fd, const void *data, size_t len);
 /* fsync_dirfd - fsync a directory so that renames and unlinks in it are durable. */
 int fsync_dirfd(int dirfd);
 /* write_file_atomic_at - NAME appears whole or not at all: write .NAME.part (O_EXCL),

@@ -257,23 +257,6 @@ static void submit_name(const char *hint, struct strbuf *name)
 	sb_release(&base);
 }
 
-/* write_all_fd - write(2) until done. */
-static int write_all_fd(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* create_in_tmp - tmp/NAME with O_EXCL, written and fsynced; a name taken (by another
  * submitter's clock going backwards) gets a new stamp. */
 static int create_in_tmp(struct spool *sp, const char *hint, const void *data, size_t len,
@@ -289,7 +272,7 @@ static int create_in_tmp(struct spool *sp, const char *hint, const void *data, s
 	}
 	if (fd < 0)
 		return error("cannot create a unique name in %s/tmp", sp->root);
-	if (write_all_fd(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		error_errno("cannot write %s/tmp/%s", sp->root, name->buf);
 		close(fd);
 		unlinkat(sp->tmp_fd, name->buf, 0);

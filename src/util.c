@@ -332,7 +332,7 @@ int fsync_dirfd(int dirfd)
 }
 
 /* write_all - write(2) until done. */
-static int write_all(int fd, const void *data, size_t len)
+int write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len) {

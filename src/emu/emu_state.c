@@ -492,7 +492,8 @@ static void seed_warehouses(struct emu_state *st)
 		cJSON *settings = cJSON_AddObjectToObject(w, "settings");
 		snprintf(label, sizeof(label), "%s Production", json_str(meta, "name"));
 		cJSON_AddStringToObject(settings, "name", label);
-		snprintf(label, sizeof(label), "%s.example.com", json_str(meta, "slug"));
+		const char *mslug = json_str(meta, "slug");
+		snprintf(label, sizeof(label), "%s.example.com", mslug ? mslug : "warehouse");
 		cJSON_AddStringToObject(settings, "hostname", label);
 		state_add(st, C_WAREHOUSES, w);
 	}

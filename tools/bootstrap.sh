@@ -15,7 +15,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 pkgs="build-essential cmake libcurl4-openssl-dev libsqlite3-dev libcjson-dev libev-dev
       libmicrohttpd-dev python3 ca-certificates"
 if [ "$mode" = test ]; then
-	pkgs="$pkgs openssl clang libclang-rt-14-dev"
+	pkgs="$pkgs openssl clang libclang-rt-14-dev cppcheck"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 fi
 missing=""

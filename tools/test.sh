@@ -1,7 +1,7 @@
 #!/bin/sh
 # test.sh - the whole suite, as CI runs it (tools/bootstrap.sh test installs first):
 #   1. dev build, warnings as errors; every unit, end-to-end, contract and replay test
-#   2. the generated operation table matches data/operations.json
+#   2. the generated operation table matches data/operations.json; cppcheck is clean
 #   3. the ASan+UBSan build runs the same suite
 #   4. a 60-second libFuzzer run of the job parser, when clang is present
 set -eu
@@ -21,6 +21,14 @@ step "dev build (-Werror)"
 cmake -S . -B build -DSEGSPOOL_DEV=ON >/dev/null
 cmake --build build -j"$jobs"
 python3 tools/gen_catalog.py --check
+
+if command -v cppcheck >/dev/null 2>&1; then
+	step "cppcheck"
+	cppcheck -q --std=c11 -D_GNU_SOURCE -Iinclude --library=tools/cppcheck-cjson.cfg \
+		--enable=warning,portability --inline-suppr --error-exitcode=1 src/
+else
+	echo "skipped: cppcheck (not installed)"
+fi
 
 step "test suite (dev build)"
 (cd build && ctest -j"$jobs" --timeout 900)

@@ -122,8 +122,10 @@ struct attempt_end {
 	const char *request;     /* "GET /sources?..." (no host, no token) */
 };
 
-/* store_attempt_begin - records an attempt as started (so a crash leaves a trace). */
-int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, int64_t *attempt_id);
+/* store_attempt_begin - records an attempt as started, with the request line it sends
+ * ("POST /sources", no host, no token), so a crash leaves a trace of what went out. */
+int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, const char *request,
+			int64_t *attempt_id);
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end);
 
 /* store_job_succeed - running -> succeeded with the stored result (data object or a

@@ -133,11 +133,11 @@ static const char *const stmt_sql[S_NSTMTS] = {
         "SELECT next_run_ms FROM " DUE_JOBS " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
     [S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
     [S_COUNT_ACTIVE] = "SELECT count(*) FROM jobs WHERE state IN (0, 1, 2)",
-    [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms) "
-                        "SELECT ?1, count(*) + 1, ?2 FROM attempts WHERE job_id = ?1",
+    [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
+                        "SELECT ?1, count(*) + 1, ?2, ?3 FROM attempts WHERE job_id = ?1",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
                       "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
-                      "request = ?9 WHERE id = ?1",
+                      "request = coalesce(?9, request) WHERE id = ?1",
     /* state changes: ?1 id, ?2 now, ?3 the new state, then their own */
     [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
                       "result_json = ?4 WHERE id = ?1",
@@ -1068,7 +1068,8 @@ int64_t store_count_active(struct store *st)
 /* --- attempts ---------------------------------------------------------------------------- */
 
 /* store_attempt_begin - a started attempt, numbered after the job's earlier ones. */
-int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, int64_t *attempt_id)
+int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, const char *request,
+			int64_t *attempt_id)
 {
 	enum op_wrap how;
 	int rc = -1;
@@ -1078,6 +1079,7 @@ int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, int64_
 	if (s) {
 		sqlite3_bind_int64(s, 1, job_id);
 		sqlite3_bind_int64(s, 2, now_ms);
+		bind_text(s, 3, request);
 		rc = run(st, s, "record an attempt");
 		if (rc == 0)
 			*attempt_id = sqlite3_last_insert_rowid(st->db);

@@ -5,6 +5,7 @@ requests in flight and no durability (tests/bench/sdk, when its node_modules is 
 Prints figures; asserts nothing.
 
 usage: python3 tests/bench/bench_ops.py [BUILD_DIR] [N]"""
+import atexit
 import json
 import os
 import sqlite3
@@ -27,6 +28,7 @@ INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "16"))
 results = {}
 
 emu = Emulator()
+atexit.register(emu.stop)  # stopped however the bench ends (a closed pipe included)
 s = Spool(emu.url, config={"http": {"max_in_flight": INFLIGHT}, "rate": "off",
                            "endpoint_limits": False, "log_level": "warn"})
 try:

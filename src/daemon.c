@@ -861,6 +861,13 @@ static void hold_bucket(struct run *r, int64_t until)
 	r->d->buckets_dirty = 1;
 }
 
+/* run_mutates - whether the request in flight may change state: its method, from the
+ * request line (the catalog marks raw as mutating whatever method it is given). */
+static int run_mutates(const struct run *r)
+{
+	return strncmp(r->request.buf, "GET ", 4) != 0;
+}
+
 /* on_response - the completion callback: classify, record, decide. */
 static void on_response(struct http_response *resp, void *arg)
 {
@@ -877,14 +884,11 @@ static void on_response(struct http_response *resp, void *arg)
 		o = OUTCOME_CANCELLED;
 	} else {
 		o = retry_classify(resp->status, resp->error != HTTP_OK, resp->request_sent,
-				   r->job.op->mutates ||
-					   (r->job.op->is_raw && !r->request.len) ||
-					   strncmp(r->request.buf, "GET ", 4) != 0);
+				   run_mutates(r));
 		if (o == OUTCOME_SUCCESS) {
 			body = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
 			if (!cJSON_IsObject(body)) {
-				o = strncmp(r->request.buf, "GET ", 4) == 0 ? OUTCOME_RETRY
-									   : OUTCOME_UNKNOWN;
+				o = run_mutates(r) ? OUTCOME_UNKNOWN : OUTCOME_RETRY;
 				errmsg = "response body is not JSON";
 			}
 		}
@@ -905,7 +909,7 @@ static void on_response(struct http_response *resp, void *arg)
 		floor_ms = retry_after_ms(resp->retry_after, now);
 	}
 	const char *outcome = (o == OUTCOME_CANCELLED && r->interrupt)
-				      ? (r->job.op->mutates ? "unknown" : "interrupted")
+				      ? (run_mutates(r) ? "unknown" : "interrupted")
 				      : outcome_name(o);
 	char status_msg[64];
 	if (!errmsg && resp->status >= 400) {

@@ -54,6 +54,9 @@ struct http_xfer {
 	http_done_fn done;
 	void *arg;
 	int64_t started_ms;
+	int mutating;       /* not GET or HEAD: the server may act on it */
+	int request_begun;  /* libcurl is about to send, or has sent, the request */
+	int resend_blocked; /* libcurl wanted to send it a second time: refused */
 	char errbuf[CURL_ERROR_SIZE];
 	struct http_xfer *prev, *next; /* running list; free list uses next only */
 };
@@ -313,6 +316,14 @@ static void fill_response(struct http_xfer *x, CURLcode rc)
 		snprintf(resp->errmsg, sizeof(resp->errmsg), "%s",
 		         x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 	resp->request_sent = request_was_sent(x->easy, resp->error);
+	if (x->resend_blocked) {
+		/* the first send went out on a reused connection that then died */
+		resp->error = HTTP_ERR_RECV;
+		resp->request_sent = 1;
+		snprintf(resp->errmsg, sizeof(resp->errmsg),
+		         "the connection closed before any answer; the request may have been "
+		         "applied, so it was not sent again");
+	}
 	resp->duration_ms = clock_mono_ms() - x->started_ms;
 }
 
@@ -509,16 +520,31 @@ static int build_headers(const struct http_request *req, struct curl_slist **out
 	return 0;
 }
 
+/* on_prereq - CURLOPT_PREREQFUNCTION: a connection is ready and the request goes next.
+ * libcurl silently sends a request again, on a new or another pooled connection, when
+ * the reused connection it went out on died before any answer. The server may already
+ * have applied a mutation, so a second send is refused: the transfer ends as a lost
+ * answer, which the scheduler records and handles by the job's policy. */
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
+{
+	struct http_xfer *x = clientp;
+	(void)conn_primary_ip;
+	(void)conn_local_ip;
+	(void)conn_primary_port;
+	(void)conn_local_port;
+	if (x->mutating && x->request_begun) {
+		x->resend_blocked = 1;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	x->request_begun = 1;
+	return CURL_PREREQFUNC_OK;
+}
+
 /* set_method - the method and body; bodies are copied so the caller's may go away. */
 static CURLcode set_method(CURL *e, const struct http_request *req)
 {
-	int safe = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-	/* libcurl silently re-sends a request whose reused connection died before any
-	 * answer; for a mutation the server may already have applied it. A fresh connection
-	 * makes a lost answer a transport error the scheduler sees and records. */
-	CURLcode rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, (safe || getenv("NOFRESH")) ? 0L : 1L);
-	if (rc)
-		return rc;
+	CURLcode rc;
 
 	if (req->body) {
 		rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -580,6 +606,10 @@ static CURLcode set_transport(struct http *h, struct http_xfer *x)
 		rc = curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	if (!rc)
 		rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)x);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	if (!rc)
+		rc = curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)x);
 	return rc;
 }
 
@@ -601,6 +631,9 @@ static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_req
 	CURLcode rc;
 
 	x->errbuf[0] = '\0';
+	x->mutating = strcmp(req->method, "GET") && strcmp(req->method, "HEAD");
+	x->request_begun = 0;
+	x->resend_blocked = 0;
 	reset_response(&x->resp);
 	if (build_headers(req, &x->headers) < 0)
 		return -1;

@@ -30,6 +30,7 @@ struct server {
 	int port;
 	int tls;
 	atomic_int connections; /* TCP connections accepted since the last reset */
+	atomic_int closes;      /* requests to /close since the last reset */
 };
 
 static struct server srv;
@@ -176,8 +177,10 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 	(void)cls;
 	(void)version;
 	if (!body) {
-		if (!strcmp(url, "/close"))
+		if (!strcmp(url, "/close")) {
+			atomic_fetch_add(&srv.closes, 1);
 			return MHD_NO; /* drop the connection without an answer */
+		}
 		body = xmalloc(sizeof(*body));
 		sb_init(body, 0);
 		*con_cls = body;
@@ -570,6 +573,52 @@ TEST(transport_errors)
 	http_free(h);
 }
 
+/* resend_once - a request to /close on a connection the GET before it left in the pool;
+ * returns how many times the server saw it. */
+static int resend_once(struct http *h, const char *method, struct result *r)
+{
+	char warm_url[256], close_url[256];
+	snprintf(warm_url, sizeof(warm_url), "%s", url_on(&srv, "/echo"));
+	snprintf(close_url, sizeof(close_url), "%s", url_on(&srv, "/close"));
+	struct http_request warm = {.method = "GET", .url = warm_url};
+	struct http_request req = {.method = method, .url = close_url,
+	                           .body = strcmp(method, "GET") ? "{\"slug\":\"x\"}" : NULL,
+	                           .body_len = strcmp(method, "GET") ? 12 : 0};
+	r->called = 0;
+	request_once(h, &warm, r);
+	CHECK_INT(r->status, 200);
+	atomic_store(&srv.closes, 0);
+	r->called = 0;
+	request_once(h, &req, r);
+	return atomic_load(&srv.closes);
+}
+
+TEST(no_silent_resend)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+
+	/* libcurl sends a request again when the reused connection it went out on dies
+	 * without an answer: fine for a read ... */
+	CHECK_INT(resend_once(h, "GET", &r), 2);
+	CHECK_INT(r.error, HTTP_ERR_RECV);
+	/* ... but a mutation may already have been applied: it goes out once, and the
+	 * answer is reported lost */
+	const char *mutations[] = {"POST", "PATCH", "DELETE", "PUT"};
+	for (size_t i = 0; i < ARRAY_SIZE(mutations); i++) {
+		CHECK_INT(resend_once(h, mutations[i], &r), 1);
+		CHECK_INT(r.error, HTTP_ERR_RECV);
+		CHECK_INT(r.request_sent, 1);
+		CHECK_INT(r.status, 0);
+		CHECK(strstr(r.errmsg, "not sent again") != NULL);
+	}
+	/* the engine is still usable, and a refused resend does not stick to the handle */
+	CHECK_INT(resend_once(h, "GET", &r), 2);
+	result_release(&r);
+	http_free(h);
+}
+
 TEST(refused_requests)
 {
 	struct http *h = http_new(loop, NULL);
@@ -864,6 +913,7 @@ int main(void)
 	RUN(methods_and_bodies);
 	RUN(statuses_and_rate_headers);
 	RUN(transport_errors);
+	RUN(no_silent_resend);
 	RUN(refused_requests);
 	RUN(admission);
 	RUN(concurrency_and_reuse);

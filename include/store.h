@@ -95,6 +95,7 @@ struct job_row {
 	int64_t items_done;
 	int64_t total_entries;   /* -1 when unknown */
 	int cancel_requested;
+	int has_result;          /* a stored result: the request succeeded, its output did not */
 };
 
 void job_row_release(struct job_row *row);
@@ -128,9 +129,14 @@ int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, const 
 			int64_t *attempt_id);
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end);
 
-/* store_job_succeed - running -> succeeded with the stored result (data object or a
- * summary of pages). */
-int store_job_succeed(struct store *st, int64_t id, const char *result_json, int64_t now_ms);
+struct job_success {
+	const char *result_json; /* the data object, or a summary of pages */
+	const char *output_path; /* where the output file went; NULL keeps what is recorded */
+	int count_attempt;       /* the attempt that ended the job counts against max_attempts */
+};
+
+/* store_job_succeed - running -> succeeded with the stored result, in one update. */
+int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok, int64_t now_ms);
 /* store_job_wait - running -> waiting until next_run_ms; count_attempt says whether
  * the attempt counts against max_attempts (a rate-limit wait does not). */
 int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
@@ -150,8 +156,6 @@ int store_job_count_attempt(struct store *st, int64_t id);
 int store_job_set_result(struct store *st, int64_t id, const char *result_json);
 /* store_job_result - the stored result, malloc'd, or NULL if none. 0, or -1. */
 int store_job_result(struct store *st, int64_t id, char **result_json);
-/* store_job_set_output - records where the job's output file was written. */
-int store_job_set_output(struct store *st, int64_t id, const char *output_path);
 
 /* store_page_record - one page done: its items (a JSON array), the cursor it was fetched
  * with and the next cursor (NULL at the end). Updates the job's resume point. */

@@ -64,6 +64,7 @@ struct run {
 	struct rl_bucket *ws_bucket, *op_bucket;
 	struct strbuf request;    /* "GET /sources?..." for the attempt row */
 	int interrupt;            /* cancelled because the daemon stops, not by the user */
+	int count_on_end;         /* the answer's attempt counts; recorded with the job's end */
 };
 
 struct daemon {
@@ -428,6 +429,9 @@ static void end_job(struct run *r, enum job_state to, const char *err_json, cons
 {
 	struct daemon *d = r->d;
 	txn(d);
+	if (r->count_on_end && store_job_count_attempt(d->st, r->row.id) < 0)
+		logmsg(LOG_ERROR, "cannot count an attempt of job %lld: %s", (long long)r->row.id,
+		       store_errmsg(d->st));
 	if (store_job_end(d->st, r->row.id, to, err_json, reason, clock_wall_ms()) < 0)
 		logmsg(LOG_ERROR, "cannot end job %lld: %s", (long long)r->row.id,
 		       store_errmsg(d->st));
@@ -557,10 +561,10 @@ static int write_pages_output(struct daemon *d, const int64_t *ids, size_t n, co
 static void succeed_job(struct run *r, const char *result_json, const char *output)
 {
 	struct daemon *d = r->d;
+	struct job_success ok = {.result_json = result_json, .output_path = output,
+				 .count_attempt = r->count_on_end};
 	txn(d);
-	if (output && store_job_set_output(d->st, r->row.id, output) < 0)
-		logmsg(LOG_ERROR, "cannot record output of job %lld", (long long)r->row.id);
-	if (store_job_succeed(d->st, r->row.id, result_json, clock_wall_ms()) < 0)
+	if (store_job_succeed(d->st, r->row.id, &ok, clock_wall_ms()) < 0)
 		logmsg(LOG_ERROR, "cannot record success of job %lld: %s", (long long)r->row.id,
 		       store_errmsg(d->st));
 	else
@@ -946,7 +950,9 @@ static void on_response(struct http_response *resp, void *arg)
 	struct retry_decision dec;
 	retry_decide(&p, o, r->row.attempts, r->row.created_ms, now, floor_ms,
 		     r->job.on_unknown == ON_UNKNOWN_RETRY, rng_next(&d->rng), &dec);
-	if (dec.action != RETRY_WAIT && dec.count_attempt)
+	if (dec.action == RETRY_SUCCEED && !multi_page(r))
+		r->count_on_end = dec.count_attempt; /* folded into the success (or end) update */
+	else if (dec.action != RETRY_WAIT && dec.count_attempt)
 		store_job_count_attempt(d->st, r->row.id);
 	if (dec.action == RETRY_SUCCEED) {
 		on_success(r, body);
@@ -1115,7 +1121,7 @@ static void start_run(struct daemon *d, struct job_row *row)
 		run_parent(r);
 		return;
 	}
-	if (!multi_page(r) && rewrite_stored_result(r))
+	if (!multi_page(r) && r->row.has_result && rewrite_stored_result(r))
 		return;
 	if (multi_page(r) && r->row.pages_done > 0 &&
 	    !paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {

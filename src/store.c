@@ -32,12 +32,15 @@ extern const size_t store_migration_count;
 #define JOB_COLS                                                                                   \
 	"id, parent_id, state, op_id, spec_json, key, workspace, output_path, priority, "          \
 	"attempts, created_ms, next_run_ms, cursor, pages_done, items_done, "                      \
-	"total_entries, cancel_requested"
+	"total_entries, cancel_requested, result_json IS NOT NULL"
 
 /* the due jobs through the jobs_due partial index: its WHERE spelled exactly as in
  * sql/001_init.sql, and the index named, because without statistics the planner
  * prefers jobs_state plus a sort of the whole queue */
 #define DUE_JOBS "jobs INDEXED BY jobs_due WHERE state IN (0, 2)"
+
+/* the WHERE of a state change: the job, and when ?9 is given, only from that state */
+#define FROM_STATE "WHERE id = ?1 AND (?9 IS NULL OR state = ?9)"
 
 enum stmt_id {
 	S_BEGIN,
@@ -68,7 +71,6 @@ enum stmt_id {
 	S_JOB_WAIT,
 	S_JOB_END,
 	S_JOB_REQUEUE,
-	S_JOB_SET_OUTPUT,
 	S_JOB_COUNT_ATTEMPT,
 	S_JOB_SET_RESULT,
 	S_JOB_GET_RESULT,
@@ -138,22 +140,22 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
                       "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
                       "request = coalesce(?9, request) WHERE id = ?1",
-    /* state changes: ?1 id, ?2 now, ?3 the new state, then their own */
+    /* state changes: ?1 id, ?2 now, ?3 the new state, ?9 the one state the job must be
+     * in (NULL when change_state read it first), then their own */
     [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
-                      "result_json = ?4 WHERE id = ?1",
+                      "result_json = ?4, attempts = attempts + ?5, "
+                      "output_path = coalesce(?6, output_path) " FROM_STATE,
     [S_JOB_WAIT] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?4, "
-                   "attempts = attempts + ?5 WHERE id = ?1",
+                   "attempts = attempts + ?5 " FROM_STATE,
     [S_JOB_END] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
-                  "error_json = ?4 WHERE id = ?1",
-    [S_JOB_REQUEUE] = "UPDATE jobs SET state = ?3, updated_ms = ?2 WHERE id = ?1",
+                  "error_json = ?4 " FROM_STATE,
+    [S_JOB_REQUEUE] = "UPDATE jobs SET state = ?3, updated_ms = ?2 " FROM_STATE,
     [S_JOB_RETRY] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?2, "
                     "attempts = 0, cancel_requested = 0, finished_ms = NULL, "
-                    "error_json = NULL WHERE id = ?1",
-    [S_JOB_CANCEL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2 "
-                     "WHERE id = ?1",
+                    "error_json = NULL " FROM_STATE,
+    [S_JOB_CANCEL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2 " FROM_STATE,
     [S_JOB_CANCEL_REQUEST] = "UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 "
                              "WHERE id = ?1",
-    [S_JOB_SET_OUTPUT] = "UPDATE jobs SET output_path = ?2 WHERE id = ?1",
     [S_JOB_COUNT_ATTEMPT] = "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?1",
     [S_JOB_SET_RESULT] = "UPDATE jobs SET result_json = ?2 WHERE id = ?1",
     [S_JOB_GET_RESULT] = "SELECT result_json FROM jobs WHERE id = ?1",
@@ -876,6 +878,7 @@ static void read_job_row(sqlite3_stmt *s, struct job_row *row)
 	row->items_done = sqlite3_column_int64(s, 14);
 	row->total_entries = column_int64_or(s, 15, -1);
 	row->cancel_requested = sqlite3_column_int(s, 16);
+	row->has_result = sqlite3_column_int(s, 17);
 }
 
 /* job_row_release - frees the row's strings; the row itself is the caller's. */
@@ -1136,14 +1139,37 @@ static void describe_states(struct strbuf *sb, unsigned mask)
 	}
 }
 
+/* only_state - the state when mask allows exactly one, else -1. */
+static int only_state(unsigned mask)
+{
+	for (int i = 0; i < JS_COUNT; i++)
+		if (mask == BIT(i))
+			return i;
+	return -1;
+}
+
 /* change_state - a job in one of the allowed states moves to `to` by the update upd
- * (?1 id, ?2 now, ?3 state; the caller has bound the rest), with its transition row.
+ * (?1 id, ?2 now, ?3 state, ?9 from; the caller has bound the rest), with its transition
+ * row. When one state is allowed the update checks it itself and the job is read only to
+ * explain a refusal: that is the scheduler's every success and wait.
  * Returns 0, 1 when the job is in a state that does not allow it (nothing done, the
  * reason in store_errmsg), -1 on error or when there is no such job. */
 static int change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
                         sqlite3_stmt *upd, const char *verb, const char *reason, int64_t now_ms)
 {
 	enum job_state from = JS_QUEUED;
+	int only = only_state(allowed);
+	sqlite3_bind_int64(upd, 1, id);
+	sqlite3_bind_int64(upd, 2, now_ms);
+	sqlite3_bind_int(upd, 3, (int)to);
+	if (only >= 0) {
+		sqlite3_bind_int(upd, 9, only);
+		if (run(st, upd, "change a job's state") < 0)
+			return -1;
+		if (sqlite3_changes(st->db) == 1)
+			return record_transition(st, id, only, to, now_ms, reason);
+		/* not changed: say why below; the statement is reset and unbound */
+	}
 	int rc = job_state_get(st, id, &from);
 	if (rc != 0) {
 		done(upd);
@@ -1158,9 +1184,11 @@ static int change_state(struct store *st, int64_t id, unsigned allowed, enum job
 		describe_states(&st->err, allowed);
 		return 1;
 	}
-	sqlite3_bind_int64(upd, 1, id);
-	sqlite3_bind_int64(upd, 2, now_ms);
-	sqlite3_bind_int(upd, 3, (int)to);
+	if (only >= 0) { /* it is in the state the update looked for, yet nothing changed */
+		set_err(st, "cannot %s job %" PRId64 ": the update changed nothing", verb, id);
+		return -1;
+	}
+	sqlite3_bind_null(upd, 9);
 	if (run(st, upd, "change a job's state") < 0)
 		return -1;
 	return record_transition(st, id, (int)from, to, now_ms, reason);
@@ -1173,8 +1201,8 @@ static int strict(int rc)
 	return rc > 0 ? -1 : rc;
 }
 
-/* store_job_succeed - running -> succeeded. A job cancelled meanwhile stays cancelled. */
-int store_job_succeed(struct store *st, int64_t id, const char *result_json, int64_t now_ms)
+/* store_job_succeed - running -> succeeded; see store.h. */
+int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok, int64_t now_ms)
 {
 	enum op_wrap how;
 	int rc = -1;
@@ -1182,7 +1210,9 @@ int store_job_succeed(struct store *st, int64_t id, const char *result_json, int
 		return -1;
 	sqlite3_stmt *s = prep(st, S_JOB_SUCCEED);
 	if (s) {
-		bind_text(s, 4, result_json);
+		bind_text(s, 4, ok->result_json);
+		sqlite3_bind_int(s, 5, ok->count_attempt ? 1 : 0);
+		bind_text(s, 6, ok->output_path);
 		rc = strict(change_state(st, id, BIT(JS_RUNNING), JS_SUCCEEDED, s, "mark succeeded",
 		                         NULL, now_ms));
 	}
@@ -1240,26 +1270,6 @@ int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t 
 	if (s)
 		rc = strict(
 		    change_state(st, id, BIT(JS_RUNNING), JS_QUEUED, s, "requeue", reason, now_ms));
-	return op_end(st, how, rc);
-}
-
-/* store_job_set_output - where the job's output file went. */
-int store_job_set_output(struct store *st, int64_t id, const char *output_path)
-{
-	enum op_wrap how;
-	int rc = -1;
-	if (op_begin(st, &how) < 0)
-		return -1;
-	sqlite3_stmt *s = prep(st, S_JOB_SET_OUTPUT);
-	if (s) {
-		sqlite3_bind_int64(s, 1, id);
-		bind_text(s, 2, output_path);
-		rc = run(st, s, "record a job's output");
-		if (rc == 0 && sqlite3_changes(st->db) == 0) {
-			set_err(st, "cannot record the output of job %" PRId64 ": no such job", id);
-			rc = -1;
-		}
-	}
 	return op_end(st, how, rc);
 }
 

@@ -316,6 +316,13 @@ TEST(test_claim_order)
 	store_close(st);
 }
 
+/* succeed - store_job_succeed with an empty result, no output, the attempt not counted. */
+static int succeed(struct store *st, int64_t id, int64_t now)
+{
+	struct job_success ok = {.result_json = "{}"};
+	return store_job_succeed(st, id, &ok, now);
+}
+
 /* claim_one - claims the job that the caller made the only due one. */
 static void claim_one(struct store *st, int64_t id, int64_t now)
 {
@@ -352,8 +359,17 @@ TEST(test_transitions)
 	CHECK_INT(store_job_requeue(st, id, "daemon stopping", 4100), 0);
 	CHECK_INT(state_of(st, id), JS_QUEUED);
 	claim_one(st, id, 4200);
-	CHECK_INT(store_job_succeed(st, id, "{\"source\":{\"id\":\"s1\"}}", 4300), 0);
+	CHECK_INT(row.has_result, 0);
+	struct job_success ok = {.result_json = "{\"source\":{\"id\":\"s1\"}}",
+	                         .output_path = "sources/s1.json", .count_attempt = 1};
+	CHECK_INT(store_job_succeed(st, id, &ok, 4300), 0);
 	CHECK_INT(state_of(st, id), JS_SUCCEEDED);
+	/* one update recorded the result, the output and the attempt that ended it */
+	CHECK_INT(store_get(st, id, &row), 0);
+	CHECK_INT(row.attempts, 2);
+	CHECK_STR(row.output_path, "sources/s1.json");
+	CHECK_INT(row.has_result, 1);
+	job_row_release(&row);
 
 	cJSON *o = show(st, id);
 	cJSON *tr = cJSON_GetObjectItemCaseSensitive(o, "transitions");
@@ -407,7 +423,7 @@ TEST(test_disallowed)
 	struct job_new j = new_job("createSource", NULL, 0, 0);
 	int64_t id = insert(st, &j, 1000);
 	/* queued: only end/cancel are allowed */
-	CHECK_INT(store_job_succeed(st, id, "{}", 1100), -1);
+	CHECK_INT(succeed(st, id, 1100), -1);
 	CHECK(strstr(store_errmsg(st), "it is queued, not running") != NULL);
 	CHECK_INT(store_job_wait(st, id, 2000, 1, "x", 1100), -1);
 	CHECK_INT(store_job_requeue(st, id, "x", 1100), -1);
@@ -416,12 +432,12 @@ TEST(test_disallowed)
 	CHECK_INT(store_job_end(st, id, JS_SUCCEEDED, NULL, "x", 1100), -1);
 	CHECK_INT(store_job_end(st, id, JS_RUNNING, NULL, "x", 1100), -1);
 	CHECK_INT(state_of(st, id), JS_QUEUED);
-	CHECK_INT(store_job_succeed(st, 4242, "{}", 1100), -1);
+	CHECK_INT(succeed(st, 4242, 1100), -1);
 	CHECK(strstr(store_errmsg(st), "no such job") != NULL);
 	CHECK_INT(store_job_cancel(st, 4242, 1100), -1);
 
 	claim_one(st, id, 1000);
-	CHECK_INT(store_job_succeed(st, id, "{}", 1200), 0);
+	CHECK_INT(succeed(st, id, 1200), 0);
 	CHECK_INT(store_job_end(st, id, JS_FAILED, NULL, "late", 1300), -1);
 	CHECK(strstr(store_errmsg(st), "it is succeeded, not queued, running or waiting"));
 	CHECK_INT(store_job_cancel(st, id, 1300), 1);
@@ -463,7 +479,7 @@ TEST(test_cancel)
 	job_row_release(&row);
 	CHECK_INT(store_job_end(st, running, JS_CANCELLED, NULL, "cancelled while running", 1300),
 	          0);
-	CHECK_INT(store_job_succeed(st, running, "{}", 1400), -1);
+	CHECK_INT(succeed(st, running, 1400), -1);
 	CHECK(strstr(store_errmsg(st), "it is cancelled, not running") != NULL);
 	CHECK_INT(state_of(st, running), JS_CANCELLED);
 
@@ -921,7 +937,7 @@ TEST(test_group_commit_savepoint)
 	j.source_file = "c.json";
 	c1 = insert(st, &j, 1000);
 	/* a failing call inside the group leaves the rest of it alone */
-	CHECK_INT(store_job_succeed(st, c1, "{}", 1000), -1);
+	CHECK_INT(succeed(st, c1, 1000), -1);
 	CHECK_INT(store_file_record(st, "c.json", "cccc", 1000, 1, 0), 0);
 	CHECK_INT(store_release(st), 0);
 	CHECK_INT(store_commit(st), 0);

@@ -69,8 +69,8 @@ enum emu_coll {
 	C_COUNT
 };
 
-/* emu_index - string field value -> item, for "id" and "slug" lookups. Rebuilt lazily:
- * adds keep it valid, removals and updates (state_touch) invalidate it. */
+/* emu_index - string key -> item, for "id" and "slug" lookups and a connection's two ends.
+ * Rebuilt lazily: adds keep it valid, removals and updates (state_touch) invalidate it. */
 struct emu_index {
 	char **keys;
 	cJSON **items;
@@ -83,6 +83,7 @@ struct emu_list {
 	size_t n, alloc;
 	unsigned next_id;
 	struct emu_index by_id, by_slug;
+	struct emu_index by_ends; /* connections: warehouseId and sourceId together */
 };
 
 struct emu_state {
@@ -96,6 +97,10 @@ const char *coll_name(enum emu_coll c);
 /* state_find - the first item whose string field equals value; *index set if non-NULL. */
 cJSON *state_find(const struct emu_state *st, enum emu_coll c, const char *field, const char *value,
                   size_t *index);
+/* state_find_connection - the connection of warehouse wid and source sid; *index set if
+ * non-NULL. */
+cJSON *state_find_connection(const struct emu_state *st, const char *wid, const char *sid,
+                             size_t *index);
 void state_add(struct emu_state *st, enum emu_coll c, cJSON *item);
 /* state_touch - an item of c changed its id or slug: the lookup indexes are rebuilt. */
 void state_touch(struct emu_state *st, enum emu_coll c);

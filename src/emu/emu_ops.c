@@ -335,11 +335,8 @@ static cJSON *source_metadata_brief(const cJSON *meta)
 /* connect_source - warehouse and source, once. */
 static void connect_source(struct emu_state *st, const char *warehouse_id, const char *source_id)
 {
-	const struct emu_list *l = &st->coll[C_CONNECTIONS];
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(json_str(l->items[i], "warehouseId"), warehouse_id) == 0 &&
-		    strcmp(json_str(l->items[i], "sourceId"), source_id) == 0)
-			return;
+	if (state_find_connection(st, warehouse_id, source_id, NULL))
+		return;
 	cJSON *conn = cJSON_CreateObject();
 	cJSON_AddStringToObject(conn, "warehouseId", warehouse_id);
 	cJSON_AddStringToObject(conn, "sourceId", source_id);
@@ -557,17 +554,14 @@ static void op_connect(struct emu_call *c, const struct op_entry *e)
 static void op_disconnect(struct emu_call *c, const struct op_entry *e)
 {
 	const char *wid = json_str(c->in, "warehouseId"), *sid = json_str(c->in, "sourceId");
-	struct emu_list *l = &c->emu->state.coll[C_CONNECTIONS];
+	size_t i;
 	(void)e;
 	if (!connection_ends(c))
 		return;
-	for (size_t i = 0; i < l->n; i++) {
-		if (strcmp(json_str(l->items[i], "warehouseId"), wid) == 0 &&
-		    strcmp(json_str(l->items[i], "sourceId"), sid) == 0) {
-			state_remove_at(&c->emu->state, C_CONNECTIONS, i);
-			put_status(c, "SUCCESS");
-			return;
-		}
+	if (state_find_connection(&c->emu->state, wid, sid, &i)) {
+		state_remove_at(&c->emu->state, C_CONNECTIONS, i);
+		put_status(c, "SUCCESS");
+		return;
 	}
 	call_fail(c, 404, "sourceId", "source %s is not connected to warehouse %s", sid, wid);
 }

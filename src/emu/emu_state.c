@@ -251,6 +251,7 @@ static void index_put(struct emu_index *x, const char *key, cJSON *item)
 	x->n++;
 }
 
+/* index_get - the item of key, or NULL. */
 static cJSON *index_get(const struct emu_index *x, const char *key)
 {
 	if (!x->cap)
@@ -283,11 +284,45 @@ static struct emu_index *index_of(struct emu_list *l, const char *field)
 	return x;
 }
 
+/* ends_key - a connection's key in by_ends: "<length of wid>:<wid><sid>", which no
+ * other pair of ids spells. */
+static void ends_key(const char *wid, const char *sid, struct strbuf *out)
+{
+	sb_reset(out);
+	sb_addf(out, "%zu:%s%s", strlen(wid), wid, sid);
+}
+
+/* ends_put - item into by_ends, when it has both ends. */
+static void ends_put(struct emu_index *x, cJSON *item, struct strbuf *key)
+{
+	const char *wid = json_str(item, "warehouseId"), *sid = json_str(item, "sourceId");
+	if (!wid || !sid)
+		return;
+	ends_key(wid, sid, key);
+	index_put(x, key->buf, item);
+}
+
+/* ends_index - the list's by_ends index, rebuilt when invalid. */
+static struct emu_index *ends_index(struct emu_list *l)
+{
+	struct emu_index *x = &l->by_ends;
+	if (!x->valid) {
+		struct strbuf key = STRBUF_INIT;
+		index_clear(x);
+		for (size_t i = 0; i < l->n; i++)
+			ends_put(x, l->items[i], &key);
+		sb_release(&key);
+		x->valid = 1;
+	}
+	return x;
+}
+
 /* state_touch - invalidates c's lookup indexes. */
 void state_touch(struct emu_state *st, enum emu_coll c)
 {
 	st->coll[c].by_id.valid = 0;
 	st->coll[c].by_slug.valid = 0;
+	st->coll[c].by_ends.valid = 0;
 }
 
 /* state_add - appends item to collection c; the state owns it from now on. */
@@ -300,6 +335,20 @@ void state_add(struct emu_state *st, enum emu_coll c, cJSON *item)
 		index_put(&l->by_id, id, item);
 	if (l->by_slug.valid && slug)
 		index_put(&l->by_slug, slug, item);
+	if (l->by_ends.valid) {
+		struct strbuf key = STRBUF_INIT;
+		ends_put(&l->by_ends, item, &key);
+		sb_release(&key);
+	}
+}
+
+/* item_position - where item is in the list (it is there). */
+static size_t item_position(const struct emu_list *l, const cJSON *item)
+{
+	size_t i = 0;
+	while (i < l->n && l->items[i] != item)
+		i++;
+	return i;
 }
 
 /* state_find - by a hash index for "id" and "slug", else a linear scan. */
@@ -312,9 +361,7 @@ cJSON *state_find(const struct emu_state *st, enum emu_coll c, const char *field
 	if (x) {
 		cJSON *item = index_get(x, value);
 		if (item && index)
-			for (size_t i = 0; i < l->n; i++)
-				if (l->items[i] == item)
-					*index = i;
+			*index = item_position(l, item);
 		return item;
 	}
 	for (size_t i = 0; i < l->n; i++) {
@@ -326,6 +373,21 @@ cJSON *state_find(const struct emu_state *st, enum emu_coll c, const char *field
 		}
 	}
 	return NULL;
+}
+
+/* state_find_connection - by the by_ends hash index of the connections. */
+cJSON *state_find_connection(const struct emu_state *st, const char *wid, const char *sid,
+                             size_t *index)
+{
+	/* as in state_find, the index is a cache */
+	struct emu_list *l = (struct emu_list *)&st->coll[C_CONNECTIONS];
+	struct strbuf key = STRBUF_INIT;
+	ends_key(wid, sid, &key);
+	cJSON *item = index_get(ends_index(l), key.buf);
+	sb_release(&key);
+	if (item && index)
+		*index = item_position(l, item);
+	return item;
 }
 
 /* state_remove_at - frees item i, keeping the order of the others. */
@@ -556,6 +618,7 @@ void state_release(struct emu_state *st)
 		free(l->items);
 		index_clear(&l->by_id);
 		index_clear(&l->by_slug);
+		index_clear(&l->by_ends);
 	}
 	memset(st, 0, sizeof(*st));
 }

@@ -79,6 +79,8 @@ async function runPool(api, opts) {
 					slug: `bench-${runId}-${i}`,
 					enabled: true,
 					metadataId: opts.metadataId,
+					// the body segspool's bench jobs send: the same work on both sides
+					disconnectAllWarehouses: true,
 				});
 				stats.ok++;
 			} catch (err) {

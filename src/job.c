@@ -4,6 +4,7 @@
 #include "job.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1392,60 +1393,82 @@ enum job_format job_format_for_name(const char *name)
 
 /* --- canonical form ------------------------------------------------------------------ */
 
-/* add_int - a number member from an integer; exact while below 2^53. */
-static void add_int(cJSON *obj, const char *name, int64_t v)
+/* add_member - ,"name": (the comma unless first) before a member's value. */
+static void add_member(struct strbuf *sb, const char *name)
 {
-	cJSON_AddNumberToObject(obj, name, (double)v);
+	if (sb->len > 1)
+		sb_addch(sb, ',');
+	sb_add_json_string(sb, name);
+	sb_addch(sb, ':');
+}
+
+/* add_int - an integer member, printed exactly (cJSON prints numbers through doubles). */
+static void add_int(struct strbuf *sb, const char *name, int64_t v)
+{
+	add_member(sb, name);
+	sb_addf(sb, "%" PRId64, v);
 }
 
 /* add_string_or_null - a string member, or null when s is NULL. */
-static void add_string_or_null(cJSON *obj, const char *name, const char *s)
+static void add_string_or_null(struct strbuf *sb, const char *name, const char *s)
 {
+	add_member(sb, name);
 	if (s)
-		cJSON_AddStringToObject(obj, name, s);
+		sb_add_json_string(sb, s);
 	else
-		cJSON_AddNullToObject(obj, name);
+		sb_adds(sb, "null");
 }
 
-/* job_to_json - the canonical form: every field explicit; see job.h. */
+/* job_to_json - the canonical form: every field explicit; see job.h. Printed directly:
+ * it runs once for every job ingested. */
 char *job_to_json(const struct job *job)
 {
-	cJSON *o = cJSON_CreateObject(), *p, *r;
-	char *text;
+	struct strbuf sb = STRBUF_INIT, r = STRBUF_INIT;
+	char *params = job->params ? cJSON_PrintUnformatted(job->params) : NULL;
 
-	cJSON_AddStringToObject(o, "op", job->op->operation_id);
-	cJSON_AddItemToObject(o, "params",
-	                      job->params ? cJSON_Duplicate(job->params, 1) : cJSON_CreateObject());
-	cJSON_AddStringToObject(o, "workspace", job->workspace ? job->workspace : "default");
-	cJSON_AddStringToObject(o, "region", job->region ? job->region : "api");
-	add_string_or_null(o, "key", job->key);
-	if (job->no_output)
-		cJSON_AddFalseToObject(o, "output");
-	else
-		add_string_or_null(o, "output", job->output);
-	if (job->paginate == PAGINATE_LIMIT) {
-		p = cJSON_AddObjectToObject(o, "paginate");
-		add_int(p, "max_pages", job->max_pages);
-		add_int(p, "count", job->page_count);
-	} else {
-		cJSON_AddStringToObject(o, "paginate",
-		                        job->paginate == PAGINATE_ALL ? "all" : "none");
-	}
-	r = cJSON_AddObjectToObject(o, "retry");
-	add_int(r, "max_attempts", job->max_attempts);
-	add_int(r, "initial_ms", job->initial_ms);
-	add_int(r, "max_ms", job->max_ms);
-	add_int(r, "max_age_ms", job->max_age_ms);
-	add_int(o, "not_before_ms", job->not_before_ms);
-	add_int(o, "priority", job->priority);
-	add_int(o, "split_ms", job->split_ms);
-	cJSON_AddStringToObject(o, "on_unknown",
-	                        job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
-	text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
+	if (job->params && !params)
 		die("cannot print job: out of memory");
-	return text;
+	sb_addch(&sb, '{');
+	add_string_or_null(&sb, "op", job->op->operation_id);
+	add_member(&sb, "params");
+	sb_adds(&sb, params ? params : "{}");
+	free(params);
+	add_string_or_null(&sb, "workspace", job->workspace ? job->workspace : "default");
+	add_string_or_null(&sb, "region", job->region ? job->region : "api");
+	add_string_or_null(&sb, "key", job->key);
+	if (job->no_output) {
+		add_member(&sb, "output");
+		sb_adds(&sb, "false");
+	} else {
+		add_string_or_null(&sb, "output", job->output);
+	}
+	if (job->paginate == PAGINATE_LIMIT) {
+		struct strbuf p = STRBUF_INIT;
+		sb_addch(&p, '{');
+		add_int(&p, "max_pages", job->max_pages);
+		add_int(&p, "count", job->page_count);
+		sb_addch(&p, '}');
+		add_member(&sb, "paginate");
+		sb_add(&sb, p.buf, p.len);
+		sb_release(&p);
+	} else {
+		add_string_or_null(&sb, "paginate", job->paginate == PAGINATE_ALL ? "all" : "none");
+	}
+	sb_addch(&r, '{');
+	add_int(&r, "max_attempts", job->max_attempts);
+	add_int(&r, "initial_ms", job->initial_ms);
+	add_int(&r, "max_ms", job->max_ms);
+	add_int(&r, "max_age_ms", job->max_age_ms);
+	sb_addch(&r, '}');
+	add_member(&sb, "retry");
+	sb_add(&sb, r.buf, r.len);
+	sb_release(&r);
+	add_int(&sb, "not_before_ms", job->not_before_ms);
+	add_int(&sb, "priority", job->priority);
+	add_int(&sb, "split_ms", job->split_ms);
+	add_string_or_null(&sb, "on_unknown", job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
+	sb_addch(&sb, '}');
+	return sb_detach(&sb, NULL);
 }
 
 /* canon_int - a member that must be an integer in [lo, hi]. */
@@ -1552,7 +1575,10 @@ char *job_problems_json(const struct job_list *list, const char *file_name)
 	cJSON *o = cJSON_CreateObject(), *arr;
 	char *text;
 
-	add_string_or_null(o, "file", file_name);
+	if (file_name)
+		cJSON_AddStringToObject(o, "file", file_name);
+	else
+		cJSON_AddNullToObject(o, "file");
 	arr = cJSON_AddArrayToObject(o, "problems");
 	for (size_t i = 0; i < list->nproblems; i++) {
 		const struct job_problem *p = &list->problems[i];

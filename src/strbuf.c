@@ -125,13 +125,22 @@ void sb_add_urlencoded(struct strbuf *sb, const char *s)
 	}
 }
 
-/* sb_add_json_string - s as a JSON string literal. */
+/* sb_add_json_string - s as a JSON string literal; runs that need no escape are copied
+ * whole. */
 void sb_add_json_string(struct strbuf *sb, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
 	sb_addch(sb, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		unsigned char c = *p;
+	while (*p) {
+		const unsigned char *run = p;
+		while (*p >= 0x20 && *p != '"' && *p != '\\')
+			p++;
+		if (p > run)
+			sb_add(sb, run, (size_t)(p - run));
+		if (!*p)
+			break;
+		unsigned char c = *p++;
 		switch (c) {
 		case '"': sb_adds(sb, "\\\""); break;
 		case '\\': sb_adds(sb, "\\\\"); break;
@@ -139,13 +148,9 @@ void sb_add_json_string(struct strbuf *sb, const char *s)
 		case '\r': sb_adds(sb, "\\r"); break;
 		case '\t': sb_adds(sb, "\\t"); break;
 		default:
-			if (c < 0x20) {
-				sb_adds(sb, "\\u00");
-				sb_addch(sb, hex[c >> 4]);
-				sb_addch(sb, hex[c & 15]);
-			} else {
-				sb_addch(sb, (char)c);
-			}
+			sb_adds(sb, "\\u00");
+			sb_addch(sb, hex[c >> 4]);
+			sb_addch(sb, hex[c & 15]);
 		}
 	}
 	sb_addch(sb, '"');

@@ -20,6 +20,16 @@ TEST(strbuf_basics)
 	sb_reset(&sb);
 	sb_add_json_string(&sb, "q\"\\\n\x01");
 	CHECK_STR(sb.buf, "\"q\\\"\\\\\\n\\u0001\"");
+	/* runs between escapes, escapes at either end, bytes >= 0x7f as they are */
+	sb_reset(&sb);
+	sb_add_json_string(&sb, "\tab\x1f\"cd\\\xc3\xa9\x7f\r");
+	CHECK_STR(sb.buf, "\"\\tab\\u001f\\\"cd\\\\\xc3\xa9\x7f\\r\"");
+	sb_reset(&sb);
+	sb_add_json_string(&sb, "");
+	CHECK_STR(sb.buf, "\"\"");
+	sb_reset(&sb);
+	sb_add_json_string(&sb, "q\"\\\n\x01");
+	CHECK_STR(sb.buf, "\"q\\\"\\\\\\n\\u0001\"");
 	for (int i = 0; i < 10000; i++)
 		sb_addch(&sb, 'x');
 	CHECK_INT(sb.buf[sb.len], 0);

@@ -96,6 +96,7 @@ struct job_row {
 	int64_t total_entries;   /* -1 when unknown */
 	int cancel_requested;
 	int has_result;          /* a stored result: the request succeeded, its output did not */
+	int tries;               /* attempts recorded, counted or not: the next is tries + 1 */
 };
 
 void job_row_release(struct job_row *row);
@@ -123,10 +124,11 @@ struct attempt_end {
 	const char *request;     /* "GET /sources?..." (no host, no token) */
 };
 
-/* store_attempt_begin - records an attempt as started, with the request line it sends
- * ("POST /sources", no host, no token), so a crash leaves a trace of what went out. */
-int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, const char *request,
-			int64_t *attempt_id);
+/* store_attempt_begin - records attempt number attempt_no (the claimed row's tries + 1,
+ * and so on) as started, with the request line it sends ("POST /sources", no host, no
+ * token), so a crash leaves a trace of what went out. */
+int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,
+			const char *request, int64_t *attempt_id);
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end);
 
 struct job_success {

@@ -999,7 +999,7 @@ static void send_now(struct run *r, const struct token *tok)
 	}
 	request_line(&r->request, req.method, req.url.buf, base);
 	txn(d);
-	if (store_attempt_begin(d->st, r->row.id, clock_wall_ms(), r->request.buf,
+	if (store_attempt_begin(d->st, r->row.id, ++r->row.tries, clock_wall_ms(), r->request.buf,
 				&r->attempt_id) < 0) {
 		logmsg(LOG_ERROR, "cannot record an attempt: %s", store_errmsg(d->st));
 		wait_job(r, clock_wall_ms() + 1000, 0, "cannot record the attempt; trying again");

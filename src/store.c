@@ -32,7 +32,8 @@ extern const size_t store_migration_count;
 #define JOB_COLS                                                                                   \
 	"id, parent_id, state, op_id, spec_json, key, workspace, output_path, priority, "          \
 	"attempts, created_ms, next_run_ms, cursor, pages_done, items_done, "                      \
-	"total_entries, cancel_requested, result_json IS NOT NULL"
+	"total_entries, cancel_requested, result_json IS NOT NULL, "                               \
+	"(SELECT count(*) FROM attempts a WHERE a.job_id = jobs.id)"
 
 /* the due jobs through the jobs_due partial index: its WHERE spelled exactly as in
  * sql/001_init.sql, and the index named, because without statistics the planner
@@ -136,7 +137,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
     [S_COUNT_ACTIVE] = "SELECT count(*) FROM jobs WHERE state IN (0, 1, 2)",
     [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
-                        "SELECT ?1, count(*) + 1, ?2, ?3 FROM attempts WHERE job_id = ?1",
+                        "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
                       "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
                       "request = coalesce(?9, request) WHERE id = ?1",
@@ -167,8 +168,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
                        "WHERE id = ?1",
     [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
-    [S_OPEN_ATTEMPTS] = "SELECT a.id, j.op_id, j.spec_json FROM attempts a "
-                        "JOIN jobs j ON j.id = a.job_id WHERE a.outcome IS NULL",
+    /* an attempt without an outcome belongs to a running job (sql/002_lean_attempts.sql) */
+    [S_OPEN_ATTEMPTS] = "SELECT a.id, j.op_id, j.spec_json FROM jobs j "
+                        "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
     [S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
     [S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
     [S_CHILD_IDS] = "SELECT id FROM jobs WHERE parent_id = ?1 ORDER BY id",
@@ -879,6 +881,7 @@ static void read_job_row(sqlite3_stmt *s, struct job_row *row)
 	row->total_entries = column_int64_or(s, 15, -1);
 	row->cancel_requested = sqlite3_column_int(s, 16);
 	row->has_result = sqlite3_column_int(s, 17);
+	row->tries = sqlite3_column_int(s, 18);
 }
 
 /* job_row_release - frees the row's strings; the row itself is the caller's. */
@@ -1070,9 +1073,9 @@ int64_t store_count_active(struct store *st)
 
 /* --- attempts ---------------------------------------------------------------------------- */
 
-/* store_attempt_begin - a started attempt, numbered after the job's earlier ones. */
-int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, const char *request,
-			int64_t *attempt_id)
+/* store_attempt_begin - a started attempt; see store.h. */
+int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,
+			const char *request, int64_t *attempt_id)
 {
 	enum op_wrap how;
 	int rc = -1;
@@ -1083,6 +1086,7 @@ int store_attempt_begin(struct store *st, int64_t job_id, int64_t now_ms, const 
 		sqlite3_bind_int64(s, 1, job_id);
 		sqlite3_bind_int64(s, 2, now_ms);
 		bind_text(s, 3, request);
+		sqlite3_bind_int(s, 4, attempt_no);
 		rc = run(st, s, "record an attempt");
 		if (rc == 0)
 			*attempt_id = sqlite3_last_insert_rowid(st->db);
@@ -1508,9 +1512,8 @@ int store_recover(struct store *st, int64_t now_ms)
 	int rc;
 	if (op_begin_atomic(st, &how) < 0)
 		return -1;
-	rc = requeue_running(st, now_ms);
-	if (rc >= 0 && close_open_attempts(st) < 0)
-		rc = -1;
+	/* attempts first: they are found through their jobs, which are still running */
+	rc = close_open_attempts(st) < 0 ? -1 : requeue_running(st, now_ms);
 	return op_end(st, how, rc);
 }
 

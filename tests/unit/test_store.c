@@ -539,17 +539,17 @@ TEST(test_attempts)
 	int64_t id = insert(st, &j, 1000);
 	int64_t a1 = 0, a2 = 0;
 	claim_one(st, id, 1000);
-	CHECK_INT(store_attempt_begin(st, id, 1000, NULL, &a1), 0);
+	CHECK_INT(store_attempt_begin(st, id, 1, 1000, NULL, &a1), 0);
 	struct attempt_end e = {503, "service unavailable",           "retry",           120, 2000,
 	                        17,  "Thu, 26 Nov 2026 03:00:00 GMT", "GET /sources/abc"};
 	CHECK_INT(store_attempt_end(st, a1, &e), 0);
-	CHECK_INT(store_attempt_begin(st, id, 3000, NULL, &a2), 0);
+	CHECK_INT(store_attempt_begin(st, id, 2, 3000, NULL, &a2), 0);
 	CHECK(a2 > a1);
 	struct attempt_end ok = {200, NULL, "ok", 80, -1, -1, NULL, "GET /sources/abc"};
 	CHECK_INT(store_attempt_end(st, a2, &ok), 0);
 	CHECK_INT(store_attempt_end(st, 9999, &ok), -1);
 	CHECK(strstr(store_errmsg(st), "no such attempt") != NULL);
-	CHECK_INT(store_attempt_begin(st, 9999, 3000, NULL, &a2), -1); /* no such job */
+	CHECK_INT(store_attempt_begin(st, 9999, 1, 3000, NULL, &a2), -1); /* no such job */
 
 	cJSON *o = show(st, id);
 	cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "attempts");
@@ -684,7 +684,8 @@ TEST(test_recover)
 	CHECK_INT(n, 4);
 	for (int i = 0; i < n; i++) {
 		int64_t aid;
-		CHECK_INT(store_attempt_begin(st, rows[i].id, 1000, "POST /sources", &aid), 0);
+		CHECK_INT(rows[i].tries, 0);
+		CHECK_INT(store_attempt_begin(st, rows[i].id, 1, 1000, "POST /sources", &aid), 0);
 		job_row_release(&rows[i]);
 	}
 	store_close(st); /* the crash: running jobs and open attempts left behind */
@@ -708,6 +709,12 @@ TEST(test_recover)
 	}
 	CHECK_INT(state_of(st, idle), JS_QUEUED);
 	CHECK_INT(store_recover(st, 6000), 0); /* nothing left to do */
+	/* claimed again, each knows its one attempt so far: the next is number 2 */
+	CHECK_INT(store_claim_due(st, 6000, rows, 4), 4);
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(rows[i].tries, rows[i].id == idle ? 0 : 1);
+		job_row_release(&rows[i]);
+	}
 	store_close(st);
 }
 

@@ -1,14 +1,18 @@
 """bench_ops - 20,000 createSource jobs through the real daemon against segspool-emu with
-limits off, each attempt durably recorded (SQLite WAL, synchronous=FULL) and each result
-written to its output file; then the official TypeScript SDK doing the same work with 16
-requests in flight and no durability (tests/bench/sdk, when its node_modules is installed).
-Prints figures; asserts nothing.
+limits off, each attempt durably recorded (SQLite WAL, synchronous=FULL) and, by default,
+each result written to its output file; then the official TypeScript SDK doing the same
+calls (the same body) with the same number of requests in flight and no durability
+(tests/bench/sdk, when its node_modules is installed). Each side runs BENCH_REPEATS times
+(default 3) against a fresh emulator state; the medians are the figures, every run is
+printed too. Prints figures; asserts nothing.
 
-usage: python3 tests/bench/bench_ops.py [BUILD_DIR] [N]"""
+usage: python3 tests/bench/bench_ops.py [BUILD_DIR] [N]
+env:   BENCH_OUTPUT=file|store  BENCH_INFLIGHT=16  BENCH_REPEATS=3"""
 import atexit
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -25,64 +29,108 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 # "store": "output": false, results kept in SQLite only (one file per job is what costs)
 OUTPUT = os.environ.get("BENCH_OUTPUT", "file")
 INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "16"))
-results = {}
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+TARGET_CALLS, TARGET_RSS_MIB = 10000, 16
+BODY = {"enabled": True, "metadataId": "s0d1ouMNJG", "disconnectAllWarehouses": True}
+
+
+def cpu_seconds(pid):
+    """user and system CPU seconds of a live process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def run_segspool(emu, run_no):
+    """one daemon run over N fresh jobs: the figures of that run."""
+    s = Spool(emu.url, config={"http": {"max_in_flight": INFLIGHT}, "rate": "off",
+                               "endpoint_limits": False, "log_level": "warn"})
+    try:
+        per_file = 1000
+        for f in range(0, N, per_file):
+            s.drop_jobs(f"batch-{f // per_file:03d}.jsonl", [
+                dict({"op": "createSource", "params": dict(BODY, slug=f"bench-{run_no}-{i}")},
+                     **({"output": False} if OUTPUT == "store" else {}))
+                for i in range(f, min(N, f + per_file))])
+        emu_cpu0 = cpu_seconds(emu.proc.pid)
+        t0 = time.monotonic()
+        p = s.start("--until-idle", ready=False)
+        rss, cpu = 0, (0.0, 0.0)
+        while p.poll() is None:
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        rss = int(line.split()[1])
+                cpu = cpu_seconds(p.pid)
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+            time.sleep(0.05)
+        wall = time.monotonic() - t0
+        emu_cpu = [a - b for a, b in zip(cpu_seconds(emu.proc.pid), emu_cpu0)]
+        db = sqlite3.connect(os.path.join(s.spool, "segspool.db"))
+        first, last, calls = db.execute(
+            "SELECT min(started_ms), max(started_ms + coalesce(duration_ms,0)), count(*) "
+            "FROM attempts").fetchone()
+        ok = db.execute("SELECT count(*) FROM jobs WHERE state = 3").fetchone()[0]
+        db.close()
+        span = max((last - first) / 1000.0, 0.001)
+        return {"run": run_no, "n": N, "succeeded": ok, "calls": calls,
+                "seconds": round(span, 3), "calls_per_sec": round(calls / span),
+                "wall_incl_ingest_s": round(wall, 3), "peak_rss_mib": round(rss / 1024, 1),
+                # sampled every 50 ms: the last sample before exit, so a little low
+                "daemon_cpu_s": round(sum(cpu), 2), "emulator_cpu_s": round(sum(emu_cpu), 2)}
+    finally:
+        s.cleanup()
+
+
+def run_sdk(emu, sdk_dir):
+    """one TS SDK peer run over N calls, or None (with the reason on stderr)."""
+    r = subprocess.run(["node", os.path.join(sdk_dir, "sdk_peer.mjs"), "--base", emu.url,
+                        "--token", TOKEN, "--n", str(N), "--concurrency", str(INFLIGHT),
+                        "--metadata-id", BODY["metadataId"]], capture_output=True, timeout=600)
+    line = r.stdout.decode().strip().splitlines()[-1] if r.stdout else ""
+    try:
+        return json.loads(line)
+    except ValueError:
+        print("ts-sdk peer failed:", r.stderr.decode()[-500:], file=sys.stderr)
+        return None
+
 
 emu = Emulator()
 atexit.register(emu.stop)  # stopped however the bench ends (a closed pipe included)
-s = Spool(emu.url, config={"http": {"max_in_flight": INFLIGHT}, "rate": "off",
-                           "endpoint_limits": False, "log_level": "warn"})
-try:
-    per_file = 1000
-    for f in range(0, N, per_file):
-        s.drop_jobs(f"batch-{f // per_file:03d}.jsonl", [
-            dict({"op": "createSource", "params": {"slug": f"bench-{i}", "enabled": True,
-                                                   "metadataId": "s0d1ouMNJG",
-                                                   "disconnectAllWarehouses": True}},
-                 **({"output": False} if OUTPUT == "store" else {}))
-            for i in range(f, min(N, f + per_file))])
-    t0 = time.monotonic()
-    p = s.start("--until-idle", ready=False)
-    rss = 0
-    while p.poll() is None:
-        try:
-            for line in open(f"/proc/{p.pid}/status"):
-                if line.startswith("VmHWM:"):
-                    rss = int(line.split()[1])
-        except FileNotFoundError:
-            pass
-        time.sleep(0.05)
-    wall = time.monotonic() - t0
-    db = sqlite3.connect(os.path.join(s.spool, "segspool.db"))
-    first, last, calls = db.execute(
-        "SELECT min(started_ms), max(started_ms + coalesce(duration_ms,0)), count(*) "
-        "FROM attempts").fetchone()
-    ok = db.execute("SELECT count(*) FROM jobs WHERE state = 3").fetchone()[0]
-    span = max((last - first) / 1000.0, 0.001)
-    results["segspool"] = {"n": N, "succeeded": ok, "calls": calls, "seconds": round(span, 3),
-                           "calls_per_sec": round(calls / span),
-                           "wall_incl_ingest_s": round(wall, 3),
-                           "peak_rss_mib": round(rss / 1024, 1), "in_flight": INFLIGHT,
-                           "outputs": OUTPUT,
-                           "durable": True}
-    print(json.dumps({"bench": "ops", **results["segspool"]}), flush=True)
-finally:
-    s.cleanup()
+runs = []
+for k in range(REPEATS):
+    emu.admin("/__emu/reset", {})
+    runs.append(run_segspool(emu, k + 1))
+    print(json.dumps({"bench": "ops-run", "outputs": OUTPUT, "in_flight": INFLIGHT,
+                      **runs[-1]}), flush=True)
+rate = statistics.median(r["calls_per_sec"] for r in runs)
+rss = max(r["peak_rss_mib"] for r in runs)
+summary = {"bench": "ops", "n": N, "outputs": OUTPUT, "in_flight": INFLIGHT, "durable": True,
+           "runs": len(runs), "calls_per_sec_median": rate,
+           "calls_per_sec_runs": [r["calls_per_sec"] for r in runs],
+           "all_succeeded": all(r["succeeded"] == N for r in runs),
+           "peak_rss_mib_max": rss,
+           "target": {"calls_per_sec": TARGET_CALLS, "peak_rss_mib": TARGET_RSS_MIB},
+           "met": {"calls_per_sec": rate >= TARGET_CALLS, "peak_rss_mib": rss <= TARGET_RSS_MIB}}
+print(json.dumps(summary), flush=True)
 
 sdk_dir = os.path.join(here, "sdk")
 if os.path.isdir(os.path.join(sdk_dir, "node_modules")):
-    emu.admin("/__emu/reset", {})
-    r = subprocess.run(["node", os.path.join(sdk_dir, "sdk_peer.mjs"), "--base", emu.url,
-                        "--token", TOKEN, "--n", str(N), "--concurrency", str(INFLIGHT),
-                        "--metadata-id", "s0d1ouMNJG"], capture_output=True, timeout=600)
-    line = r.stdout.decode().strip().splitlines()[-1] if r.stdout else ""
-    try:
-        peer = json.loads(line)
-        results["sdk"] = peer
-        print(json.dumps({"bench": "ops-ts-sdk", **peer}), flush=True)
-        ratio = results["segspool"]["calls_per_sec"] / max(peer["calls_per_sec"], 1)
-        print(json.dumps({"bench": "ops-ratio", "segspool_over_ts_sdk": round(ratio, 2)}))
-    except (ValueError, KeyError):
-        print("ts-sdk peer failed:", r.stderr.decode()[-500:], file=sys.stderr)
+    peers = []
+    for k in range(REPEATS):
+        emu.admin("/__emu/reset", {})
+        peer = run_sdk(emu, sdk_dir)
+        if peer:
+            peers.append(peer)
+            print(json.dumps({"bench": "ops-ts-sdk-run", "run": k + 1, **peer}), flush=True)
+    if peers:
+        peer_rate = statistics.median(p["calls_per_sec"] for p in peers)
+        print(json.dumps({"bench": "ops-ts-sdk", "runs": len(peers),
+                          "calls_per_sec_median": peer_rate,
+                          "peak_rss_mb_max": max(p["peak_rss_mb"] for p in peers)}))
+        print(json.dumps({"bench": "ops-ratio",
+                          "segspool_over_ts_sdk": round(rate / max(peer_rate, 1), 2)}))
 else:
     print("skipped: ts-sdk peer (run npm ci in tests/bench/sdk)")
 emu.stop()

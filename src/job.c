@@ -1393,10 +1393,10 @@ enum job_format job_format_for_name(const char *name)
 
 /* --- canonical form ------------------------------------------------------------------ */
 
-/* add_member - ,"name": (the comma unless first) before a member's value. */
+/* add_member - ,"name": before a member's value; no comma first in an object. */
 static void add_member(struct strbuf *sb, const char *name)
 {
-	if (sb->len > 1)
+	if (sb->len && sb->buf[sb->len - 1] != '{')
 		sb_addch(sb, ',');
 	sb_add_json_string(sb, name);
 	sb_addch(sb, ':');
@@ -1423,7 +1423,7 @@ static void add_string_or_null(struct strbuf *sb, const char *name, const char *
  * it runs once for every job ingested. */
 char *job_to_json(const struct job *job)
 {
-	struct strbuf sb = STRBUF_INIT, r = STRBUF_INIT;
+	struct strbuf sb = STRBUF_INIT;
 	char *params = job->params ? cJSON_PrintUnformatted(job->params) : NULL;
 
 	if (job->params && !params)
@@ -1443,26 +1443,21 @@ char *job_to_json(const struct job *job)
 		add_string_or_null(&sb, "output", job->output);
 	}
 	if (job->paginate == PAGINATE_LIMIT) {
-		struct strbuf p = STRBUF_INIT;
-		sb_addch(&p, '{');
-		add_int(&p, "max_pages", job->max_pages);
-		add_int(&p, "count", job->page_count);
-		sb_addch(&p, '}');
 		add_member(&sb, "paginate");
-		sb_add(&sb, p.buf, p.len);
-		sb_release(&p);
+		sb_addch(&sb, '{');
+		add_int(&sb, "max_pages", job->max_pages);
+		add_int(&sb, "count", job->page_count);
+		sb_addch(&sb, '}');
 	} else {
 		add_string_or_null(&sb, "paginate", job->paginate == PAGINATE_ALL ? "all" : "none");
 	}
-	sb_addch(&r, '{');
-	add_int(&r, "max_attempts", job->max_attempts);
-	add_int(&r, "initial_ms", job->initial_ms);
-	add_int(&r, "max_ms", job->max_ms);
-	add_int(&r, "max_age_ms", job->max_age_ms);
-	sb_addch(&r, '}');
 	add_member(&sb, "retry");
-	sb_add(&sb, r.buf, r.len);
-	sb_release(&r);
+	sb_addch(&sb, '{');
+	add_int(&sb, "max_attempts", job->max_attempts);
+	add_int(&sb, "initial_ms", job->initial_ms);
+	add_int(&sb, "max_ms", job->max_ms);
+	add_int(&sb, "max_age_ms", job->max_age_ms);
+	sb_addch(&sb, '}');
 	add_int(&sb, "not_before_ms", job->not_before_ms);
 	add_int(&sb, "priority", job->priority);
 	add_int(&sb, "split_ms", job->split_ms);

@@ -1539,7 +1539,8 @@ static int canon_fields(const cJSON *o, struct job *j)
 int job_from_json(const char *text, struct job *out)
 {
 	cJSON *o = text ? cJSON_Parse(text) : NULL;
-	const cJSON *op, *params;
+	const cJSON *op;
+	cJSON *params;
 	struct job j;
 
 	job_defaults(&j);
@@ -1553,8 +1554,7 @@ int job_from_json(const char *text, struct job *out)
 		goto fail;
 	if (canon_fields(o, &j))
 		goto fail;
-	if (!(j.params = cJSON_Duplicate(params, 1)))
-		goto fail;
+	j.params = cJSON_DetachItemViaPointer(o, params); /* taken, not copied */
 	cJSON_Delete(o);
 	*out = j;
 	return 0;

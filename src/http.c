@@ -71,6 +71,7 @@ struct http {
 	int in_flight;
 	char *ca_file;
 	char *user_agent;
+	char allowed_origin[256]; /* "scheme://authority/" of the last URL allowed, or "" */
 	struct http_xfer *running;
 	struct http_xfer *idle;
 	struct http_sock *socks;
@@ -649,9 +650,30 @@ static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_req
 	return 0;
 }
 
+/* same_origin - url begins with the "scheme://authority/" of the last URL allowed: the
+ * same scheme and host:port, so the same verdict. */
+static int same_origin(const struct http *h, const char *url)
+{
+	size_t n = strlen(h->allowed_origin);
+	return n && !strncmp(url, h->allowed_origin, n);
+}
+
+/* remember_origin - url was allowed: keep its "scheme://authority/" for same_origin. */
+static void remember_origin(struct http *h, const char *url)
+{
+	const char *sep = strstr(url, "://");
+	const char *slash = sep ? strchr(sep + 3, '/') : NULL;
+	size_t n = slash ? (size_t)(slash - url) + 1 : 0;
+	if (n && n < sizeof(h->allowed_origin)) {
+		memcpy(h->allowed_origin, url, n);
+		h->allowed_origin[n] = '\0';
+	}
+}
+
 /* request_ok - the request's fields are usable: a known shape of method, no header
- * injection, an allowed URL. Refusals are logged without the token. */
-static int request_ok(const struct http_request *req)
+ * injection, an allowed URL (parsed once per origin). Refusals are logged without the
+ * token. */
+static int request_ok(struct http *h, const struct http_request *req)
 {
 	struct strbuf why = STRBUF_INIT;
 	int ret = 0;
@@ -661,8 +683,12 @@ static int request_ok(const struct http_request *req)
 	else if ((req->media_type && !header_value_ok(req->media_type)) ||
 	         (req->bearer_token && !header_value_ok(req->bearer_token)))
 		ret = error("cannot send request: line break in media type or token");
+	else if (same_origin(h, req->url))
+		;
 	else if (http_url_allowed(req->url, &why) < 0)
 		ret = error("refusing url: %s", why.buf);
+	else
+		remember_origin(h, req->url);
 	sb_release(&why);
 	return ret;
 }
@@ -678,7 +704,7 @@ int http_submit(struct http *h, const struct http_request *req, http_done_fn don
 
 	if (h->in_flight >= h->max_in_flight)
 		return -1;
-	if (!done || request_ok(req) < 0)
+	if (!done || request_ok(h, req) < 0)
 		return -1;
 	x = xfer_get(h);
 	if (!x)

@@ -638,6 +638,19 @@ TEST(refused_requests)
 	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
 	CHECK_INT(http_in_flight(h), 0);
 	CHECK_INT(r.called, 0);
+
+	/* an allowed origin is remembered; a URL that only starts like it is still checked */
+	char sneaky[300];
+	req.bearer_token = NULL;
+	req.url = url_on(&srv, "/echo");
+	request_once(h, &req, &r);
+	CHECK_INT(r.status, 200);
+	snprintf(sneaky, sizeof(sneaky), "http://127.0.0.1:%d@10.0.0.1/v1", srv.port);
+	req.url = sneaky;
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	snprintf(sneaky, sizeof(sneaky), "http://127.0.0.1:%d.evil.example/v1", srv.port);
+	CHECK_INT(http_submit(h, &req, collect, &r, NULL), -1);
+	CHECK_INT(http_in_flight(h), 0);
 	result_release(&r);
 	http_free(h);
 }

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 extern char strbuf_slopbuf[1];
 
@@ -36,6 +37,7 @@ void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap) __attribute__((for
 void sb_add_urlencoded(struct strbuf *sb, const char *s);
 /* Appends s as a JSON string literal, quotes included. */
 void sb_add_json_string(struct strbuf *sb, const char *s);
+void sb_add_int(struct strbuf *sb, int64_t v); /* decimal, as %" PRId64 " prints it */
 /* Hands the buffer to the caller (malloc'd, NUL-terminated); sb is left empty. */
 char *sb_detach(struct strbuf *sb, size_t *len);
 

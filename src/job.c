@@ -4,7 +4,6 @@
 #include "job.h"
 
 #include <cjson/cJSON.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1406,7 +1405,7 @@ static void add_member(struct strbuf *sb, const char *name)
 static void add_int(struct strbuf *sb, const char *name, int64_t v)
 {
 	add_member(sb, name);
-	sb_addf(sb, "%" PRId64, v);
+	sb_add_int(sb, v);
 }
 
 /* add_string_or_null - a string member, or null when s is NULL. */

@@ -125,6 +125,22 @@ void sb_add_urlencoded(struct strbuf *sb, const char *s)
 	}
 }
 
+/* sb_add_int - v in decimal, without the cost of a printf. */
+void sb_add_int(struct strbuf *sb, int64_t v)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+	/* in unsigned arithmetic, so INT64_MIN negates without overflow */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		digits[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		digits[--i] = '-';
+	sb_add(sb, digits + i, sizeof(digits) - i);
+}
+
 /* sb_add_json_string - s as a JSON string literal; runs that need no escape are copied
  * whole. */
 void sb_add_json_string(struct strbuf *sb, const char *s)

@@ -1,5 +1,6 @@
 /* test_util - strbuf and util: buffers, time formats, durations, atomic files. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +31,17 @@ TEST(strbuf_basics)
 	sb_reset(&sb);
 	sb_add_json_string(&sb, "q\"\\\n\x01");
 	CHECK_STR(sb.buf, "\"q\\\"\\\\\\n\\u0001\"");
+	sb_reset(&sb);
+	const int64_t ints[] = {0, 7, -7, 10, 1764547200000, INT64_MAX, INT64_MIN};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%" PRId64, ints[i]);
+		sb_reset(&sb);
+		sb_add_int(&sb, ints[i]);
+		CHECK_STR(sb.buf, want);
+	}
+	sb_reset(&sb);
+	sb_add_json_string(&sb, "q\"\\\n\x01");
 	for (int i = 0; i < 10000; i++)
 		sb_addch(&sb, 'x');
 	CHECK_INT(sb.buf[sb.len], 0);

@@ -147,6 +147,10 @@ int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_
  * (the API's error envelope when there was one). */
 int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
 		  const char *reason, int64_t now_ms);
+/* store_wake_waiters - waiting jobs whose last wait was for `reason` (the transition's)
+ * become due now, e.g. jobs parked by the daemon's own rate limit once it is raised.
+ * Returns how many, or -1. */
+int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms);
 /* store_job_requeue - running -> queued, e.g. when the daemon stops mid-request. */
 int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t now_ms);
 /* store_job_count_attempt - adds the attempt that ended a job (succeeded, failed, dead)

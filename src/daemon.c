@@ -34,6 +34,7 @@
 
 #define PARENT_POLL_MS 500
 #define LOCAL_HOLD_MAX_MS 1000 /* longer rate-limit waits go back to the store */
+#define LIMIT_WAIT_REASON "waiting for the rate limit" /* our own limit, not the server's */
 #define CONTROL_POLL_S 0.25
 #define BUCKET_SAVE_MS 1000
 
@@ -1059,7 +1060,7 @@ static void send_or_hold(struct run *r)
 		wait = w2 > wait ? w2 : wait;
 	}
 	if (wait > LOCAL_HOLD_MAX_MS) {
-		wait_job(r, now + wait, 0, "waiting for the rate limit");
+		wait_job(r, now + wait, 0, LIMIT_WAIT_REASON);
 		return;
 	}
 	if (wait > 0 || http_capacity(d->http) <= 0) {
@@ -1455,6 +1456,15 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		tokens_forget(d);
 		logmsg(LOG_INFO, "SIGHUP: configuration reloaded from %s (paths and http settings "
 		       "take effect at restart)", d->cfg->config_path);
+		/* parked by the old limits: due now, to be admitted (or parked) by the new ones */
+		txn(d);
+		int64_t woken = store_wake_waiters(d->st, LIMIT_WAIT_REASON, clock_wall_ms());
+		if (woken < 0)
+			logmsg(LOG_ERROR, "SIGHUP: cannot wake jobs waiting for the rate limit: %s",
+			       store_errmsg(d->st));
+		else if (woken > 0)
+			logmsg(LOG_INFO, "SIGHUP: %lld job(s) waiting for the rate limit are due again",
+			       (long long)woken);
 	}
 	config_release(&fresh);
 	sb_release(&err);

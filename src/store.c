@@ -98,6 +98,7 @@ enum stmt_id {
 	S_SHOW_CHILDREN,
 	S_ATTEMPT_OUTCOMES,
 	S_REQUESTS,
+	S_WAKE_WAITERS,
 	S_NSTMTS
 };
 
@@ -202,6 +203,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
                         "WHERE parent_id = ?1 ORDER BY id",
     [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
                            "GROUP BY 1 ORDER BY 1",
+    [S_WAKE_WAITERS] = "UPDATE jobs SET next_run_ms = ?1 WHERE state = 2 AND next_run_ms > ?1 "
+                       "AND (SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
+                       "ORDER BY t.id DESC LIMIT 1) = ?2",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
 };
@@ -1261,6 +1265,24 @@ int store_job_end(struct store *st, int64_t id, enum job_state to, const char *e
 		                         to, s, "end", reason, now_ms));
 	}
 	return op_end(st, how, rc);
+}
+
+/* store_wake_waiters - waiting jobs whose last wait gave `reason` are due now; how many,
+ * or -1. */
+int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms)
+{
+	enum op_wrap how;
+	int64_t n = -1;
+	if (op_begin(st, &how) < 0)
+		return -1;
+	sqlite3_stmt *s = prep(st, S_WAKE_WAITERS);
+	if (s) {
+		sqlite3_bind_int64(s, 1, now_ms);
+		bind_text(s, 2, reason);
+		if (run(st, s, "wake waiting jobs") == 0)
+			n = sqlite3_changes(st->db);
+	}
+	return op_end(st, how, n < 0 ? -1 : 0) < 0 ? -1 : n;
 }
 
 /* store_job_requeue - running -> queued, keeping its place (next_run_ms) in the queue. */

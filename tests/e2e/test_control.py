@@ -135,6 +135,32 @@ try:
     span = (starts[-1] - starts[0]) / 1000.0
     c.check(span >= 1.3, f"SIGHUP: the new rate (2/s, burst 1) applies: 4 requests over "
             f"{span:.2f} s")
+
+    # --- SIGHUP raising the rate: jobs parked by the old one are due at once ---------------
+    reloads = s.log_text().count("configuration reloaded")
+    rewrite_config(s, {"log_level": "info", "rate": "1/min", "burst": 1})
+    s.daemon.send_signal(signal.SIGHUP)
+    wait_for(lambda: s.log_text().count("configuration reloaded") > reloads, timeout=10,
+             what="second reload logged")
+    s.drop_jobs("parked.json", [get_wh(1 + i % 3, key=f"park{i}") for i in range(3)])
+    pids = [job_of(s, f"park{i}") for i in range(3)]
+
+    def parked():
+        return sum(1 for p in pids if s.show(p)["state"] == "waiting")
+    wait_for(lambda: parked() >= 2, timeout=20, what="jobs parked by the 1/min rate")
+    sh = s.show(next(p for p in pids if s.show(p)["state"] == "waiting"))
+    c.eq(sh["transitions"][-1]["reason"], "waiting for the rate limit",
+         "1/min: a parked job says why it waits")
+    rewrite_config(s, {"rate": "100/s", "burst": 10})
+    t_hup = time.monotonic()
+    s.daemon.send_signal(signal.SIGHUP)
+    shows = [wait_job_state(s, p, TERMINAL, timeout=30) for p in pids]
+    took = time.monotonic() - t_hup
+    c.eq([x["state"] for x in shows], ["succeeded"] * 3, "parked jobs: all succeeded")
+    c.check(took < 10, f"SIGHUP to 100/s: the jobs parked for about a minute ran at once "
+            f"({took:.1f} s)")
+    c.check("waiting for the rate limit are due again" in s.log_text(),
+            "SIGHUP: the woken jobs are logged")
     c.eq(s.stop(), 0, "SIGTERM: the daemon exits 0")
 finally:
     s.cleanup()

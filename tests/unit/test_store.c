@@ -449,6 +449,31 @@ TEST(test_disallowed)
 	store_close(st);
 }
 
+TEST(test_wake_waiters)
+{
+	struct store *st = open_fresh("wake.db");
+	struct job_new j = new_job("getSource", NULL, 0, 0);
+	int64_t limited = insert(st, &j, 1000), told = insert(st, &j, 1000);
+	int64_t queued = insert(st, &j, 1000);
+	claim_one(st, limited, 1000);
+	CHECK_INT(store_job_wait(st, limited, 90000, 0, "waiting for the rate limit", 1000), 0);
+	claim_one(st, told, 1000);
+	CHECK_INT(store_job_wait(st, told, 90000, 0, "retry after 429", 1000), 0);
+	/* only the jobs our own limit parked are due again; the server's wait stands */
+	CHECK_INT(store_wake_waiters(st, "waiting for the rate limit", 2000), 1);
+	struct job_row row;
+	CHECK_INT(store_get(st, limited, &row), 0);
+	CHECK_INT(row.next_run_ms, 2000);
+	CHECK_INT(row.state, JS_WAITING);
+	job_row_release(&row);
+	CHECK_INT(store_get(st, told, &row), 0);
+	CHECK_INT(row.next_run_ms, 90000);
+	job_row_release(&row);
+	CHECK_INT(state_of(st, queued), JS_QUEUED);
+	CHECK_INT(store_wake_waiters(st, "waiting for the rate limit", 2000), 0); /* due already */
+	store_close(st);
+}
+
 TEST(test_cancel)
 {
 	struct store *st = open_fresh("cancel.db");
@@ -1053,6 +1078,7 @@ int main(void)
 	RUN(test_claim_order);
 	RUN(test_transitions);
 	RUN(test_disallowed);
+	RUN(test_wake_waiters);
 	RUN(test_cancel);
 	RUN(test_retry);
 	RUN(test_attempts);

@@ -130,6 +130,9 @@ struct attempt_end {
 int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,
 			const char *request, int64_t *attempt_id);
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end);
+/* store_count_lost_answers - attempts of the job recorded "unknown" (the request may have
+ * been applied, its answer was lost); -1 on error. */
+int64_t store_count_lost_answers(struct store *st, int64_t job_id);
 
 struct job_success {
 	const char *result_json; /* the data object, or a summary of pages */

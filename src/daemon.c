@@ -873,6 +873,20 @@ static int run_mutates(const struct run *r)
 	return strncmp(r->request.buf, "GET ", 4) != 0;
 }
 
+/* after_lost_answer - the reason for a mutation refused with 409 or 404 after an attempt
+ * whose answer was lost: that earlier request was most likely applied (a create that
+ * now conflicts, a delete of what is gone), which the bare status would hide. */
+static const char *after_lost_answer(struct run *r, int status, const char *reason, char *buf,
+				     size_t size)
+{
+	if ((status != 409 && status != 404) || !run_mutates(r) || r->row.tries < 2 ||
+	    store_count_lost_answers(r->d->st, r->row.id) <= 0)
+		return reason;
+	snprintf(buf, size, "HTTP %d after an earlier attempt whose answer was lost: that "
+		 "request was probably applied (see the attempts); not retried", status);
+	return buf;
+}
+
 /* on_response - the completion callback: classify, record, decide. */
 static void on_response(struct http_response *resp, void *arg)
 {
@@ -963,7 +977,9 @@ static void on_response(struct http_response *resp, void *arg)
 		wait_job(r, dec.next_run_ms, dec.count_attempt, dec.reason);
 	} else {
 		char *ej = body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome" : "HttpError");
-		end_job(r, dec.action == RETRY_DEAD ? JS_DEAD : JS_FAILED, ej, dec.reason);
+		char why[512];
+		end_job(r, dec.action == RETRY_DEAD ? JS_DEAD : JS_FAILED, ej,
+			after_lost_answer(r, resp->status, dec.reason, why, sizeof(why)));
 		free(ej);
 	}
 	cJSON_Delete(body);

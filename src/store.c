@@ -99,6 +99,7 @@ enum stmt_id {
 	S_ATTEMPT_OUTCOMES,
 	S_REQUESTS,
 	S_WAKE_WAITERS,
+	S_COUNT_LOST_ANSWERS,
 	S_NSTMTS
 };
 
@@ -203,6 +204,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
                         "WHERE parent_id = ?1 ORDER BY id",
     [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
                            "GROUP BY 1 ORDER BY 1",
+    [S_COUNT_LOST_ANSWERS] = "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
     [S_WAKE_WAITERS] = "UPDATE jobs SET next_run_ms = ?1 WHERE state = 2 AND next_run_ms > ?1 "
                        "AND (SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
                        "ORDER BY t.id DESC LIMIT 1) = ?2",
@@ -1076,6 +1078,16 @@ int64_t store_count_active(struct store *st)
 }
 
 /* --- attempts ---------------------------------------------------------------------------- */
+
+/* store_count_lost_answers - the job's attempts recorded "unknown", or -1. */
+int64_t store_count_lost_answers(struct store *st, int64_t job_id)
+{
+	sqlite3_stmt *s = prep(st, S_COUNT_LOST_ANSWERS);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, job_id);
+	return count_query(st, s, "count a job's lost answers");
+}
 
 /* store_attempt_begin - a started attempt; see store.h. */
 int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,

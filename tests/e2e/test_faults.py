@@ -64,6 +64,7 @@ def check_batch(s, emu, label, max_attempts, exact_mutations):
     states = {}
     problems = []
     delivery = []  # what the daemon recorded vs what the emulator applied
+    explained = []  # reasons of 409s after a lost answer
     outcomes = {}
     mut_stats = emu.stats()["mutations"]
     emu_slugs = {}
@@ -128,6 +129,11 @@ def check_batch(s, emu, label, max_attempts, exact_mutations):
                 # a fresh slug can only conflict with an earlier attempt that was applied
                 if not any(a["outcome"] == "unknown" for a in atts[:-1]):
                     delivery.append(f"{where}: a 409 without an earlier unknown attempt")
+                elif "probably applied" not in (sh["transitions"][-1]["reason"] or ""):
+                    problems.append(f"{where}: a 409 after a lost answer, but the reason "
+                                    f"does not say so: {sh['transitions'][-1]['reason']}")
+                else:
+                    explained.append(sh["transitions"][-1]["reason"])
             if not sh["error"]:
                 problems.append(f"{where}: failed without an error")
         if sh["spec"].get("on_unknown") == "fail":
@@ -146,6 +152,9 @@ def check_batch(s, emu, label, max_attempts, exact_mutations):
                 delivery.append(f"{where}: {emu_slugs.get(slug, 0)} source(s) with slug "
                                 f"{slug} exist")
     print(f"{label}: states {states}; attempt outcomes {outcomes}", flush=True)
+    if explained:
+        print(f"{label}: {len(explained)} 409(s) after a lost answer, e.g. {explained[0]!r}",
+              flush=True)
     c.eq(problems[:8], [], f"{label}: every job ended as the policy says "
          f"({len(problems)} problem(s))")
     c.check(set(states) <= TERMINAL, f"{label}: none left queued/running/waiting: {states}")

@@ -1460,7 +1460,8 @@ char *job_to_json(const struct job *job)
 	add_int(&sb, "not_before_ms", job->not_before_ms);
 	add_int(&sb, "priority", job->priority);
 	add_int(&sb, "split_ms", job->split_ms);
-	add_string_or_null(&sb, "on_unknown", job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
+	add_string_or_null(&sb, "on_unknown",
+	                   job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
 	sb_addch(&sb, '}');
 	return sb_detach(&sb, NULL);
 }

@@ -171,8 +171,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        "WHERE id = ?1",
     [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
     /* an attempt without an outcome belongs to a running job (sql/002_lean_attempts.sql) */
-    [S_OPEN_ATTEMPTS] = "SELECT a.id, j.op_id, j.spec_json FROM jobs j "
-                        "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
+    [S_OPEN_ATTEMPTS] =
+        "SELECT a.id, j.op_id, j.spec_json FROM jobs j "
+        "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
     [S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
     [S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
     [S_CHILD_IDS] = "SELECT id FROM jobs WHERE parent_id = ?1 ORDER BY id",
@@ -204,7 +205,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
                         "WHERE parent_id = ?1 ORDER BY id",
     [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
                            "GROUP BY 1 ORDER BY 1",
-    [S_COUNT_LOST_ANSWERS] = "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
+    [S_COUNT_LOST_ANSWERS] =
+        "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
     [S_WAKE_WAITERS] = "UPDATE jobs SET next_run_ms = ?1 WHERE state = 2 AND next_run_ms > ?1 "
                        "AND (SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
                        "ORDER BY t.id DESC LIMIT 1) = ?2",
@@ -1091,7 +1093,7 @@ int64_t store_count_lost_answers(struct store *st, int64_t job_id)
 
 /* store_attempt_begin - a started attempt; see store.h. */
 int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,
-			const char *request, int64_t *attempt_id)
+                        const char *request, int64_t *attempt_id)
 {
 	enum op_wrap how;
 	int rc = -1;

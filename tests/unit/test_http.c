@@ -581,7 +581,8 @@ static int resend_once(struct http *h, const char *method, struct result *r)
 	snprintf(warm_url, sizeof(warm_url), "%s", url_on(&srv, "/echo"));
 	snprintf(close_url, sizeof(close_url), "%s", url_on(&srv, "/close"));
 	struct http_request warm = {.method = "GET", .url = warm_url};
-	struct http_request req = {.method = method, .url = close_url,
+	struct http_request req = {.method = method,
+	                           .url = close_url,
 	                           .body = strcmp(method, "GET") ? "{\"slug\":\"x\"}" : NULL,
 	                           .body_len = strcmp(method, "GET") ? 12 : 0};
 	r->called = 0;

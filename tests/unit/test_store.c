@@ -361,7 +361,8 @@ TEST(test_transitions)
 	claim_one(st, id, 4200);
 	CHECK_INT(row.has_result, 0);
 	struct job_success ok = {.result_json = "{\"source\":{\"id\":\"s1\"}}",
-	                         .output_path = "sources/s1.json", .count_attempt = 1};
+	                         .output_path = "sources/s1.json",
+	                         .count_attempt = 1};
 	CHECK_INT(store_job_succeed(st, id, &ok, 4300), 0);
 	CHECK_INT(state_of(st, id), JS_SUCCEEDED);
 	/* one update recorded the result, the output and the attempt that ended it */

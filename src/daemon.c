@@ -452,11 +452,18 @@ static void wait_job(struct run *r, int64_t next_ms, int count_attempt, const ch
 	run_free(r);
 }
 
-/* default_output - where a job's output goes when it named none. */
+/* default_output - where a job's output goes when it named none: "<op>-<id>.json", or
+ * "<op>-<id>-2.json" and so on when that name is taken. Ids start again at 1 in a new
+ * database, and an earlier run's output must not be replaced by a stranger's. */
 static void default_output(const struct run *r, struct strbuf *path)
 {
-	sb_addf(path, "%s-%lld.%s", r->row.op_id, (long long)r->row.id,
-		multi_page(r) ? "jsonl" : "json");
+	const char *ext = multi_page(r) ? "jsonl" : "json";
+	sb_addf(path, "%s-%lld.%s", r->row.op_id, (long long)r->row.id, ext);
+	for (int n = 2; n < 1000 && faccessat(r->d->sp.out_fd, path->buf, F_OK,
+						AT_SYMLINK_NOFOLLOW) == 0; n++) {
+		sb_reset(path);
+		sb_addf(path, "%s-%lld-%d.%s", r->row.op_id, (long long)r->row.id, n, ext);
+	}
 }
 
 static void commit(struct daemon *d);

@@ -294,15 +294,24 @@ def deleted_and_corrupt_db(emu):
         s.drop_jobs("first.json", [{"op": "listWarehouses", "key": "nightly"}] +
                     wh_jobs("first", 2))
         c.eq(s.run_until_idle(timeout=60), 0, "deleted db: a first run")
+        first_out = s.show(1)["output"]
+        first_digest = digest_dir(os.path.dirname(s.out_path(first_out)))
         dbp = os.path.join(s.spool, "segspool.db")
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(dbp + suffix):
                 os.unlink(dbp + suffix)
-        s.drop_jobs("second.json", wh_jobs("second", 2))
+        # job 1 again in the new database, with no output named: the default name is taken
+        s.drop_jobs("second.json", [{"op": "listWarehouses"}] + wh_jobs("second", 2))
         c.eq(s.run_until_idle(timeout=60), 0, "deleted db: the daemon starts fresh")
         jobs = s.jobs()
-        c.eq(len(jobs), 2, "deleted db: only the new file's jobs; archived files are not "
+        c.eq(len(jobs), 3, "deleted db: only the new file's jobs; archived files are not "
                            "ingested again")
+        again = s.show(1)
+        c.eq((first_out, again["state"], again["output"]),
+             ("listWarehouses-1.jsonl", "succeeded", "listWarehouses-1-2.jsonl"),
+             "deleted db: the new job 1 writes beside the old job 1's output, not over it")
+        c.eq(digest_dir(os.path.dirname(s.out_path(first_out))).get(first_out),
+             first_digest[first_out], "deleted db: the earlier output is unchanged")
         c.eq(listdir(os.path.join(s.spool, "archive")), ["first.json", "second.json"],
              "deleted db: archive/ keeps both files")
         # corrupted: the header overwritten with garbage

@@ -43,6 +43,12 @@ int parse_duration_ms(const char *s, int64_t *ms);
 /* 64-bit FNV-1a, hex-encoded into out (17 bytes): a file's identity with its name. */
 void hash_hex(const void *data, size_t len, char out[17]);
 
+/* json_member_span - in text (valid JSON, e.g. already parsed), the raw text of the top
+ * object's first member named key, as cJSON_GetObjectItemCaseSensitive would find it:
+ * *off and *len set, 0 returned. -1 when text is not an object, has no such member, or
+ * spells a member name with escapes (then the caller falls back to printing it). */
+int json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len);
+
 /* write_all - write(2) until all of data is written (EINTR retried); 0 or -1 (errno). */
 int write_all(int fd, const void *data, size_t len);
 /* fsync_dirfd - fsync a directory so that renames and unlinks in it are durable. */

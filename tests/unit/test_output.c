@@ -262,13 +262,8 @@ static void full_disk(void)
 
 int main(void)
 {
-	if (!mkdtemp(base_dir)) {
-		perror("mkdtemp");
+	if (testfs_start() < 0)
 		return 2;
-	}
-	/* the refusals provoked here may log; SEGSPOOL_TEST_VERBOSE shows them */
-	if (!getenv("SEGSPOOL_TEST_VERBOSE"))
-		log_set_level((enum log_level)(LOG_ERROR + 1));
 	umask(022);
 	if (mkdir(path_of("out"), 0755) < 0 ||
 	    (out_fd = open(path_of("out"), O_DIRECTORY | O_RDONLY | O_CLOEXEC)) < 0) {

@@ -507,13 +507,8 @@ TEST(control_files)
 
 int main(void)
 {
-	if (!mkdtemp(base_dir)) {
-		perror("mkdtemp");
+	if (testfs_start() < 0)
 		return 2;
-	}
-	/* the failures provoked here log errors; SEGSPOOL_TEST_VERBOSE shows them */
-	if (!getenv("SEGSPOOL_TEST_VERBOSE"))
-		log_set_level((enum log_level)(LOG_ERROR + 1));
 	RUN(open_and_create);
 	RUN(lock_twice);
 	RUN(names_wanted);

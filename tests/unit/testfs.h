@@ -10,6 +10,20 @@
 #include <sys/stat.h>
 
 #include "strbuf.h"
+#include "util.h"
+
+/* testfs_start - creates base_dir (a mkdtemp template) and quiets the log: the failures
+ * the tests provoke log errors, which SEGSPOOL_TEST_VERBOSE shows. 0, or -1 (reported). */
+static inline int testfs_start(void)
+{
+	if (!mkdtemp(base_dir)) {
+		perror("mkdtemp");
+		return -1;
+	}
+	if (!getenv("SEGSPOOL_TEST_VERBOSE"))
+		log_set_level((enum log_level)(LOG_ERROR + 1));
+	return 0;
+}
 
 /* path_of - base_dir/rel in a rotating static buffer. */
 static inline const char *path_of(const char *rel)

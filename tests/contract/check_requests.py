@@ -34,8 +34,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 sys.path.insert(0, HERE)
 
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+
 import prism  # noqa: E402
 from fake_upstream import start_upstream, stop_upstream  # noqa: E402
+# operationId -> the path id the 32.0.5 schema wrongly requires in the body: the one
+# accepted exception, shared with the daemon's contract test
+from opsjobs import PATCH_SPEC_BUG  # noqa: E402
 
 OPERATIONS_JSON = os.path.join(HERE, "..", "..", "data", "operations.json")
 TOKEN = "contract-test-token"
@@ -179,14 +184,6 @@ REQUESTS = [
      '{"name":"renamed","enabled":true,"settings":{}}', V1),
 ]
 
-# operationId -> the path id the 32.0.5 schema wrongly requires in the body.
-PATCH_SPEC_BUG = {
-    "updateDestination": "destinationId",
-    "updateSubscriptionForDestination": "destinationId",
-    "updateFunction": "functionId",
-    "updateSource": "sourceId",
-    "updateTransformation": "transformationId",
-}
 PATH_IDS = {"destinationId": "dst1", "functionId": "fn1", "sourceId": "src1",
             "transformationId": "tr1"}
 

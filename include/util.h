@@ -49,6 +49,14 @@ void hash_hex(const void *data, size_t len, char out[17]);
  * spells a member name with escapes (then the caller falls back to printing it). */
 int json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len);
 
+/* JSON_MAX_DEPTH - the deepest nesting json_object_valid accepts, as cJSON's default. */
+#define JSON_MAX_DEPTH 1000
+/* json_object_valid - 1 when text is exactly one JSON object (RFC 8259: strings with valid
+ * escapes and no raw control characters, numbers by the grammar, whitespace around), at
+ * most JSON_MAX_DEPTH deep; else 0. Checks without building a tree, for a body that is
+ * kept as text. */
+int json_object_valid(const char *text, size_t n);
+
 /* write_all - write(2) until all of data is written (EINTR retried); 0 or -1 (errno). */
 int write_all(int fd, const void *data, size_t len);
 /* fsync_dirfd - fsync a directory so that renames and unlinks in it are durable. */

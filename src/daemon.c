@@ -834,18 +834,30 @@ static void on_page(struct run *r, const cJSON *body)
 }
 
 /* result_text - the response's data member as text to keep: its span of the raw body
- * (no re-printing), else printed; "null" when there is none. */
-static char *result_text(const struct strbuf *raw, const cJSON *data)
+ * (no re-printing), else printed from the tree (parsed here when there is none yet);
+ * "null" when there is no data member. */
+static char *result_text(const struct strbuf *raw, const cJSON *body)
 {
 	size_t off, len;
-	if (!data)
-		return xstrdup("null");
 	if (json_member_span(raw->buf, raw->len, "data", &off, &len) == 0)
 		return xstrndup(raw->buf + off, len);
-	return cJSON_PrintUnformatted(data);
+	cJSON *parsed = body ? NULL : cJSON_ParseWithLength(raw->buf, raw->len);
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body ? body : parsed, "data");
+	char *text = data ? cJSON_PrintUnformatted(data) : xstrdup("null");
+	cJSON_Delete(parsed);
+	return text;
 }
 
-/* on_success - a 2xx with a JSON body (raw is its text). */
+/* needs_tree - whether a successful response is read as a cJSON tree: pages are taken
+ * apart and output files pretty-printed; a result kept in the store only is stored as
+ * the text it came in, so checking that text is enough. */
+static int needs_tree(const struct run *r)
+{
+	return multi_page(r) || !r->job.no_output;
+}
+
+/* on_success - a 2xx with a JSON object body (raw is its text; body its tree when
+ * needs_tree, else NULL). */
 static void on_success(struct run *r, cJSON *body, const struct strbuf *raw)
 {
 	if (multi_page(r)) {
@@ -854,7 +866,7 @@ static void on_success(struct run *r, cJSON *body, const struct strbuf *raw)
 	}
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
 	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
-	char *text = result_text(raw, data);
+	char *text = result_text(raw, body);
 	if (r->job.no_output) {
 		succeed_job(r, text, NULL);
 	} else if (write_result_output(r, data, &where, &err) < 0) {
@@ -921,8 +933,14 @@ static void on_response(struct http_response *resp, void *arg)
 		o = retry_classify(resp->status, resp->error != HTTP_OK, resp->request_sent,
 				   run_mutates(r));
 		if (o == OUTCOME_SUCCESS) {
-			body = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
-			if (!cJSON_IsObject(body)) {
+			int is_object;
+			if (needs_tree(r)) {
+				body = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
+				is_object = cJSON_IsObject(body);
+			} else {
+				is_object = json_object_valid(resp->body.buf, resp->body.len);
+			}
+			if (!is_object) {
 				o = run_mutates(r) ? OUTCOME_UNKNOWN : OUTCOME_RETRY;
 				errmsg = "response body is not JSON";
 			}

@@ -714,11 +714,27 @@ static int open_checked(struct store *st, struct strbuf *why)
 	}
 }
 
+/* configure_library - SQLite's process-wide settings, before its first use: segspool
+ * uses each connection from one thread, and never asks for memory statistics, so the
+ * library's mutexes and its per-allocation accounting would only cost time. A call after
+ * SQLite was initialized (a second store in the same process) is refused harmlessly. */
+static void configure_library(void)
+{
+	static int done;
+	if (done)
+		return;
+	done = 1;
+	(void)sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* store_open - opens (creating if writable) and migrates; see store.h. */
 int store_open(const char *path, int flags, struct store **out, char **err_out)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	struct strbuf why = STRBUF_INIT;
+
+	configure_library();
 
 	st->path = xstrdup(path);
 	st->readonly = (flags & STORE_READONLY) != 0;

@@ -1,6 +1,7 @@
 /* util.c - errors, logging, memory, clocks, time formats and small file helpers. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -480,6 +481,147 @@ static size_t json_value_end(const char *s, size_t i, size_t n)
 		i++;
 	}
 	return n + 1;
+}
+
+/* json_scan_string - s[i] opens a string: the index just past its closing quote when the
+ * string is valid JSON (escapes as RFC 8259 lists them, no raw control characters),
+ * else 0. */
+static size_t json_scan_string(const char *s, size_t i, size_t n)
+{
+	for (i++; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"')
+			return i + 1;
+		if (c < 0x20)
+			return 0;
+		if (c != '\\')
+			continue;
+		if (++i >= n)
+			return 0;
+		if (s[i] == 'u') {
+			if (n - i <= 4)
+				return 0;
+			for (size_t k = 1; k <= 4; k++)
+				if (!isxdigit((unsigned char)s[i + k]))
+					return 0;
+			i += 4;
+		} else if (!strchr("\"\\/bfnrt", s[i]) || !s[i]) {
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* json_scan_digits - the index past the run of digits at s[i] (i itself if none). */
+static size_t json_scan_digits(const char *s, size_t i, size_t n)
+{
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	return i;
+}
+
+/* json_scan_number - s[i] starts a number: the index just past it when it follows the
+ * JSON grammar (no leading zeros, digits after '.' and 'e'), else 0. */
+static size_t json_scan_number(const char *s, size_t i, size_t n)
+{
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && s[i] >= '1' && s[i] <= '9')
+		i = json_scan_digits(s, i, n);
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		size_t d = ++i;
+		if ((i = json_scan_digits(s, i, n)) == d)
+			return 0;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		size_t d = i;
+		if ((i = json_scan_digits(s, i, n)) == d)
+			return 0;
+	}
+	return i;
+}
+
+/* json_scan_scalar - s[i] starts a string, number or literal: the index past it, or 0. */
+static size_t json_scan_scalar(const char *s, size_t i, size_t n)
+{
+	static const char *const literals[] = {"true", "false", "null"};
+	if (s[i] == '"')
+		return json_scan_string(s, i, n);
+	if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9'))
+		return json_scan_number(s, i, n);
+	for (size_t k = 0; k < sizeof(literals) / sizeof(literals[0]); k++) {
+		size_t len = strlen(literals[k]);
+		if (n - i >= len && !memcmp(s + i, literals[k], len))
+			return i + len;
+	}
+	return 0;
+}
+
+/* json_object_valid - see util.h. One pass, no allocation: the nesting is kept as a
+ * stack of the open brackets. */
+int json_object_valid(const char *s, size_t n)
+{
+	char open[JSON_MAX_DEPTH];
+	size_t depth = 0, i = json_ws(s, 0, n);
+	int want_key = 0; /* inside an object, where a member's name must come next */
+
+	if (i >= n || s[i] != '{')
+		return 0;
+	for (;;) {
+		i = json_ws(s, i, n);
+		if (i >= n)
+			return 0;
+		if (want_key) {
+			if (s[i] != '"' || !(i = json_scan_string(s, i, n)))
+				return 0;
+			i = json_ws(s, i, n);
+			if (i >= n || s[i] != ':')
+				return 0;
+			i = json_ws(s, i + 1, n);
+			if (i >= n)
+				return 0;
+			want_key = 0;
+		}
+		if (s[i] == '{' || s[i] == '[') {
+			if (depth == sizeof(open))
+				return 0;
+			open[depth++] = s[i] == '{' ? '}' : ']';
+			i = json_ws(s, i + 1, n);
+			if (i < n && s[i] == open[depth - 1]) {
+				depth--;
+				i++;
+			} else {
+				want_key = open[depth - 1] == '}';
+				continue;
+			}
+		} else if (!(i = json_scan_scalar(s, i, n))) {
+			return 0;
+		}
+		/* after a value: a comma, or the closing brackets */
+		for (;;) {
+			i = json_ws(s, i, n);
+			if (depth == 0)
+				return i == n;
+			if (i >= n)
+				return 0;
+			if (s[i] == ',') {
+				want_key = open[depth - 1] == '}';
+				i++;
+				break;
+			}
+			if (s[i] != open[depth - 1])
+				return 0;
+			depth--;
+			i++;
+		}
+	}
 }
 
 /* json_member_span - see util.h. */

@@ -81,6 +81,77 @@ TEST(json_member_spans)
 	CHECK_STR(span_of("{\"data\":{\"a\":[1,2}", "data"), "(none)"); /* cut short */
 }
 
+/* valid_n - json_object_valid over a string that may hold NUL bytes (n given). */
+static int valid_n(const char *text, size_t n)
+{
+	return json_object_valid(text, n);
+}
+
+static int valid(const char *text)
+{
+	return valid_n(text, strlen(text));
+}
+
+TEST(json_object_validity)
+{
+	static const char *const good[] = {
+	    "{}", " {\n} ", "{\"a\":1}", "{\"a\":[]}", "{\"a\":{}}", "{\"a\":[1,2,3]}",
+	    "{\"a\":-0,\"b\":0.5,\"c\":1e9,\"d\":-1.25E-3,\"e\":2e+2}",
+	    "{\"a\":true,\"b\":false,\"c\":null}", "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}",
+	    "{\"a\":[{\"b\":[[],{}]},\"x\"]}", "{\"\":\"\"}", "{\"a\":1,\"a\":2}",
+	    "{\"utf8\":\"\xc3\xa9\"}", "\t{ \"a\" : [ 1 , 2 ] }\r\n",
+	};
+	static const char *const bad[] = {
+	    "", " ", "[]", "1", "\"s\"", "null", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\" 1}",
+	    "{\"a\":1,}", "{,}", "{\"a\":1 \"b\":2}", "{\"a\":[1,]}", "{\"a\":[,1]}",
+	    "{\"a\":[1 2]}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}",
+	    "{\"a\":+1}", "{\"a\":-}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":nul}",
+	    "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\n\"}",
+	    "{\"a\":\"open}", "{a:1}", "{'a':1}", "{\"a\":1}}", "{\"a\":1}{}", "{\"a\":1} x",
+	    "{\"a\":[}", "{\"a\":{]}", "{\"a\":[1}]", "{\"a\":NaN}", "{1:2}",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (!valid(good[i]))
+			fprintf(stderr, "  should be valid: %s\n", good[i]);
+		CHECK_INT(valid(good[i]), 1);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (valid(bad[i]))
+			fprintf(stderr, "  should be invalid: %s\n", bad[i]);
+		CHECK_INT(valid(bad[i]), 0);
+	}
+	/* a NUL inside, even in a string, and every proper prefix of a valid object */
+	CHECK_INT(valid_n("{\"a\":\"\0\"}", 8), 0);
+	CHECK_INT(valid_n("{}\0", 3), 0);
+	const char *whole = "{\"data\":{\"source\":{\"id\":\"x\",\"n\":[1,-2.5e3,true,null],"
+	                    "\"e\":{}}},\"s\":\"a\\u0041\\\"\"}";
+	CHECK_INT(valid(whole), 1);
+	int prefixes_rejected = 1;
+	for (size_t k = 0; k < strlen(whole); k++)
+		if (valid_n(whole, k))
+			prefixes_rejected = 0;
+	CHECK_INT(prefixes_rejected, 1);
+	/* nesting up to JSON_MAX_DEPTH, not beyond */
+	struct strbuf deep = STRBUF_INIT;
+	sb_addch(&deep, '{');
+	sb_adds(&deep, "\"a\":");
+	for (int k = 1; k < JSON_MAX_DEPTH; k++)
+		sb_addch(&deep, '[');
+	for (int k = 1; k < JSON_MAX_DEPTH; k++)
+		sb_addch(&deep, ']');
+	sb_addch(&deep, '}');
+	CHECK_INT(valid(deep.buf), 1);
+	sb_reset(&deep);
+	sb_adds(&deep, "{\"a\":");
+	for (int k = 0; k < JSON_MAX_DEPTH; k++)
+		sb_addch(&deep, '[');
+	for (int k = 0; k < JSON_MAX_DEPTH; k++)
+		sb_addch(&deep, ']');
+	sb_addch(&deep, '}');
+	CHECK_INT(valid(deep.buf), 0);
+	sb_release(&deep);
+}
+
 TEST(time_formats)
 {
 	int64_t ms;
@@ -151,6 +222,7 @@ int main(void)
 {
 	RUN(strbuf_basics);
 	RUN(json_member_spans);
+	RUN(json_object_validity);
 	RUN(time_formats);
 	RUN(atomic_files);
 	return tl_finish();

@@ -40,6 +40,12 @@ extern const size_t store_migration_count;
  * prefers jobs_state plus a sort of the whole queue */
 #define DUE_JOBS "jobs INDEXED BY jobs_due WHERE state IN (0, 2)"
 
+/* why a job was created, from its own row: a job's creation (into queued) has no
+ * transitions row, as the jobs row already holds when (created_ms) and whence */
+#define CREATION_REASON                                                                            \
+	"CASE WHEN parent_id IS NOT NULL THEN 'child of ' || parent_id "                           \
+	"WHEN source_file IS NOT NULL THEN 'ingested from ' || source_file ELSE 'submitted' END"
+
 /* the WHERE of a state change: the job, and when ?9 is given, only from that state */
 #define FROM_STATE "WHERE id = ?1 AND (?9 IS NULL OR state = ?9)"
 
@@ -194,8 +200,13 @@ static const char *const stmt_sql[S_NSTMTS] = {
                    "output_path, source_file, parent_id, cursor, pages_done, items_done, "
                    "total_entries, result_json, error_json, cancel_requested, paginated "
                    "FROM jobs WHERE id = ?1",
-    [S_SHOW_TRANSITIONS] = "SELECT from_state, to_state, at_ms, reason FROM transitions "
-                           "WHERE job_id = ?1 ORDER BY id",
+    /* the creation first: from the jobs row (CREATION_REASON), or from the transitions row
+     * that databases written before that kept for it */
+    [S_SHOW_TRANSITIONS] =
+        "SELECT NULL, 0, created_ms, " CREATION_REASON ", 0, 0 FROM jobs WHERE id = ?1 AND "
+        "NOT EXISTS (SELECT 1 FROM transitions WHERE job_id = ?1 AND from_state IS NULL) "
+        "UNION ALL SELECT from_state, to_state, at_ms, reason, from_state IS NOT NULL, id "
+        "FROM transitions WHERE job_id = ?1 ORDER BY 5, 6",
     [S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
                         "error, retry_after_ms, rl_remaining, rl_reset, request "
                         "FROM attempts WHERE job_id = ?1 ORDER BY id",
@@ -803,7 +814,7 @@ int store_file_record(struct store *st, const char *name, const char *hash, int6
 	return op_end(st, how, rc);
 }
 
-/* record_transition - the history row of a state change (from < 0: creation). */
+/* record_transition - the history row of a state change (from < 0: none). */
 static int record_transition(struct store *st, int64_t id, int from, enum job_state to,
                              int64_t now_ms, const char *reason)
 {
@@ -833,7 +844,7 @@ static int job_by_key(struct store *st, const char *key, int64_t *id)
 	return rc < 0 ? -1 : rc == SQLITE_ROW;
 }
 
-/* insert_job - the jobs row and its creation transition. */
+/* insert_job - the jobs row, which is also its creation's history (CREATION_REASON). */
 static int insert_job(struct store *st, const struct job_new *job, int64_t now_ms, int64_t *id)
 {
 	sqlite3_stmt *s = prep(st, S_JOB_INSERT);
@@ -855,17 +866,7 @@ static int insert_job(struct store *st, const struct job_new *job, int64_t now_m
 	if (run(st, s, "insert a job") < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(st->db);
-
-	struct strbuf reason = STRBUF_INIT;
-	if (job->parent_id)
-		sb_addf(&reason, "child of %" PRId64, job->parent_id);
-	else if (job->source_file)
-		sb_addf(&reason, "ingested from %s", job->source_file);
-	else
-		sb_adds(&reason, "submitted");
-	int rc = record_transition(st, *id, -1, JS_QUEUED, now_ms, reason.buf);
-	sb_release(&reason);
-	return rc;
+	return 0;
 }
 
 /* store_job_insert - a new queued job, unless its key is already recorded. */

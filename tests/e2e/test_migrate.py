@@ -1,7 +1,9 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open index), with a request in flight when that daemon died, opened by this
 daemon: it migrates (user_version 2, no attempts_open), closes the open attempt as
-"interrupted" (a read), numbers the next attempt after it, and finishes the job.
+"interrupted" (a read), numbers the next attempt after it, and finishes the job. The
+creation row the old daemon wrote is shown once; a new job's creation, which has no row,
+is shown from its jobs row.
 Runtime: about 2 s."""
 import os
 import sqlite3
@@ -26,6 +28,10 @@ try:
                    "WHERE id = 1")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                    "VALUES (1, 2, ?, 'GET /warehouses/wh_1')", (int(time.time() * 1000),))
+        # a version-1 daemon kept each job's creation as a transitions row too
+        db.execute("INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
+                   "SELECT id, NULL, 0, created_ms, 'ingested from get.json (v1 row)' "
+                   "FROM jobs WHERE id = 1")
         db.execute("PRAGMA user_version = 1")
     db.close()
 
@@ -41,6 +47,17 @@ try:
     c.eq([(a["attempt"], a["outcome"]) for a in sh["attempts"]],
          [(1, "ok"), (2, "interrupted"), (3, "ok")],
          "the open attempt closed as interrupted; the next one is number 3")
+    created = [t for t in sh["transitions"] if t["from"] is None]
+    c.eq([t["reason"] for t in created], ["ingested from get.json (v1 row)"],
+         "an old database's creation row is shown once, not doubled by the jobs row's")
+    c.eq(sh["transitions"][0]["reason"], "ingested from get.json (v1 row)",
+         "the creation comes first")
+    s.drop_jobs("get2.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}}])
+    c.eq(s.run_until_idle(timeout=60), 0, "third run, a new job")
+    sh = s.show(2)
+    c.eq([(t["from"], t["to"], t["reason"]) for t in sh["transitions"]][0],
+         (None, "queued", "ingested from get2.json"),
+         "a new job's creation comes from its jobs row")
 finally:
     s.cleanup()
     emu.stop()

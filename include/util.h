@@ -49,6 +49,19 @@ void hash_hex(const void *data, size_t len, char out[17]);
  * spells a member name with escapes (then the caller falls back to printing it). */
 int json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len);
 
+/* json_member - one member of an object, as spans of the text it was found in: the name
+ * between its quotes (escapes left as written) and the value's whole text. */
+struct json_member {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+/* json_next_member - the members of the object text (valid JSON) in order: start with
+ * *pos = 0; each call returns 1 with *m set, 0 after the last, -1 on text that is not an
+ * object. */
+int json_next_member(const char *text, size_t n, size_t *pos, struct json_member *m);
+
 /* JSON_MAX_DEPTH - the deepest nesting json_object_valid accepts, as cJSON's default. */
 #define JSON_MAX_DEPTH 1000
 /* json_object_valid - 1 when text is exactly one JSON object (RFC 8259: strings with valid

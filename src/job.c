@@ -4,6 +4,7 @@
 #include "job.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1466,34 +1467,86 @@ char *job_to_json(const struct job *job)
 	return sb_detach(&sb, NULL);
 }
 
-/* canon_int - a member that must be an integer in [lo, hi]. */
-static int canon_int(const cJSON *obj, const char *name, int64_t lo, int64_t hi, int64_t *out)
+/* The canonical form is read back at every claim, so it is read from the text's spans
+ * (json_next_member) after one validity pass, without a cJSON tree for anything but the
+ * params. Names are matched as written: the canonical form never escapes them. */
+
+/* canon_collect - the first member of each of names[0..n) in the object span, or a NULL
+ * value where absent; 0, or -1 when the span is not an object. */
+static int canon_collect(const char *text, size_t len, const char *const *names, size_t n,
+                         struct json_member *found)
 {
-	return json_integer(cJSON_GetObjectItemCaseSensitive(obj, name), lo, hi, out) ? -1 : 0;
+	struct json_member m;
+	size_t pos = 0;
+	int rc;
+	for (size_t i = 0; i < n; i++)
+		found[i].value = NULL;
+	while ((rc = json_next_member(text, len, &pos, &m)) > 0)
+		for (size_t i = 0; i < n; i++)
+			if (!found[i].value && strlen(names[i]) == m.name_len &&
+			    !memcmp(names[i], m.name, m.name_len)) {
+				found[i] = m;
+				break;
+			}
+	return rc;
 }
 
-/* canon_string - a member that must be a string, or null when nullable; *out is a copy. */
-static int canon_string(const cJSON *obj, const char *name, int nullable, char **out)
+/* span_is - whether a value's text is exactly word. */
+static int span_is(const struct json_member *m, const char *word)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-	if (cJSON_IsString(v)) {
-		*out = xstrdup(v->valuestring);
+	return m->value && strlen(word) == m->value_len && !memcmp(m->value, word, m->value_len);
+}
+
+/* canon_int - a member that must be an integer in [lo, hi], written as digits. */
+static int canon_int(const struct json_member *m, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (!m->value || m->value_len > 20)
+		return -1;
+	char digits[24];
+	memcpy(digits, m->value, m->value_len);
+	digits[m->value_len] = '\0';
+	char *end;
+	errno = 0;
+	long long v = strtoll(digits, &end, 10);
+	if (end == digits || *end || errno || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* canon_string - a member that must be a string, or null when nullable; *out is a copy
+ * (escapes decoded by cJSON, which the canonical form only needs for unusual text). */
+static int canon_string(const struct json_member *m, int nullable, char **out)
+{
+	*out = NULL;
+	if (span_is(m, "null"))
+		return nullable ? 0 : -1;
+	if (!m->value || m->value_len < 2 || m->value[0] != '"')
+		return -1;
+	if (!memchr(m->value, '\\', m->value_len)) {
+		*out = xstrndup(m->value + 1, m->value_len - 2);
 		return 0;
 	}
-	*out = NULL;
-	return nullable && cJSON_IsNull(v) ? 0 : -1;
+	cJSON *v = cJSON_ParseWithLength(m->value, m->value_len);
+	if (cJSON_IsString(v))
+		*out = xstrdup(v->valuestring);
+	cJSON_Delete(v);
+	return *out ? 0 : -1;
 }
 
 /* canon_paginate - "none", "all" or {"max_pages", "count"}. */
-static int canon_paginate(const cJSON *v, struct job *j)
+static int canon_paginate(const struct json_member *m, struct job *j)
 {
+	static const char *const names[] = {"max_pages", "count"};
+	struct json_member f[ARRAY_SIZE(names)];
 	int64_t pages, count;
-	if (cJSON_IsString(v) && !strcmp(v->valuestring, "none")) {
+	if (span_is(m, "\"none\"")) {
 		j->paginate = PAGINATE_NONE;
-	} else if (cJSON_IsString(v) && !strcmp(v->valuestring, "all")) {
+	} else if (span_is(m, "\"all\"")) {
 		j->paginate = PAGINATE_ALL;
-	} else if (cJSON_IsObject(v) && !canon_int(v, "max_pages", 0, INT_MAX, &pages) &&
-	           !canon_int(v, "count", 0, INT_MAX, &count)) {
+	} else if (m->value && m->value[0] == '{' &&
+	           !canon_collect(m->value, m->value_len, names, ARRAY_SIZE(names), f) &&
+	           !canon_int(&f[0], 0, INT_MAX, &pages) && !canon_int(&f[1], 0, INT_MAX, &count)) {
 		j->paginate = PAGINATE_LIMIT;
 		j->max_pages = (int)pages;
 		j->page_count = (int)count;
@@ -1503,64 +1556,83 @@ static int canon_paginate(const cJSON *v, struct job *j)
 	return 0;
 }
 
-/* canon_fields - everything but op and params from a canonical object. */
-static int canon_fields(const cJSON *o, struct job *j)
+/* canon_retry - {"max_attempts", "initial_ms", "max_ms", "max_age_ms"}. */
+static int canon_retry(const struct json_member *m, struct job *j)
 {
-	const double big = JSON_SAFE_INT;
-	const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "retry");
-	const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "on_unknown");
-	int64_t attempts, priority;
-
-	if (canon_string(o, "workspace", 0, &j->workspace) ||
-	    canon_string(o, "region", 0, &j->region) || canon_string(o, "key", 1, &j->key) ||
-	    (!(j->no_output = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "output"))) &&
-	     canon_string(o, "output", 1, &j->output)) ||
-	    canon_paginate(cJSON_GetObjectItemCaseSensitive(o, "paginate"), j))
-		return -1;
-	if (!cJSON_IsObject(r) || canon_int(r, "max_attempts", 0, INT_MAX, &attempts) ||
-	    canon_int(r, "initial_ms", 0, (int64_t)big, &j->initial_ms) ||
-	    canon_int(r, "max_ms", 0, (int64_t)big, &j->max_ms) ||
-	    canon_int(r, "max_age_ms", 0, (int64_t)big, &j->max_age_ms))
+	static const char *const names[] = {"max_attempts", "initial_ms", "max_ms", "max_age_ms"};
+	struct json_member f[ARRAY_SIZE(names)];
+	const int64_t big = (int64_t)JSON_SAFE_INT;
+	int64_t attempts;
+	if (!m->value || m->value[0] != '{' ||
+	    canon_collect(m->value, m->value_len, names, ARRAY_SIZE(names), f) ||
+	    canon_int(&f[0], 0, INT_MAX, &attempts) || canon_int(&f[1], 0, big, &j->initial_ms) ||
+	    canon_int(&f[2], 0, big, &j->max_ms) || canon_int(&f[3], 0, big, &j->max_age_ms))
 		return -1;
 	j->max_attempts = (int)attempts;
-	if (canon_int(o, "not_before_ms", -(int64_t)big, (int64_t)big, &j->not_before_ms) ||
-	    canon_int(o, "priority", INT_MIN, INT_MAX, &priority) ||
-	    canon_int(o, "split_ms", 0, (int64_t)big, &j->split_ms))
+	return 0;
+}
+
+enum canon_member {
+	CM_OP, CM_PARAMS, CM_WORKSPACE, CM_REGION, CM_KEY, CM_OUTPUT, CM_PAGINATE, CM_RETRY,
+	CM_NOT_BEFORE, CM_PRIORITY, CM_SPLIT, CM_ON_UNKNOWN, CM_COUNT
+};
+
+static const char *const canon_names[CM_COUNT] = {
+    [CM_OP] = "op",           [CM_PARAMS] = "params",     [CM_WORKSPACE] = "workspace",
+    [CM_REGION] = "region",   [CM_KEY] = "key",           [CM_OUTPUT] = "output",
+    [CM_PAGINATE] = "paginate", [CM_RETRY] = "retry",     [CM_NOT_BEFORE] = "not_before_ms",
+    [CM_PRIORITY] = "priority", [CM_SPLIT] = "split_ms",  [CM_ON_UNKNOWN] = "on_unknown",
+};
+
+/* canon_fields - everything but op and params from a canonical object's members. */
+static int canon_fields(const struct json_member *f, struct job *j)
+{
+	const int64_t big = (int64_t)JSON_SAFE_INT;
+	int64_t priority;
+
+	if (canon_string(&f[CM_WORKSPACE], 0, &j->workspace) ||
+	    canon_string(&f[CM_REGION], 0, &j->region) || canon_string(&f[CM_KEY], 1, &j->key) ||
+	    (!(j->no_output = span_is(&f[CM_OUTPUT], "false")) &&
+	     canon_string(&f[CM_OUTPUT], 1, &j->output)) ||
+	    canon_paginate(&f[CM_PAGINATE], j) || canon_retry(&f[CM_RETRY], j) ||
+	    canon_int(&f[CM_NOT_BEFORE], -big, big, &j->not_before_ms) ||
+	    canon_int(&f[CM_PRIORITY], INT_MIN, INT_MAX, &priority) ||
+	    canon_int(&f[CM_SPLIT], 0, big, &j->split_ms))
 		return -1;
 	j->priority = (int)priority;
-	if (!cJSON_IsString(u) ||
-	    (strcmp(u->valuestring, "retry") && strcmp(u->valuestring, "fail")))
+	if (span_is(&f[CM_ON_UNKNOWN], "\"fail\""))
+		j->on_unknown = ON_UNKNOWN_FAIL;
+	else if (span_is(&f[CM_ON_UNKNOWN], "\"retry\""))
+		j->on_unknown = ON_UNKNOWN_RETRY;
+	else
 		return -1;
-	j->on_unknown = !strcmp(u->valuestring, "fail") ? ON_UNKNOWN_FAIL : ON_UNKNOWN_RETRY;
 	return 0;
 }
 
 /* job_from_json - parse a canonical form back; see job.h. */
 int job_from_json(const char *text, struct job *out)
 {
-	cJSON *o = text ? cJSON_Parse(text) : NULL;
-	const cJSON *op;
-	cJSON *params;
+	struct json_member f[CM_COUNT];
 	struct job j;
+	char *op = NULL;
+	size_t len = text ? strlen(text) : 0;
 
 	job_defaults(&j);
 	memset(out, 0, sizeof(*out));
-	if (!cJSON_IsObject(o))
+	if (!text || !json_object_valid(text, len) ||
+	    canon_collect(text, len, canon_names, CM_COUNT, f) ||
+	    canon_string(&f[CM_OP], 0, &op) || !(j.op = catalog_find(op)) ||
+	    !f[CM_PARAMS].value || f[CM_PARAMS].value[0] != '{' || canon_fields(f, &j))
 		goto fail;
-	op = cJSON_GetObjectItemCaseSensitive(o, "op");
-	params = cJSON_GetObjectItemCaseSensitive(o, "params");
-	if (!cJSON_IsString(op) || !(j.op = catalog_find(op->valuestring)) ||
-	    !cJSON_IsObject(params))
+	j.params = cJSON_ParseWithLength(f[CM_PARAMS].value, f[CM_PARAMS].value_len);
+	if (!cJSON_IsObject(j.params))
 		goto fail;
-	if (canon_fields(o, &j))
-		goto fail;
-	j.params = cJSON_DetachItemViaPointer(o, params); /* taken, not copied */
-	cJSON_Delete(o);
+	free(op);
 	*out = j;
 	return 0;
 fail:
+	free(op);
 	job_release(&j);
-	cJSON_Delete(o);
 	return -1;
 }
 

@@ -624,6 +624,37 @@ int json_object_valid(const char *s, size_t n)
 	}
 }
 
+/* json_next_member - see util.h. */
+int json_next_member(const char *text, size_t n, size_t *pos, struct json_member *m)
+{
+	size_t i = json_ws(text, *pos, n);
+	if (i >= n)
+		return -1;
+	if (text[i] == (*pos == 0 ? '{' : ','))
+		i = json_ws(text, i + 1, n);
+	else if (*pos != 0 && text[i] != '}')
+		return -1;
+	if (i < n && text[i] == '}')
+		return 0;
+	if (i >= n || text[i] != '"')
+		return -1;
+	size_t kend = json_string_end(text, i, n);
+	if (kend > n)
+		return -1;
+	m->name = text + i + 1;
+	m->name_len = kend - i - 2;
+	i = json_ws(text, kend, n);
+	if (i >= n || text[i] != ':')
+		return -1;
+	size_t v = json_ws(text, i + 1, n), vend = json_value_end(text, v, n);
+	if (v >= n || vend > n)
+		return -1;
+	m->value = text + v;
+	m->value_len = vend - v;
+	*pos = vend;
+	return 1;
+}
+
 /* json_member_span - see util.h. */
 int json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len)
 {

@@ -432,6 +432,50 @@ TEST(from_json_rejects_what_is_not_canonical)
 	      !strcmp(j.region, "eu1") && j.not_before_ms == 1795748400000LL &&
 	      j.on_unknown == ON_UNKNOWN_FAIL);
 	job_release(&j);
+	/* read from the text's spans: whitespace anywhere, members in any order, the first of
+	 * a repeated name (as cJSON would), escaped strings decoded, a paginate object */
+	const char *spaced =
+	    "{ \"params\" : { \"pagination\" : { \"count\" : 5 } } ,\n\"op\":\"listSources\","
+	    "\"workspace\":\"w\\u00e9\\\"q\",\"workspace\":\"second\",\"region\":\"api\","
+	    "\"key\":\"k\\/1\",\"output\":\"d/o\\tx.jsonl\",\"paginate\":{ \"max_pages\": 7 ,"
+	    "\"count\":50},\"retry\":{\"max_ms\":9,\"max_attempts\":2,\"initial_ms\":1,"
+	    "\"max_age_ms\":0},\"not_before_ms\":-5,\"priority\":-3,\"split_ms\":0,"
+	    "\"on_unknown\":\"retry\" }\n";
+	CHECK_INT(job_from_json(spaced, &j), 0);
+	CHECK_STR(j.workspace, "w\xc3\xa9\"q");
+	CHECK_STR(j.key, "k/1");
+	CHECK_STR(j.output, "d/o\tx.jsonl");
+	CHECK(j.paginate == PAGINATE_LIMIT && j.max_pages == 7 && j.page_count == 50);
+	CHECK(j.max_attempts == 2 && j.initial_ms == 1 && j.max_ms == 9 && j.max_age_ms == 0);
+	CHECK(j.not_before_ms == -5 && j.priority == -3 && j.on_unknown == ON_UNKNOWN_RETRY);
+	CHECK(cJSON_GetObjectItemCaseSensitive(
+	          cJSON_GetObjectItemCaseSensitive(j.params, "pagination"), "count") != NULL);
+	CHECK(round_trips(&j));
+	job_release(&j);
+	/* not canonical: a number not written as an integer, a bad escape, a member missing,
+	 * invalid JSON after the members that are read, an integer out of range */
+	const char *variants[][2] = {
+	    {"\"priority\":-3", "\"priority\":-3.0"},
+	    {"\"key\":\"k\\/1\"", "\"key\":\"k\\q1\""},
+	    {"\"split_ms\":0,", ""},
+	    {"\"on_unknown\":\"retry\" }", "\"on_unknown\":\"retry\", \"x\": [1,] }"},
+	    {"\"priority\":-3", "\"priority\":99999999999"},
+	    {"\"paginate\":{ \"max_pages\": 7 ,", "\"paginate\":{ \"max_pages\": \"7\" ,"},
+	    {"\"output\":\"d/o\\tx.jsonl\"", "\"output\":true"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(variants); i++) {
+		const char *at = strstr(spaced, variants[i][0]);
+		CHECK(at != NULL);
+		if (!at)
+			continue;
+		struct strbuf sb = STRBUF_INIT;
+		sb_add(&sb, spaced, (size_t)(at - spaced));
+		sb_adds(&sb, variants[i][1]);
+		sb_adds(&sb, at + strlen(variants[i][0]));
+		CHECK_INT(job_from_json(sb.buf, &j), -1);
+		CHECK(j.op == NULL && j.params == NULL && j.workspace == NULL);
+		sb_release(&sb);
+	}
 }
 
 TEST(problems_json_shape)

@@ -115,13 +115,14 @@ ctx_problem(struct ctx *c, const char *rel, const char *expected, const char *fm
 static void sb_add_pointer_token(struct strbuf *sb, const char *name)
 {
 	sb_addch(sb, '/');
-	for (; *name; name++) {
-		if (*name == '~')
-			sb_adds(sb, "~0");
-		else if (*name == '/')
-			sb_adds(sb, "~1");
-		else
-			sb_addch(sb, *name);
+	for (;;) {
+		size_t run = strcspn(name, "~/");
+		sb_add(sb, name, run);
+		name += run;
+		if (!*name)
+			return;
+		sb_adds(sb, *name == '~' ? "~0" : "~1");
+		name++;
 	}
 }
 

@@ -30,7 +30,14 @@ void sb_grow(struct strbuf *sb, size_t extra);
 void sb_setlen(struct strbuf *sb, size_t len);
 void sb_add(struct strbuf *sb, const void *data, size_t len);
 void sb_adds(struct strbuf *sb, const char *s);
-void sb_addch(struct strbuf *sb, char c);
+/* sb_addch - appends one byte; inline, as serializers call it for every delimiter. */
+static inline void sb_addch(struct strbuf *sb, char c)
+{
+	if (sb->len + 1 >= sb->alloc)
+		sb_grow(sb, 1);
+	sb->buf[sb->len++] = c;
+	sb->buf[sb->len] = '\0';
+}
 void sb_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Percent-encodes everything but RFC 3986 unreserved characters. */

@@ -77,14 +77,6 @@ void sb_adds(struct strbuf *sb, const char *s)
 	sb_add(sb, s, strlen(s));
 }
 
-/* sb_addch - appends one byte. */
-void sb_addch(struct strbuf *sb, char c)
-{
-	sb_grow(sb, 1);
-	sb->buf[sb->len++] = c;
-	sb->buf[sb->len] = '\0';
-}
-
 /* sb_vaddf - appends printf-formatted text. */
 void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 {

@@ -75,9 +75,11 @@ int job_parse_object(const struct cJSON *obj, const char *pointer_prefix, int li
 		     struct job *out, struct job_list *list);
 void job_release(struct job *job);
 
-/* job_to_json - the job's canonical form (what the store keeps); caller frees. */
+/* job_to_json - the job's canonical form (what the store keeps): op and params, then
+ * only the members that differ from their defaults; caller frees. */
 char *job_to_json(const struct job *job);
-/* job_from_json - parse a canonical form back; returns 0 or -1. */
+/* job_from_json - parse a canonical form back (an absent member takes its default, so
+ * the fully explicit form older databases hold reads the same); returns 0 or -1. */
 int job_from_json(const char *text, struct job *out);
 
 /* job_problems_json - the problems as the body of NAME.error.json; caller frees. */

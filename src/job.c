@@ -30,6 +30,9 @@
 #define MAX_PROBLEMS 1000     /* a file of 100000 bad jobs needs no 100000-entry report */
 #define MAX_SUGGEST_BYTES 200 /* edit distance on a megabyte name would take seconds */
 #define SHOWN_BYTES 64
+/* a job's workspace and region when it names none; the canonical form leaves them out */
+#define CANON_WORKSPACE "default"
+#define CANON_REGION "api"
 #define JSON_SAFE_INT 9007199254740992.0 /* 2^53: doubles are exact integers below it */
 
 #define EVENTS_VOLUME_OP "getEventsVolumeFromWorkspace"
@@ -943,9 +946,9 @@ int job_parse_object(const cJSON *obj, const char *pointer_prefix, int line, str
 	}
 	j.params = params ? cJSON_Duplicate(params, 1) : cJSON_CreateObject();
 	if (!j.workspace)
-		j.workspace = xstrdup("default");
+		j.workspace = xstrdup(CANON_WORKSPACE);
 	if (!j.region)
-		j.region = xstrdup("api");
+		j.region = xstrdup(CANON_REGION);
 	if (!j.params)
 		die("cannot copy job params: out of memory");
 	*out = j;
@@ -1420,8 +1423,9 @@ static void add_string_or_null(struct strbuf *sb, const char *name, const char *
 		sb_adds(sb, "null");
 }
 
-/* job_to_json - the canonical form: every field explicit; see job.h. Printed directly:
- * it runs once for every job ingested. */
+/* job_to_json - the canonical form; see job.h. A member at its default (job_defaults,
+ * CANON_WORKSPACE, CANON_REGION) is left out: the form is read at every claim and kept
+ * in every row. Printed directly: it runs once for every job ingested. */
 char *job_to_json(const struct job *job)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -1434,13 +1438,16 @@ char *job_to_json(const struct job *job)
 	add_member(&sb, "params");
 	sb_adds(&sb, params ? params : "{}");
 	free(params);
-	add_string_or_null(&sb, "workspace", job->workspace ? job->workspace : "default");
-	add_string_or_null(&sb, "region", job->region ? job->region : "api");
-	add_string_or_null(&sb, "key", job->key);
+	if (job->workspace && strcmp(job->workspace, CANON_WORKSPACE))
+		add_string_or_null(&sb, "workspace", job->workspace);
+	if (job->region && strcmp(job->region, CANON_REGION))
+		add_string_or_null(&sb, "region", job->region);
+	if (job->key)
+		add_string_or_null(&sb, "key", job->key);
 	if (job->no_output) {
 		add_member(&sb, "output");
 		sb_adds(&sb, "false");
-	} else {
+	} else if (job->output) {
 		add_string_or_null(&sb, "output", job->output);
 	}
 	if (job->paginate == PAGINATE_LIMIT) {
@@ -1449,21 +1456,26 @@ char *job_to_json(const struct job *job)
 		add_int(&sb, "max_pages", job->max_pages);
 		add_int(&sb, "count", job->page_count);
 		sb_addch(&sb, '}');
-	} else {
-		add_string_or_null(&sb, "paginate", job->paginate == PAGINATE_ALL ? "all" : "none");
+	} else if (job->paginate == PAGINATE_ALL) {
+		add_string_or_null(&sb, "paginate", "all");
 	}
-	add_member(&sb, "retry");
-	sb_addch(&sb, '{');
-	add_int(&sb, "max_attempts", job->max_attempts);
-	add_int(&sb, "initial_ms", job->initial_ms);
-	add_int(&sb, "max_ms", job->max_ms);
-	add_int(&sb, "max_age_ms", job->max_age_ms);
-	sb_addch(&sb, '}');
-	add_int(&sb, "not_before_ms", job->not_before_ms);
-	add_int(&sb, "priority", job->priority);
-	add_int(&sb, "split_ms", job->split_ms);
-	add_string_or_null(&sb, "on_unknown",
-	                   job->on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry");
+	if (job->max_attempts || job->initial_ms || job->max_ms || job->max_age_ms) {
+		add_member(&sb, "retry");
+		sb_addch(&sb, '{');
+		add_int(&sb, "max_attempts", job->max_attempts);
+		add_int(&sb, "initial_ms", job->initial_ms);
+		add_int(&sb, "max_ms", job->max_ms);
+		add_int(&sb, "max_age_ms", job->max_age_ms);
+		sb_addch(&sb, '}');
+	}
+	if (job->not_before_ms)
+		add_int(&sb, "not_before_ms", job->not_before_ms);
+	if (job->priority)
+		add_int(&sb, "priority", job->priority);
+	if (job->split_ms)
+		add_int(&sb, "split_ms", job->split_ms);
+	if (job->on_unknown == ON_UNKNOWN_FAIL)
+		add_string_or_null(&sb, "on_unknown", "fail");
 	sb_addch(&sb, '}');
 	return sb_detach(&sb, NULL);
 }
@@ -1498,10 +1510,14 @@ static int span_is(const struct json_member *m, const char *word)
 	return m->value && strlen(word) == m->value_len && !memcmp(m->value, word, m->value_len);
 }
 
-/* canon_int - a member that must be an integer in [lo, hi], written as digits. */
+/* canon_int - a member that must be an integer in [lo, hi], written as digits; 0 when
+ * absent. */
 static int canon_int(const struct json_member *m, int64_t lo, int64_t hi, int64_t *out)
 {
-	if (!m->value || m->value_len > 20)
+	*out = 0;
+	if (!m->value)
+		return 0;
+	if (m->value_len > 20)
 		return -1;
 	char digits[24];
 	memcpy(digits, m->value, m->value_len);
@@ -1516,10 +1532,16 @@ static int canon_int(const struct json_member *m, int64_t lo, int64_t hi, int64_
 }
 
 /* canon_string - a member that must be a string, or null when nullable; *out is a copy
- * (escapes decoded by cJSON, which the canonical form only needs for unusual text). */
-static int canon_string(const struct json_member *m, int nullable, char **out)
+ * (escapes decoded by cJSON, which the canonical form only needs for unusual text), or
+ * of absent when the member is absent. */
+static int canon_string(const struct json_member *m, int nullable, const char *absent,
+                        char **out)
 {
 	*out = NULL;
+	if (!m->value) {
+		*out = absent ? xstrdup(absent) : NULL;
+		return 0;
+	}
 	if (span_is(m, "null"))
 		return nullable ? 0 : -1;
 	if (!m->value || m->value_len < 2 || m->value[0] != '"')
@@ -1541,7 +1563,7 @@ static int canon_paginate(const struct json_member *m, struct job *j)
 	static const char *const names[] = {"max_pages", "count"};
 	struct json_member f[ARRAY_SIZE(names)];
 	int64_t pages, count;
-	if (span_is(m, "\"none\"")) {
+	if (!m->value || span_is(m, "\"none\"")) {
 		j->paginate = PAGINATE_NONE;
 	} else if (span_is(m, "\"all\"")) {
 		j->paginate = PAGINATE_ALL;
@@ -1564,7 +1586,9 @@ static int canon_retry(const struct json_member *m, struct job *j)
 	struct json_member f[ARRAY_SIZE(names)];
 	const int64_t big = (int64_t)JSON_SAFE_INT;
 	int64_t attempts;
-	if (!m->value || m->value[0] != '{' ||
+	if (!m->value)
+		return 0; /* the config's defaults */
+	if (m->value[0] != '{' ||
 	    canon_collect(m->value, m->value_len, names, ARRAY_SIZE(names), f) ||
 	    canon_int(&f[0], 0, INT_MAX, &attempts) || canon_int(&f[1], 0, big, &j->initial_ms) ||
 	    canon_int(&f[2], 0, big, &j->max_ms) || canon_int(&f[3], 0, big, &j->max_age_ms))
@@ -1591,10 +1615,11 @@ static int canon_fields(const struct json_member *f, struct job *j)
 	const int64_t big = (int64_t)JSON_SAFE_INT;
 	int64_t priority;
 
-	if (canon_string(&f[CM_WORKSPACE], 0, &j->workspace) ||
-	    canon_string(&f[CM_REGION], 0, &j->region) || canon_string(&f[CM_KEY], 1, &j->key) ||
+	if (canon_string(&f[CM_WORKSPACE], 0, CANON_WORKSPACE, &j->workspace) ||
+	    canon_string(&f[CM_REGION], 0, CANON_REGION, &j->region) ||
+	    canon_string(&f[CM_KEY], 1, NULL, &j->key) ||
 	    (!(j->no_output = span_is(&f[CM_OUTPUT], "false")) &&
-	     canon_string(&f[CM_OUTPUT], 1, &j->output)) ||
+	     canon_string(&f[CM_OUTPUT], 1, NULL, &j->output)) ||
 	    canon_paginate(&f[CM_PAGINATE], j) || canon_retry(&f[CM_RETRY], j) ||
 	    canon_int(&f[CM_NOT_BEFORE], -big, big, &j->not_before_ms) ||
 	    canon_int(&f[CM_PRIORITY], INT_MIN, INT_MAX, &priority) ||
@@ -1603,7 +1628,7 @@ static int canon_fields(const struct json_member *f, struct job *j)
 	j->priority = (int)priority;
 	if (span_is(&f[CM_ON_UNKNOWN], "\"fail\""))
 		j->on_unknown = ON_UNKNOWN_FAIL;
-	else if (span_is(&f[CM_ON_UNKNOWN], "\"retry\""))
+	else if (!f[CM_ON_UNKNOWN].value || span_is(&f[CM_ON_UNKNOWN], "\"retry\""))
 		j->on_unknown = ON_UNKNOWN_RETRY;
 	else
 		return -1;
@@ -1622,7 +1647,8 @@ int job_from_json(const char *text, struct job *out)
 	memset(out, 0, sizeof(*out));
 	if (!text || !json_object_valid(text, len) ||
 	    canon_collect(text, len, canon_names, CM_COUNT, f) ||
-	    canon_string(&f[CM_OP], 0, &op) || !(j.op = catalog_find(op)) ||
+	    !f[CM_OP].value || canon_string(&f[CM_OP], 0, NULL, &op) ||
+	    !(j.op = catalog_find(op)) ||
 	    !f[CM_PARAMS].value || f[CM_PARAMS].value[0] != '{' || canon_fields(f, &j))
 		goto fail;
 	j.params = cJSON_ParseWithLength(f[CM_PARAMS].value, f[CM_PARAMS].value_len);

@@ -62,13 +62,16 @@ struct json_member {
  * object. */
 int json_next_member(const char *text, size_t n, size_t *pos, struct json_member *m);
 
-/* JSON_MAX_DEPTH - the deepest nesting json_object_valid accepts, as cJSON's default. */
+/* JSON_MAX_DEPTH - the deepest nesting json_object_check accepts, as cJSON's default. */
 #define JSON_MAX_DEPTH 1000
-/* json_object_valid - 1 when text is exactly one JSON object (RFC 8259: strings with valid
- * escapes and no raw control characters, numbers by the grammar, whitespace around), at
- * most JSON_MAX_DEPTH deep; else 0. Checks without building a tree, for a body that is
- * kept as text. */
-int json_object_valid(const char *text, size_t n);
+/* json_object_check - 1 when text is exactly one JSON object (RFC 8259: strings with
+ * valid escapes and no raw control characters, numbers by the grammar, whitespace
+ * around), at most JSON_MAX_DEPTH deep; else 0. Checks without building a tree, for a
+ * body that is kept as text. With key (and off, len): *off and *len give the raw text of
+ * the first top-level member named key, as cJSON_GetObjectItemCaseSensitive would find
+ * it; *len is 0 when there is none, or when a name spelled with escapes comes first
+ * (then the caller must parse to know). */
+int json_object_check(const char *text, size_t n, const char *key, size_t *off, size_t *len);
 
 /* write_all - write(2) until all of data is written (EINTR retried); 0 or -1 (errno). */
 int write_all(int fd, const void *data, size_t len);

@@ -834,12 +834,14 @@ static void on_page(struct run *r, const cJSON *body)
 }
 
 /* result_text - the response's data member as text to keep: its span of the raw body
- * (no re-printing), else printed from the tree (parsed here when there is none yet);
- * "null" when there is no data member. */
-static char *result_text(const struct strbuf *raw, const cJSON *body)
+ * (no re-printing; found while checking the body when there is no tree, len 0 if not),
+ * else printed from the tree (parsed here when there is none yet); "null" when there is
+ * no data member. */
+static char *result_text(const struct strbuf *raw, const cJSON *body, size_t off, size_t len)
 {
-	size_t off, len;
-	if (json_member_span(raw->buf, raw->len, "data", &off, &len) == 0)
+	if (body && json_member_span(raw->buf, raw->len, "data", &off, &len) < 0)
+		len = 0;
+	if (len)
 		return xstrndup(raw->buf + off, len);
 	cJSON *parsed = body ? NULL : cJSON_ParseWithLength(raw->buf, raw->len);
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body ? body : parsed, "data");
@@ -857,8 +859,9 @@ static int needs_tree(const struct run *r)
 }
 
 /* on_success - a 2xx with a JSON object body (raw is its text; body its tree when
- * needs_tree, else NULL). */
-static void on_success(struct run *r, cJSON *body, const struct strbuf *raw)
+ * needs_tree, else NULL, and then off and len the data member's span, len 0 if unknown). */
+static void on_success(struct run *r, cJSON *body, const struct strbuf *raw, size_t off,
+                       size_t len)
 {
 	if (multi_page(r)) {
 		on_page(r, body);
@@ -866,7 +869,7 @@ static void on_success(struct run *r, cJSON *body, const struct strbuf *raw)
 	}
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
 	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
-	char *text = result_text(raw, body);
+	char *text = result_text(raw, body, off, len);
 	if (r->job.no_output) {
 		succeed_job(r, text, NULL);
 	} else if (write_result_output(r, data, &where, &err) < 0) {
@@ -926,6 +929,7 @@ static void on_response(struct http_response *resp, void *arg)
 	d->requests++;
 	enum outcome o;
 	cJSON *body = NULL;
+	size_t data_off = 0, data_len = 0;
 	const char *errmsg = resp->errmsg[0] ? resp->errmsg : NULL;
 	if (resp->error == HTTP_ERR_CANCELLED) {
 		o = OUTCOME_CANCELLED;
@@ -938,7 +942,8 @@ static void on_response(struct http_response *resp, void *arg)
 				body = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
 				is_object = cJSON_IsObject(body);
 			} else {
-				is_object = json_object_valid(resp->body.buf, resp->body.len);
+				is_object = json_object_check(resp->body.buf, resp->body.len, "data",
+							      &data_off, &data_len);
 			}
 			if (!is_object) {
 				o = run_mutates(r) ? OUTCOME_UNKNOWN : OUTCOME_RETRY;
@@ -1004,7 +1009,7 @@ static void on_response(struct http_response *resp, void *arg)
 	else if (dec.action != RETRY_WAIT && dec.count_attempt)
 		store_job_count_attempt(d->st, r->row.id);
 	if (dec.action == RETRY_SUCCEED) {
-		on_success(r, body, &resp->body);
+		on_success(r, body, &resp->body, data_off, data_len);
 	} else if (dec.action == RETRY_WAIT) {
 		logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
 		       dec.reason, (long long)(dec.next_run_ms - now));

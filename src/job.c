@@ -1645,7 +1645,7 @@ int job_from_json(const char *text, struct job *out)
 
 	job_defaults(&j);
 	memset(out, 0, sizeof(*out));
-	if (!text || !json_object_valid(text, len) ||
+	if (!text || !json_object_check(text, len, NULL, NULL, NULL) ||
 	    canon_collect(text, len, canon_names, CM_COUNT, f) ||
 	    !f[CM_OP].value || canon_string(&f[CM_OP], 0, NULL, &op) ||
 	    !(j.op = catalog_find(op)) ||

@@ -564,14 +564,20 @@ static size_t json_scan_scalar(const char *s, size_t i, size_t n)
 	return 0;
 }
 
-/* json_object_valid - see util.h. One pass, no allocation: the nesting is kept as a
+/* json_object_check - see util.h. One pass, no allocation: the nesting is kept as a
  * stack of the open brackets. */
-int json_object_valid(const char *s, size_t n)
+int json_object_check(const char *s, size_t n, const char *key, size_t *off, size_t *len)
 {
 	char open[JSON_MAX_DEPTH];
 	size_t depth = 0, i = json_ws(s, 0, n);
-	int want_key = 0; /* inside an object, where a member's name must come next */
+	size_t klen = key ? strlen(key) : 0, start = 0;
+	int want_key = 0;  /* inside an object, where a member's name must come next */
+	int capturing = 0; /* the top-level value being scanned is key's */
+	int settled = !key; /* key's member found, or a top-level name spelled with escapes
+	                     * came first (cJSON might match it: the caller must look) */
 
+	if (len)
+		*len = 0;
 	if (i >= n || s[i] != '{')
 		return 0;
 	for (;;) {
@@ -579,8 +585,16 @@ int json_object_valid(const char *s, size_t n)
 		if (i >= n)
 			return 0;
 		if (want_key) {
+			size_t name = i + 1;
 			if (s[i] != '"' || !(i = json_scan_string(s, i, n)))
 				return 0;
+			if (!settled && depth == 1) {
+				if (memchr(s + name, '\\', i - 1 - name)) {
+					settled = 1;
+				} else if (i - 1 - name == klen && !memcmp(s + name, key, klen)) {
+					settled = capturing = 1;
+				}
+			}
 			i = json_ws(s, i, n);
 			if (i >= n || s[i] != ':')
 				return 0;
@@ -588,6 +602,8 @@ int json_object_valid(const char *s, size_t n)
 			if (i >= n)
 				return 0;
 			want_key = 0;
+			if (depth == 1)
+				start = i;
 		}
 		if (s[i] == '{' || s[i] == '[') {
 			if (depth == sizeof(open))
@@ -606,6 +622,13 @@ int json_object_valid(const char *s, size_t n)
 		}
 		/* after a value: a comma, or the closing brackets */
 		for (;;) {
+			if (capturing && depth == 1) {
+				capturing = 0;
+				if (off && len) {
+					*off = start;
+					*len = i - start;
+				}
+			}
 			i = json_ws(s, i, n);
 			if (depth == 0)
 				return i == n;

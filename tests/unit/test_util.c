@@ -81,15 +81,55 @@ TEST(json_member_spans)
 	CHECK_STR(span_of("{\"data\":{\"a\":[1,2}", "data"), "(none)"); /* cut short */
 }
 
-/* valid_n - json_object_valid over a string that may hold NUL bytes (n given). */
+/* valid_n - json_object_check over a string that may hold NUL bytes (n given). */
 static int valid_n(const char *text, size_t n)
 {
-	return json_object_valid(text, n);
+	return json_object_check(text, n, NULL, NULL, NULL);
 }
 
 static int valid(const char *text)
 {
 	return valid_n(text, strlen(text));
+}
+
+/* checked_span_of - the span json_object_check reports for key while validating text:
+ * "(none)" when it has none, "(invalid)" when text is not an object. */
+static const char *checked_span_of(const char *text, const char *key)
+{
+	static char out[256];
+	size_t off = 7, len = 7;
+	if (!json_object_check(text, strlen(text), key, &off, &len))
+		return "(invalid)";
+	if (len == 0)
+		return "(none)";
+	snprintf(out, sizeof(out), "%.*s", (int)len, text + off);
+	return out;
+}
+
+TEST(json_object_check_finds_a_member)
+{
+	/* what json_member_span finds, found while validating */
+	static const char *const texts[] = {
+	    "{\"data\":{\"a\":1},\"x\":2}",
+	    "{ \"errors\" : [ \"}\" , {\"data\":1} ] ,\n \"data\" : {\"s\":\"a\\\"}b\"} }",
+	    "{\"data\":1,\"data\":2}", "{\"data\":null}", "{\"x\":[1,[2,{}]],\"data\":\"str\"}",
+	    "{\"data\":-1.5e3 ,\"y\":1}", "{\"dat\":1,\"datax\":2}", "{\"d\\u0061ta\":1}",
+	    "{}", "{\"data\":{}}", "{\"data\":[]}", "{\"x\":{\"data\":1}}",
+	    "{\"data\":{\"id\":\"s1\",\"n\":{\"m\":[1,{\"k\":\"v\"}]}},\"z\":0}",
+	    "{\"a\\n\":0,\"data\":5}", /* an escaped name first: cJSON must be asked */
+	    "{\"data\":5,\"a\\n\":0}",
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		char want[256];
+		snprintf(want, sizeof(want), "%s", span_of(texts[i], "data"));
+		const char *got = checked_span_of(texts[i], "data");
+		if (strcmp(want, got))
+			fprintf(stderr, "  %s: want %s, got %s\n", texts[i], want, got);
+		CHECK_STR(got, want);
+	}
+	CHECK_STR(checked_span_of("{\"data\":{\"a\":[1,2}", "data"), "(invalid)");
+	CHECK_STR(checked_span_of("{\"data\": 1 }", "data"), "1");
+	CHECK_STR(checked_span_of("{\"data\":{\"a\":1} }", "data"), "{\"a\":1}");
 }
 
 TEST(json_object_validity)
@@ -223,6 +263,7 @@ int main(void)
 	RUN(strbuf_basics);
 	RUN(json_member_spans);
 	RUN(json_object_validity);
+	RUN(json_object_check_finds_a_member);
 	RUN(time_formats);
 	RUN(atomic_files);
 	return tl_finish();

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "store_vfs.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -692,7 +693,10 @@ static int open_checked(struct store *st, struct strbuf *why)
 			sb_addf(why, "cannot open database %s: %s", st->path, strerror(errno));
 		return -1;
 	}
-	if (sqlite3_open_v2(st->path, &st->db, oflags, NULL) != SQLITE_OK) {
+	/* the writer's WAL writes are gathered into one per commit (store_vfs.c) */
+	const char *vfs = !st->readonly && store_vfs_register() == SQLITE_OK ? STORE_VFS_NAME
+	                                                                       : NULL;
+	if (sqlite3_open_v2(st->path, &st->db, oflags, vfs) != SQLITE_OK) {
 		sb_addf(why, "cannot open database %s: %s", st->path,
 		        st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		return -1;

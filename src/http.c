@@ -70,7 +70,7 @@ struct http {
 	int max_in_flight;
 	int in_flight;
 	char *ca_file;
-	char *user_agent;
+	char *user_agent_line; /* "User-Agent: ..." */
 	char allowed_origin[256]; /* "scheme://authority/" of the last URL allowed, or "" */
 	struct http_xfer *running;
 	struct http_xfer *idle;
@@ -492,14 +492,20 @@ static int append_bearer(struct curl_slist **list, const char *token)
 	return ret;
 }
 
-/* build_headers - Accept, Content-Type (with a body), Authorization; no Expect. */
-static int build_headers(const struct http_request *req, struct curl_slist **out)
+/* build_headers - User-Agent, Accept, Content-Type (with a body), Authorization; no
+ * Expect. The user agent is one of these lines rather than CURLOPT_USERAGENT, which
+ * libcurl would format twice, a byte at a time, for every request. */
+static int build_headers(const struct http *h, const struct http_request *req,
+                         struct curl_slist **out)
 {
 	struct curl_slist *list = NULL;
 	struct strbuf line = STRBUF_INIT;
 	/* without a media type a body would go out as a form; JSON is what the API takes */
 	const char *media = req->media_type ? req->media_type : "application/json";
 	int ret = append_header(&list, "Expect:");
+
+	if (!ret)
+		ret = append_header(&list, h->user_agent_line);
 
 	if (!ret && req->media_type) {
 		sb_addf(&line, "Accept: %s", req->media_type);
@@ -589,10 +595,10 @@ static CURLcode set_transport(struct http *h, struct http_xfer *x)
 		rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
 	if (!rc)
 		rc = curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* gzip alone: what every server offers; libcurl's full list ("deflate, gzip, br,
+	 * zstd") is printed twice, a byte at a time, into every request's headers */
 	if (!rc)
-		rc = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	if (!rc)
-		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+		rc = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
 	if (!rc && h->ca_file)
 		rc = curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
 	if (!rc)
@@ -636,7 +642,7 @@ static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_req
 	x->request_begun = 0;
 	x->resend_blocked = 0;
 	reset_response(&x->resp);
-	if (build_headers(req, &x->headers) < 0)
+	if (build_headers(h, req, &x->headers) < 0)
 		return -1;
 	rc = set_transport(h, x);
 	if (!rc)
@@ -781,7 +787,9 @@ struct http *http_new(struct ev_loop *loop, const struct http_opts *opts)
 	h->max_in_flight = opts->max_in_flight > 0 ? opts->max_in_flight : DEFAULT_MAX_IN_FLIGHT;
 	host_conns = opts->max_host_connections > 0 ? opts->max_host_connections : h->max_in_flight;
 	h->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
-	h->user_agent = xstrdup(opts->user_agent ? opts->user_agent : DEFAULT_USER_AGENT);
+	struct strbuf ua = STRBUF_INIT;
+	sb_addf(&ua, "User-Agent: %s", opts->user_agent ? opts->user_agent : DEFAULT_USER_AGENT);
+	h->user_agent_line = sb_detach(&ua, NULL);
 	ev_init(&h->timer, on_timer);
 	h->timer.data = h;
 
@@ -827,7 +835,7 @@ void http_free(struct http *h)
 		sock_free(h, h->socks);
 	ev_timer_stop(h->loop, &h->timer);
 	free(h->ca_file);
-	free(h->user_agent);
+	free(h->user_agent_line);
 	free(h);
 }
 

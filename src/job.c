@@ -310,39 +310,66 @@ static void describe_param(struct strbuf *sb, const struct op_param *p)
 	}
 }
 
-/* check_string_array - an array of strings, each in enum_values when there are any. */
-static void check_string_array(struct ctx *c, const struct op_param *p, const cJSON *v,
-                               const char *rel, const char *expected)
+/* param_msg - where a parameter is and what it should be, as a problem with it says
+ * them: built on first use, as a valid parameter (the usual case) needs neither. */
+struct param_msg {
+	const struct op_param *p;
+	struct strbuf rel, expected;
+};
+
+/* pm_rel - "/params/NAME". */
+static const char *pm_rel(struct param_msg *m)
 {
+	if (!m->rel.len)
+		pointer2(&m->rel, "params", m->p->name);
+	return m->rel.buf;
+}
+
+/* pm_expected - the parameter's description (describe_param). */
+static const char *pm_expected(struct param_msg *m)
+{
+	if (!m->expected.len)
+		describe_param(&m->expected, m->p);
+	return m->expected.buf;
+}
+
+/* check_string_array - an array of strings, each in enum_values when there are any. */
+static void check_string_array(struct ctx *c, struct param_msg *m, const cJSON *v)
+{
+	const struct op_param *p = m->p;
 	char buf[SHOWN_BYTES + 4];
 	struct strbuf elem_rel = STRBUF_INIT;
 	const cJSON *e;
 	size_t i = 0;
 
 	if (!cJSON_IsArray(v)) {
-		wrong_type(c, rel, p->name, v, expected);
+		wrong_type(c, pm_rel(m), p->name, v, pm_expected(m));
 		return;
 	}
 	cJSON_ArrayForEach(e, v)
 	{
-		sb_reset(&elem_rel);
-		sb_addf(&elem_rel, "%s/%zu", rel, i);
-		if (!cJSON_IsString(e))
-			ctx_problem(c, elem_rel.buf, expected,
-			            "wrong type for %s element %zu: got %s", p->name, i,
-			            json_type_name(e));
-		else if (p->enum_values && !in_list(e->valuestring, p->enum_values))
-			ctx_problem(c, elem_rel.buf, expected, "invalid value \"%s\" in %s",
-			            shown(e->valuestring, buf), p->name);
+		int bad_type = !cJSON_IsString(e);
+		if (bad_type || (p->enum_values && !in_list(e->valuestring, p->enum_values))) {
+			sb_reset(&elem_rel);
+			sb_addf(&elem_rel, "%s/%zu", pm_rel(m), i);
+			if (bad_type)
+				ctx_problem(c, elem_rel.buf, pm_expected(m),
+				            "wrong type for %s element %zu: got %s", p->name, i,
+				            json_type_name(e));
+			else
+				ctx_problem(c, elem_rel.buf, pm_expected(m),
+				            "invalid value \"%s\" in %s", shown(e->valuestring, buf),
+				            p->name);
+		}
 		i++;
 	}
 	sb_release(&elem_rel);
 }
 
 /* check_pagination - {"count": 1..1000 (required), "cursor": string}, nothing else. */
-static void check_pagination(struct ctx *c, const struct op_param *p, const cJSON *v,
-                             const char *rel, const char *expected)
+static void check_pagination(struct ctx *c, struct param_msg *pm, const cJSON *v)
 {
+	const char *rel = pm_rel(pm);
 	static const char *const keys[] = {"count", "cursor"};
 	char buf[SHOWN_BYTES + 4];
 	struct strbuf sub = STRBUF_INIT, exp = STRBUF_INIT;
@@ -350,7 +377,7 @@ static void check_pagination(struct ctx *c, const struct op_param *p, const cJSO
 	int64_t count;
 
 	if (!cJSON_IsObject(v)) {
-		wrong_type(c, rel, p->name, v, expected);
+		wrong_type(c, rel, pm->p->name, v, pm_expected(pm));
 		return;
 	}
 	cJSON_ArrayForEach(m, v)
@@ -402,24 +429,25 @@ static const char *raw_path_problem(const char *path)
 
 /* check_value_rules - checks beyond the JSON type: non-empty path params, enum values,
  * parseable times, and the raw request's path. */
-static void check_value_rules(struct ctx *c, const struct op_def *op, const struct op_param *p,
-                              const cJSON *v, const char *rel, const char *expected)
+static void check_value_rules(struct ctx *c, const struct op_def *op, struct param_msg *m,
+                              const cJSON *v)
 {
+	const struct op_param *p = m->p;
 	char buf[SHOWN_BYTES + 4];
 	int64_t ms;
 
 	if (p->in == PARAM_PATH && cJSON_IsString(v) && !*v->valuestring)
-		ctx_problem(c, rel, expected, "empty path parameter %s", p->name);
+		ctx_problem(c, pm_rel(m), pm_expected(m), "empty path parameter %s", p->name);
 	if (p->type == PT_ENUM && p->enum_values && !in_list(v->valuestring, p->enum_values))
-		ctx_problem(c, rel, expected, "invalid value \"%s\" for %s",
+		ctx_problem(c, pm_rel(m), pm_expected(m), "invalid value \"%s\" for %s",
 		            shown(v->valuestring, buf), p->name);
 	if (p->type == PT_DATETIME && parse_iso8601(v->valuestring, &ms))
-		ctx_problem(c, rel, expected, "invalid time \"%s\" for %s",
+		ctx_problem(c, pm_rel(m), pm_expected(m), "invalid time \"%s\" for %s",
 		            shown(v->valuestring, buf), p->name);
 	if (op->is_raw && !strcmp(p->name, "path") && cJSON_IsString(v)) {
 		const char *why = raw_path_problem(v->valuestring);
 		if (why)
-			ctx_problem(c, rel,
+			ctx_problem(c, pm_rel(m),
 			            "an API path such as /sources, without scheme, host or ..",
 			            "invalid raw path \"%s\": %s", shown(v->valuestring, buf), why);
 	}
@@ -429,11 +457,9 @@ static void check_value_rules(struct ctx *c, const struct op_def *op, const stru
 static void check_param_value(struct ctx *c, const struct op_def *op, const struct op_param *p,
                               const cJSON *v)
 {
-	struct strbuf rel = STRBUF_INIT, expected = STRBUF_INIT;
+	struct param_msg m = {p, STRBUF_INIT, STRBUF_INIT};
 	int type_ok = 0;
 
-	pointer2(&rel, "params", p->name);
-	describe_param(&expected, p);
 	switch (p->type) {
 	case PT_STRING:
 	case PT_ENUM:
@@ -453,21 +479,21 @@ static void check_param_value(struct ctx *c, const struct op_def *op, const stru
 		type_ok = cJSON_IsArray(v);
 		break;
 	case PT_STRING_ARRAY:
-		check_string_array(c, p, v, rel.buf, expected.buf);
+		check_string_array(c, &m, v);
 		goto out;
 	case PT_PAGINATION:
-		check_pagination(c, p, v, rel.buf, expected.buf);
+		check_pagination(c, &m, v);
 		goto out;
 	case PT_ANY:
 		goto out;
 	}
 	if (!type_ok)
-		wrong_type(c, rel.buf, p->name, v, expected.buf);
+		wrong_type(c, pm_rel(&m), p->name, v, pm_expected(&m));
 	else
-		check_value_rules(c, op, p, v, rel.buf, expected.buf);
+		check_value_rules(c, op, &m, v);
 out:
-	sb_release(&rel);
-	sb_release(&expected);
+	sb_release(&m.rel);
+	sb_release(&m.expected);
 }
 
 /* unknown_param - a parameter the operation does not take, with the nearest name. */

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "catalog.h"
+#include "json_print.h"
 #include "catalog_table.h"
 #include "paginate.h"
 #include "strbuf.h"
@@ -474,37 +475,34 @@ static int add_query(struct strbuf *url, const struct op_def *op, const cJSON *p
 	return 0;
 }
 
-/* add_body - a JSON object of the op's body parameters present in params. */
+/* add_body - a JSON object of the op's body parameters present in params, printed
+ * straight into the body. */
 static void add_body(struct built_request *out, const struct op_def *op, const cJSON *params)
 {
-	cJSON *body = NULL;
-	char *text;
-	int declared = 0;
+	int declared = 0, first = 1;
 
+	if (strcmp(op->method, "GET") == 0 || strcmp(op->method, "DELETE") == 0)
+		return;
+	sb_addch(&out->body, '{');
 	for (size_t i = 0; i < op->nparams; i++) {
 		const struct op_param *param = &op->params[i];
-		const cJSON *v;
-
 		if (param->in != PARAM_BODY)
 			continue;
 		declared = 1;
-		if (!body)
-			body = cJSON_CreateObject();
-		v = cJSON_GetObjectItemCaseSensitive(params, param->name);
-		if (v && body)
-			cJSON_AddItemToObject(body, param->name, cJSON_Duplicate(v, 1));
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, param->name);
+		if (!v)
+			continue;
+		if (!first)
+			sb_addch(&out->body, ',');
+		first = 0;
+		sb_add_json_string(&out->body, param->name);
+		sb_addch(&out->body, ':');
+		sb_add_json_value(&out->body, v);
 	}
-	if (!declared || strcmp(op->method, "GET") == 0 || strcmp(op->method, "DELETE") == 0) {
-		cJSON_Delete(body);
-		return;
-	}
-	text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (!text)
-		die("out of memory building the body of %s", op->operation_id);
-	sb_adds(&out->body, text);
-	cJSON_free(text);
-	out->has_body = 1;
+	sb_addch(&out->body, '}');
+	if (!declared)
+		sb_reset(&out->body);
+	out->has_body = declared;
 }
 
 /* check_known - every member of params is a parameter of op. */

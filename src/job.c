@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "catalog.h"
+#include "json_print.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -1455,15 +1456,14 @@ static void add_string_or_null(struct strbuf *sb, const char *name, const char *
 char *job_to_json(const struct job *job)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char *params = job->params ? cJSON_PrintUnformatted(job->params) : NULL;
 
-	if (job->params && !params)
-		die("cannot print job: out of memory");
 	sb_addch(&sb, '{');
 	add_string_or_null(&sb, "op", job->op->operation_id);
 	add_member(&sb, "params");
-	sb_adds(&sb, params ? params : "{}");
-	free(params);
+	if (job->params)
+		sb_add_json_value(&sb, job->params);
+	else
+		sb_adds(&sb, "{}");
 	if (job->workspace && strcmp(job->workspace, CANON_WORKSPACE))
 		add_string_or_null(&sb, "workspace", job->workspace);
 	if (job->region && strcmp(job->region, CANON_REGION))

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "catalog.h"
+#include "json_print.h"
 #include "strbuf.h"
 #include "testlib.h"
 #include "util.h"
@@ -497,10 +498,62 @@ TEST(build_errors)
 		    "unknown parameter headers for raw");
 }
 
+/* printed - text parsed by cJSON, then printed by sb_add_json_value. */
+static char *printed(const char *text)
+{
+	cJSON *v = cJSON_Parse(text);
+	struct strbuf sb = STRBUF_INIT;
+	sb_add_json_value(&sb, v);
+	cJSON_Delete(v);
+	return sb_detach(&sb, NULL);
+}
+
+TEST(json_value_printing)
+{
+	static const char *const cases[][2] = {
+	    {"{}", "{}"},
+	    {"[]", "[]"},
+	    {" { \"a\" : [ 1 , 2.5 , -3 , true , false , null ] } ", "{\"a\":[1,2.5,-3,true,false,null]}"},
+	    {"0.1", "0.1"},
+	    {"-0", "0"},
+	    {"1e3", "1000"},
+	    {"9007199254740991", "9007199254740991"},
+	    {"1e300", "1e+300"},
+	    {"1.5e-7", "1.5e-07"},
+	    {"0.30000000000000004", "0.30000000000000004"},
+	    {"\"q\\\"\\\\/\\u00e9\\n\\u0001\"", "\"q\\\"\\\\/\xc3\xa9\\n\\u0001\""},
+	    {"{\"k\\u0000x\":1}", "{\"k\":1}"},
+	    {"{\"a\":{\"b\":{\"c\":[[],{}]}}}", "{\"a\":{\"b\":{\"c\":[[],{}]}}}"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *got = printed(cases[i][0]);
+		CHECK_STR(got, cases[i][1]);
+		free(got);
+	}
+	/* whatever the text, what is printed reads back as the same value */
+	static const char *const docs[] = {
+	    "{\"slug\":\"s-1\",\"enabled\":true,\"n\":[1,-2,3.25,1e-300,-1.7976931348623157e308],"
+	    "\"o\":{\"x\":null,\"y\":\"\\t\\\"\\\\\",\"z\":[{\"deep\":[\"\\ud83d\\ude00\"]}]}}",
+	    "[0.1,0.2,0.7,123456789.123456789,4503599627370497.5,18446744073709551616]",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+		cJSON *a = cJSON_Parse(docs[i]);
+		char *text = printed(docs[i]);
+		cJSON *b = cJSON_Parse(text);
+		CHECK(a && b && cJSON_Compare(a, b, 1));
+		if (!(a && b && cJSON_Compare(a, b, 1)))
+			fprintf(stderr, "  printed %s\n", text);
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+		free(text);
+	}
+}
+
 int main(void)
 {
 	operations = load_operations();
 	RUN(table_matches_operations_json);
+	RUN(json_value_printing);
 	RUN(find_by_id_and_name);
 	RUN(params_and_types);
 	RUN(rates_and_versions);

@@ -589,30 +589,47 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* duplicate_member - the problem of a name given twice in the object at path. */
+static void duplicate_member(struct ctx *c, struct strbuf *path, const char *name)
+{
+	char buf[SHOWN_BYTES + 4];
+	size_t len = path->len;
+	sb_add_pointer_token(path, name);
+	ctx_problem(c, path->buf, "each name once in an object", "duplicate member \"%s\"",
+	            shown(name, buf));
+	sb_setlen(path, len);
+}
+
 /* check_duplicate_members - cJSON keeps both of {"a":1,"a":2} and we would silently
- * use the first; say so instead. Sorting keeps huge objects cheap. */
+ * use the first; say so instead (once an object). A small object (a job, its params) is
+ * compared pair by pair; sorting keeps huge ones cheap. */
 static void check_duplicate_members(struct ctx *c, const cJSON *obj, struct strbuf *path)
 {
+	enum { SMALL_OBJECT = 12 };
+	const char *small[SMALL_OBJECT];
 	size_t n = 0, i = 0;
 	const cJSON *m;
-	char buf[SHOWN_BYTES + 4];
 
 	cJSON_ArrayForEach(m, obj) n++;
 	if (n < 2)
 		return;
-	const char **names = xmalloc(n * sizeof(*names));
+	const char **names = n <= SMALL_OBJECT ? small : xmalloc(n * sizeof(*names));
 	cJSON_ArrayForEach(m, obj) names[i++] = m->string;
-	qsort(names, n, sizeof(*names), name_cmp);
-	for (i = 1; i < n; i++) {
-		if (strcmp(names[i - 1], names[i]))
-			continue;
-		size_t len = path->len;
-		sb_add_pointer_token(path, names[i]);
-		ctx_problem(c, path->buf, "each name once in an object", "duplicate member \"%s\"",
-		            shown(names[i], buf));
-		sb_setlen(path, len);
-		break;
+	if (n <= SMALL_OBJECT) {
+		for (i = 1; i < n; i++)
+			for (size_t j = 0; j < i; j++)
+				if (!strcmp(names[j], names[i])) {
+					duplicate_member(c, path, names[i]);
+					return;
+				}
+		return;
 	}
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 1; i < n; i++)
+		if (!strcmp(names[i - 1], names[i])) {
+			duplicate_member(c, path, names[i]);
+			break;
+		}
 	free(names);
 }
 

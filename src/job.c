@@ -954,8 +954,9 @@ static void job_defaults(struct job *j)
 	j->on_unknown = ON_UNKNOWN_RETRY;
 }
 
-/* job_parse_object - validate one job object; see job.h. */
-int job_parse_object(const cJSON *obj, const char *pointer_prefix, int line, struct job *out,
+/* parse_job - job_parse_object but for the params, left NULL for the caller to copy or
+ * take from obj. */
+static int parse_job(const cJSON *obj, const char *pointer_prefix, int line, struct job *out,
                      struct job_list *list)
 {
 	struct ctx c = {list, pointer_prefix ? pointer_prefix : "", line, 0};
@@ -988,14 +989,24 @@ int job_parse_object(const cJSON *obj, const char *pointer_prefix, int line, str
 		job_release(&j);
 		return -1;
 	}
-	j.params = params ? cJSON_Duplicate(params, 1) : cJSON_CreateObject();
 	if (!j.workspace)
 		j.workspace = xstrdup(CANON_WORKSPACE);
 	if (!j.region)
 		j.region = xstrdup(CANON_REGION);
-	if (!j.params)
-		die("cannot copy job params: out of memory");
 	*out = j;
+	return 0;
+}
+
+/* job_parse_object - validate one job object; see job.h. */
+int job_parse_object(const cJSON *obj, const char *pointer_prefix, int line, struct job *out,
+                     struct job_list *list)
+{
+	if (parse_job(obj, pointer_prefix, line, out, list) < 0)
+		return -1;
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(obj, "params");
+	out->params = params ? cJSON_Duplicate(params, 1) : cJSON_CreateObject();
+	if (!out->params)
+		die("cannot copy job params: out of memory");
 	return 0;
 }
 
@@ -1305,12 +1316,17 @@ static void check_duplicate_key(const cJSON *obj, const char *prefix, int line,
 	sb_release(&expected);
 }
 
-/* take_job - one element of the document: validated, kept if good, key checked. */
-static void take_job(const cJSON *obj, const char *prefix, int line, struct key_set *keys,
+/* take_job - one element of the document: validated, kept if good (its params taken out
+ * of the document, which is freed after), key checked. */
+static void take_job(cJSON *obj, const char *prefix, int line, struct key_set *keys,
                      struct job_list *out)
 {
 	struct job j;
-	if (!job_parse_object(obj, prefix, line, &j, out)) {
+	if (!parse_job(obj, prefix, line, &j, out)) {
+		cJSON *params = cJSON_GetObjectItemCaseSensitive(obj, "params");
+		j.params = params ? cJSON_DetachItemViaPointer(obj, params) : cJSON_CreateObject();
+		if (!j.params)
+			die("cannot create job params: out of memory");
 		if (is_pow2_or_zero(out->njobs))
 			out->jobs = xrealloc(out->jobs, (out->njobs ? 2 * out->njobs : 1) *
 			                                    sizeof(*out->jobs));
@@ -1323,7 +1339,7 @@ static void take_job(const cJSON *obj, const char *prefix, int line, struct key_
 static void parse_json_document(const char *buf, size_t len, struct job_list *out)
 {
 	struct key_set keys = {NULL, 0, 0};
-	const cJSON *elem;
+	cJSON *elem;
 	char prefix[32], what[96];
 	size_t n = 0, i = 0;
 	cJSON *root = parse_json_text(buf, len, "", 0, out);

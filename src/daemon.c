@@ -1030,7 +1030,9 @@ static void request_line(struct strbuf *out, const char *method, const char *url
 {
 	size_t blen = strlen(base);
 	sb_reset(out);
-	sb_addf(out, "%s %s", method, strncmp(url, base, blen) == 0 ? url + blen : url);
+	sb_adds(out, method);
+	sb_addch(out, ' ');
+	sb_adds(out, strncmp(url, base, blen) == 0 ? url + blen : url);
 }
 
 /* send_now - builds the request, records the attempt, submits it. */

@@ -492,9 +492,9 @@ static int append_bearer(struct curl_slist **list, const char *token)
 	return ret;
 }
 
-/* build_headers - User-Agent, Accept, Content-Type (with a body), Authorization; no
- * Expect. The user agent is one of these lines rather than CURLOPT_USERAGENT, which
- * libcurl would format twice, a byte at a time, for every request. */
+/* build_headers - User-Agent, Accept-Encoding, Accept, Content-Type (with a body),
+ * Authorization; no Expect. The user agent and the encoding are lines of ours rather
+ * than libcurl's own, which it formats twice, a byte at a time, for every request. */
 static int build_headers(const struct http *h, const struct http_request *req,
                          struct curl_slist **out)
 {
@@ -506,6 +506,8 @@ static int build_headers(const struct http *h, const struct http_request *req,
 
 	if (!ret)
 		ret = append_header(&list, h->user_agent_line);
+	if (!ret)
+		ret = append_header(&list, "Accept-Encoding: gzip");
 
 	if (!ret && req->media_type) {
 		sb_addf(&line, "Accept: %s", req->media_type);
@@ -595,8 +597,8 @@ static CURLcode set_transport(struct http *h, struct http_xfer *x)
 		rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
 	if (!rc)
 		rc = curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* gzip alone: what every server offers; libcurl's full list ("deflate, gzip, br,
-	 * zstd") is printed twice, a byte at a time, into every request's headers */
+	/* gzip alone, what every server offers, and decoded by libcurl; the header itself
+	 * is one of our lines (build_headers), which libcurl then does not add again */
 	if (!rc)
 		rc = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
 	if (!rc && h->ca_file)

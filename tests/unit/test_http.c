@@ -102,6 +102,18 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, cons
 	return ret;
 }
 
+/* count_header - counts the request's headers named as cls says (case-insensitive). */
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+	int *n = cls;
+	(void)kind;
+	(void)value;
+	if (!strcasecmp(key, "accept-encoding"))
+		(*n)++;
+	return MHD_YES;
+}
+
 /* echo - the request as the server saw it, as JSON. */
 static enum MHD_Result echo(struct MHD_Connection *c, const char *url, const char *method,
                             struct strbuf *body)
@@ -122,6 +134,11 @@ static enum MHD_Result echo(struct MHD_Connection *c, const char *url, const cha
 	add_field(&out, "user_agent",
 	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "user-agent"));
 	add_field(&out, "expect", MHD_lookup_connection_value(c, MHD_HEADER_KIND, "expect"));
+	add_field(&out, "accept_encoding",
+	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "accept-encoding"));
+	int encodings = 0;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &encodings);
+	sb_addf(&out, ",\"accept_encoding_lines\":%d", encodings);
 	sb_addf(&out, ",\"body_len\":%zu", body->len);
 	add_field(&out, "body", body->buf);
 	sb_adds(&out, "}");
@@ -159,6 +176,20 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	if (!strcmp(url, "/truncate")) {
 		struct MHD_Response *r =
 		    MHD_create_response_from_callback(1000, 64, truncated_body, NULL, NULL);
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strcmp(url, "/gzip")) {
+		/* {"data":{"id":"g1","note":"gzip"}}, gzip-compressed */
+		static const unsigned char gz[] = {
+		    31,  139, 8,   0,   0,   0,   0,   0,   2,   3,   171, 86,  74,  73,  44,  73, 84,
+		    178, 170, 86,  202, 76,  81,  178, 82,  74,  55,  84,  210, 81,  202, 203, 47, 73,
+		    5,   177, 171, 50,  11,  148, 106, 107, 1,   94,  220, 231, 132, 34,  0,   0,  0};
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+		    sizeof(gz), (void *)(uintptr_t)gz, MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(r, "Content-Encoding", "gzip");
+		MHD_add_response_header(r, "Content-Type", "application/json");
 		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 		MHD_destroy_response(r);
 		return ret;
@@ -405,10 +436,22 @@ TEST(get_echo)
 	CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
 	CHECK(has(&r, "\"content_type\":null"));
 	CHECK(has(&r, "\"user_agent\":\"segspool/0.1\""));
+	/* compression offered once, as gzip (our header line, not a second one of libcurl's) */
+	CHECK(has(&r, "\"accept_encoding\":\"gzip\""));
+	CHECK(has(&r, "\"accept_encoding_lines\":1"));
 	CHECK(has(&r, "\"body_len\":0"));
 	CHECK_INT(http_in_flight(h), 0);
 	CHECK_INT(http_capacity(h), 16);
 	result_release(&r);
+
+	/* a gzip-encoded answer arrives decoded */
+	struct result z;
+	result_init(&z);
+	req.url = url_on(&srv, "/gzip");
+	request_once(h, &req, &z);
+	CHECK_INT(z.status, 200);
+	CHECK(has(&z, "{\"data\":{\"id\":\"g1\",\"note\":\"gzip\"}}"));
+	result_release(&z);
 	http_free(h);
 }
 

@@ -38,8 +38,10 @@ extern const size_t store_migration_count;
 
 /* the due jobs through the jobs_due partial index: its WHERE spelled exactly as in
  * sql/001_init.sql, and the index named, because without statistics the planner
- * prefers jobs_state plus a sort of the whole queue */
+ * may prefer another index plus a sort of the whole queue */
 #define DUE_JOBS "jobs INDEXED BY jobs_due WHERE state IN (0, 2)"
+/* the running jobs, through the jobs_running partial index (sql/003_running_index.sql) */
+#define RUNNING_JOBS "jobs INDEXED BY jobs_running WHERE state = 1"
 
 /* why a job was created, from its own row: a job's creation (into queued) has no
  * transitions row, as the jobs row already holds when (created_ms) and whence */
@@ -93,6 +95,7 @@ enum stmt_id {
 	S_JOB_CANCEL,
 	S_JOB_CANCEL_REQUEST,
 	S_IDS_IN_STATE,
+	S_RUNNING_IDS,
 	S_BUCKET_SAVE,
 	S_BUCKETS,
 	S_COUNTS,
@@ -144,7 +147,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_FIRST_RUN_AT_PRIORITY] =
         "SELECT next_run_ms FROM " DUE_JOBS " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
     [S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
-    [S_COUNT_ACTIVE] = "SELECT count(*) FROM jobs WHERE state IN (0, 1, 2)",
+    /* queued and waiting through jobs_due, running through jobs_running */
+    [S_COUNT_ACTIVE] = "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM "
+                       RUNNING_JOBS ")",
     [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                         "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
@@ -179,12 +184,13 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
     /* an attempt without an outcome belongs to a running job (sql/002_lean_attempts.sql) */
     [S_OPEN_ATTEMPTS] =
-        "SELECT a.id, j.op_id, j.spec_json FROM jobs j "
+        "SELECT a.id, j.op_id, j.spec_json FROM jobs j INDEXED BY jobs_running "
         "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
     [S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
     [S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
     [S_CHILD_IDS] = "SELECT id FROM jobs WHERE parent_id = ?1 ORDER BY id",
     [S_IDS_IN_STATE] = "SELECT id FROM jobs WHERE state = ?1 ORDER BY id",
+    [S_RUNNING_IDS] = "SELECT id FROM " RUNNING_JOBS " ORDER BY id",
     [S_BUCKET_SAVE] = "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) "
                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET "
                       "tokens = excluded.tokens, updated_ms = excluded.updated_ms, "
@@ -219,7 +225,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
                            "GROUP BY 1 ORDER BY 1",
     [S_COUNT_LOST_ANSWERS] =
         "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
-    [S_WAKE_WAITERS] = "UPDATE jobs SET next_run_ms = ?1 WHERE state = 2 AND next_run_ms > ?1 "
+    [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 WHERE state IN (0, 2) "
+                       "AND state = 2 AND next_run_ms > ?1 "
                        "AND (SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
                        "ORDER BY t.id DESC LIMIT 1) = ?2",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
@@ -1551,10 +1558,9 @@ static int requeue_running(struct store *st, int64_t now_ms)
 {
 	int64_t *ids;
 	size_t n;
-	sqlite3_stmt *s = prep(st, S_IDS_IN_STATE);
+	sqlite3_stmt *s = prep(st, S_RUNNING_IDS);
 	if (!s)
 		return -1;
-	sqlite3_bind_int(s, 1, JS_RUNNING);
 	if (collect_ids(st, s, &ids, &n) < 0)
 		return -1;
 	int rc = 0;

@@ -1,6 +1,7 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
-attempts_open index), with a request in flight when that daemon died, opened by this
-daemon: it migrates (user_version 2, no attempts_open), closes the open attempt as
+attempts_open and jobs_state indexes), with a request in flight when that daemon died,
+opened by this daemon: it migrates (user_version 3: no attempts_open, jobs_running in
+place of jobs_state), finds the running job through the new index, closes its open attempt as
 "interrupted" (a read), numbers the next attempt after it, and finishes the job. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
 is shown from its jobs row.
@@ -19,11 +20,13 @@ try:
     c.eq(s.run_until_idle(timeout=60), 0, "first run")
     path = os.path.join(s.spool, "segspool.db")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 2, "a new database is at version 2")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 3, "a new database is at version 3")
     # what a version-1 daemon killed mid-request leaves: its index, a running job, an
     # attempt without an outcome
     with db:
         db.execute("CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL")
+        db.execute("DROP INDEX jobs_running")
+        db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
         db.execute("UPDATE jobs SET state = 1, result_json = NULL, finished_ms = NULL "
                    "WHERE id = 1")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
@@ -37,9 +40,12 @@ try:
 
     c.eq(s.run_until_idle(timeout=60), 0, "second run, on the version-1 database")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 2, "migrated to version 2")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 3, "migrated to version 3")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'attempts_open'")
          .fetchone()[0], 0, "attempts_open dropped")
+    c.eq([r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name IN "
+                                   "('jobs_state', 'jobs_running')")],
+         ["jobs_running"], "jobs_state replaced by jobs_running")
     c.eq(db.execute("PRAGMA integrity_check").fetchone()[0], "ok", "integrity check")
     db.close()
     sh = s.show(1)

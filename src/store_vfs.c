@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the buffer a WAL file gathers writes in: a commit of a few jobs fits in one flush */
-#define WAL_BUFFER_BYTES (128 * 1024)
+/* the buffer a WAL file gathers writes in: a commit of 8 jobs (about 27 frames of 2 KiB)
+ * fits in one flush, and the daemon's peak RSS has room for it */
+#define WAL_BUFFER_BYTES (64 * 1024)
 
 struct wal_file {
 	sqlite3_file base;   /* pMethods: wal_methods */

@@ -678,32 +678,20 @@ int json_next_member(const char *text, size_t n, size_t *pos, struct json_member
 	return 1;
 }
 
-/* json_member_span - see util.h. */
+/* json_member_span - see util.h: json_next_member's walk, stopped at the name, or at a
+ * name spelled with escapes (which only a parser can compare). */
 int json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len)
 {
-	size_t klen = strlen(key), i = json_ws(text, 0, n);
-	if (i >= n || text[i] != '{')
-		return -1;
-	i = json_ws(text, i + 1, n);
-	while (i < n && text[i] == '"') {
-		size_t kend = json_string_end(text, i, n);
-		if (kend > n || memchr(text + i + 1, '\\', kend - i - 2))
+	size_t klen = strlen(key), pos = 0;
+	struct json_member m;
+	while (json_next_member(text, n, &pos, &m) > 0) {
+		if (memchr(m.name, '\\', m.name_len))
 			return -1;
-		int match = kend - i - 2 == klen && !memcmp(text + i + 1, key, klen);
-		i = json_ws(text, kend, n);
-		if (i >= n || text[i] != ':')
-			return -1;
-		size_t v = json_ws(text, i + 1, n), vend = json_value_end(text, v, n);
-		if (vend > n)
-			return -1;
-		if (match) {
-			*off = v;
-			*len = vend - v;
+		if (m.name_len == klen && !memcmp(m.name, key, klen)) {
+			*off = (size_t)(m.value - text);
+			*len = m.value_len;
 			return 0;
 		}
-		i = json_ws(text, vend, n);
-		if (i < n && text[i] == ',')
-			i = json_ws(text, i + 1, n);
 	}
 	return -1;
 }

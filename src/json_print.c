@@ -42,28 +42,21 @@ void sb_add_json_value(struct strbuf *sb, const cJSON *v)
 		sb_adds(sb, "true");
 	} else if (cJSON_IsFalse(v)) {
 		sb_adds(sb, "false");
-	} else if (cJSON_IsObject(v)) {
-		sb_addch(sb, '{');
+	} else if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+		int object = cJSON_IsObject(v);
+		sb_addch(sb, object ? '{' : '[');
 		cJSON_ArrayForEach(child, v)
 		{
 			if (!first)
 				sb_addch(sb, ',');
 			first = 0;
-			sb_add_json_string(sb, child->string ? child->string : "");
-			sb_addch(sb, ':');
+			if (object) {
+				sb_add_json_string(sb, child->string ? child->string : "");
+				sb_addch(sb, ':');
+			}
 			sb_add_json_value(sb, child);
 		}
-		sb_addch(sb, '}');
-	} else if (cJSON_IsArray(v)) {
-		sb_addch(sb, '[');
-		cJSON_ArrayForEach(child, v)
-		{
-			if (!first)
-				sb_addch(sb, ',');
-			first = 0;
-			sb_add_json_value(sb, child);
-		}
-		sb_addch(sb, ']');
+		sb_addch(sb, object ? '}' : ']');
 	} else {
 		sb_adds(sb, "null"); /* null, and a raw or invalid item */
 	}

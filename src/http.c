@@ -26,6 +26,8 @@
 #include "util.h"
 
 #define DEFAULT_USER_AGENT "segspool/0.1"
+/* the one encoding offered (Accept-Encoding) and decoded (CURLOPT_ACCEPT_ENCODING) */
+#define ACCEPT_ENCODING "gzip"
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 60000L
 #define DEFAULT_MAX_IN_FLIGHT 16
@@ -507,7 +509,7 @@ static int build_headers(const struct http *h, const struct http_request *req,
 	if (!ret)
 		ret = append_header(&list, h->user_agent_line);
 	if (!ret)
-		ret = append_header(&list, "Accept-Encoding: gzip");
+		ret = append_header(&list, "Accept-Encoding: " ACCEPT_ENCODING);
 
 	if (!ret && req->media_type) {
 		sb_addf(&line, "Accept: %s", req->media_type);
@@ -600,7 +602,7 @@ static CURLcode set_transport(struct http *h, struct http_xfer *x)
 	/* gzip alone, what every server offers, and decoded by libcurl; the header itself
 	 * is one of our lines (build_headers), which libcurl then does not add again */
 	if (!rc)
-		rc = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+		rc = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ACCEPT_ENCODING);
 	if (!rc && h->ca_file)
 		rc = curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
 	if (!rc)

@@ -1603,7 +1603,7 @@ static int canon_string(const struct json_member *m, int nullable, const char *a
 	}
 	if (span_is(m, "null"))
 		return nullable ? 0 : -1;
-	if (!m->value || m->value_len < 2 || m->value[0] != '"')
+	if (m->value_len < 2 || m->value[0] != '"')
 		return -1;
 	if (!memchr(m->value, '\\', m->value_len)) {
 		*out = xstrndup(m->value + 1, m->value_len - 2);

@@ -678,8 +678,9 @@ static int configure_writer(struct store *st, struct strbuf *why)
 		return -1;
 	if (exec_sql(st, "PRAGMA synchronous = FULL", why, "set synchronous mode") < 0)
 		return -1;
-	/* a group commit of a big spool file touches many index pages: keep them in memory
-	 * rather than spilling them into the WAL mid-transaction (16 MB, used only as needed) */
+	/* 2 MiB of page cache (used only as needed): a group commit of a big spool file
+	 * fits in it, and the daemon's peak RSS stays under its 16 MiB target (4 MiB saved
+	 * no reads: the reads left are the checkpoint's, of the WAL) */
 	return exec_sql(st, "PRAGMA cache_size = -2048", why, "set the cache size");
 }
 

@@ -9,9 +9,7 @@ import sqlite3
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
-build = sys.argv[1] if len(sys.argv) > 1 else "build"
-os.environ.setdefault("SEGSPOOL_BIN", os.path.join(build, "segspool"))
+import benchenv  # noqa: F401  (first: the build and the harness's path)
 from harness import Spool, listdir, wait_for  # noqa: E402
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 50000

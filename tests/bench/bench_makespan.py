@@ -23,11 +23,7 @@ import sqlite3
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "e2e"))
-build = sys.argv[1] if len(sys.argv) > 1 else "build"
-os.environ.setdefault("SEGSPOOL_BIN", os.path.join(build, "segspool"))
-os.environ.setdefault("SEGSPOOL_EMU", os.path.join(build, "segspool-emu"))
+import benchenv  # noqa: F401  (first: the build and the harness's path)
 from harness import Emulator, Spool, emu_cleanup  # noqa: E402
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000

@@ -18,11 +18,7 @@ import subprocess
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "e2e"))
-build = sys.argv[1] if len(sys.argv) > 1 else "build"
-os.environ.setdefault("SEGSPOOL_BIN", os.path.join(build, "segspool"))
-os.environ.setdefault("SEGSPOOL_EMU", os.path.join(build, "segspool-emu"))
+import benchenv  # first: the build and the harness's path
 from harness import TOKEN, Emulator, Spool  # noqa: E402
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
@@ -121,7 +117,7 @@ for inflight, rs in runs.items():
         "met": {"calls_per_sec": rate >= TARGET_CALLS, "peak_rss_mib": rss <= TARGET_RSS_MIB}}),
         flush=True)
 
-sdk_dir = os.path.join(here, "sdk")
+sdk_dir = os.path.join(benchenv.HERE, "sdk")
 if os.path.isdir(os.path.join(sdk_dir, "node_modules")):
     peers = []
     for k in range(REPEATS):

@@ -132,6 +132,18 @@ TEST(json_object_check_finds_a_member)
 	CHECK_STR(checked_span_of("{\"data\":{\"a\":1} }", "data"), "{\"a\":1}");
 }
 
+/* nested - {"a":[[...]]} with arrays levels deep, so 1 + levels deep in all. */
+static void nested(struct strbuf *sb, int levels)
+{
+	sb_reset(sb);
+	sb_adds(sb, "{\"a\":");
+	for (int k = 0; k < levels; k++)
+		sb_addch(sb, '[');
+	for (int k = 0; k < levels; k++)
+		sb_addch(sb, ']');
+	sb_addch(sb, '}');
+}
+
 TEST(json_object_validity)
 {
 	static const char *const good[] = {
@@ -173,21 +185,9 @@ TEST(json_object_validity)
 	CHECK_INT(prefixes_rejected, 1);
 	/* nesting up to JSON_MAX_DEPTH, not beyond */
 	struct strbuf deep = STRBUF_INIT;
-	sb_addch(&deep, '{');
-	sb_adds(&deep, "\"a\":");
-	for (int k = 1; k < JSON_MAX_DEPTH; k++)
-		sb_addch(&deep, '[');
-	for (int k = 1; k < JSON_MAX_DEPTH; k++)
-		sb_addch(&deep, ']');
-	sb_addch(&deep, '}');
+	nested(&deep, JSON_MAX_DEPTH - 1);
 	CHECK_INT(valid(deep.buf), 1);
-	sb_reset(&deep);
-	sb_adds(&deep, "{\"a\":");
-	for (int k = 0; k < JSON_MAX_DEPTH; k++)
-		sb_addch(&deep, '[');
-	for (int k = 0; k < JSON_MAX_DEPTH; k++)
-		sb_addch(&deep, ']');
-	sb_addch(&deep, '}');
+	nested(&deep, JSON_MAX_DEPTH);
 	CHECK_INT(valid(deep.buf), 0);
 	sb_release(&deep);
 }

@@ -8,7 +8,8 @@
  *                              "rate": "10/s", "burst": 10}},
  *   "rate": "10/s", "burst": 10, "endpoint_limits": true,
  *   "http": {"max_in_flight": 16, "connect_timeout_ms": 10000, "timeout_ms": 60000,
- *            "ca_file": null},
+ *            "ca_file": null, "max_response_bytes": 67108864},
+ *   "max_server_wait": "1h", "max_pages": 100000,
  *   "retry": {"max_attempts": 8, "initial_ms": 1000, "max_ms": 300000, "max_age": "1d"},
  *   "grace_ms": 10000, "archive": "keep", "rescan_ms": 5000, "log_level": "info"
  * }
@@ -47,6 +48,9 @@ struct config {
 	int max_in_flight;
 	long connect_timeout_ms;
 	long timeout_ms;
+	int64_t max_response_bytes; /* a decoded body past this is aborted */
+	int64_t max_server_wait_ms;  /* cap on Retry-After, X-RateLimit-Reset, msBeforeNext */
+	int max_pages;               /* pages per paginated job when the job sets no max_pages */
 	struct retry_policy retry;
 	int64_t grace_ms;
 	int keep_archive;

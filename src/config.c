@@ -24,6 +24,9 @@ void config_init(struct config *cfg)
 	cfg->max_in_flight = 16;
 	cfg->connect_timeout_ms = 10000;
 	cfg->timeout_ms = 60000;
+	cfg->max_response_bytes = 64 * 1024 * 1024;
+	cfg->max_server_wait_ms = 3600 * 1000;
+	cfg->max_pages = 100000;
 	cfg->retry.max_attempts = 8;
 	cfg->retry.initial_ms = 1000;
 	cfg->retry.max_ms = 300000;
@@ -134,7 +137,7 @@ static int get_rate(const cJSON *obj, const char *where, double *dst, const char
 static const char *const top_fields[] = {
 	"spool", "db", "output_dir", "api_base", "workspaces", "rate", "burst",
 	"endpoint_limits", "http", "retry", "grace_ms", "archive", "rescan_ms",
-	"claim_batch", "log_level", "comment"};
+	"claim_batch", "log_level", "max_server_wait", "max_pages", "comment"};
 
 static int check_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
 			const char *path, struct strbuf *err)
@@ -199,20 +202,22 @@ static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path
 static int load_http(struct config *cfg, const cJSON *h, const char *path, struct strbuf *err)
 {
 	static const char *const fields[] = {"max_in_flight", "connect_timeout_ms", "timeout_ms",
-					     "ca_file"};
+					     "ca_file", "max_response_bytes"};
 	double inflight = cfg->max_in_flight, cto = (double)cfg->connect_timeout_ms,
-	       to = (double)cfg->timeout_ms;
+	       to = (double)cfg->timeout_ms, maxbody = (double)cfg->max_response_bytes;
 	if (!cJSON_IsObject(h))
 		return bad(err, path, "/http", "an object");
 	if (check_fields(h, fields, ARRAY_SIZE(fields), "/http", path, err) ||
 	    get_number(h, "max_in_flight", 1, 1024, &inflight, "/http", path, err) ||
 	    get_number(h, "connect_timeout_ms", 100, 600000, &cto, "/http", path, err) ||
 	    get_number(h, "timeout_ms", 100, 3600000, &to, "/http", path, err) ||
+	    get_number(h, "max_response_bytes", 4096, 4294967296.0, &maxbody, "/http", path, err) ||
 	    get_string(h, "ca_file", &cfg->ca_file, path, err))
 		return -1;
 	cfg->max_in_flight = (int)inflight;
 	cfg->connect_timeout_ms = (long)cto;
 	cfg->timeout_ms = (long)to;
+	cfg->max_response_bytes = (int64_t)maxbody;
 	return 0;
 }
 
@@ -243,7 +248,7 @@ static int load_retry(struct config *cfg, const cJSON *r, const char *path, stru
 static int load_root(struct config *cfg, const cJSON *root, const char *path, struct strbuf *err)
 {
 	double grace = (double)cfg->grace_ms, rescan = (double)cfg->rescan_ms,
-	       batch = cfg->claim_batch;
+	       batch = cfg->claim_batch, pages = cfg->max_pages;
 	const cJSON *v;
 	if (!cJSON_IsObject(root))
 		return bad(err, path, "the document", "a JSON object");
@@ -256,8 +261,14 @@ static int load_root(struct config *cfg, const cJSON *root, const char *path, st
 	    get_number(root, "burst", 1, 1e6, &cfg->burst, "", path, err) ||
 	    get_number(root, "grace_ms", 0, 3600000, &grace, "", path, err) ||
 	    get_number(root, "rescan_ms", 100, 3600000, &rescan, "", path, err) ||
-	    get_number(root, "claim_batch", 1, 100000, &batch, "", path, err))
+	    get_number(root, "claim_batch", 1, 100000, &batch, "", path, err) ||
+	    get_number(root, "max_pages", 1, 100000000, &pages, "", path, err))
 		return -1;
+	cfg->max_pages = (int)pages;
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "max_server_wait")) &&
+	    !(cJSON_IsString(v) && parse_duration_ms(v->valuestring, &cfg->max_server_wait_ms) == 0 &&
+	      cfg->max_server_wait_ms >= 1000))
+		return bad(err, path, "/max_server_wait", "a duration of at least 1s, such as \"1h\"");
 	cfg->grace_ms = (int64_t)grace;
 	cfg->rescan_ms = (int64_t)rescan;
 	cfg->claim_batch = (int)batch;
@@ -315,6 +326,10 @@ out:
 int config_finish(struct config *cfg, struct strbuf *err)
 {
 	(void)err;
+	/* request paths start with '/': "https://host/" + "/sources" would put "//" on the wire */
+	size_t n = cfg->api_base ? strlen(cfg->api_base) : 0;
+	while (n > 1 && cfg->api_base[n - 1] == '/')
+		cfg->api_base[--n] = '\0';
 	if (!cfg->db_path) {
 		struct strbuf p = STRBUF_INIT;
 		sb_addf(&p, "%s/segspool.db", cfg->spool_dir);

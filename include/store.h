@@ -33,16 +33,30 @@ const char *job_state_name(enum job_state s);
 int job_state_parse(const char *name, enum job_state *out);
 int job_state_terminal(enum job_state s);
 
-enum { STORE_READONLY = 1 };
+enum {
+	STORE_READONLY = 1,
+	STORE_WAIT_FOR_CLI = 2, /* a writer waits (a minute at most) while a CLI command writes */
+};
 
 /* store_open - opens (creating when writable) and migrates the schema to the latest
- * version (PRAGMA user_version). Returns 0, or -1 with the reason in err_out (malloc'd). */
+ * version (PRAGMA user_version). A writer owns the store: a second writer (another daemon,
+ * whatever its spool) is refused before it reads anything, with the first one's pid, role
+ * and spool in the reason. Returns 0, or -1 with the reason in err_out (malloc'd). */
 int store_open(const char *path, int flags, struct store **out, char **err_out);
 void store_close(struct store *st);
+/* store_set_owner - this process's role ("daemon", "cli:retry") and spool, written beside
+ * the database by the next writable store_open for a second writer's message. */
+void store_set_owner(const char *role, const char *spool);
 /* store_errmsg - the last error, for messages. */
 const char *store_errmsg(struct store *st);
 
 int store_begin(struct store *st);    /* BEGIN IMMEDIATE */
+/* store_busy - the last failure was because another process holds the database's write
+ * lock (a shell in BEGIN EXCLUSIVE, a backup tool): worth trying again later. */
+int store_busy(const struct store *st);
+/* store_set_busy_timeout - how long a call waits for another process's lock before it
+ * fails busy (default 5 s; the daemon waits briefly and keeps its loop running). */
+void store_set_busy_timeout(struct store *st, int ms);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
 int store_savepoint(struct store *st);   /* around one file inside a group commit */
@@ -110,6 +124,9 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
 int64_t store_next_due_ms(struct store *st);
 /* store_count_active - jobs not in a terminal state (queued, running, waiting). */
 int64_t store_count_active(struct store *st);
+/* store_count_waiting_for - waiting jobs whose last wait's reason begins with `reason`
+ * (as store_wake_waiters matches them); -1 on error. */
+int64_t store_count_waiting_for(struct store *st, const char *reason);
 int store_get(struct store *st, int64_t id, struct job_row *out); /* 0, 1 not found, -1 */
 
 struct attempt_end {
@@ -150,7 +167,8 @@ int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_
  * (the API's error envelope when there was one). */
 int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
 		  const char *reason, int64_t now_ms);
-/* store_wake_waiters - waiting jobs whose last wait was for `reason` (the transition's)
+/* store_wake_waiters - waiting jobs whose last wait's reason (the transition's) begins with
+ * `reason` (no GLOB characters in it)
  * become due now, e.g. jobs parked by the daemon's own rate limit once it is raised.
  * Returns how many, or -1. */
 int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms);

@@ -362,11 +362,17 @@ const char *config_base_url(const struct config *cfg, const char *region)
 	return "https://api.segmentapis.com";
 }
 
-static void trim_token(struct strbuf *t)
+/* trim_token - drops trailing white space; -1 when what is left is not one token (a
+ * second line, a space, a control character), which no Authorization header can carry. */
+static int trim_token(struct strbuf *t)
 {
 	while (t->len && (t->buf[t->len - 1] == '\n' || t->buf[t->len - 1] == '\r' ||
 			  t->buf[t->len - 1] == ' ' || t->buf[t->len - 1] == '\t'))
 		sb_setlen(t, t->len - 1);
+	for (size_t i = 0; i < t->len; i++)
+		if ((unsigned char)t->buf[i] <= ' ' || t->buf[i] == 0x7f)
+			return -1;
+	return 0;
 }
 
 /* config_token - the token of a workspace, from its file or the environment. */
@@ -403,7 +409,12 @@ int config_token(const struct config *cfg, const char *workspace, struct strbuf 
 			return -1;
 		}
 		sb_release(&why);
-		trim_token(out);
+		if (trim_token(out) < 0) {
+			sb_addf(err, "token file %s of workspace %s holds more than one line or a space "
+				"or control character; it must hold the token alone", w->token_file,
+				workspace);
+			return -1;
+		}
 		if (!out->len) {
 			sb_addf(err, "token file %s of workspace %s is empty", w->token_file,
 				workspace);
@@ -418,6 +429,10 @@ int config_token(const struct config *cfg, const char *workspace, struct strbuf 
 		return -1;
 	}
 	sb_adds(out, env);
-	trim_token(out);
+	if (trim_token(out) < 0) {
+		sb_addf(err, "SEGMENT_TOKEN holds more than one line or a space or control "
+			"character; it must hold the token alone");
+		return -1;
+	}
 	return 0;
 }

@@ -35,6 +35,12 @@
 #define PARENT_POLL_MS 500
 #define LOCAL_HOLD_MAX_MS 1000 /* longer rate-limit waits go back to the store */
 #define LIMIT_WAIT_REASON "waiting for the rate limit" /* our own limit, not the server's */
+/* a workspace without a usable token: its jobs wait, burning no attempts, until a SIGHUP */
+#define TOKEN_WAIT_REASON "waiting for a usable API token"
+#define TOKEN_RECHECK_MS (10 * 60 * 1000)
+#define STORE_BUSY_WAIT_MS 100   /* the daemon's busy timeout: the loop must keep running */
+#define STORE_BUSY_RETRY_MAX_MS 2000
+#define STORE_BUSY_LOG_MS 10000
 #define CONTROL_POLL_S 0.25
 #define BUCKET_SAVE_MS 1000
 
@@ -67,6 +73,8 @@ struct run {
 	const char *method;       /* of the request in flight or last sent (a static string) */
 	int interrupt;            /* cancelled because the daemon stops, not by the user */
 	int count_on_end;         /* the answer's attempt counts; recorded with the job's end */
+	struct http_response *held; /* an answer kept while the store is busy, recorded later */
+	struct run *held_next;
 };
 
 struct daemon {
@@ -81,6 +89,13 @@ struct daemon {
 	ev_prepare prepare;
 	ev_signal sig_term, sig_int, sig_hup;
 	int in_txn;
+	int txn_failed;         /* writes of this transaction that failed: the commit refuses */
+	struct strbuf txn_first_failure;
+	int64_t busy_since_ms;  /* another process holds the store's write lock; 0 when not */
+	int64_t busy_logged_ms, busy_retry_ms;
+	struct run *held_head, *held_tail; /* answers waiting for the store, in arrival order */
+	int nheld;
+	int wake_limit_waiters, wake_token_waiters, requeue_idle; /* for the next transaction */
 	struct names pending;   /* incoming/ names to ingest */
 	struct names archive;   /* ingested: leave incoming/ after the commit */
 	struct names stuck;     /* could neither ingest nor move: skip until restart */
@@ -99,6 +114,7 @@ struct daemon {
 
 static void dispatch(struct daemon *d);
 static void send_or_hold(struct run *r);
+static void after_signals(struct daemon *d);
 
 /* names_push - appends a copy of name. */
 static void names_push(struct names *ns, const char *name)
@@ -128,15 +144,65 @@ static void names_clear(struct names *ns)
 	memset(ns, 0, sizeof(*ns));
 }
 
-/* txn - every write of an iteration joins one transaction, committed before sleep. */
+/* txn_try - opens the iteration's transaction: 0, or -1 while another process holds the
+ * store's write lock (then nothing may be written: answers are held, nothing new is sent).
+ * Any other failure stops the daemon. */
+static int txn_try(struct daemon *d)
+{
+	if (d->in_txn)
+		return 0;
+	int64_t now = clock_wall_ms();
+	if (store_begin(d->st) < 0) {
+		if (!store_busy(d->st))
+			die("%s; stopping (nothing is lost: files stay in incoming/ until their jobs "
+			    "are committed)", store_errmsg(d->st));
+		if (!d->busy_since_ms) {
+			d->busy_since_ms = d->busy_logged_ms = now;
+			d->busy_retry_ms = STORE_BUSY_WAIT_MS;
+			logmsg(LOG_WARN, "the database %s is locked by another process; holding "
+			       "answers and sending nothing new until it is free", d->cfg->db_path);
+		} else if (now - d->busy_logged_ms >= STORE_BUSY_LOG_MS) {
+			d->busy_logged_ms = now;
+			logmsg(LOG_WARN, "the database %s is still locked by another process (for %lld "
+			       "s); %d answer(s) held, %d request(s) in flight", d->cfg->db_path,
+			       (long long)((now - d->busy_since_ms) / 1000), d->nheld, d->ninflight);
+		}
+		return -1;
+	}
+	if (d->busy_since_ms) {
+		logmsg(LOG_INFO, "the database is free again after %lld ms; recording %d held "
+		       "answer(s)", (long long)(now - d->busy_since_ms), d->nheld);
+		d->busy_since_ms = 0;
+	}
+	d->in_txn = 1;
+	return 0;
+}
+
+/* txn - every write of an iteration joins one transaction, committed before sleep. The
+ * callers run where txn_try has already succeeded this iteration; only after a commit in
+ * mid-iteration (a full output batch) may the lock have been taken meanwhile, and then
+ * the ordinary busy timeout is waited before giving up. */
 static void txn(struct daemon *d)
 {
 	if (d->in_txn)
 		return;
-	if (store_begin(d->st) < 0)
-		die("%s; stopping (nothing is lost: files stay in incoming/ until their jobs are "
-		    "committed)", store_errmsg(d->st));
-	d->in_txn = 1;
+	store_set_busy_timeout(d->st, 5000);
+	int rc = txn_try(d);
+	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS);
+	if (rc < 0)
+		die("the database %s stayed locked by another process in the middle of a batch; "
+		    "stopping (the jobs concerned run again at the next start)", d->cfg->db_path);
+}
+
+/* write_failed - a store write of this iteration failed: logged, and the commit will
+ * refuse the whole transaction rather than keep half of what the iteration decided. */
+static void write_failed(struct daemon *d, int64_t job_id, const char *what)
+{
+	logmsg(LOG_ERROR, "cannot %s of job %lld: %s", what, (long long)job_id,
+	       store_errmsg(d->st));
+	if (!d->txn_failed++)
+		sb_addf(&d->txn_first_failure, "cannot %s of job %lld: %s", what, (long long)job_id,
+			store_errmsg(d->st));
 }
 
 /* --- tokens -------------------------------------------------------------------- */
@@ -374,6 +440,12 @@ static void run_free(struct run *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	d->nruns--;
+	if (r->held) {
+		logmsg(LOG_ERROR, "job %lld: an answer held for the locked store is dropped at exit; "
+		       "its attempt is recovered as interrupted at the next start", (long long)r->row.id);
+		sb_release(&r->held->body);
+		free(r->held);
+	}
 	if (r->job_parsed)
 		job_release(&r->job);
 	job_row_release(&r->row);
@@ -432,11 +504,9 @@ static void end_job(struct run *r, enum job_state to, const char *err_json, cons
 	struct daemon *d = r->d;
 	txn(d);
 	if (r->count_on_end && store_job_count_attempt(d->st, r->row.id) < 0)
-		logmsg(LOG_ERROR, "cannot count an attempt of job %lld: %s", (long long)r->row.id,
-		       store_errmsg(d->st));
+		write_failed(d, r->row.id, "count an attempt");
 	if (store_job_end(d->st, r->row.id, to, err_json, reason, clock_wall_ms()) < 0)
-		logmsg(LOG_ERROR, "cannot end job %lld: %s", (long long)r->row.id,
-		       store_errmsg(d->st));
+		write_failed(d, r->row.id, "record the end");
 	logmsg(to == JS_CANCELLED ? LOG_INFO : LOG_WARN, "job %lld (%s) %s: %s",
 	       (long long)r->row.id, r->row.op_id, job_state_name(to), reason);
 	run_free(r);
@@ -448,8 +518,7 @@ static void wait_job(struct run *r, int64_t next_ms, int count_attempt, const ch
 	struct daemon *d = r->d;
 	txn(d);
 	if (store_job_wait(d->st, r->row.id, next_ms, count_attempt, reason, clock_wall_ms()) < 0)
-		logmsg(LOG_ERROR, "cannot reschedule job %lld: %s", (long long)r->row.id,
-		       store_errmsg(d->st));
+		write_failed(d, r->row.id, "reschedule");
 	run_free(r);
 }
 
@@ -574,8 +643,7 @@ static void succeed_job(struct run *r, const char *result_json, const char *outp
 				 .count_attempt = r->count_on_end};
 	txn(d);
 	if (store_job_succeed(d->st, r->row.id, &ok, clock_wall_ms()) < 0)
-		logmsg(LOG_ERROR, "cannot record success of job %lld: %s", (long long)r->row.id,
-		       store_errmsg(d->st));
+		write_failed(d, r->row.id, "record the success");
 	else
 		logmsg(LOG_DEBUG, "job %lld (%s) succeeded", (long long)r->row.id, r->row.op_id);
 	run_free(r);
@@ -808,9 +876,8 @@ static void on_page(struct run *r, const cJSON *body)
 	if (store_page_record(d->st, r->row.id, page_no, r->row.cursor, pr.next, items, nitems,
 			      pr.total, clock_wall_ms()) < 0) {
 		free(items);
-		logmsg(LOG_ERROR, "cannot record page %d of job %lld: %s", page_no,
-		       (long long)r->row.id, store_errmsg(d->st));
-		wait_job(r, clock_wall_ms() + 1000, 0, "cannot record a page; trying again");
+		write_failed(d, r->row.id, "record a page");
+		run_free(r);
 		return;
 	}
 	free(items);
@@ -825,8 +892,9 @@ static void on_page(struct run *r, const cJSON *body)
 		send_or_hold(r);
 	} else if (paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {
 		txn(d);
-		store_job_requeue(d->st, r->row.id, "daemon stopping; resumes at the next page",
-				  clock_wall_ms());
+		if (store_job_requeue(d->st, r->row.id, "daemon stopping; resumes at the next page",
+				      clock_wall_ms()) < 0)
+			write_failed(d, r->row.id, "requeue");
 		run_free(r);
 	} else {
 		finish_pages(r);
@@ -877,7 +945,8 @@ static void on_success(struct run *r, cJSON *body, const struct strbuf *raw, siz
 		/* the API call succeeded: keep its data, so a retry rewrites the output from it
 		 * and never sends the mutation again */
 		txn(r->d);
-		store_job_set_result(r->d->st, r->row.id, text);
+		if (store_job_set_result(r->d->st, r->row.id, text) < 0)
+			write_failed(r->d, r->row.id, "keep the result");
 		end_job(r, JS_FAILED, ej, "the request succeeded but the output file could not be "
 			"written; retry the job to write it from the stored result");
 		free(ej);
@@ -918,15 +987,12 @@ static const char *after_lost_answer(struct run *r, int status, const char *reas
 	return buf;
 }
 
-/* on_response - the completion callback: classify, record, decide. */
-static void on_response(struct http_response *resp, void *arg)
+/* record_response - an answer, with the iteration's transaction open: classify, record,
+ * decide. */
+static void record_response(struct run *r, struct http_response *resp)
 {
-	struct run *r = arg;
 	struct daemon *d = r->d;
 	int64_t now = clock_wall_ms();
-	r->xfer = NULL;
-	d->ninflight--;
-	d->requests++;
 	enum outcome o;
 	cJSON *body = NULL;
 	size_t data_off = 0, data_len = 0;
@@ -986,13 +1052,13 @@ static void on_response(struct http_response *resp, void *arg)
 	};
 	txn(d);
 	if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
-		logmsg(LOG_ERROR, "cannot record an attempt of job %lld: %s", (long long)r->row.id,
-		       store_errmsg(d->st));
+		write_failed(d, r->row.id, "record an attempt");
 	if (o == OUTCOME_CANCELLED) {
 		if (r->interrupt) {
-			store_job_requeue(d->st, r->row.id,
-					  "daemon stopped during the request; will be sent again",
-					  now);
+			if (store_job_requeue(d->st, r->row.id,
+					      "daemon stopped during the request; will be sent again",
+					      now) < 0)
+				write_failed(d, r->row.id, "requeue");
 			run_free(r);
 		} else {
 			end_job(r, JS_CANCELLED, NULL, "cancelled by the user during a request");
@@ -1006,8 +1072,9 @@ static void on_response(struct http_response *resp, void *arg)
 		     r->job.on_unknown == ON_UNKNOWN_RETRY, rng_next(&d->rng), &dec);
 	if (dec.action == RETRY_SUCCEED && !multi_page(r))
 		r->count_on_end = dec.count_attempt; /* folded into the success (or end) update */
-	else if (dec.action != RETRY_WAIT && dec.count_attempt)
-		store_job_count_attempt(d->st, r->row.id);
+	else if (dec.action != RETRY_WAIT && dec.count_attempt &&
+		 store_job_count_attempt(d->st, r->row.id) < 0)
+		write_failed(d, r->row.id, "count an attempt");
 	if (dec.action == RETRY_SUCCEED) {
 		on_success(r, body, &resp->body, data_off, data_len);
 	} else if (dec.action == RETRY_WAIT) {
@@ -1022,6 +1089,56 @@ static void on_response(struct http_response *resp, void *arg)
 		free(ej);
 	}
 	cJSON_Delete(body);
+}
+
+/* hold_response - keeps an answer that cannot be recorded yet (the store is locked by
+ * another process): it is recorded, in arrival order, once the lock is free. Losing it
+ * would mean sending a mutation again after a restart. */
+static void hold_response(struct daemon *d, struct run *r, struct http_response *resp)
+{
+	r->held = xmalloc(sizeof(*r->held));
+	*r->held = *resp;
+	sb_init(&resp->body, 0); /* the body now belongs to the held copy */
+	r->held_next = NULL;
+	if (d->held_tail)
+		d->held_tail->held_next = r;
+	else
+		d->held_head = r;
+	d->held_tail = r;
+	d->nheld++;
+}
+
+/* record_held - the answers held while the store was locked, oldest first. */
+static void record_held(struct daemon *d)
+{
+	while (d->held_head) {
+		struct run *r = d->held_head;
+		struct http_response *resp = r->held;
+		d->held_head = r->held_next;
+		if (!d->held_head)
+			d->held_tail = NULL;
+		d->nheld--;
+		r->held = NULL;
+		record_response(r, resp);
+		sb_release(&resp->body);
+		free(resp);
+	}
+}
+
+/* on_response - the completion callback: recorded now, or held while the store is
+ * locked by another process (and behind answers already held, to keep their order). */
+static void on_response(struct http_response *resp, void *arg)
+{
+	struct run *r = arg;
+	struct daemon *d = r->d;
+	r->xfer = NULL;
+	d->ninflight--;
+	d->requests++;
+	if (d->held_head || txn_try(d) < 0) {
+		hold_response(d, r, resp);
+		return;
+	}
+	record_response(r, resp);
 }
 
 /* request_line - "METHOD /path?query" for the attempt row: no host, no token. */
@@ -1060,8 +1177,8 @@ static void send_now(struct run *r, const struct token *tok)
 	txn(d);
 	if (store_attempt_begin(d->st, r->row.id, ++r->row.tries, clock_wall_ms(), r->request.buf,
 				&r->attempt_id) < 0) {
-		logmsg(LOG_ERROR, "cannot record an attempt: %s", store_errmsg(d->st));
-		wait_job(r, clock_wall_ms() + 1000, 0, "cannot record the attempt; trying again");
+		write_failed(d, r->row.id, "record an attempt");
+		run_free(r); /* nothing is sent: the commit refuses, the job runs after a restart */
 		goto out;
 	}
 	struct http_request hr = {
@@ -1076,7 +1193,10 @@ static void send_now(struct run *r, const struct token *tok)
 		struct attempt_end ae = {.outcome = "retry", .error = "request refused locally",
 					 .retry_after_ms = -1, .rl_remaining = -1,
 					 .request = r->request.buf};
-		store_attempt_end(d->st, r->attempt_id, &ae);
+		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
+			write_failed(d, r->row.id, "record an attempt");
+		logmsg(LOG_WARN, "job %lld: the request could not be started; trying again in 1 s",
+		       (long long)r->row.id);
 		wait_job(r, clock_wall_ms() + 1000, 0, "the request could not be started");
 		goto out;
 	}
@@ -1094,9 +1214,13 @@ static void send_or_hold(struct run *r)
 	const struct workspace_cfg *w = config_workspace(d->cfg, r->job.workspace);
 	struct token *tok = token_for(d, r->job.workspace);
 	if (!tok->ok) {
-		char *ej = error_json("NoToken", tok->error, 0);
-		end_job(r, JS_FAILED, ej, tok->error);
-		free(ej);
+		/* not the job's fault: it waits, burning no attempt, for the SIGHUP that
+		 * brings a token (token_for said why, once, at error level) */
+		struct strbuf why = STRBUF_INIT;
+		sb_addf(&why, "%s for workspace %s: %s (fix it, then send SIGHUP)", TOKEN_WAIT_REASON,
+			r->job.workspace, tok->error);
+		wait_job(r, now + TOKEN_RECHECK_MS, 0, why.buf);
+		sb_release(&why);
 		return;
 	}
 	double rate = w && w->rate_per_sec > 0 ? w->rate_per_sec : d->cfg->rate_per_sec;
@@ -1309,7 +1433,8 @@ static void save_bucket(const struct rl_bucket *b, void *arg)
 	double tokens;
 	int64_t updated, hold;
 	rl_bucket_state(b, &tokens, &updated, &hold);
-	store_bucket_save(d->st, rl_bucket_key(b), tokens, updated, hold);
+	if (store_bucket_save(d->st, rl_bucket_key(b), tokens, updated, hold) < 0)
+		write_failed(d, 0, "save a rate-limit bucket");
 }
 
 static void restore_bucket(const char *key, double tokens, int64_t updated, int64_t hold,
@@ -1322,12 +1447,16 @@ static void restore_bucket(const char *key, double tokens, int64_t updated, int6
 static void commit(struct daemon *d)
 {
 	int64_t now = clock_wall_ms();
-	if (d->buckets_dirty && (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping)) {
-		txn(d);
+	if (d->buckets_dirty && (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping) &&
+	    txn_try(d) == 0) {
 		rl_foreach(d->rl, save_bucket, d);
 		d->buckets_dirty = 0;
 		d->last_bucket_save_ms = now;
 	}
+	if (d->txn_failed)
+		die("refusing to commit: %d store write(s) of this batch failed (the first: %s); "
+		    "stopping so that nothing half-recorded is kept (the jobs concerned are queued "
+		    "again at the next start)", d->txn_failed, d->txn_first_failure.buf);
 	if (output_batch_count(d->outputs)) {
 		struct strbuf err = STRBUF_INIT;
 		if (output_batch_commit(d->outputs, &err) < 0)
@@ -1359,10 +1488,20 @@ static int64_t next_wake_ms(struct daemon *d, int64_t now)
 	return next > now ? next - now : 0;
 }
 
+/* idle - nothing left that can move without outside help: no job, or only jobs that
+ * wait for a usable token (a SIGHUP or the next start brings them back). */
 static int idle(struct daemon *d)
 {
-	return d->nruns == 0 && d->pending.head == d->pending.n && !d->scan_needed &&
-	       store_count_active(d->st) == 0;
+	if (d->nruns || d->pending.head != d->pending.n || d->scan_needed)
+		return 0;
+	int64_t active = store_count_active(d->st);
+	if (active == 0)
+		return 1;
+	if (active < 0 || store_count_waiting_for(d->st, TOKEN_WAIT_REASON) != active)
+		return 0;
+	logmsg(LOG_WARN, "%lld job(s) wait for a usable API token (see the errors above); they "
+	       "run after a SIGHUP or the next start that finds one", (long long)active);
+	return 1;
 }
 
 /* on_prepare - the loop's "before sleep": ingest, dispatch, commit, rearm. */
@@ -1370,6 +1509,18 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct daemon *d = w->data;
 	(void)revents;
+	if (txn_try(d) < 0) {
+		/* the store is locked by another process: try again soon, a little later each time */
+		ev_timer_stop(loop, &d->tick);
+		ev_timer_set(&d->tick, (double)d->busy_retry_ms / 1000.0, 0.);
+		ev_timer_start(loop, &d->tick);
+		d->busy_retry_ms = d->busy_retry_ms * 2 > STORE_BUSY_RETRY_MAX_MS
+					   ? STORE_BUSY_RETRY_MAX_MS
+					   : d->busy_retry_ms * 2;
+		return;
+	}
+	record_held(d);
+	after_signals(d);
 	if (!d->stopping) {
 		if (d->control_needed) {
 			d->control_needed = 0;
@@ -1379,7 +1530,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		dispatch(d);
 	}
 	commit(d);
-	if (d->stopping && d->ninflight == 0) {
+	if (d->stopping && d->ninflight == 0 && !d->nheld) {
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -1452,6 +1603,49 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* requeue_idle_runs - at a stop, runs that are not waiting for an answer go back to the
+ * queue. */
+static void requeue_idle_runs(struct daemon *d)
+{
+	for (struct run *r = d->runs, *next; r; r = next) {
+		next = r->next;
+		if (!r->xfer && !r->held) {
+			if (store_job_requeue(d->st, r->row.id, "daemon stopping", clock_wall_ms()) < 0)
+				write_failed(d, r->row.id, "requeue");
+			run_free(r);
+		}
+	}
+}
+
+/* wake_waiters - jobs parked by reason `prefix` become due (after a SIGHUP). */
+static void wake_waiters(struct daemon *d, const char *prefix, const char *what)
+{
+	int64_t woken = store_wake_waiters(d->st, prefix, clock_wall_ms());
+	if (woken < 0)
+		write_failed(d, 0, what);
+	else if (woken > 0)
+		logmsg(LOG_INFO, "%lld job(s) %s are due again", (long long)woken, what);
+}
+
+/* after_signals - what signals asked for that writes to the store, now that the
+ * iteration's transaction is open. */
+static void after_signals(struct daemon *d)
+{
+	if (d->wake_limit_waiters) {
+		d->wake_limit_waiters = 0;
+		/* parked by the old limits: due now, to be admitted (or parked) by the new ones */
+		wake_waiters(d, LIMIT_WAIT_REASON, "waiting for the rate limit");
+	}
+	if (d->wake_token_waiters) {
+		d->wake_token_waiters = 0;
+		wake_waiters(d, TOKEN_WAIT_REASON, "waiting for a usable token");
+	}
+	if (d->requeue_idle) {
+		d->requeue_idle = 0;
+		requeue_idle_runs(d);
+	}
+}
+
 /* begin_stop - no new work; held runs go back to the queue; in-flight ones get grace. */
 static void begin_stop(struct daemon *d, const char *why)
 {
@@ -1462,14 +1656,7 @@ static void begin_stop(struct daemon *d, const char *why)
 	       d->ninflight, (long long)d->cfg->grace_ms);
 	ev_io_stop(d->loop, &d->watch_io);
 	ev_timer_stop(d->loop, &d->control_timer);
-	for (struct run *r = d->runs, *next; r; r = next) {
-		next = r->next;
-		if (!r->xfer) {
-			txn(d);
-			store_job_requeue(d->st, r->row.id, "daemon stopping", clock_wall_ms());
-			run_free(r);
-		}
-	}
+	d->requeue_idle = 1; /* in the next transaction: a signal may come while the store is locked */
 	ev_timer_set(&d->grace_timer, (double)d->cfg->grace_ms / 1000.0, 0.);
 	ev_timer_start(d->loop, &d->grace_timer);
 }
@@ -1489,6 +1676,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	if (!d->cfg->config_path) {
 		tokens_forget(d);
+		d->wake_token_waiters = 1;
 		logmsg(LOG_INFO, "SIGHUP: no config file; tokens will be read again");
 		return;
 	}
@@ -1514,15 +1702,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		tokens_forget(d);
 		logmsg(LOG_INFO, "SIGHUP: configuration reloaded from %s (paths and http settings "
 		       "take effect at restart)", d->cfg->config_path);
-		/* parked by the old limits: due now, to be admitted (or parked) by the new ones */
-		txn(d);
-		int64_t woken = store_wake_waiters(d->st, LIMIT_WAIT_REASON, clock_wall_ms());
-		if (woken < 0)
-			logmsg(LOG_ERROR, "SIGHUP: cannot wake jobs waiting for the rate limit: %s",
-			       store_errmsg(d->st));
-		else if (woken > 0)
-			logmsg(LOG_INFO, "SIGHUP: %lld job(s) waiting for the rate limit are due again",
-			       (long long)woken);
+		d->wake_limit_waiters = d->wake_token_waiters = 1;
 	}
 	config_release(&fresh);
 	sb_release(&err);
@@ -1568,11 +1748,13 @@ static int open_all(struct daemon *d)
 		logmsg(LOG_INFO, "removed %d unfinished output file(s) (.part) left by an earlier "
 		       "stop", swept);
 	char *err = NULL;
-	if (store_open(cfg->db_path, 0, &d->st, &err) < 0) {
+	store_set_owner("daemon", cfg->spool_dir);
+	if (store_open(cfg->db_path, STORE_WAIT_FOR_CLI, &d->st, &err) < 0) {
 		error("%s", err ? err : "cannot open the store");
 		free(err);
 		return -1;
 	}
+	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS);
 	int n = store_recover(d->st, clock_wall_ms());
 	if (n > 0)
 		logmsg(LOG_WARN, "recovered %d job(s) left running by an earlier stop; they are "
@@ -1612,6 +1794,7 @@ static void close_all(struct daemon *d)
 	names_clear(&d->pending);
 	names_clear(&d->archive);
 	names_clear(&d->stuck);
+	sb_release(&d->txn_first_failure);
 }
 
 /* summary - what happened, in one log line. */
@@ -1639,6 +1822,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	d.cfg = cfg;
 	d.until_idle = until_idle;
 	d.sp.lock_fd = d.sp.watch_fd = -1;
+	sb_init(&d.txn_first_failure, 0);
 	d.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
 	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	signal(SIGPIPE, SIG_IGN);
@@ -1673,6 +1857,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	ev_signal_start(d.loop, &d.sig_hup);
 	d.scan_needed = 1;
 	d.control_needed = 1;
+	d.wake_token_waiters = 1; /* tokens are read afresh at start, as after a SIGHUP */
 	ev_run(d.loop, 0);
 	d.stopping = 1; /* the last commit saves the rate-limit buckets whatever their age */
 	commit(&d);

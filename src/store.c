@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store_vfs.h"
 #include "strbuf.h"
@@ -28,6 +31,8 @@ extern const size_t store_migration_count;
 
 #define STORE_APPLICATION_ID 0x53475350 /* "SGSP", set by sql/001_init.sql */
 #define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_CLI_WAIT_MS 60000 /* how long a daemon waits for a CLI command's store lock */
+#define STORE_OWNER_MAX 512
 
 /* the columns of struct job_row, in the order read_job_row expects */
 #define JOB_COLS                                                                                   \
@@ -75,6 +80,7 @@ enum stmt_id {
 	S_FIRST_RUN_AT_PRIORITY,
 	S_JOB_CLAIM,
 	S_COUNT_ACTIVE,
+	S_COUNT_WAITING_FOR,
 	S_ATTEMPT_BEGIN,
 	S_ATTEMPT_END,
 	S_JOB_SUCCEED,
@@ -150,6 +156,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
     /* queued and waiting through jobs_due, running through jobs_running */
     [S_COUNT_ACTIVE] = "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM "
                        RUNNING_JOBS ")",
+    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND "
+                            "(SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
+                            "ORDER BY t.id DESC LIMIT 1) GLOB ?1 || '*'",
     [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                         "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
@@ -228,7 +237,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 WHERE state IN (0, 2) "
                        "AND state = 2 AND next_run_ms > ?1 "
                        "AND (SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
-                       "ORDER BY t.id DESC LIMIT 1) = ?2",
+                       "ORDER BY t.id DESC LIMIT 1) GLOB ?2 || '*'",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
 };
@@ -239,7 +248,13 @@ struct store {
 	int readonly;
 	sqlite3_stmt *stmts[S_NSTMTS]; /* prepared on first use, kept until close */
 	struct strbuf err;
+	int lock_fd;    /* the writer's flock on the database file itself; -1 for readers */
+	int busy;       /* the last failure was SQLITE_BUSY: another process holds the lock */
 };
+
+/* who this process is, written beside the database for a second writer's message */
+static char owner_role[64] = "cli";
+static char owner_spool[STORE_OWNER_MAX];
 
 static const char *const state_names[JS_COUNT] = {
     "queued", "running", "waiting", "succeeded", "failed", "dead", "cancelled",
@@ -297,7 +312,20 @@ static int fail(struct store *st, const char *fmt, ...)
 	sb_vaddf(&st->err, fmt, ap);
 	va_end(ap);
 	sb_addf(&st->err, ": %s", sqlite3_errmsg(st->db));
+	st->busy = (sqlite3_errcode(st->db) & 0xff) == SQLITE_BUSY;
 	return -1;
+}
+
+/* store_busy - see store.h. */
+int store_busy(const struct store *st)
+{
+	return st->busy;
+}
+
+/* store_set_busy_timeout - see store.h. */
+void store_set_busy_timeout(struct store *st, int ms)
+{
+	sqlite3_busy_timeout(st->db, ms);
 }
 
 /* store_errmsg - the last error, "" if none yet. */
@@ -413,6 +441,7 @@ int store_begin(struct store *st)
 		set_err(st, "cannot begin a transaction: one is already open");
 		return -1;
 	}
+	st->busy = 0;
 	return run_id(st, S_BEGIN, "begin a transaction");
 }
 
@@ -684,8 +713,83 @@ static int configure_writer(struct store *st, struct strbuf *why)
 	return exec_sql(st, "PRAGMA cache_size = -2048", why, "set the cache size");
 }
 
+/* store_set_owner - see store.h. */
+void store_set_owner(const char *role, const char *spool)
+{
+	snprintf(owner_role, sizeof(owner_role), "%s", role ? role : "cli");
+	snprintf(owner_spool, sizeof(owner_spool), "%s", spool ? spool : "");
+}
+
+/* read_owner - the owner line a lock holder wrote beside the database, or "". */
+static void read_owner(const char *owner_path, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	int fd = open(owner_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* lock_store - the writer's lock: an flock on the database file itself, so it holds
+ * whatever happens to lock files (a spool's .lock removed as "stale", two spools whose
+ * config names the same db). SQLite's own locks are fcntl locks, which Linux keeps apart
+ * from flock. The holder's pid, role and spool go to PATH.lock for the loser's message;
+ * a daemon (STORE_WAIT_FOR_CLI) waits a while for a CLI command instead of failing. */
+static int lock_store(struct store *st, int flags, struct strbuf *why)
+{
+	struct strbuf owner_path = STRBUF_INIT;
+	sb_addf(&owner_path, "%s.lock", st->path);
+	int fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		sb_addf(why, "cannot open database %s: %s", st->path, strerror(errno));
+		sb_release(&owner_path);
+		return -1;
+	}
+	int64_t deadline = clock_mono_ms() + STORE_CLI_WAIT_MS;
+	int told = 0;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		char owner[STORE_OWNER_MAX];
+		int saved = errno;
+		read_owner(owner_path.buf, owner, sizeof(owner));
+		int cli = strstr(owner, "role=cli") != NULL;
+		if (saved != EWOULDBLOCK || !(flags & STORE_WAIT_FOR_CLI) || !cli ||
+		    clock_mono_ms() > deadline) {
+			if (saved != EWOULDBLOCK)
+				sb_addf(why, "cannot lock database %s: %s", st->path, strerror(saved));
+			else
+				sb_addf(why, "database %s is in use by another segspool process (%s); "
+					"only one daemon or command may write a store at a time",
+					st->path, owner[0] ? owner : "its pid is not recorded yet");
+			close(fd);
+			sb_release(&owner_path);
+			return -1;
+		}
+		if (!told++)
+			logmsg(LOG_INFO, "database %s is held by a segspool command (%s); waiting up "
+			       "to %d s for it to finish", st->path, owner, STORE_CLI_WAIT_MS / 1000);
+		usleep(100 * 1000);
+	}
+	int ofd = open(owner_path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (ofd >= 0) {
+		char line[STORE_OWNER_MAX + 128];
+		int n = snprintf(line, sizeof(line), "pid=%ld role=%s spool=%s\n", (long)getpid(),
+				 owner_role, owner_spool[0] ? owner_spool : "-");
+		if (n > 0 && write(ofd, line, (size_t)n) < 0)
+			logmsg(LOG_DEBUG, "cannot write %s: %s", owner_path.buf, strerror(errno));
+		close(ofd);
+	}
+	sb_release(&owner_path);
+	st->lock_fd = fd;
+	return 0;
+}
+
 /* open_checked - the body of store_open; the reason for a failure goes to why. */
-static int open_checked(struct store *st, struct strbuf *why)
+static int open_checked(struct store *st, int flags, struct strbuf *why)
 {
 	/* one connection, one thread: SQLite's own mutexes would only cost time */
 	int oflags =
@@ -701,6 +805,8 @@ static int open_checked(struct store *st, struct strbuf *why)
 			sb_addf(why, "cannot open database %s: %s", st->path, strerror(errno));
 		return -1;
 	}
+	if (!st->readonly && lock_store(st, flags, why) < 0)
+		return -1;
 	/* the writer's WAL writes are gathered into one per commit (store_vfs.c) */
 	const char *vfs = !st->readonly && store_vfs_register() == SQLITE_OK ? STORE_VFS_NAME
 	                                                                       : NULL;
@@ -765,7 +871,8 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 	*out = NULL;
 	if (err_out)
 		*err_out = NULL;
-	if (open_checked(st, &why) < 0) {
+	st->lock_fd = -1;
+	if (open_checked(st, flags, &why) < 0) {
 		store_close(st);
 		if (err_out)
 			*err_out = sb_detach(&why, NULL);
@@ -786,6 +893,9 @@ void store_close(struct store *st)
 		sqlite3_finalize(st->stmts[i]);
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		logmsg(LOG_WARN, "cannot close database %s: %s", st->path, sqlite3_errmsg(st->db));
+	/* after SQLite's close: closing any fd of the file would drop its fcntl locks */
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	sb_release(&st->err);
 	free(st->path);
 	free(st);
@@ -1112,6 +1222,16 @@ int64_t store_count_active(struct store *st)
 {
 	sqlite3_stmt *s = prep(st, S_COUNT_ACTIVE);
 	return s ? count_query(st, s, "count active jobs") : -1;
+}
+
+/* store_count_waiting_for - waiting jobs whose last wait's reason begins with reason. */
+int64_t store_count_waiting_for(struct store *st, const char *reason)
+{
+	sqlite3_stmt *s = prep(st, S_COUNT_WAITING_FOR);
+	if (!s)
+		return -1;
+	bind_text(s, 1, reason);
+	return count_query(st, s, "count waiting jobs");
 }
 
 /* --- attempts ---------------------------------------------------------------------------- */

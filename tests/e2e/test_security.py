@@ -149,6 +149,9 @@ def canary_run():
 # --- token files -------------------------------------------------------------------------
 
 def token_files():
+    """a workspace whose token file is refused (readable by others, a symlink, two lines)
+    holds its jobs waiting, burning no attempts and sending nothing, with the reason in the
+    job and the log; a run that finds a good token file runs them all."""
     emu = Emulator()
     s = Spool(emu.url, config={"workspaces": {"default": {"token_file": "default.token"}}})
     try:
@@ -160,37 +163,48 @@ def token_files():
             with open(path, "w") as f:
                 f.write(emu_token() + "\n")
         n = 0
-        for mode, link in ((0o644, False), (0o640, False), (0o600, True), (0o600, False)):
-            if link:
+        cases = ((0o644, "link-no", "chmod 600"), (0o640, "link-no", "chmod 600"),
+                 (0o600, "link", "symbolic link"), (0o600, "two-lines", "more than one line"))
+        for mode, kind, why in cases:
+            if os.path.islink(tf) or os.path.exists(tf):
                 os.unlink(tf)
+            if kind == "link":
                 os.chmod(real, 0o600)
                 os.symlink(real, tf)
             else:
-                if os.path.islink(tf):
-                    os.unlink(tf)
-                    with open(tf, "w") as f:
-                        f.write(emu_token() + "\n")
+                with open(tf, "w") as f:
+                    f.write(emu_token() + ("\nsecond line\n" if kind == "two-lines" else "\n"))
                 os.chmod(tf, mode)
-            what = "a symlinked token file" if link else f"a {mode:04o} token file"
+            what = {"link": "a symlinked token file",
+                    "two-lines": "a token file with two lines"}.get(kind, f"a {mode:04o} token file")
             s.drop_jobs(f"t{n}.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}}])
             n += 1
             before = s.log_text()
+            t0 = time.monotonic()
             rc = s.run_until_idle(timeout=60, env=env)
-            c.eq(rc, 0, f"{what}: the run finishes")
+            c.eq(rc, 0, f"{what}: --until-idle ends although the job cannot run yet")
+            c.check(time.monotonic() - t0 < 20, f"{what}: and it ends promptly")
             sh = json.loads(s.cli("show", str(n), "--json", env=env, check=True).stdout)
-            err = json.dumps(sh["error"])
             log = s.log_text()[len(before):]
-            if link:
-                c.eq(sh["state"], "failed", f"{what} is refused")
-                c.check("symbolic link" in err or "symlink" in err,
-                        f"{what}: the reason says it is a link: {err}")
-            elif mode != 0o600:
-                c.eq(sh["state"], "failed", f"{what} is refused")
-                c.check("chmod 600" in err and "chmod 600" in log,
-                        f"{what}: the job's reason and the log name chmod 600: {err}")
-            else:
-                c.eq(sh["state"], "succeeded", f"{what} is accepted")
-        c.eq(emu.stats()["requests"], 1, "only the run with the 0600 file sent a request")
+            c.eq(sh["state"], "waiting", f"{what}: the job waits for a usable token")
+            c.eq(sh.get("attempts_counted", 0), 0, f"{what}: no attempt is burnt")
+            reason = sh["transitions"][-1]["reason"] if sh.get("transitions") else ""
+            c.check(why in reason and "SIGHUP" in reason,
+                    f"{what}: the job's reason says why and what fixes it: {reason}")
+            c.check(why in log, f"{what}: the log says why: {log[-400:]}")
+            c.eq(emu.stats()["requests"], 0, f"{what}: nothing was sent")
+        os.unlink(tf)
+        with open(tf, "w") as f:
+            f.write(emu_token() + "\n")
+        os.chmod(tf, 0o600)
+        s.drop_jobs(f"t{n}.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}}])
+        n += 1
+        rc = s.run_until_idle(timeout=60, env=env)
+        c.eq(rc, 0, "a 0600 token file: the run finishes")
+        for i in range(1, n + 1):
+            sh = json.loads(s.cli("show", str(i), "--json", env=env, check=True).stdout)
+            c.eq(sh["state"], "succeeded", f"job {i} ran once a good token file was in place")
+        c.eq(emu.stats()["requests"], n, "one request per job, all sent with the good token")
     finally:
         s.cleanup()
         emu.stop()

@@ -260,7 +260,8 @@ static void copy_header_value(const struct http_xfer *x, char *dst, size_t dstsi
 	copy_redacted(dst, dstsize, val, len, x->token, x->token_len);
 }
 
-/* parse_length - a Content-Length value, or -1 when garbled. */
+/* parse_length - a non-negative decimal header value (Content-Length,
+ * X-RateLimit-Remaining), -1 when garbled. */
 static int64_t parse_length(const char *val, size_t len)
 {
 	int64_t n = 0;

@@ -22,6 +22,7 @@ struct http_opts {
 	int max_host_connections;/* default = max_in_flight */
 	const char *ca_file;     /* extra CA bundle (tests); verification is never turned off */
 	const char *user_agent;
+	int64_t max_response_bytes; /* decoded body limit; default 64 MiB */
 };
 
 struct http_request {
@@ -30,7 +31,8 @@ struct http_request {
 	const char *body; /* NULL: no body */
 	size_t body_len;
 	const char *media_type;   /* Accept, and Content-Type when there is a body */
-	const char *bearer_token; /* sent as Authorization: Bearer; never logged or kept */
+	const char *bearer_token; /* sent as Authorization: Bearer; never logged or kept, and
+	                           * replaced by "[redacted]" in what the response holds */
 };
 
 enum http_error {
@@ -41,19 +43,23 @@ enum http_error {
 	HTTP_ERR_RECV,       /* reset or truncated while receiving */
 	HTTP_ERR_TLS,        /* certificate or handshake failure */
 	HTTP_ERR_CANCELLED,  /* http_cancel */
+	HTTP_ERR_TOO_LARGE,  /* the decoded body passed max_response_bytes: aborted */
 	HTTP_ERR_OTHER,
 };
 
+/* The response as the callback sees it: every occurrence of the request's bearer token in
+ * body, errmsg, retry_after, rl_reset and location reads "[redacted]". */
 struct http_response {
 	enum http_error error;
 	char errmsg[256];       /* transport error text, "" when none */
 	int status;             /* HTTP status, 0 when no response */
-	struct strbuf body;
+	struct strbuf body;     /* never more than max_response_bytes */
 	int64_t duration_ms;
 	int request_sent;       /* the request (headers, and body if any) may have reached the server */
 	char retry_after[64];   /* Retry-After header as sent, "" if absent */
 	int64_t rl_remaining;   /* X-RateLimit-Remaining, -1 if absent */
 	char rl_reset[64];      /* X-RateLimit-Reset as sent, "" if absent */
+	char location[512];     /* Location of a 3xx (never followed), cut to fit; "" if none */
 };
 
 /* Called once per request, on the loop. resp is valid only during the call. */

@@ -72,6 +72,10 @@ int json_next_member(const char *text, size_t n, size_t *pos, struct json_member
  * it; *len is 0 when there is none, or when a name spelled with escapes comes first
  * (then the caller must parse to know). */
 int json_object_check(const char *text, size_t n, const char *key, size_t *off, size_t *len);
+/* json_too_deep - 1 when text would be a JSON object but for nesting deeper than
+ * JSON_MAX_DEPTH (what json_object_check and cJSON refuse), else 0. For saying why a
+ * body was refused, after the fact: it may allocate as much as the text is long. */
+int json_too_deep(const char *text, size_t n);
 
 /* write_all - write(2) until all of data is written (EINTR retried); 0 or -1 (errno). */
 int write_all(int fd, const void *data, size_t len);

@@ -839,9 +839,24 @@ static int64_t reset_ms(const char *v, int64_t now)
 	return n > 1000000000LL ? n * 1000 : now + n * 1000; /* epoch, or seconds from now */
 }
 
-/* body_error - the response body when it is JSON (the API's envelope), else a made one. */
+/* TOO_DEEP - why a 2xx body json_too_deep flags is refused (STR: a macro's value as a
+ * string literal). */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define TOO_DEEP "response body nests deeper than " STR(JSON_MAX_DEPTH) " levels (the limit)"
+
+/* body_error - the response body when it is JSON (the API's envelope), else a made one;
+ * a redirect (never followed) says where it pointed. */
 static char *body_error(const struct http_response *resp, const char *fallback_type)
 {
+	char msg[700];
+	if (resp->error == HTTP_OK && resp->status >= 300 && resp->status <= 399) {
+		int n = snprintf(msg, sizeof(msg), "HTTP %d: redirects are not followed",
+				 resp->status);
+		if (resp->location[0] && n > 0)
+			snprintf(msg + n, sizeof(msg) - (size_t)n, " (Location: %s)", resp->location);
+		return error_json(fallback_type, msg, resp->status);
+	}
 	cJSON *j = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
 	if (j && cJSON_IsObject(j)) {
 		char *text = cJSON_PrintUnformatted(j);
@@ -849,7 +864,6 @@ static char *body_error(const struct http_response *resp, const char *fallback_t
 		return text;
 	}
 	cJSON_Delete(j);
-	char msg[400];
 	if (resp->error != HTTP_OK)
 		snprintf(msg, sizeof(msg), "%s", resp->errmsg);
 	else
@@ -1013,7 +1027,8 @@ static void record_response(struct run *r, struct http_response *resp)
 			}
 			if (!is_object) {
 				o = run_mutates(r) ? OUTCOME_UNKNOWN : OUTCOME_RETRY;
-				errmsg = "response body is not JSON";
+				errmsg = json_too_deep(resp->body.buf, resp->body.len)
+						 ? TOO_DEEP : "response body is not JSON";
 			}
 		}
 	}
@@ -1036,7 +1051,7 @@ static void record_response(struct run *r, struct http_response *resp)
 				      ? (run_mutates(r) ? "unknown" : "interrupted")
 				      : outcome_name(o);
 	char status_msg[64];
-	if (!errmsg && resp->status >= 400) {
+	if (!errmsg && resp->status >= 300) {
 		snprintf(status_msg, sizeof(status_msg), "HTTP %d", resp->status);
 		errmsg = status_msg;
 	}
@@ -1768,6 +1783,7 @@ static int open_all(struct daemon *d)
 		.max_host_connections = cfg->max_in_flight,
 		.ca_file = cfg->ca_file,
 		.user_agent = "segspool/0.1",
+		.max_response_bytes = cfg->max_response_bytes,
 	};
 	d->http = http_new(d->loop, &ho);
 	if (!d->http)

@@ -31,6 +31,9 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 60000L
 #define DEFAULT_MAX_IN_FLIGHT 16
+#define DEFAULT_MAX_RESPONSE_BYTES ((int64_t)64 * 1024 * 1024)
+/* what the bearer token reads as in anything a response hands back */
+#define REDACTED "[redacted]"
 /* A recycled transfer keeps its body buffer unless it grew beyond this. */
 #define KEEP_BODY_ALLOC (1024 * 1024)
 
@@ -59,6 +62,12 @@ struct http_xfer {
 	int mutating;       /* not GET or HEAD: the server may act on it */
 	int request_begun;  /* libcurl is about to send, or has sent, the request */
 	int resend_blocked; /* libcurl wanted to send it a second time: refused */
+	int head;           /* HEAD: a Content-Length announces no body */
+	int headers_done;   /* the blank line after a response's headers has arrived */
+	int too_large;      /* the body passed max_body (or Content-Length said it would) */
+	int64_t declared_len; /* the Content-Length that was refused, or -1 */
+	const char *token;  /* the bearer token inside headers' Authorization line, or NULL */
+	size_t token_len;
 	char errbuf[CURL_ERROR_SIZE];
 	struct http_xfer *prev, *next; /* running list; free list uses next only */
 };
@@ -69,6 +78,7 @@ struct http {
 	ev_timer timer;
 	long connect_timeout_ms;
 	long timeout_ms;
+	size_t max_body; /* decoded response bytes kept at most */
 	int max_in_flight;
 	int in_flight;
 	char *ca_file;
@@ -177,26 +187,82 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- response collection ---------------------------------------------------------- */
 
-/* on_body - CURLOPT_WRITEFUNCTION: the response body accumulates in resp.body. */
+/* body_reserve - room for extra more bytes in b, whose length is to stay within max:
+ * sb_grow's doubling, except that a step past max stops at max (and its NUL), so the
+ * buffer never holds more than the limit allows. */
+static void body_reserve(struct strbuf *b, size_t extra, size_t max)
+{
+	size_t want = b->len + extra + 1, next = b->alloc ? b->alloc : 64;
+	if (want <= b->alloc)
+		return;
+	while (next < want)
+		next *= 2;
+	if (next <= max + 1) {
+		sb_grow(b, extra);
+		return;
+	}
+	char *buf = xrealloc(b->alloc ? b->buf : NULL, max + 1);
+	if (!b->alloc)
+		buf[0] = '\0';
+	b->buf = buf;
+	b->alloc = max + 1;
+}
+
+/* on_body - CURLOPT_WRITEFUNCTION: the decoded body accumulates in resp.body, up to
+ * max_body; past it, what fits is kept and returning short makes libcurl abort the
+ * transfer (and stop decoding: a small gzip body may expand without bound). */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
 	struct http_xfer *x = userp;
-	size_t len = size * nmemb;
-	sb_add(&x->resp.body, data, len);
+	struct strbuf *b = &x->resp.body;
+	size_t len = size * nmemb, room = x->h->max_body - b->len;
+	if (len > room) {
+		x->too_large = 1;
+		body_reserve(b, room, x->h->max_body);
+		sb_add(b, data, room);
+		return 0;
+	}
+	body_reserve(b, len, x->h->max_body);
+	sb_add(b, data, len);
 	return len;
 }
 
-/* copy_header_value - a bounded, NUL-terminated copy; longer values are cut. */
-static void copy_header_value(char *dst, size_t dstsize, const char *val, size_t len)
+/* copy_redacted - val (len bytes) into dst as a NUL-terminated string cut to fit, with
+ * each occurrence of the token (tok, toklen; none when toklen is 0) written as
+ * [redacted]: the whole value is searched before it is cut, so a cut never leaves part
+ * of a token behind. */
+static void copy_redacted(char *dst, size_t dstsize, const char *val, size_t len,
+                          const char *tok, size_t toklen)
 {
-	if (len >= dstsize)
-		len = dstsize - 1;
-	memcpy(dst, val, len);
-	dst[len] = '\0';
+	size_t o = 0, room;
+	while (len) {
+		const char *hit = toklen ? memmem(val, len, tok, toklen) : NULL;
+		size_t plain = hit ? (size_t)(hit - val) : len;
+		room = dstsize - 1 - o;
+		memcpy(dst + o, val, plain < room ? plain : room);
+		o += plain < room ? plain : room;
+		if (!hit || plain >= room)
+			break;
+		room = dstsize - 1 - o;
+		memcpy(dst + o, REDACTED, sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room);
+		o += sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room;
+		val = hit + toklen;
+		len -= plain + toklen;
+	}
+	dst[o] = '\0';
 }
 
-/* parse_remaining - X-RateLimit-Remaining as a non-negative integer, -1 when garbled. */
-static int64_t parse_remaining(const char *val, size_t len)
+/* copy_header_value - a bounded, NUL-terminated copy, the token redacted; longer values
+ * are cut. */
+static void copy_header_value(const struct http_xfer *x, char *dst, size_t dstsize,
+                              const char *val, size_t len)
+{
+	copy_redacted(dst, dstsize, val, len, x->token, x->token_len);
+}
+
+/* parse_length - a non-negative decimal header value (Content-Length,
+ * X-RateLimit-Remaining), -1 when garbled. */
+static int64_t parse_length(const char *val, size_t len)
 {
 	int64_t n = 0;
 	if (!len || len > 18)
@@ -215,9 +281,11 @@ static void reset_rate_headers(struct http_response *resp)
 	resp->retry_after[0] = '\0';
 	resp->rl_remaining = -1;
 	resp->rl_reset[0] = '\0';
+	resp->location[0] = '\0';
 }
 
-/* on_header - CURLOPT_HEADERFUNCTION: picks the rate-limit headers, case-insensitively. */
+/* on_header - CURLOPT_HEADERFUNCTION: picks the rate-limit headers and Location,
+ * case-insensitively, and refuses a body whose Content-Length is past the limit. */
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
 	struct http_xfer *x = userp;
@@ -226,11 +294,15 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 	if (len >= 5 && !memcmp(line, "HTTP/", 5)) {
 		/* a new status line: an interim or earlier response's headers no longer apply */
 		reset_rate_headers(&x->resp);
+		x->headers_done = 0;
 		return len;
 	}
 	const char *colon = memchr(line, ':', len);
-	if (!colon)
+	if (!colon) {
+		if (len <= 2)
+			x->headers_done = 1; /* the blank line */
 		return len;
+	}
 	size_t namelen = (size_t)(colon - line);
 	const char *val = colon + 1;
 	const char *end = line + len;
@@ -242,11 +314,22 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 	size_t vlen = (size_t)(end - val);
 
 	if (namelen == 11 && !strncasecmp(line, "Retry-After", namelen))
-		copy_header_value(x->resp.retry_after, sizeof(x->resp.retry_after), val, vlen);
+		copy_header_value(x, x->resp.retry_after, sizeof(x->resp.retry_after), val, vlen);
 	else if (namelen == 21 && !strncasecmp(line, "X-RateLimit-Remaining", namelen))
-		x->resp.rl_remaining = parse_remaining(val, vlen);
+		x->resp.rl_remaining = parse_length(val, vlen);
 	else if (namelen == 17 && !strncasecmp(line, "X-RateLimit-Reset", namelen))
-		copy_header_value(x->resp.rl_reset, sizeof(x->resp.rl_reset), val, vlen);
+		copy_header_value(x, x->resp.rl_reset, sizeof(x->resp.rl_reset), val, vlen);
+	else if (namelen == 8 && !strncasecmp(line, "Location", namelen))
+		copy_header_value(x, x->resp.location, sizeof(x->resp.location), val, vlen);
+	else if (namelen == 14 && !strncasecmp(line, "Content-Length", namelen) && !x->head) {
+		int64_t n = parse_length(val, vlen);
+		if (n > 0 && (uint64_t)n > x->h->max_body) {
+			/* refused before any of it is read; returning short aborts the transfer */
+			x->too_large = 1;
+			x->declared_len = n;
+			return 0;
+		}
+	}
 	return len;
 }
 
@@ -305,6 +388,47 @@ static int request_was_sent(CURL *easy, enum http_error err)
 	return request_size > 0 || uploaded > 0;
 }
 
+/* is_size_limit - a libcurl result that its own size limits give (in 7.88 "out of
+ * memory" when a header line passes CURL_MAX_HTTP_HEADER; CURLE_TOO_LARGE from 8.6). */
+static int is_size_limit(CURLcode rc)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+	if (rc == CURLE_TOO_LARGE)
+		return 1;
+#endif
+	return rc == CURLE_OUT_OF_MEMORY;
+}
+
+/* set_errmsg - resp's transport error text: libcurl's error buffer when it wrote one,
+ * else a sentence of ours where libcurl's own would mislead ("Out of memory" for a
+ * giant header line), else curl_easy_strerror. */
+static void set_errmsg(struct http_xfer *x, CURLcode rc)
+{
+	struct http_response *resp = &x->resp;
+	if (x->too_large && x->declared_len >= 0)
+		snprintf(resp->errmsg, sizeof(resp->errmsg),
+		         "response body of %lld bytes (Content-Length) is larger than the limit of "
+		         "%zu bytes (http.max_response_bytes); not read",
+		         (long long)x->declared_len, x->h->max_body);
+	else if (x->too_large)
+		snprintf(resp->errmsg, sizeof(resp->errmsg),
+		         "response body larger than the limit of %zu bytes "
+		         "(http.max_response_bytes); transfer aborted",
+		         x->h->max_body);
+	else if (x->errbuf[0])
+		copy_redacted(resp->errmsg, sizeof(resp->errmsg), x->errbuf, strlen(x->errbuf),
+		              x->token, x->token_len);
+	else if (is_size_limit(rc) && !x->headers_done)
+		snprintf(resp->errmsg, sizeof(resp->errmsg),
+		         "a response header line is larger than libcurl's limit of %d KiB",
+		         CURL_MAX_HTTP_HEADER / 1024);
+	else if (rc == CURLE_OUT_OF_MEMORY)
+		snprintf(resp->errmsg, sizeof(resp->errmsg),
+		         "libcurl ran out of memory while receiving the response");
+	else
+		snprintf(resp->errmsg, sizeof(resp->errmsg), "%s", curl_easy_strerror(rc));
+}
+
 /* fill_response - status, error, timing and "was it sent" once curl is done with x. */
 static void fill_response(struct http_xfer *x, CURLcode rc)
 {
@@ -314,10 +438,11 @@ static void fill_response(struct http_xfer *x, CURLcode rc)
 	if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
 		status = 0;
 	resp->status = (int)status;
-	resp->error = map_error(rc);
-	if (rc != CURLE_OK)
-		snprintf(resp->errmsg, sizeof(resp->errmsg), "%s",
-		         x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+	if (status < 300 || status > 399)
+		resp->location[0] = '\0'; /* kept for redirects only */
+	resp->error = x->too_large ? HTTP_ERR_TOO_LARGE : map_error(rc);
+	if (rc != CURLE_OK || x->too_large)
+		set_errmsg(x, rc);
 	resp->request_sent = request_was_sent(x->easy, resp->error);
 	if (x->resend_blocked) {
 		/* the first send went out on a reused connection that then died */
@@ -411,6 +536,59 @@ static void xfer_destroy(struct http_xfer *x)
 	free(x);
 }
 
+/* token_prefix_tail - the length of the longest proper prefix of the token that ends
+ * body (a body cut at the limit may end inside a token). */
+static size_t token_prefix_tail(const struct strbuf *b, const char *tok, size_t toklen)
+{
+	for (size_t k = toklen - 1 < b->len ? toklen - 1 : b->len; k > 0; k--)
+		if (!memcmp(b->buf + b->len - k, tok, k))
+			return k;
+	return 0;
+}
+
+/* redact_body - every occurrence of the token in the body becomes [redacted]: one
+ * memmem when there is none (the usual case); a new buffer only when there is one. The
+ * result stays within max (a token shorter than the mark could lengthen the body). */
+static void redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max,
+                        int cut)
+{
+	const char *hit = memmem(b->buf, b->len, tok, toklen);
+	size_t tail = cut ? token_prefix_tail(b, tok, toklen) : 0;
+	if (!hit && !tail)
+		return;
+	struct strbuf out = STRBUF_INIT;
+	const char *p = b->buf, *end = b->buf + b->len - tail;
+	sb_grow(&out, b->len);
+	for (; hit; hit = memmem(p, (size_t)(end - p), tok, toklen)) {
+		sb_add(&out, p, (size_t)(hit - p));
+		sb_adds(&out, REDACTED);
+		p = hit + toklen;
+	}
+	sb_add(&out, p, (size_t)(end - p));
+	if (out.len > max)
+		sb_setlen(&out, max);
+	explicit_bzero(b->buf, b->len);
+	sb_release(b);
+	*b = out;
+}
+
+/* redact_response - the token out of what the callback sees. The header values were
+ * redacted as they were copied (copy_header_value). */
+static void redact_response(struct http_xfer *x)
+{
+	struct http_response *resp = &x->resp;
+	if (!x->token_len)
+		return;
+	if (resp->body.len)
+		redact_body(&resp->body, x->token, x->token_len, x->h->max_body, x->too_large);
+	if (resp->errmsg[0] && strstr(resp->errmsg, x->token)) {
+		char msg[sizeof(resp->errmsg)];
+		copy_redacted(msg, sizeof(msg), resp->errmsg, strlen(resp->errmsg), x->token,
+		              x->token_len);
+		memcpy(resp->errmsg, msg, sizeof(msg));
+	}
+}
+
 /* xfer_deliver - out of the running set first (so the callback may submit into the freed
  * slot), then the callback, then back to the free list. */
 static void xfer_deliver(struct http *h, struct http_xfer *x)
@@ -418,6 +596,7 @@ static void xfer_deliver(struct http *h, struct http_xfer *x)
 	running_unlink(h, x);
 	h->in_flight--;
 	x->state = XFER_DONE;
+	redact_response(x);
 	x->done(&x->resp, x->arg);
 	xfer_recycle(h, x);
 }
@@ -494,9 +673,10 @@ static int append_bearer(struct curl_slist **list, const char *token)
 	return ret;
 }
 
-/* build_headers - User-Agent, Accept-Encoding, Accept, Content-Type (with a body),
- * Authorization; no Expect. The user agent and the encoding are lines of ours rather
- * than libcurl's own, which it formats twice, a byte at a time, for every request. */
+/* build_headers - User-Agent, Accept-Encoding, Accept, Content-Type (with a body, or an
+ * empty one that removes libcurl's for a POST without), Authorization (last: see
+ * bearer_of); no Expect. The user agent and the encoding are lines of ours rather than
+ * libcurl's own, which it formats twice, a byte at a time, for every request. */
 static int build_headers(const struct http *h, const struct http_request *req,
                          struct curl_slist **out)
 {
@@ -519,6 +699,9 @@ static int build_headers(const struct http *h, const struct http_request *req,
 		sb_reset(&line);
 		sb_addf(&line, "Content-Type: %s", media);
 		ret = append_header(&list, line.buf);
+	} else if (!ret && !strcmp(req->method, "POST")) {
+		/* a POST without a body would go out as an empty form: no Content-Type at all */
+		ret = append_header(&list, "Content-Type:");
 	}
 	if (!ret && req->bearer_token)
 		ret = append_bearer(&list, req->bearer_token);
@@ -550,6 +733,22 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 	}
 	x->request_begun = 1;
 	return CURL_PREREQFUNC_OK;
+}
+
+/* bearer_of - the token inside the Authorization line, the last of the list build_headers
+ * made when the request has a token (the list lives until the transfer is recycled). */
+static void bearer_of(struct http_xfer *x, const struct http_request *req)
+{
+	static const char prefix[] = "Authorization: Bearer ";
+	struct curl_slist *last = x->headers;
+	x->token = NULL;
+	x->token_len = 0;
+	if (!req->bearer_token || !*req->bearer_token)
+		return;
+	while (last->next)
+		last = last->next;
+	x->token = last->data + sizeof(prefix) - 1;
+	x->token_len = strlen(x->token);
 }
 
 /* set_method - the method and body; bodies are copied so the caller's may go away. */
@@ -645,9 +844,16 @@ static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_req
 	x->mutating = http_method_mutates(req->method);
 	x->request_begun = 0;
 	x->resend_blocked = 0;
+	x->head = !strcmp(req->method, "HEAD");
+	x->headers_done = 0;
+	x->too_large = 0;
+	x->declared_len = -1;
+	x->token = NULL;
+	x->token_len = 0;
 	reset_response(&x->resp);
 	if (build_headers(h, req, &x->headers) < 0)
 		return -1;
+	bearer_of(x, req);
 	rc = set_transport(h, x);
 	if (!rc)
 		rc = curl_easy_setopt(x->easy, CURLOPT_URL, req->url);
@@ -789,6 +995,10 @@ struct http *http_new(struct ev_loop *loop, const struct http_opts *opts)
 	    opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
 	h->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
 	h->max_in_flight = opts->max_in_flight > 0 ? opts->max_in_flight : DEFAULT_MAX_IN_FLIGHT;
+	int64_t max_body =
+	    opts->max_response_bytes > 0 ? opts->max_response_bytes : DEFAULT_MAX_RESPONSE_BYTES;
+	/* a bound for the doubling in body_reserve; far past any memory */
+	h->max_body = (uint64_t)max_body < SIZE_MAX / 4 ? (size_t)max_body : SIZE_MAX / 4;
 	host_conns = opts->max_host_connections > 0 ? opts->max_host_connections : h->max_in_flight;
 	h->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
 	struct strbuf ua = STRBUF_INIT;

@@ -564,11 +564,12 @@ static size_t json_scan_scalar(const char *s, size_t i, size_t n)
 	return 0;
 }
 
-/* json_object_check - see util.h. One pass, no allocation: the nesting is kept as a
- * stack of the open brackets. */
-int json_object_check(const char *s, size_t n, const char *key, size_t *off, size_t *len)
+/* object_scan - json_object_check's walk with the stack of open brackets given (max
+ * deep): 1 for an object, 0 for text that is not one, -1 when the nesting would pass
+ * max (nothing wrong before that point). */
+static int object_scan(const char *s, size_t n, const char *key, size_t *off, size_t *len,
+                       char *open, size_t max)
 {
-	char open[JSON_MAX_DEPTH];
 	size_t depth = 0, i = json_ws(s, 0, n);
 	size_t klen = key ? strlen(key) : 0, start = 0;
 	int want_key = 0;  /* inside an object, where a member's name must come next */
@@ -606,8 +607,8 @@ int json_object_check(const char *s, size_t n, const char *key, size_t *off, siz
 				start = i;
 		}
 		if (s[i] == '{' || s[i] == '[') {
-			if (depth == sizeof(open))
-				return 0;
+			if (depth == max)
+				return -1;
 			open[depth++] = s[i] == '{' ? '}' : ']';
 			i = json_ws(s, i + 1, n);
 			if (i < n && s[i] == open[depth - 1]) {
@@ -645,6 +646,27 @@ int json_object_check(const char *s, size_t n, const char *key, size_t *off, siz
 			i++;
 		}
 	}
+}
+
+/* json_object_check - see util.h. One pass, no allocation: the nesting is kept as a
+ * stack of the open brackets. */
+int json_object_check(const char *s, size_t n, const char *key, size_t *off, size_t *len)
+{
+	char open[JSON_MAX_DEPTH];
+	return object_scan(s, n, key, off, len, open, sizeof(open)) == 1;
+}
+
+/* json_too_deep - see util.h: the limited walk, then, only when that stopped at the
+ * limit, an unlimited one (the nesting can be no deeper than the text is long). */
+int json_too_deep(const char *s, size_t n)
+{
+	char open[JSON_MAX_DEPTH];
+	if (object_scan(s, n, NULL, NULL, NULL, open, sizeof(open)) != -1)
+		return 0;
+	char *deep = xmalloc(n);
+	int ret = object_scan(s, n, NULL, NULL, NULL, deep, n) == 1;
+	free(deep);
+	return ret;
 }
 
 /* json_next_member - see util.h. */

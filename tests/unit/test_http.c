@@ -1,6 +1,8 @@
 /* test_http - the curl-on-libev engine against a libmicrohttpd server on 127.0.0.1:
  * methods, headers, bodies, statuses, rate-limit headers, transport errors, admission,
- * concurrency with resubmission from callbacks, cancel, URL policy and TLS. */
+ * concurrency with resubmission from callbacks, cancel, URL policy and TLS; the bounds on
+ * what a response may hold (body size, gzip expansion, header lines), the token redacted
+ * from it, and redirects kept. */
 #include <arpa/inet.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -9,10 +11,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "http.h"
 #include "strbuf.h"
@@ -22,6 +26,21 @@
 #define TOKEN "sk-test-9f8e7d6c5b4a"
 #define MEDIA "application/vnd.segment.v1+json"
 #define SLOW_MS 700
+/* SANITIZED - built with AddressSanitizer (gcc's macro, or clang's feature test) */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+#define BIG_BYTES (50 * 1000 * 1000)       /* /big's body */
+#define BOMB_BYTES (300 * 1024 * 1024)     /* what /bomb's gzip body expands to */
+#define LIMIT_BYTES (16 * 1024 * 1024)     /* max_response_bytes in the bound tests */
+#define BIG_HEADER_BYTES (200 * 1024)      /* /bigheader's header line */
 
 /* ---- the server ------------------------------------------------------------------- */
 
@@ -102,6 +121,35 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, cons
 	return ret;
 }
 
+/* text_reader - MHD's content reader over a heap string (cls), freed by text_free. */
+static ssize_t text_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	const char *text = cls;
+	size_t len = strlen(text);
+	if (pos >= len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	size_t n = len - pos < max ? len - (size_t)pos : max;
+	memcpy(buf, text + pos, n);
+	return (ssize_t)n;
+}
+
+static void text_free(void *cls)
+{
+	free(cls);
+}
+
+/* reply_chunked - as reply, without a Content-Length (chunked). */
+static enum MHD_Result reply_chunked(struct MHD_Connection *c, unsigned int status,
+                                     const char *text)
+{
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+	                                                           text_reader, xstrdup(text),
+	                                                           text_free);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* count_header - counts the request's headers named as cls says (case-insensitive). */
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -114,9 +162,9 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
 	return MHD_YES;
 }
 
-/* echo - the request as the server saw it, as JSON. */
-static enum MHD_Result echo(struct MHD_Connection *c, const char *url, const char *method,
-                            struct strbuf *body)
+/* echo - the request as the server saw it, as JSON, with the given status. */
+static enum MHD_Result echo(struct MHD_Connection *c, unsigned int status, const char *url,
+                            const char *method, struct strbuf *body)
 {
 	struct strbuf out = STRBUF_INIT, query = STRBUF_INIT;
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &query);
@@ -129,6 +177,8 @@ static enum MHD_Result echo(struct MHD_Connection *c, const char *url, const cha
 	add_field(&out, "accept", MHD_lookup_connection_value(c, MHD_HEADER_KIND, "accept"));
 	add_field(&out, "content_type",
 	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-type"));
+	add_field(&out, "content_length",
+	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-length"));
 	add_field(&out, "authorization",
 	          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "authorization"));
 	add_field(&out, "user_agent",
@@ -143,7 +193,9 @@ static enum MHD_Result echo(struct MHD_Connection *c, const char *url, const cha
 	add_field(&out, "body", body->buf);
 	sb_adds(&out, "}");
 	static const char *const headers[] = {"Content-Type", "application/json", NULL};
-	enum MHD_Result ret = reply(c, MHD_HTTP_OK, out.buf, headers);
+	enum MHD_Result ret = strstr(query.buf, "chunked=")
+	                          ? reply_chunked(c, status, out.buf)
+	                          : reply(c, status, out.buf, headers);
 	sb_release(&out);
 	sb_release(&query);
 	return ret;
@@ -157,6 +209,46 @@ static ssize_t truncated_body(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	memcpy(buf, "0123456789", 10);
 	return 10;
+}
+
+/* big_body - BIG_BYTES of JSON-ish filler, made as it is sent (the server holds none). */
+static ssize_t big_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	if (pos >= BIG_BYTES)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	size_t n = BIG_BYTES - pos < max ? (size_t)(BIG_BYTES - pos) : max;
+	memset(buf, 'x', n);
+	return (ssize_t)n;
+}
+
+/* the gzip bomb: BOMB_BYTES of zeros, compressed once (make_bomb) */
+static unsigned char *bomb;
+static size_t bomb_len;
+
+/* make_bomb - deflates BOMB_BYTES of zeros, fed from one small buffer, into bomb. */
+static int make_bomb(void)
+{
+	static const unsigned char zeros[1 << 20];
+	z_stream z;
+	size_t cap = BOMB_BYTES / 512;
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	bomb = xmalloc(cap);
+	z.next_out = bomb;
+	z.avail_out = (uInt)cap;
+	for (size_t fed = 0; fed < BOMB_BYTES; fed += sizeof(zeros)) {
+		z.next_in = (unsigned char *)(uintptr_t)zeros;
+		z.avail_in = sizeof(zeros);
+		if (deflate(&z, fed + sizeof(zeros) >= BOMB_BYTES ? Z_FINISH : Z_NO_FLUSH) ==
+		        Z_STREAM_ERROR ||
+		    z.avail_in)
+			break;
+	}
+	bomb_len = cap - z.avail_out;
+	deflateEnd(&z);
+	return z.total_in == BOMB_BYTES ? 0 : -1;
 }
 
 /* route - the final call for a request whose body has arrived. */
@@ -194,9 +286,54 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		MHD_destroy_response(r);
 		return ret;
 	}
+	if (!strcmp(url, "/big")) {
+		/* a Content-Length announces it, or (?chunked) nothing does */
+		int chunked = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "chunked") != NULL;
+		struct MHD_Response *r = MHD_create_response_from_callback(
+		    chunked ? MHD_SIZE_UNKNOWN : BIG_BYTES, 65536, big_body, NULL, NULL);
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strcmp(url, "/bomb")) {
+		struct MHD_Response *r = MHD_create_response_from_buffer(bomb_len, bomb,
+		                                                         MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(r, "Content-Encoding", "gzip");
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strcmp(url, "/bigheader")) {
+		char *big = xmalloc(BIG_HEADER_BYTES + 1);
+		memset(big, 'h', BIG_HEADER_BYTES);
+		big[BIG_HEADER_BYTES] = '\0';
+		const char *const headers[] = {"X-Big", big, NULL};
+		enum MHD_Result ret = reply(c, MHD_HTTP_OK, "{}", headers);
+		free(big);
+		return ret;
+	}
+	if (!strcmp(url, "/redirect")) {
+		/* a long Location with the token in it, where a 511-byte cut would split it */
+		struct strbuf loc = STRBUF_INIT;
+		sb_adds(&loc, "https://example.com/next?");
+		while (loc.len < 500)
+			sb_addch(&loc, 'a');
+		sb_adds(&loc, "&t=" TOKEN);
+		const char *const headers[] = {"Location", loc.buf, NULL};
+		enum MHD_Result ret = reply(c, 301, "moved", headers);
+		sb_release(&loc);
+		return ret;
+	}
+	if (!strcmp(url, "/created")) {
+		static const char *const headers[] = {"Location", "https://example.com/x/1", NULL};
+		return reply(c, 201, "{\"data\":{}}", headers);
+	}
 	if (!strncmp(url, "/status/", 8))
 		return reply(c, (unsigned int)atoi(url + 8), "{\"status\":true}", NULL);
-	return echo(c, url, method, body);
+	if (!strncmp(url, "/echo-status/", 13))
+		return echo(c, (unsigned int)atoi(url + 13), url, method, body);
+	return echo(c, MHD_HTTP_OK, url, method, body);
 }
 
 /* serve - MHD's access handler: collects the body, then routes. */
@@ -225,8 +362,10 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 	return route(c, url, method, body);
 }
 
-/* server_start - on 127.0.0.1, an ephemeral port; TLS when key and cert are given. */
-static int server_start(struct server *s, const char *key, const char *cert)
+/* server_start - on 127.0.0.1, an ephemeral port; TLS when key and cert are given;
+ * mem_limit (when not 0) is the memory of each connection, which must hold the headers
+ * of a response. */
+static int server_start(struct server *s, const char *key, const char *cert, size_t mem_limit)
 {
 	struct sockaddr_in sa;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
@@ -243,10 +382,11 @@ static int server_start(struct server *s, const char *key, const char *cert)
 		    (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_request_done, NULL,
 		    MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
 	else
-		s->d = MHD_start_daemon(flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR,
-		                        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
-		                        on_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-		                        on_connection, s, MHD_OPTION_END);
+		s->d = MHD_start_daemon(
+		    flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+		    on_connection, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		    mem_limit ? mem_limit : (size_t)32768, MHD_OPTION_END);
 	if (!s->d)
 		return -1;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -276,6 +416,7 @@ struct result {
 	char retry_after[64];
 	char rl_reset[64];
 	char errmsg[256];
+	char location[512];
 	struct strbuf body;
 };
 
@@ -292,6 +433,7 @@ static void collect(struct http_response *resp, void *arg)
 	memcpy(r->retry_after, resp->retry_after, sizeof(r->retry_after));
 	memcpy(r->rl_reset, resp->rl_reset, sizeof(r->rl_reset));
 	memcpy(r->errmsg, resp->errmsg, sizeof(r->errmsg));
+	memcpy(r->location, resp->location, sizeof(r->location));
 	sb_reset(&r->body);
 	sb_add(&r->body, resp->body.buf, resp->body.len);
 	pending--;
@@ -335,6 +477,17 @@ static int has(const struct result *r, const char *text)
 		return 1;
 	fprintf(stderr, "  body lacks %.80s: %.200s\n", text, r->body.buf);
 	return 0;
+}
+
+/* sent_token - the echo shows an Authorization header with the token, which reaches the
+ * callback as [redacted]. */
+static int sent_token(const struct result *r)
+{
+	if (strstr(r->body.buf, TOKEN)) {
+		fprintf(stderr, "  the token is in the body: %.200s\n", r->body.buf);
+		return 0;
+	}
+	return has(r, "\"authorization\":\"Bearer [redacted]\"");
 }
 
 /* result_init / result_release - a zeroed result and its body buffer. */
@@ -433,7 +586,7 @@ TEST(get_echo)
 	CHECK(has(&r, "\"path\":\"/v1/echo\""));
 	CHECK(has(&r, "\"query\":\"x=1\""));
 	CHECK(has(&r, "\"accept\":\"" MEDIA "\""));
-	CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
+	CHECK(sent_token(&r));
 	CHECK(has(&r, "\"content_type\":null"));
 	CHECK(has(&r, "\"user_agent\":\"segspool/0.1\""));
 	/* compression offered once, as gzip (our header line, not a second one of libcurl's) */
@@ -500,7 +653,7 @@ TEST(methods_and_bodies)
 	CHECK(has(&r, "\"method\":\"PATCH\""));
 	CHECK(has(&r, "\"path\":\"/v1/sources/abc\""));
 	CHECK(has(&r, "\"body\":\"{\\\"enabled\\\":false}\""));
-	CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
+	CHECK(sent_token(&r));
 
 	struct http_request del = {.method = "DELETE",
 	                           .url = url_on(&srv, "/v1/sources/abc"),
@@ -518,6 +671,15 @@ TEST(methods_and_bodies)
 	CHECK(has(&r, "\"method\":\"POST\""));
 	CHECK(has(&r, "\"authorization\":null"));
 	CHECK(has(&r, "\"body_len\":0"));
+	/* no body: no Content-Type (libcurl's default would say an empty form), a length 0 */
+	CHECK(has(&r, "\"content_type\":null"));
+	CHECK(has(&r, "\"content_length\":\"0\""));
+	empty_post.media_type = MEDIA;
+	r.called = 0;
+	request_once(h, &empty_post, &r);
+	CHECK(has(&r, "\"accept\":\"" MEDIA "\""));
+	CHECK(has(&r, "\"content_type\":null"));
+	CHECK(has(&r, "\"content_length\":\"0\""));
 
 	/* a recycled handle must not keep the last request's body or method */
 	struct http_request get = {.method = "GET", .url = url_on(&srv, "/v1/y")};
@@ -913,7 +1075,7 @@ TEST(tls)
 	CHECK(mkdtemp(dir) != NULL);
 	CHECK_INT(make_cert(dir, &key, &cert, cert_path, sizeof(cert_path)), 0);
 	memset(&tls_srv, 0, sizeof(tls_srv));
-	if (key && cert && server_start(&tls_srv, key, cert) == 0) {
+	if (key && cert && server_start(&tls_srv, key, cert, 0) == 0) {
 		struct http *h = http_new(loop, NULL);
 		struct result r;
 		result_init(&r);
@@ -932,7 +1094,7 @@ TEST(tls)
 		request_once(h, &req, &r);
 		CHECK_INT(r.error, HTTP_OK);
 		CHECK_INT(r.status, 200);
-		CHECK(has(&r, "\"authorization\":\"Bearer " TOKEN "\""));
+		CHECK(sent_token(&r));
 		http_free(h);
 		result_release(&r);
 		MHD_stop_daemon(tls_srv.d);
@@ -945,6 +1107,187 @@ TEST(tls)
 	rmdir(dir);
 	free(key);
 	free(cert);
+}
+
+/* cpu_s - the process's user and system CPU seconds so far. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* peak_rss_mb - the process's peak resident set so far, in MB. */
+static long peak_rss_mb(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024;
+}
+
+#define STREAMED_ERRMSG                                                                     \
+	"response body larger than the limit of 16777216 bytes (http.max_response_bytes); " \
+	"transfer aborted"
+
+TEST(bounded_responses)
+{
+	struct http_opts opts = {.max_response_bytes = LIMIT_BYTES};
+	struct http *h = http_new(loop, &opts);
+	struct result r;
+	result_init(&r);
+
+	/* announced by Content-Length: refused before any of it is read */
+	struct http_request req = {.method = "GET", .url = url_on(&srv, "/big")};
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_ERR_TOO_LARGE);
+	CHECK_INT(r.status, 200);
+	CHECK_INT(r.request_sent, 1);
+	CHECK_INT(r.body.len, 0);
+	CHECK_STR(r.errmsg, "response body of 50000000 bytes (Content-Length) is larger than the "
+	                    "limit of 16777216 bytes (http.max_response_bytes); not read");
+
+	/* not announced: read up to the limit, then aborted */
+	req.url = url_on(&srv, "/big?chunked=1");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_ERR_TOO_LARGE);
+	CHECK_INT(r.body.len, LIMIT_BYTES);
+	CHECK_INT(r.request_sent, 1);
+	CHECK_STR(r.errmsg, STREAMED_ERRMSG);
+
+	/* a mutation cut off so is an answer lost after the request went out */
+	struct http_request post = {.method = "POST",
+	                            .url = url_on(&srv, "/big?chunked=1"),
+	                            .body = "{}",
+	                            .body_len = 2};
+	r.called = 0;
+	request_once(h, &post, &r);
+	CHECK_INT(r.error, HTTP_ERR_TOO_LARGE);
+	CHECK_INT(r.request_sent, 1);
+
+	/* ~300 KB of gzip that libcurl would expand to 300 MB: stopped at the limit, fast */
+	CHECK(bomb_len > 100000 && bomb_len < 600000);
+	req.url = url_on(&srv, "/bomb");
+	r.called = 0;
+	double cpu = cpu_s();
+	request_once(h, &req, &r);
+	cpu = cpu_s() - cpu;
+	CHECK_INT(r.error, HTTP_ERR_TOO_LARGE);
+	CHECK(r.body.len <= LIMIT_BYTES);
+	CHECK_STR(r.errmsg, STREAMED_ERRMSG);
+	CHECK(cpu < 0.5);
+	if (cpu >= 0.5 || getenv("TEST_HTTP_VERBOSE"))
+		fprintf(stderr, "  %.2f s of CPU for the gzip bomb\n", cpu);
+
+	/* the engine and its (recycled) buffers still serve ordinary answers */
+	req.url = url_on(&srv, "/echo");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK(has(&r, "\"method\":\"GET\""));
+	http_free(h);
+	result_release(&r);
+
+	/* the peak of the whole process so far: everything before stayed small, and the
+	 * 300 MB (or 50 MB) the server offered never came near it */
+	long rss = peak_rss_mb();
+	if (SANITIZED) {
+		/* ASan's shadow memory and the quarantine of freed buffers: no bound to check */
+		printf("peak RSS %ld MB (not checked under the sanitizer)\n", rss);
+		return;
+	}
+	CHECK(rss < 120);
+	if (rss >= 120 || getenv("TEST_HTTP_VERBOSE"))
+		fprintf(stderr, "  peak RSS %ld MB\n", rss);
+}
+
+TEST(redaction)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+
+	/* a server that echoes the Authorization header in its error and success bodies */
+	static const char *const paths[] = {"/echo-status/401", "/echo-status/400",
+	                                    "/echo-status/503", "/echo-status/200"};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		struct http_request req = {.method = "GET",
+		                           .url = url_on(&srv, paths[i]),
+		                           .media_type = MEDIA,
+		                           .bearer_token = TOKEN};
+		r.called = 0;
+		request_once(h, &req, &r);
+		CHECK_INT(r.status, atoi(paths[i] + 13));
+		CHECK(sent_token(&r));
+	}
+
+	/* a body cut at the limit inside the token keeps no part of it */
+	struct http_request req = {
+	    .method = "GET", .url = url_on(&srv, "/echo?chunked=1"), .bearer_token = TOKEN};
+	r.called = 0;
+	request_once(h, &req, &r);
+	const char *at = strstr(r.body.buf, "[redacted]");
+	CHECK(at != NULL);
+	http_free(h);
+	if (at) {
+		struct http_opts opts = {.max_response_bytes = (at - r.body.buf) + 6};
+		h = http_new(loop, &opts);
+		r.called = 0;
+		request_once(h, &req, &r);
+		CHECK_INT(r.error, HTTP_ERR_TOO_LARGE);
+		CHECK(r.body.len > 0);
+		CHECK(r.body.len <= (size_t)opts.max_response_bytes);
+		CHECK(strstr(r.body.buf, "sk-") == NULL);
+		CHECK(r.body.len && r.body.buf[r.body.len - 1] == ' ');
+		http_free(h);
+	}
+	result_release(&r);
+}
+
+TEST(redirects)
+{
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+	struct http_request req = {
+	    .method = "GET", .url = url_on(&srv, "/redirect"), .bearer_token = TOKEN};
+	request_once(h, &req, &r);
+	CHECK_INT(r.error, HTTP_OK);
+	CHECK_INT(r.status, 301);
+	CHECK(!strncmp(r.location, "https://example.com/next?aaa", 28));
+	CHECK_INT(strlen(r.location), sizeof(r.location) - 1);
+	/* the token past the cut is redacted, not cut in half */
+	CHECK(strstr(r.location, "&t=[redac") != NULL);
+	CHECK(strstr(r.location, "sk-") == NULL);
+
+	/* Location of anything but a redirect is not kept */
+	req.url = url_on(&srv, "/created");
+	r.called = 0;
+	request_once(h, &req, &r);
+	CHECK_INT(r.status, 201);
+	CHECK_STR(r.location, "");
+	result_release(&r);
+	http_free(h);
+}
+
+TEST(giant_header_line)
+{
+	struct server big_srv;
+	memset(&big_srv, 0, sizeof(big_srv));
+	CHECK_INT(server_start(&big_srv, NULL, NULL, 1024 * 1024), 0);
+	struct http *h = http_new(loop, NULL);
+	struct result r;
+	result_init(&r);
+	struct http_request req = {.method = "GET", .url = url_on(&big_srv, "/bigheader")};
+	request_once(h, &req, &r);
+	CHECK(r.error != HTTP_OK);
+	CHECK_INT(r.request_sent, 1);
+	CHECK(strcasestr(r.errmsg, "out of memory") == NULL);
+	CHECK_STR(r.errmsg, "a response header line is larger than libcurl's limit of 100 KiB");
+	result_release(&r);
+	http_free(h);
+	MHD_stop_daemon(big_srv.d);
 }
 
 TEST(throughput)
@@ -961,7 +1304,11 @@ int main(void)
 	if (http_global_init() < 0)
 		return 1;
 	loop = ev_default_loop(0);
-	if (server_start(&srv, NULL, NULL) < 0) {
+	if (make_bomb() < 0) {
+		fprintf(stderr, "cannot build the gzip body\n");
+		return 1;
+	}
+	if (server_start(&srv, NULL, NULL, 0) < 0) {
 		fprintf(stderr, "cannot start the test server\n");
 		return 1;
 	}
@@ -977,8 +1324,13 @@ int main(void)
 	RUN(cancel);
 	RUN(free_with_requests_in_flight);
 	RUN(tls);
+	RUN(bounded_responses);
+	RUN(redaction);
+	RUN(redirects);
+	RUN(giant_header_line);
 	RUN(throughput);
 	MHD_stop_daemon(srv.d);
+	free(bomb);
 	ev_loop_destroy(loop);
 	http_global_cleanup();
 	return tl_finish();

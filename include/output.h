@@ -6,6 +6,7 @@
 #define SEGSPOOL_OUTPUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct strbuf;
 struct output_file;
@@ -29,10 +30,19 @@ int output_write(int out_dir_fd, const char *relpath, const void *data, size_t l
 struct output_batch;
 struct output_batch *output_batch_new(void);
 size_t output_batch_count(const struct output_batch *b);
-/* output_stage - closes of and hands it to the batch; -1 (of aborted) if a write failed. */
-int output_stage(struct output_batch *b, struct output_file *of, struct strbuf *err);
-/* output_batch_commit - 0, or -1 with the reasons in err (the .parts are then removed). */
-int output_batch_commit(struct output_batch *b, struct strbuf *err);
+/* output_stage - closes of and hands it to the batch, with the caller's tag (e.g. a job
+ * id, non-zero); -1 (of aborted) if a write failed. */
+int output_stage(struct output_batch *b, struct output_file *of, int64_t tag,
+		 struct strbuf *err);
+/* output_batch_claimant - the tag of a staged output whose path is relpath, or a
+ * directory on relpath's way, or below relpath (two such files cannot both be put in
+ * place); 0 when none. */
+int64_t output_batch_claimant(const struct output_batch *b, const char *relpath);
+/* output_failed_fn - one staged output that could not be put in place, and why. */
+typedef void (*output_failed_fn)(int64_t tag, const char *why, void *arg);
+/* output_batch_commit - puts every staged output in place; one that cannot be is removed
+ * and reported to failed (the others still land). Returns how many failed. */
+int output_batch_commit(struct output_batch *b, output_failed_fn failed, void *arg);
 void output_batch_free(struct output_batch *b);
 
 /* output_sweep_parts - removes hidden .part files (a crash's leftovers) anywhere in the

@@ -167,6 +167,11 @@ int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_
  * (the API's error envelope when there was one). */
 int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
 		  const char *reason, int64_t now_ms);
+/* store_job_output_lost - a job recorded succeeded in the open transaction whose output
+ * file could not be put in place after all: failed instead, its result kept, so a retry
+ * writes the output from it without sending the request again. */
+int store_job_output_lost(struct store *st, int64_t id, const char *error_json,
+			  const char *reason, int64_t now_ms);
 /* store_wake_waiters - waiting jobs whose last wait's reason (the transition's) begins with
  * `reason` (no GLOB characters in it)
  * become due now, e.g. jobs parked by the daemon's own rate limit once it is raised.

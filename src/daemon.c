@@ -529,8 +529,11 @@ static void default_output(const struct run *r, struct strbuf *path)
 {
 	const char *ext = multi_page(r) ? "jsonl" : "json";
 	sb_addf(path, "%s-%lld.%s", r->row.op_id, (long long)r->row.id, ext);
-	for (int n = 2; n < 1000 && faccessat(r->d->sp.out_fd, path->buf, F_OK,
-						AT_SYMLINK_NOFOLLOW) == 0; n++) {
+	/* taken on disk, or by an output of this batch not yet renamed into place */
+	for (int n = 2; n < 1000 && (faccessat(r->d->sp.out_fd, path->buf, F_OK,
+					       AT_SYMLINK_NOFOLLOW) == 0 ||
+				     output_batch_claimant(r->d->outputs, path->buf));
+	     n++) {
 		sb_reset(path);
 		sb_addf(path, "%s-%lld-%d.%s", r->row.op_id, (long long)r->row.id, n, ext);
 	}
@@ -540,26 +543,47 @@ static void commit(struct daemon *d);
 
 #define OUTPUT_BATCH_MAX 256 /* open directory fds held by staged outputs */
 
-/* stage_file - hands a written output to the batch. */
-static int stage_file(struct daemon *d, struct output_file *of, struct strbuf *err)
+/* make_room - a full batch of outputs is committed (outputs, then the store) before a
+ * job's answer is recorded, never in the middle of it: a job's success and its file join
+ * one transaction. At most one output is staged per answer or claimed job. */
+static void make_room(struct daemon *d)
 {
-	if (output_stage(d->outputs, of, err) < 0)
-		return -1;
-	if (output_batch_count(d->outputs) >= OUTPUT_BATCH_MAX)
+	if (output_batch_count(d->outputs) >= OUTPUT_BATCH_MAX) {
 		commit(d);
-	return 0;
+		txn(d);
+	}
 }
 
-/* stage_output - a whole output, staged in the iteration's batch; a full batch is
- * committed at once (outputs, then the store). */
-static int stage_output(struct daemon *d, const char *path, const void *data, size_t len,
-			struct strbuf *err)
+/* open_output - the .part of a job's output, once nothing else claims its path: a path
+ * another output of this batch stages (or a directory on its way or below it), or a
+ * directory standing at its name, is refused. */
+static int open_output(struct daemon *d, const char *path, struct output_file **of,
+		       struct strbuf *err)
+{
+	int64_t other = output_batch_claimant(d->outputs, path);
+	struct stat st;
+	if (other) {
+		sb_addf(err, "output %s collides with the output of job %lld, written in the same "
+			"batch (two files cannot share a name, nor can a file be a directory of "
+			"another)", path, (long long)other);
+		return -1;
+	}
+	if (fstatat(d->sp.out_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+		sb_addf(err, "output %s is a directory in the output directory", path);
+		return -1;
+	}
+	return output_open(d->sp.out_fd, path, of, err);
+}
+
+/* stage_output - a whole output, staged in the iteration's batch under the job's id. */
+static int stage_output(struct daemon *d, int64_t job_id, const char *path, const void *data,
+			size_t len, struct strbuf *err)
 {
 	struct output_file *of;
-	if (output_open(d->sp.out_fd, path, &of, err) < 0)
+	if (open_output(d, path, &of, err) < 0)
 		return -1;
 	output_append(of, data, len); /* a failure is reported by output_stage */
-	return stage_file(d, of, err);
+	return output_stage(d->outputs, of, job_id, err);
 }
 
 /* write_result_output - a single response's data object, pretty-printed. */
@@ -575,7 +599,7 @@ static int write_result_output(struct run *r, const cJSON *data, struct strbuf *
 	sb_adds(&body, text);
 	sb_addch(&body, '\n');
 	free(text);
-	int rc = stage_output(r->d, where->buf, body.buf, body.len, err);
+	int rc = stage_output(r->d, r->row.id, where->buf, body.buf, body.len, err);
 	sb_release(&body);
 	return rc;
 }
@@ -617,11 +641,11 @@ static int page_items_to_output(int page_no, const char *items_json, void *arg)
 }
 
 /* write_pages_output - the items of jobs' pages, in order, into one JSON Lines file. */
-static int write_pages_output(struct daemon *d, const int64_t *ids, size_t n, const char *path,
-			      int64_t *items, struct strbuf *err)
+static int write_pages_output(struct daemon *d, int64_t job_id, const int64_t *ids, size_t n,
+			      const char *path, int64_t *items, struct strbuf *err)
 {
 	struct page_sink sink = {0};
-	if (output_open(d->sp.out_fd, path, &sink.of, err) < 0)
+	if (open_output(d, path, &sink.of, err) < 0)
 		return -1;
 	for (size_t i = 0; i < n && !sink.failed; i++)
 		if (store_pages_foreach(d->st, ids[i], page_items_to_output, &sink) < 0)
@@ -632,7 +656,8 @@ static int write_pages_output(struct daemon *d, const int64_t *ids, size_t n, co
 		return -1;
 	}
 	*items = sink.items;
-	return stage_file(d, sink.of, err); /* reports a failed write, with its reason */
+	/* reports a failed write, with its reason */
+	return output_stage(d->outputs, sink.of, job_id, err);
 }
 
 /* succeed_job - records success with the result; frees the run. */
@@ -660,7 +685,7 @@ static void finish_pages(struct run *r)
 			sb_adds(&path, r->job.output);
 		else
 			default_output(r, &path);
-		if (write_pages_output(d, &r->row.id, 1, path.buf, &items, &err) < 0) {
+		if (write_pages_output(d, r->row.id, &r->row.id, 1, path.buf, &items, &err) < 0) {
 			char *ej = error_json("OutputError", err.buf, 0);
 			end_job(r, JS_FAILED, ej, "cannot write the output file");
 			free(ej);
@@ -805,7 +830,7 @@ static void run_parent(struct run *r)
 		sb_addf(&sum, "{\"children\":%zu,\"output\":null}", n);
 		succeed_job(r, sum.buf, NULL);
 		sb_release(&sum);
-	} else if (write_pages_output(d, ids, n, path.buf, &items, &err) < 0) {
+	} else if (write_pages_output(d, r->row.id, ids, n, path.buf, &items, &err) < 0) {
 		char *ej = error_json("OutputError", err.buf, 0);
 		end_job(r, JS_FAILED, ej, "cannot write the merged output");
 		free(ej);
@@ -1006,6 +1031,7 @@ static const char *after_lost_answer(struct run *r, int status, const char *reas
 static void record_response(struct run *r, struct http_response *resp)
 {
 	struct daemon *d = r->d;
+	make_room(d);
 	int64_t now = clock_wall_ms();
 	enum outcome o;
 	cJSON *body = NULL;
@@ -1355,8 +1381,10 @@ static void dispatch(struct daemon *d)
 			logmsg(LOG_ERROR, "cannot claim jobs: %s", store_errmsg(d->st));
 			break;
 		}
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			make_room(d);
 			start_run(d, &rows[i]);
+		}
 		if (n < room)
 			break;
 	}
@@ -1458,6 +1486,30 @@ static void restore_bucket(const char *key, double tokens, int64_t updated, int6
 	rl_restore(arg, key, tokens, updated, hold);
 }
 
+/* refuse_failed - a write of this transaction failed: none of it is committed. */
+static void refuse_failed(struct daemon *d)
+{
+	if (d->txn_failed)
+		die("refusing to commit: %d store write(s) of this batch failed (the first: %s); "
+		    "stopping so that nothing half-recorded is kept (the jobs concerned are queued "
+		    "again at the next start)", d->txn_failed, d->txn_first_failure.buf);
+}
+
+/* output_not_placed - a staged output that could not be put in place: its job, recorded
+ * succeeded in this transaction, fails instead with its result kept; the daemon runs on. */
+static void output_not_placed(int64_t job_id, const char *why, void *arg)
+{
+	struct daemon *d = arg;
+	char *ej = error_json("OutputError", why, 0);
+	logmsg(LOG_ERROR, "job %lld failed: %s; its result is kept: retry it to write the file "
+	       "without sending the request again", (long long)job_id, why);
+	if (store_job_output_lost(d->st, job_id, ej, "the request succeeded but the output file "
+				  "could not be put in place; retry the job to write it from the "
+				  "stored result", clock_wall_ms()) < 0)
+		write_failed(d, job_id, "record a lost output");
+	free(ej);
+}
+
 /* commit - the iteration's one commit; then files leave incoming/. */
 static void commit(struct daemon *d)
 {
@@ -1468,16 +1520,11 @@ static void commit(struct daemon *d)
 		d->buckets_dirty = 0;
 		d->last_bucket_save_ms = now;
 	}
-	if (d->txn_failed)
-		die("refusing to commit: %d store write(s) of this batch failed (the first: %s); "
-		    "stopping so that nothing half-recorded is kept (the jobs concerned are queued "
-		    "again at the next start)", d->txn_failed, d->txn_first_failure.buf);
+	refuse_failed(d);
 	if (output_batch_count(d->outputs)) {
-		struct strbuf err = STRBUF_INIT;
-		if (output_batch_commit(d->outputs, &err) < 0)
-			die("%s; stopping before the store's commit: the jobs concerned will run "
-			    "again at the next start", err.buf);
-		sb_release(&err);
+		txn(d); /* output_not_placed records in it */
+		output_batch_commit(d->outputs, output_not_placed, d);
+		refuse_failed(d);
 	}
 	if (d->in_txn) {
 		if (store_commit(d->st) < 0)

@@ -25,6 +25,7 @@ struct output_file {
 	int dir_fd;
 	int fd;
 	int write_errno; /* the first failed write's errno, reported at commit */
+	int64_t tag;     /* the batch caller's, for output_batch_commit's failures */
 };
 
 enum walk_mode { WALK_CREATE, WALK_CHECK };
@@ -314,8 +315,10 @@ size_t output_batch_count(const struct output_batch *b)
 
 /* output_stage - closes the .part without an fsync of its own; the batch's commit makes
  * it durable together with the others. */
-int output_stage(struct output_batch *b, struct output_file *of, struct strbuf *err)
+int output_stage(struct output_batch *b, struct output_file *of, int64_t tag,
+		 struct strbuf *err)
 {
+	of->tag = tag;
 	if (of->write_errno) {
 		add_err(err, "cannot write output %s: %s", of->relpath, strerror(of->write_errno));
 		output_abort(of);
@@ -336,46 +339,64 @@ int output_stage(struct output_batch *b, struct output_file *of, struct strbuf *
 	return 0;
 }
 
-/* superseded - a later staged output has the same path (its .part replaced ours). */
-static int superseded(const struct output_batch *b, size_t i)
+/* path_claims - whether a and b cannot both be files: equal, or one a directory on the
+ * other's way ("d1" and "d1/y.json"). */
+static int path_claims(const char *a, const char *b)
 {
-	for (size_t j = i + 1; j < b->n; j++)
-		if (strcmp(b->files[j]->relpath, b->files[i]->relpath) == 0)
-			return 1;
+	size_t la = strlen(a), lb = strlen(b);
+	size_t n = la < lb ? la : lb;
+	if (strncmp(a, b, n) != 0)
+		return 0;
+	return la == lb || (la < lb ? b[la] : a[lb]) == '/';
+}
+
+/* output_batch_claimant - see output.h. */
+int64_t output_batch_claimant(const struct output_batch *b, const char *relpath)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (path_claims(b->files[i]->relpath, relpath))
+			return b->files[i]->tag;
 	return 0;
 }
 
 /* output_batch_commit - one syncfs makes every staged .part durable, each is renamed over
  * its final name, and a second syncfs makes the renames durable: two flushes for the
- * whole batch instead of two per file. The batch is empty afterwards. */
-int output_batch_commit(struct output_batch *b, struct strbuf *err)
+ * whole batch instead of two per file. A file that cannot be renamed is reported and
+ * removed; the others land. The batch is empty afterwards. */
+int output_batch_commit(struct output_batch *b, output_failed_fn failed, void *arg)
 {
-	int ret = 0;
+	int nfailed = 0;
+	char why[512];
 	if (!b->n)
 		return 0;
-	if (syncfs(b->files[0]->dir_fd) < 0) {
-		add_err(err, "cannot flush outputs to disk: %s", strerror(errno));
-		ret = -1;
-	}
+	int synced = syncfs(b->files[0]->dir_fd) == 0;
+	if (!synced)
+		snprintf(why, sizeof(why), "cannot flush outputs to disk: %s", strerror(errno));
 	for (size_t i = 0; i < b->n; i++) {
 		struct output_file *of = b->files[i];
-		if (ret == 0 && !superseded(b, i) &&
-		    renameat(of->dir_fd, of->part_name, of->dir_fd, of->name) < 0) {
-			add_err(err, "cannot rename output %s into place: %s", of->relpath,
-				strerror(errno));
-			ret = -1;
-		}
-		if (ret < 0 || superseded(b, i))
-			unlinkat(of->dir_fd, of->part_name, 0);
+		if (synced && renameat(of->dir_fd, of->part_name, of->dir_fd, of->name) == 0)
+			continue;
+		if (synced)
+			snprintf(why, sizeof(why), "cannot rename output %s into place: %s",
+				 of->relpath, strerror(errno));
+		unlinkat(of->dir_fd, of->part_name, 0);
+		of->tag = -of->tag; /* failed: not in place, whatever the second flush does */
+		failed(-of->tag, why, arg);
+		nfailed++;
 	}
-	if (ret == 0 && syncfs(b->files[0]->dir_fd) < 0) {
-		add_err(err, "cannot flush output directories to disk: %s", strerror(errno));
-		ret = -1;
+	if (synced && syncfs(b->files[0]->dir_fd) < 0) {
+		snprintf(why, sizeof(why), "cannot flush output directories to disk: %s",
+			 strerror(errno));
+		for (size_t i = 0; i < b->n; i++)
+			if (b->files[i]->tag > 0) {
+				failed(b->files[i]->tag, why, arg);
+				nfailed++;
+			}
 	}
 	for (size_t i = 0; i < b->n; i++)
 		output_file_free(b->files[i]);
 	b->n = 0;
-	return ret;
+	return nfailed;
 }
 
 /* output_batch_free - staged outputs not committed are removed. */

@@ -1436,6 +1436,23 @@ int store_job_end(struct store *st, int64_t id, enum job_state to, const char *e
 	return op_end(st, how, rc);
 }
 
+/* store_job_output_lost - succeeded -> failed in the same transaction, result kept. */
+int store_job_output_lost(struct store *st, int64_t id, const char *error_json,
+                          const char *reason, int64_t now_ms)
+{
+	enum op_wrap how;
+	int rc = -1;
+	if (op_begin(st, &how) < 0)
+		return -1;
+	sqlite3_stmt *s = prep(st, S_JOB_END);
+	if (s) {
+		bind_text(s, 4, error_json);
+		rc = strict(change_state(st, id, BIT(JS_SUCCEEDED), JS_FAILED, s, "fail", reason,
+		                         now_ms));
+	}
+	return op_end(st, how, rc);
+}
+
 /* store_wake_waiters - waiting jobs whose last wait gave `reason` are due now; how many,
  * or -1. */
 int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms)

@@ -259,20 +259,18 @@ def locked_db(emu):
         c.check(s.daemon.poll() is None, "locked db: the daemon starts once it is released")
         db.execute("BEGIN EXCLUSIVE")
         s.drop_jobs("b.json", wh_jobs("b", 3))
-        try:
-            rc = s.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            rc = None
-        err = last_error_line(s)
-        c.check("locked" in err, f"locked during a run: the daemon says the database is "
-                                 f"locked: {err!r}")
+        wait_for(lambda: "locked by another process" in s.log_text(), timeout=30,
+                 what="the daemon says the database is locked")
+        time.sleep(1.0)
+        c.check(s.daemon.poll() is None, "locked during a run: the daemon waits, it does not die")
         c.check(os.path.exists(os.path.join(incoming, "b.json")),
                 "locked during a run: the file stays in incoming/ until it is recorded")
         db.execute("ROLLBACK")
         db.close()
         db = None
-        if rc is None:  # kept running: it must catch up on its own
-            wait_for(lambda: not listdir(incoming), timeout=30, what="incoming/ empty")
+        # it catches up on its own once the lock is gone
+        wait_for(lambda: not listdir(incoming), timeout=30, what="incoming/ empty")
+        c.check("free again" in s.log_text(), "locked during a run: it says when it goes on")
         s.stop()
         c.eq(s.run_until_idle(timeout=60), 0, "locked db: once released the run finishes")
         jobs = s.jobs()

@@ -260,6 +260,74 @@ static void full_disk(void)
 		fprintf(stderr, "cannot unmount %s\n", mnt);
 }
 
+
+struct placement {
+	int64_t tags[8];
+	char why[8][512];
+	int n;
+};
+
+/* note_failure - output_batch_commit's report, kept for the checks. */
+static void note_failure(int64_t tag, const char *why, void *arg)
+{
+	struct placement *p = arg;
+	if (p->n < 8) {
+		p->tags[p->n] = tag;
+		snprintf(p->why[p->n], sizeof(p->why[0]), "%s", why);
+	}
+	p->n++;
+}
+
+/* stage_text - a whole file staged under tag. */
+static int stage_text(struct output_batch *b, const char *path, const char *text, int64_t tag)
+{
+	struct output_file *of = NULL;
+	struct strbuf err = STRBUF_INIT;
+	int rc = output_open(out_fd, path, &of, &err);
+	if (rc == 0) {
+		output_append(of, text, strlen(text));
+		rc = output_stage(b, of, tag, &err);
+	}
+	sb_release(&err);
+	return rc;
+}
+
+TEST(batch_claims_and_failures)
+{
+	struct output_batch *b = output_batch_new();
+	struct placement p;
+	memset(&p, 0, sizeof(p));
+	struct strbuf text = STRBUF_INIT;
+	CHECK_INT(stage_text(b, "batch/one.json", "1", 11), 0);
+	CHECK_INT(stage_text(b, "batch/d1/y.json", "2", 12), 0);
+	/* the same name, a directory of a staged file, a file below a staged one */
+	CHECK_INT(output_batch_claimant(b, "batch/one.json"), 11);
+	CHECK_INT(output_batch_claimant(b, "batch/d1"), 12);
+	CHECK_INT(output_batch_claimant(b, "batch/one.json/x"), 11);
+	/* neighbours with a common prefix are not claimed */
+	CHECK_INT(output_batch_claimant(b, "batch/one.jsonl"), 0);
+	CHECK_INT(output_batch_claimant(b, "batch/d"), 0);
+	CHECK_INT(output_batch_claimant(b, "batch/d1y.json"), 0);
+	/* one file that cannot be renamed into place (a non-empty directory appeared at its
+	 * name after it was staged) is reported with its tag; the others land */
+	CHECK_INT(stage_text(b, "batch/blocked", "3", 13), 0);
+	CHECK_INT(mkdir(path_of("out/batch/blocked"), 0755), 0);
+	CHECK_INT(mkdir(path_of("out/batch/blocked/inside"), 0755), 0);
+	CHECK_INT(output_batch_commit(b, note_failure, &p), 1);
+	CHECK_INT(p.n, 1);
+	CHECK_INT(p.tags[0], 13);
+	CHECK(strstr(p.why[0], "batch/blocked") != NULL);
+	CHECK(!exists(path_of("out/batch/.blocked.part")));
+	CHECK_INT(read_text(path_of("out/batch/one.json"), &text), 0);
+	CHECK_STR(text.buf, "1");
+	CHECK_INT(read_text(path_of("out/batch/d1/y.json"), &text), 0);
+	CHECK_STR(text.buf, "2");
+	CHECK_INT(output_batch_count(b), 0);
+	CHECK_INT(output_batch_claimant(b, "batch/one.json"), 0);
+	output_batch_free(b);
+	sb_release(&text);
+}
+
 int main(void)
 {
 	if (testfs_start() < 0)
@@ -276,6 +344,7 @@ int main(void)
 	RUN(lexical_refusals);
 	RUN(overwrite_and_stale_part);
 	RUN(check_dirs);
+	RUN(batch_claims_and_failures);
 	RUN(full_disk);
 	close(out_fd);
 	char cmd[600];

@@ -36,14 +36,13 @@ int64_t rl_reset_ms(const char *v, int64_t now_ms);
  * caller logs it once per hold, not once per job. */
 int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms,
 		    int *warn);
-/* rl_note_429 - counts a 429 on the bucket (to a request sent at sent_ms) and returns the
- * least it must wait: 1 s, 2 s, 4 s ... while 429s continue, at most 60 s or max_ms,
- * whichever is lower. A request sent before the last counted 429 came (in flight with
- * it) is not counted again: the floor grows when the wait did not help. */
-int64_t rl_note_429(struct rl_bucket *b, int64_t sent_ms, int64_t now_ms, int64_t max_ms);
-/* rl_note_answer - an answer other than 429 to a request sent at sent_ms: the 429 count
- * starts again, unless the request went out before the last 429 came. */
-void rl_note_answer(struct rl_bucket *b, int64_t sent_ms);
+/* rl_note_429 - counts a 429 on the bucket and returns the least it must wait: 1 s, 2 s,
+ * 4 s ... while 429s continue, at most 60 s or max_ms, whichever is lower. A 429 that
+ * comes while the bucket is held (the other answers of requests in flight with the one
+ * that set the hold) is not counted again: the floor grows when a wait did not help. */
+int64_t rl_note_429(struct rl_bucket *b, int64_t now_ms, int64_t max_ms);
+/* rl_note_answer - an answer other than 429: the 429 count starts again. */
+void rl_note_answer(struct rl_bucket *b);
 /* rl_hold_clamp - hold_until_ms, but no later than now_ms + max_ms: a hold saved by an
  * earlier run (under a larger max_server_wait, or none) is cut as a new one would be. */
 int64_t rl_hold_clamp(int64_t hold_until_ms, int64_t now_ms, int64_t max_ms);

@@ -42,7 +42,6 @@ struct rl_bucket {
 	int64_t hold_until_ms;
 	int configured; /* 0 after rl_restore until rl_bucket_get gives its rates */
 	int n429;       /* 429s in a row on this bucket, since its last other answer */
-	int64_t last_429_ms;     /* when the last counted 429 came */
 	int64_t warned_until_ms; /* a cut server wait was reported for the hold up to here */
 };
 
@@ -287,28 +286,25 @@ int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_
 	return max_ms;
 }
 
-/* rl_note_429 - a 429 to a request sent at sent_ms; the least it waits, 1 s doubling per
- * 429 in a row, up to 60 s or max_ms, whichever is lower. Requests already in flight when
- * the last 429 came were answered by the same overload: their 429s do not count again. */
-int64_t rl_note_429(struct rl_bucket *b, int64_t sent_ms, int64_t now_ms, int64_t max_ms)
+/* rl_note_429 - counts a 429; the least it waits, 1 s doubling per 429 in a row, up to
+ * 60 s or max_ms, whichever is lower. The 429s of requests that were in flight together
+ * answer one overload: one that comes while the hold of an earlier one lasts (or any
+ * other hold) is not counted again, so the floor grows only when a wait did not help. */
+int64_t rl_note_429(struct rl_bucket *b, int64_t now_ms, int64_t max_ms)
 {
 	int64_t cap = max_ms > 0 && max_ms < FLOOR_429_MAX_MS ? max_ms : FLOOR_429_MAX_MS;
-	if ((b->n429 == 0 || sent_ms >= b->last_429_ms) && b->n429 < INT32_MAX) {
+	if ((b->n429 == 0 || now_ms >= b->hold_until_ms) && b->n429 < INT32_MAX)
 		b->n429++;
-		b->last_429_ms = now_ms;
-	}
 	int64_t floor = FLOOR_429_MS;
 	for (int i = 1; i < b->n429 && floor < cap; i++)
 		floor *= 2;
 	return floor < cap ? floor : cap;
 }
 
-/* rl_note_answer - another answer to a request sent since the last 429: the next 429
- * starts from the first floor again. */
-void rl_note_answer(struct rl_bucket *b, int64_t sent_ms)
+/* rl_note_answer - any answer but a 429: the next 429 starts from the first floor again. */
+void rl_note_answer(struct rl_bucket *b)
 {
-	if (sent_ms >= b->last_429_ms)
-		b->n429 = 0;
+	b->n429 = 0;
 }
 
 /* rl_hold_clamp - a hold ending no later than now + max_ms (max_ms 0 or less: as it is). */

@@ -344,22 +344,23 @@ TEST(floor_429)
 	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 0, 10, T0);
 	struct rl_bucket *other = rl_bucket_get(rl, "ws:other", 0, 10, T0);
 	const int64_t hour = 3600000;
-	/* 1 s, doubling while each retry, sent after the last 429, meets another */
+	/* 1 s, doubling while each retry after the hold meets another 429 */
 	static const int64_t floors[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000};
 	int64_t t = T0;
 	for (size_t i = 0; i < sizeof(floors) / sizeof(floors[0]); i++) {
-		CHECK_INT(rl_note_429(b, t, t + 50, hour), floors[i]);
-		t += 50 + floors[i];
+		CHECK_INT(rl_note_429(b, t, hour), floors[i]);
+		rl_hold(b, t + floors[i]);
+		t += floors[i];
 	}
 	/* another bucket counts its own */
-	CHECK_INT(rl_note_429(other, t, t, hour), 1000);
-	/* an answer to a request sent before the last 429 came says nothing new */
-	int64_t last = t - 60000;
-	rl_note_answer(b, last - 10);
-	CHECK_INT(rl_note_429(b, t, t + 1, hour), 60000);
-	/* one sent since: the next 429 starts again from a second */
-	rl_note_answer(b, t + 5);
-	CHECK_INT(rl_note_429(b, t + 10, t + 20, hour), 1000);
+	CHECK_INT(rl_note_429(other, t, hour), 1000);
+	/* an answer that is not a 429: the next 429 starts again from a second */
+	rl_note_answer(b);
+	CHECK_INT(rl_note_429(b, t + 10, hour), 1000);
+	/* a first 429 during another hold (X-RateLimit-Reset's) is still the first */
+	struct rl_bucket *c = rl_bucket_get(rl, "c", 0, 10, T0);
+	rl_hold(c, T0 + 30000);
+	CHECK_INT(rl_note_429(c, T0, hour), 1000);
 	rl_free(rl);
 }
 
@@ -368,11 +369,15 @@ TEST(floor_429_in_flight)
 	struct ratelimit *rl = rl_new();
 	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 0, 10, T0);
 	/* sixteen requests in flight together, all answered 429: one overload, one count */
-	CHECK_INT(rl_note_429(b, T0, T0 + 100, 3600000), 1000);
+	CHECK_INT(rl_note_429(b, T0, 3600000), 1000);
+	rl_hold(b, T0 + 1000);
 	for (int i = 1; i < 16; i++)
-		CHECK_INT(rl_note_429(b, T0 + i, T0 + 100 + i, 3600000), 1000);
-	/* the retry after the hold meets a 429 too: that one grows the floor */
-	CHECK_INT(rl_note_429(b, T0 + 1100, T0 + 1150, 3600000), 2000);
+		CHECK_INT(rl_note_429(b, T0 + i, 3600000), 1000);
+	/* the retries after the hold meet 429s too: the first grows the floor, once */
+	CHECK_INT(rl_note_429(b, T0 + 1000, 3600000), 2000);
+	rl_hold(b, T0 + 3000);
+	for (int i = 1; i < 16; i++)
+		CHECK_INT(rl_note_429(b, T0 + 1000 + i, 3600000), 2000);
 	rl_free(rl);
 }
 
@@ -383,14 +388,14 @@ TEST(floor_429_cap)
 	/* a max_server_wait under 60 s caps the floor instead */
 	int64_t t = T0, f = 0;
 	for (int i = 0; i < 10; i++, t += 10000)
-		f = rl_note_429(b, t, t, 5000);
+		f = rl_note_429(b, t, 5000);
 	CHECK_INT(f, 5000);
 	/* and one under a second caps even the first */
 	struct rl_bucket *c = rl_bucket_get(rl, "c", 0, 10, T0);
-	CHECK_INT(rl_note_429(c, T0, T0, 500), 500);
-	/* a run of 429s as long as an int does not overflow */
+	CHECK_INT(rl_note_429(c, T0, 500), 500);
+	/* a long run of 429s does not overflow */
 	for (int i = 0; i < 100000; i++, t += 10)
-		f = rl_note_429(b, t, t, 3600000);
+		f = rl_note_429(b, t, 3600000);
 	CHECK_INT(f, 60000);
 	rl_free(rl);
 }

@@ -812,8 +812,8 @@ static void on_page(struct run *r, const cJSON *body)
 	}
 	if (step == PAGE_REPEAT || step == PAGE_TOO_MANY) {
 		struct strbuf reason = STRBUF_INIT;
-		paginate_step_reason(step, r->row.cursor, r->row.pages_done, d->cfg->max_pages, seen,
-				     &reason);
+		paginate_step_reason(step, r->row.cursor, r->row.pages_done, d->cfg->max_pages,
+				     seen, &reason);
 		char *ej = error_json(step == PAGE_REPEAT ? "CursorRepeated" : "TooManyPages",
 				      reason.buf, 0);
 		end_job(r, JS_FAILED, ej, reason.buf);
@@ -975,24 +975,27 @@ static void on_response(struct http_response *resp, void *arg)
 			}
 		}
 	}
+	struct rl_bucket *limited = limiting_bucket(r);
+	/* "Retry-After: 0" or a date gone by is no wait: a 429 always waits, longer while
+	 * they continue. Counted before this answer's own X-RateLimit-Reset holds the bucket. */
+	int64_t least = o == OUTCOME_RATE_LIMITED
+				? rl_note_429(limited, now, d->cfg->max_server_wait_ms)
+				: 0;
 	if (resp->rl_remaining >= 0 || resp->rl_reset[0]) {
 		int64_t reset = rl_reset_ms(resp->rl_reset, now);
 		if (resp->rl_remaining == 0 && reset > now)
-			reset = now + server_wait(r, r->ws_bucket, reset - now, "X-RateLimit-Reset", now);
+			reset = now + server_wait(r, r->ws_bucket, reset - now, "X-RateLimit-Reset",
+						  now);
 		rl_observe(r->ws_bucket, resp->rl_remaining, reset, now);
 		d->buckets_dirty = 1;
 	}
 	int64_t floor_ms = -1;
-	struct rl_bucket *limited = limiting_bucket(r);
 	if (o == OUTCOME_RATE_LIMITED) {
 		int64_t ra = retry_after_ms(resp->retry_after, now);
 		int64_t mb = retry_ms_before_next(resp->body.buf, resp->body.len);
 		if (ra >= 0 || mb >= 0)
 			floor_ms = server_wait(r, limited, ra > mb ? ra : mb,
 					       ra > mb ? "Retry-After" : "msBeforeNext", now);
-		/* "Retry-After: 0" or a date gone by is no wait: a 429 always waits, longer
-		 * while they continue */
-		int64_t least = rl_note_429(limited, now, d->cfg->max_server_wait_ms);
 		if (floor_ms < least)
 			floor_ms = least;
 		hold_bucket(r, now + floor_ms);

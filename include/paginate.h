@@ -7,6 +7,7 @@
 
 struct cJSON;
 struct op_def;
+struct strbuf;
 
 #define PAGINATE_DEFAULT_COUNT 200
 
@@ -24,6 +25,25 @@ int paginate_extract(const struct op_def *op, const struct cJSON *body, struct p
 /* paginate_more - whether to fetch another page: a next cursor, and under max_pages
  * (0 = no limit) after pages_done pages. */
 int paginate_more(const char *next, int pages_done, int max_pages);
+
+enum page_step {
+	PAGE_NEXT,     /* fetch the page of the next cursor */
+	PAGE_DONE,     /* no next cursor, or the job's own paginate.max_pages reached: success */
+	PAGE_REPEAT,   /* the next cursor was used before: the pages would never end */
+	PAGE_TOO_MANY, /* past the config's max_pages with no paginate.max_pages: failed */
+};
+
+/* paginate_step - after pages_done pages, the last with next: what to do. job_max_pages
+ * is the job's paginate.max_pages (0: none, then default_max_pages, the config's, caps
+ * the pages); seen_page the page first fetched with next, 0 if none was. */
+enum page_step paginate_step(const char *next, int pages_done, int job_max_pages,
+			     int default_max_pages, int seen_page);
+/* paginate_step_reason - the reason a PAGE_REPEAT or PAGE_TOO_MANY job fails with:
+ * "the API returned cursor \"c0\" again after page 3 (first used for page 1): stopping an
+ * endless export", "more than 100000 pages: raise max_pages in the config or set
+ * paginate.max_pages". Adds nothing for the other steps. */
+void paginate_step_reason(enum page_step step, const char *next, int pages_done,
+			  int default_max_pages, int seen_page, struct strbuf *out);
 
 struct time_window {
 	int64_t start_ms;

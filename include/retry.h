@@ -34,11 +34,29 @@ enum outcome retry_classify(int http_status, int transport_failed, int request_s
 int64_t retry_backoff_ms(const struct retry_policy *p, int failures, uint64_t rnd);
 
 /* retry_after_ms - a Retry-After header (delay-seconds or HTTP date) as a wait from
- * now_wall_ms; -1 if absent or unparsable. A date in the past gives 0. */
+ * now_wall_ms; -1 if absent or unparsable. A date in the past gives 0. What the server
+ * asked, up to about 100 years: the caller caps it (retry_cap_wait). */
 int64_t retry_after_ms(const char *header, int64_t now_wall_ms);
 
-/* retry_ms_before_next - errors[0].data.msBeforeNext from an error body; -1 if absent. */
+/* retry_ms_before_next - errors[0].data.msBeforeNext from an error body; -1 if absent.
+ * Uncapped as retry_after_ms is. */
 int64_t retry_ms_before_next(const char *body, size_t len);
+
+/* retry_cap_wait - a server-given wait (Retry-After, msBeforeNext, X-RateLimit-Reset)
+ * cut to max_ms (the config's max_server_wait; 0 or less: no cap); -1 stays -1. */
+int64_t retry_cap_wait(int64_t asked_ms, int64_t max_ms);
+
+/* retry_format_duration - ms as the config writes durations: "1d", "90m", "250ms"
+ * when exact, else rounded to the largest unit up to hours ("8760h"). */
+void retry_format_duration(int64_t ms, char out[32]);
+
+/* retry_policy_merge - the job's own settings (fields 0 when the job sets none) over the
+ * defaults (the config's); max_ms is raised to initial_ms when below it. */
+struct retry_policy retry_policy_merge(const struct retry_policy *defaults,
+				       const struct retry_policy *job);
+
+/* the reason of a wait after a 429, as the job's transitions record it */
+#define RETRY_RATE_LIMITED_REASON "rate limited by the API"
 
 enum retry_action { RETRY_SUCCEED, RETRY_WAIT, RETRY_FAIL, RETRY_DEAD };
 
@@ -46,16 +64,24 @@ struct retry_decision {
 	enum retry_action action;
 	int64_t next_run_ms;  /* RETRY_WAIT: when */
 	int count_attempt;    /* RETRY_WAIT: whether this attempt used one up */
-	const char *reason;   /* static text for the state change */
+	const char *reason;   /* for the state change: static text, or this decision's text */
+	char text[96];
 };
 
 /* retry_decide - what happens to a job after an attempt. attempts_used counts earlier
  * counted attempts (not this one); floor_ms is the server's wait (Retry-After or
- * msBeforeNext), -1 if none; unknown_retry: retry OUTCOME_UNKNOWN (at least once) or fail
- * it (at most once). */
+ * msBeforeNext, capped), -1 if none; unknown_retry: retry OUTCOME_UNKNOWN (at least once)
+ * or fail it (at most once). A 429 waits at least a second, and as retry_limit_wait says. */
 void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_used,
 		  int64_t created_ms, int64_t now_ms, int64_t floor_ms, int unknown_retry,
 		  uint64_t rnd, struct retry_decision *out);
+
+/* retry_limit_wait - a job held wait_ms by a rate limit (ours, or a 429's hold): RETRY_WAIT
+ * until now + wait_ms or its max-age deadline (created_ms + max_age_ms), whichever is
+ * first; RETRY_DEAD when it is held (wait_ms > 0) and the deadline has come, with the
+ * reason "max_age 1d passed while waiting for the rate limit". Never counts an attempt. */
+void retry_limit_wait(const struct retry_policy *p, int64_t created_ms, int64_t now_ms,
+		      int64_t wait_ms, struct retry_decision *out);
 
 /* rng_next - xorshift64*: the daemon's random source (seeded from the clock and pid). */
 uint64_t rng_next(uint64_t *state);

@@ -197,6 +197,9 @@ int store_page_record(struct store *st, int64_t job_id, int page_no, const char 
 typedef int (*store_page_fn)(int page_no, const char *items_json, void *arg);
 /* store_pages_foreach - every recorded page of a job in order; stops when fn returns non-zero. */
 int store_pages_foreach(struct store *st, int64_t job_id, store_page_fn fn, void *arg);
+/* store_page_cursor_seen - the first recorded page of the job that was fetched with cursor
+ * (a cursor the API handed out before), 0 if none, -1 on error. One index seek. */
+int store_page_cursor_seen(struct store *st, int64_t job_id, const char *cursor);
 
 /* store_recover - after a crash: running jobs back to queued, unfinished attempts marked
  * "interrupted" (or "unknown" for mutations). Returns how many jobs were requeued. */

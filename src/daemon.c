@@ -464,18 +464,9 @@ static struct run *run_find(struct daemon *d, int64_t id)
 /* policy_of - the job's retry settings over the config's defaults. */
 static struct retry_policy policy_of(const struct daemon *d, const struct job *j)
 {
-	struct retry_policy p = d->cfg->retry;
-	if (j->max_attempts)
-		p.max_attempts = j->max_attempts;
-	if (j->initial_ms)
-		p.initial_ms = j->initial_ms;
-	if (j->max_ms)
-		p.max_ms = j->max_ms;
-	if (j->max_age_ms)
-		p.max_age_ms = j->max_age_ms;
-	if (p.max_ms < p.initial_ms)
-		p.max_ms = p.initial_ms;
-	return p;
+	struct retry_policy own = {.max_attempts = j->max_attempts, .initial_ms = j->initial_ms,
+				   .max_ms = j->max_ms, .max_age_ms = j->max_age_ms};
+	return retry_policy_merge(&d->cfg->retry, &own);
 }
 
 static int multi_page(const struct run *r)
@@ -849,21 +840,6 @@ static void run_parent(struct run *r)
 
 /* --- requests -------------------------------------------------------------------- */
 
-/* reset_ms - X-RateLimit-Reset: an HTTP date (Segment), or epoch seconds. */
-static int64_t reset_ms(const char *v, int64_t now)
-{
-	int64_t ms;
-	if (!v || !*v)
-		return 0;
-	if (parse_http_date(v, &ms) == 0)
-		return ms;
-	char *end;
-	long long n = strtoll(v, &end, 10);
-	if (*end || n <= 0)
-		return 0;
-	return n > 1000000000LL ? n * 1000 : now + n * 1000; /* epoch, or seconds from now */
-}
-
 /* TOO_DEEP - why a 2xx body json_too_deep flags is refused (STR: a macro's value as a
  * string literal). */
 #define STR_(x) #x
@@ -926,10 +902,35 @@ static void on_page(struct run *r, const cJSON *body)
 	r->row.items_done += nitems;
 	r->row.total_entries = pr.total;
 	r->row.attempts = 0; /* a page that arrived resets the attempts of the next */
-	if (paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages) && !d->stopping) {
+	enum page_step step = paginate_step(r->row.cursor, r->row.pages_done, r->job.max_pages,
+					    d->cfg->max_pages, 0);
+	int seen = 0;
+	if (step != PAGE_DONE) {
+		/* this page is recorded: its own cursor is among those looked up */
+		seen = store_page_cursor_seen(d->st, r->row.id, r->row.cursor);
+		if (seen < 0) {
+			logmsg(LOG_ERROR, "cannot check the cursors of job %lld: %s",
+			       (long long)r->row.id, store_errmsg(d->st));
+			seen = 0;
+		}
+		step = paginate_step(r->row.cursor, r->row.pages_done, r->job.max_pages,
+				     d->cfg->max_pages, seen);
+	}
+	if (step == PAGE_REPEAT || step == PAGE_TOO_MANY) {
+		struct strbuf reason = STRBUF_INIT;
+		paginate_step_reason(step, r->row.cursor, r->row.pages_done, d->cfg->max_pages,
+				     seen, &reason);
+		char *ej = error_json(step == PAGE_REPEAT ? "CursorRepeated" : "TooManyPages",
+				      reason.buf, 0);
+		end_job(r, JS_FAILED, ej, reason.buf);
+		free(ej);
+		sb_release(&reason);
+		return;
+	}
+	if (step == PAGE_NEXT && !d->stopping) {
 		r->hold_until_ms = 0;
 		send_or_hold(r);
-	} else if (paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {
+	} else if (step == PAGE_NEXT) {
 		txn(d);
 		if (store_job_requeue(d->st, r->row.id, "daemon stopping; resumes at the next page",
 				      clock_wall_ms()) < 0)
@@ -997,12 +998,35 @@ static void on_success(struct run *r, cJSON *body, const struct strbuf *raw, siz
 	sb_release(&err);
 }
 
-/* hold_bucket - a 429 holds the bucket that limited us: the operation's own, when it
- * has a documented limit, else the workspace's. */
+/* limiting_bucket - the bucket a 429 is charged to: the operation's own, when it has a
+ * documented limit, else the workspace's. */
+static struct rl_bucket *limiting_bucket(const struct run *r)
+{
+	return r->op_bucket ? r->op_bucket : r->ws_bucket;
+}
+
+/* hold_bucket - a 429 holds the bucket that limited us. */
 static void hold_bucket(struct run *r, int64_t until)
 {
-	rl_hold(r->op_bucket ? r->op_bucket : r->ws_bucket, until);
+	rl_hold(limiting_bucket(r), until);
 	r->d->buckets_dirty = 1;
+}
+
+/* server_wait - a wait the server asked of the run's requests on bucket b, cut to
+ * max_server_wait; a cut is logged once per hold of the bucket, not once per job. */
+static int64_t server_wait(struct run *r, struct rl_bucket *b, int64_t asked, const char *source,
+			   int64_t now)
+{
+	int warn;
+	int64_t wait = rl_cap_wait(b, asked, r->d->cfg->max_server_wait_ms, now, &warn);
+	if (warn) {
+		char want[32], cap[32];
+		retry_format_duration(asked, want);
+		retry_format_duration(wait, cap);
+		logmsg(LOG_WARN, "server asked job %lld (%s) to wait %s (%s); waiting %s, the "
+		       "max_server_wait", (long long)r->row.id, r->row.op_id, want, source, cap);
+	}
+	return wait;
 }
 
 /* run_mutates - whether the request in flight may change state: its method, as the HTTP
@@ -1058,20 +1082,41 @@ static void record_response(struct run *r, struct http_response *resp)
 			}
 		}
 	}
+	struct rl_bucket *limited = limiting_bucket(r);
+	/* "Retry-After: 0" or a date gone by is no wait: a 429 always waits, longer while
+	 * they continue. Counted before this answer's own X-RateLimit-Reset holds the bucket. */
+	int64_t least = o == OUTCOME_RATE_LIMITED
+				? rl_note_429(limited, now, d->cfg->max_server_wait_ms)
+				: 0;
 	if (resp->rl_remaining >= 0 || resp->rl_reset[0]) {
-		rl_observe(r->ws_bucket, resp->rl_remaining, reset_ms(resp->rl_reset, now), now);
+		int64_t reset = rl_reset_ms(resp->rl_reset, now);
+		if (resp->rl_remaining == 0 && reset > now)
+			reset = now + server_wait(r, r->ws_bucket, reset - now, "X-RateLimit-Reset",
+						  now);
+		rl_observe(r->ws_bucket, resp->rl_remaining, reset, now);
 		d->buckets_dirty = 1;
 	}
 	int64_t floor_ms = -1;
 	if (o == OUTCOME_RATE_LIMITED) {
 		int64_t ra = retry_after_ms(resp->retry_after, now);
 		int64_t mb = retry_ms_before_next(resp->body.buf, resp->body.len);
-		floor_ms = ra > mb ? ra : mb;
-		if (floor_ms < 0)
-			floor_ms = 1000;
+		if (ra >= 0 || mb >= 0)
+			floor_ms = server_wait(r, limited, ra > mb ? ra : mb,
+					       ra > mb ? "Retry-After" : "msBeforeNext", now);
+		if (floor_ms < least)
+			floor_ms = least;
 		hold_bucket(r, now + floor_ms);
-	} else if (o == OUTCOME_RETRY || o == OUTCOME_UNKNOWN) {
-		floor_ms = retry_after_ms(resp->retry_after, now);
+	} else {
+		if (o == OUTCOME_RETRY || o == OUTCOME_UNKNOWN) {
+			int64_t ra = retry_after_ms(resp->retry_after, now);
+			if (ra >= 0)
+				floor_ms = server_wait(r, limited, ra, "Retry-After", now);
+		}
+		if (resp->error == HTTP_OK && resp->status > 0) {
+			rl_note_answer(r->ws_bucket);
+			if (r->op_bucket)
+				rl_note_answer(r->op_bucket);
+		}
 	}
 	const char *outcome = (o == OUTCOME_CANCELLED && r->interrupt)
 				      ? (run_mutates(r) ? "unknown" : "interrupted")
@@ -1282,12 +1327,24 @@ static void send_or_hold(struct run *r)
 		int64_t w2 = rl_wait_ms(r->op_bucket, now);
 		wait = w2 > wait ? w2 : wait;
 	}
-	if (wait > LOCAL_HOLD_MAX_MS) {
-		wait_job(r, now + wait, 0, LIMIT_WAIT_REASON);
+	if (wait > 0) {
+		/* held: until the limit lets it go, or its max age has come (then dead) */
+		struct retry_policy p = policy_of(d, &r->job);
+		struct retry_decision dec;
+		retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
+		if (dec.action == RETRY_DEAD) {
+			char *ej = error_json("MaxAgePassed", dec.reason, 0);
+			end_job(r, JS_DEAD, ej, dec.reason);
+			free(ej);
+		} else if (wait > LOCAL_HOLD_MAX_MS) {
+			wait_job(r, dec.next_run_ms, 0, LIMIT_WAIT_REASON);
+		} else {
+			r->hold_until_ms = dec.next_run_ms;
+		}
 		return;
 	}
-	if (wait > 0 || http_capacity(d->http) <= 0) {
-		r->hold_until_ms = now + (wait > 0 ? wait : 1);
+	if (http_capacity(d->http) <= 0) {
+		r->hold_until_ms = now + 1;
 		return;
 	}
 	rl_take(r->ws_bucket, now);
@@ -1480,10 +1537,44 @@ static void save_bucket(const struct rl_bucket *b, void *arg)
 		write_failed(d, 0, "save a rate-limit bucket");
 }
 
+struct restoring {
+	struct daemon *d;
+	int64_t now;
+	int cut;
+};
+
+/* restore_bucket - a saved bucket; a hold past max_server_wait from now is cut to it (it
+ * was saved by a run under a larger max_server_wait, or by one that had none). */
 static void restore_bucket(const char *key, double tokens, int64_t updated, int64_t hold,
 			   void *arg)
 {
-	rl_restore(arg, key, tokens, updated, hold);
+	struct restoring *rs = arg;
+	int64_t max = rs->d->cfg->max_server_wait_ms;
+	int64_t until = rl_hold_clamp(hold, rs->now, max);
+	if (until != hold) {
+		char left[32], cap[32];
+		retry_format_duration(hold - rs->now, left);
+		retry_format_duration(max, cap);
+		logmsg(LOG_WARN, "rate-limit bucket %s was held for %s more; waiting %s, the "
+		       "max_server_wait", key, left, cap);
+		rs->cut++;
+	}
+	rl_restore(rs->d->rl, key, tokens, updated, until);
+}
+
+/* restore_buckets - the saved buckets; when a hold was cut, the jobs parked by holds are
+ * due again, to be parked anew by the buckets as they are now. */
+static void restore_buckets(struct daemon *d)
+{
+	struct restoring rs = {.d = d, .now = clock_wall_ms()};
+	store_bucket_foreach(d->st, restore_bucket, &rs);
+	if (!rs.cut)
+		return;
+	int64_t woken = store_wake_waiters(d->st, LIMIT_WAIT_REASON, rs.now);
+	int64_t woken429 = store_wake_waiters(d->st, RETRY_RATE_LIMITED_REASON, rs.now);
+	if (woken < 0 || woken429 < 0)
+		logmsg(LOG_ERROR, "cannot wake jobs waiting for the rate limit: %s",
+		       store_errmsg(d->st));
 }
 
 /* refuse_failed - a write of this transaction failed: none of it is committed. */
@@ -1822,7 +1913,7 @@ static int open_all(struct daemon *d)
 		logmsg(LOG_WARN, "recovered %d job(s) left running by an earlier stop; they are "
 		       "queued again", n);
 	d->rl = rl_new();
-	store_bucket_foreach(d->st, restore_bucket, d->rl);
+	restore_buckets(d);
 	struct http_opts ho = {
 		.connect_timeout_ms = cfg->connect_timeout_ms,
 		.timeout_ms = cfg->timeout_ms,

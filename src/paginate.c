@@ -1,6 +1,9 @@
 /* paginate.c - the items and next cursor of a page, and time-window fan-out. Pure. */
 #include "paginate.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include <cjson/cJSON.h>
 
 #include "catalog.h"
@@ -78,6 +81,51 @@ int paginate_more(const char *next, int pages_done, int max_pages)
 	if (!next || !*next)
 		return 0;
 	return max_pages <= 0 || pages_done < max_pages;
+}
+
+/* paginate_step - fetch the next page, finish, or fail on a repeated cursor or too many
+ * pages. The repeat comes first: it is the reason the pages would never end. */
+enum page_step paginate_step(const char *next, int pages_done, int job_max_pages,
+                             int default_max_pages, int seen_page)
+{
+	if (!next || !*next)
+		return PAGE_DONE;
+	if (job_max_pages > 0)
+		return pages_done < job_max_pages ? (seen_page > 0 ? PAGE_REPEAT : PAGE_NEXT)
+		                                  : PAGE_DONE;
+	if (seen_page > 0)
+		return PAGE_REPEAT;
+	if (default_max_pages > 0 && pages_done >= default_max_pages)
+		return PAGE_TOO_MANY;
+	return PAGE_NEXT;
+}
+
+/* paginate_step_reason - why the job fails, for PAGE_REPEAT and PAGE_TOO_MANY. */
+void paginate_step_reason(enum page_step step, const char *next, int pages_done,
+                          int default_max_pages, int seen_page, struct strbuf *out)
+{
+	if (step == PAGE_REPEAT) {
+		sb_adds(out, "the API returned cursor ");
+		/* a cursor is the server's text: quoted and escaped, and a long one cut short */
+		size_t len = strlen(next);
+		if (len > 64) {
+			len = 64;
+			/* not inside a UTF-8 sequence */
+			while (len > 0 && ((unsigned char)next[len] & 0xC0) == 0x80)
+				len--;
+			char *cut = xstrndup(next, len);
+			sb_add_json_string(out, cut);
+			free(cut);
+			sb_adds(out, " (cut)");
+		} else {
+			sb_add_json_string(out, next);
+		}
+		sb_addf(out, " again after page %d (first used for page %d): stopping an endless "
+		        "export", pages_done, seen_page);
+	} else if (step == PAGE_TOO_MANY) {
+		sb_addf(out, "more than %d pages: raise max_pages in the config or set "
+		        "paginate.max_pages", default_max_pages);
+	}
 }
 
 /*

@@ -18,6 +18,7 @@
  */
 #include "ratelimit.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,10 @@
 #define TOKEN_EPSILON 1e-6
 /* longest wait reported: keeps the double-to-integer conversion defined */
 #define WAIT_MAX_MS 1e15
+/* the first 429 on a bucket waits at least this; each further one in a row doubles it */
+#define FLOOR_429_MS 1000
+/* the doubling stops here (or at max_server_wait, when that is lower) */
+#define FLOOR_429_MAX_MS 60000
 
 struct rl_bucket {
 	char *key;
@@ -36,6 +41,8 @@ struct rl_bucket {
 	int64_t updated_ms;
 	int64_t hold_until_ms;
 	int configured; /* 0 after rl_restore until rl_bucket_get gives its rates */
+	int n429;       /* 429s in a row on this bucket, since its last other answer */
+	int64_t warned_until_ms; /* a cut server wait was reported for the hold up to here */
 };
 
 struct ratelimit {
@@ -239,6 +246,73 @@ void rl_observe(struct rl_bucket *b, int64_t remaining, int64_t reset_ms, int64_
 	}
 	if (remaining >= 0 && (double)remaining < b->tokens)
 		b->tokens = (double)remaining;
+}
+
+/* rl_reset_ms - X-RateLimit-Reset: an HTTP date (Segment), epoch seconds, or seconds
+ * from now (a count too small to be an epoch time); 0 when absent or unreadable. */
+int64_t rl_reset_ms(const char *v, int64_t now_ms)
+{
+	int64_t ms;
+	if (!v || !*v)
+		return 0;
+	if (parse_http_date(v, &ms) == 0)
+		return ms;
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	if (*end || n <= 0)
+		return 0;
+	/* a count past any date saturates (strtoll gives LLONG_MAX for one past its range) */
+	if (n > INT64_MAX / 1000)
+		return INT64_MAX;
+	if (n > 1000000000LL)
+		return (int64_t)n * 1000;
+	return now_ms + (int64_t)n * 1000;
+}
+
+/* rl_cap_wait - the server's wait, cut to max_ms; *warn once per hold of the bucket. */
+int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms,
+                    int *warn)
+{
+	*warn = 0;
+	if (max_ms <= 0 || wait_ms <= max_ms)
+		return wait_ms;
+	/* the other jobs that meet this hold, and the answers that renew it, say nothing more */
+	if (now_ms >= b->warned_until_ms)
+		*warn = 1;
+	if (now_ms > INT64_MAX - max_ms)
+		b->warned_until_ms = INT64_MAX;
+	else if (now_ms + max_ms > b->warned_until_ms)
+		b->warned_until_ms = now_ms + max_ms;
+	return max_ms;
+}
+
+/* rl_note_429 - counts a 429; the least it waits, 1 s doubling per 429 in a row, up to
+ * 60 s or max_ms, whichever is lower. The 429s of requests that were in flight together
+ * answer one overload: one that comes while the hold of an earlier one lasts (or any
+ * other hold) is not counted again, so the floor grows only when a wait did not help. */
+int64_t rl_note_429(struct rl_bucket *b, int64_t now_ms, int64_t max_ms)
+{
+	int64_t cap = max_ms > 0 && max_ms < FLOOR_429_MAX_MS ? max_ms : FLOOR_429_MAX_MS;
+	if ((b->n429 == 0 || now_ms >= b->hold_until_ms) && b->n429 < INT32_MAX)
+		b->n429++;
+	int64_t floor = FLOOR_429_MS;
+	for (int i = 1; i < b->n429 && floor < cap; i++)
+		floor *= 2;
+	return floor < cap ? floor : cap;
+}
+
+/* rl_note_answer - any answer but a 429: the next 429 starts from the first floor again. */
+void rl_note_answer(struct rl_bucket *b)
+{
+	b->n429 = 0;
+}
+
+/* rl_hold_clamp - a hold ending no later than now + max_ms (max_ms 0 or less: as it is). */
+int64_t rl_hold_clamp(int64_t hold_until_ms, int64_t now_ms, int64_t max_ms)
+{
+	if (max_ms <= 0 || now_ms > INT64_MAX - max_ms)
+		return hold_until_ms;
+	return hold_until_ms > now_ms + max_ms ? now_ms + max_ms : hold_until_ms;
 }
 
 /* rl_bucket_key - the bucket's name. */

@@ -11,16 +11,20 @@
 #include "retry.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "util.h"
 
-/* a server's wait longer than a day is a misconfigured server, not a plan */
-#define WAIT_CAP_MS (24LL * 60 * 60 * 1000)
-/* what a 429 without Retry-After or msBeforeNext waits */
-#define RATE_LIMIT_DEFAULT_MS 1000
+/* the longest wait the parsers report (about 100 years): what the server asked, so the
+ * daemon can say so when it cuts the wait to max_server_wait, within a range where adding
+ * it to a time cannot overflow */
+#define WAIT_CAP_MS (100LL * 365 * 24 * 60 * 60 * 1000)
+/* the least a 429 waits, whatever the server said ("Retry-After: 0", a date in the past):
+ * the daemon raises it while 429s continue (rl_note_429) */
+#define RATE_LIMIT_MIN_MS 1000
 
 /* outcome_name - the word the store records as an attempt's outcome. */
 const char *outcome_name(enum outcome o)
@@ -125,7 +129,7 @@ static int is_http_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* delay_seconds_ms - Retry-After's delay-seconds: digits only, capped at a day. */
+/* delay_seconds_ms - Retry-After's delay-seconds: digits only, up to WAIT_CAP_MS. */
 static int64_t delay_seconds_ms(const char *s, size_t len)
 {
 	int64_t sec = 0;
@@ -212,23 +216,101 @@ static int exceeds_age(const struct retry_policy *p, int64_t created_ms, int64_t
 	return next_ms > sat_add(created_ms, p->max_age_ms);
 }
 
+/* retry_format_duration - the largest unit that says ms exactly ("1d", "90m", "250ms"),
+ * else the nearest whole count of the largest unit it reaches, at most hours ("8760h"). */
+void retry_format_duration(int64_t ms, char out[32])
+{
+	static const struct {
+		const char *name;
+		int64_t ms;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+	if (ms < 0)
+		ms = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (ms >= units[i].ms && ms % units[i].ms == 0) {
+			snprintf(out, 32, "%lld%s", (long long)(ms / units[i].ms), units[i].name);
+			return;
+		}
+	}
+	/* days only when exact: 8760h reads better than a rounded 365d for a server's date */
+	for (size_t i = 1; i < ARRAY_SIZE(units); i++) {
+		if (ms >= units[i].ms) {
+			int64_t n = ms / units[i].ms + (ms % units[i].ms >= units[i].ms / 2);
+			snprintf(out, 32, "%lld%s", (long long)n, units[i].name);
+			return;
+		}
+	}
+	snprintf(out, 32, "%lldms", (long long)ms);
+}
+
+/* retry_cap_wait - a server's wait cut to max_ms; -1 (no wait given) stays -1. */
+int64_t retry_cap_wait(int64_t asked_ms, int64_t max_ms)
+{
+	if (asked_ms < 0)
+		return -1;
+	return max_ms > 0 && asked_ms > max_ms ? max_ms : asked_ms;
+}
+
+/* retry_policy_merge - the job's own settings (0 = not set) over the defaults. */
+struct retry_policy retry_policy_merge(const struct retry_policy *defaults,
+                                       const struct retry_policy *job)
+{
+	struct retry_policy p = *defaults;
+	if (job->max_attempts)
+		p.max_attempts = job->max_attempts;
+	if (job->initial_ms)
+		p.initial_ms = job->initial_ms;
+	if (job->max_ms)
+		p.max_ms = job->max_ms;
+	if (job->max_age_ms)
+		p.max_age_ms = job->max_age_ms;
+	/* a job that raises initial_ms alone must not have it cut by the default max_ms */
+	if (p.max_ms < p.initial_ms)
+		p.max_ms = p.initial_ms;
+	return p;
+}
+
+/*
+ * retry_limit_wait - a job that cannot be sent for wait_ms, held by a rate limit (ours
+ * or a 429's). It waits, but not past its max age: it is woken at the deadline instead,
+ * and if it is still held then, it is dead. Deciding at the deadline, not ahead of it,
+ * keeps a job that a shorter hold (a raised rate, a restart) would let through.
+ */
+void retry_limit_wait(const struct retry_policy *p, int64_t created_ms, int64_t now_ms,
+                      int64_t wait_ms, struct retry_decision *out)
+{
+	out->count_attempt = 0;
+	out->next_run_ms = 0;
+	if (wait_ms < 0)
+		wait_ms = 0;
+	int64_t next = sat_add(now_ms, wait_ms);
+	if (p->max_age_ms > 0 && wait_ms > 0) {
+		int64_t deadline = sat_add(created_ms, p->max_age_ms);
+		if (now_ms >= deadline) {
+			char age[32];
+			retry_format_duration(p->max_age_ms, age);
+			snprintf(out->text, sizeof(out->text),
+			         "max_age %s passed while waiting for the rate limit", age);
+			out->action = RETRY_DEAD;
+			out->reason = out->text;
+			return;
+		}
+		if (next > deadline)
+			next = deadline;
+	}
+	out->action = RETRY_WAIT;
+	out->next_run_ms = next;
+	out->reason = RETRY_RATE_LIMITED_REASON;
+}
+
 /* decide_rate_limited - a 429 waits for the server without using up an attempt. */
 static void decide_rate_limited(const struct retry_policy *p, int64_t created_ms, int64_t now_ms,
                                 int64_t floor_ms, uint64_t rnd, struct retry_decision *out)
 {
-	int64_t wait = floor_ms >= 0 ? floor_ms : RATE_LIMIT_DEFAULT_MS;
+	int64_t wait = floor_ms > RATE_LIMIT_MIN_MS ? floor_ms : RATE_LIMIT_MIN_MS;
 	/* up to 10% more, so jobs released by the same hold do not all arrive at once */
 	wait = sat_add(wait, (int64_t)(rnd % ((uint64_t)wait / 10 + 1)));
-	int64_t next = sat_add(now_ms, wait);
-	out->count_attempt = 0;
-	if (exceeds_age(p, created_ms, next)) {
-		out->action = RETRY_DEAD;
-		out->reason = "out of time: the rate limit wait passes the job's max age";
-		return;
-	}
-	out->action = RETRY_WAIT;
-	out->next_run_ms = next;
-	out->reason = "rate limited by the API";
+	retry_limit_wait(p, created_ms, now_ms, wait, out);
 }
 
 /* decide_retry - a transient failure: back off, unless out of attempts or time. */

@@ -93,6 +93,7 @@ enum stmt_id {
 	S_PAGE_INSERT,
 	S_PAGE_ADVANCE,
 	S_PAGES_OF,
+	S_PAGE_CURSOR_SEEN,
 	S_OPEN_ATTEMPTS,
 	S_ATTEMPT_CLOSE,
 	S_CHILD_COUNTS,
@@ -191,6 +192,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
                        "WHERE id = ?1",
     [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
+    /* one seek in the index of sql/004_page_cursor.sql, however many pages the job has */
+    [S_PAGE_CURSOR_SEEN] = "SELECT min(page_no) FROM pages INDEXED BY pages_cursor "
+                           "WHERE job_id = ?1 AND cursor = ?2",
     /* an attempt without an outcome belongs to a running job (sql/002_lean_attempts.sql) */
     [S_OPEN_ATTEMPTS] =
         "SELECT a.id, j.op_id, j.spec_json FROM jobs j INDEXED BY jobs_running "
@@ -1594,6 +1598,20 @@ int store_pages_foreach(struct store *st, int64_t job_id, store_page_fn fn, void
 		stop = fn(sqlite3_column_int(s, 0), (const char *)sqlite3_column_text(s, 1), arg);
 	done(s);
 	return !stop && rc < 0 ? -1 : 0;
+}
+
+/* store_page_cursor_seen - the first of the job's pages fetched with cursor, or 0. */
+int store_page_cursor_seen(struct store *st, int64_t job_id, const char *cursor)
+{
+	sqlite3_stmt *s = prep(st, S_PAGE_CURSOR_SEEN);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, job_id);
+	bind_text(s, 2, cursor);
+	int rc = step(st, s, "look up a page's cursor");
+	int page = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	done(s);
+	return rc < 0 ? -1 : page;
 }
 
 /* --- recovery ------------------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
-opened by this daemon: it migrates (user_version 3: no attempts_open, jobs_running in
-place of jobs_state), finds the running job through the new index, closes its open attempt as
+opened by this daemon: it migrates (user_version 4: no attempts_open, jobs_running in
+place of jobs_state, pages_cursor added), finds the running job through the new index, closes its open attempt as
 "interrupted" (a read), numbers the next attempt after it, and finishes the job. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
 is shown from its jobs row.
@@ -20,7 +20,7 @@ try:
     c.eq(s.run_until_idle(timeout=60), 0, "first run")
     path = os.path.join(s.spool, "segspool.db")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 3, "a new database is at version 3")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 4, "a new database is at version 4")
     # what a version-1 daemon killed mid-request leaves: its index, a running job, an
     # attempt without an outcome
     with db:
@@ -40,7 +40,9 @@ try:
 
     c.eq(s.run_until_idle(timeout=60), 0, "second run, on the version-1 database")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 3, "migrated to version 3")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 4, "migrated to version 4")
+    c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pages_cursor'")
+         .fetchone()[0], 1, "pages_cursor created")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'attempts_open'")
          .fetchone()[0], 0, "attempts_open dropped")
     c.eq([r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name IN "

@@ -7,6 +7,7 @@
 
 #include "catalog.h"
 #include "paginate.h"
+#include "strbuf.h"
 #include "testlib.h"
 
 #define DAY_MS (24LL * 60 * 60 * 1000)
@@ -172,6 +173,76 @@ TEST(more)
 	CHECK(!paginate_more("", 1, 0));
 }
 
+TEST(step)
+{
+	/* the end: no next cursor, whatever else */
+	CHECK_INT(paginate_step(NULL, 3, 0, 100000, 0), PAGE_DONE);
+	CHECK_INT(paginate_step("", 3, 0, 100000, 0), PAGE_DONE);
+	CHECK_INT(paginate_step(NULL, 100001, 0, 100000, 2), PAGE_DONE);
+	/* a new cursor: on */
+	CHECK_INT(paginate_step("Mw==", 1, 0, 100000, 0), PAGE_NEXT);
+	CHECK_INT(paginate_step("Mw==", 99999, 0, 100000, 0), PAGE_NEXT);
+	/* the config's cap, with no paginate.max_pages: more than it fails */
+	CHECK_INT(paginate_step("Mw==", 100000, 0, 100000, 0), PAGE_TOO_MANY);
+	CHECK_INT(paginate_step("Mw==", 2, 0, 2, 0), PAGE_TOO_MANY);
+	/* the job's own max_pages keeps its meaning: stop there, a success, past the cap too */
+	CHECK_INT(paginate_step("Mw==", 3, 3, 100000, 0), PAGE_DONE);
+	CHECK_INT(paginate_step("Mw==", 2, 3, 100000, 0), PAGE_NEXT);
+	CHECK_INT(paginate_step("Mw==", 5, 1000000, 2, 0), PAGE_NEXT);
+	/* a cursor used before (the current page's, or an earlier one's) never ends */
+	CHECK_INT(paginate_step("c0", 3, 0, 100000, 1), PAGE_REPEAT);
+	CHECK_INT(paginate_step("c0", 3, 0, 100000, 3), PAGE_REPEAT);
+	CHECK_INT(paginate_step("c0", 2, 10, 100000, 1), PAGE_REPEAT);
+	/* the repeat is the reason, ahead of the cap it would otherwise reach */
+	CHECK_INT(paginate_step("c0", 100000, 0, 100000, 1), PAGE_REPEAT);
+	/* a job that stops at its max_pages does not fetch the repeat, so is done */
+	CHECK_INT(paginate_step("c0", 10, 10, 100000, 1), PAGE_DONE);
+	/* no cap configured (0): on */
+	CHECK_INT(paginate_step("Mw==", 1000000, 0, 0, 0), PAGE_NEXT);
+}
+
+/* step_reason - paginate_step_reason as a malloc'd string. */
+static char *step_reason(enum page_step step, const char *next, int pages, int max, int seen)
+{
+	struct strbuf sb = STRBUF_INIT;
+	paginate_step_reason(step, next, pages, max, seen, &sb);
+	return sb_detach(&sb, NULL);
+}
+
+TEST(step_reasons)
+{
+	char *s = step_reason(PAGE_REPEAT, "c0", 3, 100000, 1);
+	CHECK_STR(s, "the API returned cursor \"c0\" again after page 3 (first used for page "
+	             "1): stopping an endless export");
+	free(s);
+	s = step_reason(PAGE_TOO_MANY, "Mw==", 100000, 100000, 0);
+	CHECK_STR(s, "more than 100000 pages: raise max_pages in the config or set "
+	             "paginate.max_pages");
+	free(s);
+	/* the server's text is quoted as JSON: no raw quote or control character gets in */
+	s = step_reason(PAGE_REPEAT, "a\"b\n", 2, 100000, 2);
+	CHECK_STR(s, "the API returned cursor \"a\\\"b\\n\" again after page 2 (first used "
+	             "for page 2): stopping an endless export");
+	free(s);
+	/* a long cursor is cut, and not inside a UTF-8 character */
+	char longc[200];
+	memset(longc, 'x', sizeof(longc) - 1);
+	longc[sizeof(longc) - 1] = '\0';
+	memcpy(longc + 63, "\xc3\xa9", 2); /* e-acute across the 64th byte */
+	s = step_reason(PAGE_REPEAT, longc, 9, 100000, 4);
+	CHECK(strlen(s) < 200);
+	CHECK(strstr(s, "(cut) again after page 9 (first used for page 4)") != NULL);
+	CHECK(strstr(s, "\xc3") == NULL);
+	free(s);
+	/* the other steps need no reason */
+	s = step_reason(PAGE_NEXT, "Mw==", 1, 100000, 0);
+	CHECK_STR(s, "");
+	free(s);
+	s = step_reason(PAGE_DONE, NULL, 1, 100000, 0);
+	CHECK_STR(s, "");
+	free(s);
+}
+
 TEST(split_days)
 {
 	struct time_window w[64];
@@ -259,6 +330,8 @@ int main(void)
 	RUN(extract_total_entries);
 	RUN(extract_errors);
 	RUN(more);
+	RUN(step);
+	RUN(step_reasons);
 	RUN(split_days);
 	RUN(split_uneven);
 	RUN(split_bad_args);

@@ -282,6 +282,136 @@ TEST(many_keys)
 	rl_free(NULL);
 }
 
+TEST(reset_header)
+{
+	/* Segment sends an HTTP date */
+	CHECK_INT(rl_reset_ms("Thu, 26 Nov 2026 03:01:00 GMT", T0), T0 + 60000);
+	/* a large count is epoch seconds, a small one seconds from now */
+	CHECK_INT(rl_reset_ms("1795662060", T0), T0 + 60000);
+	CHECK_INT(rl_reset_ms("30", T0), T0 + 30000);
+	CHECK_INT(rl_reset_ms("1000000000", T0), T0 + 1000000000000LL);
+	/* past any date: saturates instead of overflowing */
+	CHECK_INT(rl_reset_ms("9223372036854775", T0), 9223372036854775000LL);
+	CHECK_INT(rl_reset_ms("9223372036854776", T0), INT64_MAX);
+	CHECK_INT(rl_reset_ms("99999999999999999999999", T0), INT64_MAX);
+	CHECK_INT(rl_reset_ms("0", T0), 0);
+	CHECK_INT(rl_reset_ms("-5", T0), 0);
+	CHECK_INT(rl_reset_ms("12s", T0), 0);
+	CHECK_INT(rl_reset_ms("", T0), 0);
+	CHECK_INT(rl_reset_ms(NULL, T0), 0);
+}
+
+TEST(cap_wait)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 10, 10, T0);
+	struct rl_bucket *other = rl_bucket_get(rl, "ws:other", 10, 10, T0);
+	int warn = -1;
+	const int64_t hour = 3600000, year = 8760 * hour;
+	/* within the cap: as asked, nothing to say */
+	CHECK_INT(rl_cap_wait(b, hour, hour, T0, &warn), hour);
+	CHECK_INT(warn, 0);
+	CHECK_INT(rl_cap_wait(b, 0, hour, T0, &warn), 0);
+	CHECK_INT(warn, 0);
+	/* past it: cut, and said once for the hold, not for every job that meets it */
+	CHECK_INT(rl_cap_wait(b, year, hour, T0, &warn), hour);
+	CHECK_INT(warn, 1);
+	CHECK_INT(rl_cap_wait(b, year, hour, T0 + 10, &warn), hour);
+	CHECK_INT(warn, 0);
+	CHECK_INT(rl_cap_wait(b, hour + 1, hour, T0 + hour - 1, &warn), hour);
+	CHECK_INT(warn, 0);
+	/* another bucket has its own hold */
+	CHECK_INT(rl_cap_wait(other, year, hour, T0 + 10, &warn), hour);
+	CHECK_INT(warn, 1);
+	/* the answer at T0 + 1h - 1 renewed it until T0 + 2h - 1 (and this one to T0 + 3h - 2):
+	 * from then on it is a new hold */
+	CHECK_INT(rl_cap_wait(b, year, hour, T0 + 2 * hour - 2, &warn), hour);
+	CHECK_INT(warn, 0);
+	CHECK_INT(rl_cap_wait(b, year, hour, T0 + 3 * hour - 2, &warn), hour);
+	CHECK_INT(warn, 1);
+	/* no cap */
+	CHECK_INT(rl_cap_wait(b, year, 0, T0, &warn), year);
+	CHECK_INT(warn, 0);
+	/* near the end of time */
+	CHECK_INT(rl_cap_wait(b, INT64_MAX, hour, INT64_MAX - 5, &warn), hour);
+	CHECK_INT(warn, 1);
+	rl_free(rl);
+}
+
+TEST(floor_429)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 0, 10, T0);
+	struct rl_bucket *other = rl_bucket_get(rl, "ws:other", 0, 10, T0);
+	const int64_t hour = 3600000;
+	/* 1 s, doubling while each retry after the hold meets another 429 */
+	static const int64_t floors[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000};
+	int64_t t = T0;
+	for (size_t i = 0; i < sizeof(floors) / sizeof(floors[0]); i++) {
+		CHECK_INT(rl_note_429(b, t, hour), floors[i]);
+		rl_hold(b, t + floors[i]);
+		t += floors[i];
+	}
+	/* another bucket counts its own */
+	CHECK_INT(rl_note_429(other, t, hour), 1000);
+	/* an answer that is not a 429: the next 429 starts again from a second */
+	rl_note_answer(b);
+	CHECK_INT(rl_note_429(b, t + 10, hour), 1000);
+	/* a first 429 during another hold (X-RateLimit-Reset's) is still the first */
+	struct rl_bucket *c = rl_bucket_get(rl, "c", 0, 10, T0);
+	rl_hold(c, T0 + 30000);
+	CHECK_INT(rl_note_429(c, T0, hour), 1000);
+	rl_free(rl);
+}
+
+TEST(floor_429_in_flight)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 0, 10, T0);
+	/* sixteen requests in flight together, all answered 429: one overload, one count */
+	CHECK_INT(rl_note_429(b, T0, 3600000), 1000);
+	rl_hold(b, T0 + 1000);
+	for (int i = 1; i < 16; i++)
+		CHECK_INT(rl_note_429(b, T0 + i, 3600000), 1000);
+	/* the retries after the hold meet 429s too: the first grows the floor, once */
+	CHECK_INT(rl_note_429(b, T0 + 1000, 3600000), 2000);
+	rl_hold(b, T0 + 3000);
+	for (int i = 1; i < 16; i++)
+		CHECK_INT(rl_note_429(b, T0 + 1000 + i, 3600000), 2000);
+	rl_free(rl);
+}
+
+TEST(floor_429_cap)
+{
+	struct ratelimit *rl = rl_new();
+	struct rl_bucket *b = rl_bucket_get(rl, "ws:default", 0, 10, T0);
+	/* a max_server_wait under 60 s caps the floor instead */
+	int64_t t = T0, f = 0;
+	for (int i = 0; i < 10; i++, t += 10000)
+		f = rl_note_429(b, t, 5000);
+	CHECK_INT(f, 5000);
+	/* and one under a second caps even the first */
+	struct rl_bucket *c = rl_bucket_get(rl, "c", 0, 10, T0);
+	CHECK_INT(rl_note_429(c, T0, 500), 500);
+	/* a long run of 429s does not overflow */
+	for (int i = 0; i < 100000; i++, t += 10)
+		f = rl_note_429(b, t, 3600000);
+	CHECK_INT(f, 60000);
+	rl_free(rl);
+}
+
+TEST(hold_clamp)
+{
+	const int64_t hour = 3600000;
+	CHECK_INT(rl_hold_clamp(0, T0, hour), 0);
+	CHECK_INT(rl_hold_clamp(T0 - 5, T0, hour), T0 - 5);
+	CHECK_INT(rl_hold_clamp(T0 + hour, T0, hour), T0 + hour);
+	CHECK_INT(rl_hold_clamp(T0 + 8760 * hour, T0, hour), T0 + hour);
+	CHECK_INT(rl_hold_clamp(INT64_MAX, T0, hour), T0 + hour);
+	CHECK_INT(rl_hold_clamp(INT64_MAX, T0, 0), INT64_MAX);
+	CHECK_INT(rl_hold_clamp(INT64_MAX, INT64_MAX - 10, hour), INT64_MAX);
+}
+
 int main(void)
 {
 	RUN(ten_per_second);
@@ -293,5 +423,11 @@ int main(void)
 	RUN(unlimited);
 	RUN(parse_rate);
 	RUN(many_keys);
+	RUN(reset_header);
+	RUN(cap_wait);
+	RUN(floor_429);
+	RUN(floor_429_in_flight);
+	RUN(floor_429_cap);
+	RUN(hold_clamp);
 	return tl_finish();
 }

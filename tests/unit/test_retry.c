@@ -11,6 +11,8 @@
 
 /* 2026-11-26T03:00:00Z, a Thursday */
 #define NOW 1795662000000LL
+/* the longest server wait the parsers report: 100 years of 365 days */
+#define CEILING (100LL * 365 * 86400000)
 
 static const struct retry_policy policy = {
     .max_attempts = 8, .initial_ms = 1000, .max_ms = 300000, .max_age_ms = 0};
@@ -116,13 +118,17 @@ TEST(retry_after_header)
 	CHECK_INT(retry_after_ms("120", NOW), 120000);
 	CHECK_INT(retry_after_ms("0", NOW), 0);
 	CHECK_INT(retry_after_ms(" 7\r\n", NOW), 7000);
-	/* a day at most, however many digits */
-	CHECK_INT(retry_after_ms("86401", NOW), 86400000);
-	CHECK_INT(retry_after_ms("99999999999999999999999999", NOW), 86400000);
+	/* what the server asked, however long (the daemon cuts it to max_server_wait), up to
+	 * a ceiling of 100 years, however many digits */
+	CHECK_INT(retry_after_ms("86401", NOW), 86401000);
+	CHECK_INT(retry_after_ms("31536000", NOW), 31536000000LL);
+	CHECK_INT(retry_after_ms("99999999999999999999999999", NOW), CEILING);
 	CHECK_INT(retry_after_ms("Thu, 26 Nov 2026 03:00:30 GMT", NOW), 30000);
 	CHECK_INT(retry_after_ms("Thu, 26 Nov 2026 03:00:00 GMT", NOW), 0);
 	CHECK_INT(retry_after_ms("Wed, 25 Nov 2026 03:00:00 GMT", NOW), 0);
-	CHECK_INT(retry_after_ms("Sat, 26 Nov 2036 03:00:00 GMT", NOW), 86400000);
+	/* ten years and three leap days */
+	CHECK_INT(retry_after_ms("Wed, 26 Nov 2036 03:00:00 GMT", NOW), 3653LL * 86400000);
+	CHECK_INT(retry_after_ms("Sat, 26 Nov 2216 03:00:00 GMT", NOW), CEILING);
 	CHECK_INT(retry_after_ms("soon", NOW), -1);
 	CHECK_INT(retry_after_ms("", NOW), -1);
 	CHECK_INT(retry_after_ms("   ", NOW), -1);
@@ -152,7 +158,8 @@ TEST(ms_before_next)
 	CHECK_INT(retry_ms_before_next(envelope, 10), -1);
 	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":0}}]}"), 0);
 	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":12.2}}]}"), 13);
-	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":1e300}}]}"), 86400000);
+	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":1e300}}]}"), CEILING);
+	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":31536000000}}]}"), 31536000000LL);
 	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":-3}}]}"), -1);
 	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":\"1234\"}}]}"), -1);
 	CHECK_INT(mbn("{\"errors\":[{\"data\":{\"msBeforeNext\":null}}]}"), -1);
@@ -242,11 +249,16 @@ TEST(decide_max_age)
 	/* a server floor can push it past the limit too */
 	retry_decide(&aged, OUTCOME_RETRY, 0, NOW, NOW, 61000, 1, 0, &d);
 	CHECK_INT(d.action, RETRY_DEAD);
-	/* and a rate-limit wait */
+	/* a rate-limit wait past the limit waits until it, not beyond, and is decided then */
 	retry_decide(&aged, OUTCOME_RATE_LIMITED, 0, NOW - 59500, NOW, 1000, 1, 0, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.count_attempt, 0);
+	CHECK_INT(d.next_run_ms, NOW + 500);
+	/* a 429 once the limit has come: dead, saying why */
+	retry_decide(&aged, OUTCOME_RATE_LIMITED, 0, NOW - 60000, NOW, 1000, 1, 0, &d);
 	CHECK_INT(d.action, RETRY_DEAD);
 	CHECK_INT(d.count_attempt, 0);
-	CHECK(strncmp(d.reason, "out of time", 11) == 0);
+	CHECK_STR(d.reason, "max_age 1m passed while waiting for the rate limit");
 	/* huge values saturate instead of wrapping into the past */
 	aged.max_age_ms = INT64_MAX;
 	retry_decide(&aged, OUTCOME_RETRY, 0, NOW, NOW, INT64_MAX, 1, 0, &d);
@@ -271,11 +283,140 @@ TEST(decide_rate_limited)
 	CHECK_INT(d.next_run_ms, NOW + 1000);
 	retry_decide(&policy, OUTCOME_RATE_LIMITED, 0, NOW, NOW, 2500, 1, 250, &d);
 	CHECK_INT(d.next_run_ms, NOW + 2750);
+	/* "Retry-After: 0" (or a date gone by) still waits: a second at least */
+	retry_decide(&policy, OUTCOME_RATE_LIMITED, 0, NOW, NOW, 0, 1, 0, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.next_run_ms, NOW + 1000);
+	retry_decide(&policy, OUTCOME_RATE_LIMITED, 0, NOW, NOW, 999, 1, 0, &d);
+	CHECK_INT(d.next_run_ms, NOW + 1000);
+	CHECK_STR(d.reason, "rate limited by the API");
 	/* the server's floor is never undercut */
 	for (uint64_t r = 0; r < 1000; r += 37) {
 		retry_decide(&policy, OUTCOME_RATE_LIMITED, 0, NOW, NOW, 2500, 1, r, &d);
 		CHECK(d.next_run_ms >= NOW + 2500 && d.next_run_ms <= NOW + 2750);
 	}
+}
+
+TEST(limit_wait)
+{
+	struct retry_policy aged = policy;
+	aged.max_age_ms = 86400000;
+	struct retry_decision d;
+	/* no max age: waits as long as it is held */
+	retry_limit_wait(&policy, NOW - 10LL * 86400000, NOW, 5000, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.next_run_ms, NOW + 5000);
+	CHECK_INT(d.count_attempt, 0);
+	/* within its age: the whole wait */
+	retry_limit_wait(&aged, NOW - 3600000, NOW, 5000, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.next_run_ms, NOW + 5000);
+	/* a wait past its age: woken at the deadline instead */
+	retry_limit_wait(&aged, NOW - 86400000 + 2000, NOW, 3600000, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.next_run_ms, NOW + 2000);
+	/* held at the deadline, or after it: dead, with the age as the job wrote it */
+	retry_limit_wait(&aged, NOW - 86400000, NOW, 1, &d);
+	CHECK_INT(d.action, RETRY_DEAD);
+	CHECK_INT(d.count_attempt, 0);
+	CHECK_STR(d.reason, "max_age 1d passed while waiting for the rate limit");
+	retry_limit_wait(&aged, NOW - 2 * 86400000LL, NOW, 3600000, &d);
+	CHECK_INT(d.action, RETRY_DEAD);
+	/* not held: an old job may still go (the attempt's own rules judge it) */
+	retry_limit_wait(&aged, NOW - 2 * 86400000LL, NOW, 0, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.next_run_ms, NOW);
+	/* the reason is the decision's own: a second decision does not change the first */
+	struct retry_decision e;
+	struct retry_policy hours = policy;
+	hours.max_age_ms = 90 * 60000;
+	retry_limit_wait(&aged, NOW - 86400000, NOW, 1, &d);
+	retry_limit_wait(&hours, NOW - hours.max_age_ms, NOW, 10, &e);
+	CHECK_STR(e.reason, "max_age 90m passed while waiting for the rate limit");
+	CHECK_STR(d.reason, "max_age 1d passed while waiting for the rate limit");
+	/* huge values saturate */
+	aged.max_age_ms = INT64_MAX;
+	retry_limit_wait(&aged, NOW, NOW, INT64_MAX, &d);
+	CHECK_INT(d.action, RETRY_WAIT);
+	CHECK_INT(d.next_run_ms, INT64_MAX);
+}
+
+TEST(cap_wait)
+{
+	CHECK_INT(retry_cap_wait(-1, 3600000), -1);
+	CHECK_INT(retry_cap_wait(0, 3600000), 0);
+	CHECK_INT(retry_cap_wait(3600000, 3600000), 3600000);
+	CHECK_INT(retry_cap_wait(3600001, 3600000), 3600000);
+	CHECK_INT(retry_cap_wait(CEILING, 1000), 1000);
+	/* no cap */
+	CHECK_INT(retry_cap_wait(CEILING, 0), CEILING);
+}
+
+TEST(format_duration)
+{
+	char buf[32];
+	static const struct {
+		int64_t ms;
+		const char *text;
+	} table[] = {
+	    {0, "0ms"},
+	    {250, "250ms"},
+	    {1000, "1s"},
+	    {1500, "2s"},
+	    {45000, "45s"},
+	    {90000, "90s"},
+	    {60000, "1m"},
+	    {90 * 60000, "90m"},
+	    {3600000, "1h"},
+	    {86400000, "1d"},
+	    {7 * 86400000LL, "7d"},
+	    {36 * 3600000LL, "36h"},
+	    /* a server's date a year away, not exact: rounded hours */
+	    {31536000000LL - 1234, "8760h"},
+	    {31536000000LL, "365d"},
+	    {3600000 + 1799999, "1h"},
+	    {3600000 + 1800001, "2h"},
+	    {3600000 + 1800000, "90m"},
+	    {-5, "0ms"},
+	    {INT64_MAX, "2562047788015h"},
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		retry_format_duration(table[i].ms, buf);
+		CHECK_STR(buf, table[i].text);
+	}
+}
+
+TEST(policy_merge)
+{
+	const struct retry_policy defaults = {
+	    .max_attempts = 8, .initial_ms = 1000, .max_ms = 300000, .max_age_ms = 86400000};
+	const struct retry_policy none = {0};
+	struct retry_policy p = retry_policy_merge(&defaults, &none);
+	CHECK_INT(p.max_attempts, 8);
+	CHECK_INT(p.initial_ms, 1000);
+	CHECK_INT(p.max_ms, 300000);
+	CHECK_INT(p.max_age_ms, 86400000);
+	const struct retry_policy own = {
+	    .max_attempts = 3, .initial_ms = 50, .max_ms = 400, .max_age_ms = 60000};
+	p = retry_policy_merge(&defaults, &own);
+	CHECK_INT(p.max_attempts, 3);
+	CHECK_INT(p.initial_ms, 50);
+	CHECK_INT(p.max_ms, 400);
+	CHECK_INT(p.max_age_ms, 60000);
+	/* one setting of the job's, the rest the defaults' */
+	const struct retry_policy age_only = {.max_age_ms = 5000};
+	p = retry_policy_merge(&defaults, &age_only);
+	CHECK_INT(p.max_attempts, 8);
+	CHECK_INT(p.max_age_ms, 5000);
+	/* a job's initial_ms above the default max_ms raises max_ms with it */
+	const struct retry_policy slow = {.initial_ms = 600000};
+	p = retry_policy_merge(&defaults, &slow);
+	CHECK_INT(p.initial_ms, 600000);
+	CHECK_INT(p.max_ms, 600000);
+	/* and one below a job's own max_ms leaves it */
+	const struct retry_policy both = {.initial_ms = 600000, .max_ms = 900000};
+	p = retry_policy_merge(&defaults, &both);
+	CHECK_INT(p.max_ms, 900000);
 }
 
 TEST(decide_unknown)
@@ -325,6 +466,10 @@ int main(void)
 	RUN(decide_server_floor);
 	RUN(decide_max_age);
 	RUN(decide_rate_limited);
+	RUN(limit_wait);
+	RUN(cap_wait);
+	RUN(format_duration);
+	RUN(policy_merge);
 	RUN(decide_unknown);
 	RUN(rng);
 	return tl_finish();

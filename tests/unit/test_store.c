@@ -693,6 +693,35 @@ TEST(test_pages_resume)
 	store_close(st);
 }
 
+TEST(test_page_cursor_seen)
+{
+	struct store *st = open_fresh("cursors.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	j.paginated = 1;
+	int64_t id = insert(st, &j, 1000);
+	int64_t other = insert(st, &j, 1000);
+	claim_one(st, id, 1000);
+	claim_one(st, other, 1000);
+	CHECK_INT(store_page_record(st, id, 1, NULL, "c1", "[]", 0, -1, 1100), 0);
+	CHECK_INT(store_page_record(st, id, 2, "c1", "c2", "[]", 0, -1, 1200), 0);
+	CHECK_INT(store_page_record(st, other, 1, NULL, "c9", "[]", 0, -1, 1200), 0);
+	CHECK_INT(store_page_record(st, other, 2, "c9", "c1", "[]", 0, -1, 1200), 0);
+	/* a cursor a page was fetched with: that page; one only handed out as next: none */
+	CHECK_INT(store_page_cursor_seen(st, id, "c1"), 2);
+	CHECK_INT(store_page_cursor_seen(st, id, "c2"), 0);
+	CHECK_INT(store_page_cursor_seen(st, id, "c0"), 0);
+	/* a cycle back to c1: the first page fetched with it */
+	CHECK_INT(store_page_record(st, id, 3, "c2", "c1", "[]", 0, -1, 1300), 0);
+	CHECK_INT(store_page_record(st, id, 4, "c1", "c2", "[]", 0, -1, 1400), 0);
+	CHECK_INT(store_page_cursor_seen(st, id, "c1"), 2);
+	CHECK_INT(store_page_cursor_seen(st, id, "c2"), 3);
+	/* another job's cursors are its own */
+	CHECK_INT(store_page_cursor_seen(st, other, "c9"), 2);
+	CHECK_INT(store_page_cursor_seen(st, other, "c2"), 0);
+	CHECK_INT(store_page_cursor_seen(st, 999, "c1"), 0);
+	store_close(st);
+}
+
 TEST(test_recover)
 {
 	struct store *st = open_fresh("recover.db");
@@ -1085,6 +1114,7 @@ int main(void)
 	RUN(test_retry);
 	RUN(test_attempts);
 	RUN(test_pages_resume);
+	RUN(test_page_cursor_seen);
 	RUN(test_recover);
 	RUN(test_children);
 	RUN(test_list_show_json);

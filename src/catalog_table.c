@@ -26,12 +26,15 @@ static const struct op_param params_createDestinationSubscription[] = {
 	{"modelId", PARAM_BODY, PT_STRING, 0, NULL},
 };
 
+static const char *const enum_createFunction_resourceType[] = {
+	"DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION", "SOURCE", NULL,
+};
 static const struct op_param params_createFunction[] = {
 	{"code", PARAM_BODY, PT_STRING, 1, NULL},
 	{"settings", PARAM_BODY, PT_ARRAY, 0, NULL},
 	{"displayName", PARAM_BODY, PT_STRING, 1, NULL},
 	{"logoUrl", PARAM_BODY, PT_STRING, 0, NULL},
-	{"resourceType", PARAM_BODY, PT_STRING, 1, NULL},
+	{"resourceType", PARAM_BODY, PT_ENUM, 1, enum_createFunction_resourceType},
 	{"description", PARAM_BODY, PT_STRING, 0, NULL},
 };
 
@@ -167,7 +170,7 @@ static const struct op_param params_listDestinations[] = {
 };
 
 static const char *const enum_listFunctions_resourceType[] = {
-	"DESTINATION", "SOURCE", NULL,
+	"DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION", "SOURCE", NULL,
 };
 static const struct op_param params_listFunctions[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},

@@ -15,6 +15,9 @@ if command -v npm >/dev/null 2>&1; then
 	step "contract tools (npm ci in tests/contract)"
 	(cd tests/contract && npm ci --no-audit --no-fund --loglevel=error) ||
 		echo "npm ci failed: the contract test will report itself skipped"
+	step "the official TypeScript SDK (npm ci in tests/sdk)"
+	(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) ||
+		echo "npm ci failed: the SDK test (e2e.sdk) will fail"
 fi
 
 step "dev build (-Werror)"

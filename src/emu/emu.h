@@ -91,6 +91,20 @@ struct emu_state {
 	uint64_t seed;
 };
 
+/* emu_seed - a catalog entry: the real ones (emu_seed_table.c, generated from
+ * data/emu_seeds.json) carry an id; the emulator's own get one from their slug. */
+struct emu_seed {
+	enum emu_coll coll;
+	const char *id; /* NULL: derived from the slug */
+	const char *slug, *name;
+	const char *categories[5]; /* NULL-terminated: at most 4 */
+	int cloud;                 /* sources: isCloudEventSource */
+	const char *website;       /* destinations; NULL: derived from the slug */
+};
+
+extern const struct emu_seed emu_seeds[];
+extern const size_t emu_seeds_count;
+
 void state_init(struct emu_state *st, uint64_t seed, size_t catalog_size, size_t users);
 void state_release(struct emu_state *st);
 const char *coll_name(enum emu_coll c);

@@ -19,10 +19,10 @@ struct op_entry {
 	const char *operation_id;
 	op_fn fn;
 	enum emu_coll coll;
-	enum emu_coll parent;     /* C_COUNT: none */
-	const char *parent_param; /* path param naming the parent, also a field of items */
-	const char *list_omit;    /* field left out of list items (as the API does) */
-	const char *unwrap;       /* body key that holds the update's fields */
+	enum emu_coll parent;         /* C_COUNT: none */
+	const char *parent_param;     /* path param naming the parent, also a field of items */
+	const char *const *list_omit; /* fields left out of list items (as the API does) */
+	const char *unwrap;           /* body key that holds the update's fields */
 };
 
 /* noun - how messages name an item of collection c. */
@@ -184,15 +184,15 @@ static int matches_filters(const struct emu_call *c, const cJSON *item)
 }
 
 /* put_page - data[items_key] = the page of items, and data.pagination. */
-static void put_page(struct emu_call *c, cJSON *const *items, size_t n, const char *omit)
+static void put_page(struct emu_call *c, cJSON *const *items, size_t n, const char *const *omit)
 {
 	cJSON *data = call_data(c);
 	cJSON *arr = cJSON_AddArrayToObject(data, c->op->items_key);
 	size_t end = c->page.offset + c->page.count;
 	for (size_t i = c->page.offset; i < n && i < end; i++) {
 		cJSON *copy = cJSON_Duplicate(items[i], 1);
-		if (omit)
-			cJSON_DeleteItemFromObjectCaseSensitive(copy, omit);
+		for (size_t k = 0; omit && omit[k]; k++)
+			cJSON_DeleteItemFromObjectCaseSensitive(copy, omit[k]);
 		cJSON_AddItemToArray(arr, copy);
 	}
 	page_add(data, &c->page, n);
@@ -248,6 +248,20 @@ static void set_field(cJSON *item, const char *key, const cJSON *v)
 		cJSON_AddItemToObject(item, key, copy);
 }
 
+/* warehouse_rename - a warehouse has no name field (WarehouseV1): its name is
+ * settings.name, where the spec's updateWarehouse example answers its request's name. */
+static void warehouse_rename(cJSON *item, const cJSON *name)
+{
+	if (!cJSON_IsString(name))
+		return;
+	cJSON *settings = cJSON_GetObjectItemCaseSensitive(item, "settings");
+	if (!cJSON_IsObject(settings)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(item, "settings");
+		settings = cJSON_AddObjectToObject(item, "settings");
+	}
+	set_field(settings, "name", name);
+}
+
 /* op_update - PATCH: the given fields replace the item's; unknown ones are ignored.
  * Subscriptions take theirs from body.input, where reverseETLModelId is the modelId. */
 static void op_update(struct emu_call *c, const struct op_entry *e)
@@ -276,9 +290,12 @@ static void op_update(struct emu_call *c, const struct op_entry *e)
 		for (size_t k = 0; k < c->op->nparams; k++) {
 			const struct op_param *p = &c->op->params[k];
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, p->name);
-			if (p->in == PARAM_BODY && v)
+			if (p->in == PARAM_BODY && v &&
+			    !(e->coll == C_WAREHOUSES && !strcmp(p->name, "name")))
 				set_field(item, p->name, v);
 		}
+		if (e->coll == C_WAREHOUSES)
+			warehouse_rename(item, cJSON_GetObjectItemCaseSensitive(fields, "name"));
 	}
 	state_touch(&c->emu->state, e->coll); /* a slug may have changed */
 	put_result(c, item);
@@ -322,7 +339,8 @@ static void write_key(const struct emu_state *st, const char *id, char out[33])
 static cJSON *source_metadata_brief(const cJSON *meta)
 {
 	static const char *const keep[] = {"id",          "slug",  "name",    "categories",
-	                                   "description", "logos", "options", "isCloudEventSource"};
+	                                   "description", "logos", "options", "isCloudEventSource",
+	                                   "status"};
 	cJSON *o = cJSON_CreateObject();
 	for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keep[i]);
@@ -402,7 +420,6 @@ static void op_create_destination(struct emu_call *c, const struct op_entry *e)
 	cJSON_AddItemToObject(d, "name",
 	                      body_or(c, "name", cJSON_CreateString(json_str(meta, "name"))));
 	cJSON_AddItemToObject(d, "enabled", body_or(c, "enabled", cJSON_CreateFalse()));
-	cJSON_AddStringToObject(d, "workspaceId", EMU_WORKSPACE_ID);
 	cJSON_AddStringToObject(d, "sourceId", source_id);
 	cJSON_AddItemToObject(d, "settings", body_or(c, "settings", cJSON_CreateObject()));
 	cJSON_AddItemToObject(d, "metadata", cJSON_Duplicate(meta, 1));
@@ -431,30 +448,39 @@ static void op_create_subscription(struct emu_call *c, const struct op_entry *e)
 	put_result(c, s);
 }
 
-/* op_create_function - source or destination functions ("sfn_"/"dfn_" ids, as the
- * real ones are prefixed). */
+/* function_id_prefix - "sfn"/"dfn" as the real source and destination function ids
+ * begin; the insert functions' "ifnd" (destination) and, by analogy, "ifns"/"ifnt". */
+static const char *function_id_prefix(const char *type)
+{
+	static const char *const prefixes[][2] = {
+	    {"SOURCE", "sfn"},
+	    {"DESTINATION", "dfn"},
+	    {"INSERT_DESTINATION", "ifnd"},
+	    {"INSERT_SOURCE", "ifns"},
+	    {"INSERT_TRANSFORMATION", "ifnt"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (strcmp(type, prefixes[i][0]) == 0)
+			return prefixes[i][1];
+	return "fn";
+}
+
+/* op_create_function - any resourceType of the operation table's enum (73.2.0's),
+ * which the parameter check has already enforced. */
 static void op_create_function(struct emu_call *c, const struct op_entry *e)
 {
 	struct emu_state *st = &c->emu->state;
 	const char *type = json_str(c->body, "resourceType");
 	char id[40], when[48];
 	(void)e;
-	if (strcmp(type, "DESTINATION") && strcmp(type, "SOURCE") &&
-	    strcmp(type, "INSERT_DESTINATION")) {
-		call_fail(c, 422, "resourceType",
-		          "resourceType must be one of DESTINATION, SOURCE, INSERT_DESTINATION");
-		return;
-	}
-	state_new_id(st, C_FUNCTIONS, type[0] == 'S' ? "sfn" : type[0] == 'I' ? "ifnd" : "dfn", id);
+	state_new_id(st, C_FUNCTIONS, function_id_prefix(type), id);
 	format_iso8601(clock_wall_ms() / 1000 * 1000, when);
 	cJSON *f = cJSON_CreateObject();
 	cJSON_AddStringToObject(f, "id", id);
-	cJSON_AddStringToObject(f, "workspaceId", EMU_WORKSPACE_ID);
 	cJSON_AddItemToObject(f, "settings", body_or(c, "settings", cJSON_CreateArray()));
 	copy_body_fields(c, f);
 	cJSON_AddStringToObject(f, "createdAt", when);
 	cJSON_AddStringToObject(f, "createdBy", "user_1");
-	cJSON_AddStringToObject(f, "buildpack", "boreal");
 	cJSON_AddStringToObject(f, "catalogId", id);
 	state_add(st, C_FUNCTIONS, f);
 	put_result(c, f);
@@ -477,7 +503,6 @@ static void op_create_transformation(struct emu_call *c, const struct op_entry *
 	state_new_id(st, C_TRANSFORMATIONS, "trf", id);
 	cJSON *t = cJSON_CreateObject();
 	cJSON_AddStringToObject(t, "id", id);
-	cJSON_AddStringToObject(t, "workspaceId", EMU_WORKSPACE_ID);
 	cJSON_AddItemToObject(t, "drop", body_or(c, "drop", cJSON_CreateFalse()));
 	cJSON_AddItemToObject(t, "propertyRenames",
 	                      body_or(c, "propertyRenames", cJSON_CreateArray()));
@@ -599,6 +624,10 @@ static void op_volume(struct emu_call *c, const struct op_entry *e)
 #define NONE C_COUNT, NULL, NULL, NULL
 #define IN_DESTINATION C_DESTINATIONS, "destinationId"
 
+/* ListFunctionItemV1 has neither code nor settings; list users carry no permissions */
+static const char *const omit_function[] = {"code", "settings", NULL};
+static const char *const omit_user[] = {"permissions", NULL};
+
 static const struct op_entry op_table[] = {
     {"addConnectionFromSourceToWarehouse", op_connect, C_CONNECTIONS, NONE},
     {"createDestination", op_create_destination, C_DESTINATIONS, NONE},
@@ -629,11 +658,11 @@ static const struct op_entry op_table[] = {
     {"getWarehousesCatalog", op_list, C_WAREHOUSES_CATALOG, NONE},
     {"listConnectedSourcesFromWarehouse", op_list_connected, C_SOURCES, NONE},
     {"listDestinations", op_list, C_DESTINATIONS, NONE},
-    {"listFunctions", op_list, C_FUNCTIONS, C_COUNT, NULL, "code", NULL},
+    {"listFunctions", op_list, C_FUNCTIONS, C_COUNT, NULL, omit_function, NULL},
     {"listSources", op_list, C_SOURCES, NONE},
     {"listSubscriptionsFromDestination", op_list, C_SUBSCRIPTIONS, IN_DESTINATION, NULL, NULL},
     {"listTransformations", op_list, C_TRANSFORMATIONS, NONE},
-    {"listUsers", op_list, C_USERS, C_COUNT, NULL, "permissions", NULL},
+    {"listUsers", op_list, C_USERS, C_COUNT, NULL, omit_user, NULL},
     {"listWarehouses", op_list, C_WAREHOUSES, NONE},
     {"removeSourceConnectionFromWarehouse", op_disconnect, C_CONNECTIONS, NONE},
     {"removeSubscriptionFromDestination", op_delete, C_SUBSCRIPTIONS, IN_DESTINATION, NULL, NULL},

@@ -141,7 +141,8 @@ static const char *bearer_token(const char *auth)
 }
 
 /* media_type_ok - an Accept range or Content-Type the API serves; with need set, only
- * exactly application/vnd.segment.<need>+json. */
+ * exactly application/vnd.segment.<need>+json or application/json, which the API serves
+ * on every endpoint (at the endpoint's most stable version) and the official SDKs send. */
 static int media_type_ok(const char *mt, size_t n, const char *need)
 {
 	static const char *const ok[] = {"*/*",
@@ -153,6 +154,8 @@ static int media_type_ok(const char *mt, size_t n, const char *need)
 	char want[64];
 	if (need) {
 		snprintf(want, sizeof(want), "application/vnd.segment.%s+json", need);
+		if (strlen(ok[2]) == n && strncasecmp(mt, ok[2], n) == 0)
+			return 1;
 		return strlen(want) == n && strncasecmp(mt, want, n) == 0;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
@@ -179,8 +182,8 @@ static int header_accepts(const char *header, const char *need)
 	return 0;
 }
 
-/* check_media - 406 for an Accept the op is not served at (v1alpha ops demand v1alpha),
- * 415 for a body that is not JSON. */
+/* check_media - 406 for an Accept the op is not served at (v1alpha ops demand v1alpha
+ * or plain JSON), 415 for a body that is not JSON. */
 static int check_media(struct emu_call *c, struct MHD_Connection *conn, size_t body_len)
 {
 	const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
@@ -188,8 +191,8 @@ static int check_media(struct emu_call *c, struct MHD_Connection *conn, size_t b
 	const char *need = strcmp(c->op->version, "v1alpha") == 0 ? "v1alpha" : NULL;
 	if ((need && !accept) || (accept && !header_accepts(accept, need))) {
 		call_fail(c, 406, NULL,
-		          "%s is served as application/vnd.segment.%s+json: "
-		          "send that in Accept",
+		          "%s is served as application/vnd.segment.%s+json or "
+		          "application/json: send one of them in Accept",
 		          c->op->operation_id, c->op->version);
 		return -1;
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -193,7 +194,8 @@ static void slugify(const char *name, char *out, size_t size)
 }
 
 /* metadata_id - a 10-character id like the real catalog's ("IqDTy1TpoU"), from the slug
- * only, so job files can name catalog entries whatever --seed says. */
+ * only, so job files can name catalog entries whatever --seed says; entries that Segment
+ * publishes keep their real ids (data/emu_seeds.json). */
 static void metadata_id(const char *kind, const char *slug, char out[16])
 {
 	static const char alnum[] =
@@ -442,44 +444,52 @@ static cJSON *logos(const char *id)
 	return o;
 }
 
-/* catalog_entry_common - id, slug, name, description, logos, categories. */
-static cJSON *catalog_entry_common(const char *kind, const char *name, const char *slug,
-                                   const char *category)
+/* catalog_entry_common - id, slug, name, description, logos, options. */
+static cJSON *catalog_entry_common(const char *kind, const struct emu_seed *e)
 {
 	char id[16], text[160];
-	metadata_id(kind, slug, id);
+	if (!e->id)
+		metadata_id(kind, e->slug, id);
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddStringToObject(o, "slug", slug);
-	cJSON_AddStringToObject(o, "name", name);
-	snprintf(text, sizeof(text), "%s %s for Segment workspaces.", name, kind);
+	cJSON_AddStringToObject(o, "id", e->id ? e->id : id);
+	cJSON_AddStringToObject(o, "slug", e->slug);
+	cJSON_AddStringToObject(o, "name", e->name);
+	snprintf(text, sizeof(text), "%s %s for Segment workspaces.", e->name, kind);
 	cJSON_AddStringToObject(o, "description", text);
-	cJSON_AddItemToObject(o, "logos", logos(id));
-	cJSON *cats = cJSON_AddArrayToObject(o, "categories");
-	cJSON_AddItemToArray(cats, cJSON_CreateString(category));
+	cJSON_AddItemToObject(o, "logos", logos(e->id ? e->id : id));
 	cJSON_AddItemToObject(o, "options", cJSON_CreateArray());
 	return o;
 }
 
-/* source_metadata - a Get Sources Catalog item. */
-static cJSON *source_metadata(const char *name, const char *slug, const char *category)
+/* add_categories - the entry's categories array. */
+static void add_categories(cJSON *o, const struct emu_seed *e)
 {
-	cJSON *o = catalog_entry_common("source", name, slug, category);
-	int cloud =
-	    strcmp(category, "Website") && strcmp(category, "Mobile") && strcmp(category, "Server");
-	cJSON_AddBoolToObject(o, "isCloudEventSource", cloud);
+	cJSON *cats = cJSON_AddArrayToObject(o, "categories");
+	for (size_t i = 0; e->categories[i]; i++)
+		cJSON_AddItemToArray(cats, cJSON_CreateString(e->categories[i]));
+}
+
+/* source_metadata - a Get Sources Catalog item (SourceMetadataV1, whose status 73.2.0
+ * requires: the seeded sources are all public). */
+static cJSON *source_metadata(const struct emu_seed *e)
+{
+	cJSON *o = catalog_entry_common("source", e);
+	add_categories(o, e);
+	cJSON_AddBoolToObject(o, "isCloudEventSource", e->cloud);
+	cJSON_AddStringToObject(o, "status", "PUBLIC");
 	return o;
 }
 
 /* destination_metadata - a Get Destination Catalog item. */
-static cJSON *destination_metadata(const char *name, const char *slug, const char *category)
+static cJSON *destination_metadata(const struct emu_seed *e)
 {
 	char web[128];
-	cJSON *o = catalog_entry_common("destination", name, slug, category);
+	cJSON *o = catalog_entry_common("destination", e);
+	add_categories(o, e);
 	cJSON_AddStringToObject(o, "status", "PUBLIC");
-	cJSON_AddItemToObject(o, "previousNames", cJSON_CreateStringArray(&name, 1));
-	snprintf(web, sizeof(web), "https://www.%s.com", slug);
-	cJSON_AddStringToObject(o, "website", web);
+	cJSON_AddItemToObject(o, "previousNames", cJSON_CreateStringArray(&e->name, 1));
+	snprintf(web, sizeof(web), "https://www.%s.com", e->slug);
+	cJSON_AddStringToObject(o, "website", e->website ? e->website : web);
 	cJSON_AddItemToObject(o, "components", cJSON_CreateArray());
 	cJSON *methods = cJSON_AddObjectToObject(o, "supportedMethods");
 	static const char *const calls[] = {"track", "pageview", "identify", "group", "alias"};
@@ -496,10 +506,11 @@ static cJSON *destination_metadata(const char *name, const char *slug, const cha
 	return o;
 }
 
-/* warehouse_metadata - a Get Warehouses Catalog item. */
-static cJSON *warehouse_metadata(const char *name, const char *slug, const char *category)
+/* warehouse_metadata - a Get Warehouses Catalog item (WarehouseMetadataV1 has no
+ * categories). */
+static cJSON *warehouse_metadata(const struct emu_seed *e)
 {
-	cJSON *o = catalog_entry_common("warehouse", name, slug, category);
+	cJSON *o = catalog_entry_common("warehouse", e);
 	cJSON *opts = cJSON_GetObjectItemCaseSensitive(o, "options");
 	cJSON *host = cJSON_CreateObject();
 	cJSON_AddStringToObject(host, "name", "hostname");
@@ -510,19 +521,52 @@ static cJSON *warehouse_metadata(const char *name, const char *slug, const char 
 	return o;
 }
 
-typedef cJSON *(*make_meta_fn)(const char *name, const char *slug, const char *category);
+typedef cJSON *(*make_meta_fn)(const struct emu_seed *e);
 
-/* seed_catalog - the named entries, then seeded variants ("Amplitude Cloud") until
- * size entries exist; slugs stay unique. */
+/* real_seed - the real entry of catalog c with this name (any case) not yet used. */
+static const struct emu_seed *real_seed(enum emu_coll c, const char *name, const char *used)
+{
+	for (size_t i = 0; i < emu_seeds_count; i++)
+		if (emu_seeds[i].coll == c && !used[i] && strcasecmp(emu_seeds[i].name, name) == 0)
+			return &emu_seeds[i];
+	return NULL;
+}
+
+/* own_seed - an emulator-made entry: the slug of its name, one category; cloud event
+ * sources are those that are not a website, app or server library. */
+static struct emu_seed own_seed(enum emu_coll c, const char *name, const char *category, char *slug,
+                                size_t size)
+{
+	struct emu_seed e = {.coll = c, .name = name, .slug = slug, .categories = {category}};
+	slugify(name, slug, size);
+	e.cloud =
+	    strcmp(category, "Website") && strcmp(category, "Mobile") && strcmp(category, "Server");
+	return e;
+}
+
+/* seed_catalog - the named entries (a real one in place of a name it has), the real
+ * entries left, then with variants set seeded variants ("Amplitude Cloud") until size
+ * entries exist; slugs stay unique. */
 static void seed_catalog(struct emu_state *st, enum emu_coll c, const struct named *names,
-                         size_t nnames, size_t size, make_meta_fn make)
+                         size_t nnames, size_t size, int variants, make_meta_fn make)
 {
 	char name[128], slug[128];
+	char *used = xcalloc(emu_seeds_count + 1, 1);
 	for (size_t i = 0; i < nnames && st->coll[c].n < size; i++) {
-		slugify(names[i].name, slug, sizeof(slug));
-		state_add(st, c, make(names[i].name, slug, names[i].category));
+		const struct emu_seed *real = real_seed(c, names[i].name, used);
+		struct emu_seed own =
+		    own_seed(c, names[i].name, names[i].category, slug, sizeof(slug));
+		if (real)
+			used[real - emu_seeds] = 1;
+		state_add(st, c, make(real ? real : &own));
 	}
-	for (uint64_t k = 0; st->coll[c].n < size; k++) {
+	for (size_t i = 0; i < emu_seeds_count && st->coll[c].n < size; i++) {
+		if (emu_seeds[i].coll == c && !used[i] &&
+		    !state_find(st, c, "slug", emu_seeds[i].slug, NULL))
+			state_add(st, c, make(&emu_seeds[i]));
+	}
+	free(used);
+	for (uint64_t k = 0; variants && st->coll[c].n < size; k++) {
 		const struct named *base = &names[mix64(st->seed * 31 + k) % nnames];
 		const char *suffix = variant_suffixes[k % ARRAY_SIZE(variant_suffixes)];
 		snprintf(name, sizeof(name), "%s %s", base->name, suffix);
@@ -534,7 +578,8 @@ static void seed_catalog(struct emu_state *st, enum emu_coll c, const struct nam
 			if (state_find(st, c, "slug", slug, NULL))
 				continue;
 		}
-		state_add(st, c, make(name, slug, base->category));
+		struct emu_seed own = own_seed(c, name, base->category, slug, sizeof(slug));
+		state_add(st, c, make(&own));
 	}
 }
 
@@ -598,12 +643,13 @@ void state_init(struct emu_state *st, uint64_t seed, size_t catalog_size, size_t
 {
 	memset(st, 0, sizeof(*st));
 	st->seed = seed;
-	seed_catalog(st, C_SOURCES_CATALOG, source_names, ARRAY_SIZE(source_names), catalog_size,
+	seed_catalog(st, C_SOURCES_CATALOG, source_names, ARRAY_SIZE(source_names), catalog_size, 1,
 	             source_metadata);
 	seed_catalog(st, C_DESTINATIONS_CATALOG, destination_names, ARRAY_SIZE(destination_names),
-	             catalog_size, destination_metadata);
+	             catalog_size, 1, destination_metadata);
+	/* the warehouses catalog is small, and all of it: no variants */
 	seed_catalog(st, C_WAREHOUSES_CATALOG, warehouse_names, ARRAY_SIZE(warehouse_names),
-	             ARRAY_SIZE(warehouse_names), warehouse_metadata);
+	             ARRAY_SIZE(warehouse_names) + emu_seeds_count, 0, warehouse_metadata);
 	seed_warehouses(st);
 	seed_users(st, users);
 }

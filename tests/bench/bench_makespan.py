@@ -40,7 +40,7 @@ def run(name, daemon_rate, burst, target_s, target_429):
     try:
         s.drop_jobs("makespan.jsonl", [
             {"op": "createSource", "params": {"slug": f"ms-{i}", "enabled": True,
-                                              "metadataId": "s0d1ouMNJG",
+                                              "metadataId": "IqDTy1TpoU",
                                               "disconnectAllWarehouses": True}}
             for i in range(N)])
         t0 = time.monotonic()

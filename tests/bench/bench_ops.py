@@ -29,7 +29,7 @@ INFLIGHTS = [int(x) for x in os.environ.get("BENCH_INFLIGHT", "16,32").split(","
 SDK_INFLIGHT = int(os.environ.get("BENCH_SDK_INFLIGHT", "16"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 TARGET_CALLS, TARGET_RSS_MIB = 10000, 16
-BODY = {"enabled": True, "metadataId": "s0d1ouMNJG", "disconnectAllWarehouses": True}
+BODY = {"enabled": True, "metadataId": "IqDTy1TpoU", "disconnectAllWarehouses": True}
 
 
 def cpu_seconds(pid):

@@ -43,7 +43,7 @@ REPS = int(os.environ.get("BENCH_REPEATS", "5"))
 
 def job(i):
     return {"op": "createSource", "output": False,
-            "params": {"slug": f"q-{i}", "enabled": True, "metadataId": "s0d1ouMNJG",
+            "params": {"slug": f"q-{i}", "enabled": True, "metadataId": "IqDTy1TpoU",
                        "disconnectAllWarehouses": True}}
 
 

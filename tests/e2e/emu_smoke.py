@@ -227,12 +227,106 @@ def test_events_volume(emu):
 
 def test_media_types(emu):
     path = "/destinations/dst_none/subscriptions"
+    status, _, doc = emu.call("GET", path, accept="application/vnd.segment.v1+json")
+    check(status == 406, f"v1alpha op with a v1 Accept: 406 (got {status})")
+    # what the official SDKs send; the API serves plain JSON on every endpoint
     status, _, doc = emu.call("GET", path, accept="application/json")
-    check(status == 406, f"v1alpha op without v1alpha Accept: 406 (got {status})")
+    check(status == 404, f"v1alpha op with Accept application/json: past the media check, "
+          f"404 (got {status})")
     status, hdrs, doc = emu.call("GET", path, accept="application/vnd.segment.v1alpha+json")
     check(status == 404, f"with v1alpha Accept: past the media check, 404 (got {status})")
     check(hdrs.get("Content-Type") == "application/vnd.segment.v1alpha+json",
           "answered as v1alpha")
+
+
+SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data",
+                     "emu_seeds.json")
+FUNCTION_TYPES = ["DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE", "INSERT_TRANSFORMATION",
+                  "SOURCE"]
+
+
+def test_seeds(emu):
+    """test_seeds - every real catalog entry of data/emu_seeds.json is served as listed."""
+    with open(SEEDS) as f:
+        seeds = json.load(f)
+    for kind, path, key in (("sources", "/catalog/sources", "sourcesCatalog"),
+                            ("destinations", "/catalog/destinations", "destinationsCatalog"),
+                            ("warehouses", "/catalog/warehouses", "warehousesCatalog")):
+        _, _, doc = emu.call("GET", path + "?pagination[count]=1000")
+        served = {m["id"]: m for m in doc["data"][key]}
+        for e in seeds[kind]:
+            m = served.get(e["id"], {})
+            check((m.get("slug"), m.get("name")) == (e["slug"], e["name"]),
+                  f"{kind} catalog serves {e['id']} as {e['slug']} ({m.get('slug')})")
+            if "categories" in e:
+                check(m.get("categories") == e["categories"], f"{e['id']}: categories")
+        check(len(seeds[kind]) > 0, f"{kind}: real entries listed")
+
+
+def test_shapes(emu):
+    """test_shapes - the fields 73.2.0's models have, and only those."""
+    status, _, doc = emu.call("GET", "/catalog/sources/IqDTy1TpoU")
+    meta = doc.get("data", {}).get("sourceMetadata", {})
+    check(status == 200 and meta.get("slug") == "javascript",
+          f"IqDTy1TpoU is the Javascript source, as Segment's docs say (got {status})")
+    check(meta.get("status") == "PUBLIC", "source metadata carries status")
+    _, _, doc = emu.call("GET", "/catalog/sources?pagination[count]=1000")
+    check(all(m.get("status") for m in doc["data"]["sourcesCatalog"]),
+          "every sources catalog entry carries status")
+    status, _, doc = emu.call("POST", "/sources", {"slug": "shape-web", "enabled": True,
+                                                   "metadataId": "IqDTy1TpoU"})
+    check(status == 201, f"the README's createSource example: 201 (got {status}: {doc})")
+    sid = doc["data"]["source"]["id"]
+    check(doc["data"]["source"]["metadata"].get("status") == "PUBLIC",
+          "createSource: metadata.status")
+    _, _, doc = emu.call("PATCH", f"/sources/{sid}", {"name": "Shape Web"})
+    check(doc["data"]["source"]["metadata"].get("status") == "PUBLIC",
+          "updateSource: metadata.status")
+    for path, key in ((f"/sources/{sid}", "source"), ("/sources", "sources"),
+                      ("/warehouses/wh_1/connected-sources", "sources")):
+        _, _, doc = emu.call("GET", path)
+        got = doc["data"][key]
+        items = got if isinstance(got, list) else [got]
+        check(items and all(x["metadata"].get("status") for x in items),
+              f"GET {path}: metadata.status")
+    _, _, doc = emu.call("GET", "/catalog/destinations?pagination[count]=1")
+    dmeta = doc["data"]["destinationsCatalog"][0]["id"]
+    status, _, doc = emu.call("POST", "/destinations", {"sourceId": sid, "metadataId": dmeta,
+                                                        "settings": {}})
+    check(status == 200 and "workspaceId" not in doc["data"]["destination"],
+          f"a destination has no workspaceId (DestinationV1) ({status})")
+    status, _, doc = emu.call("POST", "/transformations", {"name": "t", "sourceId": sid,
+                                                           "enabled": True, "if": "all"})
+    check(status == 200 and "workspaceId" not in doc["data"]["transformation"],
+          f"a transformation has no workspaceId (TransformationV1) ({status})")
+    setting = {"name": "k", "label": "K", "type": "STRING", "description": "d",
+               "required": False, "sensitive": False}
+    for t in FUNCTION_TYPES:
+        status, _, doc = emu.call("POST", "/functions", {"code": "x", "displayName": t,
+                                                         "resourceType": t,
+                                                         "settings": [setting]})
+        fn = doc.get("data", {}).get("function", {})
+        check(status == 200 and fn.get("resourceType") == t,
+              f"createFunction resourceType {t}: 200 (got {status}: {doc})")
+        check(not {"workspaceId", "buildpack"} & set(fn),
+              f"a {t} function has no workspaceId or buildpack (FunctionV1)")
+        status, _, doc = emu.call("GET", f"/functions?resourceType={t}")
+        items = doc.get("data", {}).get("functions", [])
+        check(status == 200 and [f["displayName"] for f in items] == [t],
+              f"listFunctions resourceType {t}: 200, that function (got {status})")
+        check(items and not {"code", "settings"} & set(items[0]),
+              f"listFunctions {t}: items without code and settings (ListFunctionItemV1)")
+    status, _, doc = emu.call("GET", "/functions?resourceType=BOTH")
+    check(status == 422, f"listFunctions resourceType BOTH: 422 (got {status})")
+    _, _, doc = emu.call("GET", "/catalog/warehouses")
+    check(not any("categories" in m for m in doc["data"]["warehousesCatalog"]),
+          "warehouse metadata has no categories (WarehouseMetadataV1)")
+    status, _, doc = emu.call("PATCH", "/warehouses/wh_1", {"name": "Renamed",
+                                                            "settings": {"hostname": "h"}})
+    wh = doc.get("data", {}).get("warehouse", {})
+    check(status == 200 and "name" not in wh and wh.get("settings") == {"hostname": "h",
+                                                                         "name": "Renamed"},
+          f"updateWarehouse: the name goes to settings.name, as in the spec's example ({wh})")
 
 
 def test_stats(emu):
@@ -325,6 +419,12 @@ def main():
                 test_events_volume(emu)
                 test_media_types(emu)
                 test_stats(emu)
+            finally:
+                emu.stop()
+            emu = Emu(binary, tmp, "shapes")
+            try:
+                test_seeds(emu)
+                test_shapes(emu)
             finally:
                 emu.stop()
             test_rate_limit(binary, tmp)

@@ -22,7 +22,7 @@ from the outputs by ids_after(step, read_output).
 Pagination counts stay within 1..200, the range of the 32.0.5 spec Prism validates.
 """
 
-SOURCE_META = "s0d1ouMNJG"  # Javascript
+SOURCE_META = "IqDTy1TpoU"  # Javascript
 DEST_META = "PGEbHBGBz1"  # Google Analytics 4
 WAREHOUSE_META = "Mx6mwhin2P"  # Snowflake
 WORKSPACE = "ws_emu0001"
@@ -82,8 +82,9 @@ UPDATES = {
                            "if": "event = \"Checkout Done\"", "newEventName": "Order Completed"},
     "upd-subscription": {"name": "GA4 purchase (renamed)", "enabled": False,
                          "trigger": "type = \"track\" and event = \"Order Completed\""},
+    # a warehouse has no name field: the API keeps the name in settings.name
     "upd-warehouse": {"name": "BigQuery EU", "enabled": False,
-                      "settings": {"name": "BigQuery EU", "hostname": "bq-eu.example.com"}},
+                      "settings": {"hostname": "bq-eu.example.com"}},
 }
 
 # users the delete step removes

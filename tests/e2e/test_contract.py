@@ -176,8 +176,8 @@ def main():
         c.eq(src.get("slug"), "ops-web", "updateSource never reached the emulator")
         # ... but the one PATCH 32.0.5 describes correctly went through
         wh2 = next((x for x in st["warehouses"] if x["id"] == "wh_2"), {})
-        c.eq((wh2.get("name"), wh2.get("enabled")), ("BigQuery EU", False),
-             "updateWarehouse went through and changed wh_2")
+        c.eq(((wh2.get("settings") or {}).get("name"), wh2.get("enabled")), ("BigQuery EU", False),
+             "updateWarehouse went through and changed wh_2 (its name is settings.name)")
         c.eq([w["id"] for w in st["warehouses"]], ["wh_1", "wh_2"], "deleteWarehouse went through")
         states = s.states()
         c.eq(states.get("failed", 0), len(PATCH_SPEC_BUG), f"only the five PATCHes failed: {states}")

@@ -102,7 +102,7 @@ try:
 
     # --- an idempotency key submitted twice runs once ---------------------------------------
     once = {"op": "createSource", "key": "provision-once",
-            "params": {"slug": "once", "enabled": True, "metadataId": "s0d1ouMNJG",
+            "params": {"slug": "once", "enabled": True, "metadataId": "IqDTy1TpoU",
                        "disconnectAllWarehouses": True}}
     s.drop_jobs("once-1.json", [once])
     jid = job_of(s, "provision-once")

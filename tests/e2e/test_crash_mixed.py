@@ -31,7 +31,7 @@ SEED = int(os.environ.get("CRASH_MIXED_SEED", "20261126"))
 ROUNDS = int(os.environ.get("CRASH_MIXED_ROUNDS", "20"))
 rng = random.Random(SEED)
 
-JS = "s0d1ouMNJG"  # Javascript source metadata
+JS = "IqDTy1TpoU"  # Javascript source metadata
 N_SEED, N_CREATE, N_UPDATE, N_DELETE, N_EXPORT = 300, 600, 150, 150, 99
 CATALOG = 300
 RETRY = {"max_attempts": 40}

@@ -13,7 +13,7 @@ from harness import (Checks, Emulator, Spool, emu_cleanup, emu_request, iso_ms,
                      wait_for, wait_job_state)
 
 c = Checks("faults")
-MD_JS = "s0d1ouMNJG"
+MD_JS = "IqDTy1TpoU"
 TERMINAL = {"succeeded", "failed", "dead"}
 
 

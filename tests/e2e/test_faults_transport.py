@@ -20,10 +20,10 @@ try:
     s.drop_jobs("a.json", [
         {"op": "getWarehouse", "params": {"warehouseId": "wh_1"}, "retry": RETRY},
         {"op": "createSource", "params": {"slug": "never-applied", "enabled": True,
-                                          "metadataId": "s0d1ouMNJG"},
+                                          "metadataId": "IqDTy1TpoU"},
          "on_unknown": "fail", "retry": RETRY},
         {"op": "createSource", "params": {"slug": "at-least-once", "enabled": True,
-                                          "metadataId": "s0d1ouMNJG"}, "retry": RETRY}])
+                                          "metadataId": "IqDTy1TpoU"}, "retry": RETRY}])
     c.eq(s.run_until_idle(timeout=60), 0, "reset-before: the daemon finishes")
     by_op = {}
     for j in s.jobs():

@@ -15,7 +15,7 @@ from harness import Checks, Emulator, Spool, emu_cleanup, iso_ms
 
 c = Checks("ratelimit")
 N = 100
-MD_JS = "s0d1ouMNJG"
+MD_JS = "IqDTy1TpoU"
 
 
 def creates(prefix, n, **extra):

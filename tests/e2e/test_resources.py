@@ -31,7 +31,7 @@ from harness import (Checks, Emulator, Spool, fill_fs, listdir, mount_tmpfs, rem
                      umount_tmpfs, wait_for)
 
 c = Checks("resources")
-JS = "s0d1ouMNJG"
+JS = "IqDTy1TpoU"
 mount_problem = None
 
 

@@ -36,7 +36,7 @@ import time
 from harness import (BIN, Checks, Emulator, Spool, demote, listdir, rewrite_config, wait_for)
 
 c = Checks("security")
-JS = "s0d1ouMNJG"
+JS = "IqDTy1TpoU"
 TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
 
 

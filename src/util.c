@@ -36,6 +36,28 @@ int log_parse_level(const char *name, enum log_level *out)
 	return -1;
 }
 
+/* log_escape - s with \n, \r, \t and the other control bytes (< 0x20, 0x7f) written
+ * as escapes: a logged file name or server message cannot start a forged log line. */
+void log_escape(struct strbuf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != 0x7f) {
+			sb_addch(out, (char)c);
+		} else if (c == '\n') {
+			sb_adds(out, "\\n");
+		} else if (c == '\r') {
+			sb_adds(out, "\\r");
+		} else if (c == '\t') {
+			sb_adds(out, "\\t");
+		} else {
+			char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+			sb_add(out, esc, sizeof(esc));
+		}
+	}
+}
+
 __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, const char *fmt,
 						  va_list ap, const char *suffix)
 {
@@ -43,11 +65,13 @@ __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, con
 		return;
 	char when[48];
 	format_iso8601(clock_wall_ms(), when);
-	struct strbuf line = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT, msg = STRBUF_INIT;
 	sb_addf(&line, "%s segspool[%ld] %s: ", when, (long)getpid(), level_names[level]);
-	sb_vaddf(&line, fmt, ap);
+	sb_vaddf(&msg, fmt, ap);
 	if (suffix)
-		sb_adds(&line, suffix);
+		sb_adds(&msg, suffix);
+	log_escape(&line, msg.buf, msg.len);
+	sb_release(&msg);
 	sb_addch(&line, '\n');
 	/* one write per line, so lines from concurrent processes do not interleave */
 	ssize_t unused = write(STDERR_FILENO, line.buf, line.len);

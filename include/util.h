@@ -26,6 +26,21 @@ void logmsg(enum log_level level, const char *fmt, ...) __attribute__((format(pr
  * as \xNN; bytes from 0x80 (UTF-8) are kept. */
 void log_escape(struct strbuf *out, const char *s, size_t n);
 
+/* Lock files name their holder in one line, "pid=N role=ROLE WHAT=PATH", ROLE being
+ * "daemon" or "cli:COMMAND" (a CLI command changing the store itself, e.g. "cli:retry"):
+ * a daemon that finds a CLI command holding a lock waits for it; one that finds another
+ * daemon says so and exits. */
+struct lock_owner {
+	long pid;
+	char role[32];
+};
+void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
+		     const char *path);
+/* lock_owner_parse - the holder from a lock file's text; 0, or -1 when it names none. */
+int lock_owner_parse(const char *text, size_t n, struct lock_owner *out);
+/* lock_owner_command - "retry" for role "cli:retry"; NULL for a daemon. */
+const char *lock_owner_command(const struct lock_owner *o);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -79,6 +79,55 @@ __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, con
 	sb_release(&line);
 }
 
+/* lock_owner_line - the line a lock holder writes into its lock file. */
+void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
+		     const char *path)
+{
+	sb_addf(out, "pid=%ld role=%s %s=", pid, role, what);
+	log_escape(out, path, strlen(path)); /* the line stays one line */
+	sb_addch(out, '\n');
+}
+
+/* lock_owner_parse - pid and role from lock_owner_line's text; a bare "N" (written by
+ * segspool before roles) is a daemon. */
+int lock_owner_parse(const char *text, size_t n, struct lock_owner *out)
+{
+	char line[160];
+	size_t len = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+	memcpy(line, text, len);
+	line[len] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	memset(out, 0, sizeof(*out));
+	const char *p = strncmp(line, "pid=", 4) == 0 ? line + 4 : line;
+	char *end;
+	errno = 0;
+	long pid = strtol(p, &end, 10);
+	if (end == p || errno || pid <= 0 || pid > 0x7fffffffL)
+		return -1;
+	out->pid = pid;
+	if (p == line) { /* the old form: the pid alone */
+		if (*end)
+			return -1;
+		snprintf(out->role, sizeof(out->role), "daemon");
+		return 0;
+	}
+	if (strncmp(end, " role=", 6) != 0)
+		return -1;
+	const char *role = end + 6;
+	size_t rlen = strcspn(role, " ");
+	if (rlen == 0 || rlen >= sizeof(out->role))
+		return -1;
+	memcpy(out->role, role, rlen);
+	out->role[rlen] = '\0';
+	return 0;
+}
+
+/* lock_owner_command - for a CLI holder ("cli:retry"), its command ("retry"); else NULL. */
+const char *lock_owner_command(const struct lock_owner *o)
+{
+	return strncmp(o->role, "cli:", 4) == 0 ? o->role + 4 : NULL;
+}
+
 /* logmsg - one log line to stderr. */
 void logmsg(enum log_level level, const char *fmt, ...)
 {

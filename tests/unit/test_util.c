@@ -296,6 +296,27 @@ TEST(log_escapes_control_characters)
 	sb_release(&sb);
 }
 
+TEST(lock_owner_lines)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct lock_owner o;
+	lock_owner_line(&sb, 4242, "cli:retry", "spool", "/var/spool/a b\nx");
+	CHECK_STR(sb.buf, "pid=4242 role=cli:retry spool=/var/spool/a b\\nx\n");
+	CHECK_INT(lock_owner_parse(sb.buf, sb.len, &o), 0);
+	CHECK_INT(o.pid, 4242);
+	CHECK_STR(o.role, "cli:retry");
+	CHECK_STR(lock_owner_command(&o), "retry");
+	CHECK_INT(lock_owner_parse("977\n", 4, &o), 0); /* before roles: a daemon */
+	CHECK_INT(o.pid, 977);
+	CHECK_STR(o.role, "daemon");
+	CHECK(lock_owner_command(&o) == NULL);
+	const char *bad[] = {"", "\n", "pid=", "pid=0 role=daemon", "pid=12", "pid=12 role=",
+			     "x12", "12 role=daemon", "pid=-3 role=daemon"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK_INT(lock_owner_parse(bad[i], strlen(bad[i]), &o), -1);
+	sb_release(&sb);
+}
+
 int main(void)
 {
 	RUN(strbuf_basics);
@@ -305,5 +326,6 @@ int main(void)
 	RUN(time_formats);
 	RUN(atomic_files);
 	RUN(log_escapes_control_characters);
+	RUN(lock_owner_lines);
 	return tl_finish();
 }

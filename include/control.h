@@ -43,8 +43,8 @@ struct control_hooks {
 	void (*running)(int64_t id, void *arg);
 	/* report - the outcome for each requested id, with how many child jobs it took
 	 * along; may be NULL. */
-	void (*report)(int64_t id, enum control_outcome outcome, size_t nchildren,
-		       const char *why, void *arg);
+	void (*report)(int64_t id, enum control_outcome outcome, size_t nchildren, const char *why,
+	               void *arg);
 	void *arg;
 };
 
@@ -62,6 +62,6 @@ int control_request_parse(const char *text, struct control_request *out, struct 
  * it is when called) and the children of fan-out parents. Returns how many ids were
  * refused or failed, or -1 when the store failed (the caller rolls back). */
 int control_apply(struct store *st, const struct control_request *req, int64_t now_ms,
-		  const struct control_hooks *hooks);
+                  const struct control_hooks *hooks);
 
 #endif

@@ -70,8 +70,8 @@ int control_request_parse(const char *text, struct control_request *out, struct 
 		sb_adds(why, "not a JSON object");
 	else if (!cJSON_IsString(action) || control_action_parse(action->valuestring, &out->action))
 		sb_adds(why, "action is not \"retry\" or \"cancel\"");
-	else if (state && (!cJSON_IsString(state) ||
-			   job_state_parse(state->valuestring, &out->state) < 0))
+	else if (state &&
+	         (!cJSON_IsString(state) || job_state_parse(state->valuestring, &out->state) < 0))
 		sb_adds(why, "state is not a job state");
 	else if (!state && !cJSON_IsArray(ids))
 		sb_adds(why, "neither ids nor state given");
@@ -121,7 +121,7 @@ static void idset_add(struct idset *s, int64_t id)
 {
 	if ((s->n + 1) * 2 > s->cap) {
 		struct idset bigger = {xcalloc(s->cap ? s->cap * 2 : 64, sizeof(int64_t)),
-				       s->cap ? s->cap * 2 : 64, 0};
+		                       s->cap ? s->cap * 2 : 64, 0};
 		for (size_t i = 0; i < s->cap; i++)
 			if (s->slots[i])
 				bigger.slots[idset_slot(&bigger, s->slots[i])] = s->slots[i];
@@ -142,13 +142,13 @@ struct apply {
 	struct store *st;
 	const struct control_hooks *hooks;
 	int64_t now;
-	struct idset done;  /* changed by this request (as a child or by id) */
-	struct strbuf why;  /* the last outcome's reason */
+	struct idset done; /* changed by this request (as a child or by id) */
+	struct strbuf why; /* the last outcome's reason */
 	int store_failed;
 };
 
 static enum control_outcome act(struct apply *a, enum control_action action, int64_t id,
-				size_t *nkids);
+                                size_t *nkids);
 
 /* store_error - a failed store call: the request stops and is rolled back. */
 static enum control_outcome store_error(struct apply *a)
@@ -161,7 +161,7 @@ static enum control_outcome store_error(struct apply *a)
 
 /* refused - a job not in a state the action allows: "BEFORE STATE AFTER". */
 static enum control_outcome refused(struct apply *a, const char *before, enum job_state s,
-				    const char *after)
+                                    const char *after)
 {
 	sb_reset(&a->why);
 	sb_addf(&a->why, "%s %s%s", before, job_state_name(s), after);
@@ -191,7 +191,7 @@ static void cascade(struct apply *a, enum control_action action, int64_t parent,
  * then its children. A parent already cancelled (e.g. by an older segspool that did
  * not follow fan-out) still takes its unfinished children along. */
 static enum control_outcome cancel_job(struct apply *a, int64_t id, enum job_state state,
-				       size_t *nkids)
+                                       size_t *nkids)
 {
 	enum control_outcome out = CONTROL_DONE;
 	if (state == JS_SUCCEEDED)
@@ -208,7 +208,7 @@ static enum control_outcome cancel_job(struct apply *a, int64_t id, enum job_sta
 			a->hooks->running(id, a->hooks->arg);
 			out = CONTROL_ABORTED;
 		} else if (rc == 2 && store_job_end(a->st, id, JS_CANCELLED, NULL,
-						    "cancelled by the user", a->now) < 0) {
+		                                    "cancelled by the user", a->now) < 0) {
 			return store_error(a);
 		}
 		idset_add(&a->done, id);
@@ -224,7 +224,7 @@ static enum control_outcome cancel_job(struct apply *a, int64_t id, enum job_sta
 /* retry_job - failed|dead|cancelled -> queued, with the children that ended so: a
  * fan-out parent queued alone would find them ended and fail again at once. */
 static enum control_outcome retry_job(struct apply *a, int64_t id, enum job_state state,
-				      size_t *nkids)
+                                      size_t *nkids)
 {
 	if (state != JS_FAILED && state != JS_DEAD && state != JS_CANCELLED)
 		return refused(a, "it is", state, RETRY_ONLY);
@@ -240,7 +240,7 @@ static enum control_outcome retry_job(struct apply *a, int64_t id, enum job_stat
 
 /* act - one job: looks up its state, then retries or cancels it and its children. */
 static enum control_outcome act(struct apply *a, enum control_action action, int64_t id,
-				size_t *nkids)
+                                size_t *nkids)
 {
 	struct job_row row;
 	int rc = store_get(a->st, id, &row);
@@ -254,12 +254,12 @@ static enum control_outcome act(struct apply *a, enum control_action action, int
 	enum job_state state = row.state;
 	job_row_release(&row);
 	return action == CONTROL_CANCEL ? cancel_job(a, id, state, nkids)
-					: retry_job(a, id, state, nkids);
+	                                : retry_job(a, id, state, nkids);
 }
 
 /* control_apply - the request, id by id; stops at the first store failure. */
 int control_apply(struct store *st, const struct control_request *req, int64_t now_ms,
-		  const struct control_hooks *hooks)
+                  const struct control_hooks *hooks)
 {
 	struct apply a = {.st = st, .hooks = hooks, .now = now_ms, .why = STRBUF_INIT};
 	int64_t *list = req->ids;

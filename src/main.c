@@ -592,7 +592,7 @@ static const struct cmd commands[] = {
 	{"run", cmd_run, "run [--until-idle]", "the daemon, in the foreground"},
 	{"submit", cmd_submit, "submit FILE...|-", "validate, then drop atomically into the spool"},
 	{"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
-	{"list", cmd_list, "list [--state S] [--limit N] [--json]", "jobs, newest first"},
+	{"list", cmd_list, "list [--state S] [--limit N] [--json]", "jobs, newest first (1000; --limit 0: all)"},
 	{"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
 	{"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
 	{"retry", cmd_retry, "retry ID...|--state S", "failed, dead or cancelled jobs back into the queue"},

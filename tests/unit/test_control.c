@@ -97,7 +97,7 @@ static void on_running(int64_t id, void *arg)
 }
 
 static void on_report(int64_t id, enum control_outcome o, size_t nchildren, const char *why,
-		      void *arg)
+                      void *arg)
 {
 	struct seen *s = arg;
 	if (s->n >= 64)
@@ -111,7 +111,7 @@ static void on_report(int64_t id, enum control_outcome o, size_t nchildren, cons
 
 /* apply_ids - one request over ids; returns control_apply's result. */
 static int apply_ids(struct store *st, enum control_action action, int64_t *ids, size_t n,
-		     struct seen *seen, int with_hook)
+                     struct seen *seen, int with_hook)
 {
 	struct control_request req = {.action = action, .ids = ids, .nids = n};
 	struct control_hooks h = {with_hook ? on_running : NULL, on_report, seen};
@@ -307,10 +307,15 @@ TEST(request_round_trip)
 	CHECK_INT(control_request_parse(text, &back, &why), 0);
 	CHECK(back.by_state && back.state == JS_DEAD && back.action == CONTROL_RETRY);
 	free(text);
-	const char *bad[] = {"", "[]", "{\"ids\":[1]}", "{\"action\":\"delete\",\"ids\":[1]}",
-			     "{\"action\":\"retry\"}", "{\"action\":\"retry\",\"state\":\"gone\"}",
-			     "{\"action\":\"retry\",\"ids\":[0]}", "{\"action\":\"retry\",\"ids\":[1.5]}",
-			     "{\"action\":\"retry\",\"ids\":[\"1\"]}"};
+	const char *bad[] = {"",
+	                     "[]",
+	                     "{\"ids\":[1]}",
+	                     "{\"action\":\"delete\",\"ids\":[1]}",
+	                     "{\"action\":\"retry\"}",
+	                     "{\"action\":\"retry\",\"state\":\"gone\"}",
+	                     "{\"action\":\"retry\",\"ids\":[0]}",
+	                     "{\"action\":\"retry\",\"ids\":[1.5]}",
+	                     "{\"action\":\"retry\",\"ids\":[\"1\"]}"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		sb_reset(&why);
 		CHECK_INT(control_request_parse(bad[i], &back, &why), -1);

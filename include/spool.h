@@ -7,7 +7,8 @@
  *   SPOOL/archive/    accepted files (or unlinked, by configuration)
  *   SPOOL/control/    retry/cancel requests from the CLI to a running daemon
  *   SPOOL/out/        default output directory
- *   SPOOL/.lock       flock'd by the one daemon
+ *   SPOOL/.lock       flock'd by the one daemon (or, briefly, a CLI command changing
+ *                     the store itself); its line names the holder
  */
 #ifndef SEGSPOOL_SPOOL_H
 #define SEGSPOOL_SPOOL_H

@@ -73,6 +73,10 @@ const struct op_def *catalog_match(const char *method, const char *path);
  * documented limit of its own, else "default". */
 const char *catalog_rate_group(const struct op_def *op);
 
+/* catalog_raw_path_problem - why a raw request's path is refused (validation and
+ * catalog_build use this one rule), or NULL when it is safe to append to the base URL. */
+const char *catalog_raw_path_problem(const char *path);
+
 /* suggest_close - the candidate within edit distance max(2, len/3) of word, or NULL. */
 const char *suggest_close(const char *word, const char *const *candidates, size_t n);
 

@@ -7,12 +7,16 @@
  *   SPOOL/archive/    accepted files (or unlinked, by configuration)
  *   SPOOL/control/    retry/cancel requests from the CLI to a running daemon
  *   SPOOL/out/        default output directory
- *   SPOOL/.lock       flock'd by the one daemon
+ *   SPOOL/.lock       flock'd by the one daemon (or, briefly, a CLI command changing
+ *                     the store itself); its line names the holder
  */
 #ifndef SEGSPOOL_SPOOL_H
 #define SEGSPOOL_SPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct lock_owner;
 
 struct strbuf;
 
@@ -27,9 +31,20 @@ struct spool {
 int spool_open(const char *root, int create, struct spool *sp);
 void spool_close(struct spool *sp);
 
-/* spool_lock - flock(LOCK_EX|LOCK_NB) on SPOOL/.lock: 0 taken, 1 held by another
- * process (a daemon runs), -1 error. */
+/* spool_lock - flock(LOCK_EX|LOCK_NB) on SPOOL/.lock as the daemon: 0 taken, 1 held by
+ * another process, -1 error. */
 int spool_lock(struct spool *sp);
+/* spool_lock_as - the same for role: "daemon", or "cli:COMMAND" for a CLI command that
+ * changes the store itself (util.h's lock_owner line goes into SPOOL/.lock). */
+int spool_lock_as(struct spool *sp, const char *role);
+/* spool_lock_wait - spool_lock_as, waiting up to max_wait_ms (logging "waiting for
+ * segspool retry (pid N) to finish") while a CLI command holds the lock. 0 taken; 1
+ * held by a daemon, or by a CLI command past the wait, with *holder set (pid 0 when
+ * the file names nobody alive); -1 error. */
+int spool_lock_wait(struct spool *sp, const char *role, int64_t max_wait_ms,
+		    struct lock_owner *holder);
+/* spool_lock_holder - who SPOOL/.lock names: 0 with *out set, -1 when nobody. */
+int spool_lock_holder(struct spool *sp, struct lock_owner *out);
 /* spool_lock_owner - the pid the lock holder wrote into SPOOL/.lock, or 0 if unknown:
  * for "another segspool daemon is running on SPOOL (pid N)". */
 int spool_lock_owner(struct spool *sp);

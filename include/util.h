@@ -19,8 +19,27 @@ _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 void log_set_level(enum log_level level);
 int log_parse_level(const char *name, enum log_level *out);
-/* logmsg - one line to stderr: wall-clock time, level, message. */
+/* logmsg - one line to stderr: wall-clock time, level, message; the message's control
+ * characters are escaped (log_escape), so it is always one line. */
 void logmsg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* log_escape - appends s[0..n) with \n, \r, \t as such and other bytes < 0x20 and 0x7f
+ * as \xNN; bytes from 0x80 (UTF-8) are kept. */
+void log_escape(struct strbuf *out, const char *s, size_t n);
+
+/* Lock files name their holder in one line, "pid=N role=ROLE WHAT=PATH", ROLE being
+ * "daemon" or "cli:COMMAND" (a CLI command changing the store itself, e.g. "cli:retry"):
+ * a daemon that finds a CLI command holding a lock waits for it; one that finds another
+ * daemon says so and exits. */
+struct lock_owner {
+	long pid;
+	char role[32];
+};
+void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
+		     const char *path);
+/* lock_owner_parse - the holder from a lock file's text; 0, or -1 when it names none. */
+int lock_owner_parse(const char *text, size_t n, struct lock_owner *out);
+/* lock_owner_command - "retry" for role "cli:retry"; NULL for a daemon. */
+const char *lock_owner_command(const struct lock_owner *o);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

@@ -540,19 +540,34 @@ static const char *raw_method(const cJSON *v)
 	return NULL;
 }
 
-/* raw_path_ok - a path relative to the base URL that cannot leave it or split a line. */
-static int raw_path_ok(const char *path, struct strbuf *err)
+/* catalog_raw_path_problem - the one rule for a raw path, for validation and building:
+ * relative to the base URL, it cannot leave it (no scheme, no //host, no .. even
+ * percent-encoded), split the request line or carry a query or fragment. */
+const char *catalog_raw_path_problem(const char *path)
 {
 	if (path[0] != '/')
-		return fail(err, "raw path must start with /");
+		return "it does not start with /";
+	if (path[1] == '/')
+		return "it starts with //";
 	if (strstr(path, "://"))
-		return fail(err, "raw path must not contain ://");
+		return "it contains ://";
 	if (strstr(path, "..") || strcasestr(path, "%2e"))
-		return fail(err, "raw path must not contain ..");
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		if (*p <= ' ' || *p == 0x7f || *p == '#')
-			return fail(err, "raw path contains a forbidden character (0x%02x)", *p);
-	return 0;
+		return "it contains .. (or %2e, an encoded dot)";
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f)
+			return "it contains a forbidden character (whitespace or a control character)";
+		if (*p == '?' || *p == '#')
+			return "it contains a forbidden character, ? or # (give the query as "
+			       "params.query)";
+	}
+	return NULL;
+}
+
+/* raw_path_ok - catalog_raw_path_problem as a build error. */
+static int raw_path_ok(const char *path, struct strbuf *err)
+{
+	const char *why = catalog_raw_path_problem(path);
+	return why ? fail(err, "invalid raw path: %s", why) : 0;
 }
 
 /* add_raw_member - one member of raw query: scalar, name.N array or name[key] object. */

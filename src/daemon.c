@@ -21,6 +21,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "control.h"
 #include "http.h"
 #include "job.h"
 #include "output.h"
@@ -43,6 +44,7 @@
 #define STORE_BUSY_LOG_MS 10000
 #define CONTROL_POLL_S 0.25
 #define BUCKET_SAVE_MS 1000
+#define SPOOL_LOCK_WAIT_MS 60000 /* for a CLI command holding the spool lock */
 
 struct names {
 	char **v;
@@ -1449,71 +1451,63 @@ static void dispatch(struct daemon *d)
 
 /* --- control files ----------------------------------------------------------------- */
 
-/* cancel_id - a user's cancel: ends queued/waiting at once, aborts a request in flight. */
-static void cancel_id(struct daemon *d, int64_t id, int64_t now)
+/* control_ctx - what control.c's hooks need: the daemon, and the request they report on. */
+struct control_ctx {
+	struct daemon *d;
+	const struct control_request *req;
+};
+
+/* abort_running - control.c's hook for a cancelled job that is running: abort its
+ * request in flight (on_response then ends it cancelled), or end a run that is held. */
+static void abort_running(int64_t id, void *arg)
 {
-	txn(d);
-	int rc = store_job_cancel(d->st, id, now);
-	if (rc == 2) {
-		struct run *r = run_find(d, id);
-		if (r && r->xfer)
-			http_cancel(d->http, r->xfer); /* on_response ends it cancelled */
-		else if (r)
-			end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
-		else
-			store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user", now);
-	}
-	if (rc == 1)
-		logmsg(LOG_WARN, "job %lld cannot be cancelled: it has already succeeded or ended",
-		       (long long)id);
-	int64_t *kids = NULL;
-	size_t n = 0;
-	if (rc >= 0 && rc != 1 && store_children_ids(d->st, id, &kids, &n) == 0)
-		for (size_t i = 0; i < n; i++)
-			cancel_id(d, kids[i], now);
-	free(kids);
+	struct daemon *d = ((struct control_ctx *)arg)->d;
+	struct run *r = run_find(d, id);
+	if (r && r->xfer)
+		http_cancel(d->http, r->xfer);
+	else if (r)
+		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
+	else
+		store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
+			      clock_wall_ms());
 }
 
-/* apply_control - {"action": "retry"|"cancel", "ids": [...]} or {"action","state"}. */
+/* log_outcome - control.c's report: one log line per requested job. */
+static void log_outcome(int64_t id, enum control_outcome o, size_t nchildren, const char *why,
+			void *arg)
+{
+	int cancel = ((struct control_ctx *)arg)->req->action == CONTROL_CANCEL;
+	if (o == CONTROL_DONE || o == CONTROL_ABORTED)
+		logmsg(LOG_INFO, "job %lld %s%s, with %zu child job(s)", (long long)id,
+		       cancel ? "cancelled" : "queued again",
+		       o == CONTROL_ABORTED ? " (its request aborted)" : "", nchildren);
+	else
+		logmsg(LOG_WARN, "job %lld cannot be %s: %s", (long long)id,
+		       cancel ? "cancelled" : "retried", why ? why : "");
+}
+
+/* apply_control - a control file from the CLI, carried out by control.c within the
+ * loop's transaction. */
 static void apply_control(struct daemon *d, const char *text)
 {
-	cJSON *doc = cJSON_Parse(text);
-	const cJSON *action = cJSON_GetObjectItemCaseSensitive(doc, "action");
-	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(doc, "ids");
-	const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
-	int64_t now = clock_wall_ms();
-	if (!cJSON_IsString(action)) {
-		logmsg(LOG_WARN, "ignoring a control file without an action");
-		cJSON_Delete(doc);
+	struct control_request req;
+	struct strbuf why = STRBUF_INIT;
+	if (control_request_parse(text, &req, &why) < 0) {
+		logmsg(LOG_WARN, "ignoring a control file: %s", why.buf);
+		sb_release(&why);
 		return;
 	}
-	int cancel = strcmp(action->valuestring, "cancel") == 0;
-	int64_t *list = NULL;
-	size_t n = 0;
-	enum job_state s;
-	if (cJSON_IsString(state) && job_state_parse(state->valuestring, &s) == 0) {
-		store_ids_in_state(d->st, s, &list, &n);
-	} else if (cJSON_IsArray(ids)) {
-		list = xcalloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof(*list));
-		for (const cJSON *it = ids->child; it; it = it->next)
-			if (cJSON_IsNumber(it))
-				list[n++] = (int64_t)it->valuedouble;
-	}
+	sb_release(&why);
+	struct control_ctx ctx = {d, &req};
+	struct control_hooks hooks = {abort_running, log_outcome, &ctx};
 	txn(d);
-	for (size_t i = 0; i < n; i++) {
-		if (cancel) {
-			cancel_id(d, list[i], now);
-		} else if (store_job_retry(d->st, list[i], now) == 0) {
-			logmsg(LOG_INFO, "job %lld queued again", (long long)list[i]);
-		} else {
-			logmsg(LOG_WARN, "job %lld cannot be retried (only failed, dead or cancelled "
-			       "jobs can)", (long long)list[i]);
-		}
-	}
-	free(list);
-	cJSON_Delete(doc);
+	if (control_apply(d->st, &req, clock_wall_ms(), &hooks) < 0)
+		logmsg(LOG_ERROR, "cannot %s jobs: %s", control_action_name(req.action),
+		       store_errmsg(d->st));
+	control_request_release(&req);
 }
 
+/* control_one - one control file: read, applied, removed. */
 static int control_one(const char *name, void *arg)
 {
 	struct daemon *d = arg;
@@ -1874,10 +1868,15 @@ static int open_all(struct daemon *d)
 	sb_release(&why);
 	if (spool_open(cfg->spool_dir, 1, &d->sp) < 0)
 		return error("cannot open spool %s", cfg->spool_dir);
-	int lk = spool_lock(&d->sp);
+	struct lock_owner who;
+	int lk = spool_lock_wait(&d->sp, "daemon", SPOOL_LOCK_WAIT_MS, &who);
+	if (lk == 1 && lock_owner_command(&who))
+		return error("segspool %s (pid %ld) still holds spool %s after %d s",
+			     lock_owner_command(&who), who.pid, cfg->spool_dir,
+			     SPOOL_LOCK_WAIT_MS / 1000);
 	if (lk == 1)
-		return error("another segspool daemon is running on spool %s (pid %d); only one "
-			     "may run per spool", cfg->spool_dir, spool_lock_owner(&d->sp));
+		return error("another segspool daemon is running on spool %s (pid %ld); only one "
+			     "may run per spool", cfg->spool_dir, who.pid);
 	if (lk < 0)
 		return error("cannot lock spool %s", cfg->spool_dir);
 	if (strcmp(cfg->output_dir, "") != 0) {

@@ -408,26 +408,6 @@ static void check_pagination(struct ctx *c, struct param_msg *pm, const cJSON *v
 	sb_release(&exp);
 }
 
-/* raw_path_problem - why a raw request's path is unsafe to append to the base URL. */
-static const char *raw_path_problem(const char *path)
-{
-	if (path[0] != '/')
-		return "it does not start with /";
-	if (path[1] == '/')
-		return "it starts with //";
-	if (strstr(path, "://"))
-		return "it contains ://";
-	if (strstr(path, ".."))
-		return "it contains ..";
-	for (const char *s = path; *s; s++) {
-		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
-			return "it contains whitespace or a control character";
-		if (*s == '?' || *s == '#')
-			return "it contains ? or # (give the query as params.query)";
-	}
-	return NULL;
-}
-
 /* check_value_rules - checks beyond the JSON type: non-empty path params, enum values,
  * parseable times, and the raw request's path. */
 static void check_value_rules(struct ctx *c, const struct op_def *op, struct param_msg *m,
@@ -446,7 +426,7 @@ static void check_value_rules(struct ctx *c, const struct op_def *op, struct par
 		ctx_problem(c, pm_rel(m), pm_expected(m), "invalid time \"%s\" for %s",
 		            shown(v->valuestring, buf), p->name);
 	if (op->is_raw && !strcmp(p->name, "path") && cJSON_IsString(v)) {
-		const char *why = raw_path_problem(v->valuestring);
+		const char *why = catalog_raw_path_problem(v->valuestring);
 		if (why)
 			ctx_problem(c, pm_rel(m),
 			            "an API path such as /sources, without scheme, host or ..",

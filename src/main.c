@@ -2,14 +2,17 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "catalog.h"
 #include "config.h"
+#include "control.h"
 #include "job.h"
 #include "daemon.h"
 #include "spool.h"
@@ -206,6 +209,31 @@ static long long json_num(const cJSON *obj, const char *name)
 	return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
 }
 
+/* parse_limit - --limit's value: a non-negative decimal integer (0: no limit). */
+static int parse_limit(const char *text, int *out)
+{
+	char *end;
+	if (!*text || strspn(text, "0123456789") != strlen(text))
+		return -1;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || v > INT_MAX - 1)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* list_total - how many jobs list would show without a limit, or -1. */
+static int64_t list_total(struct store *st, const enum job_state *filter)
+{
+	int64_t counts[JS_COUNT], total = 0;
+	if (store_counts(st, counts) < 0)
+		return -1;
+	for (int i = 0; i < JS_COUNT; i++)
+		total += counts[i];
+	return filter ? counts[*filter] : total;
+}
+
 static int cmd_list(struct config *cfg, int argc, char **argv)
 {
 	int json = 0, limit = 1000;
@@ -220,7 +248,9 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 						   "succeeded, failed, dead, cancelled)", argv[i]);
 			filter = &state;
 		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			limit = atoi(argv[++i]);
+			if (parse_limit(argv[++i], &limit) < 0)
+				return usage_error("list: --limit wants a number of jobs (0 for all), "
+						   "not %s", argv[i]);
 		} else {
 			return usage_error("usage: segspool list [--state S] [--limit N] [--json]");
 		}
@@ -228,17 +258,35 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 	struct store *st = open_store_ro(cfg);
 	if (!st)
 		return EXIT_FAILED;
-	cJSON *rows = store_list_json(st, filter, limit);
+	/* one row more than shown tells whether the limit cut the list */
+	cJSON *rows = store_list_json(st, filter, limit ? limit + 1 : 0);
+	if (!rows) {
+		fprintf(stderr, "segspool: cannot list the jobs of %s: %s\n", cfg->db_path,
+			store_errmsg(st));
+		store_close(st);
+		return EXIT_FAILED;
+	}
+	int cut = limit && cJSON_GetArraySize(rows) > limit;
+	int64_t total = -1;
+	if (cut) {
+		cJSON_DeleteItemFromArray(rows, limit);
+		total = list_total(st, filter);
+	}
 	if (json) {
-		for (const cJSON *r = rows ? rows->child : NULL; r; r = r->next)
+		for (const cJSON *r = rows->child; r; r = r->next)
 			print_json(r, 0);
 	} else {
 		printf("%-8s %-10s %-34s %-8s %s\n", "ID", "STATE", "OP", "TRIES", "KEY");
-		for (const cJSON *r = rows ? rows->child : NULL; r; r = r->next)
+		for (const cJSON *r = rows->child; r; r = r->next)
 			printf("%-8lld %-10s %-34s %-8lld %s\n", json_num(r, "id"),
 			       json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"),
 			       json_str(r, "key"));
 	}
+	if (cut && total > limit)
+		fprintf(stderr, "segspool: showing %d of %lld jobs; --limit 0 shows all\n", limit,
+			(long long)total);
+	else if (cut) /* the count failed, or jobs went since the list was read */
+		fprintf(stderr, "segspool: showing the first %d jobs; --limit 0 shows all\n", limit);
 	cJSON_Delete(rows);
 	store_close(st);
 	return EXIT_OK;
@@ -327,110 +375,152 @@ static int cmd_stats(struct config *cfg, int argc, char **argv)
 	if (!st)
 		return EXIT_FAILED;
 	cJSON *doc = store_stats_json(st);
-	print_json(doc, !json);
+	int rc = EXIT_OK;
+	if (doc) {
+		print_json(doc, !json);
+	} else {
+		fprintf(stderr, "segspool: cannot read the statistics of %s: %s\n", cfg->db_path,
+			store_errmsg(st));
+		rc = EXIT_FAILED;
+	}
 	cJSON_Delete(doc);
 	store_close(st);
-	return EXIT_OK;
+	return rc;
+}
+
+/* how long a CLI command waits for another one that holds the spool lock */
+#define CLI_LOCK_WAIT_MS 60000
+
+/* cli_report - what control.c did with each job, kept until the spool lock is let go:
+ * stdout may be a slow pipe, and a daemon may be waiting for the lock. */
+struct cli_report {
+	enum control_action action;
+	struct strbuf out, err;
+};
+
+static void report_outcome(int64_t id, enum control_outcome o, size_t nchildren, const char *why,
+			   void *arg)
+{
+	struct cli_report *r = arg;
+	if (o == CONTROL_DONE || o == CONTROL_ABORTED) {
+		sb_addf(&r->out, "job %lld: %s", (long long)id,
+			r->action == CONTROL_RETRY ? "queued again" : "cancelled");
+		if (nchildren)
+			sb_addf(&r->out, ", with %zu child job(s)", nchildren);
+		sb_addch(&r->out, '\n');
+	} else {
+		sb_addf(&r->err, "job %lld: cannot %s it (%s)\n", (long long)id,
+			control_action_name(r->action), why ? why : "unknown reason");
+	}
+}
+
+/* control_in_store - no daemon runs: the request on the store, in one transaction, while
+ * this command holds the spool lock. */
+static int control_in_store(struct config *cfg, const struct control_request *req,
+			    struct cli_report *rep)
+{
+	struct store *st = NULL;
+	char *err = NULL;
+	if (store_open(cfg->db_path, 0, &st, &err) < 0) {
+		fprintf(stderr, "segspool: %s\n", err ? err : "cannot open the store");
+		free(err);
+		return EXIT_FAILED;
+	}
+	struct control_hooks hooks = {NULL, report_outcome, rep};
+	int rc = EXIT_OK, bad = -1;
+	if (store_begin(st) == 0)
+		bad = control_apply(st, req, clock_wall_ms(), &hooks);
+	if (bad < 0 || store_commit(st) < 0) {
+		store_rollback(st);
+		sb_reset(&rep->out);
+		sb_addf(&rep->err, "segspool: cannot %s: %s; nothing was changed\n",
+			control_action_name(req->action), store_errmsg(st));
+		rc = EXIT_FAILED;
+	} else if (bad > 0) {
+		rc = EXIT_FAILED;
+	}
+	store_close(st);
+	return rc;
 }
 
 /* control - retry/cancel: through the spool when a daemon runs, else on the store. */
-static int control(struct config *cfg, int argc, char **argv, const char *action)
+static int control(struct config *cfg, int argc, char **argv, enum control_action action)
 {
-	cJSON *doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "action", action);
-	cJSON *ids = cJSON_AddArrayToObject(doc, "ids");
+	const char *name = control_action_name(action);
+	struct control_request req = {.action = action};
+	req.ids = xcalloc((size_t)argc, sizeof(*req.ids));
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
-			enum job_state s;
-			if (job_state_parse(argv[++i], &s) < 0) {
-				cJSON_Delete(doc);
-				return usage_error("%s: unknown state %s", action, argv[i]);
+			if (job_state_parse(argv[++i], &req.state) < 0) {
+				control_request_release(&req);
+				return usage_error("%s: unknown state %s", name, argv[i]);
 			}
-			cJSON_AddStringToObject(doc, "state", argv[i]);
+			req.by_state = 1;
 			continue;
 		}
 		char *end;
+		errno = 0;
 		long long n = strtoll(argv[i], &end, 10);
-		if (*end || n <= 0) {
-			cJSON_Delete(doc);
-			return usage_error("usage: segspool %s ID...%s", action,
-					   strcmp(action, "retry") == 0 ? "|--state S" : "");
+		if (*end || n <= 0 || errno) {
+			control_request_release(&req);
+			return usage_error("usage: segspool %s ID...%s", name,
+					   action == CONTROL_RETRY ? "|--state S" : "");
 		}
-		cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)n));
+		req.ids[req.nids++] = n;
 	}
-	if (!cJSON_GetArraySize(ids) && !cJSON_GetObjectItem(doc, "state")) {
-		cJSON_Delete(doc);
-		return usage_error("usage: segspool %s ID...", action);
+	if (!req.nids && !req.by_state) {
+		control_request_release(&req);
+		return usage_error("usage: segspool %s ID...", name);
+	}
+	if (req.nids && req.by_state) {
+		control_request_release(&req);
+		return usage_error("%s: give job ids or --state, not both", name);
 	}
 	struct spool sp;
 	if (spool_open(cfg->spool_dir, 1, &sp) < 0) {
-		cJSON_Delete(doc);
+		control_request_release(&req);
 		return EXIT_FAILED;
 	}
+	struct strbuf role = STRBUF_INIT;
+	sb_addf(&role, "cli:%s", name);
+	struct cli_report rep = {action, STRBUF_INIT, STRBUF_INIT};
+	struct lock_owner who;
 	int rc = EXIT_OK;
-	char *text = cJSON_PrintUnformatted(doc);
-	int lk = spool_lock(&sp);
-	if (lk == 1) {
+	int lk = spool_lock_wait(&sp, role.buf, CLI_LOCK_WAIT_MS, &who);
+	if (lk == 1 && lock_owner_command(&who)) {
+		fprintf(stderr, "segspool: segspool %s (pid %ld) still holds spool %s after %d s\n",
+			lock_owner_command(&who), who.pid, cfg->spool_dir, CLI_LOCK_WAIT_MS / 1000);
+		rc = EXIT_FAILED;
+	} else if (lk == 1) {
+		char *text = control_request_to_json(&req);
 		if (spool_control_submit(&sp, text) < 0)
 			rc = EXIT_FAILED;
 		else
-			printf("%s request handed to the running daemon (pid %d)\n", action,
-			       spool_lock_owner(&sp));
+			printf("%s request handed to the running daemon (pid %ld)\n", name, who.pid);
+		free(text);
 	} else if (lk == 0) {
-		struct store *st = NULL;
-		char *err = NULL;
-		if (store_open(cfg->db_path, 0, &st, &err) < 0) {
-			fprintf(stderr, "segspool: %s\n", err ? err : "cannot open the store");
-			free(err);
-			rc = EXIT_FAILED;
-		} else {
-			int64_t now = clock_wall_ms(), *list = NULL;
-			size_t n = 0;
-			const cJSON *state = cJSON_GetObjectItem(doc, "state");
-			enum job_state s;
-			if (state && job_state_parse(state->valuestring, &s) == 0) {
-				store_ids_in_state(st, s, &list, &n);
-			} else {
-				list = xcalloc((size_t)cJSON_GetArraySize(ids), sizeof(*list));
-				for (const cJSON *it = ids->child; it; it = it->next)
-					list[n++] = (int64_t)it->valuedouble;
-			}
-			for (size_t i = 0; i < n; i++) {
-				int r = strcmp(action, "retry") == 0 ? store_job_retry(st, list[i], now)
-								      : store_job_cancel(st, list[i], now);
-				if (r == 2)
-					r = store_job_end(st, list[i], JS_CANCELLED, NULL,
-							  "cancelled by the user", now);
-				if (r == 0) {
-					printf("job %lld: %s\n", (long long)list[i],
-					       strcmp(action, "retry") == 0 ? "queued again" : "cancelled");
-				} else {
-					fprintf(stderr, "job %lld: cannot %s it (%s)\n", (long long)list[i],
-						action, r == 1 ? "not in a state that allows it"
-							       : store_errmsg(st));
-					rc = EXIT_FAILED;
-				}
-			}
-			free(list);
-			store_close(st);
-		}
+		rc = control_in_store(cfg, &req, &rep);
 	} else {
 		rc = EXIT_FAILED;
 	}
-	free(text);
-	cJSON_Delete(doc);
-	spool_close(&sp);
+	spool_close(&sp); /* lets go of the lock before the (maybe long) report */
+	fwrite(rep.out.buf, 1, rep.out.len, stdout);
+	fwrite(rep.err.buf, 1, rep.err.len, stderr);
+	sb_release(&rep.out);
+	sb_release(&rep.err);
+	sb_release(&role);
+	control_request_release(&req);
 	return rc;
 }
 
 static int cmd_retry(struct config *cfg, int argc, char **argv)
 {
-	return control(cfg, argc, argv, "retry");
+	return control(cfg, argc, argv, CONTROL_RETRY);
 }
 
 static int cmd_cancel(struct config *cfg, int argc, char **argv)
 {
-	return control(cfg, argc, argv, "cancel");
+	return control(cfg, argc, argv, CONTROL_CANCEL);
 }
 
 static int cmd_ops(struct config *cfg, int argc, char **argv)
@@ -473,11 +563,36 @@ static int cmd_ops(struct config *cfg, int argc, char **argv)
 
 static int cmd_help(struct config *cfg, int argc, char **argv);
 
+/* finish_stdout - as git does at exit: output that could not be written (a full disk,
+ * an I/O error) is a failure, not a silent exit 0. A closed stdout, a pipe or a socket
+ * is left alone (a reader that went away is not our failure). */
+static int finish_stdout(int rc)
+{
+	struct stat st;
+	if (fstat(fileno(stdout), &st) < 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		return rc;
+	errno = 0;
+	int failed = fflush(stdout) != 0;
+	int why = errno;
+	if (!failed && ferror(stdout)) { /* an earlier write failed; its errno is gone */
+		failed = 1;
+		why = EIO;
+	}
+	if (fclose(stdout) != 0 && !failed) {
+		failed = 1;
+		why = errno;
+	}
+	if (!failed)
+		return rc;
+	fprintf(stderr, "segspool: cannot write to standard output: %s\n", strerror(why));
+	return EXIT_FAILED;
+}
+
 static const struct cmd commands[] = {
 	{"run", cmd_run, "run [--until-idle]", "the daemon, in the foreground"},
 	{"submit", cmd_submit, "submit FILE...|-", "validate, then drop atomically into the spool"},
 	{"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
-	{"list", cmd_list, "list [--state S] [--limit N] [--json]", "jobs, newest first"},
+	{"list", cmd_list, "list [--state S] [--limit N] [--json]", "jobs, newest first (1000; --limit 0: all)"},
 	{"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
 	{"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
 	{"retry", cmd_retry, "retry ID...|--state S", "failed, dead or cancelled jobs back into the queue"},
@@ -520,7 +635,7 @@ int main(int argc, char **argv)
 		if (strcmp(opt, "--help") == 0) {
 			cmd_help(&cfg, 0, NULL);
 			config_release(&cfg);
-			return EXIT_OK;
+			return finish_stdout(EXIT_OK);
 		}
 		if (i + 1 >= argc)
 			return usage_error("%s needs a value", opt);
@@ -538,7 +653,7 @@ int main(int argc, char **argv)
 			return usage_error("unknown option %s (see segspool help)", opt);
 	}
 	if (i >= argc)
-		return cmd_help(&cfg, 0, NULL), config_release(&cfg), EXIT_USAGE;
+		return cmd_help(&cfg, 0, NULL), config_release(&cfg), finish_stdout(EXIT_USAGE);
 	const struct cmd *c = find_cmd(argv[i]);
 	if (!c)
 		return usage_error("unknown command %s (see segspool help)", argv[i]);
@@ -570,5 +685,5 @@ int main(int argc, char **argv)
 	int rc = c->fn(&cfg, argc - i, argv + i);
 	sb_release(&err);
 	config_release(&cfg);
-	return rc;
+	return finish_stdout(rc);
 }

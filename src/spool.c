@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "strbuf.h"
@@ -138,18 +140,22 @@ void spool_close(struct spool *sp)
 	sp->root = NULL;
 }
 
-/* write_lock_pid - records our pid in the lock file so a second daemon can name us. */
-static int write_lock_pid(struct spool *sp, int fd)
+/* write_lock_owner - records who we are in the lock file, so the next process to find
+ * it locked can name us, and a daemon can tell a CLI command (worth waiting for) from
+ * another daemon. */
+static int write_lock_owner(struct spool *sp, int fd, const char *role)
 {
-	char pid[32];
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != (ssize_t)n)
-		return error_errno("cannot write pid into %s/.lock", sp->root);
-	return 0;
+	struct strbuf line = STRBUF_INIT;
+	lock_owner_line(&line, (long)getpid(), role, "spool", sp->root);
+	int rc = 0;
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, line.buf, line.len, 0) != (ssize_t)line.len)
+		rc = error_errno("cannot write the lock holder into %s/.lock", sp->root);
+	sb_release(&line);
+	return rc;
 }
 
-/* spool_lock - takes the daemon lock: 0 taken, 1 another process holds it, -1 error. */
-int spool_lock(struct spool *sp)
+/* spool_lock_as - takes the lock as role: 0 taken, 1 another process holds it, -1 error. */
+int spool_lock_as(struct spool *sp, const char *role)
 {
 	if (sp->lock_fd >= 0)
 		return 0;
@@ -164,7 +170,7 @@ int spool_lock(struct spool *sp)
 		errno = saved;
 		return error_errno("cannot lock %s/.lock", sp->root);
 	}
-	if (write_lock_pid(sp, fd) < 0) {
+	if (write_lock_owner(sp, fd, role) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -172,23 +178,74 @@ int spool_lock(struct spool *sp)
 	return 0;
 }
 
+/* spool_lock - takes the daemon lock: 0 taken, 1 another process holds it, -1 error. */
+int spool_lock(struct spool *sp)
+{
+	return spool_lock_as(sp, "daemon");
+}
+
+/* spool_lock_holder - who the lock file names: 0 with *out set, -1 when it names none. */
+int spool_lock_holder(struct spool *sp, struct lock_owner *out)
+{
+	memset(out, 0, sizeof(*out));
+	int fd = openat(sp->root_fd, ".lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	char buf[256];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	return lock_owner_parse(buf, (size_t)n, out);
+}
+
 /* spool_lock_owner - the pid the lock holder wrote, or 0 when unknown. */
 int spool_lock_owner(struct spool *sp)
 {
-	int fd = openat(sp->root_fd, ".lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return 0;
-	char buf[32];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *end;
-	long pid = strtol(buf, &end, 10);
-	if (end == buf || (*end && *end != '\n') || pid <= 0 || pid > 0x7fffffffL)
-		return 0;
-	return (int)pid;
+	struct lock_owner o;
+	return spool_lock_holder(sp, &o) == 0 ? (int)o.pid : 0;
+}
+
+/* pid_alive - a process of that pid exists (EPERM: it does, not ours). */
+static int pid_alive(long pid)
+{
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* the pause between tries, and how long a holder may take to write its line */
+#define LOCK_POLL_MS 50
+#define LOCK_SETTLE_MS 2000
+
+/* spool_lock_wait - spool_lock_as, waiting up to max_wait_ms while a CLI command holds
+ * the lock (it holds it for one short transaction), and a moment while the holder has
+ * not written its line yet (the file names nobody, or a process that has exited). */
+int spool_lock_wait(struct spool *sp, const char *role, int64_t max_wait_ms,
+		    struct lock_owner *holder)
+{
+	int64_t start = clock_mono_ms();
+	int logged = 0;
+	for (;;) {
+		int lk = spool_lock_as(sp, role);
+		if (lk != 1)
+			return lk;
+		int known = spool_lock_holder(sp, holder) == 0 && pid_alive(holder->pid);
+		const char *cmd = known ? lock_owner_command(holder) : NULL;
+		int64_t waited = clock_mono_ms() - start;
+		if (known && !cmd)
+			return 1; /* a daemon */
+		if (waited >= (cmd ? max_wait_ms : LOCK_SETTLE_MS)) {
+			if (!known)
+				memset(holder, 0, sizeof(*holder));
+			return 1;
+		}
+		if (cmd && !logged) {
+			logmsg(LOG_INFO, "waiting for segspool %s (pid %ld) to finish", cmd,
+			       holder->pid);
+			logged = 1;
+		}
+		struct timespec ts = {0, LOCK_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* has_suffix - s ends in suffix. */

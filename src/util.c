@@ -36,6 +36,28 @@ int log_parse_level(const char *name, enum log_level *out)
 	return -1;
 }
 
+/* log_escape - s with \n, \r, \t and the other control bytes (< 0x20, 0x7f) written
+ * as escapes: a logged file name or server message cannot start a forged log line. */
+void log_escape(struct strbuf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != 0x7f) {
+			sb_addch(out, (char)c);
+		} else if (c == '\n') {
+			sb_adds(out, "\\n");
+		} else if (c == '\r') {
+			sb_adds(out, "\\r");
+		} else if (c == '\t') {
+			sb_adds(out, "\\t");
+		} else {
+			char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+			sb_add(out, esc, sizeof(esc));
+		}
+	}
+}
+
 __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, const char *fmt,
 						  va_list ap, const char *suffix)
 {
@@ -43,16 +65,67 @@ __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, con
 		return;
 	char when[48];
 	format_iso8601(clock_wall_ms(), when);
-	struct strbuf line = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT, msg = STRBUF_INIT;
 	sb_addf(&line, "%s segspool[%ld] %s: ", when, (long)getpid(), level_names[level]);
-	sb_vaddf(&line, fmt, ap);
+	sb_vaddf(&msg, fmt, ap);
 	if (suffix)
-		sb_adds(&line, suffix);
+		sb_adds(&msg, suffix);
+	log_escape(&line, msg.buf, msg.len);
+	sb_release(&msg);
 	sb_addch(&line, '\n');
 	/* one write per line, so lines from concurrent processes do not interleave */
 	ssize_t unused = write(STDERR_FILENO, line.buf, line.len);
 	(void)unused;
 	sb_release(&line);
+}
+
+/* lock_owner_line - the line a lock holder writes into its lock file. */
+void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
+		     const char *path)
+{
+	sb_addf(out, "pid=%ld role=%s %s=", pid, role, what);
+	log_escape(out, path, strlen(path)); /* the line stays one line */
+	sb_addch(out, '\n');
+}
+
+/* lock_owner_parse - pid and role from lock_owner_line's text; a bare "N" (written by
+ * segspool before roles) is a daemon. */
+int lock_owner_parse(const char *text, size_t n, struct lock_owner *out)
+{
+	char line[160];
+	size_t len = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+	memcpy(line, text, len);
+	line[len] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	memset(out, 0, sizeof(*out));
+	const char *p = strncmp(line, "pid=", 4) == 0 ? line + 4 : line;
+	char *end;
+	errno = 0;
+	long pid = strtol(p, &end, 10);
+	if (end == p || errno || pid <= 0 || pid > 0x7fffffffL)
+		return -1;
+	out->pid = pid;
+	if (p == line) { /* the old form: the pid alone */
+		if (*end)
+			return -1;
+		snprintf(out->role, sizeof(out->role), "daemon");
+		return 0;
+	}
+	if (strncmp(end, " role=", 6) != 0)
+		return -1;
+	const char *role = end + 6;
+	size_t rlen = strcspn(role, " ");
+	if (rlen == 0 || rlen >= sizeof(out->role))
+		return -1;
+	memcpy(out->role, role, rlen);
+	out->role[rlen] = '\0';
+	return 0;
+}
+
+/* lock_owner_command - for a CLI holder ("cli:retry"), its command ("retry"); else NULL. */
+const char *lock_owner_command(const struct lock_owner *o)
+{
+	return strncmp(o->role, "cli:", 4) == 0 ? o->role + 4 : NULL;
 }
 
 /* logmsg - one log line to stderr. */

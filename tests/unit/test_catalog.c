@@ -446,9 +446,9 @@ TEST(build_raw)
 	CHECK_STR(req.body.buf, "[1,{\"k\":\"v\"}]");
 	CHECK_STR(req.media_type, "application/vnd.segment.v1beta+json");
 
-	CHECK_INT(build("raw", "{\"method\":\"GET\",\"path\":\"/x?y=1\",\"query\":{\"z\":2}}",
+	CHECK_INT(build("raw", "{\"method\":\"GET\",\"path\":\"/x\",\"query\":{\"z\":2}}",
 			NULL, 0, &req, &err), 0);
-	CHECK_STR(req.url.buf, BASE "/x?y=1&z=2");
+	CHECK_STR(req.url.buf, BASE "/x?z=2");
 	built_request_release(&req);
 	sb_release(&err);
 }
@@ -487,6 +487,9 @@ TEST(build_errors)
 	build_fails("raw", "{\"method\":\"GET\",\"path\":\"/sources/%2E%2e/admin\"}", "..");
 	build_fails("raw", "{\"method\":\"GET\",\"path\":\"/a\\r\\nX-Evil: 1\"}", "forbidden");
 	build_fails("raw", "{\"method\":\"GET\",\"path\":\"/a b\"}", "forbidden");
+	/* the rule validation applies: a query in the path is refused there, so here too */
+	build_fails("raw", "{\"method\":\"GET\",\"path\":\"/x?y=1\"}", "params.query");
+	build_fails("raw", "{\"method\":\"GET\",\"path\":\"//evil.example/x\"}", "//");
 	build_fails("raw", "{\"method\":\"TRACE\",\"path\":\"/a\"}", "raw method");
 	build_fails("raw", "{\"path\":\"/a\"}", "raw method");
 	build_fails("raw", "{\"method\":\"GET\"}", "raw path");

@@ -324,6 +324,20 @@ TEST(raw_request)
 	CHECK(l.njobs == 1 && l.jobs[0].op->is_raw);
 	CHECK(l.njobs == 1 && round_trips(&l.jobs[0]));
 	job_list_release(&l);
+	/* validation refuses every path that catalog_build would refuse at send time */
+	const char *bad[] = {"/sources/%2e%2e/admin", "/sources/%2E./x", "/a/../b", "//evil/x",
+	                     "https://evil/x", "/a?b=1", "/a#f", "/a b", "/a\\r\\nX: 1", "x"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char doc[256];
+		snprintf(doc, sizeof(doc),
+		         "{\"op\": \"raw\", \"params\": {\"method\": \"GET\", \"path\": \"%s\"}}",
+		         bad[i]);
+		CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 1);
+		CHECK(l.nproblems == 1 && strstr(l.problems[0].what, "invalid raw path"));
+		if (l.nproblems != 1)
+			fprintf(stderr, "  accepted raw path %s\n", bad[i]);
+		job_list_release(&l);
+	}
 }
 
 TEST(every_problem_is_collected)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "spool.h"
@@ -105,6 +106,62 @@ TEST(lock_twice)
 	CHECK_INT(st.st_mode & 07777, 0600);
 	spool_close(&a); /* releases the lock */
 	CHECK_INT(spool_lock(&b), 0);
+	spool_close(&b);
+}
+
+TEST(lock_roles)
+{
+	struct spool a, b;
+	struct lock_owner who;
+	CHECK_INT(fresh_spool("roles", &a), 0);
+	CHECK_INT(spool_open(path_of("roles"), 0, &b), 0);
+	CHECK_INT(spool_lock_holder(&b, &who), -1); /* no lock file yet */
+	CHECK_INT(spool_lock_as(&a, "cli:retry"), 0);
+	CHECK_INT(spool_lock_holder(&b, &who), 0);
+	CHECK_INT(who.pid, getpid());
+	CHECK_STR(who.role, "cli:retry");
+	CHECK_STR(lock_owner_command(&who), "retry");
+	/* a CLI holder is waited for, up to the bound */
+	int64_t t0 = clock_mono_ms();
+	CHECK_INT(spool_lock_wait(&b, "daemon", 300, &who), 1);
+	CHECK(clock_mono_ms() - t0 >= 300);
+	CHECK_STR(lock_owner_command(&who), "retry");
+	spool_close(&a);
+	/* a daemon holder is not */
+	CHECK_INT(fresh_spool("roles", &a), 0);
+	CHECK_INT(spool_lock(&a), 0);
+	t0 = clock_mono_ms();
+	CHECK_INT(spool_lock_wait(&b, "daemon", 5000, &who), 1);
+	CHECK(clock_mono_ms() - t0 < 1000);
+	CHECK(lock_owner_command(&who) == NULL);
+	CHECK_INT(who.pid, getpid());
+	spool_close(&a);
+	/* a CLI command that finishes while the daemon waits: the daemon takes the lock */
+	int ready[2];
+	CHECK_INT(pipe(ready), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		struct spool c;
+		if (spool_open(path_of("roles"), 0, &c) < 0 || spool_lock_as(&c, "cli:cancel") != 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		_exit(0);
+	}
+	char x;
+	CHECK_INT(read(ready[0], &x, 1), 1);
+	t0 = clock_mono_ms();
+	CHECK_INT(spool_lock_wait(&b, "daemon", 10000, &who), 0);
+	int64_t waited = clock_mono_ms() - t0;
+	CHECK(waited >= 150 && waited < 5000);
+	CHECK_INT(spool_lock_holder(&b, &who), 0);
+	CHECK_STR(who.role, "daemon");
+	int status = 0;
+	waitpid(kid, &status, 0);
+	CHECK_INT(status, 0);
+	close(ready[0]);
+	close(ready[1]);
 	spool_close(&b);
 }
 
@@ -511,6 +568,7 @@ int main(void)
 		return 2;
 	RUN(open_and_create);
 	RUN(lock_twice);
+	RUN(lock_roles);
 	RUN(names_wanted);
 	RUN(submit);
 	RUN(scan_order_and_filters);

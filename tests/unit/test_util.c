@@ -258,6 +258,65 @@ TEST(atomic_files)
 	sb_release(&why);
 }
 
+/* capture_log - what logmsg writes to stderr for one message with arg as its %s. */
+static void capture_log(const char *arg, struct strbuf *out)
+{
+	char path[] = "/tmp/test_util_log.XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	unlink(path);
+	int saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	logmsg(LOG_WARN, "cannot read %s", arg);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	char buf[512];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	if (n > 0)
+		sb_add(out, buf, (size_t)n);
+	close(fd);
+}
+
+TEST(log_escapes_control_characters)
+{
+	struct strbuf sb = STRBUF_INIT;
+	static const char in[] = "a\nb\rc\td\x01" "e\x7f\x1b[0m\xc3\xa9\\";
+	log_escape(&sb, in, sizeof(in) - 1);
+	CHECK_STR(sb.buf, "a\\nb\\rc\\td\\x01e\\x7f\\x1b[0m\xc3\xa9\\");
+	sb_reset(&sb);
+	log_escape(&sb, "x\0y", 3); /* a NUL inside the span is a control byte too */
+	CHECK_STR(sb.buf, "x\\x00y");
+	sb_reset(&sb);
+	/* a file name with a newline cannot forge a second log line */
+	capture_log("evil.json\n2026-12-01T00:00:00Z segspool[1] info: forged", &sb);
+	CHECK(strstr(sb.buf, " warn: cannot read evil.json\\n2026-12-01T00:00:00Z") != NULL);
+	CHECK(strchr(sb.buf, '\n') == sb.buf + sb.len - 1);
+	sb_release(&sb);
+}
+
+TEST(lock_owner_lines)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct lock_owner o;
+	lock_owner_line(&sb, 4242, "cli:retry", "spool", "/var/spool/a b\nx");
+	CHECK_STR(sb.buf, "pid=4242 role=cli:retry spool=/var/spool/a b\\nx\n");
+	CHECK_INT(lock_owner_parse(sb.buf, sb.len, &o), 0);
+	CHECK_INT(o.pid, 4242);
+	CHECK_STR(o.role, "cli:retry");
+	CHECK_STR(lock_owner_command(&o), "retry");
+	CHECK_INT(lock_owner_parse("977\n", 4, &o), 0); /* before roles: a daemon */
+	CHECK_INT(o.pid, 977);
+	CHECK_STR(o.role, "daemon");
+	CHECK(lock_owner_command(&o) == NULL);
+	const char *bad[] = {"", "\n", "pid=", "pid=0 role=daemon", "pid=12", "pid=12 role=",
+			     "x12", "12 role=daemon", "pid=-3 role=daemon"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK_INT(lock_owner_parse(bad[i], strlen(bad[i]), &o), -1);
+	sb_release(&sb);
+}
+
 int main(void)
 {
 	RUN(strbuf_basics);
@@ -266,5 +325,7 @@ int main(void)
 	RUN(json_object_check_finds_a_member);
 	RUN(time_formats);
 	RUN(atomic_files);
+	RUN(log_escapes_control_characters);
+	RUN(lock_owner_lines);
 	return tl_finish();
 }

@@ -341,3 +341,62 @@ def emu_cleanup(emu):
     keeps it, for tests that read emu.log afterwards)."""
     emu.stop()
     shutil.rmtree(emu.dir, ignore_errors=True)
+
+
+# --- the scripted (hostile) server of test_hostile*.py ---------------------------------
+
+SCRIPTED = os.environ.get("SEGSPOOL_SCRIPTED", "build/tests/e2e/scripted_server")
+
+
+class ScriptedServer:
+    """ScriptedServer - tests/e2e/scripted_server.c on a free loopback port, answering
+    from rules (a list, see the C file's comment: method, path prefix, response or
+    sequence); requests() reads back what it received, one dict per request: t, method,
+    uri (as sent), headers ([name, value] pairs), body_len, rule, status."""
+
+    def __init__(self, rules, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="segspool-scripted-")
+        if not workdir:
+            atexit.register(shutil.rmtree, self.dir, True)
+        port_file = os.path.join(self.dir, "server.port")
+        self.log_path = os.path.join(self.dir, "requests.jsonl")
+        script = os.path.join(self.dir, "script.json")
+        with open(script, "w") as f:
+            json.dump(rules, f)
+        self.out = open(os.path.join(self.dir, "server.out"), "ab")
+        self.proc = subprocess.Popen([SCRIPTED, "--script", script, "--log", self.log_path,
+                                      "--port", "0", "--port-file", port_file],
+                                     stdout=self.out, stderr=self.out)
+        self.port = int(wait_for(lambda: (self.proc.poll() is None or self._died()) and
+                                 os.path.exists(port_file) and open(port_file).read().strip(),
+                                 timeout=60, what="scripted server port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _died(self):
+        raise RuntimeError(f"scripted server exited {self.proc.returncode}: "
+                           f"{open(os.path.join(self.dir, 'server.out')).read()[-500:]}")
+
+    def requests(self):
+        try:
+            with open(self.log_path) as f:
+                return [json.loads(l) for l in f if l.endswith("\n")]
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def header(req, name):
+        """header - a request's header value by name (any case), or None."""
+        for n, v in req["headers"]:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()

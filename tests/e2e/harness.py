@@ -400,3 +400,38 @@ class ScriptedServer:
                 self.proc.kill()
                 self.proc.wait()
         self.out.close()
+
+
+def job_text(show):
+    """job_text - what a job says about itself (show --json's error, its attempts' errors
+    and its transitions' reasons), as one string to search for a reason."""
+    parts = [json.dumps(show.get("error"))]
+    parts += [str(a.get("error")) for a in show.get("attempts") or []]
+    parts += [str(t.get("reason")) for t in show.get("transitions") or []]
+    return " | ".join(parts)
+
+
+class RssWatch:
+    """RssWatch - polls /proc/PID/status every 20 ms in a thread; peak() is the largest
+    VmHWM (or VmRSS) seen, in bytes."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.max, self.done = pid, 0, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                for line in open(f"/proc/{self.pid}/status"):
+                    if line.startswith(("VmHWM:", "VmRSS:")):
+                        self.max = max(self.max, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                return
+            time.sleep(0.02)
+
+    def peak(self):
+        self.done = True
+        self.thread.join(timeout=5)
+        return self.max

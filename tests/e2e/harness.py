@@ -406,8 +406,8 @@ def job_text(show):
     """job_text - what a job says about itself (show --json's error, its attempts' errors
     and its transitions' reasons), as one string to search for a reason."""
     parts = [json.dumps(show.get("error"))]
-    parts += [str(a.get("error")) for a in show.get("attempts") or []]
-    parts += [str(t.get("reason")) for t in show.get("transitions") or []]
+    parts += [str(a.get("error")) for a in show.get("attempts") or [] if a.get("error")]
+    parts += [str(t.get("reason")) for t in show.get("transitions") or [] if t.get("reason")]
     return " | ".join(parts)
 
 

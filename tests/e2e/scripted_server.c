@@ -160,10 +160,10 @@ static int load_response(struct response *r, const cJSON *j)
 	v = cJSON_GetObjectItemCaseSensitive(j, "body");
 	if (v && !cJSON_IsString(v))
 		return error("a body is not a string");
-	if (v && r->gzip && !r->echo_auth)
-		return gzip_into(&r->body, v->valuestring, strlen(v->valuestring), 1);
-	if (v)
-		sb_adds(&r->body, v->valuestring);
+	const char *text = v ? v->valuestring : "";
+	if (r->gzip && !r->echo_auth) /* even an empty body is a gzip stream then */
+		return gzip_into(&r->body, text, strlen(text), 1);
+	sb_adds(&r->body, text);
 	return 0;
 }
 

@@ -341,3 +341,97 @@ def emu_cleanup(emu):
     keeps it, for tests that read emu.log afterwards)."""
     emu.stop()
     shutil.rmtree(emu.dir, ignore_errors=True)
+
+
+# --- the scripted (hostile) server of test_hostile*.py ---------------------------------
+
+SCRIPTED = os.environ.get("SEGSPOOL_SCRIPTED", "build/tests/e2e/scripted_server")
+
+
+class ScriptedServer:
+    """ScriptedServer - tests/e2e/scripted_server.c on a free loopback port, answering
+    from rules (a list, see the C file's comment: method, path prefix, response or
+    sequence); requests() reads back what it received, one dict per request: t, method,
+    uri (as sent), headers ([name, value] pairs), body_len, rule, status."""
+
+    def __init__(self, rules, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="segspool-scripted-")
+        if not workdir:
+            atexit.register(shutil.rmtree, self.dir, True)
+        port_file = os.path.join(self.dir, "server.port")
+        self.log_path = os.path.join(self.dir, "requests.jsonl")
+        script = os.path.join(self.dir, "script.json")
+        with open(script, "w") as f:
+            json.dump(rules, f)
+        self.out = open(os.path.join(self.dir, "server.out"), "ab")
+        self.proc = subprocess.Popen([SCRIPTED, "--script", script, "--log", self.log_path,
+                                      "--port", "0", "--port-file", port_file],
+                                     stdout=self.out, stderr=self.out)
+        self.port = int(wait_for(lambda: (self.proc.poll() is None or self._died()) and
+                                 os.path.exists(port_file) and open(port_file).read().strip(),
+                                 timeout=60, what="scripted server port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _died(self):
+        raise RuntimeError(f"scripted server exited {self.proc.returncode}: "
+                           f"{open(os.path.join(self.dir, 'server.out')).read()[-500:]}")
+
+    def requests(self):
+        try:
+            with open(self.log_path) as f:
+                return [json.loads(l) for l in f if l.endswith("\n")]
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def header(req, name):
+        """header - a request's header value by name (any case), or None."""
+        for n, v in req["headers"]:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+def job_text(show):
+    """job_text - what a job says about itself (show --json's error, its attempts' errors
+    and its transitions' reasons), as one string to search for a reason."""
+    parts = [json.dumps(show.get("error"))]
+    parts += [str(a.get("error")) for a in show.get("attempts") or [] if a.get("error")]
+    parts += [str(t.get("reason")) for t in show.get("transitions") or [] if t.get("reason")]
+    return " | ".join(parts)
+
+
+class RssWatch:
+    """RssWatch - polls /proc/PID/status every 20 ms in a thread; peak() is the largest
+    VmHWM (or VmRSS) seen, in bytes."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.max, self.done = pid, 0, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                for line in open(f"/proc/{self.pid}/status"):
+                    if line.startswith(("VmHWM:", "VmRSS:")):
+                        self.max = max(self.max, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                return
+            time.sleep(0.02)
+
+    def peak(self):
+        self.done = True
+        self.thread.join(timeout=5)
+        return self.max

@@ -161,8 +161,9 @@ static int txn_try(struct daemon *d)
 		if (!d->busy_since_ms) {
 			d->busy_since_ms = d->busy_logged_ms = now;
 			d->busy_retry_ms = STORE_BUSY_WAIT_MS;
-			logmsg(LOG_WARN, "the database %s is locked by another process; holding "
-			       "answers and sending nothing new until it is free", d->cfg->db_path);
+			logmsg(LOG_WARN, "waiting for the database %s: it is locked by another process; "
+			       "holding answers and sending nothing new until it is free",
+			       d->cfg->db_path);
 		} else if (now - d->busy_logged_ms >= STORE_BUSY_LOG_MS) {
 			d->busy_logged_ms = now;
 			logmsg(LOG_WARN, "the database %s is still locked by another process (for %lld "

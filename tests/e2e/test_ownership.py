@@ -23,7 +23,7 @@ import time
 from harness import BIN, Checks, Emulator, Spool, listdir, wait_for
 
 c = Checks("ownership")
-JS = "s0d1ouMNJG"
+JS = "IqDTy1TpoU"
 
 
 def create(slug, **kw):

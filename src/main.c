@@ -483,6 +483,7 @@ static int control(struct config *cfg, int argc, char **argv, enum control_actio
 	}
 	struct strbuf role = STRBUF_INIT;
 	sb_addf(&role, "cli:%s", name);
+	store_set_owner(role.buf, cfg->spool_dir); /* a daemon starting meanwhile waits for us */
 	struct cli_report rep = {action, STRBUF_INIT, STRBUF_INIT};
 	struct lock_owner who;
 	int rc = EXIT_OK;

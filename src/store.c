@@ -760,7 +760,9 @@ static int lock_store(struct store *st, int flags, struct strbuf *why)
 		char owner[STORE_OWNER_MAX];
 		int saved = errno;
 		read_owner(owner_path.buf, owner, sizeof(owner));
-		int cli = strstr(owner, "role=cli") != NULL;
+		struct lock_owner who;
+		int cli = lock_owner_parse(owner, strlen(owner), &who) == 0 &&
+			  lock_owner_command(&who) != NULL;
 		if (saved != EWOULDBLOCK || !(flags & STORE_WAIT_FOR_CLI) || !cli ||
 		    clock_mono_ms() > deadline) {
 			if (saved != EWOULDBLOCK)
@@ -780,11 +782,12 @@ static int lock_store(struct store *st, int flags, struct strbuf *why)
 	}
 	int ofd = open(owner_path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (ofd >= 0) {
-		char line[STORE_OWNER_MAX + 128];
-		int n = snprintf(line, sizeof(line), "pid=%ld role=%s spool=%s\n", (long)getpid(),
-				 owner_role, owner_spool[0] ? owner_spool : "-");
-		if (n > 0 && write(ofd, line, (size_t)n) < 0)
+		struct strbuf line = STRBUF_INIT;
+		lock_owner_line(&line, (long)getpid(), owner_role, "spool",
+				owner_spool[0] ? owner_spool : "-");
+		if (write(ofd, line.buf, line.len) < 0)
 			logmsg(LOG_DEBUG, "cannot write %s: %s", owner_path.buf, strerror(errno));
+		sb_release(&line);
 		close(ofd);
 	}
 	sb_release(&owner_path);

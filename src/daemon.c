@@ -1838,6 +1838,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		d->cfg->burst = fresh.burst;
 		d->cfg->endpoint_limits = fresh.endpoint_limits;
 		d->cfg->retry = fresh.retry;
+		d->cfg->max_server_wait_ms = fresh.max_server_wait_ms;
+		d->cfg->max_pages = fresh.max_pages;
 		d->cfg->grace_ms = fresh.grace_ms;
 		d->cfg->rescan_ms = fresh.rescan_ms;
 		struct workspace_cfg *tmp = d->cfg->workspaces;

@@ -201,11 +201,15 @@ static void txn(struct daemon *d)
  * refuse the whole transaction rather than keep half of what the iteration decided. */
 static void write_failed(struct daemon *d, int64_t job_id, const char *what)
 {
-	logmsg(LOG_ERROR, "cannot %s of job %lld: %s", what, (long long)job_id,
-	       store_errmsg(d->st));
+	struct strbuf msg = STRBUF_INIT;
+	sb_addf(&msg, "cannot %s", what);
+	if (job_id)
+		sb_addf(&msg, " of job %lld", (long long)job_id);
+	sb_addf(&msg, ": %s", store_errmsg(d->st));
+	logmsg(LOG_ERROR, "%s", msg.buf);
 	if (!d->txn_failed++)
-		sb_addf(&d->txn_first_failure, "cannot %s of job %lld: %s", what, (long long)job_id,
-			store_errmsg(d->st));
+		sb_adds(&d->txn_first_failure, msg.buf);
+	sb_release(&msg);
 }
 
 /* --- tokens -------------------------------------------------------------------- */
@@ -1468,9 +1472,9 @@ static void abort_running(int64_t id, void *arg)
 		http_cancel(d->http, r->xfer);
 	else if (r)
 		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
-	else
-		store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
-			      clock_wall_ms());
+	else if (store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
+			       clock_wall_ms()) < 0)
+		write_failed(d, id, "record the cancel");
 }
 
 /* log_outcome - control.c's report: one log line per requested job. */
@@ -1503,8 +1507,7 @@ static void apply_control(struct daemon *d, const char *text)
 	struct control_hooks hooks = {abort_running, log_outcome, &ctx};
 	txn(d);
 	if (control_apply(d->st, &req, clock_wall_ms(), &hooks) < 0)
-		logmsg(LOG_ERROR, "cannot %s jobs: %s", control_action_name(req.action),
-		       store_errmsg(d->st));
+		write_failed(d, 0, req.action == CONTROL_CANCEL ? "cancel jobs" : "retry jobs");
 	control_request_release(&req);
 }
 

@@ -208,26 +208,68 @@ static void reject_reason(struct daemon *d, const char *name, const char *why)
 	job_list_release(&list);
 }
 
-/* output_where - the JSON pointer of job i's output, for a problem. */
-static const char *output_where(const struct job_list *list, size_t i, char *buf, size_t n)
+/* doc_shape - how a file's jobs are addressed in its problems: "/output" in a single
+ * object, "/N/output" in an array, "/output" with a line number in JSON Lines. */
+struct doc_shape {
+	const char *data;
+	size_t len;
+	int array, lines;
+};
+
+/* shape_of - the file's format, and whether a JSON document is an array. */
+static struct doc_shape shape_of(const char *name, const struct strbuf *data)
 {
-	if (list->njobs == 1)
-		return "/output";
-	snprintf(buf, n, "/%zu/output", i);
-	return buf;
+	struct doc_shape sh = {data->buf, data->len, 0, 0};
+	sh.lines = job_format_for_name(name) == JOB_FORMAT_JSONL;
+	const char *p = data->buf, *end = data->buf + data->len;
+	if (end - p >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	sh.array = !sh.lines && p < end && *p == '[';
+	return sh;
+}
+
+/* job_line - the line of the i-th job of a JSON Lines file (blank lines hold none; a
+ * byte-order mark does not count). */
+static int job_line(const struct doc_shape *sh, size_t i)
+{
+	int line = 0;
+	size_t pos = sh->len >= 3 && memcmp(sh->data, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	while (pos < sh->len) {
+		const char *nl = memchr(sh->data + pos, '\n', sh->len - pos);
+		size_t end = nl ? (size_t)(nl - sh->data) : sh->len;
+		size_t k = pos;
+		while (k < end && (sh->data[k] == ' ' || sh->data[k] == '\t' || sh->data[k] == '\r'))
+			k++;
+		line++;
+		if (k < end && i-- == 0)
+			return line;
+		pos = end + 1;
+	}
+	return 0;
+}
+
+/* output_problem - a problem with job i's output, where the file's shape says. */
+static void output_problem(struct job_list *list, const struct doc_shape *sh, size_t i,
+			   const char *what, const char *expected)
+{
+	char where[32];
+	if (sh->array)
+		snprintf(where, sizeof(where), "/%zu/output", i);
+	else
+		snprintf(where, sizeof(where), "/output");
+	job_problem_add(list, where, sh->lines ? job_line(sh, i) : 0, what, expected);
 }
 
 /* check_outputs - output paths must not lead through a symlink out of out/. */
-static void check_outputs(struct daemon *d, struct job_list *list)
+static void check_outputs(struct daemon *d, struct job_list *list, const struct doc_shape *sh)
 {
 	for (size_t i = 0; i < list->njobs; i++) {
 		const char *path = list->jobs[i].output;
 		struct strbuf err = STRBUF_INIT;
-		if (path && output_check_dirs(d->sp.out_fd, path, &err) < 0) {
-			char where[32];
-			job_problem_add(list, output_where(list, i, where, sizeof(where)), 0, err.buf,
-					"a path inside the output directory");
-		}
+		if (path && output_check_dirs(d->sp.out_fd, path, &err) < 0)
+			output_problem(list, sh, i, err.buf, "a path inside the output directory");
 		sb_release(&err);
 	}
 }
@@ -267,11 +309,10 @@ static int cmp_output_ref(const void *pa, const void *pb)
 
 /* clash_problem - job later's output clashes with other, the output of whose ("job 3 of
  * this file", "job 12, which has not finished"). */
-static void clash_problem(struct job_list *list, size_t later, const char *other,
-			  const char *whose)
+static void clash_problem(struct job_list *list, const struct doc_shape *sh, size_t later,
+			  const char *other, const char *whose)
 {
 	const char *path = list->jobs[later].output;
-	char where[32];
 	struct strbuf what = STRBUF_INIT;
 	if (strcmp(path, other) == 0)
 		sb_addf(&what, "output \"%s\" is also the output of %s", path, whose);
@@ -281,14 +322,14 @@ static void clash_problem(struct job_list *list, size_t later, const char *other
 	else
 		sb_addf(&what, "output \"%s\" is a directory of \"%s\", the output of %s", path,
 			other, whose);
-	job_problem_add(list, output_where(list, later, where, sizeof(where)), 0, what.buf,
-			"an output no other job writes, and neither inside nor around another's");
+	output_problem(list, sh, later, what.buf,
+		       "an output no other job writes, and neither inside nor around another's");
 	sb_release(&what);
 }
 
 /* check_file_clashes - two jobs of the file with the same output, or one's inside the
  * other's: one would replace the other's file, or find a file where it needs a directory. */
-static void check_file_clashes(struct job_list *list)
+static void check_file_clashes(struct job_list *list, const struct doc_shape *sh)
 {
 	struct output_ref *refs = xmalloc((list->njobs ? list->njobs : 1) * sizeof(*refs));
 	size_t n = 0;
@@ -304,14 +345,15 @@ static void check_file_clashes(struct job_list *list)
 		const struct output_ref *later = a->job < b->job ? b : a;
 		char whose[48];
 		snprintf(whose, sizeof(whose), "job %zu of this file", first->job);
-		clash_problem(list, later->job, first->path, whose);
+		clash_problem(list, sh, later->job, first->path, whose);
 	}
 	free(refs);
 }
 
 /* check_store_clashes - a job's output against the explicit outputs of unfinished jobs
  * already recorded. A job whose key is recorded is skipped: it is not added again. */
-static int check_store_clashes(struct daemon *d, struct job_list *list)
+static int check_store_clashes(struct daemon *d, struct job_list *list,
+			       const struct doc_shape *sh)
 {
 	for (size_t i = 0; i < list->njobs; i++) {
 		const struct job *j = &list->jobs[i];
@@ -327,7 +369,7 @@ static int check_store_clashes(struct daemon *d, struct job_list *list)
 			char whose[64];
 			snprintf(whose, sizeof(whose), "job %lld, which has not finished",
 				 (long long)id);
-			clash_problem(list, i, other, whose);
+			clash_problem(list, sh, i, other, whose);
 		}
 		free(other);
 	}
@@ -456,9 +498,10 @@ static void ingest_one(struct daemon *d, const char *name)
 	memset(&list, 0, sizeof(list));
 	int bad = job_parse_buffer(data.buf, data.len, job_format_for_name(name), &list);
 	if (!bad) {
-		check_outputs(d, &list);
-		check_file_clashes(&list);
-		if (check_store_clashes(d, &list) < 0) {
+		struct doc_shape sh = shape_of(name, &data);
+		check_outputs(d, &list, &sh);
+		check_file_clashes(&list, &sh);
+		if (check_store_clashes(d, &list, &sh) < 0) {
 			logmsg(LOG_ERROR, "cannot check the outputs of %s against the store: %s; it "
 			       "stays in incoming/", name, store_errmsg(d->st));
 			job_list_release(&list);

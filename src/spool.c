@@ -442,7 +442,8 @@ static void suffixed_name(struct strbuf *sb, const char *name, int n)
 int spool_archive(struct spool *sp, const char *name, int keep)
 {
 	/* No fsync here: the file's jobs are already committed. If a crash loses this move,
-	 * the file reappears in incoming/ and is recognised by name and content hash, and
+	 * the file reappears in incoming/ and is recognised by its identity (name, content
+	 * hash, inode and ctime, which a lost rename leaves as they were), and
 	 * moved again; an fsync per file would cap ingest at the disk's flush rate. */
 	if (!keep) {
 		if (unlinkat(sp->incoming_fd, name, 0) < 0)

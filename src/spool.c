@@ -689,15 +689,20 @@ int spool_refresh(struct spool *sp, const char *out_dir)
 }
 
 /* handle_events - fn for each wanted name in one read's worth of events. */
-static int handle_events(const char *buf, size_t len, spool_name_fn fn, void *arg,
+static int handle_events(const char *buf, size_t len, int wd, spool_name_fn fn, void *arg,
 			 int *overflow)
 {
 	const char *p = buf;
 	while (p < buf + len) {
 		const struct inotify_event *ev = (const struct inotify_event *)(const void *)p;
 		p += sizeof(*ev) + ev->len;
-		/* IN_IGNORED: incoming/ itself went away; a rescan will say so */
-		if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED))
+		if (ev->mask & IN_Q_OVERFLOW)
+			*overflow = 1;
+		/* what is left of the watch on an earlier incoming/ (spool_refresh moved it) */
+		if (ev->wd != wd)
+			continue;
+		/* IN_IGNORED: incoming/ itself went away; the rescan's spool_refresh says so */
+		if (ev->mask & IN_IGNORED)
 			*overflow = 1;
 		if (!ev->len || !spool_name_wanted(ev->name))
 			continue;
@@ -733,7 +738,7 @@ int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overfl
 		}
 		if (n == 0)
 			return 0;
-		int ret = handle_events(buf, (size_t)n, fn, arg, overflow);
+		int ret = handle_events(buf, (size_t)n, sp->watch_wd, fn, arg, overflow);
 		if (ret)
 			return ret;
 	}

@@ -527,13 +527,18 @@ TEST(refresh)
 
 	/* replaced (renamed away, a new one made): the new one is opened, the old one's
 	 * events no longer come */
+	spool_watch_drain(&sp, collect, &nm, &overflow);
 	CHECK_INT(rename(path_of("re/incoming"), path_of("re/incoming.old")), 0);
+	write_text(path_of("re/incoming.old/q.json"), "{}"); /* queued on the old watch */
 	CHECK_INT(mkdir(path_of("re/incoming"), 0700), 0);
 	CHECK_INT(spool_refresh(&sp, NULL), 1);
 	CHECK_INT(stat(path_of("re/incoming"), &st), 0);
 	CHECK(dir_ino(sp.incoming_fd) == st.st_ino);
-	spool_watch_drain(&sp, collect, &nm, &overflow);
 	nm.n = 0;
+	overflow = 0;
+	CHECK_INT(spool_watch_drain(&sp, collect, &nm, &overflow), 0);
+	CHECK_INT(nm.n, 0); /* neither q.json nor the old watch's end */
+	CHECK_INT(overflow, 0);
 	write_text(path_of("re/incoming.old/x.json"), "{}");
 	write_text(path_of("re/incoming/y.json"), "{}");
 	CHECK_INT(wait_readable(sp.watch_fd, 1000), 1);

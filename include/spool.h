@@ -66,7 +66,8 @@ int spool_reject(struct spool *sp, const char *name, const char *error_json);
  * an ev_io. */
 int spool_watch_start(struct spool *sp);
 /* spool_watch_drain - reads pending events; calls fn per wanted name; sets *overflow
- * when the kernel queue overflowed (the caller rescans). */
+ * when the kernel queue overflowed or incoming/ itself was removed or moved (the caller
+ * rescans, and its spool_refresh reopens incoming/). */
 int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overflow);
 
 /* spool_refresh - for a daemon's rescan: each open directory fd (root, tmp/, incoming/,
@@ -79,6 +80,10 @@ int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overfl
  * the spool root itself is gone or replaced (the lock is on the old one: the caller
  * stops). */
 int spool_refresh(struct spool *sp, const char *out_dir);
+/* spool_refresh_out - spool_refresh for the output directory alone (two system calls
+ * when nothing changed): before each output is named and opened, so an output directory
+ * replaced between rescans takes the next output. 0, 1 reopened, -1 error. */
+int spool_refresh_out(struct spool *sp, const char *out_dir);
 
 /* control files: "{"action":"retry"|"cancel","ids":[..]}" or "{"action":"retry","state":"dead"}" */
 int spool_control_submit(struct spool *sp, const char *json);

@@ -536,6 +536,15 @@ static const char *output_dir_path(const struct daemon *d)
 	return d->cfg->output_dir && *d->cfg->output_dir ? d->cfg->output_dir : NULL;
 }
 
+/* out_dir_fd - the output directory's fd, reopened first if it was removed or replaced
+ * since (an output made in a removed directory would fail, or vanish with it). */
+static int out_dir_fd(struct daemon *d)
+{
+	if (spool_refresh_out(&d->sp, output_dir_path(d)) < 0)
+		logmsg(LOG_ERROR, "outputs cannot be written until the output directory is back");
+	return d->sp.out_fd;
+}
+
 /* check_files - at each rescan: the database still the file we write (else stop: our
  * commits would go where nobody looks), the spool's directories still the ones open
  * (else reopened, and what we knew of incoming/ forgotten). */
@@ -714,9 +723,10 @@ static void wait_job(struct run *r, int64_t next_ms, int count_attempt, const ch
 static void default_output(const struct run *r, struct strbuf *path)
 {
 	const char *ext = multi_page(r) ? "jsonl" : "json";
+	int out_fd = out_dir_fd(r->d);
 	sb_addf(path, "%s-%lld.%s", r->row.op_id, (long long)r->row.id, ext);
-	for (int n = 2; n < 1000 && faccessat(r->d->sp.out_fd, path->buf, F_OK,
-						AT_SYMLINK_NOFOLLOW) == 0; n++) {
+	for (int n = 2;
+	     n < 1000 && faccessat(out_fd, path->buf, F_OK, AT_SYMLINK_NOFOLLOW) == 0; n++) {
 		sb_reset(path);
 		sb_addf(path, "%s-%lld-%d.%s", r->row.op_id, (long long)r->row.id, n, ext);
 	}
@@ -742,7 +752,7 @@ static int stage_output(struct daemon *d, const char *path, const void *data, si
 			struct strbuf *err)
 {
 	struct output_file *of;
-	if (output_open(d->sp.out_fd, path, &of, err) < 0)
+	if (output_open(out_dir_fd(d), path, &of, err) < 0)
 		return -1;
 	output_append(of, data, len); /* a failure is reported by output_stage */
 	return stage_file(d, of, err);
@@ -807,7 +817,7 @@ static int write_pages_output(struct daemon *d, const int64_t *ids, size_t n, co
 			      int64_t *items, struct strbuf *err)
 {
 	struct page_sink sink = {0};
-	if (output_open(d->sp.out_fd, path, &sink.of, err) < 0)
+	if (output_open(out_dir_fd(d), path, &sink.of, err) < 0)
 		return -1;
 	for (size_t i = 0; i < n && !sink.failed; i++)
 		if (store_pages_foreach(d->st, ids[i], page_items_to_output, &sink) < 0)

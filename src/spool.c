@@ -544,7 +544,10 @@ static int add_incoming_watch(struct spool *sp, int fd)
 {
 	struct strbuf path = STRBUF_INIT;
 	sb_addf(&path, "%s/incoming", sp->root);
-	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_Q_OVERFLOW | IN_ONLYDIR;
+	/* DELETE_SELF and MOVE_SELF: incoming/ removed or renamed away (we hold it open, so
+	 * IN_IGNORED would only come when it is freed) */
+	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF |
+			IN_Q_OVERFLOW | IN_ONLYDIR;
 	int wd = inotify_add_watch(fd, path.buf, mask);
 	if (wd < 0) {
 		error_errno("cannot watch %s", path.buf);
@@ -662,6 +665,17 @@ static int refresh_out_dir(struct spool *sp, const char *out_dir)
 	return 1;
 }
 
+/* spool_refresh_out - the output directory alone; see spool.h. */
+int spool_refresh_out(struct spool *sp, const char *out_dir)
+{
+	if (!is_own_out(sp, out_dir))
+		return refresh_out_dir(sp, out_dir);
+	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++)
+		if (spool_dirs[i].offset == offsetof(struct spool, out_fd))
+			return refresh_subdir(sp, &spool_dirs[i]);
+	return 0;
+}
+
 /* spool_refresh - see spool.h. */
 int spool_refresh(struct spool *sp, const char *out_dir)
 {
@@ -701,8 +715,8 @@ static int handle_events(const char *buf, size_t len, int wd, spool_name_fn fn, 
 		/* what is left of the watch on an earlier incoming/ (spool_refresh moved it) */
 		if (ev->wd != wd)
 			continue;
-		/* IN_IGNORED: incoming/ itself went away; the rescan's spool_refresh says so */
-		if (ev->mask & IN_IGNORED)
+		/* incoming/ itself went away; the rescan's spool_refresh says so */
+		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
 			*overflow = 1;
 		if (!ev->len || !spool_name_wanted(ev->name))
 			continue;

@@ -8,11 +8,12 @@ Runtime: about 15 s."""
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
 
-from harness import Checks, Emulator, Spool, listdir, wait_for
+from harness import Checks, Emulator, Spool, listdir, rewrite_config, wait_for
 
 c = Checks("spool_faults")
 FUTURE = "2099-01-01T00:00:00Z"  # jobs that stay queued: their outputs stay taken
@@ -111,17 +112,29 @@ def dirs_replaced(emu):
         c.check(wait_for(lambda: os.path.exists(os.path.join(outdir, "b.json")), timeout=15,
                          what="b.json's output"), "dirs: a file dropped into the new "
                                                   "incoming/ is ingested and run")
+        # no more rescans (SIGHUP reloads rescan_ms): the check before each output must do
+        rewrite_config(s, {"rescan_ms": 600000})
+        s.daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: configuration reloaded" in s.log_text(), timeout=15,
+                 what="the reload")
+        time.sleep(1.0)  # the rescan timer armed before the reload has fired
         shutil.rmtree(outdir)
         os.mkdir(outdir)
-        wait_for(lambda: f"output directory {outdir} was re" in s.log_text(), timeout=15,
-                 what="the warning about the output directory")
-        s.drop_jobs("c.json", [wh("c", output="sub/c.json")])
-        c.check(wait_for(lambda: os.path.exists(os.path.join(outdir, "sub", "c.json")),
-                         timeout=15, what="c.json's output"),
+        s.drop_jobs("c.json", [wh("c", output="sub/c.json"), wh("d")])
+        c.check(wait_for(lambda: os.path.exists(os.path.join(outdir, "sub", "c.json")) and
+                         os.path.exists(os.path.join(outdir, "getWarehouse-4.json")),
+                         timeout=15, what="c.json's outputs"),
                 "dirs: outputs go to the new output directory")
+        c.check(f"output directory {outdir} was replaced while the daemon ran" in s.log_text(),
+                "dirs: the output directory's replacement is logged")
+        os.rename(outdir, outdir + ".old")
+        s.drop_jobs("e.json", [wh("e", output="e.json")])
+        c.check(wait_for(lambda: os.path.exists(os.path.join(outdir, "e.json")), timeout=15,
+                         what="e.json's output"),
+                "dirs: a missing output directory is made again")
         c.eq(s.daemon.poll(), None, "dirs: the daemon runs on")
         c.eq(s.stop(), 0, "dirs: and stops cleanly")
-        c.eq(s.states(), {"succeeded": 3}, "dirs: every job succeeded")
+        c.eq(s.states(), {"succeeded": 5}, "dirs: every job succeeded")
     finally:
         s.cleanup()
 

@@ -66,8 +66,10 @@ int spool_reject(struct spool *sp, const char *name, const char *error_json);
  * an ev_io. */
 int spool_watch_start(struct spool *sp);
 /* spool_watch_drain - reads pending events; calls fn per wanted name; sets *overflow
- * when the kernel queue overflowed or incoming/ itself was removed or moved (the caller
- * rescans, and its spool_refresh reopens incoming/). */
+ * when a rescan is needed: 1 when the kernel queue overflowed (or fn stopped the drain),
+ * SPOOL_WATCH_MOVED when incoming/ itself was moved or removed (the rescan's
+ * spool_refresh reopens it and says so). */
+#define SPOOL_WATCH_MOVED 2
 int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overflow);
 
 /* spool_refresh - for a daemon's rescan: each open directory fd (root, tmp/, incoming/,

@@ -1695,10 +1695,10 @@ static void on_watch(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	spool_watch_drain(&d->sp, watch_one, d, &overflow);
-	if (overflow) {
+	if (overflow == 1)
 		logmsg(LOG_WARN, "inotify queue overflowed; rescanning incoming/");
+	if (overflow)
 		d->scan_needed = 1;
-	}
 }
 
 /* on_grace - the grace period is over: abort what is still in flight. */

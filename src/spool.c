@@ -544,8 +544,8 @@ static int add_incoming_watch(struct spool *sp, int fd)
 {
 	struct strbuf path = STRBUF_INIT;
 	sb_addf(&path, "%s/incoming", sp->root);
-	/* DELETE_SELF and MOVE_SELF: incoming/ removed or renamed away (we hold it open, so
-	 * IN_IGNORED would only come when it is freed) */
+	/* MOVE_SELF: incoming/ renamed away, seen at once. A removal is seen by the next
+	 * rescan: the fd we hold keeps the directory alive, and DELETE_SELF waits for that */
 	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF |
 			IN_Q_OVERFLOW | IN_ONLYDIR;
 	int wd = inotify_add_watch(fd, path.buf, mask);
@@ -625,8 +625,8 @@ static int refresh_subdir(struct spool *sp, const struct spool_dir *d)
 		fsync_dirfd(sp->root_fd);
 	close_fd(slot);
 	*slot = fd;
-	logmsg(LOG_WARN, "%s/%s %s while the daemon ran; %s it", sp->root, d->name,
-	       state_word(s), created ? "created it again and opened" : "opened the new one");
+	logmsg(LOG_WARN, "%s/%s %s while the daemon ran; %s", sp->root, d->name,
+	       state_word(s), created ? "created it again" : "opened the new one");
 	if (strcmp(d->name, "incoming") == 0 && sp->watch_fd >= 0) {
 		if (add_incoming_watch(sp, sp->watch_fd) == 0)
 			logmsg(LOG_WARN, "watching the new %s/incoming with inotify", sp->root);
@@ -660,8 +660,8 @@ static int refresh_out_dir(struct spool *sp, const char *out_dir)
 				   "reopened", out_dir, state_word(s));
 	close_fd(&sp->out_fd);
 	sp->out_fd = fd;
-	logmsg(LOG_WARN, "output directory %s %s while the daemon ran; %s it", out_dir,
-	       state_word(s), created ? "created it again and opened" : "opened the new one");
+	logmsg(LOG_WARN, "output directory %s %s while the daemon ran; %s", out_dir,
+	       state_word(s), created ? "created it again" : "opened the new one");
 	return 1;
 }
 
@@ -715,9 +715,9 @@ static int handle_events(const char *buf, size_t len, int wd, spool_name_fn fn, 
 		/* what is left of the watch on an earlier incoming/ (spool_refresh moved it) */
 		if (ev->wd != wd)
 			continue;
-		/* incoming/ itself went away; the rescan's spool_refresh says so */
-		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
-			*overflow = 1;
+		/* incoming/ itself went away: a rescan, whose spool_refresh says so */
+		if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) && !*overflow)
+			*overflow = SPOOL_WATCH_MOVED;
 		if (!ev->len || !spool_name_wanted(ev->name))
 			continue;
 		int ret = fn(ev->name, arg);

@@ -502,6 +502,19 @@ TEST(refresh)
 	CHECK_INT(spool_refresh(&sp, NULL), 0);
 	CHECK_INT(spool_refresh(&sp, path_of("re/out")), 0);
 
+	/* incoming/ moved away: the watch asks for a rescan at once */
+	{
+		struct names moved = {0};
+		int why = 0;
+		CHECK_INT(rename(path_of("re/incoming"), path_of("re/incoming.gone")), 0);
+		CHECK_INT(wait_readable(sp.watch_fd, 1000), 1);
+		CHECK_INT(spool_watch_drain(&sp, collect, &moved, &why), 0);
+		CHECK_INT(why, SPOOL_WATCH_MOVED);
+		CHECK_INT(rename(path_of("re/incoming.gone"), path_of("re/incoming")), 0);
+		spool_watch_drain(&sp, collect, &moved, &why);
+		CHECK_INT(spool_refresh(&sp, NULL), 0); /* the same directory, back */
+	}
+
 	/* removed: made again and reopened */
 	CHECK_INT(rmdir(path_of("re/incoming")), 0);
 	CHECK_INT(spool_refresh(&sp, NULL), 1);

@@ -545,15 +545,23 @@ static int out_dir_fd(struct daemon *d)
 	return d->sp.out_fd;
 }
 
-/* check_files - at each rescan: the database still the file we write (else stop: our
- * commits would go where nobody looks), the spool's directories still the ones open
- * (else reopened, and what we knew of incoming/ forgotten). */
-static void check_files(struct daemon *d)
+/* check_store_file - the database is still the file we write; else stop: our commits
+ * would go where nobody looks. */
+static void check_store_file(struct daemon *d)
 {
 	char *err = NULL;
 	if (store_check_file(d->st, &err) < 0)
-		die("%s; stopping without committing anything more (what was committed before "
-		    "is in that file; files not yet committed stay in incoming/)", err);
+		die("%s; stopping without committing anything more (files not yet moved out of "
+		    "incoming/ stay there, to be ingested into the database the next start "
+		    "finds)", err);
+}
+
+/* check_files - at each rescan: the database still the file we write, the spool's
+ * directories still the ones open (else reopened, and what we knew of incoming/
+ * forgotten). */
+static void check_files(struct daemon *d)
+{
+	check_store_file(d);
 	int rc = spool_refresh(&d->sp, output_dir_path(d));
 	if (rc < 0)
 		die("cannot go on with spool %s; stopping (nothing is lost: files not yet "
@@ -593,9 +601,12 @@ static int replaced_since_read(struct daemon *d, const char *name, const struct 
 	return (int64_t)st.st_dev != id->dev || (int64_t)st.st_ino != id->ino;
 }
 
-/* archive_committed - after the commit, ingested files leave incoming/. */
+/* archive_committed - after the commit, ingested files leave incoming/: only if it was
+ * committed into the database that is still there, or their jobs would be lost with it. */
 static void archive_committed(struct daemon *d)
 {
+	if (d->archive.n)
+		check_store_file(d);
 	for (size_t i = 0; i < d->archive.n; i++) {
 		const char *name = d->archive.v[i];
 		if (replaced_since_read(d, name, &d->archive_ids[i])) {

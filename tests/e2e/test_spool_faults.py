@@ -158,6 +158,24 @@ def db_vanished(emu):
                     f"db{suffix}: the error says which file vanished: {errs[-1:]!r}")
         finally:
             s.cleanup()
+    # a file arriving after the database vanished, before any rescan: its jobs go into the
+    # vanished file, so it must not leave incoming/
+    s = Spool(emu.url, config={"rescan_ms": 600000})
+    try:
+        s.start()
+        s.drop_jobs("a.json", [wh("a")])
+        wait_for(lambda: len(s.jobs("succeeded")) == 1, timeout=15, what="a job done")
+        os.unlink(os.path.join(s.spool, "segspool.db"))
+        s.drop_jobs("b.json", [wh("b")])
+        try:
+            rc = s.daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            rc = None
+        c.check(rc not in (None, 0), f"db, then a file: the daemon stops, non-zero ({rc})")
+        c.eq(listdir(os.path.join(s.spool, "incoming")), ["b.json"],
+             "db, then a file: it stays in incoming/ for the next database")
+    finally:
+        s.cleanup()
 
 
 def clashes(emu):

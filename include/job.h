@@ -88,9 +88,8 @@ char *job_problems_json(const struct job_list *list, const char *file_name);
 void job_problem_add(struct job_list *list, const char *where, int line, const char *what,
 		     const char *expected);
 
-/* job_check_output_path - lexical check of an output path: relative, no "..", no empty
- * or dot components, no control characters, at most 255 bytes a component. 0 or -1 with
- * the reason in why (static string). */
+/* job_check_output_path - output_path_check (output.h), the rule output_open applies:
+ * 0, or -1 with the reason in why (static string). */
 int job_check_output_path(const char *path, const char **why);
 
 #endif

@@ -11,6 +11,17 @@
 struct strbuf;
 struct output_file;
 
+/* OUTPUT_PATH_MAX - the longest output path, in bytes (well within PATH_MAX). */
+#define OUTPUT_PATH_MAX 1024
+
+/* output_path_check - NULL when relpath is an output path output_open can create, else
+ * why not (a static string, "it ..."): relative, at most OUTPUT_PATH_MAX bytes, no empty,
+ * "." or ".." component, no control character or backslash, the last component not
+ * hidden, each directory name at most NAME_MAX bytes and the file name short enough to
+ * stay within NAME_MAX as the ".NAME.part" it is written as first. The one rule: job
+ * validation and output_open both apply it. Pure. */
+const char *output_path_check(const char *relpath);
+
 /* output_open - creates missing parent directories (0755) and the .part file. Returns 0,
  * or -1 with the reason appended to err. */
 int output_open(int out_dir_fd, const char *relpath, struct output_file **out,

@@ -25,6 +25,7 @@ struct spool {
 	int root_fd, tmp_fd, incoming_fd, rejected_fd, archive_fd, control_fd, out_fd;
 	int lock_fd;  /* -1 unless spool_lock succeeded */
 	int watch_fd; /* inotify, -1 unless spool_watch_start succeeded */
+	int watch_wd; /* its watch on incoming/ */
 };
 
 /* spool_open - opens (creating, mode 0700, when create is set) the spool directories. */
@@ -63,9 +64,12 @@ typedef int (*spool_name_fn)(const char *name, void *arg);
 int spool_scan(struct spool *sp, spool_name_fn fn, void *arg);
 
 /* spool_read - a file of incoming/: regular (not a symlink, not a directory), at most max
- * bytes. Returns 0, or -1 with the reason in why. */
+ * bytes; *st (when not NULL) gets the fstat of the file read, whose identity (device,
+ * inode, ctime, size) tells this very file from a later one of the same name and
+ * content. Returns 0, or -1 with the reason in why. */
+struct stat;
 int spool_read(struct spool *sp, const char *name, size_t max, struct strbuf *out,
-	       struct strbuf *why);
+	       struct strbuf *why, struct stat *st);
 
 /* spool_archive - moves an ingested file to archive/ (keep) or unlinks it; fsyncs. */
 int spool_archive(struct spool *sp, const char *name, int keep);
@@ -77,8 +81,26 @@ int spool_reject(struct spool *sp, const char *name, const char *error_json);
  * an ev_io. */
 int spool_watch_start(struct spool *sp);
 /* spool_watch_drain - reads pending events; calls fn per wanted name; sets *overflow
- * when the kernel queue overflowed (the caller rescans). */
+ * when a rescan is needed: 1 when the kernel queue overflowed (or fn stopped the drain),
+ * SPOOL_WATCH_MOVED when incoming/ itself was moved or removed (the rescan's
+ * spool_refresh reopens it and says so). */
+#define SPOOL_WATCH_MOVED 2
 int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overflow);
+
+/* spool_refresh - for a daemon's rescan: each open directory fd (root, tmp/, incoming/,
+ * ..., and the output directory: out_dir, or the spool's out/ when out_dir is NULL, ""
+ * or SPOOL/out) is compared with what its path names now (device and inode). A
+ * subdirectory removed or replaced while we ran (rm -rf, mkdir) is created again if
+ * missing and reopened, and incoming/'s inotify watch moved to it; each is logged as a
+ * warning. Returns 0 (nothing changed), 1 (something was reopened: the caller forgets
+ * names it knew in incoming/ and rescans), or -1 when a directory cannot be reopened or
+ * the spool root itself is gone or replaced (the lock is on the old one: the caller
+ * stops). */
+int spool_refresh(struct spool *sp, const char *out_dir);
+/* spool_refresh_out - spool_refresh for the output directory alone (two system calls
+ * when nothing changed): before each output is named and opened, so an output directory
+ * replaced between rescans takes the next output. 0, 1 reopened, -1 error. */
+int spool_refresh_out(struct spool *sp, const char *out_dir);
 
 /* control files: "{"action":"retry"|"cancel","ids":[..]}" or "{"action":"retry","state":"dead"}" */
 int spool_control_submit(struct spool *sp, const char *json);

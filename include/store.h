@@ -65,10 +65,42 @@ int store_rollback_to(struct store *st); /* undo since the savepoint, and releas
 
 /* --- ingest ------------------------------------------------------------------- */
 
-/* store_file_seen - 1 if a file of this name and content hash was ingested, else 0; -1 error. */
-int store_file_seen(struct store *st, const char *name, const char *hash);
-int store_file_record(struct store *st, const char *name, const char *hash, int64_t now_ms,
-		      int njobs, int nduplicates);
+/* store_file_id - which file an ingest read: its inode (dev, ino) and that inode's state
+ * (ctime in ns, size). A file still lying in incoming/ where it was read keeps all four;
+ * a new file renamed in, even with the same name and content, does not. */
+struct store_file_id {
+	int64_t dev, ino, ctime_ns, size;
+};
+
+enum { STORE_FILE_NEW = 0, STORE_FILE_SAME = 1, STORE_FILE_LEGACY = 2 };
+/* store_file_seen - STORE_FILE_SAME when this very file (name, hash and id) was ingested:
+ * its jobs were committed and it never left incoming/; STORE_FILE_LEGACY when a row from
+ * before identities were recorded has its name and hash (the old rule: seen); else
+ * STORE_FILE_NEW, also for a later file with the same name and content; -1 error. */
+int store_file_seen(struct store *st, const char *name, const char *hash,
+		    const struct store_file_id *id);
+/* store_file_record - one ingest of a file, with its identity and how many jobs it gave. */
+int store_file_record(struct store *st, const char *name, const char *hash,
+		      const struct store_file_id *id, int64_t now_ms, int njobs, int nduplicates);
+/* store_file_adopt - gives the rows of name and hash that have no identity (STORE_FILE_LEGACY)
+ * this one, so the old rule matches once: a later file of that name and content is new. */
+int store_file_adopt(struct store *st, const char *name, const char *hash,
+		     const struct store_file_id *id);
+
+/* store_output_conflict - an unfinished job (queued, running, waiting) whose explicit
+ * output is path, a directory of path, or inside path as a directory: 1 with its id in
+ * *job_id and its output in *other (malloc'd), 0 none, -1 error. Index seeks only. */
+int store_output_conflict(struct store *st, const char *path, int64_t *job_id, char **other);
+
+/* store_key_recorded - 1 if a job with this key is recorded (a job with it would not be
+ * inserted again), 0 if not, -1 error. */
+int store_key_recorded(struct store *st, const char *key);
+
+/* store_check_file - the database and its -wal file are still the ones open: the paths
+ * name the same inodes, and the open database file is not unlinked. 0, or -1 with what
+ * vanished or was replaced in *err_out (malloc'd): a writer carrying on would commit
+ * into a file nobody will see. */
+int store_check_file(struct store *st, char **err_out);
 
 struct job_new {
 	const char *op_id;

@@ -106,5 +106,10 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 /* read_file_at - reads a regular file (no symlink followed) of at most max bytes.
  * Returns 0, or -1 with a reason in why ("is a directory", "larger than ...", ...). */
 int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, struct strbuf *why);
+/* read_file_at_stat - read_file_at, with the open file's fstat in *st_out (if not NULL):
+ * the identity of the very file whose bytes were read. */
+struct stat;
+int read_file_at_stat(int dirfd, const char *name, size_t max, struct strbuf *out,
+		      struct strbuf *why, struct stat *st_out);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "json_print.h"
+#include "output.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -26,8 +27,6 @@
 #define MAX_INITIAL_MS 86400000LL
 #define MAX_BACKOFF_MS (7LL * 86400000LL)
 #define MAX_AGE_MS (3650LL * 86400000LL) /* keeps now + max_age far from overflow */
-#define MAX_OUTPUT_BYTES 1024
-#define MAX_COMPONENT_BYTES 255
 #define MAX_PROBLEMS 1000     /* a file of 100000 bad jobs needs no 100000-entry report */
 #define MAX_SUGGEST_BYTES 200 /* edit distance on a megabyte name would take seconds */
 #define SHOWN_BYTES 64
@@ -1768,48 +1767,10 @@ char *job_problems_json(const struct job_list *list, const char *file_name)
 
 /* --- output paths --------------------------------------------------------------------- */
 
-/* component_problem - why one path component (s, n bytes) is unsafe, or NULL. */
-static const char *component_problem(const char *s, size_t n, int last)
-{
-	if (n == 0)
-		return "it has an empty component";
-	if (n == 1 && s[0] == '.')
-		return "it has a \".\" component";
-	if (n == 2 && s[0] == '.' && s[1] == '.')
-		return "it has a \"..\" component";
-	if (n > MAX_COMPONENT_BYTES)
-		return "it has a component longer than 255 bytes";
-	if (last && s[0] == '.')
-		return "it names a hidden file (\".\" starts the last component)";
-	return NULL;
-}
-
-/* job_check_output_path - lexical check of an output path; see job.h. */
+/* job_check_output_path - output.c's rule, the one output_open applies; see job.h. */
 int job_check_output_path(const char *path, const char **why)
 {
-	const char *reason = NULL, *s;
-	size_t len = path ? strlen(path) : 0;
-
-	if (!len)
-		reason = "it is empty";
-	else if (len > MAX_OUTPUT_BYTES)
-		reason = "it is longer than 1024 bytes";
-	else if (path[0] == '/')
-		reason = "it is absolute";
-	for (s = path; !reason && *s; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			reason = "it contains a control character";
-		else if (*s == '\\')
-			reason = "it contains a backslash";
-	}
-	for (s = path; !reason;) {
-		const char *slash = strchr(s, '/');
-		size_t n = slash ? (size_t)(slash - s) : strlen(s);
-		reason = component_problem(s, n, !slash);
-		if (!slash)
-			break;
-		s = slash + 1;
-	}
+	const char *reason = output_path_check(path);
 	if (why)
 		*why = reason;
 	return reason ? -1 : 0;

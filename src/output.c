@@ -46,38 +46,63 @@ static void add_err(struct strbuf *err, const char *fmt, ...)
 	sb_release(&local);
 }
 
-/* check_component - one path component: not empty, not "." or "..", no control
- * characters, at most NAME_MAX bytes (the rules job_check_output_path applies too). */
-static const char *check_component(const char *comp, size_t len)
+/* the decoration create_part adds to the final name: ".NAME.part" */
+#define PART_PREFIX "."
+#define PART_SUFFIX ".part"
+#define PART_EXTRA (sizeof(PART_PREFIX) - 1 + sizeof(PART_SUFFIX) - 1)
+
+_Static_assert(OUTPUT_PATH_MAX < PATH_MAX, "an output path fits the system's path limit");
+
+/* component_problem - why one component (s, n bytes) cannot be opened as output_open will
+ * open it, or NULL; the last one also names the .part file, so it has less room. */
+static const char *component_problem(const char *s, size_t n, int last)
 {
-	if (len == 0)
-		return "has an empty component (\"//\" or a trailing \"/\")";
-	if ((len == 1 && comp[0] == '.') || (len == 2 && comp[0] == '.' && comp[1] == '.'))
-		return "\".\" and \"..\" are not allowed";
-	if (len > NAME_MAX)
-		return "has a component longer than 255 bytes";
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)comp[i] < 0x20 || comp[i] == 0x7f)
-			return "contains a control character";
+	if (n == 0)
+		return "it has an empty component (\"//\" or a trailing \"/\")";
+	if (n == 1 && s[0] == '.')
+		return "it has a \".\" component";
+	if (n == 2 && s[0] == '.' && s[1] == '.')
+		return "it has a \"..\" component";
+	if (!last && n > NAME_MAX)
+		return "it has a directory name longer than 255 bytes";
+	if (last && n + PART_EXTRA > NAME_MAX)
+		return "its file name is longer than 249 bytes (255, the system's limit, less "
+		       "the 6 of the temporary \".NAME.part\" it is written as)";
+	if (last && s[0] == '.')
+		return "it names a hidden file (\".\" starts the last component)";
 	return NULL;
 }
 
-/* check_relpath - lexical check: relative, and every component acceptable. */
+/* output_path_check - the one rule for output paths; see output.h. */
+const char *output_path_check(const char *relpath)
+{
+	size_t len = relpath ? strlen(relpath) : 0;
+	if (!len)
+		return "it is empty";
+	if (len > OUTPUT_PATH_MAX)
+		return "it is longer than 1024 bytes";
+	if (relpath[0] == '/')
+		return "it is absolute (it must be relative to the output directory)";
+	for (const char *s = relpath; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return "it contains a control character";
+		if (*s == '\\')
+			return "it contains a backslash";
+	}
+	for (const char *s = relpath;;) {
+		const char *slash = strchr(s, '/');
+		size_t n = slash ? (size_t)(slash - s) : strlen(s);
+		const char *why = component_problem(s, n, !slash);
+		if (why || !slash)
+			return why;
+		s = slash + 1;
+	}
+}
+
+/* check_relpath - output_path_check, with the reason in err. */
 static int check_relpath(const char *relpath, struct strbuf *err)
 {
-	const char *why = NULL;
-	if (!*relpath)
-		why = "is empty";
-	else if (relpath[0] == '/')
-		why = "must be relative to the output directory";
-	for (const char *p = relpath; !why;) {
-		const char *slash = strchr(p, '/');
-		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		why = check_component(p, len);
-		if (!slash)
-			break;
-		p = slash + 1;
-	}
+	const char *why = output_path_check(relpath);
 	if (!why)
 		return 0;
 	add_err(err, "output path %s: %s", relpath, why);
@@ -182,7 +207,7 @@ static void output_file_free(struct output_file *of)
 static int create_part(struct output_file *of, struct strbuf *err)
 {
 	struct strbuf part = STRBUF_INIT;
-	sb_addf(&part, ".%s.part", of->name);
+	sb_addf(&part, PART_PREFIX "%s" PART_SUFFIX, of->name);
 	of->part_name = sb_detach(&part, NULL);
 	unlinkat(of->dir_fd, of->part_name, 0);
 	of->fd = openat(of->dir_fd, of->part_name,

@@ -62,7 +62,7 @@ static void close_fd(int *fd)
 static void spool_init_fds(struct spool *sp)
 {
 	sp->root = NULL;
-	sp->root_fd = sp->lock_fd = sp->watch_fd = -1;
+	sp->root_fd = sp->lock_fd = sp->watch_fd = sp->watch_wd = -1;
 	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++)
 		*dir_fd_slot(sp, &spool_dirs[i]) = -1;
 }
@@ -458,9 +458,9 @@ int spool_scan(struct spool *sp, spool_name_fn fn, void *arg)
 
 /* spool_read - a regular file of incoming/, no symlink followed, at most max bytes. */
 int spool_read(struct spool *sp, const char *name, size_t max, struct strbuf *out,
-	       struct strbuf *why)
+	       struct strbuf *why, struct stat *st)
 {
-	return read_file_at(sp->incoming_fd, name, max, out, why);
+	return read_file_at_stat(sp->incoming_fd, name, max, out, why, st);
 }
 
 /* entry_exists - dirfd/name exists as anything (a dangling symlink counts). */
@@ -499,7 +499,8 @@ static void suffixed_name(struct strbuf *sb, const char *name, int n)
 int spool_archive(struct spool *sp, const char *name, int keep)
 {
 	/* No fsync here: the file's jobs are already committed. If a crash loses this move,
-	 * the file reappears in incoming/ and is recognised by name and content hash, and
+	 * the file reappears in incoming/ and is recognised by its identity (name, content
+	 * hash, inode and ctime, which a lost rename leaves as they were), and
 	 * moved again; an fsync per file would cap ingest at the disk's flush rate. */
 	if (!keep) {
 		if (unlinkat(sp->incoming_fd, name, 0) < 0)
@@ -593,48 +594,187 @@ static int same_directory(const char *path, int fd)
 	       a.st_ino == b.st_ino;
 }
 
-/* spool_watch_start - inotify on incoming/. inotify takes a path, not a directory fd, so
- * we check the path still names the incoming/ we opened. */
-int spool_watch_start(struct spool *sp)
+/* add_incoming_watch - inotify on incoming/ by path, checked to be the incoming/ we have
+ * open (inotify takes a path, not a directory fd); a watch on an earlier incoming/ is
+ * dropped. */
+static int add_incoming_watch(struct spool *sp, int fd)
 {
-	if (sp->watch_fd >= 0)
-		return 0;
 	struct strbuf path = STRBUF_INIT;
 	sb_addf(&path, "%s/incoming", sp->root);
-	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (fd < 0) {
-		sb_release(&path);
-		return error_errno("cannot start inotify");
-	}
-	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_Q_OVERFLOW | IN_ONLYDIR;
-	if (inotify_add_watch(fd, path.buf, mask) < 0) {
+	/* MOVE_SELF: incoming/ renamed away, seen at once. A removal is seen by the next
+	 * rescan: the fd we hold keeps the directory alive, and DELETE_SELF waits for that */
+	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF |
+			IN_Q_OVERFLOW | IN_ONLYDIR;
+	int wd = inotify_add_watch(fd, path.buf, mask);
+	if (wd < 0) {
 		error_errno("cannot watch %s", path.buf);
 		goto fail;
 	}
 	if (!same_directory(path.buf, sp->incoming_fd)) {
 		error("cannot watch %s: it was replaced since the spool was opened", path.buf);
+		inotify_rm_watch(fd, wd);
 		goto fail;
 	}
+	/* the old directory's watch, if it still exists (renamed away rather than removed) */
+	if (sp->watch_wd >= 0 && sp->watch_wd != wd)
+		inotify_rm_watch(fd, sp->watch_wd);
+	sp->watch_wd = wd;
 	sb_release(&path);
-	sp->watch_fd = fd;
 	return 0;
 fail:
-	close(fd);
 	sb_release(&path);
 	return -1;
 }
 
+/* spool_watch_start - inotify on incoming/. */
+int spool_watch_start(struct spool *sp)
+{
+	if (sp->watch_fd >= 0)
+		return 0;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return error_errno("cannot start inotify");
+	if (add_incoming_watch(sp, fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	sp->watch_fd = fd;
+	return 0;
+}
+
+enum dir_state { DIR_SAME, DIR_GONE, DIR_REPLACED };
+
+/* dir_state - whether name under at (or the path name, with at AT_FDCWD) is still the
+ * directory open as fd. A path we cannot look at for another reason counts as the same:
+ * reopening it would fail too. */
+static enum dir_state dir_state(int at, const char *name, int follow, int fd)
+{
+	struct stat path_st, fd_st;
+	if (fstatat(at, name, &path_st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? DIR_GONE : DIR_SAME;
+	if (fstat(fd, &fd_st) < 0)
+		return DIR_SAME;
+	if (path_st.st_dev == fd_st.st_dev && path_st.st_ino == fd_st.st_ino)
+		return DIR_SAME;
+	return DIR_REPLACED;
+}
+
+/* state_word - for the warning. */
+static const char *state_word(enum dir_state s)
+{
+	return s == DIR_GONE ? "was removed" : "was replaced";
+}
+
+/* refresh_subdir - one of tmp/, incoming/, ... reopened (created if missing) when its
+ * path no longer names the open fd. 0 same, 1 reopened, -1 error. */
+static int refresh_subdir(struct spool *sp, const struct spool_dir *d)
+{
+	int *slot = dir_fd_slot(sp, d);
+	enum dir_state s = dir_state(sp->root_fd, d->name, d->follow, *slot);
+	if (s == DIR_SAME)
+		return 0;
+	int created = 0;
+	int fd = open_subdir(sp, d, 1, &created);
+	if (fd < 0)
+		return error("%s/%s %s while the daemon ran, and cannot be reopened", sp->root,
+			     d->name, state_word(s));
+	if (created)
+		fsync_dirfd(sp->root_fd);
+	close_fd(slot);
+	*slot = fd;
+	logmsg(LOG_WARN, "%s/%s %s while the daemon ran; %s", sp->root, d->name,
+	       state_word(s), created ? "created it again" : "opened the new one");
+	if (strcmp(d->name, "incoming") == 0 && sp->watch_fd >= 0) {
+		if (add_incoming_watch(sp, sp->watch_fd) == 0)
+			logmsg(LOG_WARN, "watching the new %s/incoming with inotify", sp->root);
+		else
+			logmsg(LOG_WARN, "cannot watch the new %s/incoming with inotify; it is "
+			       "rescanned periodically", sp->root);
+	}
+	return 1;
+}
+
+/* is_own_out - out_dir names the spool's own out/ (as the daemon's open_all decides). */
+static int is_own_out(struct spool *sp, const char *out_dir)
+{
+	if (!out_dir || !*out_dir)
+		return 1;
+	size_t n = strlen(sp->root);
+	return strncmp(out_dir, sp->root, n) == 0 && strcmp(out_dir + n, "/out") == 0;
+}
+
+/* refresh_out_dir - an output directory of the configuration's own, outside the spool:
+ * reopened (made 0755 if missing) when replaced. 0 same, 1 reopened, -1 error. */
+static int refresh_out_dir(struct spool *sp, const char *out_dir)
+{
+	enum dir_state s = dir_state(AT_FDCWD, out_dir, 1, sp->out_fd);
+	if (s == DIR_SAME)
+		return 0;
+	int created = mkdir(out_dir, 0755) == 0;
+	int fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return error_errno("output directory %s %s while the daemon ran, and cannot be "
+				   "reopened", out_dir, state_word(s));
+	close_fd(&sp->out_fd);
+	sp->out_fd = fd;
+	logmsg(LOG_WARN, "output directory %s %s while the daemon ran; %s", out_dir,
+	       state_word(s), created ? "created it again" : "opened the new one");
+	return 1;
+}
+
+/* spool_refresh_out - the output directory alone; see spool.h. */
+int spool_refresh_out(struct spool *sp, const char *out_dir)
+{
+	if (!is_own_out(sp, out_dir))
+		return refresh_out_dir(sp, out_dir);
+	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++)
+		if (spool_dirs[i].offset == offsetof(struct spool, out_fd))
+			return refresh_subdir(sp, &spool_dirs[i]);
+	return 0;
+}
+
+/* spool_refresh - see spool.h. */
+int spool_refresh(struct spool *sp, const char *out_dir)
+{
+	enum dir_state root = dir_state(AT_FDCWD, sp->root, 1, sp->root_fd);
+	if (root != DIR_SAME)
+		return error("spool directory %s %s while the daemon ran; its lock and "
+			     "directories are gone with it", sp->root, state_word(root));
+	int own_out = is_own_out(sp, out_dir), changed = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++) {
+		const struct spool_dir *d = &spool_dirs[i];
+		if (d->offset == offsetof(struct spool, out_fd) && !own_out)
+			continue;
+		int rc = refresh_subdir(sp, d);
+		if (rc < 0)
+			return -1;
+		changed |= rc;
+	}
+	if (!own_out) {
+		int rc = refresh_out_dir(sp, out_dir);
+		if (rc < 0)
+			return -1;
+		changed |= rc;
+	}
+	return changed;
+}
+
 /* handle_events - fn for each wanted name in one read's worth of events. */
-static int handle_events(const char *buf, size_t len, spool_name_fn fn, void *arg,
+static int handle_events(const char *buf, size_t len, int wd, spool_name_fn fn, void *arg,
 			 int *overflow)
 {
 	const char *p = buf;
 	while (p < buf + len) {
 		const struct inotify_event *ev = (const struct inotify_event *)(const void *)p;
 		p += sizeof(*ev) + ev->len;
-		/* IN_IGNORED: incoming/ itself went away; a rescan will say so */
-		if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED))
+		if (ev->mask & IN_Q_OVERFLOW)
 			*overflow = 1;
+		/* what is left of the watch on an earlier incoming/ (spool_refresh moved it) */
+		if (ev->wd != wd)
+			continue;
+		/* incoming/ itself went away: a rescan, whose spool_refresh says so */
+		if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) && !*overflow)
+			*overflow = SPOOL_WATCH_MOVED;
 		if (!ev->len || !spool_name_wanted(ev->name))
 			continue;
 		int ret = fn(ev->name, arg);
@@ -669,7 +809,7 @@ int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overfl
 		}
 		if (n == 0)
 			return 0;
-		int ret = handle_events(buf, (size_t)n, fn, arg, overflow);
+		int ret = handle_events(buf, (size_t)n, sp->watch_wd, fn, arg, overflow);
 		if (ret)
 			return ret;
 	}

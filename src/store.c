@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -70,6 +71,9 @@ enum stmt_id {
 	S_OP_ROLLBACK_TO,
 	S_FILE_SEEN,
 	S_FILE_RECORD,
+	S_FILE_ADOPT,
+	S_OUTPUT_TAKEN,
+	S_OUTPUT_BELOW,
 	S_JOB_BY_KEY,
 	S_JOB_INSERT,
 	S_TRANSITION_ADD,
@@ -131,9 +135,21 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_OP_SAVEPOINT] = "SAVEPOINT store_op",
     [S_OP_RELEASE] = "RELEASE store_op",
     [S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
-    [S_FILE_SEEN] = "SELECT 1 FROM files WHERE name = ?1 AND hash = ?2",
-    [S_FILE_RECORD] = "INSERT INTO files (name, hash, ingested_ms, njobs, nduplicates) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* this very file (the identity matches) before a row without identity (schema < 4) */
+    [S_FILE_SEEN] = "SELECT dev IS NULL FROM files INDEXED BY files_name_hash "
+                    "WHERE name = ?1 AND hash = ?2 AND (dev IS NULL OR (dev = ?3 AND "
+                    "ino = ?4 AND ctime_ns = ?5 AND size = ?6)) ORDER BY dev IS NULL LIMIT 1",
+    [S_FILE_RECORD] = "INSERT INTO files (name, hash, dev, ino, ctime_ns, size, ingested_ms, "
+                      "njobs, nduplicates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_FILE_ADOPT] = "UPDATE files INDEXED BY files_name_hash SET dev = ?3, ino = ?4, "
+                     "ctime_ns = ?5, size = ?6 WHERE name = ?1 AND hash = ?2 AND dev IS NULL",
+    /* unfinished jobs' explicit outputs (sql/005_file_identity.sql): the path itself or one
+     * of its directories (?1 each in turn), and then what lies below it */
+    [S_OUTPUT_TAKEN] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output_active "
+                       "WHERE state IN (0, 1, 2) AND output_path = ?1 LIMIT 1",
+    [S_OUTPUT_BELOW] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output_active "
+                       "WHERE state IN (0, 1, 2) AND output_path >= ?1 || '/' "
+                       "AND output_path < ?1 || '0' ORDER BY output_path LIMIT 1",
     [S_JOB_BY_KEY] = "SELECT id FROM jobs WHERE key = ?1",
     [S_JOB_INSERT] = "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
                      "output_path, source_file, priority, not_before_ms, next_run_ms, "
@@ -252,8 +268,15 @@ struct store {
 	int readonly;
 	sqlite3_stmt *stmts[S_NSTMTS]; /* prepared on first use, kept until close */
 	struct strbuf err;
-	int lock_fd;    /* the writer's flock on the database file itself; -1 for readers */
+	/* the writer's flock on the database file itself, and the fd store_check_file
+	 * fstats; closed only after SQLite's, whose POSIX locks a close would drop. -1 for
+	 * readers */
+	int db_fd;
 	int busy;       /* the last failure was SQLITE_BUSY: another process holds the lock */
+	/* the writer's files as opened, for store_check_file */
+	dev_t db_dev, wal_dev;
+	ino_t db_ino, wal_ino;
+	int have_wal;
 };
 
 /* who this process is, written beside the database for a second writer's message */
@@ -791,7 +814,7 @@ static int lock_store(struct store *st, int flags, struct strbuf *why)
 		close(ofd);
 	}
 	sb_release(&owner_path);
-	st->lock_fd = fd;
+	st->db_fd = fd;
 	return 0;
 }
 
@@ -850,6 +873,28 @@ static int open_checked(struct store *st, int flags, struct strbuf *why)
 	}
 }
 
+/* note_files - which inodes the writer's database and -wal are, for store_check_file. */
+static int note_files(struct store *st, struct strbuf *why)
+{
+	struct stat sb;
+	if (fstat(st->db_fd, &sb) < 0) { /* the fd lock_store opened and locked */
+		sb_addf(why, "cannot open database %s: %s", st->path, strerror(errno));
+		return -1;
+	}
+	st->db_dev = sb.st_dev;
+	st->db_ino = sb.st_ino;
+	struct strbuf wal = STRBUF_INIT;
+	sb_addf(&wal, "%s-wal", st->path);
+	/* WAL mode and the migrations' writes made it; SQLite keeps it while it is open */
+	if (stat(wal.buf, &sb) == 0) {
+		st->have_wal = 1;
+		st->wal_dev = sb.st_dev;
+		st->wal_ino = sb.st_ino;
+	}
+	sb_release(&wal);
+	return 0;
+}
+
 /* configure_library - SQLite's process-wide settings, before its first use: segspool
  * uses each connection from one thread, and never asks for memory statistics, so the
  * library's mutexes and its per-allocation accounting would only cost time. A call after
@@ -878,8 +923,8 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 	*out = NULL;
 	if (err_out)
 		*err_out = NULL;
-	st->lock_fd = -1;
-	if (open_checked(st, flags, &why) < 0) {
+	st->db_fd = -1;
+	if (open_checked(st, flags, &why) < 0 || (!st->readonly && note_files(st, &why) < 0)) {
 		store_close(st);
 		if (err_out)
 			*err_out = sb_detach(&why, NULL);
@@ -901,8 +946,8 @@ void store_close(struct store *st)
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		logmsg(LOG_WARN, "cannot close database %s: %s", st->path, sqlite3_errmsg(st->db));
 	/* after SQLite's close: closing any fd of the file would drop its fcntl locks */
-	if (st->lock_fd >= 0)
-		close(st->lock_fd);
+	if (st->db_fd >= 0)
+		close(st->db_fd);
 	sb_release(&st->err);
 	free(st->path);
 	free(st);
@@ -910,22 +955,39 @@ void store_close(struct store *st)
 
 /* --- ingest ------------------------------------------------------------------------- */
 
-/* store_file_seen - whether this name with this content was ingested before. */
-int store_file_seen(struct store *st, const char *name, const char *hash)
+/* bind_file_id - a file's identity as ?3..?6. */
+static void bind_file_id(sqlite3_stmt *s, const struct store_file_id *id)
+{
+	sqlite3_bind_int64(s, 3, id->dev);
+	sqlite3_bind_int64(s, 4, id->ino);
+	sqlite3_bind_int64(s, 5, id->ctime_ns);
+	sqlite3_bind_int64(s, 6, id->size);
+}
+
+/* store_file_seen - whether this very file was ingested (or, for rows older than the
+ * identities, a file of this name and content). */
+int store_file_seen(struct store *st, const char *name, const char *hash,
+                    const struct store_file_id *id)
 {
 	sqlite3_stmt *s = prep(st, S_FILE_SEEN);
 	if (!s)
 		return -1;
 	bind_text(s, 1, name);
 	bind_text(s, 2, hash);
+	bind_file_id(s, id);
 	int rc = step(st, s, "look up an ingested file");
+	if (rc < 0)
+		return -1;
+	int seen = STORE_FILE_NEW;
+	if (rc == SQLITE_ROW)
+		seen = sqlite3_column_int(s, 0) ? STORE_FILE_LEGACY : STORE_FILE_SAME;
 	done(s);
-	return rc < 0 ? -1 : rc == SQLITE_ROW;
+	return seen;
 }
 
-/* store_file_record - notes a file as ingested with how many jobs it gave. */
-int store_file_record(struct store *st, const char *name, const char *hash, int64_t now_ms,
-                      int njobs, int nduplicates)
+/* store_file_record - notes one ingest of a file, and how many jobs it gave. */
+int store_file_record(struct store *st, const char *name, const char *hash,
+                      const struct store_file_id *id, int64_t now_ms, int njobs, int nduplicates)
 {
 	enum op_wrap how;
 	if (op_begin(st, &how) < 0)
@@ -935,12 +997,126 @@ int store_file_record(struct store *st, const char *name, const char *hash, int6
 	if (s) {
 		bind_text(s, 1, name);
 		bind_text(s, 2, hash);
-		sqlite3_bind_int64(s, 3, now_ms);
-		sqlite3_bind_int(s, 4, njobs);
-		sqlite3_bind_int(s, 5, nduplicates);
+		bind_file_id(s, id);
+		sqlite3_bind_int64(s, 7, now_ms);
+		sqlite3_bind_int(s, 8, njobs);
+		sqlite3_bind_int(s, 9, nduplicates);
 		rc = run(st, s, "record an ingested file");
 	}
 	return op_end(st, how, rc);
+}
+
+/* store_file_adopt - identity-less rows of name and hash take this file's identity. */
+int store_file_adopt(struct store *st, const char *name, const char *hash,
+                     const struct store_file_id *id)
+{
+	enum op_wrap how;
+	if (op_begin(st, &how) < 0)
+		return -1;
+	sqlite3_stmt *s = prep(st, S_FILE_ADOPT);
+	int rc = -1;
+	if (s) {
+		bind_text(s, 1, name);
+		bind_text(s, 2, hash);
+		bind_file_id(s, id);
+		rc = run(st, s, "record an ingested file's identity");
+	}
+	return op_end(st, how, rc);
+}
+
+/* output_query - one lookup of S_OUTPUT_TAKEN or S_OUTPUT_BELOW for n bytes of path:
+ * 1 with the job found, 0 none, -1 error. */
+static int output_query(struct store *st, enum stmt_id id, const char *path, size_t n,
+                        int64_t *job_id, char **other)
+{
+	sqlite3_stmt *s = prep(st, id);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, path, (int)n, SQLITE_STATIC);
+	int rc = step(st, s, "look up the outputs of unfinished jobs");
+	if (rc < 0)
+		return -1;
+	int found = rc == SQLITE_ROW;
+	if (found) {
+		*job_id = sqlite3_column_int64(s, 0);
+		*other = column_dup(s, 1);
+	}
+	done(s);
+	return found;
+}
+
+/* store_output_conflict - path itself, each of its directories, then below it: one index
+ * seek each. */
+int store_output_conflict(struct store *st, const char *path, int64_t *job_id, char **other)
+{
+	*other = NULL;
+	int rc = output_query(st, S_OUTPUT_TAKEN, path, strlen(path), job_id, other);
+	for (const char *p = path; rc == 0 && (p = strchr(p, '/')); p++)
+		rc = output_query(st, S_OUTPUT_TAKEN, path, (size_t)(p - path), job_id, other);
+	if (rc == 0)
+		rc = output_query(st, S_OUTPUT_BELOW, path, strlen(path), job_id, other);
+	return rc;
+}
+
+/* store_key_recorded - whether a job with this idempotency key is recorded. */
+int store_key_recorded(struct store *st, const char *key)
+{
+	sqlite3_stmt *s = prep(st, S_JOB_BY_KEY);
+	if (!s)
+		return -1;
+	bind_text(s, 1, key);
+	int rc = step(st, s, "look up a job key");
+	if (rc < 0)
+		return -1;
+	done(s);
+	return rc == SQLITE_ROW;
+}
+
+/* check_path - path still names the inode dev/ino: 0, or -1 with what happened in why. */
+static int check_path(const char *path, dev_t dev, ino_t ino, const char *what,
+                      struct strbuf *why)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			sb_addf(why, "%s %s was removed while it was open", what, path);
+		else
+			sb_addf(why, "cannot check %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (sb.st_dev != dev || sb.st_ino != ino) {
+		sb_addf(why, "%s %s was replaced by another file while it was open", what, path);
+		return -1;
+	}
+	return 0;
+}
+
+/* store_check_file - the database and its WAL are still where they were opened. */
+int store_check_file(struct store *st, char **err_out)
+{
+	struct strbuf why = STRBUF_INIT, wal = STRBUF_INIT;
+	struct stat sb;
+	int rc = 0;
+	*err_out = NULL;
+	if (st->db_fd < 0)
+		return 0;
+	if (fstat(st->db_fd, &sb) == 0 && sb.st_nlink == 0) {
+		sb_addf(&why, "database %s was removed while it was open", st->path);
+		rc = -1;
+	} else if (check_path(st->path, st->db_dev, st->db_ino, "database", &why) < 0) {
+		rc = -1;
+	} else if (st->have_wal) {
+		sb_addf(&wal, "%s-wal", st->path);
+		/* its commits live there until a checkpoint copies them into the database */
+		rc = check_path(wal.buf, st->wal_dev, st->wal_ino, "the write-ahead log", &why);
+	}
+	sb_release(&wal);
+	if (rc == 0) {
+		sb_release(&why);
+		return 0;
+	}
+	*err_out = sb_detach(&why, NULL);
+	return -1;
 }
 
 /* record_transition - the history row of a state change (from < 0: none). */

@@ -455,6 +455,13 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 /* read_file_at - a regular file, no symlink followed, at most max bytes. */
 int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, struct strbuf *why)
 {
+	return read_file_at_stat(dirfd, name, max, out, why, NULL);
+}
+
+/* read_file_at_stat - read_file_at, and the open file's fstat in *st_out when given. */
+int read_file_at_stat(int dirfd, const char *name, size_t max, struct strbuf *out,
+		      struct strbuf *why, struct stat *st_out)
+{
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		if (errno == ELOOP)
@@ -506,6 +513,8 @@ int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, st
 		}
 	}
 	close(fd);
+	if (st_out)
+		*st_out = st;
 	return 0;
 }
 

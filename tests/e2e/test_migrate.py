@@ -1,7 +1,8 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
-opened by this daemon: it migrates (user_version 4: no attempts_open, jobs_running in
-place of jobs_state, pages_cursor added), finds the running job through the new index, closes its open attempt as
+opened by this daemon: it migrates (user_version 5: no attempts_open, jobs_running in
+place of jobs_state, pages_cursor added, files with identities and without UNIQUE (name,
+hash)), finds the running job through the new index, closes its open attempt as
 "interrupted" (a read), numbers the next attempt after it, and finishes the job. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
 is shown from its jobs row.
@@ -20,13 +21,22 @@ try:
     c.eq(s.run_until_idle(timeout=60), 0, "first run")
     path = os.path.join(s.spool, "segspool.db")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 4, "a new database is at version 4")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 5, "a new database is at version 5")
     # what a version-1 daemon killed mid-request leaves: its index, a running job, an
     # attempt without an outcome
     with db:
         db.execute("CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL")
         db.execute("DROP INDEX jobs_running")
         db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
+        # version 1's files table: unique (name, hash), no identity
+        db.execute("DROP INDEX jobs_output_active")
+        db.execute("CREATE TABLE files_v1 (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                   "hash TEXT NOT NULL, ingested_ms INTEGER NOT NULL, njobs INTEGER NOT NULL "
+                   "DEFAULT 0, nduplicates INTEGER NOT NULL DEFAULT 0, UNIQUE (name, hash))")
+        db.execute("INSERT INTO files_v1 SELECT id, name, hash, ingested_ms, njobs, "
+                   "nduplicates FROM files")
+        db.execute("DROP TABLE files")
+        db.execute("ALTER TABLE files_v1 RENAME TO files")
         db.execute("UPDATE jobs SET state = 1, result_json = NULL, finished_ms = NULL "
                    "WHERE id = 1")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
@@ -40,9 +50,14 @@ try:
 
     c.eq(s.run_until_idle(timeout=60), 0, "second run, on the version-1 database")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 4, "migrated to version 4")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 5, "migrated to version 5")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pages_cursor'")
          .fetchone()[0], 1, "pages_cursor created")
+    c.eq(db.execute("SELECT name, dev IS NULL FROM files").fetchall(), [("get.json", 1)],
+         "the version-1 files row kept, without an identity")
+    c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('files_name_hash', "
+                    "'jobs_output_active', 'sqlite_autoindex_files_1')").fetchone()[0], 2,
+         "files indexed by (name, hash), not unique; unfinished outputs indexed")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'attempts_open'")
          .fetchone()[0], 0, "attempts_open dropped")
     c.eq([r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name IN "

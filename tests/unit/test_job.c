@@ -557,13 +557,33 @@ TEST(output_paths)
 		CHECK_INT(job_check_output_path(bad[i], &why), -1);
 		CHECK(why != NULL);
 	}
-	char longc[300];
+	/* the file name is written as ".NAME.part" first: 249 bytes is the longest that
+	 * fits NAME_MAX; a directory name may use all 255 */
+	char longc[600];
 	memset(longc, 'c', sizeof(longc));
-	longc[255] = '\0';
+	longc[249] = '\0';
+	CHECK_INT(job_check_output_path(longc, &why), 0);
+	longc[249] = 'c';
+	longc[250] = '\0';
+	CHECK_INT(job_check_output_path(longc, &why), -1);
+	CHECK(why && strstr(why, "249"));
+	memset(longc, 'c', sizeof(longc));
+	longc[255] = '/';
+	longc[257] = '\0';
 	CHECK_INT(job_check_output_path(longc, &why), 0);
 	longc[255] = 'c';
-	longc[256] = '\0';
+	longc[256] = '/';
 	CHECK_INT(job_check_output_path(longc, &why), -1);
+	CHECK(why && strstr(why, "directory name"));
+	/* the whole path: 1024 bytes at most */
+	char whole[1100];
+	for (size_t i = 0; i < sizeof(whole) - 1; i++)
+		whole[i] = (i % 100 == 99) ? '/' : 'p';
+	whole[1024] = '\0';
+	CHECK_INT(job_check_output_path(whole, &why), 0);
+	whole[1024] = 'p';
+	whole[1025] = '\0';
+	CHECK_INT(job_check_output_path(whole, &why), -1);
 }
 
 TEST(format_for_name)

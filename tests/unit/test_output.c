@@ -153,10 +153,46 @@ TEST(lexical_refusals)
 	CHECK_INT(output_write(out_fd, "../x.json", "", 0, &err), -1);
 	CHECK(contains(&err, "\"..\""));
 	CHECK(!exists(path_of("x.json")));
-	/* a name that merely starts with dots is fine */
+	/* a directory that merely starts with dots is fine; a hidden file name is not (the
+	 * temporary files are hidden) */
 	sb_reset(&err);
-	CHECK_INT(output_write(out_fd, "..x/...json", "{}", 2, &err), 0);
-	CHECK(exists(path_of("out/..x/...json")));
+	CHECK_INT(output_write(out_fd, "..x/a...json", "{}", 2, &err), 0);
+	CHECK(exists(path_of("out/..x/a...json")));
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, "..x/...json", "{}", 2, &err), -1);
+	CHECK(contains(&err, "hidden"));
+	sb_release(&err);
+}
+
+/* name_limit - the file name has room for its ".NAME.part": 249 bytes are written, 250
+ * are refused by the check itself (output_path_check, which job validation uses), not
+ * by the kernel's "File name too long" once a request has been sent. */
+TEST(name_limit)
+{
+	char name[300];
+	memset(name, 'n', sizeof(name));
+	memcpy(name + 244, ".json", 6); /* 249 bytes */
+	struct strbuf err = STRBUF_INIT;
+	CHECK(output_path_check(name) == NULL);
+	CHECK_INT(output_write(out_fd, name, "{}", 2, &err), 0);
+	char rel[320];
+	snprintf(rel, sizeof(rel), "out/%s", name);
+	CHECK(exists(path_of(rel)));
+	memset(name, 'n', sizeof(name));
+	memcpy(name + 245, ".json", 6); /* 250 bytes */
+	CHECK(output_path_check(name) != NULL);
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, name, "{}", 2, &err), -1);
+	CHECK(contains(&err, "longer than 249 bytes"));
+	sb_reset(&err);
+	CHECK_INT(output_check_dirs(out_fd, name, &err), -1);
+	/* a directory name may take all 255 bytes */
+	char path[600];
+	memset(path, 'd', 255);
+	snprintf(path + 255, sizeof(path) - 255, "/x.json");
+	CHECK(output_path_check(path) == NULL);
+	sb_reset(&err);
+	CHECK_INT(output_write(out_fd, path, "{}", 2, &err), 0);
 	sb_release(&err);
 }
 
@@ -342,6 +378,7 @@ int main(void)
 	RUN(abort_leaves_nothing);
 	RUN(symlinks_refused);
 	RUN(lexical_refusals);
+	RUN(name_limit);
 	RUN(overwrite_and_stale_part);
 	RUN(check_dirs);
 	RUN(batch_claims_and_failures);

@@ -299,32 +299,32 @@ TEST(read_refusals)
 	CHECK_INT(fresh_spool("read", &sp), 0);
 	struct strbuf out = STRBUF_INIT, why = STRBUF_INIT;
 	write_text(path_of("read/incoming/ok.json"), "{\"ok\":true}");
-	CHECK_INT(spool_read(&sp, "ok.json", 1024, &out, &why), 0);
+	CHECK_INT(spool_read(&sp, "ok.json", 1024, &out, &why, NULL), 0);
 	CHECK_STR(out.buf, "{\"ok\":true}");
 
 	write_text(path_of("target"), "secret");
 	CHECK_INT(symlink(path_of("target"), path_of("read/incoming/link.json")), 0);
 	sb_reset(&out);
-	CHECK_INT(spool_read(&sp, "link.json", 1024, &out, &why), -1);
+	CHECK_INT(spool_read(&sp, "link.json", 1024, &out, &why, NULL), -1);
 	CHECK(strstr(why.buf, "symbolic link") != NULL);
 	CHECK(strstr(out.buf, "secret") == NULL);
 
 	CHECK_INT(mkdir(path_of("read/incoming/dir.json"), 0700), 0);
 	sb_reset(&why);
-	CHECK_INT(spool_read(&sp, "dir.json", 1024, &out, &why), -1);
+	CHECK_INT(spool_read(&sp, "dir.json", 1024, &out, &why, NULL), -1);
 	CHECK(strstr(why.buf, "directory") != NULL);
 
 	CHECK_INT(mkfifo(path_of("read/incoming/fifo.json"), 0600), 0);
 	sb_reset(&why);
-	CHECK_INT(spool_read(&sp, "fifo.json", 1024, &out, &why), -1);
+	CHECK_INT(spool_read(&sp, "fifo.json", 1024, &out, &why, NULL), -1);
 	CHECK(strstr(why.buf, "not a regular file") != NULL);
 
 	sb_reset(&why);
-	CHECK_INT(spool_read(&sp, "ok.json", 5, &out, &why), -1);
+	CHECK_INT(spool_read(&sp, "ok.json", 5, &out, &why, NULL), -1);
 	CHECK(strstr(why.buf, "larger than") != NULL);
 
 	sb_reset(&why);
-	CHECK_INT(spool_read(&sp, "gone.json", 1024, &out, &why), -1);
+	CHECK_INT(spool_read(&sp, "gone.json", 1024, &out, &why, NULL), -1);
 	CHECK(strstr(why.buf, "cannot open") != NULL);
 	sb_release(&out);
 	sb_release(&why);
@@ -516,6 +516,129 @@ TEST(watch)
 	CHECK_INT(sp.watch_fd, -1);
 }
 
+/* read_identity - spool_read reports the inode it read: a file dropped again under the
+ * same name with the same content is another inode (and ctime). */
+TEST(read_identity)
+{
+	struct spool sp;
+	CHECK_INT(fresh_spool("ident", &sp), 0);
+	struct strbuf out = STRBUF_INIT, why = STRBUF_INIT;
+	struct stat a, b, path_st;
+	write_text(path_of("ident/tmp/n.json"), "{}");
+	CHECK_INT(rename(path_of("ident/tmp/n.json"), path_of("ident/incoming/n.json")), 0);
+	CHECK_INT(spool_read(&sp, "n.json", 1024, &out, &why, &a), 0);
+	CHECK_INT(stat(path_of("ident/incoming/n.json"), &path_st), 0);
+	CHECK(a.st_ino == path_st.st_ino && a.st_dev == path_st.st_dev);
+	CHECK_INT(spool_archive(&sp, "n.json", 1), 0);
+	write_text(path_of("ident/tmp/n.json"), "{}");
+	CHECK_INT(rename(path_of("ident/tmp/n.json"), path_of("ident/incoming/n.json")), 0);
+	sb_reset(&out);
+	CHECK_INT(spool_read(&sp, "n.json", 1024, &out, &why, &b), 0);
+	CHECK_STR(out.buf, "{}");
+	CHECK(a.st_ino != b.st_ino);
+	sb_release(&out);
+	sb_release(&why);
+	spool_close(&sp);
+}
+
+/* dir_ino - the inode of an open directory fd. */
+static ino_t dir_ino(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* refresh - incoming/ and out/ removed or replaced under an open spool are reopened (made
+ * again when missing), the watch follows incoming/; an output directory outside the
+ * spool is checked against its own path; a spool root that is gone is an error. */
+TEST(refresh)
+{
+	struct spool sp;
+	CHECK_INT(fresh_spool("re", &sp), 0);
+	CHECK_INT(spool_watch_start(&sp), 0);
+	CHECK_INT(spool_refresh(&sp, NULL), 0);
+	CHECK_INT(spool_refresh(&sp, path_of("re/out")), 0);
+
+	/* incoming/ moved away: the watch asks for a rescan at once */
+	{
+		struct names moved = {0};
+		int why = 0;
+		CHECK_INT(rename(path_of("re/incoming"), path_of("re/incoming.gone")), 0);
+		CHECK_INT(wait_readable(sp.watch_fd, 1000), 1);
+		CHECK_INT(spool_watch_drain(&sp, collect, &moved, &why), 0);
+		CHECK_INT(why, SPOOL_WATCH_MOVED);
+		CHECK_INT(rename(path_of("re/incoming.gone"), path_of("re/incoming")), 0);
+		spool_watch_drain(&sp, collect, &moved, &why);
+		CHECK_INT(spool_refresh(&sp, NULL), 0); /* the same directory, back */
+	}
+
+	/* removed: made again and reopened */
+	CHECK_INT(rmdir(path_of("re/incoming")), 0);
+	CHECK_INT(spool_refresh(&sp, NULL), 1);
+	struct stat st;
+	CHECK_INT(stat(path_of("re/incoming"), &st), 0);
+	CHECK(dir_ino(sp.incoming_fd) == st.st_ino);
+	CHECK_INT(spool_refresh(&sp, NULL), 0);
+	/* the watch is on the new directory */
+	struct names nm = {0};
+	int overflow = 0;
+	spool_watch_drain(&sp, collect, &nm, &overflow); /* the old one's IN_IGNORED */
+	nm.n = 0;
+	write_text(path_of("re/tmp/w.json"), "{}");
+	CHECK_INT(rename(path_of("re/tmp/w.json"), path_of("re/incoming/w.json")), 0);
+	CHECK_INT(wait_readable(sp.watch_fd, 1000), 1);
+	CHECK_INT(spool_watch_drain(&sp, collect, &nm, &overflow), 0);
+	CHECK_INT(nm.n, 1);
+	CHECK_STR(nm.list[0], "w.json");
+	/* and files in it are scanned */
+	nm.n = 0;
+	CHECK_INT(spool_scan(&sp, collect, &nm), 0);
+	CHECK_INT(nm.n, 1);
+
+	/* replaced (renamed away, a new one made): the new one is opened, the old one's
+	 * events no longer come */
+	spool_watch_drain(&sp, collect, &nm, &overflow);
+	CHECK_INT(rename(path_of("re/incoming"), path_of("re/incoming.old")), 0);
+	write_text(path_of("re/incoming.old/q.json"), "{}"); /* queued on the old watch */
+	CHECK_INT(mkdir(path_of("re/incoming"), 0700), 0);
+	CHECK_INT(spool_refresh(&sp, NULL), 1);
+	CHECK_INT(stat(path_of("re/incoming"), &st), 0);
+	CHECK(dir_ino(sp.incoming_fd) == st.st_ino);
+	nm.n = 0;
+	overflow = 0;
+	CHECK_INT(spool_watch_drain(&sp, collect, &nm, &overflow), 0);
+	CHECK_INT(nm.n, 0); /* neither q.json nor the old watch's end */
+	CHECK_INT(overflow, 0);
+	write_text(path_of("re/incoming.old/x.json"), "{}");
+	write_text(path_of("re/incoming/y.json"), "{}");
+	CHECK_INT(wait_readable(sp.watch_fd, 1000), 1);
+	CHECK_INT(spool_watch_drain(&sp, collect, &nm, &overflow), 0);
+	CHECK_INT(nm.n, 1);
+	CHECK_STR(nm.list[0], "y.json");
+
+	/* the spool's out/ */
+	CHECK_INT(rmdir(path_of("re/out")), 0);
+	CHECK_INT(spool_refresh(&sp, path_of("re/out")), 1);
+	CHECK_INT(stat(path_of("re/out"), &st), 0);
+	CHECK(dir_ino(sp.out_fd) == st.st_ino);
+	CHECK_INT(st.st_mode & 07777, 0755);
+
+	/* an output directory of its own: checked against its path, not SPOOL/out */
+	CHECK_INT(mkdir(path_of("elsewhere"), 0755), 0);
+	close(sp.out_fd);
+	sp.out_fd = open(path_of("elsewhere"), O_RDONLY | O_DIRECTORY);
+	CHECK_INT(spool_refresh(&sp, path_of("elsewhere")), 0);
+	CHECK_INT(rename(path_of("elsewhere"), path_of("elsewhere.old")), 0);
+	CHECK_INT(spool_refresh(&sp, path_of("elsewhere")), 1);
+	CHECK_INT(stat(path_of("elsewhere"), &st), 0);
+	CHECK(dir_ino(sp.out_fd) == st.st_ino);
+
+	/* the root itself gone: an error (the lock went with it) */
+	CHECK_INT(rename(path_of("re"), path_of("re.old")), 0);
+	CHECK_INT(spool_refresh(&sp, path_of("elsewhere")), -1);
+	spool_close(&sp);
+}
+
 TEST(control_files)
 {
 	struct spool sp;
@@ -577,6 +700,8 @@ int main(void)
 	RUN(reject);
 	RUN(reject_cannot_move);
 	RUN(watch);
+	RUN(read_identity);
+	RUN(refresh);
 	RUN(control_files);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base_dir);

@@ -979,6 +979,7 @@ TEST(test_group_commit_savepoint)
 {
 	struct store *st = open_fresh("group.db");
 	struct job_new j = new_job("listSources", NULL, 0, 0);
+	struct store_file_id fid = {.dev = 1, .ino = 2, .ctime_ns = 3, .size = 4};
 	int64_t a1, a2, b1, c1;
 
 	CHECK_INT(store_begin(st), 0);
@@ -987,13 +988,13 @@ TEST(test_group_commit_savepoint)
 	j.source_file = "a.json";
 	a1 = insert(st, &j, 1000);
 	a2 = insert(st, &j, 1000);
-	CHECK_INT(store_file_record(st, "a.json", "aaaa", 1000, 2, 0), 0);
+	CHECK_INT(store_file_record(st, "a.json", "aaaa", &fid, 1000, 2, 0), 0);
 	CHECK_INT(store_release(st), 0);
 
 	CHECK_INT(store_savepoint(st), 0);
 	j.source_file = "b.json";
 	b1 = insert(st, &j, 1000);
-	CHECK_INT(store_file_record(st, "b.json", "bbbb", 1000, 1, 0), 0);
+	CHECK_INT(store_file_record(st, "b.json", "bbbb", &fid, 1000, 1, 0), 0);
 	CHECK_INT(store_rollback_to(st), 0); /* b.json turned out bad */
 
 	CHECK_INT(store_savepoint(st), 0);
@@ -1001,7 +1002,7 @@ TEST(test_group_commit_savepoint)
 	c1 = insert(st, &j, 1000);
 	/* a failing call inside the group leaves the rest of it alone */
 	CHECK_INT(succeed(st, c1, 1000), -1);
-	CHECK_INT(store_file_record(st, "c.json", "cccc", 1000, 1, 0), 0);
+	CHECK_INT(store_file_record(st, "c.json", "cccc", &fid, 1000, 1, 0), 0);
 	CHECK_INT(store_release(st), 0);
 	CHECK_INT(store_commit(st), 0);
 	CHECK_INT(store_commit(st), -1); /* nothing open */
@@ -1017,10 +1018,10 @@ TEST(test_group_commit_savepoint)
 	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "transitions")), 1);
 	CHECK_STR(transition_field(o, 0, "reason"), "ingested from c.json");
 	cJSON_Delete(o);
-	CHECK_INT(store_file_seen(st, "a.json", "aaaa"), 1);
-	CHECK_INT(store_file_seen(st, "a.json", "other"), 0);
-	CHECK_INT(store_file_seen(st, "b.json", "bbbb"), 0);
-	CHECK_INT(store_file_seen(st, "c.json", "cccc"), 1);
+	CHECK_INT(store_file_seen(st, "a.json", "aaaa", &fid), STORE_FILE_SAME);
+	CHECK_INT(store_file_seen(st, "a.json", "other", &fid), STORE_FILE_NEW);
+	CHECK_INT(store_file_seen(st, "b.json", "bbbb", &fid), STORE_FILE_NEW);
+	CHECK_INT(store_file_seen(st, "c.json", "cccc", &fid), STORE_FILE_SAME);
 	CHECK_INT(store_count_active(st), 3);
 
 	/* rollback of a whole group */
@@ -1090,6 +1091,155 @@ TEST(test_speed)
 	       total, total / 10, (long long)(c1 - c0), (long long)(d1 - d0));
 	store_close(st);
 }
+/* test_file_identity - "already ingested" holds for the very file recorded (name, hash
+ * and identity), not for a later file of the same name and content, which is recorded
+ * again (no unique (name, hash) to trip over). */
+TEST(test_file_identity)
+{
+	struct store *st = open_fresh("ident.db");
+	struct store_file_id first = {.dev = 8, .ino = 100, .ctime_ns = 1700000000123456789LL,
+	                              .size = 42};
+	struct store_file_id later = first;
+	later.ino = 101;
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &first), STORE_FILE_NEW);
+	CHECK_INT(store_file_record(st, "nightly.json", "abcd", &first, 1000, 1, 0), 0);
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &first), STORE_FILE_SAME);
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &later), STORE_FILE_NEW);
+	/* the same inode, changed since (ctime, size): a rewritten file, not the one read */
+	struct store_file_id touched = first;
+	touched.ctime_ns++;
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &touched), STORE_FILE_NEW);
+	touched = first;
+	touched.size++;
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &touched), STORE_FILE_NEW);
+	touched = first;
+	touched.dev++;
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &touched), STORE_FILE_NEW);
+	CHECK_INT(store_file_seen(st, "other.json", "abcd", &first), STORE_FILE_NEW);
+	CHECK_INT(store_file_record(st, "nightly.json", "abcd", &later, 2000, 1, 1), 0);
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &later), STORE_FILE_SAME);
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &first), STORE_FILE_SAME);
+	/* adopting touches only rows without an identity: none here */
+	struct store_file_id third = later;
+	third.ino = 102;
+	CHECK_INT(store_file_adopt(st, "nightly.json", "abcd", &third), 0);
+	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &third), STORE_FILE_NEW);
+	store_close(st);
+}
+
+/* test_output_conflict - unfinished jobs' explicit outputs: the same path, a directory of
+ * it, or a path inside it; finished jobs and near-miss names do not count. */
+TEST(test_output_conflict)
+{
+	struct store *st = open_fresh("outputs.db");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	j.output_path = "d1/y.json";
+	int64_t y = insert(st, &j, 1000);
+	j.output_path = "exports/a.json";
+	int64_t a = insert(st, &j, 1000);
+	j.output_path = NULL;
+	insert(st, &j, 1000);
+	int64_t id = 0;
+	char *other = NULL;
+	CHECK_INT(store_output_conflict(st, "d1/y.json", &id, &other), 1);
+	CHECK_INT(id, y);
+	CHECK_STR(other, "d1/y.json");
+	free(other);
+	CHECK_INT(store_output_conflict(st, "d1", &id, &other), 1); /* d1 is y's directory */
+	CHECK_INT(id, y);
+	free(other);
+	CHECK_INT(store_output_conflict(st, "d1/y.json/z", &id, &other), 1); /* inside y */
+	CHECK_STR(other, "d1/y.json");
+	free(other);
+	static const char *const free_paths[] = {"d1/y.jso", "d1/y.json2", "d", "d1-x",
+	                                         "d1.json", "exports/b.json", "d2/y.json"};
+	for (size_t i = 0; i < ARRAY_SIZE(free_paths); i++) {
+		other = (char *)"unset";
+		CHECK_INT(store_output_conflict(st, free_paths[i], &id, &other), 0);
+		CHECK(other == NULL);
+	}
+	/* a running job holds its output; a finished one frees it */
+	claim_one(st, y, 1100);
+	CHECK_INT(store_output_conflict(st, "d1", &id, &other), 1);
+	free(other);
+	struct job_success ok = {.result_json = "{}"};
+	CHECK_INT(store_job_succeed(st, y, &ok, 1200), 0);
+	CHECK_INT(store_output_conflict(st, "d1/y.json", &id, &other), 0);
+	CHECK_INT(store_output_conflict(st, "d1", &id, &other), 0);
+	/* a waiting one holds it */
+	claim_one(st, a, 1300);
+	CHECK_INT(store_job_wait(st, a, 5000, 1, "retry", 1400), 0);
+	CHECK_INT(store_output_conflict(st, "exports", &id, &other), 1);
+	CHECK_INT(id, a);
+	free(other);
+	CHECK_INT(store_key_recorded(st, "k-out"), 0);
+	j.key = "k-out";
+	insert(st, &j, 1500);
+	CHECK_INT(store_key_recorded(st, "k-out"), 1);
+	store_close(st);
+}
+
+/* db_file - the database's path with suffix ("-wal", ".moved"), in a static buffer. */
+static const char *db_file(const char *suffix)
+{
+	static char buf[512];
+	snprintf(buf, sizeof(buf), "%s%s", dbpath.buf, suffix);
+	return buf;
+}
+
+/* rename_path - the database's file with one suffix renamed to another. */
+static void rename_path(const char *from_suffix, const char *to_suffix)
+{
+	char from[512];
+	snprintf(from, sizeof(from), "%s", db_file(from_suffix));
+	CHECK_INT(rename(from, db_file(to_suffix)), 0);
+}
+
+/* test_check_file - the database or its WAL removed or replaced under an open store. */
+TEST(test_check_file)
+{
+	struct store *st = open_fresh("vanish.db");
+	char *err = NULL;
+	CHECK_INT(store_check_file(st, &err), 0);
+	CHECK(err == NULL);
+	/* the WAL renamed away: the path no longer names it */
+	rename_path("-wal", "-wal.moved");
+	CHECK_INT(store_check_file(st, &err), -1);
+	CHECK(err && strstr(err, "-wal was removed"));
+	free(err);
+	/* a different file at the WAL's path */
+	int fd = open(db_file("-wal"), O_CREAT | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_INT(store_check_file(st, &err), -1);
+	CHECK(err && strstr(err, "-wal was replaced"));
+	free(err);
+	rename_path("-wal.moved", "-wal");
+	CHECK_INT(store_check_file(st, &err), 0);
+	/* the database unlinked: no link left on the open file */
+	CHECK_INT(unlink(dbpath.buf), 0);
+	CHECK_INT(store_check_file(st, &err), -1);
+	CHECK(err && strstr(err, "database") && strstr(err, "was removed"));
+	free(err);
+	store_close(st);
+	/* replaced by another file */
+	st = open_fresh("vanish2.db");
+	rename_path("", ".moved");
+	fd = open(dbpath.buf, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	CHECK_INT(store_check_file(st, &err), -1);
+	CHECK(err && strstr(err, "was replaced by another file"));
+	free(err);
+	store_close(st);
+	unlink(db_file(".moved"));
+	/* a reader checks nothing */
+	st = open_fresh("vanish3.db");
+	store_close(st);
+	CHECK_INT(store_open(dbpath.buf, STORE_READONLY, &st, &err), 0);
+	CHECK_INT(store_check_file(st, &err), 0);
+	store_close(st);
+}
+
 
 int main(void)
 {
@@ -1122,6 +1272,9 @@ int main(void)
 	RUN(test_readonly_while_writing);
 	RUN(test_group_commit_savepoint);
 	RUN(test_claim_inside_transaction);
+	RUN(test_file_identity);
+	RUN(test_output_conflict);
+	RUN(test_check_file);
 	RUN(test_speed);
 
 	static const char *const names[] = {
@@ -1129,6 +1282,7 @@ int main(void)
 	    "claim.db",    "trans.db",  "disallowed.db", "cancel.db",   "retry.db",
 	    "attempts.db", "pages.db",  "recover.db",    "children.db", "json.db",
 	    "buckets.db",  "shared.db", "group.db",      "claimtx.db",  "speed.db",
+	    "ident.db",    "outputs.db", "vanish.db",    "vanish2.db",  "vanish3.db",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		remove_db(db_named(names[i]));

@@ -1,11 +1,12 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
-opened by this daemon: it migrates (user_version 4: no attempts_open, jobs_running in
-place of jobs_state, pages_cursor added), finds the running job through the new index, closes its open attempt as
+opened by this daemon: it migrates (user_version: one per sql/NNN_*.sql file, the latest
+schema; no attempts_open, jobs_running in place of jobs_state, pages_cursor added), finds the running job through the new index, closes its open attempt as
 "interrupted" (a read), numbers the next attempt after it, and finishes the job. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
 is shown from its jobs row.
 Runtime: about 2 s."""
+import glob
 import os
 import sqlite3
 import time
@@ -13,6 +14,8 @@ import time
 from harness import Checks, Emulator, Spool
 
 c = Checks("migrate")
+# the store's schema version is the number of migrations it carries (sql/NNN_*.sql)
+LATEST = len(glob.glob(os.path.join(os.environ["SEGSPOOL_SRC"], "sql", "[0-9]*.sql")))
 emu = Emulator("--seed", "10")
 s = Spool(emu.url, config={"endpoint_limits": False})
 try:
@@ -20,13 +23,17 @@ try:
     c.eq(s.run_until_idle(timeout=60), 0, "first run")
     path = os.path.join(s.spool, "segspool.db")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 4, "a new database is at version 4")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST,
+         f"a new database is at version {LATEST}")
     # what a version-1 daemon killed mid-request leaves: its index, a running job, an
     # attempt without an outcome
     with db:
         db.execute("CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL")
         db.execute("DROP INDEX jobs_running")
         db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
+        # nor the columns and indexes later migrations add
+        db.execute("DROP INDEX jobs_failed")
+        db.execute("ALTER TABLE attempts DROP COLUMN body")
         db.execute("UPDATE jobs SET state = 1, result_json = NULL, finished_ms = NULL "
                    "WHERE id = 1")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
@@ -40,9 +47,13 @@ try:
 
     c.eq(s.run_until_idle(timeout=60), 0, "second run, on the version-1 database")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 4, "migrated to version 4")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST, f"migrated to version {LATEST}")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pages_cursor'")
          .fetchone()[0], 1, "pages_cursor created")
+    c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'jobs_failed'")
+         .fetchone()[0], 1, "jobs_failed created")
+    c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
+            "attempts have a body column")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'attempts_open'")
          .fetchone()[0], 0, "attempts_open dropped")
     c.eq([r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name IN "

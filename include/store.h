@@ -240,7 +240,7 @@ int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg);
 int store_counts(struct store *st, int64_t counts[JS_COUNT]);
 /* store_list_json - jobs newest first, optionally in one state: a JSON array of objects
  * {id, state, op, key, workspace, priority, attempts, created, next_run, parent, reason}
- * (reason: of the job's last state change). */
+ * (reason: of the job's last state change, or its creation; null once it succeeded). */
 struct cJSON *store_list_json(struct store *st, const enum job_state *state, int limit);
 /* store_show_json - one job whole: spec, state, transitions, attempts, pages (without
  * items), children's progress, result, error. NULL if not found. */
@@ -253,5 +253,11 @@ struct cJSON *store_stats_json(struct store *st);
 /* store_top_reasons_json - the max most common reasons (the last state change's) of
  * failed and dead jobs, [{"reason": r, "jobs": n}], most jobs first; NULL on error. */
 struct cJSON *store_top_reasons_json(struct store *st, int max);
+
+/* store_last_attempt - the job's last recorded attempt: its HTTP status (0 if none), error
+ * and kept body (malloc'd, NULL when none; see struct attempt_end). 0, 1 when the job has
+ * no attempt, or -1. */
+int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error,
+		       char **body);
 
 #endif

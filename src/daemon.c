@@ -937,6 +937,27 @@ static void api_answer(struct strbuf *out, int status, const char *err_json)
 	cJSON_Delete(j);
 }
 
+/* add_last_answer - "; the last answer: HTTP 429 TooManyRequests: ..." for a job that
+ * ends without an answer in hand (held by a rate limit until its max age passed), from
+ * its last recorded attempt; nothing when it has none. */
+static void add_last_answer(struct run *r, struct strbuf *out)
+{
+	int status;
+	char *error, *body;
+	if (r->row.tries == 0 || store_last_attempt(r->d->st, r->row.id, &status, &error, &body))
+		return;
+	cJSON *j = body ? cJSON_Parse(body) : NULL;
+	char *ej = cJSON_IsObject(j) ? NULL : error_json("HttpError", error ? error : "", status);
+	if (status || error) {
+		sb_adds(out, "; the last answer: ");
+		api_answer(out, status, ej ? ej : body);
+	}
+	cJSON_Delete(j);
+	free(ej);
+	free(error);
+	free(body);
+}
+
 /* on_page - one page in: record it, then fetch the next or finish. */
 static void on_page(struct run *r, const cJSON *body)
 {
@@ -1428,7 +1449,11 @@ static void send_or_hold(struct run *r)
 		retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
 		if (dec.action == RETRY_DEAD) {
 			char *ej = error_json("MaxAgePassed", dec.reason, 0);
-			end_job(r, JS_DEAD, ej, dec.reason);
+			struct strbuf reason = STRBUF_INIT;
+			sb_adds(&reason, dec.reason);
+			add_last_answer(r, &reason);
+			end_job(r, JS_DEAD, ej, reason.buf);
+			sb_release(&reason);
 			free(ej);
 		} else if (wait > LOCAL_HOLD_MAX_MS) {
 			wait_job(r, dec.next_run_ms, 0, LIMIT_WAIT_REASON);

@@ -60,6 +60,10 @@ extern const size_t store_migration_count;
 	"coalesce((SELECT reason FROM transitions t WHERE t.job_id = jobs.id "                     \
 	"ORDER BY t.id DESC LIMIT 1), " CREATION_REASON ")"
 
+/* list's reason: none for a succeeded job (its success may write no transitions row, so
+ * the last one can be an earlier wait's) */
+#define LIST_REASON "CASE WHEN state = 3 THEN NULL ELSE " LAST_REASON " END"
+
 /* the WHERE of a state change: the job, and when ?9 is given, only from that state */
 #define FROM_STATE "WHERE id = ?1 AND (?9 IS NULL OR state = ?9)"
 
@@ -124,6 +128,7 @@ enum stmt_id {
 	S_REQUESTS,
 	S_WAKE_WAITERS,
 	S_COUNT_LOST_ANSWERS,
+	S_LAST_ATTEMPT,
 	S_NSTMTS
 };
 
@@ -218,9 +223,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_BUCKETS] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets ORDER BY key",
     [S_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
     [S_LIST] = "SELECT id, state, op_id, key, workspace, priority, attempts, created_ms, "
-               "next_run_ms, parent_id, " LAST_REASON " FROM jobs ORDER BY id DESC LIMIT ?1",
+               "next_run_ms, parent_id, " LIST_REASON " FROM jobs ORDER BY id DESC LIMIT ?1",
     [S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
-                     "created_ms, next_run_ms, parent_id, " LAST_REASON " FROM jobs "
+                     "created_ms, next_run_ms, parent_id, " LIST_REASON " FROM jobs "
                      "WHERE state = ?2 ORDER BY id DESC LIMIT ?1",
     /* failed and dead jobs through jobs_failed (sql/006_attempt_body.sql) */
     [S_TOP_REASONS] = "SELECT reason, count(*) FROM (SELECT " LAST_REASON " AS reason "
@@ -247,6 +252,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
                         "WHERE parent_id = ?1 ORDER BY id",
     [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
                            "GROUP BY 1 ORDER BY 1",
+    [S_LAST_ATTEMPT] = "SELECT http_status, error, body FROM attempts WHERE job_id = ?1 "
+                       "ORDER BY id DESC LIMIT 1",
     [S_COUNT_LOST_ANSWERS] =
         "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
     [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 WHERE state IN (0, 2) "
@@ -1373,6 +1380,25 @@ int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt
 		}
 	}
 	return op_end(st, how, rc);
+}
+
+/* store_last_attempt - the job's last attempt: its status, error and kept body. */
+int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error, char **body)
+{
+	*status = 0;
+	*error = *body = NULL;
+	sqlite3_stmt *s = prep(st, S_LAST_ATTEMPT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, job_id);
+	int rc = step(st, s, "read a job's last attempt");
+	if (rc == SQLITE_ROW) {
+		*status = sqlite3_column_int(s, 0);
+		*error = column_dup(s, 1);
+		*body = column_dup(s, 2);
+	}
+	done(s);
+	return rc < 0 ? -1 : rc == SQLITE_ROW ? 0 : 1;
 }
 
 /* --- state changes --------------------------------------------------------------------- */

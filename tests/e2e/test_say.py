@@ -5,7 +5,8 @@
     the last attempt's answer;
 (c) `show` gives the effective policy with where each value came from (job, config,
     default), though the stored spec leaves defaults out;
-(d) `stats` and the daemon's exit summary give the top failure reasons with counts.
+(d) `stats` and the daemon's exit summary give the top failure reasons with counts;
+(e) a job that dies held by the API's rate limit gives the last attempt's answer (a 429).
 Runtime: about 3 s."""
 import json
 import re
@@ -44,6 +45,7 @@ try:
     ok = [j for j in s.jobs() if j["op"] == "getWarehouse"][0]
     sh = s.show(ok["id"])
     c.eq(sh["state"], "succeeded", "the read succeeded")
+    c.eq(ok.get("reason", "missing"), None, "a succeeded job has no reason in list")
     pol = sh.get("policy") or {}
     c.eq({k: (v["value"], v["from"]) for k, v in pol.items()},
          {"max_attempts": (3, "job"), "initial_ms": (50, "config"), "max_ms": (400, "config"),
@@ -106,6 +108,25 @@ try:
                       r"metadata nope", log), f"the exit summary gives them: {log[-1500:]}")
     c.check(re.search(r"top reason 2: 1 job\(s\) failed or dead: HTTP 500", log),
             "with the dead job's second")
+finally:
+    s.cleanup()
+    emu.stop()
+
+# --- (e) a job held by the API's rate limit until its max age passed: its death gives the
+#     last attempt's answer (the 429's), though no answer was in hand when it died
+emu = Emulator("--rate", "1/min")
+s = Spool(emu.url, config={"endpoint_limits": False})
+try:
+    s.drop_jobs("held.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"},
+                               "retry": {"max_age": "1s"}} for _ in range(2)])
+    c.eq(s.run_until_idle(timeout=60), 0, "rate-limited run")
+    dead = s.jobs("dead")
+    c.eq(len(dead), 1, "one of the two reads waited past its max age")
+    want = ("max_age 1s passed while waiting for the rate limit; the last answer: HTTP 429 "
+            "RateLimited: rate limit exceeded")
+    c.check(dead and dead[0]["reason"].startswith(want), f"its reason says both: {dead}")
+    c.check(re.search(r"job \d+ \(getWarehouse\) dead: " + re.escape(want), s.log_text()),
+            f"and so does its log line: {s.log_text()[-800:]}")
 finally:
     s.cleanup()
     emu.stop()

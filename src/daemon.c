@@ -1262,7 +1262,8 @@ static void record_response(struct run *r, struct http_response *resp)
 									 : "HttpError");
 			struct strbuf answer = STRBUF_INIT;
 			api_answer(&answer, resp->status, ej);
-			logmsg(LOG_WARN, "job %lld (%s): attempt %d failed: %s; %s; next try in %lld ms",
+			logmsg(LOG_WARN,
+			       "job %lld (%s): attempt %d failed: %s; %s; next try in %lld ms",
 			       (long long)r->row.id, r->row.op_id, failures, answer.buf, dec.reason,
 			       (long long)(dec.next_run_ms - now));
 			sb_release(&answer);
@@ -1275,7 +1276,8 @@ static void record_response(struct run *r, struct http_response *resp)
 	} else {
 		char *ej = body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome" : "HttpError");
 		char why[512];
-		const char *after = after_lost_answer(r, resp->status, dec.reason, why, sizeof(why));
+		const char *after =
+			after_lost_answer(r, resp->status, dec.reason, why, sizeof(why));
 		/* the reason (logged, listed, in the history) carries the API's own answer */
 		struct strbuf reason = STRBUF_INIT;
 		if (after == why) { /* names the status itself */
@@ -2090,7 +2092,8 @@ static void summary(struct daemon *d)
 		logmsg(LOG_WARN, "cannot count the failure reasons: %s", store_errmsg(d->st));
 	int i = 0;
 	for (const cJSON *t = top ? top->child : NULL; t; t = t->next) {
-		const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "reason"));
+		const char *why =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "reason"));
 		logmsg(LOG_INFO, "top reason %d: %lld job(s) failed or dead: %s", ++i,
 		       (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "jobs")),
 		       why ? why : "(none given)");

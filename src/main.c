@@ -378,7 +378,8 @@ static void add_policy(const struct config *cfg, cJSON *doc)
 		add_source(pol, "output", cJSON_CreateString(job.output), POLICY_FROM_JOB);
 	} else {
 		/* the name the daemon picked, once it has; else the form it will take */
-		const char *picked = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "output"));
+		const char *picked =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "output"));
 		struct strbuf name = STRBUF_INIT;
 		if (picked)
 			sb_adds(&name, picked);
@@ -428,7 +429,8 @@ static void show_text(const cJSON *j)
 			       json_str(a, "started"), json_str(a, "outcome"),
 			       json_num(a, "http_status"), json_num(a, "duration_ms"),
 			       json_str(a, "request"));
-			const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "body"));
+			const char *body =
+				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "body"));
 			if (body)
 				print_body(body);
 		}

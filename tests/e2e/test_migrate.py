@@ -1,7 +1,8 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
 opened by this daemon: it migrates (user_version: one per sql/NNN_*.sql file, the latest
-schema; no attempts_open, jobs_running in place of jobs_state, pages_cursor added), finds the running job through the new index, closes its open attempt as
+schema; no attempts_open, jobs_running in place of jobs_state, pages_cursor added), finds
+the running job through the new index, closes its open attempt as
 "interrupted" (a read), numbers the next attempt after it, and finishes the job. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
 is shown from its jobs row.

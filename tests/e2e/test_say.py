@@ -96,7 +96,8 @@ try:
     c.check(not re.search(r"attempt [12] failed", log), "the first two are not warnings")
     reason = sh["transitions"][-1]["reason"]
     c.check(reason.startswith("HTTP 500 InternalServerError: the service is unavailable, "
-                              "try again; out of attempts"), f"the dead job's reason is the last answer: {reason}")
+                              "try again; out of attempts"),
+            f"the dead job's reason is the last answer: {reason}")
 
     # --- (d) the top failure reasons, in stats and in the exit summary ---------------
     st = json.loads(s.cli("stats", "--json", check=True).stdout)

@@ -438,7 +438,8 @@ TEST(policy_effective_sources)
 	CHECK_INT(p.max_age_ms, 86400000);
 	CHECK_STR(policy_source_name(from.max_age_ms), "default");
 	/* the job's own values win; a job's initial_ms above max_ms raises it as the job's */
-	const struct retry_policy own = {.max_attempts = 3, .initial_ms = 5000, .max_age_ms = 60000};
+	const struct retry_policy own = {
+	    .max_attempts = 3, .initial_ms = 5000, .max_age_ms = 60000};
 	p = retry_policy_effective(&builtin, &config, &own, &from);
 	CHECK_INT(p.max_attempts, 3);
 	CHECK_STR(policy_source_name(from.max_attempts), "job");

@@ -55,6 +55,24 @@ void retry_format_duration(int64_t ms, char out[32]);
 struct retry_policy retry_policy_merge(const struct retry_policy *defaults,
 				       const struct retry_policy *job);
 
+enum policy_source { POLICY_FROM_DEFAULT, POLICY_FROM_CONFIG, POLICY_FROM_JOB };
+
+/* policy_source_name - "default", "config" or "job". */
+const char *policy_source_name(enum policy_source s);
+
+struct retry_policy_sources {
+	enum policy_source max_attempts, initial_ms, max_ms, max_age_ms;
+};
+
+/* retry_policy_effective - the policy a job runs with (retry_policy_merge of job over
+ * config) and where each value came from: the job when it sets it, else the config when
+ * the config's differs from builtin (the built-in defaults, config_init's), else the
+ * default. A max_ms the merge raised to initial_ms comes from where initial_ms does. */
+struct retry_policy retry_policy_effective(const struct retry_policy *builtin,
+					   const struct retry_policy *config,
+					   const struct retry_policy *job,
+					   struct retry_policy_sources *from);
+
 /* the reason of a wait after a 429, as the job's transitions record it */
 #define RETRY_RATE_LIMITED_REASON "rate limited by the API"
 

@@ -171,6 +171,8 @@ struct attempt_end {
 	int64_t rl_remaining;    /* X-RateLimit-Remaining, -1 if absent */
 	const char *rl_reset;    /* X-RateLimit-Reset as sent, or NULL */
 	const char *request;     /* "GET /sources?..." (no host, no token) */
+	const char *body;        /* a non-2xx answer's body (redacted), or NULL: its first */
+	size_t body_len;         /* 4 KiB are kept, marked when cut; never a 2xx's */
 };
 
 /* store_attempt_begin - records attempt number attempt_no (the claimed row's tries + 1,
@@ -269,12 +271,25 @@ int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg);
 
 int store_counts(struct store *st, int64_t counts[JS_COUNT]);
 /* store_list_json - jobs newest first, optionally in one state: a JSON array of objects
- * {id, state, op, key, workspace, priority, attempts, created, next_run, parent}. */
+ * {id, state, op, key, workspace, priority, attempts, created, next_run, parent, reason}
+ * (reason: of the job's last state change, or its creation; null once it succeeded). */
 struct cJSON *store_list_json(struct store *st, const enum job_state *state, int limit);
 /* store_show_json - one job whole: spec, state, transitions, attempts, pages (without
  * items), children's progress, result, error. NULL if not found. */
 struct cJSON *store_show_json(struct store *st, int64_t id);
-/* store_stats_json - counts by state, attempts by outcome, requests made. */
+/* store_stats_json - counts by state, attempts by outcome, requests made, and the
+ * STORE_TOP_REASONS most common reasons of failed and dead jobs ("top_reasons"). */
 struct cJSON *store_stats_json(struct store *st);
+
+#define STORE_TOP_REASONS 5
+/* store_top_reasons_json - the max most common reasons (the last state change's) of
+ * failed and dead jobs, [{"reason": r, "jobs": n}], most jobs first; NULL on error. */
+struct cJSON *store_top_reasons_json(struct store *st, int max);
+
+/* store_last_attempt - the job's last recorded attempt: its HTTP status (0 if none), error
+ * and kept body (malloc'd, NULL when none; see struct attempt_end). 0, 1 when the job has
+ * no attempt, or -1. */
+int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error,
+		       char **body);
 
 #endif

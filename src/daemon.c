@@ -45,6 +45,7 @@
 #define CONTROL_POLL_S 0.25
 #define BUCKET_SAVE_MS 1000
 #define SPOOL_LOCK_WAIT_MS 60000 /* for a CLI command holding the spool lock */
+#define RETRY_WARN_FAILURES 3    /* failures in a row from which each retry is a warning */
 
 struct names {
 	char **v;
@@ -1155,6 +1156,88 @@ static char *body_error(const struct http_response *resp, const char *fallback_t
 	return error_json(fallback_type, msg, resp->status);
 }
 
+/* add_capped - s escaped to one line (log_escape), cut to max bytes with "...". */
+static void add_capped(struct strbuf *out, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max) {
+		log_escape(out, s, n);
+		return;
+	}
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--; /* not inside a UTF-8 sequence */
+	log_escape(out, s, max);
+	sb_adds(out, "...");
+}
+
+/* api_answer - what the API said, in one line for logs and reasons: "HTTP 404 NotFound:
+ * source metadata X not found (field metadataId)", from err_json (body_error's: the
+ * API's envelope, or one made for a transport error or a body that is not one). The
+ * body is redacted already (http.c); control characters are escaped, long texts cut. */
+static void api_answer(struct strbuf *out, int status, const char *err_json)
+{
+	char prefix[32] = "";
+	if (status > 0)
+		snprintf(prefix, sizeof(prefix), "HTTP %d", status);
+	cJSON *j = err_json ? cJSON_Parse(err_json) : NULL;
+	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
+	const cJSON *e = cJSON_IsArray(errors) ? cJSON_GetArrayItem(errors, 0) : j;
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "type"));
+	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
+	const char *field = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "field"));
+	if (!msg)
+		msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "error"));
+	size_t start = out->len;
+	if (msg && prefix[0] && strncmp(msg, prefix, strlen(prefix)) == 0) {
+		add_capped(out, msg, 400); /* our own text, which names the status already */
+	} else {
+		sb_adds(out, prefix);
+		/* HttpError is the type body_error gives what is not the API's envelope */
+		if (type && *type && strcmp(type, "HttpError") != 0) {
+			if (out->len > start)
+				sb_addch(out, ' ');
+			add_capped(out, type, 64);
+		}
+		if (msg && *msg) {
+			if (out->len > start)
+				sb_adds(out, ": ");
+			add_capped(out, msg, 400);
+		}
+	}
+	if (field && *field) {
+		sb_adds(out, " (field ");
+		add_capped(out, field, 64);
+		sb_addch(out, ')');
+	}
+	int more = cJSON_IsArray(errors) ? cJSON_GetArraySize(errors) - 1 : 0;
+	if (more > 0)
+		sb_addf(out, " (and %d more error%s)", more, more > 1 ? "s" : "");
+	if (out->len == start)
+		sb_adds(out, "no answer");
+	cJSON_Delete(j);
+}
+
+/* add_last_answer - "; the last answer: HTTP 429 TooManyRequests: ..." for a job that
+ * ends without an answer in hand (held by a rate limit until its max age passed), from
+ * its last recorded attempt; nothing when it has none. */
+static void add_last_answer(struct run *r, struct strbuf *out)
+{
+	int status;
+	char *error, *body;
+	if (r->row.tries == 0 || store_last_attempt(r->d->st, r->row.id, &status, &error, &body))
+		return;
+	cJSON *j = body ? cJSON_Parse(body) : NULL;
+	char *ej = cJSON_IsObject(j) ? NULL : error_json("HttpError", error ? error : "", status);
+	if (status || error) {
+		sb_adds(out, "; the last answer: ");
+		api_answer(out, status, ej ? ej : body);
+	}
+	cJSON_Delete(j);
+	free(ej);
+	free(error);
+	free(body);
+}
+
 /* on_page - one page in: record it, then fetch the next or finish. */
 static void on_page(struct run *r, const cJSON *body)
 {
@@ -1409,7 +1492,12 @@ static void record_response(struct run *r, struct http_response *resp)
 		snprintf(status_msg, sizeof(status_msg), "HTTP %d", resp->status);
 		errmsg = status_msg;
 	}
+	/* a non-2xx answer's body says why (a proxy's violations, a gateway's message); a
+	 * 2xx keeps its result elsewhere, so the success path stores nothing more */
+	int keep_body = resp->status > 0 && (resp->status < 200 || resp->status > 299);
 	struct attempt_end ae = {
+		.body = keep_body ? resp->body.buf : NULL,
+		.body_len = keep_body ? resp->body.len : 0,
 		.http_status = resp->status,
 		.error = errmsg,
 		.outcome = outcome,
@@ -1447,14 +1535,40 @@ static void record_response(struct run *r, struct http_response *resp)
 	if (dec.action == RETRY_SUCCEED) {
 		on_success(r, body, &resp->body, data_off, data_len);
 	} else if (dec.action == RETRY_WAIT) {
-		logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
-		       dec.reason, (long long)(dec.next_run_ms - now));
+		int failures = r->row.attempts + 1; /* in a row: a success or a page resets them */
+		if (dec.count_attempt && failures >= RETRY_WARN_FAILURES) {
+			/* failing again and again: the API's answer, at warn level */
+			char *ej = body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome"
+									 : "HttpError");
+			struct strbuf answer = STRBUF_INIT;
+			api_answer(&answer, resp->status, ej);
+			logmsg(LOG_WARN,
+			       "job %lld (%s): attempt %d failed: %s; %s; next try in %lld ms",
+			       (long long)r->row.id, r->row.op_id, failures, answer.buf, dec.reason,
+			       (long long)(dec.next_run_ms - now));
+			sb_release(&answer);
+			free(ej);
+		} else {
+			logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
+			       dec.reason, (long long)(dec.next_run_ms - now));
+		}
 		wait_job(r, dec.next_run_ms, dec.count_attempt, dec.reason);
 	} else {
 		char *ej = body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome" : "HttpError");
 		char why[512];
-		end_job(r, dec.action == RETRY_DEAD ? JS_DEAD : JS_FAILED, ej,
-			after_lost_answer(r, resp->status, dec.reason, why, sizeof(why)));
+		const char *after =
+			after_lost_answer(r, resp->status, dec.reason, why, sizeof(why));
+		/* the reason (logged, listed, in the history) carries the API's own answer */
+		struct strbuf reason = STRBUF_INIT;
+		if (after == why) { /* names the status itself */
+			sb_addf(&reason, "%s; the API said: ", after);
+			api_answer(&reason, 0, ej);
+		} else {
+			api_answer(&reason, resp->status, ej);
+			sb_addf(&reason, "; %s", after);
+		}
+		end_job(r, dec.action == RETRY_DEAD ? JS_DEAD : JS_FAILED, ej, reason.buf);
+		sb_release(&reason);
 		free(ej);
 	}
 	cJSON_Delete(body);
@@ -1617,7 +1731,11 @@ static void send_or_hold(struct run *r)
 		retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
 		if (dec.action == RETRY_DEAD) {
 			char *ej = error_json("MaxAgePassed", dec.reason, 0);
-			end_job(r, JS_DEAD, ej, dec.reason);
+			struct strbuf reason = STRBUF_INIT;
+			sb_adds(&reason, dec.reason);
+			add_last_answer(r, &reason);
+			end_job(r, JS_DEAD, ej, reason.buf);
+			sb_release(&reason);
 			free(ej);
 		} else if (wait > LOCAL_HOLD_MAX_MS) {
 			wait_job(r, dec.next_run_ms, 0, LIMIT_WAIT_REASON);
@@ -2232,7 +2350,7 @@ static void close_all(struct daemon *d)
 	sb_release(&d->txn_first_failure);
 }
 
-/* summary - what happened, in one log line. */
+/* summary - what happened, in one log line, then the top failure reasons. */
 static void summary(struct daemon *d)
 {
 	int64_t counts[JS_COUNT] = {0};
@@ -2247,6 +2365,21 @@ static void summary(struct daemon *d)
 	       (long long)d->files_rejected, (long long)d->jobs_ingested, (long long)d->duplicates,
 	       (long long)d->requests, sb.len ? sb.buf : " none");
 	sb_release(&sb);
+	if (!counts[JS_FAILED] && !counts[JS_DEAD])
+		return;
+	/* the most common ways jobs ended badly, so the journal says what to look at */
+	cJSON *top = store_top_reasons_json(d->st, STORE_TOP_REASONS);
+	if (!top)
+		logmsg(LOG_WARN, "cannot count the failure reasons: %s", store_errmsg(d->st));
+	int i = 0;
+	for (const cJSON *t = top ? top->child : NULL; t; t = t->next) {
+		const char *why =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "reason"));
+		logmsg(LOG_INFO, "top reason %d: %lld job(s) failed or dead: %s", ++i,
+		       (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "jobs")),
+		       why ? why : "(none given)");
+	}
+	cJSON_Delete(top);
 }
 
 /* daemon_run - see sched.h. */

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "job.h"
+#include "retry.h"
 #include "daemon.h"
 #include "spool.h"
 #include "store.h"
@@ -223,6 +224,15 @@ static int parse_limit(const char *text, int *out)
 	return 0;
 }
 
+/* add_escaped - text on one line (control characters escaped), padded to width. */
+static void add_escaped(struct strbuf *out, const char *text, size_t width)
+{
+	size_t start = out->len;
+	log_escape(out, text, strlen(text));
+	while (out->len - start < width)
+		sb_addch(out, ' ');
+}
+
 /* list_total - how many jobs list would show without a limit, or -1. */
 static int64_t list_total(struct store *st, const enum job_state *filter)
 {
@@ -276,11 +286,19 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 		for (const cJSON *r = rows->child; r; r = r->next)
 			print_json(r, 0);
 	} else {
-		printf("%-8s %-10s %-34s %-8s %s\n", "ID", "STATE", "OP", "TRIES", "KEY");
-		for (const cJSON *r = rows->child; r; r = r->next)
-			printf("%-8lld %-10s %-34s %-8lld %s\n", json_num(r, "id"),
-			       json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"),
-			       json_str(r, "key"));
+		printf("%-8s %-10s %-34s %-6s %-24s %s\n", "ID", "STATE", "OP", "TRIES", "KEY",
+		       "REASON");
+		struct strbuf line = STRBUF_INIT;
+		for (const cJSON *r = rows->child; r; r = r->next) {
+			sb_reset(&line);
+			sb_addf(&line, "%-8lld %-10s %-34s %-6lld ", json_num(r, "id"),
+				json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"));
+			add_escaped(&line, json_str(r, "key"), 24);
+			sb_addch(&line, ' ');
+			add_escaped(&line, json_str(r, "reason"), 0);
+			printf("%s\n", line.buf);
+		}
+		sb_release(&line);
 	}
 	if (cut && total > limit)
 		fprintf(stderr, "segspool: showing %d of %lld jobs; --limit 0 shows all\n", limit,
@@ -292,12 +310,106 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* print_body - an attempt's kept body, each line indented, control characters escaped. */
+static void print_body(const char *body)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, "      body: ");
+	for (const char *p = body; *p;) {
+		size_t n = strcspn(p, "\n");
+		log_escape(&sb, p, n);
+		sb_adds(&sb, "\n");
+		p += n;
+		if (*p == '\n' && *++p)
+			sb_adds(&sb, "            ");
+	}
+	fputs(sb.buf, stdout);
+	sb_release(&sb);
+}
+
+/* add_source - {"value": ..., "from": "job"|"config"|"default"} as policy member name. */
+static void add_source(cJSON *policy, const char *name, cJSON *value, enum policy_source from)
+{
+	cJSON *o = cJSON_AddObjectToObject(policy, name);
+	cJSON_AddItemToObject(o, "value", value);
+	cJSON_AddStringToObject(o, "from", policy_source_name(from));
+}
+
+/* duration_value - a max_age as the config writes it, "none" for no limit. */
+static cJSON *duration_value(int64_t ms)
+{
+	char text[32];
+	if (ms <= 0)
+		return cJSON_CreateString("none");
+	retry_format_duration(ms, text);
+	return cJSON_CreateString(text);
+}
+
+/* add_policy - doc's "policy": the settings the job runs with (its stored spec leaves
+ * defaults out) and where each came from, with this command's config as the daemon's. */
+static void add_policy(const struct config *cfg, cJSON *doc)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
+	char *text = cJSON_IsObject(spec) ? cJSON_PrintUnformatted(spec) : NULL;
+	struct job job;
+	if (!text || job_from_json(text, &job) < 0) {
+		free(text);
+		return; /* show says what it can: the spec itself is shown as stored */
+	}
+	free(text);
+	struct config builtin;
+	config_init(&builtin);
+	struct retry_policy own = {.max_attempts = job.max_attempts, .initial_ms = job.initial_ms,
+				   .max_ms = job.max_ms, .max_age_ms = job.max_age_ms};
+	struct retry_policy_sources from;
+	struct retry_policy p = retry_policy_effective(&builtin.retry, &cfg->retry, &own, &from);
+	config_release(&builtin);
+	cJSON *pol = cJSON_AddObjectToObject(doc, "policy");
+	add_source(pol, "max_attempts", cJSON_CreateNumber(p.max_attempts), from.max_attempts);
+	add_source(pol, "initial_ms", cJSON_CreateNumber((double)p.initial_ms), from.initial_ms);
+	add_source(pol, "max_ms", cJSON_CreateNumber((double)p.max_ms), from.max_ms);
+	add_source(pol, "max_age", duration_value(p.max_age_ms), from.max_age_ms);
+	add_source(pol, "on_unknown",
+		   cJSON_CreateString(job.on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry"),
+		   job.on_unknown == ON_UNKNOWN_FAIL ? POLICY_FROM_JOB : POLICY_FROM_DEFAULT);
+	if (job.no_output) {
+		add_source(pol, "output", cJSON_CreateFalse(), POLICY_FROM_JOB);
+	} else if (job.output) {
+		add_source(pol, "output", cJSON_CreateString(job.output), POLICY_FROM_JOB);
+	} else {
+		/* the name the daemon picked, once it has; else the form it will take */
+		const char *picked =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "output"));
+		struct strbuf name = STRBUF_INIT;
+		if (picked)
+			sb_adds(&name, picked);
+		else
+			sb_addf(&name, "%s-%lld.%s", json_str(doc, "op"), json_num(doc, "id"),
+				cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "paginated"))
+					? "jsonl" : "json");
+		add_source(pol, "output", cJSON_CreateString(name.buf), POLICY_FROM_DEFAULT);
+		sb_release(&name);
+	}
+	job_release(&job);
+}
+
 /* show_text - a readable view of store_show_json's document. */
 static void show_text(const cJSON *j)
 {
 	printf("job %lld: %s  %s\n", json_num(j, "id"), json_str(j, "op"), json_str(j, "state"));
 	printf("  key: %s  workspace: %s  attempts: %lld  created: %s\n", json_str(j, "key"),
 	       json_str(j, "workspace"), json_num(j, "attempts_counted"), json_str(j, "created"));
+	const cJSON *pol = cJSON_GetObjectItemCaseSensitive(j, "policy");
+	if (cJSON_IsObject(pol)) {
+		printf("  policy:");
+		for (const cJSON *m = pol->child; m; m = m->next) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "value");
+			char *text = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
+			printf(" %s %s (%s)%s", m->string, text ? text : cJSON_GetStringValue(v),
+			       json_str(m, "from"), m->next ? "," : "\n");
+			free(text);
+		}
+	}
 	const cJSON *v;
 	if ((v = cJSON_GetObjectItemCaseSensitive(j, "output")) && cJSON_IsString(v))
 		printf("  output: %s\n", v->valuestring);
@@ -312,11 +424,16 @@ static void show_text(const cJSON *j)
 	const cJSON *at = json_array(j, "attempts");
 	if (at && at->child) {
 		printf("  attempts:\n");
-		for (const cJSON *a = at->child; a; a = a->next)
+		for (const cJSON *a = at->child; a; a = a->next) {
 			printf("    #%lld %s  %s  status %lld  %lld ms  %s\n", json_num(a, "attempt"),
 			       json_str(a, "started"), json_str(a, "outcome"),
 			       json_num(a, "http_status"), json_num(a, "duration_ms"),
 			       json_str(a, "request"));
+			const char *body =
+				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "body"));
+			if (body)
+				print_body(body);
+		}
 	}
 	const cJSON *kids = cJSON_GetObjectItemCaseSensitive(j, "children");
 	if (kids) {
@@ -355,6 +472,8 @@ static int cmd_show(struct config *cfg, int argc, char **argv)
 		return EXIT_FAILED;
 	cJSON *doc = store_show_json(st, n);
 	int rc = EXIT_OK;
+	if (doc)
+		add_policy(cfg, doc);
 	if (!doc) {
 		fprintf(stderr, "segspool: no job %lld in %s\n", n, cfg->db_path);
 		rc = EXIT_FAILED;

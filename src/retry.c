@@ -270,6 +270,47 @@ struct retry_policy retry_policy_merge(const struct retry_policy *defaults,
 	return p;
 }
 
+/* policy_source_name - "job", "config" or "default". */
+const char *policy_source_name(enum policy_source s)
+{
+	switch (s) {
+	case POLICY_FROM_JOB:
+		return "job";
+	case POLICY_FROM_CONFIG:
+		return "config";
+	case POLICY_FROM_DEFAULT:
+		break;
+	}
+	return "default";
+}
+
+/* source_of - the job's when it set the value, else the config's when it differs from
+ * the built-in default (a config that repeats a default changes nothing). */
+static enum policy_source source_of(int64_t job, int64_t config, int64_t builtin)
+{
+	if (job)
+		return POLICY_FROM_JOB;
+	return config != builtin ? POLICY_FROM_CONFIG : POLICY_FROM_DEFAULT;
+}
+
+/* retry_policy_effective - retry_policy_merge with where each value came from. */
+struct retry_policy retry_policy_effective(const struct retry_policy *builtin,
+                                           const struct retry_policy *config,
+                                           const struct retry_policy *job,
+                                           struct retry_policy_sources *from)
+{
+	struct retry_policy p = retry_policy_merge(config, job);
+	from->max_attempts = source_of(job->max_attempts, config->max_attempts,
+	                               builtin->max_attempts);
+	from->initial_ms = source_of(job->initial_ms, config->initial_ms, builtin->initial_ms);
+	from->max_ms = source_of(job->max_ms, config->max_ms, builtin->max_ms);
+	from->max_age_ms = source_of(job->max_age_ms, config->max_age_ms, builtin->max_age_ms);
+	/* max_ms raised by the merge is initial_ms's value, and comes from where it does */
+	if (p.max_ms == p.initial_ms && p.max_ms != (job->max_ms ? job->max_ms : config->max_ms))
+		from->max_ms = from->initial_ms;
+	return p;
+}
+
 /*
  * retry_limit_wait - a job that cannot be sent for wait_ms, held by a rate limit (ours
  * or a 429's). It waits, but not past its max age: it is woken at the deadline instead,
@@ -359,7 +400,7 @@ void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_use
 		return;
 	case OUTCOME_PERMANENT:
 		out->action = RETRY_FAIL;
-		out->reason = "the API refused the request; retrying cannot fix it";
+		out->reason = "the API refused the request, retrying cannot fix it";
 		return;
 	case OUTCOME_CANCELLED:
 		out->action = RETRY_FAIL;

@@ -34,6 +34,7 @@ extern const size_t store_migration_count;
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_CLI_WAIT_MS 60000 /* how long a daemon waits for a CLI command's store lock */
 #define STORE_OWNER_MAX 512
+#define STORE_ATTEMPT_BODY_MAX 4096 /* bytes of a non-2xx answer's body kept with it */
 
 /* the columns of struct job_row, in the order read_job_row expects */
 #define JOB_COLS                                                                                   \
@@ -54,6 +55,15 @@ extern const size_t store_migration_count;
 #define CREATION_REASON                                                                            \
 	"CASE WHEN parent_id IS NOT NULL THEN 'child of ' || parent_id "                           \
 	"WHEN source_file IS NOT NULL THEN 'ingested from ' || source_file ELSE 'submitted' END"
+
+/* a job's reason: that of its last state change, or of its creation when it has none */
+#define LAST_REASON                                                                                \
+	"coalesce((SELECT reason FROM transitions t WHERE t.job_id = jobs.id "                     \
+	"ORDER BY t.id DESC LIMIT 1), " CREATION_REASON ")"
+
+/* list's reason: none for a succeeded job (its success may write no transitions row, so
+ * the last one can be an earlier wait's) */
+#define LIST_REASON "CASE WHEN state = 3 THEN NULL ELSE " LAST_REASON " END"
 
 /* the WHERE of a state change: the job, and when ?9 is given, only from that state */
 #define FROM_STATE "WHERE id = ?1 AND (?9 IS NULL OR state = ?9)"
@@ -112,6 +122,7 @@ enum stmt_id {
 	S_COUNTS,
 	S_LIST,
 	S_LIST_STATE,
+	S_TOP_REASONS,
 	S_SHOW_JOB,
 	S_SHOW_TRANSITIONS,
 	S_SHOW_ATTEMPTS,
@@ -121,6 +132,7 @@ enum stmt_id {
 	S_REQUESTS,
 	S_WAKE_WAITERS,
 	S_COUNT_LOST_ANSWERS,
+	S_LAST_ATTEMPT,
 	S_NSTMTS
 };
 
@@ -180,7 +192,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
                         "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
                       "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
-                      "request = coalesce(?9, request) WHERE id = ?1",
+                      "request = coalesce(?9, request), body = ?10 WHERE id = ?1",
     /* state changes: ?1 id, ?2 now, ?3 the new state, ?9 the one state the job must be
      * in (NULL when change_state read it first), then their own */
     [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
@@ -227,10 +239,14 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_BUCKETS] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets ORDER BY key",
     [S_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
     [S_LIST] = "SELECT id, state, op_id, key, workspace, priority, attempts, created_ms, "
-               "next_run_ms, parent_id FROM jobs ORDER BY id DESC LIMIT ?1",
+               "next_run_ms, parent_id, " LIST_REASON " FROM jobs ORDER BY id DESC LIMIT ?1",
     [S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
-                     "created_ms, next_run_ms, parent_id FROM jobs WHERE state = ?2 "
-                     "ORDER BY id DESC LIMIT ?1",
+                     "created_ms, next_run_ms, parent_id, " LIST_REASON " FROM jobs "
+                     "WHERE state = ?2 ORDER BY id DESC LIMIT ?1",
+    /* failed and dead jobs through jobs_failed (sql/006_attempt_body.sql) */
+    [S_TOP_REASONS] = "SELECT reason, count(*) FROM (SELECT " LAST_REASON " AS reason "
+                      "FROM jobs INDEXED BY jobs_failed WHERE state IN (4, 5)) "
+                      "GROUP BY reason ORDER BY 2 DESC, 1 LIMIT ?1",
     [S_SHOW_JOB] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
                    "max_attempts, created_ms, updated_ms, next_run_ms, finished_ms, spec_json, "
                    "output_path, source_file, parent_id, cursor, pages_done, items_done, "
@@ -244,7 +260,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
         "UNION ALL SELECT from_state, to_state, at_ms, reason, from_state IS NOT NULL, id "
         "FROM transitions WHERE job_id = ?1 ORDER BY 5, 6",
     [S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
-                        "error, retry_after_ms, rl_remaining, rl_reset, request "
+                        "error, retry_after_ms, rl_remaining, rl_reset, request, body "
                         "FROM attempts WHERE job_id = ?1 ORDER BY id",
     [S_SHOW_PAGES] = "SELECT page_no, nitems, cursor, next_cursor, at_ms FROM pages "
                      "WHERE job_id = ?1 ORDER BY page_no",
@@ -252,6 +268,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
                         "WHERE parent_id = ?1 ORDER BY id",
     [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
                            "GROUP BY 1 ORDER BY 1",
+    [S_LAST_ATTEMPT] = "SELECT http_status, error, body FROM attempts WHERE job_id = ?1 "
+                       "ORDER BY id DESC LIMIT 1",
     [S_COUNT_LOST_ANSWERS] =
         "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
     [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 WHERE state IN (0, 2) "
@@ -1450,6 +1468,57 @@ int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_
 	return op_end(st, how, rc);
 }
 
+/* utf8_seq - the length of the well-formed UTF-8 sequence at s (of n bytes), 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned min;
+	unsigned cp;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, min = 0x80, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, min = 0x800, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, min = 0x10000, cp = s[0] & 0x07u;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* keep_body - the first STORE_ATTEMPT_BODY_MAX bytes of an answer's body as text: bytes
+ * that are not UTF-8, and NUL, as \xNN (show prints it, --json too); a cut body ends
+ * with a line saying so. */
+static void keep_body(struct strbuf *out, const char *body, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *b = (const unsigned char *)body;
+	size_t keep = len < STORE_ATTEMPT_BODY_MAX ? len : STORE_ATTEMPT_BODY_MAX, i = 0;
+	while (i < keep) {
+		size_t n = b[i] ? utf8_seq(b + i, keep - i) : 0;
+		if (n) {
+			sb_add(out, b + i, n);
+			i += n;
+			continue;
+		}
+		char esc[4] = {'\\', 'x', hex[b[i] >> 4], hex[b[i] & 15]};
+		sb_add(out, esc, sizeof(esc));
+		i++;
+	}
+	if (keep < len)
+		sb_addf(out, "\n[segspool: cut: the first %zu of %zu bytes kept]", keep, len);
+}
+
 /* store_attempt_end - the outcome of a started attempt. */
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end)
 {
@@ -1472,13 +1541,40 @@ int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt
 		bind_int64_or_null(s, 7, end->rl_remaining < 0 ? -1 : end->rl_remaining, -1);
 		bind_text(s, 8, end->rl_reset);
 		bind_text(s, 9, end->request);
+		struct strbuf body = STRBUF_INIT;
+		if (end->body && end->body_len) {
+			keep_body(&body, end->body, end->body_len);
+			sqlite3_bind_text(s, 10, body.buf, (int)body.len, SQLITE_STATIC);
+		} else {
+			sqlite3_bind_null(s, 10);
+		}
 		rc = run(st, s, "record an attempt's outcome");
+		sb_release(&body);
 		if (rc == 0 && sqlite3_changes(st->db) == 0) {
 			set_err(st, "cannot end attempt %" PRId64 ": no such attempt", attempt_id);
 			rc = -1;
 		}
 	}
 	return op_end(st, how, rc);
+}
+
+/* store_last_attempt - the job's last attempt: its status, error and kept body. */
+int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error, char **body)
+{
+	*status = 0;
+	*error = *body = NULL;
+	sqlite3_stmt *s = prep(st, S_LAST_ATTEMPT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, job_id);
+	int rc = step(st, s, "read a job's last attempt");
+	if (rc == SQLITE_ROW) {
+		*status = sqlite3_column_int(s, 0);
+		*error = column_dup(s, 1);
+		*body = column_dup(s, 2);
+	}
+	done(s);
+	return rc < 0 ? -1 : rc == SQLITE_ROW ? 0 : 1;
 }
 
 /* --- state changes --------------------------------------------------------------------- */
@@ -2148,6 +2244,7 @@ static cJSON *list_entry(sqlite3_stmt *s)
 	json_add_time(o, "created", s, 7);
 	json_add_time(o, "next_run", s, 8);
 	json_add_int(o, "parent", s, 9);
+	json_add_text(o, "reason", s, 10);
 	return o;
 }
 
@@ -2227,6 +2324,7 @@ static cJSON *attempt_entry(sqlite3_stmt *s)
 	json_add_int(o, "rl_remaining", s, 7);
 	json_add_text(o, "rl_reset", s, 8);
 	json_add_text(o, "request", s, 9);
+	json_add_text(o, "body", s, 10);
 	return o;
 }
 
@@ -2385,7 +2483,31 @@ static cJSON *stats_attempts(struct store *st)
 	return o;
 }
 
-/* store_stats_json - {"jobs": {state: n}, "attempts": {outcome: n}, "requests": n}. */
+/* store_top_reasons_json - [{"reason": r, "jobs": n}], the most common first. */
+cJSON *store_top_reasons_json(struct store *st, int max)
+{
+	sqlite3_stmt *s = prep(st, S_TOP_REASONS);
+	int rc;
+	if (!s)
+		return NULL;
+	sqlite3_bind_int(s, 1, max);
+	cJSON *arr = cJSON_CreateArray();
+	while ((rc = step(st, s, "count failure reasons")) == SQLITE_ROW) {
+		cJSON *o = cJSON_CreateObject();
+		json_add_text(o, "reason", s, 0);
+		cJSON_AddNumberToObject(o, "jobs", (double)sqlite3_column_int64(s, 1));
+		cJSON_AddItemToArray(arr, o);
+	}
+	done(s);
+	if (rc < 0) {
+		cJSON_Delete(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+/* store_stats_json - {"jobs": {state: n}, "attempts": {outcome: n}, "requests": n,
+ * "top_reasons": [...]}. */
 cJSON *store_stats_json(struct store *st)
 {
 	int64_t counts[JS_COUNT];
@@ -2406,5 +2528,11 @@ cJSON *store_stats_json(struct store *st)
 		cJSON_AddNumberToObject(jobs, state_names[i], (double)counts[i]);
 	cJSON_AddItemToObject(o, "attempts", attempts);
 	cJSON_AddNumberToObject(o, "requests", (double)requests);
+	cJSON *top = store_top_reasons_json(st, STORE_TOP_REASONS);
+	if (!top) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	cJSON_AddItemToObject(o, "top_reasons", top);
 	return o;
 }

@@ -1,12 +1,14 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
-opened by this daemon: it migrates (user_version 5: no attempts_open, jobs_running in
-place of jobs_state, pages_cursor added, files with identities and without UNIQUE (name,
-hash)), finds the running job through the new index, closes its open attempt as
+opened by this daemon: it migrates (user_version: one per sql/NNN_*.sql file, the latest
+schema; no attempts_open, jobs_running in place of jobs_state, pages_cursor added, files
+with identities and without UNIQUE (name, hash)), finds the running job through the new
+index, closes its open attempt as
 "interrupted" (a read), numbers the next attempt after it, and finishes the job. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
 is shown from its jobs row.
 Runtime: about 2 s."""
+import glob
 import os
 import sqlite3
 import time
@@ -14,6 +16,8 @@ import time
 from harness import Checks, Emulator, Spool
 
 c = Checks("migrate")
+# the store's schema version is the number of migrations it carries (sql/NNN_*.sql)
+LATEST = len(glob.glob(os.path.join(os.environ["SEGSPOOL_SRC"], "sql", "[0-9]*.sql")))
 emu = Emulator("--seed", "10")
 s = Spool(emu.url, config={"endpoint_limits": False})
 try:
@@ -21,7 +25,8 @@ try:
     c.eq(s.run_until_idle(timeout=60), 0, "first run")
     path = os.path.join(s.spool, "segspool.db")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 5, "a new database is at version 5")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST,
+         f"a new database is at version {LATEST}")
     # what a version-1 daemon killed mid-request leaves: its index, a running job, an
     # attempt without an outcome
     with db:
@@ -37,6 +42,9 @@ try:
                    "nduplicates FROM files")
         db.execute("DROP TABLE files")
         db.execute("ALTER TABLE files_v1 RENAME TO files")
+        # nor the columns and indexes later migrations add
+        db.execute("DROP INDEX jobs_failed")
+        db.execute("ALTER TABLE attempts DROP COLUMN body")
         db.execute("UPDATE jobs SET state = 1, result_json = NULL, finished_ms = NULL "
                    "WHERE id = 1")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
@@ -50,9 +58,13 @@ try:
 
     c.eq(s.run_until_idle(timeout=60), 0, "second run, on the version-1 database")
     db = sqlite3.connect(path)
-    c.eq(db.execute("PRAGMA user_version").fetchone()[0], 5, "migrated to version 5")
+    c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST, f"migrated to version {LATEST}")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pages_cursor'")
          .fetchone()[0], 1, "pages_cursor created")
+    c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'jobs_failed'")
+         .fetchone()[0], 1, "jobs_failed created")
+    c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
+            "attempts have a body column")
     c.eq(db.execute("SELECT name, dev IS NULL FROM files").fetchall(), [("get.json", 1)],
          "the version-1 files row kept, without an identity")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('files_name_hash', "

@@ -187,7 +187,7 @@ TEST(decide_success_and_refusals)
 	CHECK_INT(d.action, RETRY_SUCCEED);
 	retry_decide(&policy, OUTCOME_PERMANENT, 0, NOW, NOW, -1, 1, 0, &d);
 	CHECK_INT(d.action, RETRY_FAIL);
-	CHECK_STR(d.reason, "the API refused the request; retrying cannot fix it");
+	CHECK_STR(d.reason, "the API refused the request, retrying cannot fix it");
 	retry_decide(&policy, OUTCOME_CANCELLED, 0, NOW, NOW, -1, 1, 0, &d);
 	CHECK_INT(d.action, RETRY_FAIL);
 	CHECK_STR(d.reason, "cancelled");
@@ -419,6 +419,49 @@ TEST(policy_merge)
 	CHECK_INT(p.max_ms, 900000);
 }
 
+TEST(policy_effective_sources)
+{
+	const struct retry_policy builtin = {
+	    .max_attempts = 8, .initial_ms = 1000, .max_ms = 300000, .max_age_ms = 86400000};
+	/* the config changes max_attempts and max_ms, and repeats the default initial_ms */
+	const struct retry_policy config = {
+	    .max_attempts = 6, .initial_ms = 1000, .max_ms = 400, .max_age_ms = 86400000};
+	const struct retry_policy none = {0};
+	struct retry_policy_sources from;
+	struct retry_policy p = retry_policy_effective(&builtin, &config, &none, &from);
+	CHECK_INT(p.max_attempts, 6);
+	CHECK_STR(policy_source_name(from.max_attempts), "config");
+	CHECK_INT(p.initial_ms, 1000);
+	CHECK_STR(policy_source_name(from.initial_ms), "default");
+	CHECK_INT(p.max_ms, 1000); /* raised to initial_ms by the merge */
+	CHECK_STR(policy_source_name(from.max_ms), "default");
+	CHECK_INT(p.max_age_ms, 86400000);
+	CHECK_STR(policy_source_name(from.max_age_ms), "default");
+	/* the job's own values win; a job's initial_ms above max_ms raises it as the job's */
+	const struct retry_policy own = {
+	    .max_attempts = 3, .initial_ms = 5000, .max_age_ms = 60000};
+	p = retry_policy_effective(&builtin, &config, &own, &from);
+	CHECK_INT(p.max_attempts, 3);
+	CHECK_STR(policy_source_name(from.max_attempts), "job");
+	CHECK_INT(p.initial_ms, 5000);
+	CHECK_STR(policy_source_name(from.initial_ms), "job");
+	CHECK_INT(p.max_ms, 5000);
+	CHECK_STR(policy_source_name(from.max_ms), "job");
+	CHECK_INT(p.max_age_ms, 60000);
+	CHECK_STR(policy_source_name(from.max_age_ms), "job");
+	/* a max_ms that was not raised keeps its own source */
+	const struct retry_policy wide = {.max_attempts = 6, .initial_ms = 50, .max_ms = 400,
+	                                  .max_age_ms = 86400000};
+	const struct retry_policy ms_only = {.max_ms = 900};
+	p = retry_policy_effective(&builtin, &wide, &ms_only, &from);
+	CHECK_INT(p.max_ms, 900);
+	CHECK_STR(policy_source_name(from.max_ms), "job");
+	CHECK_STR(policy_source_name(from.initial_ms), "config");
+	p = retry_policy_effective(&builtin, &wide, &none, &from);
+	CHECK_INT(p.max_ms, 400);
+	CHECK_STR(policy_source_name(from.max_ms), "config");
+}
+
 TEST(decide_unknown)
 {
 	struct retry_decision d;
@@ -470,6 +513,7 @@ int main(void)
 	RUN(cap_wait);
 	RUN(format_duration);
 	RUN(policy_merge);
+	RUN(policy_effective_sources);
 	RUN(decide_unknown);
 	RUN(rng);
 	return tl_finish();

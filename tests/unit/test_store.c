@@ -567,12 +567,24 @@ TEST(test_attempts)
 	int64_t a1 = 0, a2 = 0;
 	claim_one(st, id, 1000);
 	CHECK_INT(store_attempt_begin(st, id, 1, 1000, NULL, &a1), 0);
-	struct attempt_end e = {503, "service unavailable",           "retry",           120, 2000,
-	                        17,  "Thu, 26 Nov 2026 03:00:00 GMT", "GET /sources/abc"};
+	/* a 503's body is kept: its first 4 KiB, as UTF-8 text (a stray byte and a NUL as
+	 * \xNN), with a line saying it was cut */
+	struct strbuf big = STRBUF_INIT;
+	sb_adds(&big, "{\"errors\":[{\"message\":\"caf\xc3\xa9 \xff\"}]}");
+	sb_add(&big, "\0", 1);
+	while (big.len < 5000)
+		sb_adds(&big, "0123456789");
+	struct attempt_end e = {.http_status = 503, .error = "service unavailable",
+	                        .outcome = "retry", .duration_ms = 120, .retry_after_ms = 2000,
+	                        .rl_remaining = 17, .rl_reset = "Thu, 26 Nov 2026 03:00:00 GMT",
+	                        .request = "GET /sources/abc", .body = big.buf,
+	                        .body_len = big.len};
 	CHECK_INT(store_attempt_end(st, a1, &e), 0);
 	CHECK_INT(store_attempt_begin(st, id, 2, 3000, NULL, &a2), 0);
 	CHECK(a2 > a1);
-	struct attempt_end ok = {200, NULL, "ok", 80, -1, -1, NULL, "GET /sources/abc"};
+	struct attempt_end ok = {.http_status = 200, .outcome = "ok", .duration_ms = 80,
+	                         .retry_after_ms = -1, .rl_remaining = -1,
+	                         .request = "GET /sources/abc"};
 	CHECK_INT(store_attempt_end(st, a2, &ok), 0);
 	CHECK_INT(store_attempt_end(st, 9999, &ok), -1);
 	CHECK(strstr(store_errmsg(st), "no such attempt") != NULL);
@@ -594,7 +606,15 @@ TEST(test_attempts)
 	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "retry_after_ms")));
 	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "rl_remaining")));
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(second, "outcome")), "ok");
+	const char *kept = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "body"));
+	const char *cut = "\n[segspool: cut: the first 4096 of 5005 bytes kept]";
+	CHECK(kept && strncmp(kept, "{\"errors\":[{\"message\":\"caf\xc3\xa9 \\xff\"}]}\\x00012",
+	                      40) == 0);
+	CHECK(kept && strstr(kept, cut) != NULL);
+	CHECK(kept && strlen(kept) == 4096 + 6 + strlen(cut)); /* two bytes became \xNN */
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "body")));
 	cJSON_Delete(o);
+	sb_release(&big);
 
 	o = store_stats_json(st);
 	CHECK(o != NULL);
@@ -905,6 +925,42 @@ TEST(test_list_show_json)
 	/* show's read snapshot is closed again: a write transaction can begin */
 	CHECK_INT(store_begin(st), 0);
 	CHECK_INT(store_commit(st), 0);
+
+	/* each job's reason is its last state change's (its creation's when none) */
+	list = store_list_json(st, NULL, 0);
+	CHECK_STR(cJSON_GetStringValue(
+	              cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, 0), "reason")),
+	          "x");
+	CHECK_STR(cJSON_GetStringValue(
+	              cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, 1), "reason")),
+	          "ingested from batch.json");
+	cJSON_Delete(list);
+	/* the top reasons: of failed and dead jobs only, the most common first */
+	int64_t more[4];
+	for (int i = 0; i < 4; i++)
+		more[i] = insert(st, &j, 1764126002000LL);
+	CHECK_INT(store_job_end(st, more[0], JS_DEAD, NULL, "y", 1764126003000LL), 0);
+	CHECK_INT(store_job_end(st, more[1], JS_FAILED, NULL, "y", 1764126003000LL), 0);
+	CHECK_INT(store_job_end(st, more[2], JS_CANCELLED, NULL, "y", 1764126003000LL), 0);
+	CHECK_INT(store_job_end(st, more[3], JS_FAILED, NULL, "x", 1764126003000LL), 0);
+	CHECK_INT(store_job_retry(st, more[3], 1764126004000LL), 0); /* queued: not counted */
+	o = store_stats_json(st);
+	cJSON *top = cJSON_GetObjectItemCaseSensitive(o, "top_reasons");
+	CHECK_INT(cJSON_GetArraySize(top), 2);
+	CHECK_STR(cJSON_GetStringValue(
+	              cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(top, 0), "reason")),
+	          "y");
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(top, 0), "jobs")->valuedouble,
+	          2);
+	CHECK_STR(cJSON_GetStringValue(
+	              cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(top, 1), "reason")),
+	          "x");
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(top, 1), "jobs")->valuedouble,
+	          1);
+	cJSON_Delete(o);
+	top = store_top_reasons_json(st, 1);
+	CHECK_INT(cJSON_GetArraySize(top), 1);
+	cJSON_Delete(top);
 	store_close(st);
 }
 

@@ -19,9 +19,6 @@
 #include "strbuf.h"
 #include "util.h"
 
-/* Largest integer a double holds exactly: beyond it %lld would print a rounded value. */
-#define EXACT_INT_LIMIT 9007199254740992.0
-
 /* catalog_count - number of table entries, the raw request included. */
 size_t catalog_count(void)
 {
@@ -268,7 +265,7 @@ __attribute__((format(printf, 2, 3))) static int fail(struct strbuf *err, const 
 /* is_integral - whether d prints exactly as an integer. */
 static int is_integral(double d)
 {
-	return isfinite(d) && d == floor(d) && fabs(d) < EXACT_INT_LIMIT;
+	return isfinite(d) && d == floor(d) && fabs(d) < JSON_EXACT_INT_LIMIT;
 }
 
 /* add_number - a JSON number in a URL: no fraction when integral. */

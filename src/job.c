@@ -34,7 +34,6 @@
 /* a job's workspace and region when it names none; the canonical form leaves them out */
 #define CANON_WORKSPACE "default"
 #define CANON_REGION "api"
-#define JSON_SAFE_INT 9007199254740992.0 /* 2^53: doubles are exact integers below it */
 
 #define EVENTS_VOLUME_OP "getEventsVolumeFromWorkspace"
 
@@ -1254,21 +1253,10 @@ static cJSON *parse_json_text(const char *text, size_t len, const char *where, i
 	return NULL;
 }
 
-/* key_hash - FNV-1a of a key, for the key set. */
-static size_t key_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return (size_t)h;
-}
-
 /* key_set_slot - the slot holding key, or the empty one where it would go. */
 static struct key_seen *key_set_slot(struct key_set *set, const char *key)
 {
-	size_t i = key_hash(key) & (set->cap - 1);
+	size_t i = (size_t)fnv1a64(key, FNV1A64_INIT) & (set->cap - 1);
 	while (set->slots[i].key && strcmp(set->slots[i].key, key))
 		i = (i + 1) & (set->cap - 1);
 	return &set->slots[i];
@@ -1658,7 +1646,7 @@ static int canon_retry(const struct json_member *m, struct job *j)
 {
 	static const char *const names[] = {"max_attempts", "initial_ms", "max_ms", "max_age_ms"};
 	struct json_member f[ARRAY_SIZE(names)];
-	const int64_t big = (int64_t)JSON_SAFE_INT;
+	const int64_t big = (int64_t)JSON_EXACT_INT_LIMIT;
 	int64_t attempts;
 	if (!m->value)
 		return 0; /* the config's defaults */
@@ -1686,7 +1674,7 @@ static const char *const canon_names[CM_COUNT] = {
 /* canon_fields - everything but op and params from a canonical object's members. */
 static int canon_fields(const struct json_member *f, struct job *j)
 {
-	const int64_t big = (int64_t)JSON_SAFE_INT;
+	const int64_t big = (int64_t)JSON_EXACT_INT_LIMIT;
 	int64_t priority;
 
 	if (canon_string(&f[CM_WORKSPACE], 0, CANON_WORKSPACE, &j->workspace) ||

@@ -51,17 +51,6 @@ struct ratelimit {
 	size_t count;
 };
 
-/* key_hash - 64-bit FNV-1a. */
-static uint64_t key_hash(const char *key)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* rl_new - an empty set of buckets. */
 struct ratelimit *rl_new(void)
 {
@@ -91,7 +80,7 @@ void rl_free(struct ratelimit *rl)
 static size_t slot_of(const struct ratelimit *rl, const char *key)
 {
 	size_t mask = rl->cap - 1;
-	size_t i = (size_t)key_hash(key) & mask;
+	size_t i = (size_t)fnv1a64(key, FNV1A64_INIT) & mask;
 	while (rl->slots[i] && strcmp(rl->slots[i]->key, key) != 0)
 		i = (i + 1) & mask;
 	return i;

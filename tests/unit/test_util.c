@@ -317,6 +317,21 @@ TEST(lock_owner_lines)
 	sb_release(&sb);
 }
 
+/* the published FNV-1a 64 test vectors; a hash continued over pieces is the hash of the
+ * whole, and the string and memory forms agree */
+TEST(fnv1a64_vectors)
+{
+	CHECK(fnv1a64("", FNV1A64_INIT) == 0xcbf29ce484222325ULL);
+	CHECK(fnv1a64("a", FNV1A64_INIT) == 0xaf63dc4c8601ec8cULL);
+	CHECK(fnv1a64("foobar", FNV1A64_INIT) == 0x85944171f73967e8ULL);
+	CHECK(fnv1a64("bar", fnv1a64("foo", FNV1A64_INIT)) == 0x85944171f73967e8ULL);
+	CHECK(fnv1a64_mem("foo\0bar", 7, FNV1A64_INIT) != fnv1a64("foo", FNV1A64_INIT));
+	CHECK(fnv1a64_mem("foobar", 6, FNV1A64_INIT) == 0x85944171f73967e8ULL);
+	char h[17];
+	hash_hex("foobar", 6, h);
+	CHECK_STR(h, "85944171f73967e8");
+}
+
 int main(void)
 {
 	RUN(strbuf_basics);
@@ -327,5 +342,6 @@ int main(void)
 	RUN(atomic_files);
 	RUN(log_escapes_control_characters);
 	RUN(lock_owner_lines);
+	RUN(fnv1a64_vectors);
 	return tl_finish();
 }

@@ -1920,7 +1920,6 @@ static int open_all(struct daemon *d)
 		.max_in_flight = cfg->max_in_flight,
 		.max_host_connections = cfg->max_in_flight,
 		.ca_file = cfg->ca_file,
-		.user_agent = "segspool/0.1",
 		.max_response_bytes = cfg->max_response_bytes,
 	};
 	d->http = http_new(d->loop, &ho);

@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "http.h"
+#include "segspool_version.h"
 #include "strbuf.h"
 #include "testlib.h"
 #include "util.h"
@@ -588,7 +589,7 @@ TEST(get_echo)
 	CHECK(has(&r, "\"accept\":\"" MEDIA "\""));
 	CHECK(sent_token(&r));
 	CHECK(has(&r, "\"content_type\":null"));
-	CHECK(has(&r, "\"user_agent\":\"segspool/0.1\""));
+	CHECK(has(&r, "\"user_agent\":\"" SEGSPOOL_USER_AGENT "\""));
 	/* compression offered once, as gzip (our header line, not a second one of libcurl's) */
 	CHECK(has(&r, "\"accept_encoding\":\"gzip\""));
 	CHECK(has(&r, "\"accept_encoding_lines\":1"));

@@ -6,6 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* the bounds of a retry policy, in job documents and the config alike */
+#define RETRY_MAX_ATTEMPTS 100
+#define RETRY_MAX_INITIAL_DAYS 1
+#define RETRY_MAX_BACKOFF_DAYS 7
+#define RETRY_MAX_AGE_DAYS 3650 /* keeps now + max_age far from overflow */
+#define RETRY_DAY_MS 86400000LL
+#define RETRY_MAX_INITIAL_MS (RETRY_MAX_INITIAL_DAYS * RETRY_DAY_MS)
+#define RETRY_MAX_BACKOFF_MS (RETRY_MAX_BACKOFF_DAYS * RETRY_DAY_MS)
+#define RETRY_MAX_AGE_MS (RETRY_MAX_AGE_DAYS * RETRY_DAY_MS)
+
 struct retry_policy {
 	int max_attempts;   /* attempts that count, including the first */
 	int64_t initial_ms;

@@ -9,6 +9,11 @@
 struct strbuf;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* STR - a macro's value as a string literal, for messages that state a limit: the text
+ * follows the macro ("at most " STR(JOB_MAX_JOBS) " jobs"). The macro must be a plain
+ * number. */
+#define STR(x) STR_(x)
+#define STR_(x) #x
 
 /* error - prints "error: MSG" to the log and returns -1, for `return error(...)`. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "json_print.h"
+#include "retry.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -22,10 +23,6 @@
 #define MAX_WORKSPACE_BYTES 64
 #define MAX_PAGE_COUNT 1000
 #define MAX_PAGES 1000000
-#define MAX_ATTEMPTS 100
-#define MAX_INITIAL_MS 86400000LL
-#define MAX_BACKOFF_MS (7LL * 86400000LL)
-#define MAX_AGE_MS (3650LL * 86400000LL) /* keeps now + max_age far from overflow */
 #define MAX_OUTPUT_BYTES 1024
 #define MAX_COMPONENT_BYTES 255
 #define MAX_PROBLEMS 1000     /* a file of 100000 bad jobs needs no 100000-entry report */
@@ -299,7 +296,8 @@ static void describe_param(struct strbuf *sb, const struct op_param *p)
 		}
 		break;
 	case PT_PAGINATION:
-		sb_adds(sb, "an object {\"count\": 1..1000, \"cursor\": \"...\"}");
+		sb_adds(sb,
+		        "an object {\"count\": 1.." STR(MAX_PAGE_COUNT) ", \"cursor\": \"...\"}");
 		break;
 	case PT_DATETIME:
 		sb_adds(sb, "an RFC 3339 time such as 2026-11-26T03:00:00Z");
@@ -401,7 +399,8 @@ static void check_pagination(struct ctx *c, struct param_msg *pm, const cJSON *v
 		sb_reset(&sub);
 		sb_adds(&sub, rel);
 		sb_adds(&sub, "/count");
-		ctx_problem(c, sub.buf, "an integer from 1 to 1000", "missing count in pagination");
+		ctx_problem(c, sub.buf, "an integer from 1 to " STR(MAX_PAGE_COUNT),
+		            "missing count in pagination");
 	}
 	sb_release(&sub);
 	sb_release(&exp);
@@ -727,8 +726,10 @@ static int default_output_name(const char *path)
 /* parse_strings - workspace, region, key, output, on_unknown and comment. */
 static void parse_strings(struct ctx *c, const cJSON *obj, struct job *j)
 {
-	static const char ws_expected[] = "1 to 64 letters, digits, '_', '.' or '-'";
-	static const char key_expected[] = "a string of 1 to 200 bytes without control characters";
+	static const char ws_expected[] =
+	    "1 to " STR(MAX_WORKSPACE_BYTES) " letters, digits, '_', '.' or '-'";
+	static const char key_expected[] =
+	    "a string of 1 to " STR(MAX_KEY_BYTES) " bytes without control characters";
 	char buf[SHOWN_BYTES + 4];
 	const char *s, *why;
 
@@ -802,7 +803,7 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
 		}
 	}
 	if (!cJSON_GetObjectItemCaseSensitive(v, "max_pages"))
-		ctx_problem(c, "/paginate/max_pages", "an integer from 1 to 1000000",
+		ctx_problem(c, "/paginate/max_pages", "an integer from 1 to " STR(MAX_PAGES),
 		            "missing max_pages in paginate");
 	sb_release(&rel);
 	sb_release(&expected);
@@ -813,7 +814,8 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
 static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def *op, struct job *j)
 {
 	static const char expected[] =
-	    "\"all\", \"none\", false, or {\"max_pages\": N, \"count\": 1..1000}";
+	    "\"all\", \"none\", false, or "
+	    "{\"max_pages\": N, \"count\": 1.." STR(MAX_PAGE_COUNT) "}";
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "paginate");
 	char buf[SHOWN_BYTES + 4];
 	enum paginate_mode mode;
@@ -852,20 +854,20 @@ static void parse_retry_member(struct ctx *c, const cJSON *m, const char *rel, s
 	int64_t n;
 
 	if (!strcmp(m->string, "max_attempts")) {
-		if (!integer_field(c, m, rel, "max_attempts", 1, MAX_ATTEMPTS, &n))
+		if (!integer_field(c, m, rel, "max_attempts", 1, RETRY_MAX_ATTEMPTS, &n))
 			j->max_attempts = (int)n;
 	} else if (!strcmp(m->string, "initial_ms")) {
-		integer_field(c, m, rel, "initial_ms", 1, MAX_INITIAL_MS, &j->initial_ms);
+		integer_field(c, m, rel, "initial_ms", 1, RETRY_MAX_INITIAL_MS, &j->initial_ms);
 	} else if (!strcmp(m->string, "max_ms")) {
-		integer_field(c, m, rel, "max_ms", 1, MAX_BACKOFF_MS, &j->max_ms);
+		integer_field(c, m, rel, "max_ms", 1, RETRY_MAX_BACKOFF_MS, &j->max_ms);
 	} else if (!strcmp(m->string, "max_age_ms")) {
-		integer_field(c, m, rel, "max_age_ms", 1, MAX_AGE_MS, &j->max_age_ms);
+		integer_field(c, m, rel, "max_age_ms", 1, RETRY_MAX_AGE_MS, &j->max_age_ms);
 	} else if (!strcmp(m->string, "max_age")) {
 		static const char age_expected[] =
-		    "a duration such as 2d, 6h or 30m, at most 3650d";
+		    "a duration such as 2d, 6h or 30m, at most " STR(RETRY_MAX_AGE_DAYS) "d";
 		if (!cJSON_IsString(m))
 			wrong_type(c, rel, "max_age", m, age_expected);
-		else if (parse_duration_ms(m->valuestring, &n) || n > MAX_AGE_MS)
+		else if (parse_duration_ms(m->valuestring, &n) || n > RETRY_MAX_AGE_MS)
 			ctx_problem(c, rel, age_expected, "invalid max_age \"%s\"",
 			            shown(m->valuestring, buf));
 		else
@@ -1188,7 +1190,8 @@ static int check_bytes(const char *buf, size_t len, enum job_format fmt, struct 
 		sb_reset(&what);
 		sb_addf(&what, "nesting deeper than %d levels at offset %zu (line %zu, column %zu)",
 		        JOB_MAX_DEPTH, off, line, col);
-		job_problem_add(out, "", 0, what.buf, "arrays and objects nested at most 64 deep");
+		job_problem_add(out, "", 0, what.buf,
+		                "arrays and objects nested at most " STR(JOB_MAX_DEPTH) " deep");
 		bad = 1;
 	}
 	sb_release(&what);
@@ -1362,7 +1365,8 @@ static void parse_json_document(const char *buf, size_t len, struct job_list *ou
 			                "at least one job object");
 		} else if (n > JOB_MAX_JOBS) {
 			snprintf(what, sizeof(what), "too many jobs: %zu", n);
-			job_problem_add(out, "", 0, what, "at most 100000 jobs a file");
+			job_problem_add(out, "", 0, what,
+			                "at most " STR(JOB_MAX_JOBS) " jobs a file");
 		} else {
 			cJSON_ArrayForEach(elem, root)
 			{
@@ -1390,7 +1394,7 @@ static void parse_jsonl_line(const char *s, size_t len, int line, struct key_set
 		sb_addf(&what, "nesting deeper than %d levels at column %zu", JOB_MAX_DEPTH,
 		        off + 1);
 		job_problem_add(out, "", line, what.buf,
-		                "arrays and objects nested at most 64 deep");
+		                "arrays and objects nested at most " STR(JOB_MAX_DEPTH) " deep");
 	} else if ((obj = parse_json_text(s, len, "", line, out))) {
 		if (cJSON_IsObject(obj)) {
 			take_job(obj, "", line, keys, out);
@@ -1423,7 +1427,8 @@ static void parse_jsonl_document(const char *buf, size_t len, struct job_list *o
 			continue;
 		if (++njobs > JOB_MAX_JOBS) {
 			snprintf(what, sizeof(what), "too many jobs: more than %d", JOB_MAX_JOBS);
-			job_problem_add(out, "", line, what, "at most 100000 jobs a file");
+			job_problem_add(out, "", line, what,
+			                "at most " STR(JOB_MAX_JOBS) " jobs a file");
 			break;
 		}
 		parse_jsonl_line(buf + start, end - start, line, &keys, out);
@@ -1766,7 +1771,7 @@ static const char *component_problem(const char *s, size_t n, int last)
 	if (n == 2 && s[0] == '.' && s[1] == '.')
 		return "it has a \"..\" component";
 	if (n > MAX_COMPONENT_BYTES)
-		return "it has a component longer than 255 bytes";
+		return "it has a component longer than " STR(MAX_COMPONENT_BYTES) " bytes";
 	if (last && s[0] == '.')
 		return "it names a hidden file (\".\" starts the last component)";
 	return NULL;
@@ -1781,7 +1786,7 @@ int job_check_output_path(const char *path, const char **why)
 	if (!len)
 		reason = "it is empty";
 	else if (len > MAX_OUTPUT_BYTES)
-		reason = "it is longer than 1024 bytes";
+		reason = "it is longer than " STR(MAX_OUTPUT_BYTES) " bytes";
 	else if (path[0] == '/')
 		reason = "it is absolute";
 	for (s = path; !reason && *s; s++) {

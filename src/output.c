@@ -55,7 +55,7 @@ static const char *check_component(const char *comp, size_t len)
 	if ((len == 1 && comp[0] == '.') || (len == 2 && comp[0] == '.' && comp[1] == '.'))
 		return "\".\" and \"..\" are not allowed";
 	if (len > NAME_MAX)
-		return "has a component longer than 255 bytes";
+		return "has a component longer than " STR(NAME_MAX) " bytes";
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)comp[i] < 0x20 || comp[i] == 0x7f)
 			return "contains a control character";

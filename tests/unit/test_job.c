@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 #include "job.h"
+#include "retry.h"
 #include "strbuf.h"
 #include "testlib.h"
 #include "util.h"
@@ -715,6 +716,88 @@ TEST(good_corpus)
 }
 
 /* the cases too large or too binary to keep as files */
+/* at_limit - a document with %s replaced by a string of n 'a's, or by the number n. */
+static void at_limit(struct strbuf *sb, const char *fmt, long long n, int as_string)
+{
+	struct strbuf v = STRBUF_INIT;
+	if (as_string)
+		for (long long i = 0; i < n; i++)
+			sb_addch(&v, 'a');
+	else
+		sb_addf(&v, "%lld", n);
+	const char *at = strstr(fmt, "%s");
+	sb_reset(sb);
+	sb_add(sb, fmt, (size_t)(at - fmt));
+	sb_adds(sb, v.buf);
+	sb_adds(sb, at + 2);
+	sb_release(&v);
+}
+
+/* edge - fmt with the limit is accepted; with one more, rejected, its first problem
+ * mentioning expect (which names the limit). */
+static int edge(const char *fmt, long long limit, int as_string, const char *expect)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct job_list l;
+	at_limit(&sb, fmt, limit, as_string);
+	int ok = job_parse_buffer(sb.buf, sb.len, JOB_FORMAT_JSON, &l) == 0;
+	if (!ok)
+		fprintf(stderr, "  at the limit %lld, rejected: %s\n", limit,
+		        l.nproblems ? l.problems[0].what : "");
+	job_list_release(&l);
+	at_limit(&sb, fmt, limit + 1, as_string);
+	ok = rejected_with(sb.buf, sb.len, JOB_FORMAT_JSON, expect, &l) && ok;
+	job_list_release(&l);
+	sb_release(&sb);
+	return ok;
+}
+
+/* the limit a message states is the limit enforced: each is the value just accepted */
+TEST(limit_messages_follow_the_limits)
+{
+	CHECK(edge("{\"op\": \"listSources\", \"key\": \"%s\"}", 200, 1,
+	           "a string of 1 to 200 bytes"));
+	CHECK(edge("{\"op\": \"listSources\", \"workspace\": \"%s\"}", 64, 1, "1 to 64 letters"));
+	CHECK(edge("{\"op\": \"listSources\", \"output\": \"%s.json\"}", 255 - 5, 1,
+	           "longer than 255 bytes"));
+	CHECK(edge("{\"op\": \"listSources\", \"paginate\": {\"max_pages\": %s}}", 1000000, 0,
+	           "an integer from 1 to 1000000"));
+	CHECK(edge("{\"op\": \"listSources\", \"paginate\": {\"max_pages\": 1, \"count\": %s}}",
+	           1000, 0, "an integer from 1 to 1000"));
+	CHECK(edge("{\"op\": \"listSources\", \"retry\": {\"max_attempts\": %s}}",
+	           RETRY_MAX_ATTEMPTS, 0, "an integer from 1 to " STR(RETRY_MAX_ATTEMPTS)));
+	CHECK(edge("{\"op\": \"listSources\", \"retry\": {\"max_age\": \"%sd\"}}",
+	           RETRY_MAX_AGE_DAYS, 0, "at most " STR(RETRY_MAX_AGE_DAYS) "d"));
+
+	struct strbuf sb = STRBUF_INIT;
+	struct job_list l;
+	sb_adds(&sb, "[");
+	for (int i = 0; i <= JOB_MAX_JOBS; i++)
+		sb_adds(&sb, i ? ",{\"op\":\"listSources\"}" : "{\"op\":\"listSources\"}");
+	sb_adds(&sb, "]");
+	CHECK(rejected_with(sb.buf, sb.len, JOB_FORMAT_JSON,
+	                    "at most " STR(JOB_MAX_JOBS) " jobs a file", &l));
+	job_list_release(&l);
+	sb_reset(&sb);
+	for (int i = 0; i <= JOB_MAX_DEPTH; i++)
+		sb_addch(&sb, '[');
+	for (int i = 0; i <= JOB_MAX_DEPTH; i++)
+		sb_addch(&sb, ']');
+	CHECK(rejected_with(sb.buf, sb.len, JOB_FORMAT_JSONL,
+	                    "nested at most " STR(JOB_MAX_DEPTH) " deep", &l));
+	job_list_release(&l);
+	sb_release(&sb);
+	const char *why = NULL;
+	sb_reset(&sb);
+	for (int i = 0; i < 1025; i++)
+		sb_addch(&sb, i % 100 == 99 ? '/' : 'a');
+	CHECK_INT(job_check_output_path(sb.buf, &why), -1);
+	CHECK(why && strstr(why, "longer than 1024 bytes"));
+	sb_setlen(&sb, 1024);
+	CHECK_INT(job_check_output_path(sb.buf, &why), 0);
+	sb_release(&sb);
+}
+
 TEST(generated_bad_documents)
 {
 	struct job_list l;
@@ -913,6 +996,7 @@ int main(void)
 	RUN(bad_corpus);
 	RUN(good_corpus);
 	RUN(generated_bad_documents);
+	RUN(limit_messages_follow_the_limits);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

@@ -40,8 +40,8 @@ struct rl_bucket {
 	double tokens; /* as of updated_ms */
 	int64_t updated_ms;
 	int64_t hold_until_ms;
-	int configured; /* 0 after rl_restore until rl_bucket_get gives its rates */
-	int n429;       /* 429s in a row on this bucket, since its last other answer */
+	int configured;          /* 0 after rl_restore until rl_bucket_get gives its rates */
+	int n429;                /* 429s in a row on this bucket, since its last other answer */
 	int64_t warned_until_ms; /* a cut server wait was reported for the hold up to here */
 };
 
@@ -259,8 +259,7 @@ int64_t rl_reset_ms(const char *v, int64_t now_ms)
 }
 
 /* rl_cap_wait - the server's wait, cut to max_ms; *warn once per hold of the bucket. */
-int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms,
-                    int *warn)
+int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms, int *warn)
 {
 	*warn = 0;
 	if (max_ms <= 0 || wait_ms <= max_ms)

@@ -88,8 +88,8 @@ static int is_flag(const char *name)
 /* is_option - a name the command line knows. */
 static int is_option(const char *name)
 {
-	static const char *const own[] = {"help", "version", "port",         "port-file", "token",
-	                                  "seed", "catalog-size", "users"};
+	static const char *const own[] = {"help",  "version", "port",         "port-file",
+	                                  "token", "seed",    "catalog-size", "users"};
 	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
 		if (!strcmp(name, own[i]))
 			return 1;

@@ -326,8 +326,16 @@ TEST(raw_request)
 	CHECK(l.njobs == 1 && round_trips(&l.jobs[0]));
 	job_list_release(&l);
 	/* validation refuses every path that catalog_build would refuse at send time */
-	const char *bad[] = {"/sources/%2e%2e/admin", "/sources/%2E./x", "/a/../b", "//evil/x",
-	                     "https://evil/x", "/a?b=1", "/a#f", "/a b", "/a\\r\\nX: 1", "x"};
+	const char *bad[] = {"/sources/%2e%2e/admin",
+	                     "/sources/%2E./x",
+	                     "/a/../b",
+	                     "//evil/x",
+	                     "https://evil/x",
+	                     "/a?b=1",
+	                     "/a#f",
+	                     "/a b",
+	                     "/a\\r\\nX: 1",
+	                     "x"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		char doc[256];
 		snprintf(doc, sizeof(doc),
@@ -402,9 +410,10 @@ TEST(canonical_form)
 	if (l.njobs == 1) {
 		char *text = job_to_json(&l.jobs[0]);
 		/* op and params, then only what differs from the defaults */
-		CHECK_STR(text, "{\"op\":\"listFunctions\",\"params\":{\"resourceType\":\"SOURCE\"},"
-		                "\"key\":\"k\",\"paginate\":{\"max_pages\":4,\"count\":50},"
-		                "\"not_before_ms\":-86400000,\"priority\":-1000}");
+		CHECK_STR(text,
+		          "{\"op\":\"listFunctions\",\"params\":{\"resourceType\":\"SOURCE\"},"
+		          "\"key\":\"k\",\"paginate\":{\"max_pages\":4,\"count\":50},"
+		          "\"not_before_ms\":-86400000,\"priority\":-1000}");
 		free(text);
 		CHECK(round_trips(&l.jobs[0]));
 		/* the fully explicit form older databases hold reads as the same job */
@@ -427,10 +436,11 @@ TEST(canonical_form)
 		/* every member at its default: op and params only, read back with the defaults */
 		struct job bare;
 		CHECK_INT(job_from_json("{\"op\":\"listSources\",\"params\":{}}", &bare), 0);
-		CHECK(bare.op && !strcmp(bare.workspace, "default") && !strcmp(bare.region, "api") &&
-		      !bare.key && !bare.output && !bare.no_output && bare.paginate == PAGINATE_NONE &&
-		      bare.max_attempts == 0 && bare.priority == 0 && bare.not_before_ms == 0 &&
-		      bare.split_ms == 0 && bare.on_unknown == ON_UNKNOWN_RETRY);
+		CHECK(bare.op && !strcmp(bare.workspace, "default") &&
+		      !strcmp(bare.region, "api") && !bare.key && !bare.output && !bare.no_output &&
+		      bare.paginate == PAGINATE_NONE && bare.max_attempts == 0 &&
+		      bare.priority == 0 && bare.not_before_ms == 0 && bare.split_ms == 0 &&
+		      bare.on_unknown == ON_UNKNOWN_RETRY);
 		CHECK(round_trips(&bare));
 		job_release(&bare);
 	}

@@ -46,6 +46,18 @@ static const char *json_str(const cJSON *obj, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* named_operations - the entries of data/operations.json with an operation_id. */
+static int named_operations(void)
+{
+	const cJSON *entry;
+	int n = 0;
+	cJSON_ArrayForEach(entry, operations)
+	{
+		n += json_str(entry, "operation_id") != NULL;
+	}
+	return n;
+}
+
 /* build - catalog_build of a JSON params text; returns its result. */
 static int build(const char *opid, const char *params_json, const char *cursor, int page_count,
                  struct built_request *req, struct strbuf *err)
@@ -68,8 +80,11 @@ TEST(table_matches_operations_json)
 	int seen = 0;
 
 	CHECK(operations != NULL);
-	CHECK_INT(catalog_count(), 44);
-	CHECK(catalog_at(44) == NULL);
+	/* one entry per operation of the JSON, raw (the entry without an id) included */
+	size_t entries = (size_t)cJSON_GetArraySize(operations);
+	CHECK(entries > 1);
+	CHECK_INT(catalog_count(), entries);
+	CHECK(catalog_at(entries) == NULL);
 	for (size_t i = 1; i < catalog_count(); i++)
 		CHECK(strcmp(catalog_at(i - 1)->operation_id, catalog_at(i)->operation_id) < 0);
 	cJSON_ArrayForEach(entry, operations)
@@ -99,7 +114,8 @@ TEST(table_matches_operations_json)
 		else
 			CHECK(op->items_key == NULL);
 	}
-	CHECK_INT(seen, 43);
+	CHECK_INT(seen, named_operations());
+	CHECK_INT(seen, entries - 1);
 }
 
 TEST(find_by_id_and_name)
@@ -242,7 +258,7 @@ TEST(match_every_operation)
 		sb_adds(&path, "?pagination%5Bcount%5D=2");
 		CHECK(catalog_match(op->method, path.buf) == op);
 	}
-	CHECK_INT(matched, 43);
+	CHECK_INT(matched, named_operations());
 	sb_release(&path);
 }
 

@@ -1967,7 +1967,7 @@ static void summary(struct daemon *d)
 	sb_release(&sb);
 }
 
-/* daemon_run - see sched.h. */
+/* daemon_run - see daemon.h. */
 int daemon_run(struct config *cfg, int until_idle)
 {
 	struct daemon d;

@@ -1,4 +1,4 @@
-"""e2e ops - every operation (the 43 of operations.md, and raw) through the real daemon
+"""e2e ops - every operation (the 43 of data/operations.json, and raw) through the real daemon
 against the emulator, in the phases of a provisioning run: creates (whose ids are read
 back from the output files), reads (gets, paginated lists, catalogs, metadata, event
 volumes), updates, deletes, and gets of what was deleted. Each job's output file and

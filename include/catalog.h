@@ -49,9 +49,9 @@ struct op_def {
 	const char *result_keys[3]; /* keys under data shown as the result; NULL-terminated */
 	const char *items_key;      /* array under data for paginated operations, else NULL */
 	int paginated;
-	const char *version;       /* "v1", "v1beta", "v1alpha" */
-	int rate_per_min;          /* documented per-endpoint limit per token; 0 = workspace default */
-	int mutates;               /* anything but GET */
+	const char *version; /* "v1", "v1beta", "v1alpha" */
+	int rate_per_min;    /* documented per-endpoint limit per token; 0 = workspace default */
+	int mutates;         /* anything but GET */
 	int is_raw;
 };
 
@@ -81,11 +81,11 @@ const char *catalog_raw_path_problem(const char *path);
 const char *suggest_close(const char *word, const char *const *candidates, size_t n);
 
 struct built_request {
-	const char *method;       /* static string */
-	struct strbuf url;        /* base + path with escaped path params + query */
-	struct strbuf body;       /* JSON body, empty when has_body is 0 */
+	const char *method; /* static string */
+	struct strbuf url;  /* base + path with escaped path params + query */
+	struct strbuf body; /* JSON body, empty when has_body is 0 */
 	int has_body;
-	char media_type[64];      /* application/vnd.segment.v1+json etc: Accept and Content-Type */
+	char media_type[64]; /* application/vnd.segment.v1+json etc: Accept and Content-Type */
 };
 
 void built_request_init(struct built_request *req);
@@ -98,6 +98,7 @@ void built_request_release(struct built_request *req);
  * pagination as pagination[count]=N&pagination[cursor]=C.
  * Returns 0, or -1 with the reason appended to err. */
 int catalog_build(const struct op_def *op, const struct cJSON *params, const char *base_url,
-		  const char *cursor, int page_count, struct built_request *out, struct strbuf *err);
+                  const char *cursor, int page_count, struct built_request *out,
+                  struct strbuf *err);
 
 #endif

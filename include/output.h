@@ -13,6 +13,9 @@ struct output_file;
 
 /* OUTPUT_PATH_MAX - the longest output path, in bytes (well within PATH_MAX). */
 #define OUTPUT_PATH_MAX 1024
+/* OUTPUT_NAME_MAX - the longest file name: NAME_MAX less the ".NAME.part" decoration of
+ * the temporary file it is written as first. */
+#define OUTPUT_NAME_MAX 249
 
 /* output_path_check - NULL when relpath is an output path output_open can create, else
  * why not (a static string, "it ..."): relative, at most OUTPUT_PATH_MAX bytes, no empty,

@@ -15,7 +15,7 @@ void rl_free(struct ratelimit *rl);
 /* rl_bucket_get - the bucket of this key, created full (tokens = burst) when new.
  * rate_per_sec <= 0 means unlimited. An existing bucket takes the new rate and burst. */
 struct rl_bucket *rl_bucket_get(struct ratelimit *rl, const char *key, double rate_per_sec,
-				double burst, int64_t now_ms);
+                                double burst, int64_t now_ms);
 
 /* rl_wait_ms - 0 if a token is available now, else how long until one is (or the hold ends). */
 int64_t rl_wait_ms(struct rl_bucket *b, int64_t now_ms);
@@ -35,7 +35,7 @@ int64_t rl_reset_ms(const char *v, int64_t now_ms);
  * it was cut and the bucket has not reported a cut wait since its current hold began: the
  * caller logs it once per hold, not once per job. */
 int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms,
-		    int *warn);
+                    int *warn);
 /* rl_note_429 - counts a 429 on the bucket and returns the least it must wait: 1 s, 2 s,
  * 4 s ... while 429s continue, at most 60 s or max_ms, whichever is lower. A 429 that
  * comes while the bucket is held (the other answers of requests in flight with the one
@@ -50,9 +50,9 @@ int64_t rl_hold_clamp(int64_t hold_until_ms, int64_t now_ms, int64_t max_ms);
 /* persistence: a bucket's state, and restoring it after a restart */
 const char *rl_bucket_key(const struct rl_bucket *b);
 void rl_bucket_state(const struct rl_bucket *b, double *tokens, int64_t *updated_ms,
-		     int64_t *hold_until_ms);
+                     int64_t *hold_until_ms);
 void rl_restore(struct ratelimit *rl, const char *key, double tokens, int64_t updated_ms,
-		int64_t hold_until_ms);
+                int64_t hold_until_ms);
 typedef void (*rl_bucket_fn)(const struct rl_bucket *b, void *arg);
 void rl_foreach(struct ratelimit *rl, rl_bucket_fn fn, void *arg);
 

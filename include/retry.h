@@ -6,8 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* the bounds of a retry policy, in job documents and the config alike */
+#define RETRY_MAX_ATTEMPTS 100
+#define RETRY_MAX_INITIAL_DAYS 1
+#define RETRY_MAX_BACKOFF_DAYS 7
+#define RETRY_MAX_AGE_DAYS 3650 /* keeps now + max_age far from overflow */
+#define RETRY_DAY_MS 86400000LL
+#define RETRY_MAX_INITIAL_MS (RETRY_MAX_INITIAL_DAYS * RETRY_DAY_MS)
+#define RETRY_MAX_BACKOFF_MS (RETRY_MAX_BACKOFF_DAYS * RETRY_DAY_MS)
+#define RETRY_MAX_AGE_MS (RETRY_MAX_AGE_DAYS * RETRY_DAY_MS)
+
 struct retry_policy {
-	int max_attempts;   /* attempts that count, including the first */
+	int max_attempts; /* attempts that count, including the first */
 	int64_t initial_ms;
 	int64_t max_ms;
 	int64_t max_age_ms; /* 0 = no limit; from the job's creation */
@@ -53,7 +63,7 @@ void retry_format_duration(int64_t ms, char out[32]);
 /* retry_policy_merge - the job's own settings (fields 0 when the job sets none) over the
  * defaults (the config's); max_ms is raised to initial_ms when below it. */
 struct retry_policy retry_policy_merge(const struct retry_policy *defaults,
-				       const struct retry_policy *job);
+                                       const struct retry_policy *job);
 
 enum policy_source { POLICY_FROM_DEFAULT, POLICY_FROM_CONFIG, POLICY_FROM_JOB };
 
@@ -80,9 +90,9 @@ enum retry_action { RETRY_SUCCEED, RETRY_WAIT, RETRY_FAIL, RETRY_DEAD };
 
 struct retry_decision {
 	enum retry_action action;
-	int64_t next_run_ms;  /* RETRY_WAIT: when */
-	int count_attempt;    /* RETRY_WAIT: whether this attempt used one up */
-	const char *reason;   /* for the state change: static text, or this decision's text */
+	int64_t next_run_ms; /* RETRY_WAIT: when */
+	int count_attempt;   /* RETRY_WAIT: whether this attempt used one up */
+	const char *reason;  /* for the state change: static text, or this decision's text */
 	char text[96];
 };
 
@@ -91,15 +101,15 @@ struct retry_decision {
  * msBeforeNext, capped), -1 if none; unknown_retry: retry OUTCOME_UNKNOWN (at least once)
  * or fail it (at most once). A 429 waits at least a second, and as retry_limit_wait says. */
 void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_used,
-		  int64_t created_ms, int64_t now_ms, int64_t floor_ms, int unknown_retry,
-		  uint64_t rnd, struct retry_decision *out);
+                  int64_t created_ms, int64_t now_ms, int64_t floor_ms, int unknown_retry,
+                  uint64_t rnd, struct retry_decision *out);
 
 /* retry_limit_wait - a job held wait_ms by a rate limit (ours, or a 429's hold): RETRY_WAIT
  * until now + wait_ms or its max-age deadline (created_ms + max_age_ms), whichever is
  * first; RETRY_DEAD when it is held (wait_ms > 0) and the deadline has come, with the
  * reason "max_age 1d passed while waiting for the rate limit". Never counts an attempt. */
 void retry_limit_wait(const struct retry_policy *p, int64_t created_ms, int64_t now_ms,
-		      int64_t wait_ms, struct retry_decision *out);
+                      int64_t wait_ms, struct retry_decision *out);
 
 /* rng_next - xorshift64*: the daemon's random source (seeded from the clock and pid). */
 uint64_t rng_next(uint64_t *state);

@@ -15,23 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "job_state.h"
+
 struct cJSON;
 struct store;
-
-enum job_state {
-	JS_QUEUED,
-	JS_RUNNING,
-	JS_WAITING,
-	JS_SUCCEEDED,
-	JS_FAILED,
-	JS_DEAD,
-	JS_CANCELLED,
-	JS_COUNT
-};
-
-const char *job_state_name(enum job_state s);
-int job_state_parse(const char *name, enum job_state *out);
-int job_state_terminal(enum job_state s);
 
 enum {
 	STORE_READONLY = 1,

@@ -21,7 +21,10 @@ struct strbuf {
 	char *buf;
 };
 
-#define STRBUF_INIT {0, 0, strbuf_slopbuf}
+#define STRBUF_INIT                                                                                \
+	{                                                                                          \
+		0, 0, strbuf_slopbuf                                                               \
+	}
 
 void sb_init(struct strbuf *sb, size_t hint);
 void sb_release(struct strbuf *sb);

@@ -9,6 +9,11 @@
 struct strbuf;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* STR - a macro's value as a string literal, for messages that state a limit: the text
+ * follows the macro ("at most " STR(JOB_MAX_JOBS) " jobs"). The macro must be a plain
+ * number. */
+#define STR(x) STR_(x)
+#define STR_(x) #x
 
 /* error - prints "error: MSG" to the log and returns -1, for `return error(...)`. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -59,8 +64,19 @@ int parse_http_date(const char *s, int64_t *ms);
 /* Durations such as "1d", "6h", "30m", "45s", "250ms"; returns 0 or -1. */
 int parse_duration_ms(const char *s, int64_t *ms);
 
+/* FNV1A64_INIT - the 64-bit FNV-1a offset basis: where a hash starts. */
+#define FNV1A64_INIT 0xcbf29ce484222325ULL
+/* fnv1a64_mem - 64-bit FNV-1a of data[0..len) continuing from h (FNV1A64_INIT to start):
+ * the one hash of hash tables, bucket keys and file identities. */
+uint64_t fnv1a64_mem(const void *data, size_t len, uint64_t h);
+/* fnv1a64 - as fnv1a64_mem, of the NUL-terminated s. */
+uint64_t fnv1a64(const char *s, uint64_t h);
 /* 64-bit FNV-1a, hex-encoded into out (17 bytes): a file's identity with its name. */
 void hash_hex(const void *data, size_t len, char out[17]);
+
+/* JSON_EXACT_INT_LIMIT - 2^53: every integer of smaller magnitude is exact in a double
+ * (and in JSON readers that use them), the next ones are not. */
+#define JSON_EXACT_INT_LIMIT 9007199254740992.0
 
 /* json_member_span - in text (valid JSON, e.g. already parsed), the raw text of the top
  * object's first member named key, as cJSON_GetObjectItemCaseSensitive would find it:

@@ -1,5 +1,5 @@
 -- 001_init.sql - the first schema: files, jobs and their history, pages, rate-limit buckets.
--- Job states are the integers of enum job_state (store.h): 0 queued, 1 running,
+-- Job states are the integers of enum job_state (job_state.h): 0 queued, 1 running,
 -- 2 waiting, 3 succeeded, 4 failed, 5 dead, 6 cancelled. Times are epoch milliseconds.
 -- Applied inside a transaction by store.c, which then sets PRAGMA user_version = 1.
 

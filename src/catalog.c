@@ -19,9 +19,6 @@
 #include "strbuf.h"
 #include "util.h"
 
-/* Largest integer a double holds exactly: beyond it %lld would print a rounded value. */
-#define EXACT_INT_LIMIT 9007199254740992.0
-
 /* catalog_count - number of table entries, the raw request included. */
 size_t catalog_count(void)
 {
@@ -268,7 +265,7 @@ __attribute__((format(printf, 2, 3))) static int fail(struct strbuf *err, const 
 /* is_integral - whether d prints exactly as an integer. */
 static int is_integral(double d)
 {
-	return isfinite(d) && d == floor(d) && fabs(d) < EXACT_INT_LIMIT;
+	return isfinite(d) && d == floor(d) && fabs(d) < JSON_EXACT_INT_LIMIT;
 }
 
 /* add_number - a JSON number in a URL: no fraction when integral. */
@@ -308,7 +305,7 @@ static void add_query_pair(struct strbuf *url, const char *enc_name, const cJSON
 
 /* add_path - the op's path with each {param} replaced by its escaped value. */
 static int add_path(struct strbuf *url, const struct op_def *op, const cJSON *params,
-		    struct strbuf *err)
+                    struct strbuf *err)
 {
 	const char *p = op->path;
 
@@ -344,7 +341,7 @@ static int add_path(struct strbuf *url, const struct op_def *op, const cJSON *pa
 
 /* pagination_count - the page size to send: page_count, else params', else 0 (none). */
 static int pagination_count(const cJSON *pagination, int page_count, long long *count,
-			    struct strbuf *err)
+                            struct strbuf *err)
 {
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(pagination, "count");
 
@@ -363,7 +360,7 @@ static int pagination_count(const cJSON *pagination, int page_count, long long *
 
 /* add_pagination - pagination[count]=N&pagination[cursor]=C, brackets escaped. */
 static int add_pagination(struct strbuf *url, const struct op_def *op, const cJSON *pagination,
-			  const char *cursor, int page_count, struct strbuf *err)
+                          const char *cursor, int page_count, struct strbuf *err)
 {
 	const cJSON *c;
 	long long count;
@@ -407,7 +404,7 @@ static int enum_allows(const char *const *values, const char *s)
 
 /* add_string_array - name.0=a&name.1=b, each value checked against the enum. */
 static int add_string_array(struct strbuf *url, const struct op_param *param, const cJSON *v,
-			    struct strbuf *err)
+                            struct strbuf *err)
 {
 	struct strbuf key = STRBUF_INIT;
 	const cJSON *item;
@@ -415,7 +412,8 @@ static int add_string_array(struct strbuf *url, const struct op_param *param, co
 
 	if (!cJSON_IsArray(v))
 		return fail(err, "%s must be an array of strings", param->name);
-	cJSON_ArrayForEach(item, v) {
+	cJSON_ArrayForEach(item, v)
+	{
 		if (!cJSON_IsString(item) || !enum_allows(param->enum_values, item->valuestring)) {
 			sb_release(&key);
 			return fail(err, "invalid value in %s[%d]", param->name, i);
@@ -431,7 +429,7 @@ static int add_string_array(struct strbuf *url, const struct op_param *param, co
 
 /* add_query_param - one PARAM_QUERY parameter of a catalog operation. */
 static int add_query_param(struct strbuf *url, const struct op_param *param, const cJSON *v,
-			   struct strbuf *err)
+                           struct strbuf *err)
 {
 	struct strbuf key = STRBUF_INIT;
 
@@ -452,7 +450,7 @@ static int add_query_param(struct strbuf *url, const struct op_param *param, con
 
 /* add_query - the op's query parameters present in params, in catalog order. */
 static int add_query(struct strbuf *url, const struct op_def *op, const cJSON *params,
-		     const char *cursor, int page_count, struct strbuf *err)
+                     const char *cursor, int page_count, struct strbuf *err)
 {
 	for (size_t i = 0; i < op->nparams; i++) {
 		const struct op_param *param = &op->params[i];
@@ -462,8 +460,8 @@ static int add_query(struct strbuf *url, const struct op_def *op, const cJSON *p
 			continue;
 		v = cJSON_GetObjectItemCaseSensitive(params, param->name);
 		if (param->type == PT_PAGINATION) {
-			if (add_pagination(url, op, cJSON_IsNull(v) ? NULL : v, cursor,
-					   page_count, err))
+			if (add_pagination(url, op, cJSON_IsNull(v) ? NULL : v, cursor, page_count,
+			                   err))
 				return -1;
 			continue;
 		}
@@ -512,10 +510,11 @@ static int check_known(const struct op_def *op, const cJSON *params, struct strb
 
 	if (params && !cJSON_IsObject(params))
 		return fail(err, "parameters for %s must be an object", op->operation_id);
-	cJSON_ArrayForEach(item, params) {
+	cJSON_ArrayForEach(item, params)
+	{
 		if (!item->string || !catalog_param(op, item->string))
 			return fail(err, "unknown parameter %s for %s",
-				    item->string ? item->string : "(unnamed)", op->operation_id);
+			            item->string ? item->string : "(unnamed)", op->operation_id);
 	}
 	return 0;
 }
@@ -524,7 +523,7 @@ static int check_known(const struct op_def *op, const cJSON *params, struct strb
 static void set_media_type(struct built_request *out, const char *version)
 {
 	snprintf(out->media_type, sizeof(out->media_type), "application/vnd.segment.%s+json",
-		 version);
+	         version);
 }
 
 /* raw_method - the static method string for a raw request, or NULL. */
@@ -555,7 +554,8 @@ const char *catalog_raw_path_problem(const char *path)
 		return "it contains .. (or %2e, an encoded dot)";
 	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
 		if (*p <= ' ' || *p == 0x7f)
-			return "it contains a forbidden character (whitespace or a control character)";
+			return "it contains a forbidden character (whitespace or a control "
+			       "character)";
 		if (*p == '?' || *p == '#')
 			return "it contains a forbidden character, ? or # (give the query as "
 			       "params.query)";
@@ -582,7 +582,8 @@ static int add_raw_member(struct strbuf *url, const cJSON *v, struct strbuf *err
 		sb_add_urlencoded(&key, v->string);
 		add_query_pair(url, key.buf, v);
 	}
-	cJSON_ArrayForEach(item, container) {
+	cJSON_ArrayForEach(item, container)
+	{
 		if (cJSON_IsNull(item))
 			continue;
 		if (cJSON_IsArray(item) || cJSON_IsObject(item)) {
@@ -624,13 +625,14 @@ static int build_raw(const cJSON *params, struct built_request *out, struct strb
 	if (raw_path_ok(path->valuestring, err))
 		return -1;
 	if (version && !cJSON_IsNull(version) &&
-	    !(cJSON_IsString(version) && vparam && enum_allows(vparam->enum_values,
-							       version->valuestring)))
+	    !(cJSON_IsString(version) && vparam &&
+	      enum_allows(vparam->enum_values, version->valuestring)))
 		return fail(err, "raw version must be one of v1, v1beta, v1alpha");
 	if (query && !cJSON_IsNull(query) && !cJSON_IsObject(query))
 		return fail(err, "raw query must be an object");
 	sb_adds(&out->url, path->valuestring);
-	cJSON_ArrayForEach(member, members) {
+	cJSON_ArrayForEach(member, members)
+	{
 		if (add_raw_member(&out->url, member, err))
 			return -1;
 	}
@@ -648,7 +650,7 @@ static int build_raw(const cJSON *params, struct built_request *out, struct strb
 
 /* build_op - a catalog operation's request: path, query and body from params. */
 static int build_op(const struct op_def *op, const cJSON *params, const char *cursor,
-		    int page_count, struct built_request *out, struct strbuf *err)
+                    int page_count, struct built_request *out, struct strbuf *err)
 {
 	out->method = op->method;
 	if (add_path(&out->url, op, params, err))
@@ -662,7 +664,7 @@ static int build_op(const struct op_def *op, const cJSON *params, const char *cu
 
 /* catalog_build - (op, params) as method, URL, body and media type against base_url. */
 int catalog_build(const struct op_def *op, const struct cJSON *params, const char *base_url,
-		  const char *cursor, int page_count, struct built_request *out, struct strbuf *err)
+                  const char *cursor, int page_count, struct built_request *out, struct strbuf *err)
 {
 	int rc;
 

@@ -229,9 +229,10 @@ static int load_retry(struct config *cfg, const cJSON *r, const char *path, stru
 	if (!cJSON_IsObject(r))
 		return bad(err, path, "/retry", "an object");
 	if (check_fields(r, fields, ARRAY_SIZE(fields), "/retry", path, err) ||
-	    get_number(r, "max_attempts", 1, 100, &attempts, "/retry", path, err) ||
-	    get_number(r, "initial_ms", 1, 86400000, &initial, "/retry", path, err) ||
-	    get_number(r, "max_ms", 1, 7 * 86400000.0, &max, "/retry", path, err))
+	    get_number(r, "max_attempts", 1, RETRY_MAX_ATTEMPTS, &attempts, "/retry", path, err) ||
+	    get_number(r, "initial_ms", 1, (double)RETRY_MAX_INITIAL_MS, &initial, "/retry", path,
+	               err) ||
+	    get_number(r, "max_ms", 1, (double)RETRY_MAX_BACKOFF_MS, &max, "/retry", path, err))
 		return -1;
 	const cJSON *age = cJSON_GetObjectItemCaseSensitive(r, "max_age");
 	if (age && !(cJSON_IsString(age) && parse_duration_ms(age->valuestring,

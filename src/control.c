@@ -82,7 +82,7 @@ int control_request_parse(const char *text, struct control_request *out, struct 
 		out->ids = xcalloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof(*out->ids));
 		for (const cJSON *it = ids->child; it; it = it->next) {
 			double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
-			if (v < 1 || v > 9007199254740992.0 || v != floor(v)) {
+			if (v < 1 || v > JSON_EXACT_INT_LIMIT || v != floor(v)) {
 				sb_adds(why, "ids holds something that is not a job number");
 				control_request_release(out);
 				rc = -1;

@@ -2319,7 +2319,6 @@ static int open_all(struct daemon *d)
 		.max_in_flight = cfg->max_in_flight,
 		.max_host_connections = cfg->max_in_flight,
 		.ca_file = cfg->ca_file,
-		.user_agent = "segspool/0.1",
 		.max_response_bytes = cfg->max_response_bytes,
 	};
 	d->http = http_new(d->loop, &ho);
@@ -2382,7 +2381,7 @@ static void summary(struct daemon *d)
 	cJSON_Delete(top);
 }
 
-/* daemon_run - see sched.h. */
+/* daemon_run - see daemon.h. */
 int daemon_run(struct config *cfg, int until_idle)
 {
 	struct daemon d;

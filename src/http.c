@@ -23,9 +23,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "segspool_version.h"
 #include "util.h"
 
-#define DEFAULT_USER_AGENT "segspool/0.1"
 /* the one encoding offered (Accept-Encoding) and decoded (CURLOPT_ACCEPT_ENCODING) */
 #define ACCEPT_ENCODING "gzip"
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -1002,7 +1002,7 @@ struct http *http_new(struct ev_loop *loop, const struct http_opts *opts)
 	host_conns = opts->max_host_connections > 0 ? opts->max_host_connections : h->max_in_flight;
 	h->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
 	struct strbuf ua = STRBUF_INIT;
-	sb_addf(&ua, "User-Agent: %s", opts->user_agent ? opts->user_agent : DEFAULT_USER_AGENT);
+	sb_addf(&ua, "User-Agent: %s", opts->user_agent ? opts->user_agent : SEGSPOOL_USER_AGENT);
 	h->user_agent_line = sb_detach(&ua, NULL);
 	ev_init(&h->timer, on_timer);
 	h->timer.data = h;

@@ -16,6 +16,7 @@
 #include "catalog.h"
 #include "json_print.h"
 #include "output.h"
+#include "retry.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -23,17 +24,12 @@
 #define MAX_WORKSPACE_BYTES 64
 #define MAX_PAGE_COUNT 1000
 #define MAX_PAGES 1000000
-#define MAX_ATTEMPTS 100
-#define MAX_INITIAL_MS 86400000LL
-#define MAX_BACKOFF_MS (7LL * 86400000LL)
-#define MAX_AGE_MS (3650LL * 86400000LL) /* keeps now + max_age far from overflow */
 #define MAX_PROBLEMS 1000     /* a file of 100000 bad jobs needs no 100000-entry report */
 #define MAX_SUGGEST_BYTES 200 /* edit distance on a megabyte name would take seconds */
 #define SHOWN_BYTES 64
 /* a job's workspace and region when it names none; the canonical form leaves them out */
 #define CANON_WORKSPACE "default"
 #define CANON_REGION "api"
-#define JSON_SAFE_INT 9007199254740992.0 /* 2^53: doubles are exact integers below it */
 
 #define EVENTS_VOLUME_OP "getEventsVolumeFromWorkspace"
 
@@ -299,7 +295,8 @@ static void describe_param(struct strbuf *sb, const struct op_param *p)
 		}
 		break;
 	case PT_PAGINATION:
-		sb_adds(sb, "an object {\"count\": 1..1000, \"cursor\": \"...\"}");
+		sb_adds(sb,
+		        "an object {\"count\": 1.." STR(MAX_PAGE_COUNT) ", \"cursor\": \"...\"}");
 		break;
 	case PT_DATETIME:
 		sb_adds(sb, "an RFC 3339 time such as 2026-11-26T03:00:00Z");
@@ -401,7 +398,8 @@ static void check_pagination(struct ctx *c, struct param_msg *pm, const cJSON *v
 		sb_reset(&sub);
 		sb_adds(&sub, rel);
 		sb_adds(&sub, "/count");
-		ctx_problem(c, sub.buf, "an integer from 1 to 1000", "missing count in pagination");
+		ctx_problem(c, sub.buf, "an integer from 1 to " STR(MAX_PAGE_COUNT),
+		            "missing count in pagination");
 	}
 	sb_release(&sub);
 	sb_release(&exp);
@@ -727,8 +725,10 @@ static int default_output_name(const char *path)
 /* parse_strings - workspace, region, key, output, on_unknown and comment. */
 static void parse_strings(struct ctx *c, const cJSON *obj, struct job *j)
 {
-	static const char ws_expected[] = "1 to 64 letters, digits, '_', '.' or '-'";
-	static const char key_expected[] = "a string of 1 to 200 bytes without control characters";
+	static const char ws_expected[] =
+	    "1 to " STR(MAX_WORKSPACE_BYTES) " letters, digits, '_', '.' or '-'";
+	static const char key_expected[] =
+	    "a string of 1 to " STR(MAX_KEY_BYTES) " bytes without control characters";
 	char buf[SHOWN_BYTES + 4];
 	const char *s, *why;
 
@@ -802,7 +802,7 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
 		}
 	}
 	if (!cJSON_GetObjectItemCaseSensitive(v, "max_pages"))
-		ctx_problem(c, "/paginate/max_pages", "an integer from 1 to 1000000",
+		ctx_problem(c, "/paginate/max_pages", "an integer from 1 to " STR(MAX_PAGES),
 		            "missing max_pages in paginate");
 	sb_release(&rel);
 	sb_release(&expected);
@@ -813,7 +813,8 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
 static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def *op, struct job *j)
 {
 	static const char expected[] =
-	    "\"all\", \"none\", false, or {\"max_pages\": N, \"count\": 1..1000}";
+	    "\"all\", \"none\", false, or "
+	    "{\"max_pages\": N, \"count\": 1.." STR(MAX_PAGE_COUNT) "}";
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "paginate");
 	char buf[SHOWN_BYTES + 4];
 	enum paginate_mode mode;
@@ -852,20 +853,20 @@ static void parse_retry_member(struct ctx *c, const cJSON *m, const char *rel, s
 	int64_t n;
 
 	if (!strcmp(m->string, "max_attempts")) {
-		if (!integer_field(c, m, rel, "max_attempts", 1, MAX_ATTEMPTS, &n))
+		if (!integer_field(c, m, rel, "max_attempts", 1, RETRY_MAX_ATTEMPTS, &n))
 			j->max_attempts = (int)n;
 	} else if (!strcmp(m->string, "initial_ms")) {
-		integer_field(c, m, rel, "initial_ms", 1, MAX_INITIAL_MS, &j->initial_ms);
+		integer_field(c, m, rel, "initial_ms", 1, RETRY_MAX_INITIAL_MS, &j->initial_ms);
 	} else if (!strcmp(m->string, "max_ms")) {
-		integer_field(c, m, rel, "max_ms", 1, MAX_BACKOFF_MS, &j->max_ms);
+		integer_field(c, m, rel, "max_ms", 1, RETRY_MAX_BACKOFF_MS, &j->max_ms);
 	} else if (!strcmp(m->string, "max_age_ms")) {
-		integer_field(c, m, rel, "max_age_ms", 1, MAX_AGE_MS, &j->max_age_ms);
+		integer_field(c, m, rel, "max_age_ms", 1, RETRY_MAX_AGE_MS, &j->max_age_ms);
 	} else if (!strcmp(m->string, "max_age")) {
 		static const char age_expected[] =
-		    "a duration such as 2d, 6h or 30m, at most 3650d";
+		    "a duration such as 2d, 6h or 30m, at most " STR(RETRY_MAX_AGE_DAYS) "d";
 		if (!cJSON_IsString(m))
 			wrong_type(c, rel, "max_age", m, age_expected);
-		else if (parse_duration_ms(m->valuestring, &n) || n > MAX_AGE_MS)
+		else if (parse_duration_ms(m->valuestring, &n) || n > RETRY_MAX_AGE_MS)
 			ctx_problem(c, rel, age_expected, "invalid max_age \"%s\"",
 			            shown(m->valuestring, buf));
 		else
@@ -1188,7 +1189,8 @@ static int check_bytes(const char *buf, size_t len, enum job_format fmt, struct 
 		sb_reset(&what);
 		sb_addf(&what, "nesting deeper than %d levels at offset %zu (line %zu, column %zu)",
 		        JOB_MAX_DEPTH, off, line, col);
-		job_problem_add(out, "", 0, what.buf, "arrays and objects nested at most 64 deep");
+		job_problem_add(out, "", 0, what.buf,
+		                "arrays and objects nested at most " STR(JOB_MAX_DEPTH) " deep");
 		bad = 1;
 	}
 	sb_release(&what);
@@ -1253,21 +1255,10 @@ static cJSON *parse_json_text(const char *text, size_t len, const char *where, i
 	return NULL;
 }
 
-/* key_hash - FNV-1a of a key, for the key set. */
-static size_t key_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return (size_t)h;
-}
-
 /* key_set_slot - the slot holding key, or the empty one where it would go. */
 static struct key_seen *key_set_slot(struct key_set *set, const char *key)
 {
-	size_t i = key_hash(key) & (set->cap - 1);
+	size_t i = (size_t)fnv1a64(key, FNV1A64_INIT) & (set->cap - 1);
 	while (set->slots[i].key && strcmp(set->slots[i].key, key))
 		i = (i + 1) & (set->cap - 1);
 	return &set->slots[i];
@@ -1373,7 +1364,8 @@ static void parse_json_document(const char *buf, size_t len, struct job_list *ou
 			                "at least one job object");
 		} else if (n > JOB_MAX_JOBS) {
 			snprintf(what, sizeof(what), "too many jobs: %zu", n);
-			job_problem_add(out, "", 0, what, "at most 100000 jobs a file");
+			job_problem_add(out, "", 0, what,
+			                "at most " STR(JOB_MAX_JOBS) " jobs a file");
 		} else {
 			cJSON_ArrayForEach(elem, root)
 			{
@@ -1401,7 +1393,7 @@ static void parse_jsonl_line(const char *s, size_t len, int line, struct key_set
 		sb_addf(&what, "nesting deeper than %d levels at column %zu", JOB_MAX_DEPTH,
 		        off + 1);
 		job_problem_add(out, "", line, what.buf,
-		                "arrays and objects nested at most 64 deep");
+		                "arrays and objects nested at most " STR(JOB_MAX_DEPTH) " deep");
 	} else if ((obj = parse_json_text(s, len, "", line, out))) {
 		if (cJSON_IsObject(obj)) {
 			take_job(obj, "", line, keys, out);
@@ -1434,7 +1426,8 @@ static void parse_jsonl_document(const char *buf, size_t len, struct job_list *o
 			continue;
 		if (++njobs > JOB_MAX_JOBS) {
 			snprintf(what, sizeof(what), "too many jobs: more than %d", JOB_MAX_JOBS);
-			job_problem_add(out, "", line, what, "at most 100000 jobs a file");
+			job_problem_add(out, "", line, what,
+			                "at most " STR(JOB_MAX_JOBS) " jobs a file");
 			break;
 		}
 		parse_jsonl_line(buf + start, end - start, line, &keys, out);
@@ -1657,7 +1650,7 @@ static int canon_retry(const struct json_member *m, struct job *j)
 {
 	static const char *const names[] = {"max_attempts", "initial_ms", "max_ms", "max_age_ms"};
 	struct json_member f[ARRAY_SIZE(names)];
-	const int64_t big = (int64_t)JSON_SAFE_INT;
+	const int64_t big = (int64_t)JSON_EXACT_INT_LIMIT;
 	int64_t attempts;
 	if (!m->value)
 		return 0; /* the config's defaults */
@@ -1685,7 +1678,7 @@ static const char *const canon_names[CM_COUNT] = {
 /* canon_fields - everything but op and params from a canonical object's members. */
 static int canon_fields(const struct json_member *f, struct job *j)
 {
-	const int64_t big = (int64_t)JSON_SAFE_INT;
+	const int64_t big = (int64_t)JSON_EXACT_INT_LIMIT;
 	int64_t priority;
 
 	if (canon_string(&f[CM_WORKSPACE], 0, CANON_WORKSPACE, &j->workspace) ||

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#define EXACT_BELOW 9007199254740992.0 /* 2^53: every integer below is a double */
+#include "util.h"
 
 /* add_number - a number as JSON; see sb_add_json_value. */
 static void add_number(struct strbuf *sb, double d)
@@ -18,7 +18,7 @@ static void add_number(struct strbuf *sb, double d)
 		sb_adds(sb, "null");
 		return;
 	}
-	if (d == floor(d) && fabs(d) < EXACT_BELOW) {
+	if (d == floor(d) && fabs(d) < JSON_EXACT_INT_LIMIT) {
 		sb_add_int(sb, (int64_t)d);
 		return;
 	}

@@ -16,6 +16,7 @@
 #include "job.h"
 #include "retry.h"
 #include "daemon.h"
+#include "segspool_version.h"
 #include "spool.h"
 #include "store.h"
 #include "strbuf.h"
@@ -752,6 +753,8 @@ int main(int argc, char **argv)
 	config_init(&cfg);
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
 		const char *opt = argv[i];
+		if (strcmp(opt, "--version") == 0)
+			return puts("segspool " SEGSPOOL_VERSION), config_release(&cfg), finish_stdout(EXIT_OK);
 		if (strcmp(opt, "--help") == 0) {
 			cmd_help(&cfg, 0, NULL);
 			config_release(&cfg);

@@ -52,6 +52,7 @@ static void add_err(struct strbuf *err, const char *fmt, ...)
 #define PART_EXTRA (sizeof(PART_PREFIX) - 1 + sizeof(PART_SUFFIX) - 1)
 
 _Static_assert(OUTPUT_PATH_MAX < PATH_MAX, "an output path fits the system's path limit");
+_Static_assert(OUTPUT_NAME_MAX + PART_EXTRA == NAME_MAX, "a file name's .part fits NAME_MAX");
 
 /* component_problem - why one component (s, n bytes) cannot be opened as output_open will
  * open it, or NULL; the last one also names the .part file, so it has less room. */
@@ -64,10 +65,11 @@ static const char *component_problem(const char *s, size_t n, int last)
 	if (n == 2 && s[0] == '.' && s[1] == '.')
 		return "it has a \"..\" component";
 	if (!last && n > NAME_MAX)
-		return "it has a directory name longer than 255 bytes";
-	if (last && n + PART_EXTRA > NAME_MAX)
-		return "its file name is longer than 249 bytes (255, the system's limit, less "
-		       "the 6 of the temporary \".NAME.part\" it is written as)";
+		return "it has a directory name longer than " STR(NAME_MAX) " bytes";
+	if (last && n > OUTPUT_NAME_MAX)
+		return "its file name is longer than " STR(OUTPUT_NAME_MAX) " bytes (" STR(
+		    NAME_MAX) ", the system's limit, less the temporary \".NAME.part\" it is "
+		       "written as)";
 	if (last && s[0] == '.')
 		return "it names a hidden file (\".\" starts the last component)";
 	return NULL;

@@ -120,11 +120,15 @@ void paginate_step_reason(enum page_step step, const char *next, int pages_done,
 		} else {
 			sb_add_json_string(out, next);
 		}
-		sb_addf(out, " again after page %d (first used for page %d): stopping an endless "
-		        "export", pages_done, seen_page);
+		sb_addf(out,
+		        " again after page %d (first used for page %d): stopping an endless "
+		        "export",
+		        pages_done, seen_page);
 	} else if (step == PAGE_TOO_MANY) {
-		sb_addf(out, "more than %d pages: raise max_pages in the config or set "
-		        "paginate.max_pages", default_max_pages);
+		sb_addf(out,
+		        "more than %d pages: raise max_pages in the config or set "
+		        "paginate.max_pages",
+		        default_max_pages);
 	}
 }
 

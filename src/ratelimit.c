@@ -40,8 +40,8 @@ struct rl_bucket {
 	double tokens; /* as of updated_ms */
 	int64_t updated_ms;
 	int64_t hold_until_ms;
-	int configured; /* 0 after rl_restore until rl_bucket_get gives its rates */
-	int n429;       /* 429s in a row on this bucket, since its last other answer */
+	int configured;          /* 0 after rl_restore until rl_bucket_get gives its rates */
+	int n429;                /* 429s in a row on this bucket, since its last other answer */
 	int64_t warned_until_ms; /* a cut server wait was reported for the hold up to here */
 };
 
@@ -50,17 +50,6 @@ struct ratelimit {
 	size_t cap;               /* a power of two */
 	size_t count;
 };
-
-/* key_hash - 64-bit FNV-1a. */
-static uint64_t key_hash(const char *key)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 /* rl_new - an empty set of buckets. */
 struct ratelimit *rl_new(void)
@@ -91,7 +80,7 @@ void rl_free(struct ratelimit *rl)
 static size_t slot_of(const struct ratelimit *rl, const char *key)
 {
 	size_t mask = rl->cap - 1;
-	size_t i = (size_t)key_hash(key) & mask;
+	size_t i = (size_t)fnv1a64(key, FNV1A64_INIT) & mask;
 	while (rl->slots[i] && strcmp(rl->slots[i]->key, key) != 0)
 		i = (i + 1) & mask;
 	return i;
@@ -270,8 +259,7 @@ int64_t rl_reset_ms(const char *v, int64_t now_ms)
 }
 
 /* rl_cap_wait - the server's wait, cut to max_ms; *warn once per hold of the bucket. */
-int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms,
-                    int *warn)
+int64_t rl_cap_wait(struct rl_bucket *b, int64_t wait_ms, int64_t max_ms, int64_t now_ms, int *warn)
 {
 	*warn = 0;
 	if (max_ms <= 0 || wait_ms <= max_ms)

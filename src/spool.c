@@ -261,7 +261,7 @@ static int has_job_extension(const char *name)
 	return has_suffix(name, ".json") || has_suffix(name, ".jsonl");
 }
 
-/* spool_name_wanted - not a dotfile, no slash, .json or .jsonl, at most 200 bytes. */
+/* spool_name_wanted - no dotfile, no slash, .json or .jsonl, at most SPOOL_NAME_MAX bytes. */
 int spool_name_wanted(const char *name)
 {
 	return name[0] && name[0] != '.' && !strchr(name, '/') &&
@@ -843,7 +843,7 @@ int spool_control_scan(struct spool *sp, spool_name_fn fn, void *arg)
 	return ret;
 }
 
-/* spool_control_read - one control file, at most 1 MiB. */
+/* spool_control_read - one control file, at most CONTROL_MAX bytes (1 MiB). */
 int spool_control_read(struct spool *sp, const char *name, struct strbuf *out)
 {
 	struct strbuf why = STRBUF_INIT;

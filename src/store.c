@@ -301,37 +301,7 @@ struct store {
 static char owner_role[64] = "cli";
 static char owner_spool[STORE_OWNER_MAX];
 
-static const char *const state_names[JS_COUNT] = {
-    "queued", "running", "waiting", "succeeded", "failed", "dead", "cancelled",
-};
-
 #define BIT(s) (1u << (s))
-
-/* job_state_name - the lowercase name of a state, "unknown" out of range. */
-const char *job_state_name(enum job_state s)
-{
-	if ((unsigned)s >= JS_COUNT)
-		return "unknown";
-	return state_names[s];
-}
-
-/* job_state_parse - the state named name; 0, or -1 if there is none. */
-int job_state_parse(const char *name, enum job_state *out)
-{
-	for (int i = 0; i < JS_COUNT; i++) {
-		if (strcmp(name, state_names[i]) == 0) {
-			*out = (enum job_state)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* job_state_terminal - 1 for states a job leaves only by an explicit retry. */
-int job_state_terminal(enum job_state s)
-{
-	return s == JS_SUCCEEDED || s == JS_FAILED || s == JS_DEAD || s == JS_CANCELLED;
-}
 
 /* --- errors and statements ------------------------------------------------------- */
 
@@ -1590,7 +1560,7 @@ static void describe_states(struct strbuf *sb, unsigned mask)
 			continue;
 		if (seen)
 			sb_adds(sb, seen == total - 1 ? " or " : ", ");
-		sb_adds(sb, state_names[i]);
+		sb_adds(sb, job_state_name((enum job_state)i));
 		seen++;
 	}
 }
@@ -2525,7 +2495,7 @@ cJSON *store_stats_json(struct store *st)
 	cJSON *o = cJSON_CreateObject();
 	cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
 	for (int i = 0; i < JS_COUNT; i++)
-		cJSON_AddNumberToObject(jobs, state_names[i], (double)counts[i]);
+		cJSON_AddNumberToObject(jobs, job_state_name((enum job_state)i), (double)counts[i]);
 	cJSON_AddItemToObject(o, "attempts", attempts);
 	cJSON_AddNumberToObject(o, "requests", (double)requests);
 	cJSON *top = store_top_reasons_json(st, STORE_TOP_REASONS);

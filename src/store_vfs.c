@@ -25,9 +25,9 @@
 #define WAL_BUFFER_BYTES (64 * 1024)
 
 struct wal_file {
-	sqlite3_file base;   /* pMethods: wal_methods */
-	sqlite3_file *real;  /* the default VFS's file, in the same allocation */
-	unsigned char *buf;  /* gathered bytes for [start, start + len); NULL until needed */
+	sqlite3_file base;  /* pMethods: wal_methods */
+	sqlite3_file *real; /* the default VFS's file, in the same allocation */
+	unsigned char *buf; /* gathered bytes for [start, start + len); NULL until needed */
 	size_t len;
 	sqlite3_int64 start;
 };

@@ -150,11 +150,21 @@ void sb_add_json_string(struct strbuf *sb, const char *s)
 			break;
 		unsigned char c = *p++;
 		switch (c) {
-		case '"': sb_adds(sb, "\\\""); break;
-		case '\\': sb_adds(sb, "\\\\"); break;
-		case '\n': sb_adds(sb, "\\n"); break;
-		case '\r': sb_adds(sb, "\\r"); break;
-		case '\t': sb_adds(sb, "\\t"); break;
+		case '"':
+			sb_adds(sb, "\\\"");
+			break;
+		case '\\':
+			sb_adds(sb, "\\\\");
+			break;
+		case '\n':
+			sb_adds(sb, "\\n");
+			break;
+		case '\r':
+			sb_adds(sb, "\\r");
+			break;
+		case '\t':
+			sb_adds(sb, "\\t");
+			break;
 		default:
 			sb_adds(sb, "\\u00");
 			sb_addch(sb, hex[c >> 4]);

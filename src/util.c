@@ -385,16 +385,31 @@ int parse_duration_ms(const char *s, int64_t *ms)
 	return 0;
 }
 
-/* hash_hex - 64-bit FNV-1a of data, as 16 hex digits. */
-void hash_hex(const void *data, size_t len, char out[17])
+/* fnv1a64_mem - FNV-1a over data[0..len), from h. */
+uint64_t fnv1a64_mem(const void *data, size_t len, uint64_t h)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
 	const unsigned char *p = data;
 	for (size_t i = 0; i < len; i++) {
 		h ^= p[i];
 		h *= 0x100000001b3ULL;
 	}
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	return h;
+}
+
+/* fnv1a64 - FNV-1a over a string, from h. */
+uint64_t fnv1a64(const char *s, uint64_t h)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* hash_hex - 64-bit FNV-1a of data, as 16 hex digits. */
+void hash_hex(const void *data, size_t len, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)fnv1a64_mem(data, len, FNV1A64_INIT));
 }
 
 /* fsync_dirfd - makes the directory's entries durable. */

@@ -129,7 +129,6 @@ cJSON *state_dump(const struct emu_state *st);
 /* --- small helpers shared by the modules ----------------------------------------- */
 
 uint64_t mix64(uint64_t x);
-uint64_t fnv1a64(const char *s, uint64_t h);
 double prng_uniform(uint64_t *state);
 const char *json_str(const cJSON *obj, const char *key);
 /* format_http_date - IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT". */

@@ -316,7 +316,7 @@ int limits_admit(struct emu_buckets *bk, const struct emu_settings *s, const cha
 	struct emu_bucket *b[2];
 	struct emu_rate rates[2];
 	size_t n = 0;
-	uint64_t tok = fnv1a64(token, 0xcbf29ce484222325ULL);
+	uint64_t tok = fnv1a64(token, FNV1A64_INIT);
 	memset(v, 0, sizeof(*v));
 	if (s->rate.on) {
 		rates[n] = s->rate;
@@ -366,7 +366,7 @@ static void countmap_grow(struct countmap *m)
 	for (size_t i = 0; i < m->cap; i++) {
 		if (!m->keys[i])
 			continue;
-		size_t j = fnv1a64(m->keys[i], 0xcbf29ce484222325ULL) & (cap - 1);
+		size_t j = fnv1a64(m->keys[i], FNV1A64_INIT) & (cap - 1);
 		while (keys[j])
 			j = (j + 1) & (cap - 1);
 		keys[j] = m->keys[i];
@@ -384,7 +384,7 @@ void countmap_add(struct countmap *m, const char *key, uint64_t by)
 {
 	if ((m->n + 1) * 10 > m->cap * 7)
 		countmap_grow(m);
-	size_t j = fnv1a64(key, 0xcbf29ce484222325ULL) & (m->cap - 1);
+	size_t j = fnv1a64(key, FNV1A64_INIT) & (m->cap - 1);
 	while (m->keys[j] && strcmp(m->keys[j], key) != 0)
 		j = (j + 1) & (m->cap - 1);
 	if (!m->keys[j]) {

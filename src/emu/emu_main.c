@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "segspool_version.h"
 #include "util.h"
 
 static const char usage_text[] =
@@ -38,6 +39,7 @@ static const char usage_text[] =
     "  --users N             seeded users user_1..user_N (default 25)\n"
     "  --log                 one line per request on stderr\n"
     "  --help                this text\n"
+    "  --version             segspool VERSION\n"
     "\n"
     "Admin (no auth): GET /__emu/stats, GET /__emu/state, GET|POST /__emu/config,\n"
     "POST /__emu/reset.\n";
@@ -79,14 +81,15 @@ static long number_arg(const char *opt, const char *v, long lo, long hi)
 /* is_flag - options that take no value. */
 static int is_flag(const char *name)
 {
-	return !strcmp(name, "endpoint-limits") || !strcmp(name, "log") || !strcmp(name, "help");
+	return !strcmp(name, "endpoint-limits") || !strcmp(name, "log") || !strcmp(name, "help") ||
+	       !strcmp(name, "version");
 }
 
 /* is_option - a name the command line knows. */
 static int is_option(const char *name)
 {
-	static const char *const own[] = {"help", "port",         "port-file", "token",
-	                                  "seed", "catalog-size", "users"};
+	static const char *const own[] = {"help",  "version", "port",         "port-file",
+	                                  "token", "seed",    "catalog-size", "users"};
 	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
 		if (!strcmp(name, own[i]))
 			return 1;
@@ -99,6 +102,9 @@ static void cli_option(struct cli *cli, const char *name, const char *value)
 	struct strbuf err = STRBUF_INIT;
 	if (!strcmp(name, "help")) {
 		fputs(usage_text, stdout);
+		exit(0);
+	} else if (!strcmp(name, "version")) {
+		puts("segspool " SEGSPOOL_VERSION);
 		exit(0);
 	} else if (!strcmp(name, "port")) {
 		cli->port = number_arg("--port", value, 0, 65535);

@@ -150,21 +150,11 @@ uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/* fnv1a64 - FNV-1a of s continuing from h (start with 0xcbf29ce484222325). */
-uint64_t fnv1a64(const char *s, uint64_t h)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* prng_uniform - the next draw in [0, 1) of a splitmix64 stream. */
 double prng_uniform(uint64_t *state)
 {
 	*state += 0x9e3779b97f4a7c15ULL;
-	return (double)(mix64(*state) >> 11) / 9007199254740992.0;
+	return (double)(mix64(*state) >> 11) / JSON_EXACT_INT_LIMIT;
 }
 
 /* json_str - obj[key] when it is a string, else NULL. */
@@ -200,7 +190,7 @@ static void metadata_id(const char *kind, const char *slug, char out[16])
 {
 	static const char alnum[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-	uint64_t h = mix64(fnv1a64(slug, fnv1a64(kind, 0xcbf29ce484222325ULL)));
+	uint64_t h = mix64(fnv1a64(slug, fnv1a64(kind, FNV1A64_INIT)));
 	for (int i = 0; i < 10; i++) {
 		out[i] = alnum[h % 62];
 		h = i == 4 ? mix64(h) : h / 62;
@@ -242,7 +232,7 @@ static void index_put(struct emu_index *x, const char *key, cJSON *item)
 				index_put(x, old.keys[i], old.items[i]);
 		index_clear(&old);
 	}
-	size_t j = fnv1a64(key, 0xcbf29ce484222325ULL) & (x->cap - 1);
+	size_t j = fnv1a64(key, FNV1A64_INIT) & (x->cap - 1);
 	while (x->keys[j]) {
 		if (strcmp(x->keys[j], key) == 0)
 			return;
@@ -258,7 +248,7 @@ static cJSON *index_get(const struct emu_index *x, const char *key)
 {
 	if (!x->cap)
 		return NULL;
-	size_t j = fnv1a64(key, 0xcbf29ce484222325ULL) & (x->cap - 1);
+	size_t j = fnv1a64(key, FNV1A64_INIT) & (x->cap - 1);
 	while (x->keys[j]) {
 		if (strcmp(x->keys[j], key) == 0)
 			return x->items[j];
@@ -428,7 +418,7 @@ size_t state_remove_where(struct emu_state *st, enum emu_coll c, const char *fie
 void state_new_id(struct emu_state *st, enum emu_coll c, const char *prefix, char out[40])
 {
 	unsigned n = ++st->coll[c].next_id;
-	uint64_t h = mix64(st->seed ^ fnv1a64(prefix, 0xcbf29ce484222325ULL) ^ n);
+	uint64_t h = mix64(st->seed ^ fnv1a64(prefix, FNV1A64_INIT) ^ n);
 	snprintf(out, 40, "%s_%04u%04x", prefix, n, (unsigned)(h & 0xffff));
 }
 

@@ -131,7 +131,7 @@ static int read_volume_query(struct emu_call *c, struct volume_query *vq)
 		for (size_t e = 0; e < NE; e++)
 			for (size_t t = 0; t < NT; t++)
 				for (size_t v = 0; v < NV; v++) {
-					uint64_t h = 0xcbf29ce484222325ULL;
+					uint64_t h = FNV1A64_INIT;
 					h = fnv1a64(vol_sources[s].id, h);
 					h = fnv1a64(vol_events[e], h);
 					h = fnv1a64(vol_types[t], h);

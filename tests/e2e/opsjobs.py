@@ -20,7 +20,17 @@ Every job has a key and an output path under out/ (OUT[name]); `ids` is a dict f
 from the outputs by ids_after(step, read_output).
 
 Pagination counts stay within 1..200, the range of the 32.0.5 spec Prism validates.
+The operations themselves (which exist, which page) come from data/operations.json, the
+table segspool's catalog is generated from: an operation added there is missing here
+until a step runs it.
 """
+import json
+import os
+
+OPERATIONS_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data",
+                               "operations.json")
+with open(OPERATIONS_JSON) as _f:
+    OPERATIONS = json.load(_f)
 
 SOURCE_META = "IqDTy1TpoU"  # Javascript
 DEST_META = "PGEbHBGBz1"  # Google Analytics 4
@@ -36,18 +46,9 @@ VOLUME_DAYS = ["2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00
 
 STEPS = ["create-1", "create-2", "create-3", "read", "update", "delete"]
 
-# every named operation of operations.md, plus raw
-ALL_OPS = sorted("""addConnectionFromSourceToWarehouse createDestination
-createDestinationSubscription createFunction createSource createTransformation createInvites
-deleteDestination removeSubscriptionFromDestination deleteFunction deleteSource
-deleteTransformation deleteUsers deleteWarehouse getDestination getDestinationsCatalog
-getDestinationMetadata getSubscriptionFromDestination getEventsVolumeFromWorkspace getFunction
-getSource getSourceMetadata getSourcesCatalog getTransformation getUser getWarehouse
-getWarehouseMetadata getWarehousesCatalog listConnectedSourcesFromWarehouse listDestinations
-listSubscriptionsFromDestination listFunctions listSources listTransformations listUsers
-listWarehouses removeSourceConnectionFromWarehouse updateDestination
-updateSubscriptionForDestination updateFunction updateSource updateTransformation
-updateWarehouse raw""".split())
+# every named operation of data/operations.json, plus raw (the entry without an id)
+ALL_OPS = sorted(o["operation_id"] or "raw" for o in OPERATIONS)
+NAMED_OPS = [op for op in ALL_OPS if op != "raw"]
 
 # the five PATCH operations whose 32.0.5 request schema requires the path id in the body
 PATCH_SPEC_BUG = {
@@ -100,10 +101,8 @@ def _job(name, op, params=None, **kw):
     return j
 
 
-PAGINATED = {"getDestinationsCatalog", "getEventsVolumeFromWorkspace", "getSourcesCatalog",
-             "getWarehousesCatalog", "listConnectedSourcesFromWarehouse", "listDestinations",
-             "listSubscriptionsFromDestination", "listFunctions", "listSources",
-             "listTransformations", "listUsers", "listWarehouses"}
+# the operations that page (their output is JSON Lines)
+PAGINATED = {o["operation_id"] for o in OPERATIONS if o["paginated"]}
 
 
 def out_path(name, paginate=None, op=None):

@@ -136,7 +136,8 @@ static int load_response(struct response *r, const cJSON *j)
 	r->names = xcalloc(n + 1, sizeof(char *));
 	r->values = xcalloc(n + 1, sizeof(char *));
 	const cJSON *h;
-	cJSON_ArrayForEach(h, hs) {
+	cJSON_ArrayForEach(h, hs)
+	{
 		if (load_header(r, h))
 			return -1;
 	}
@@ -181,7 +182,8 @@ static int load_rule(struct rule *r, const cJSON *j)
 	if (cJSON_IsArray(seq) && cJSON_GetArraySize(seq) > 0) {
 		r->seq = xcalloc((size_t)cJSON_GetArraySize(seq), sizeof(*r->seq));
 		const cJSON *it;
-		cJSON_ArrayForEach(it, seq) {
+		cJSON_ArrayForEach(it, seq)
+		{
 			if (load_response(&r->seq[r->nseq++], it))
 				return -1;
 		}
@@ -213,7 +215,8 @@ static int load_script(const char *path)
 	} else {
 		rules = xcalloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*rules));
 		const cJSON *it;
-		cJSON_ArrayForEach(it, list) {
+		cJSON_ArrayForEach(it, list)
+		{
 			if (load_rule(&rules[nrules++], it)) {
 				ret = error("script %s: rule %zu is wrong", path, nrules - 1);
 				break;

@@ -6,11 +6,12 @@ official Segment Public API spec (32.0.5) by Prism.
 The jobs are those of test_ops (opsjobs.py), step by step, ids read back from the output
 files. Every job must succeed, except the documented exception: the five PATCH operations
 whose 32.0.5 request schema requires the path id as a body property (a spec bug, see
-../shared/segment-api/operations.md). Those must fail with Prism's 422 naming exactly
+their notes in data/operations.json). Those must fail with Prism's 422 naming exactly
 that property, after one attempt, and must not reach the emulator.
 
 Prism validates responses too, and the emulator answers as the current API (73.2.0)
-does, which differs from 32.0.5 in two documented ways (operations.md, and the SDK models):
+does, which differs from 32.0.5 in two documented ways (data/operations.json, and the SDK
+models):
 createSource, createInvites and addConnectionFromSourceToWarehouse return 201 where 32.0.5
 says 200, and an event volume result item carries `source` only when grouped by source
 (32.0.5 lists it as required). So Prism is given a copy of the spec with exactly those two
@@ -37,8 +38,10 @@ CONTRACT = os.path.join(SRC, "tests", "contract")
 sys.path.insert(0, CONTRACT)
 import prism  # noqa: E402
 
-# operations that answer 201 in the current API (operations.md) where 32.0.5 says 200
-CREATED_201 = ["createSource", "createInvites", "addConnectionFromSourceToWarehouse"]
+# operations that answer 201 in the current API (data/operations.json's success_status)
+# where 32.0.5 says 200
+CREATED_201 = sorted(o["operation_id"] for o in opsjobs.OPERATIONS
+                     if o["operation_id"] and o["success_status"] == 201)
 
 
 def spec_with_201(src, dst):

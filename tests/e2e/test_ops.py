@@ -1,4 +1,4 @@
-"""e2e ops - every operation (the 43 of operations.md, and raw) through the real daemon
+"""e2e ops - every operation (the 43 of data/operations.json, and raw) through the real daemon
 against the emulator, in the phases of a provisioning run: creates (whose ids are read
 back from the output files), reads (gets, paginated lists, catalogs, metadata, event
 volumes), updates, deletes, and gets of what was deleted. Each job's output file and
@@ -524,7 +524,9 @@ def main():
         out = s.cli("ops", "--json", check=True).stdout
         catalog = json.loads(out)
         cat_ops = sorted(o["operationId"] for o in catalog)
-        c.eq(cat_ops, opsjobs.ALL_OPS, "segspool ops lists the 43 operations + raw")
+        c.eq(cat_ops, opsjobs.ALL_OPS,
+             f"segspool ops lists the {len(opsjobs.NAMED_OPS)} operations of "
+             "data/operations.json + raw")
         c.eq(sorted(r.ops_used), opsjobs.ALL_OPS, "every operation was run")
         states = s.states()
         c.eq(states.get("failed", 0), 9 if "dup-slug" in r.job_ids else 0,

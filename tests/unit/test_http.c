@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "http.h"
+#include "segspool_version.h"
 #include "strbuf.h"
 #include "testlib.h"
 #include "util.h"
@@ -37,10 +38,10 @@
 #ifndef SANITIZED
 #define SANITIZED 0
 #endif
-#define BIG_BYTES (50 * 1000 * 1000)       /* /big's body */
-#define BOMB_BYTES (300 * 1024 * 1024)     /* what /bomb's gzip body expands to */
-#define LIMIT_BYTES (16 * 1024 * 1024)     /* max_response_bytes in the bound tests */
-#define BIG_HEADER_BYTES (200 * 1024)      /* /bigheader's header line */
+#define BIG_BYTES (50 * 1000 * 1000)   /* /big's body */
+#define BOMB_BYTES (300 * 1024 * 1024) /* what /bomb's gzip body expands to */
+#define LIMIT_BYTES (16 * 1024 * 1024) /* max_response_bytes in the bound tests */
+#define BIG_HEADER_BYTES (200 * 1024)  /* /bigheader's header line */
 
 /* ---- the server ------------------------------------------------------------------- */
 
@@ -142,9 +143,8 @@ static void text_free(void *cls)
 static enum MHD_Result reply_chunked(struct MHD_Connection *c, unsigned int status,
                                      const char *text)
 {
-	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
-	                                                           text_reader, xstrdup(text),
-	                                                           text_free);
+	struct MHD_Response *r = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 4096, text_reader, xstrdup(text), text_free);
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -193,9 +193,8 @@ static enum MHD_Result echo(struct MHD_Connection *c, unsigned int status, const
 	add_field(&out, "body", body->buf);
 	sb_adds(&out, "}");
 	static const char *const headers[] = {"Content-Type", "application/json", NULL};
-	enum MHD_Result ret = strstr(query.buf, "chunked=")
-	                          ? reply_chunked(c, status, out.buf)
-	                          : reply(c, status, out.buf, headers);
+	enum MHD_Result ret = strstr(query.buf, "chunked=") ? reply_chunked(c, status, out.buf)
+	                                                    : reply(c, status, out.buf, headers);
 	sb_release(&out);
 	sb_release(&query);
 	return ret;
@@ -275,9 +274,9 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	if (!strcmp(url, "/gzip")) {
 		/* {"data":{"id":"g1","note":"gzip"}}, gzip-compressed */
 		static const unsigned char gz[] = {
-		    31,  139, 8,   0,   0,   0,   0,   0,   2,   3,   171, 86,  74,  73,  44,  73, 84,
-		    178, 170, 86,  202, 76,  81,  178, 82,  74,  55,  84,  210, 81,  202, 203, 47, 73,
-		    5,   177, 171, 50,  11,  148, 106, 107, 1,   94,  220, 231, 132, 34,  0,   0,  0};
+		    31,  139, 8,   0,   0,  0,   0,   0,   2,  3,  171, 86,  74,  73,  44,  73, 84,
+		    178, 170, 86,  202, 76, 81,  178, 82,  74, 55, 84,  210, 81,  202, 203, 47, 73,
+		    5,   177, 171, 50,  11, 148, 106, 107, 1,  94, 220, 231, 132, 34,  0,   0,  0};
 		struct MHD_Response *r = MHD_create_response_from_buffer(
 		    sizeof(gz), (void *)(uintptr_t)gz, MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
@@ -288,7 +287,8 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	}
 	if (!strcmp(url, "/big")) {
 		/* a Content-Length announces it, or (?chunked) nothing does */
-		int chunked = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "chunked") != NULL;
+		int chunked =
+		    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "chunked") != NULL;
 		struct MHD_Response *r = MHD_create_response_from_callback(
 		    chunked ? MHD_SIZE_UNKNOWN : BIG_BYTES, 65536, big_body, NULL, NULL);
 		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
@@ -296,8 +296,8 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		return ret;
 	}
 	if (!strcmp(url, "/bomb")) {
-		struct MHD_Response *r = MHD_create_response_from_buffer(bomb_len, bomb,
-		                                                         MHD_RESPMEM_PERSISTENT);
+		struct MHD_Response *r =
+		    MHD_create_response_from_buffer(bomb_len, bomb, MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
 		MHD_add_response_header(r, "Content-Type", "application/json");
 		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
@@ -382,11 +382,11 @@ static int server_start(struct server *s, const char *key, const char *cert, siz
 		    (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_request_done, NULL,
 		    MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
 	else
-		s->d = MHD_start_daemon(
-		    flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		    MHD_OPTION_NOTIFY_COMPLETED, on_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-		    on_connection, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		    mem_limit ? mem_limit : (size_t)32768, MHD_OPTION_END);
+		s->d = MHD_start_daemon(flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR,
+		                        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
+		                        on_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+		                        on_connection, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		                        mem_limit ? mem_limit : (size_t)32768, MHD_OPTION_END);
 	if (!s->d)
 		return -1;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -588,7 +588,7 @@ TEST(get_echo)
 	CHECK(has(&r, "\"accept\":\"" MEDIA "\""));
 	CHECK(sent_token(&r));
 	CHECK(has(&r, "\"content_type\":null"));
-	CHECK(has(&r, "\"user_agent\":\"segspool/0.1\""));
+	CHECK(has(&r, "\"user_agent\":\"" SEGSPOOL_USER_AGENT "\""));
 	/* compression offered once, as gzip (our header line, not a second one of libcurl's) */
 	CHECK(has(&r, "\"accept_encoding\":\"gzip\""));
 	CHECK(has(&r, "\"accept_encoding_lines\":1"));
@@ -1126,8 +1126,8 @@ static long peak_rss_mb(void)
 	return ru.ru_maxrss / 1024;
 }
 
-#define STREAMED_ERRMSG                                                                     \
-	"response body larger than the limit of 16777216 bytes (http.max_response_bytes); " \
+#define STREAMED_ERRMSG                                                                            \
+	"response body larger than the limit of 16777216 bytes (http.max_response_bytes); "        \
 	"transfer aborted"
 
 TEST(bounded_responses)
@@ -1157,10 +1157,8 @@ TEST(bounded_responses)
 	CHECK_STR(r.errmsg, STREAMED_ERRMSG);
 
 	/* a mutation cut off so is an answer lost after the request went out */
-	struct http_request post = {.method = "POST",
-	                            .url = url_on(&srv, "/big?chunked=1"),
-	                            .body = "{}",
-	                            .body_len = 2};
+	struct http_request post = {
+	    .method = "POST", .url = url_on(&srv, "/big?chunked=1"), .body = "{}", .body_len = 2};
 	r.called = 0;
 	request_once(h, &post, &r);
 	CHECK_INT(r.error, HTTP_ERR_TOO_LARGE);

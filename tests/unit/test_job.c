@@ -10,6 +10,8 @@
 
 #include "catalog.h"
 #include "job.h"
+#include "output.h"
+#include "retry.h"
 #include "strbuf.h"
 #include "testlib.h"
 #include "util.h"
@@ -325,8 +327,16 @@ TEST(raw_request)
 	CHECK(l.njobs == 1 && round_trips(&l.jobs[0]));
 	job_list_release(&l);
 	/* validation refuses every path that catalog_build would refuse at send time */
-	const char *bad[] = {"/sources/%2e%2e/admin", "/sources/%2E./x", "/a/../b", "//evil/x",
-	                     "https://evil/x", "/a?b=1", "/a#f", "/a b", "/a\\r\\nX: 1", "x"};
+	const char *bad[] = {"/sources/%2e%2e/admin",
+	                     "/sources/%2E./x",
+	                     "/a/../b",
+	                     "//evil/x",
+	                     "https://evil/x",
+	                     "/a?b=1",
+	                     "/a#f",
+	                     "/a b",
+	                     "/a\\r\\nX: 1",
+	                     "x"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		char doc[256];
 		snprintf(doc, sizeof(doc),
@@ -401,9 +411,10 @@ TEST(canonical_form)
 	if (l.njobs == 1) {
 		char *text = job_to_json(&l.jobs[0]);
 		/* op and params, then only what differs from the defaults */
-		CHECK_STR(text, "{\"op\":\"listFunctions\",\"params\":{\"resourceType\":\"SOURCE\"},"
-		                "\"key\":\"k\",\"paginate\":{\"max_pages\":4,\"count\":50},"
-		                "\"not_before_ms\":-86400000,\"priority\":-1000}");
+		CHECK_STR(text,
+		          "{\"op\":\"listFunctions\",\"params\":{\"resourceType\":\"SOURCE\"},"
+		          "\"key\":\"k\",\"paginate\":{\"max_pages\":4,\"count\":50},"
+		          "\"not_before_ms\":-86400000,\"priority\":-1000}");
 		free(text);
 		CHECK(round_trips(&l.jobs[0]));
 		/* the fully explicit form older databases hold reads as the same job */
@@ -426,10 +437,11 @@ TEST(canonical_form)
 		/* every member at its default: op and params only, read back with the defaults */
 		struct job bare;
 		CHECK_INT(job_from_json("{\"op\":\"listSources\",\"params\":{}}", &bare), 0);
-		CHECK(bare.op && !strcmp(bare.workspace, "default") && !strcmp(bare.region, "api") &&
-		      !bare.key && !bare.output && !bare.no_output && bare.paginate == PAGINATE_NONE &&
-		      bare.max_attempts == 0 && bare.priority == 0 && bare.not_before_ms == 0 &&
-		      bare.split_ms == 0 && bare.on_unknown == ON_UNKNOWN_RETRY);
+		CHECK(bare.op && !strcmp(bare.workspace, "default") &&
+		      !strcmp(bare.region, "api") && !bare.key && !bare.output && !bare.no_output &&
+		      bare.paginate == PAGINATE_NONE && bare.max_attempts == 0 &&
+		      bare.priority == 0 && bare.not_before_ms == 0 && bare.split_ms == 0 &&
+		      bare.on_unknown == ON_UNKNOWN_RETRY);
 		CHECK(round_trips(&bare));
 		job_release(&bare);
 	}
@@ -735,6 +747,88 @@ TEST(good_corpus)
 }
 
 /* the cases too large or too binary to keep as files */
+/* at_limit - a document with %s replaced by a string of n 'a's, or by the number n. */
+static void at_limit(struct strbuf *sb, const char *fmt, long long n, int as_string)
+{
+	struct strbuf v = STRBUF_INIT;
+	if (as_string)
+		for (long long i = 0; i < n; i++)
+			sb_addch(&v, 'a');
+	else
+		sb_addf(&v, "%lld", n);
+	const char *at = strstr(fmt, "%s");
+	sb_reset(sb);
+	sb_add(sb, fmt, (size_t)(at - fmt));
+	sb_adds(sb, v.buf);
+	sb_adds(sb, at + 2);
+	sb_release(&v);
+}
+
+/* edge - fmt with the limit is accepted; with one more, rejected, its first problem
+ * mentioning expect (which names the limit). */
+static int edge(const char *fmt, long long limit, int as_string, const char *expect)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct job_list l;
+	at_limit(&sb, fmt, limit, as_string);
+	int ok = job_parse_buffer(sb.buf, sb.len, JOB_FORMAT_JSON, &l) == 0;
+	if (!ok)
+		fprintf(stderr, "  at the limit %lld, rejected: %s\n", limit,
+		        l.nproblems ? l.problems[0].what : "");
+	job_list_release(&l);
+	at_limit(&sb, fmt, limit + 1, as_string);
+	ok = rejected_with(sb.buf, sb.len, JOB_FORMAT_JSON, expect, &l) && ok;
+	job_list_release(&l);
+	sb_release(&sb);
+	return ok;
+}
+
+/* the limit a message states is the limit enforced: each is the value just accepted */
+TEST(limit_messages_follow_the_limits)
+{
+	CHECK(edge("{\"op\": \"listSources\", \"key\": \"%s\"}", 200, 1,
+	           "a string of 1 to 200 bytes"));
+	CHECK(edge("{\"op\": \"listSources\", \"workspace\": \"%s\"}", 64, 1, "1 to 64 letters"));
+	CHECK(edge("{\"op\": \"listSources\", \"output\": \"%s.json\"}", OUTPUT_NAME_MAX - 5, 1,
+	           "longer than " STR(OUTPUT_NAME_MAX) " bytes"));
+	CHECK(edge("{\"op\": \"listSources\", \"paginate\": {\"max_pages\": %s}}", 1000000, 0,
+	           "an integer from 1 to 1000000"));
+	CHECK(edge("{\"op\": \"listSources\", \"paginate\": {\"max_pages\": 1, \"count\": %s}}",
+	           1000, 0, "an integer from 1 to 1000"));
+	CHECK(edge("{\"op\": \"listSources\", \"retry\": {\"max_attempts\": %s}}",
+	           RETRY_MAX_ATTEMPTS, 0, "an integer from 1 to " STR(RETRY_MAX_ATTEMPTS)));
+	CHECK(edge("{\"op\": \"listSources\", \"retry\": {\"max_age\": \"%sd\"}}",
+	           RETRY_MAX_AGE_DAYS, 0, "at most " STR(RETRY_MAX_AGE_DAYS) "d"));
+
+	struct strbuf sb = STRBUF_INIT;
+	struct job_list l;
+	sb_adds(&sb, "[");
+	for (int i = 0; i <= JOB_MAX_JOBS; i++)
+		sb_adds(&sb, i ? ",{\"op\":\"listSources\"}" : "{\"op\":\"listSources\"}");
+	sb_adds(&sb, "]");
+	CHECK(rejected_with(sb.buf, sb.len, JOB_FORMAT_JSON,
+	                    "at most " STR(JOB_MAX_JOBS) " jobs a file", &l));
+	job_list_release(&l);
+	sb_reset(&sb);
+	for (int i = 0; i <= JOB_MAX_DEPTH; i++)
+		sb_addch(&sb, '[');
+	for (int i = 0; i <= JOB_MAX_DEPTH; i++)
+		sb_addch(&sb, ']');
+	CHECK(rejected_with(sb.buf, sb.len, JOB_FORMAT_JSONL,
+	                    "nested at most " STR(JOB_MAX_DEPTH) " deep", &l));
+	job_list_release(&l);
+	sb_release(&sb);
+	const char *why = NULL;
+	sb_reset(&sb);
+	for (int i = 0; i < 1025; i++)
+		sb_addch(&sb, i % 100 == 99 ? '/' : 'a');
+	CHECK_INT(job_check_output_path(sb.buf, &why), -1);
+	CHECK(why && strstr(why, "longer than 1024 bytes"));
+	sb_setlen(&sb, 1024);
+	CHECK_INT(job_check_output_path(sb.buf, &why), 0);
+	sb_release(&sb);
+}
+
 TEST(generated_bad_documents)
 {
 	struct job_list l;
@@ -933,6 +1027,7 @@ int main(void)
 	RUN(bad_corpus);
 	RUN(good_corpus);
 	RUN(generated_bad_documents);
+	RUN(limit_messages_follow_the_limits);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

@@ -90,7 +90,7 @@ TEST(symlinks_refused)
 	CHECK_INT(symlink(path_of("elsewhere"), path_of("out/link")), 0);
 	CHECK_INT(output_write(out_fd, "link/f.json", "{}", 2, &err), -1);
 	CHECK(contains(&err, "output path link/f.json: link is a symbolic link; outputs never "
-			     "follow links out of the output directory"));
+	                     "follow links out of the output directory"));
 	CHECK_INT(count_entries(path_of("elsewhere")), 0);
 
 	/* deeper down, and with a relative link */
@@ -131,8 +131,8 @@ TEST(symlinks_refused)
 TEST(lexical_refusals)
 {
 	static const char *const bad[] = {
-		"../x.json", "a/../../x.json", "a/..", "/etc/x.json", "", "a//b.json",
-		"a/",        "./x.json",       "a/./b", "a\nb.json",
+	    "../x.json", "a/../../x.json", "a/..",  "/etc/x.json", "", "a//b.json",
+	    "a/",        "./x.json",       "a/./b", "a\nb.json",
 	};
 	struct output_file *of;
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -295,7 +295,6 @@ static void full_disk(void)
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot unmount %s\n", mnt);
 }
-
 
 struct placement {
 	int64_t tags[8];

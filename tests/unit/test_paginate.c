@@ -47,7 +47,8 @@ TEST(extract_list_sources)
 	if (!op)
 		return;
 	const char *text =
-	    "{\"data\":{\"sources\":[{\"id\":\"a\",\"slug\":\"web\"},{\"id\":\"b\"},{\"id\":\"c\"}],"
+	    "{\"data\":{\"sources\":[{\"id\":\"a\",\"slug\":\"web\"},{\"id\":\"b\"},{\"id\":\"c\"}]"
+	    ","
 	    "\"pagination\":{\"current\":\"MA==\",\"next\":\"Mw==\",\"totalEntries\":7}}}";
 	cJSON *body;
 	struct page_result page;

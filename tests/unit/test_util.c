@@ -112,9 +112,16 @@ TEST(json_object_check_finds_a_member)
 	static const char *const texts[] = {
 	    "{\"data\":{\"a\":1},\"x\":2}",
 	    "{ \"errors\" : [ \"}\" , {\"data\":1} ] ,\n \"data\" : {\"s\":\"a\\\"}b\"} }",
-	    "{\"data\":1,\"data\":2}", "{\"data\":null}", "{\"x\":[1,[2,{}]],\"data\":\"str\"}",
-	    "{\"data\":-1.5e3 ,\"y\":1}", "{\"dat\":1,\"datax\":2}", "{\"d\\u0061ta\":1}",
-	    "{}", "{\"data\":{}}", "{\"data\":[]}", "{\"x\":{\"data\":1}}",
+	    "{\"data\":1,\"data\":2}",
+	    "{\"data\":null}",
+	    "{\"x\":[1,[2,{}]],\"data\":\"str\"}",
+	    "{\"data\":-1.5e3 ,\"y\":1}",
+	    "{\"dat\":1,\"datax\":2}",
+	    "{\"d\\u0061ta\":1}",
+	    "{}",
+	    "{\"data\":{}}",
+	    "{\"data\":[]}",
+	    "{\"x\":{\"data\":1}}",
 	    "{\"data\":{\"id\":\"s1\",\"n\":{\"m\":[1,{\"k\":\"v\"}]}},\"z\":0}",
 	    "{\"a\\n\":0,\"data\":5}", /* an escaped name first: cJSON must be asked */
 	    "{\"data\":5,\"a\\n\":0}",
@@ -147,20 +154,63 @@ static void nested(struct strbuf *sb, int levels)
 TEST(json_object_validity)
 {
 	static const char *const good[] = {
-	    "{}", " {\n} ", "{\"a\":1}", "{\"a\":[]}", "{\"a\":{}}", "{\"a\":[1,2,3]}",
+	    "{}",
+	    " {\n} ",
+	    "{\"a\":1}",
+	    "{\"a\":[]}",
+	    "{\"a\":{}}",
+	    "{\"a\":[1,2,3]}",
 	    "{\"a\":-0,\"b\":0.5,\"c\":1e9,\"d\":-1.25E-3,\"e\":2e+2}",
-	    "{\"a\":true,\"b\":false,\"c\":null}", "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}",
-	    "{\"a\":[{\"b\":[[],{}]},\"x\"]}", "{\"\":\"\"}", "{\"a\":1,\"a\":2}",
-	    "{\"utf8\":\"\xc3\xa9\"}", "\t{ \"a\" : [ 1 , 2 ] }\r\n",
+	    "{\"a\":true,\"b\":false,\"c\":null}",
+	    "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}",
+	    "{\"a\":[{\"b\":[[],{}]},\"x\"]}",
+	    "{\"\":\"\"}",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"utf8\":\"\xc3\xa9\"}",
+	    "\t{ \"a\" : [ 1 , 2 ] }\r\n",
 	};
 	static const char *const bad[] = {
-	    "", " ", "[]", "1", "\"s\"", "null", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\" 1}",
-	    "{\"a\":1,}", "{,}", "{\"a\":1 \"b\":2}", "{\"a\":[1,]}", "{\"a\":[,1]}",
-	    "{\"a\":[1 2]}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}",
-	    "{\"a\":+1}", "{\"a\":-}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":nul}",
-	    "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\n\"}",
-	    "{\"a\":\"open}", "{a:1}", "{'a':1}", "{\"a\":1}}", "{\"a\":1}{}", "{\"a\":1} x",
-	    "{\"a\":[}", "{\"a\":{]}", "{\"a\":[1}]", "{\"a\":NaN}", "{1:2}",
+	    "",
+	    " ",
+	    "[]",
+	    "1",
+	    "\"s\"",
+	    "null",
+	    "{",
+	    "}",
+	    "{\"a\"}",
+	    "{\"a\":}",
+	    "{\"a\" 1}",
+	    "{\"a\":1,}",
+	    "{,}",
+	    "{\"a\":1 \"b\":2}",
+	    "{\"a\":[1,]}",
+	    "{\"a\":[,1]}",
+	    "{\"a\":[1 2]}",
+	    "{\"a\":01}",
+	    "{\"a\":1.}",
+	    "{\"a\":.5}",
+	    "{\"a\":1e}",
+	    "{\"a\":+1}",
+	    "{\"a\":-}",
+	    "{\"a\":tru}",
+	    "{\"a\":truex}",
+	    "{\"a\":nul}",
+	    "{\"a\":\"\\x\"}",
+	    "{\"a\":\"\\u12\"}",
+	    "{\"a\":\"\\u12g4\"}",
+	    "{\"a\":\"\n\"}",
+	    "{\"a\":\"open}",
+	    "{a:1}",
+	    "{'a':1}",
+	    "{\"a\":1}}",
+	    "{\"a\":1}{}",
+	    "{\"a\":1} x",
+	    "{\"a\":[}",
+	    "{\"a\":{]}",
+	    "{\"a\":[1}]",
+	    "{\"a\":NaN}",
+	    "{1:2}",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (!valid(good[i]))
@@ -282,7 +332,8 @@ static void capture_log(const char *arg, struct strbuf *out)
 TEST(log_escapes_control_characters)
 {
 	struct strbuf sb = STRBUF_INIT;
-	static const char in[] = "a\nb\rc\td\x01" "e\x7f\x1b[0m\xc3\xa9\\";
+	static const char in[] = "a\nb\rc\td\x01"
+	                         "e\x7f\x1b[0m\xc3\xa9\\";
 	log_escape(&sb, in, sizeof(in) - 1);
 	CHECK_STR(sb.buf, "a\\nb\\rc\\td\\x01e\\x7f\\x1b[0m\xc3\xa9\\");
 	sb_reset(&sb);
@@ -310,11 +361,33 @@ TEST(lock_owner_lines)
 	CHECK_INT(o.pid, 977);
 	CHECK_STR(o.role, "daemon");
 	CHECK(lock_owner_command(&o) == NULL);
-	const char *bad[] = {"", "\n", "pid=", "pid=0 role=daemon", "pid=12", "pid=12 role=",
-			     "x12", "12 role=daemon", "pid=-3 role=daemon"};
+	const char *bad[] = {"",
+	                     "\n",
+	                     "pid=",
+	                     "pid=0 role=daemon",
+	                     "pid=12",
+	                     "pid=12 role=",
+	                     "x12",
+	                     "12 role=daemon",
+	                     "pid=-3 role=daemon"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		CHECK_INT(lock_owner_parse(bad[i], strlen(bad[i]), &o), -1);
 	sb_release(&sb);
+}
+
+/* the published FNV-1a 64 test vectors; a hash continued over pieces is the hash of the
+ * whole, and the string and memory forms agree */
+TEST(fnv1a64_vectors)
+{
+	CHECK(fnv1a64("", FNV1A64_INIT) == 0xcbf29ce484222325ULL);
+	CHECK(fnv1a64("a", FNV1A64_INIT) == 0xaf63dc4c8601ec8cULL);
+	CHECK(fnv1a64("foobar", FNV1A64_INIT) == 0x85944171f73967e8ULL);
+	CHECK(fnv1a64("bar", fnv1a64("foo", FNV1A64_INIT)) == 0x85944171f73967e8ULL);
+	CHECK(fnv1a64_mem("foo\0bar", 7, FNV1A64_INIT) != fnv1a64("foo", FNV1A64_INIT));
+	CHECK(fnv1a64_mem("foobar", 6, FNV1A64_INIT) == 0x85944171f73967e8ULL);
+	char h[17];
+	hash_hex("foobar", 6, h);
+	CHECK_STR(h, "85944171f73967e8");
 }
 
 int main(void)
@@ -327,5 +400,6 @@ int main(void)
 	RUN(atomic_files);
 	RUN(log_escapes_control_characters);
 	RUN(lock_owner_lines);
+	RUN(fnv1a64_vectors);
 	return tl_finish();
 }

@@ -27,18 +27,18 @@ struct strbuf;
 
 struct workspace_cfg {
 	char *name;
-	char *token_file; /* absolute, or relative to the config file's directory */
-	char *region;     /* "api" or "eu1" */
-	double rate_per_sec;  /* 0 = the global default */
+	char *token_file;    /* absolute, or relative to the config file's directory */
+	char *region;        /* "api" or "eu1" */
+	double rate_per_sec; /* 0 = the global default */
 	double burst;
 };
 
 struct config {
 	char *config_path; /* NULL when none was read */
 	char *spool_dir;
-	char *db_path;     /* NULL = SPOOL/segspool.db */
-	char *output_dir;  /* NULL = SPOOL/out */
-	char *api_base;    /* NULL = by region */
+	char *db_path;    /* NULL = SPOOL/segspool.db */
+	char *output_dir; /* NULL = SPOOL/out */
+	char *api_base;   /* NULL = by region */
 	char *ca_file;
 	struct workspace_cfg *workspaces;
 	size_t nworkspaces;
@@ -49,13 +49,13 @@ struct config {
 	long connect_timeout_ms;
 	long timeout_ms;
 	int64_t max_response_bytes; /* a decoded body past this is aborted */
-	int64_t max_server_wait_ms;  /* cap on Retry-After, X-RateLimit-Reset, msBeforeNext */
-	int max_pages;               /* pages per paginated job when the job sets no max_pages */
+	int64_t max_server_wait_ms; /* cap on Retry-After, X-RateLimit-Reset, msBeforeNext */
+	int max_pages;              /* pages per paginated job when the job sets no max_pages */
 	struct retry_policy retry;
 	int64_t grace_ms;
 	int keep_archive;
 	int64_t rescan_ms;
-	int claim_batch;     /* files or jobs handled per loop iteration */
+	int claim_batch; /* files or jobs handled per loop iteration */
 	enum log_level log_level;
 };
 
@@ -76,6 +76,6 @@ const char *config_base_url(const struct config *cfg, const char *region);
  * read it, or when it is not a regular file) or else $SEGMENT_TOKEN. The token is put
  * in out; err never holds it. */
 int config_token(const struct config *cfg, const char *workspace, struct strbuf *out,
-		 struct strbuf *err);
+                 struct strbuf *err);
 
 #endif

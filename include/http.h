@@ -18,9 +18,9 @@ struct http_xfer;
 struct http_opts {
 	long connect_timeout_ms; /* default 10000 */
 	long timeout_ms;         /* whole request; default 60000 */
-	int max_in_flight;       /* admission cap, checked before curl_multi_add_handle; default 16 */
-	int max_host_connections;/* default = max_in_flight */
-	const char *ca_file;     /* extra CA bundle (tests); verification is never turned off */
+	int max_in_flight; /* admission cap, checked before curl_multi_add_handle; default 16 */
+	int max_host_connections; /* default = max_in_flight */
+	const char *ca_file;      /* extra CA bundle (tests); verification is never turned off */
 	const char *user_agent;
 	int64_t max_response_bytes; /* decoded body limit; default 64 MiB */
 };
@@ -36,14 +36,14 @@ struct http_request {
 };
 
 enum http_error {
-	HTTP_OK = 0,         /* a response arrived (any status) */
-	HTTP_ERR_CONNECT,    /* could not connect or resolve: the request was not sent */
+	HTTP_OK = 0,      /* a response arrived (any status) */
+	HTTP_ERR_CONNECT, /* could not connect or resolve: the request was not sent */
 	HTTP_ERR_TIMEOUT,
-	HTTP_ERR_SEND,       /* failed while sending */
-	HTTP_ERR_RECV,       /* reset or truncated while receiving */
-	HTTP_ERR_TLS,        /* certificate or handshake failure */
-	HTTP_ERR_CANCELLED,  /* http_cancel */
-	HTTP_ERR_TOO_LARGE,  /* the decoded body passed max_response_bytes: aborted */
+	HTTP_ERR_SEND,      /* failed while sending */
+	HTTP_ERR_RECV,      /* reset or truncated while receiving */
+	HTTP_ERR_TLS,       /* certificate or handshake failure */
+	HTTP_ERR_CANCELLED, /* http_cancel */
+	HTTP_ERR_TOO_LARGE, /* the decoded body passed max_response_bytes: aborted */
 	HTTP_ERR_OTHER,
 };
 
@@ -51,15 +51,15 @@ enum http_error {
  * body, errmsg, retry_after, rl_reset and location reads "[redacted]". */
 struct http_response {
 	enum http_error error;
-	char errmsg[256];       /* transport error text, "" when none */
-	int status;             /* HTTP status, 0 when no response */
-	struct strbuf body;     /* never more than max_response_bytes */
+	char errmsg[256];   /* transport error text, "" when none */
+	int status;         /* HTTP status, 0 when no response */
+	struct strbuf body; /* never more than max_response_bytes */
 	int64_t duration_ms;
-	int request_sent;       /* the request (headers, and body if any) may have reached the server */
-	char retry_after[64];   /* Retry-After header as sent, "" if absent */
-	int64_t rl_remaining;   /* X-RateLimit-Remaining, -1 if absent */
-	char rl_reset[64];      /* X-RateLimit-Reset as sent, "" if absent */
-	char location[512];     /* Location of a 3xx (never followed), cut to fit; "" if none */
+	int request_sent; /* the request (headers, and body if any) may have reached the server */
+	char retry_after[64]; /* Retry-After header as sent, "" if absent */
+	int64_t rl_remaining; /* X-RateLimit-Remaining, -1 if absent */
+	char rl_reset[64];    /* X-RateLimit-Reset as sent, "" if absent */
+	char location[512];   /* Location of a 3xx (never followed), cut to fit; "" if none */
 };
 
 /* Called once per request, on the loop. resp is valid only during the call. */
@@ -72,7 +72,7 @@ void http_free(struct http *h); /* cancels what is in flight, without callbacks 
  * requests are already in flight or the URL is refused; else 0, with *xfer (if non-NULL)
  * set to a handle valid until the callback runs. */
 int http_submit(struct http *h, const struct http_request *req, http_done_fn done, void *arg,
-		struct http_xfer **xfer);
+                struct http_xfer **xfer);
 /* http_cancel - aborts a request; its callback runs at once with HTTP_ERR_CANCELLED. */
 void http_cancel(struct http *h, struct http_xfer *xfer);
 int http_in_flight(const struct http *h);

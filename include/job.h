@@ -27,23 +27,23 @@ enum paginate_mode { PAGINATE_NONE, PAGINATE_ALL, PAGINATE_LIMIT };
 enum on_unknown { ON_UNKNOWN_RETRY, ON_UNKNOWN_FAIL };
 
 struct job {
-	const struct op_def *op;   /* from the catalog; never NULL in a parsed job */
-	struct cJSON *params;      /* owned; an object (empty when the job gave none) */
-	char *workspace;           /* "default" when not given */
-	char *region;              /* "api" or "eu1"; "api" when not given */
-	char *key;                 /* idempotency key, or NULL */
-	char *output;              /* relative output path, or NULL: the engine picks one */
-	int no_output;             /* "output": false: results stay in the store only */
+	const struct op_def *op; /* from the catalog; never NULL in a parsed job */
+	struct cJSON *params;    /* owned; an object (empty when the job gave none) */
+	char *workspace;         /* "default" when not given */
+	char *region;            /* "api" or "eu1"; "api" when not given */
+	char *key;               /* idempotency key, or NULL */
+	char *output;            /* relative output path, or NULL: the engine picks one */
+	int no_output;           /* "output": false: results stay in the store only */
 	enum paginate_mode paginate;
-	int max_pages;             /* PAGINATE_LIMIT: pages at most */
-	int page_count;            /* items a page asked for; 0 = the params' or default */
-	int max_attempts;          /* 0 = the config's default; likewise the three below */
+	int max_pages;    /* PAGINATE_LIMIT: pages at most */
+	int page_count;   /* items a page asked for; 0 = the params' or default */
+	int max_attempts; /* 0 = the config's default; likewise the three below */
 	int64_t initial_ms;
 	int64_t max_ms;
 	int64_t max_age_ms;
-	int64_t not_before_ms;     /* 0 = now */
-	int priority;              /* higher runs first; default 0 */
-	int64_t split_ms;          /* event-volume fan-out window; 0 = no split */
+	int64_t not_before_ms; /* 0 = now */
+	int priority;          /* higher runs first; default 0 */
+	int64_t split_ms;      /* event-volume fan-out window; 0 = no split */
 	enum on_unknown on_unknown;
 };
 
@@ -71,8 +71,8 @@ void job_list_release(struct job_list *list);
 
 /* job_parse_object - validate one job object; problems are appended to list with
  * where prefixed by pointer_prefix. Returns 0 and fills *out, or -1. */
-int job_parse_object(const struct cJSON *obj, const char *pointer_prefix, int line,
-		     struct job *out, struct job_list *list);
+int job_parse_object(const struct cJSON *obj, const char *pointer_prefix, int line, struct job *out,
+                     struct job_list *list);
 void job_release(struct job *job);
 
 /* job_to_json - the job's canonical form (what the store keeps): op and params, then
@@ -86,7 +86,7 @@ int job_from_json(const char *text, struct job *out);
 char *job_problems_json(const struct job_list *list, const char *file_name);
 /* job_problem_add - append a problem (used by the spool for file-level problems too). */
 void job_problem_add(struct job_list *list, const char *where, int line, const char *what,
-		     const char *expected);
+                     const char *expected);
 
 /* job_check_output_path - output_path_check (output.h), the rule output_open applies:
  * 0, or -1 with the reason in why (static string). */

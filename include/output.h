@@ -27,8 +27,7 @@ const char *output_path_check(const char *relpath);
 
 /* output_open - creates missing parent directories (0755) and the .part file. Returns 0,
  * or -1 with the reason appended to err. */
-int output_open(int out_dir_fd, const char *relpath, struct output_file **out,
-		struct strbuf *err);
+int output_open(int out_dir_fd, const char *relpath, struct output_file **out, struct strbuf *err);
 int output_append(struct output_file *of, const void *data, size_t len);
 /* output_commit - fsync, rename over the final name, fsync the directory; frees of. */
 int output_commit(struct output_file *of, struct strbuf *err);
@@ -37,7 +36,7 @@ void output_abort(struct output_file *of);
 
 /* output_write - the whole file at once (open, append, commit). */
 int output_write(int out_dir_fd, const char *relpath, const void *data, size_t len,
-		 struct strbuf *err);
+                 struct strbuf *err);
 
 /* Batches: many outputs made durable together (two syncfs calls for the batch). A staged
  * output is complete on disk as a hidden .part; output_batch_commit renames them all. */
@@ -46,8 +45,7 @@ struct output_batch *output_batch_new(void);
 size_t output_batch_count(const struct output_batch *b);
 /* output_stage - closes of and hands it to the batch, with the caller's tag (e.g. a job
  * id, non-zero); -1 (of aborted) if a write failed. */
-int output_stage(struct output_batch *b, struct output_file *of, int64_t tag,
-		 struct strbuf *err);
+int output_stage(struct output_batch *b, struct output_file *of, int64_t tag, struct strbuf *err);
 /* output_batch_claimant - the tag of a staged output whose path is relpath, or a
  * directory on relpath's way, or below relpath (two such files cannot both be put in
  * place); 0 when none. */

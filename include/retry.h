@@ -79,9 +79,9 @@ struct retry_policy_sources {
  * the config's differs from builtin (the built-in defaults, config_init's), else the
  * default. A max_ms the merge raised to initial_ms comes from where initial_ms does. */
 struct retry_policy retry_policy_effective(const struct retry_policy *builtin,
-					   const struct retry_policy *config,
-					   const struct retry_policy *job,
-					   struct retry_policy_sources *from);
+                                           const struct retry_policy *config,
+                                           const struct retry_policy *job,
+                                           struct retry_policy_sources *from);
 
 /* the reason of a wait after a 429, as the job's transitions record it */
 #define RETRY_RATE_LIMITED_REASON "rate limited by the API"

@@ -43,7 +43,7 @@ int spool_lock_as(struct spool *sp, const char *role);
  * held by a daemon, or by a CLI command past the wait, with *holder set (pid 0 when
  * the file names nobody alive); -1 error. */
 int spool_lock_wait(struct spool *sp, const char *role, int64_t max_wait_ms,
-		    struct lock_owner *holder);
+                    struct lock_owner *holder);
 /* spool_lock_holder - who SPOOL/.lock names: 0 with *out set, -1 when nobody. */
 int spool_lock_holder(struct spool *sp, struct lock_owner *out);
 /* spool_lock_owner - the pid the lock holder wrote into SPOOL/.lock, or 0 if unknown:
@@ -57,7 +57,7 @@ int spool_name_wanted(const char *name);
  * fsyncs incoming/. The name is made unique from hint's base name, time and pid; it is
  * appended to final_name. */
 int spool_submit(struct spool *sp, const char *hint, const void *data, size_t len,
-		 struct strbuf *final_name);
+                 struct strbuf *final_name);
 
 typedef int (*spool_name_fn)(const char *name, void *arg);
 /* spool_scan - calls fn for every wanted name in incoming/, in name order. */
@@ -69,7 +69,7 @@ int spool_scan(struct spool *sp, spool_name_fn fn, void *arg);
  * content. Returns 0, or -1 with the reason in why. */
 struct stat;
 int spool_read(struct spool *sp, const char *name, size_t max, struct strbuf *out,
-	       struct strbuf *why, struct stat *st);
+               struct strbuf *why, struct stat *st);
 
 /* spool_archive - moves an ingested file to archive/ (keep) or unlinks it; fsyncs. */
 int spool_archive(struct spool *sp, const char *name, int keep);

@@ -37,7 +37,7 @@ void store_set_owner(const char *role, const char *spool);
 /* store_errmsg - the last error, for messages. */
 const char *store_errmsg(struct store *st);
 
-int store_begin(struct store *st);    /* BEGIN IMMEDIATE */
+int store_begin(struct store *st); /* BEGIN IMMEDIATE */
 /* store_busy - the last failure was because another process holds the database's write
  * lock (a shell in BEGIN EXCLUSIVE, a backup tool): worth trying again later. */
 int store_busy(const struct store *st);
@@ -46,7 +46,7 @@ int store_busy(const struct store *st);
 void store_set_busy_timeout(struct store *st, int ms);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
-int store_savepoint(struct store *st);   /* around one file inside a group commit */
+int store_savepoint(struct store *st); /* around one file inside a group commit */
 int store_release(struct store *st);
 int store_rollback_to(struct store *st); /* undo since the savepoint, and release it */
 
@@ -65,14 +65,14 @@ enum { STORE_FILE_NEW = 0, STORE_FILE_SAME = 1, STORE_FILE_LEGACY = 2 };
  * before identities were recorded has its name and hash (the old rule: seen); else
  * STORE_FILE_NEW, also for a later file with the same name and content; -1 error. */
 int store_file_seen(struct store *st, const char *name, const char *hash,
-		    const struct store_file_id *id);
+                    const struct store_file_id *id);
 /* store_file_record - one ingest of a file, with its identity and how many jobs it gave. */
 int store_file_record(struct store *st, const char *name, const char *hash,
-		      const struct store_file_id *id, int64_t now_ms, int njobs, int nduplicates);
+                      const struct store_file_id *id, int64_t now_ms, int njobs, int nduplicates);
 /* store_file_adopt - gives the rows of name and hash that have no identity (STORE_FILE_LEGACY)
  * this one, so the old rule matches once: a later file of that name and content is new. */
 int store_file_adopt(struct store *st, const char *name, const char *hash,
-		     const struct store_file_id *id);
+                     const struct store_file_id *id);
 
 /* store_output_conflict - an unfinished job (queued, running, waiting) whose explicit
  * output is path, a directory of path, or inside path as a directory: 1 with its id in
@@ -91,16 +91,16 @@ int store_check_file(struct store *st, char **err_out);
 
 struct job_new {
 	const char *op_id;
-	const char *spec_json;   /* the job's canonical JSON (job_to_json) */
-	const char *key;         /* idempotency key or NULL */
+	const char *spec_json; /* the job's canonical JSON (job_to_json) */
+	const char *key;       /* idempotency key or NULL */
 	const char *workspace;
 	const char *output_path; /* relative to the output directory, or NULL */
 	const char *source_file; /* spool file name, or NULL */
 	int priority;
-	int64_t not_before_ms;   /* first run time */
-	int64_t parent_id;       /* 0 for top-level jobs */
+	int64_t not_before_ms; /* first run time */
+	int64_t parent_id;     /* 0 for top-level jobs */
 	int max_attempts;
-	int paginated;           /* pages will be recorded */
+	int paginated; /* pages will be recorded */
 };
 
 enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };
@@ -120,16 +120,16 @@ struct job_row {
 	char *workspace;
 	char *output_path;
 	int priority;
-	int attempts;            /* attempts that counted against max_attempts */
+	int attempts; /* attempts that counted against max_attempts */
 	int64_t created_ms;
 	int64_t next_run_ms;
-	char *cursor;            /* next page's cursor for a paginated job, or NULL */
+	char *cursor; /* next page's cursor for a paginated job, or NULL */
 	int pages_done;
 	int64_t items_done;
-	int64_t total_entries;   /* -1 when unknown */
+	int64_t total_entries; /* -1 when unknown */
 	int cancel_requested;
-	int has_result;          /* a stored result: the request succeeded, its output did not */
-	int tries;               /* attempts recorded, counted or not: the next is tries + 1 */
+	int has_result; /* a stored result: the request succeeded, its output did not */
+	int tries;      /* attempts recorded, counted or not: the next is tries + 1 */
 };
 
 void job_row_release(struct job_row *row);
@@ -149,24 +149,24 @@ int64_t store_count_waiting_for(struct store *st, const char *reason);
 int store_get(struct store *st, int64_t id, struct job_row *out); /* 0, 1 not found, -1 */
 
 struct attempt_end {
-	int http_status;         /* 0 when no response */
-	const char *error;       /* transport or API error message, or NULL */
-	const char *outcome;     /* "ok", "retry", "rate_limited", "failed", "unknown",
-				    "cancelled", "interrupted" */
+	int http_status;     /* 0 when no response */
+	const char *error;   /* transport or API error message, or NULL */
+	const char *outcome; /* "ok", "retry", "rate_limited", "failed", "unknown",
+	                        "cancelled", "interrupted" */
 	int64_t duration_ms;
-	int64_t retry_after_ms;  /* the wait the server asked for, -1 if none */
-	int64_t rl_remaining;    /* X-RateLimit-Remaining, -1 if absent */
-	const char *rl_reset;    /* X-RateLimit-Reset as sent, or NULL */
-	const char *request;     /* "GET /sources?..." (no host, no token) */
-	const char *body;        /* a non-2xx answer's body (redacted), or NULL: its first */
-	size_t body_len;         /* 4 KiB are kept, marked when cut; never a 2xx's */
+	int64_t retry_after_ms; /* the wait the server asked for, -1 if none */
+	int64_t rl_remaining;   /* X-RateLimit-Remaining, -1 if absent */
+	const char *rl_reset;   /* X-RateLimit-Reset as sent, or NULL */
+	const char *request;    /* "GET /sources?..." (no host, no token) */
+	const char *body;       /* a non-2xx answer's body (redacted), or NULL: its first */
+	size_t body_len;        /* 4 KiB are kept, marked when cut; never a 2xx's */
 };
 
 /* store_attempt_begin - records attempt number attempt_no (the claimed row's tries + 1,
  * and so on) as started, with the request line it sends ("POST /sources", no host, no
  * token), so a crash leaves a trace of what went out. */
 int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,
-			const char *request, int64_t *attempt_id);
+                        const char *request, int64_t *attempt_id);
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end);
 /* store_count_lost_answers - attempts of the job recorded "unknown" (the request may have
  * been applied, its answer was lost); -1 on error. */
@@ -183,16 +183,16 @@ int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok
 /* store_job_wait - running -> waiting until next_run_ms; count_attempt says whether
  * the attempt counts against max_attempts (a rate-limit wait does not). */
 int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
-		   const char *reason, int64_t now_ms);
+                   const char *reason, int64_t now_ms);
 /* store_job_end - running|waiting|queued -> failed, dead or cancelled, with the error
  * (the API's error envelope when there was one). */
 int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
-		  const char *reason, int64_t now_ms);
+                  const char *reason, int64_t now_ms);
 /* store_job_output_lost - a job recorded succeeded in the open transaction whose output
  * file could not be put in place after all: failed instead, its result kept, so a retry
  * writes the output from it without sending the request again. */
-int store_job_output_lost(struct store *st, int64_t id, const char *error_json,
-			  const char *reason, int64_t now_ms);
+int store_job_output_lost(struct store *st, int64_t id, const char *error_json, const char *reason,
+                          int64_t now_ms);
 /* store_wake_waiters - waiting jobs whose last wait's reason (the transition's) begins with
  * `reason` (no GLOB characters in it)
  * become due now, e.g. jobs parked by the daemon's own rate limit once it is raised.
@@ -213,8 +213,8 @@ int store_job_result(struct store *st, int64_t id, char **result_json);
 /* store_page_record - one page done: its items (a JSON array), the cursor it was fetched
  * with and the next cursor (NULL at the end). Updates the job's resume point. */
 int store_page_record(struct store *st, int64_t job_id, int page_no, const char *cursor,
-		      const char *next_cursor, const char *items_json, int64_t nitems,
-		      int64_t total_entries, int64_t now_ms);
+                      const char *next_cursor, const char *items_json, int64_t nitems,
+                      int64_t total_entries, int64_t now_ms);
 typedef int (*store_page_fn)(int page_no, const char *items_json, void *arg);
 /* store_pages_foreach - every recorded page of a job in order; stops when fn returns non-zero. */
 int store_pages_foreach(struct store *st, int64_t job_id, store_page_fn fn, void *arg);
@@ -249,9 +249,9 @@ int store_ids_in_state(struct store *st, enum job_state s, int64_t **ids, size_t
 /* --- rate-limit buckets survive restarts ----------------------------------------- */
 
 int store_bucket_save(struct store *st, const char *key, double tokens, int64_t updated_ms,
-		      int64_t hold_until_ms);
+                      int64_t hold_until_ms);
 typedef void (*store_bucket_fn)(const char *key, double tokens, int64_t updated_ms,
-				int64_t hold_until_ms, void *arg);
+                                int64_t hold_until_ms, void *arg);
 int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg);
 
 /* --- reading, for the CLI --------------------------------------------------------- */
@@ -276,7 +276,6 @@ struct cJSON *store_top_reasons_json(struct store *st, int max);
 /* store_last_attempt - the job's last recorded attempt: its HTTP status (0 if none), error
  * and kept body (malloc'd, NULL when none; see struct attempt_end). 0, 1 when the job has
  * no attempt, or -1. */
-int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error,
-		       char **body);
+int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error, char **body);
 
 #endif

@@ -40,7 +40,7 @@ struct lock_owner {
 	char role[32];
 };
 void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
-		     const char *path);
+                     const char *path);
 /* lock_owner_parse - the holder from a lock file's text; 0, or -1 when it names none. */
 int lock_owner_parse(const char *text, size_t n, struct lock_owner *out);
 /* lock_owner_command - "retry" for role "cli:retry"; NULL for a daemon. */
@@ -126,6 +126,6 @@ int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, st
  * the identity of the very file whose bytes were read. */
 struct stat;
 int read_file_at_stat(int dirfd, const char *name, size_t max, struct strbuf *out,
-		      struct strbuf *why, struct stat *st_out);
+                      struct strbuf *why, struct stat *st_out);
 
 #endif

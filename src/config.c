@@ -76,7 +76,7 @@ static int bad(struct strbuf *err, const char *path, const char *where, const ch
 }
 
 static int get_string(const cJSON *obj, const char *name, char **dst, const char *path,
-		      struct strbuf *err)
+                      struct strbuf *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
 	if (!v || cJSON_IsNull(v))
@@ -93,7 +93,7 @@ static int get_string(const cJSON *obj, const char *name, char **dst, const char
 }
 
 static int get_number(const cJSON *obj, const char *name, double lo, double hi, double *dst,
-		      const char *where, const char *path, struct strbuf *err)
+                      const char *where, const char *path, struct strbuf *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
 	if (!v)
@@ -112,7 +112,7 @@ static int get_number(const cJSON *obj, const char *name, double lo, double hi, 
 }
 
 static int get_rate(const cJSON *obj, const char *where, double *dst, const char *path,
-		    struct strbuf *err)
+                    struct strbuf *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "rate");
 	if (!v)
@@ -135,12 +135,14 @@ static int get_rate(const cJSON *obj, const char *where, double *dst, const char
 }
 
 static const char *const top_fields[] = {
-	"spool", "db", "output_dir", "api_base", "workspaces", "rate", "burst",
-	"endpoint_limits", "http", "retry", "grace_ms", "archive", "rescan_ms",
-	"claim_batch", "log_level", "max_server_wait", "max_pages", "comment"};
+    "spool",      "db",          "output_dir", "api_base",
+    "workspaces", "rate",        "burst",      "endpoint_limits",
+    "http",       "retry",       "grace_ms",   "archive",
+    "rescan_ms",  "claim_batch", "log_level",  "max_server_wait",
+    "max_pages",  "comment"};
 
 static int check_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
-			const char *path, struct strbuf *err)
+                        const char *path, struct strbuf *err)
 {
 	for (const cJSON *it = obj->child; it; it = it->next) {
 		size_t i;
@@ -156,7 +158,7 @@ static int check_fields(const cJSON *obj, const char *const *names, size_t n, co
 }
 
 static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path,
-			   struct strbuf *err)
+                           struct strbuf *err)
 {
 	static const char *const fields[] = {"token_file", "region", "rate", "burst", "comment"};
 	if (!cJSON_IsObject(ws))
@@ -173,10 +175,10 @@ static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path
 		if (!cJSON_IsObject(it))
 			bad(err, path, where.buf, "an object");
 		else if (check_fields(it, fields, ARRAY_SIZE(fields), where.buf, path, err) == 0 &&
-			 get_string(it, "token_file", &w->token_file, path, err) == 0 &&
-			 get_string(it, "region", &w->region, path, err) == 0 &&
-			 get_rate(it, where.buf, &w->rate_per_sec, path, err) == 0 &&
-			 get_number(it, "burst", 1, 1e6, &w->burst, where.buf, path, err) == 0)
+		         get_string(it, "token_file", &w->token_file, path, err) == 0 &&
+		         get_string(it, "region", &w->region, path, err) == 0 &&
+		         get_rate(it, where.buf, &w->rate_per_sec, path, err) == 0 &&
+		         get_number(it, "burst", 1, 1e6, &w->burst, where.buf, path, err) == 0)
 			rc = 0;
 		if (rc == 0 && w->region && strcmp(w->region, "api") && strcmp(w->region, "eu1")) {
 			struct strbuf r = STRBUF_INIT;
@@ -202,7 +204,7 @@ static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path
 static int load_http(struct config *cfg, const cJSON *h, const char *path, struct strbuf *err)
 {
 	static const char *const fields[] = {"max_in_flight", "connect_timeout_ms", "timeout_ms",
-					     "ca_file", "max_response_bytes"};
+	                                     "ca_file", "max_response_bytes"};
 	double inflight = cfg->max_in_flight, cto = (double)cfg->connect_timeout_ms,
 	       to = (double)cfg->timeout_ms, maxbody = (double)cfg->max_response_bytes;
 	if (!cJSON_IsObject(h))
@@ -235,8 +237,8 @@ static int load_retry(struct config *cfg, const cJSON *r, const char *path, stru
 	    get_number(r, "max_ms", 1, (double)RETRY_MAX_BACKOFF_MS, &max, "/retry", path, err))
 		return -1;
 	const cJSON *age = cJSON_GetObjectItemCaseSensitive(r, "max_age");
-	if (age && !(cJSON_IsString(age) && parse_duration_ms(age->valuestring,
-							      &cfg->retry.max_age_ms) == 0))
+	if (age && !(cJSON_IsString(age) &&
+	             parse_duration_ms(age->valuestring, &cfg->retry.max_age_ms) == 0))
 		return bad(err, path, "/retry/max_age", "a duration such as \"1d\" or \"6h\"");
 	cfg->retry.max_attempts = (int)attempts;
 	cfg->retry.initial_ms = (int64_t)initial;
@@ -267,9 +269,11 @@ static int load_root(struct config *cfg, const cJSON *root, const char *path, st
 		return -1;
 	cfg->max_pages = (int)pages;
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "max_server_wait")) &&
-	    !(cJSON_IsString(v) && parse_duration_ms(v->valuestring, &cfg->max_server_wait_ms) == 0 &&
+	    !(cJSON_IsString(v) &&
+	      parse_duration_ms(v->valuestring, &cfg->max_server_wait_ms) == 0 &&
 	      cfg->max_server_wait_ms >= 1000))
-		return bad(err, path, "/max_server_wait", "a duration of at least 1s, such as \"1h\"");
+		return bad(err, path, "/max_server_wait",
+		           "a duration of at least 1s, such as \"1h\"");
 	cfg->grace_ms = (int64_t)grace;
 	cfg->rescan_ms = (int64_t)rescan;
 	cfg->claim_batch = (int)batch;
@@ -286,7 +290,8 @@ static int load_root(struct config *cfg, const cJSON *root, const char *path, st
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "log_level"))) {
 		if (!cJSON_IsString(v) || log_parse_level(v->valuestring, &cfg->log_level))
-			return bad(err, path, "/log_level", "\"debug\", \"info\", \"warn\" or \"error\"");
+			return bad(err, path, "/log_level",
+			           "\"debug\", \"info\", \"warn\" or \"error\"");
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "workspaces")) &&
 	    load_workspaces(cfg, v, path, err))
@@ -311,7 +316,8 @@ int config_load(struct config *cfg, const char *path, struct strbuf *err)
 	cJSON *root = cJSON_ParseWithLength(text.buf, text.len);
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();
-		long off = at && at >= text.buf && at <= text.buf + text.len ? (long)(at - text.buf) : -1;
+		long off =
+		    at && at >= text.buf && at <= text.buf + text.len ? (long)(at - text.buf) : -1;
 		sb_addf(err, "config %s: not valid JSON (near byte %ld)", path, off);
 		goto out;
 	}
@@ -368,7 +374,7 @@ const char *config_base_url(const struct config *cfg, const char *region)
 static int trim_token(struct strbuf *t)
 {
 	while (t->len && (t->buf[t->len - 1] == '\n' || t->buf[t->len - 1] == '\r' ||
-			  t->buf[t->len - 1] == ' ' || t->buf[t->len - 1] == '\t'))
+	                  t->buf[t->len - 1] == ' ' || t->buf[t->len - 1] == '\t'))
 		sb_setlen(t, t->len - 1);
 	for (size_t i = 0; i < t->len; i++)
 		if ((unsigned char)t->buf[i] <= ' ' || t->buf[i] == 0x7f)
@@ -378,27 +384,29 @@ static int trim_token(struct strbuf *t)
 
 /* config_token - the token of a workspace, from its file or the environment. */
 int config_token(const struct config *cfg, const char *workspace, struct strbuf *out,
-		 struct strbuf *err)
+                 struct strbuf *err)
 {
 	const struct workspace_cfg *w = config_workspace(cfg, workspace);
 	if (w && w->token_file) {
 		int fd = open(w->token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		struct stat st;
 		if (fd < 0) {
-			sb_addf(err, "cannot open token file %s of workspace %s: %s",
-				w->token_file, workspace, strerror(errno));
+			sb_addf(err, "cannot open token file %s of workspace %s: %s", w->token_file,
+			        workspace, strerror(errno));
 			return -1;
 		}
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			sb_addf(err, "token file %s of workspace %s is not a regular file",
-				w->token_file, workspace);
+			        w->token_file, workspace);
 			close(fd);
 			return -1;
 		}
 		if (st.st_mode & 077) {
-			sb_addf(err, "token file %s of workspace %s can be read by group or others "
-				"(mode %04o); refusing it: run chmod 600 %s", w->token_file, workspace,
-				(unsigned)(st.st_mode & 07777), w->token_file);
+			sb_addf(err,
+			        "token file %s of workspace %s can be read by group or others "
+			        "(mode %04o); refusing it: run chmod 600 %s",
+			        w->token_file, workspace, (unsigned)(st.st_mode & 07777),
+			        w->token_file);
 			close(fd);
 			return -1;
 		}
@@ -411,28 +419,31 @@ int config_token(const struct config *cfg, const char *workspace, struct strbuf 
 		}
 		sb_release(&why);
 		if (trim_token(out) < 0) {
-			sb_addf(err, "token file %s of workspace %s holds more than one line or a space "
-				"or control character; it must hold the token alone", w->token_file,
-				workspace);
+			sb_addf(err,
+			        "token file %s of workspace %s holds more than one line or a space "
+			        "or control character; it must hold the token alone",
+			        w->token_file, workspace);
 			return -1;
 		}
 		if (!out->len) {
 			sb_addf(err, "token file %s of workspace %s is empty", w->token_file,
-				workspace);
+			        workspace);
 			return -1;
 		}
 		return 0;
 	}
 	const char *env = getenv("SEGMENT_TOKEN");
 	if (!env || !*env) {
-		sb_addf(err, "no token for workspace %s: set SEGMENT_TOKEN or give the workspace a "
-			"token_file in the config", workspace);
+		sb_addf(err,
+		        "no token for workspace %s: set SEGMENT_TOKEN or give the workspace a "
+		        "token_file in the config",
+		        workspace);
 		return -1;
 	}
 	sb_adds(out, env);
 	if (trim_token(out) < 0) {
 		sb_addf(err, "SEGMENT_TOKEN holds more than one line or a space or control "
-			"character; it must hold the token alone");
+		             "character; it must hold the token alone");
 		return -1;
 	}
 	return 0;

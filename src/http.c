@@ -59,14 +59,14 @@ struct http_xfer {
 	http_done_fn done;
 	void *arg;
 	int64_t started_ms;
-	int mutating;       /* not GET or HEAD: the server may act on it */
-	int request_begun;  /* libcurl is about to send, or has sent, the request */
-	int resend_blocked; /* libcurl wanted to send it a second time: refused */
-	int head;           /* HEAD: a Content-Length announces no body */
-	int headers_done;   /* the blank line after a response's headers has arrived */
-	int too_large;      /* the body passed max_body (or Content-Length said it would) */
+	int mutating;         /* not GET or HEAD: the server may act on it */
+	int request_begun;    /* libcurl is about to send, or has sent, the request */
+	int resend_blocked;   /* libcurl wanted to send it a second time: refused */
+	int head;             /* HEAD: a Content-Length announces no body */
+	int headers_done;     /* the blank line after a response's headers has arrived */
+	int too_large;        /* the body passed max_body (or Content-Length said it would) */
 	int64_t declared_len; /* the Content-Length that was refused, or -1 */
-	const char *token;  /* the bearer token inside headers' Authorization line, or NULL */
+	const char *token;    /* the bearer token inside headers' Authorization line, or NULL */
 	size_t token_len;
 	char errbuf[CURL_ERROR_SIZE];
 	struct http_xfer *prev, *next; /* running list; free list uses next only */
@@ -82,7 +82,7 @@ struct http {
 	int max_in_flight;
 	int in_flight;
 	char *ca_file;
-	char *user_agent_line; /* "User-Agent: ..." */
+	char *user_agent_line;    /* "User-Agent: ..." */
 	char allowed_origin[256]; /* "scheme://authority/" of the last URL allowed, or "" */
 	struct http_xfer *running;
 	struct http_xfer *idle;
@@ -231,8 +231,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
  * each occurrence of the token (tok, toklen; none when toklen is 0) written as
  * [redacted]: the whole value is searched before it is cut, so a cut never leaves part
  * of a token behind. */
-static void copy_redacted(char *dst, size_t dstsize, const char *val, size_t len,
-                          const char *tok, size_t toklen)
+static void copy_redacted(char *dst, size_t dstsize, const char *val, size_t len, const char *tok,
+                          size_t toklen)
 {
 	size_t o = 0, room;
 	while (len) {
@@ -244,7 +244,8 @@ static void copy_redacted(char *dst, size_t dstsize, const char *val, size_t len
 		if (!hit || plain >= room)
 			break;
 		room = dstsize - 1 - o;
-		memcpy(dst + o, REDACTED, sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room);
+		memcpy(dst + o, REDACTED,
+		       sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room);
 		o += sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room;
 		val = hit + toklen;
 		len -= plain + toklen;
@@ -254,8 +255,8 @@ static void copy_redacted(char *dst, size_t dstsize, const char *val, size_t len
 
 /* copy_header_value - a bounded, NUL-terminated copy, the token redacted; longer values
  * are cut. */
-static void copy_header_value(const struct http_xfer *x, char *dst, size_t dstsize,
-                              const char *val, size_t len)
+static void copy_header_value(const struct http_xfer *x, char *dst, size_t dstsize, const char *val,
+                              size_t len)
 {
 	copy_redacted(dst, dstsize, val, len, x->token, x->token_len);
 }
@@ -549,8 +550,7 @@ static size_t token_prefix_tail(const struct strbuf *b, const char *tok, size_t 
 /* redact_body - every occurrence of the token in the body becomes [redacted]: one
  * memmem when there is none (the usual case); a new buffer only when there is one. The
  * result stays within max (a token shorter than the mark could lengthen the body). */
-static void redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max,
-                        int cut)
+static void redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max, int cut)
 {
 	const char *hit = memmem(b->buf, b->len, tok, toklen);
 	size_t tail = cut ? token_prefix_tail(b, tok, toklen) : 0;

@@ -355,8 +355,8 @@ static void check_string_array(struct ctx *c, struct param_msg *m, const cJSON *
 				            json_type_name(e));
 			else
 				ctx_problem(c, elem_rel.buf, pm_expected(m),
-				            "invalid value \"%s\" in %s", shown(e->valuestring, buf),
-				            p->name);
+				            "invalid value \"%s\" in %s",
+				            shown(e->valuestring, buf), p->name);
 		}
 		i++;
 	}
@@ -812,9 +812,8 @@ static void parse_paginate_limit(struct ctx *c, const cJSON *v, struct job *j)
  * every page unless told otherwise. */
 static void parse_paginate(struct ctx *c, const cJSON *obj, const struct op_def *op, struct job *j)
 {
-	static const char expected[] =
-	    "\"all\", \"none\", false, or "
-	    "{\"max_pages\": N, \"count\": 1.." STR(MAX_PAGE_COUNT) "}";
+	static const char expected[] = "\"all\", \"none\", false, or "
+	                               "{\"max_pages\": N, \"count\": 1.." STR(MAX_PAGE_COUNT) "}";
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "paginate");
 	char buf[SHOWN_BYTES + 4];
 	enum paginate_mode mode;
@@ -1600,8 +1599,7 @@ static int canon_int(const struct json_member *m, int64_t lo, int64_t hi, int64_
 /* canon_string - a member that must be a string, or null when nullable; *out is a copy
  * (escapes decoded by cJSON, which the canonical form only needs for unusual text), or
  * of absent when the member is absent. */
-static int canon_string(const struct json_member *m, int nullable, const char *absent,
-                        char **out)
+static int canon_string(const struct json_member *m, int nullable, const char *absent, char **out)
 {
 	*out = NULL;
 	if (!m->value) {
@@ -1664,15 +1662,34 @@ static int canon_retry(const struct json_member *m, struct job *j)
 }
 
 enum canon_member {
-	CM_OP, CM_PARAMS, CM_WORKSPACE, CM_REGION, CM_KEY, CM_OUTPUT, CM_PAGINATE, CM_RETRY,
-	CM_NOT_BEFORE, CM_PRIORITY, CM_SPLIT, CM_ON_UNKNOWN, CM_COUNT
+	CM_OP,
+	CM_PARAMS,
+	CM_WORKSPACE,
+	CM_REGION,
+	CM_KEY,
+	CM_OUTPUT,
+	CM_PAGINATE,
+	CM_RETRY,
+	CM_NOT_BEFORE,
+	CM_PRIORITY,
+	CM_SPLIT,
+	CM_ON_UNKNOWN,
+	CM_COUNT
 };
 
 static const char *const canon_names[CM_COUNT] = {
-    [CM_OP] = "op",           [CM_PARAMS] = "params",     [CM_WORKSPACE] = "workspace",
-    [CM_REGION] = "region",   [CM_KEY] = "key",           [CM_OUTPUT] = "output",
-    [CM_PAGINATE] = "paginate", [CM_RETRY] = "retry",     [CM_NOT_BEFORE] = "not_before_ms",
-    [CM_PRIORITY] = "priority", [CM_SPLIT] = "split_ms",  [CM_ON_UNKNOWN] = "on_unknown",
+    [CM_OP] = "op",
+    [CM_PARAMS] = "params",
+    [CM_WORKSPACE] = "workspace",
+    [CM_REGION] = "region",
+    [CM_KEY] = "key",
+    [CM_OUTPUT] = "output",
+    [CM_PAGINATE] = "paginate",
+    [CM_RETRY] = "retry",
+    [CM_NOT_BEFORE] = "not_before_ms",
+    [CM_PRIORITY] = "priority",
+    [CM_SPLIT] = "split_ms",
+    [CM_ON_UNKNOWN] = "on_unknown",
 };
 
 /* canon_fields - everything but op and params from a canonical object's members. */
@@ -1712,9 +1729,8 @@ int job_from_json(const char *text, struct job *out)
 	job_defaults(&j);
 	memset(out, 0, sizeof(*out));
 	if (!text || !json_object_check(text, len, NULL, NULL, NULL) ||
-	    canon_collect(text, len, canon_names, CM_COUNT, f) ||
-	    !f[CM_OP].value || canon_string(&f[CM_OP], 0, NULL, &op) ||
-	    !(j.op = catalog_find(op)) ||
+	    canon_collect(text, len, canon_names, CM_COUNT, f) || !f[CM_OP].value ||
+	    canon_string(&f[CM_OP], 0, NULL, &op) || !(j.op = catalog_find(op)) ||
 	    !f[CM_PARAMS].value || f[CM_PARAMS].value[0] != '{' || canon_fields(f, &j))
 		goto fail;
 	j.params = cJSON_ParseWithLength(f[CM_PARAMS].value, f[CM_PARAMS].value_len);

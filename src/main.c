@@ -65,7 +65,7 @@ static int read_input(const char *path, struct strbuf *out, struct strbuf *why)
 		sb_add(out, buf, (size_t)n);
 		if (out->len > JOB_MAX_FILE_BYTES) {
 			sb_addf(why, "standard input is larger than the limit of %u bytes",
-				JOB_MAX_FILE_BYTES);
+			        JOB_MAX_FILE_BYTES);
 			return -1;
 		}
 	}
@@ -80,11 +80,12 @@ static void print_problems(const char *file, const struct job_list *list)
 		if (p->line)
 			fprintf(stderr, ":%d", p->line);
 		fprintf(stderr, ": %s%s%s", p->where[0] ? p->where : "", p->where[0] ? ": " : "",
-			p->what);
+		        p->what);
 		if (p->expected)
-			fprintf(stderr, strncmp(p->expected, "did you mean", 12) == 0 ? " (%s?)"
-										 : " (expected %s)",
-				p->expected);
+			fprintf(stderr,
+			        strncmp(p->expected, "did you mean", 12) == 0 ? " (%s?)"
+			                                                      : " (expected %s)",
+			        p->expected);
 		fputc('\n', stderr);
 	}
 }
@@ -143,7 +144,8 @@ static int cmd_submit(struct config *cfg, int argc, char **argv)
 			fprintf(stderr, "%s: not submitted\n", argv[i]);
 			bad = 1;
 		} else if (spool_submit(&sp, argv[i], data.buf, data.len, &name) < 0) {
-			fprintf(stderr, "%s: cannot submit into %s/incoming\n", argv[i], cfg->spool_dir);
+			fprintf(stderr, "%s: cannot submit into %s/incoming\n", argv[i],
+			        cfg->spool_dir);
 			bad = 1;
 		} else {
 			printf("%s: submitted as %s/incoming/%s (%zu job(s))\n", argv[i],
@@ -163,8 +165,8 @@ static int cmd_run(struct config *cfg, int argc, char **argv)
 		if (strcmp(argv[i], "--until-idle") == 0)
 			until_idle = 1;
 		else
-			return usage_error("run: unknown option %s (usage: segspool run [--until-idle])",
-					   argv[i]);
+			return usage_error(
+			    "run: unknown option %s (usage: segspool run [--until-idle])", argv[i]);
 	}
 	return daemon_run(cfg, until_idle) == 0 ? EXIT_OK : EXIT_FAILED;
 }
@@ -255,13 +257,17 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 			json = 1;
 		} else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
 			if (job_state_parse(argv[++i], &state) < 0)
-				return usage_error("list: unknown state %s (queued, running, waiting, "
-						   "succeeded, failed, dead, cancelled)", argv[i]);
+				return usage_error(
+				    "list: unknown state %s (queued, running, waiting, "
+				    "succeeded, failed, dead, cancelled)",
+				    argv[i]);
 			filter = &state;
 		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
 			if (parse_limit(argv[++i], &limit) < 0)
-				return usage_error("list: --limit wants a number of jobs (0 for all), "
-						   "not %s", argv[i]);
+				return usage_error(
+				    "list: --limit wants a number of jobs (0 for all), "
+				    "not %s",
+				    argv[i]);
 		} else {
 			return usage_error("usage: segspool list [--state S] [--limit N] [--json]");
 		}
@@ -273,7 +279,7 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 	cJSON *rows = store_list_json(st, filter, limit ? limit + 1 : 0);
 	if (!rows) {
 		fprintf(stderr, "segspool: cannot list the jobs of %s: %s\n", cfg->db_path,
-			store_errmsg(st));
+		        store_errmsg(st));
 		store_close(st);
 		return EXIT_FAILED;
 	}
@@ -293,7 +299,7 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 		for (const cJSON *r = rows->child; r; r = r->next) {
 			sb_reset(&line);
 			sb_addf(&line, "%-8lld %-10s %-34s %-6lld ", json_num(r, "id"),
-				json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"));
+			        json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"));
 			add_escaped(&line, json_str(r, "key"), 24);
 			sb_addch(&line, ' ');
 			add_escaped(&line, json_str(r, "reason"), 0);
@@ -303,9 +309,10 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 	}
 	if (cut && total > limit)
 		fprintf(stderr, "segspool: showing %d of %lld jobs; --limit 0 shows all\n", limit,
-			(long long)total);
+		        (long long)total);
 	else if (cut) /* the count failed, or jobs went since the list was read */
-		fprintf(stderr, "segspool: showing the first %d jobs; --limit 0 shows all\n", limit);
+		fprintf(stderr, "segspool: showing the first %d jobs; --limit 0 shows all\n",
+		        limit);
 	cJSON_Delete(rows);
 	store_close(st);
 	return EXIT_OK;
@@ -360,8 +367,10 @@ static void add_policy(const struct config *cfg, cJSON *doc)
 	free(text);
 	struct config builtin;
 	config_init(&builtin);
-	struct retry_policy own = {.max_attempts = job.max_attempts, .initial_ms = job.initial_ms,
-				   .max_ms = job.max_ms, .max_age_ms = job.max_age_ms};
+	struct retry_policy own = {.max_attempts = job.max_attempts,
+	                           .initial_ms = job.initial_ms,
+	                           .max_ms = job.max_ms,
+	                           .max_age_ms = job.max_age_ms};
 	struct retry_policy_sources from;
 	struct retry_policy p = retry_policy_effective(&builtin.retry, &cfg->retry, &own, &from);
 	config_release(&builtin);
@@ -371,8 +380,8 @@ static void add_policy(const struct config *cfg, cJSON *doc)
 	add_source(pol, "max_ms", cJSON_CreateNumber((double)p.max_ms), from.max_ms);
 	add_source(pol, "max_age", duration_value(p.max_age_ms), from.max_age_ms);
 	add_source(pol, "on_unknown",
-		   cJSON_CreateString(job.on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry"),
-		   job.on_unknown == ON_UNKNOWN_FAIL ? POLICY_FROM_JOB : POLICY_FROM_DEFAULT);
+	           cJSON_CreateString(job.on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry"),
+	           job.on_unknown == ON_UNKNOWN_FAIL ? POLICY_FROM_JOB : POLICY_FROM_DEFAULT);
 	if (job.no_output) {
 		add_source(pol, "output", cJSON_CreateFalse(), POLICY_FROM_JOB);
 	} else if (job.output) {
@@ -380,14 +389,15 @@ static void add_policy(const struct config *cfg, cJSON *doc)
 	} else {
 		/* the name the daemon picked, once it has; else the form it will take */
 		const char *picked =
-			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "output"));
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "output"));
 		struct strbuf name = STRBUF_INIT;
 		if (picked)
 			sb_adds(&name, picked);
 		else
 			sb_addf(&name, "%s-%lld.%s", json_str(doc, "op"), json_num(doc, "id"),
-				cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "paginated"))
-					? "jsonl" : "json");
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "paginated"))
+			            ? "jsonl"
+			            : "json");
 		add_source(pol, "output", cJSON_CreateString(name.buf), POLICY_FROM_DEFAULT);
 		sb_release(&name);
 	}
@@ -426,12 +436,12 @@ static void show_text(const cJSON *j)
 	if (at && at->child) {
 		printf("  attempts:\n");
 		for (const cJSON *a = at->child; a; a = a->next) {
-			printf("    #%lld %s  %s  status %lld  %lld ms  %s\n", json_num(a, "attempt"),
-			       json_str(a, "started"), json_str(a, "outcome"),
-			       json_num(a, "http_status"), json_num(a, "duration_ms"),
-			       json_str(a, "request"));
+			printf("    #%lld %s  %s  status %lld  %lld ms  %s\n",
+			       json_num(a, "attempt"), json_str(a, "started"),
+			       json_str(a, "outcome"), json_num(a, "http_status"),
+			       json_num(a, "duration_ms"), json_str(a, "request"));
 			const char *body =
-				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "body"));
+			    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "body"));
 			if (body)
 				print_body(body);
 		}
@@ -439,7 +449,8 @@ static void show_text(const cJSON *j)
 	const cJSON *kids = cJSON_GetObjectItemCaseSensitive(j, "children");
 	if (kids) {
 		printf("  children: %lld total, %lld succeeded, %lld active\n",
-		       json_num(kids, "total"), json_num(kids, "succeeded"), json_num(kids, "active"));
+		       json_num(kids, "total"), json_num(kids, "succeeded"),
+		       json_num(kids, "active"));
 	}
 	const char *names[] = {"result", "error"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -500,7 +511,7 @@ static int cmd_stats(struct config *cfg, int argc, char **argv)
 		print_json(doc, !json);
 	} else {
 		fprintf(stderr, "segspool: cannot read the statistics of %s: %s\n", cfg->db_path,
-			store_errmsg(st));
+		        store_errmsg(st));
 		rc = EXIT_FAILED;
 	}
 	cJSON_Delete(doc);
@@ -519,25 +530,25 @@ struct cli_report {
 };
 
 static void report_outcome(int64_t id, enum control_outcome o, size_t nchildren, const char *why,
-			   void *arg)
+                           void *arg)
 {
 	struct cli_report *r = arg;
 	if (o == CONTROL_DONE || o == CONTROL_ABORTED) {
 		sb_addf(&r->out, "job %lld: %s", (long long)id,
-			r->action == CONTROL_RETRY ? "queued again" : "cancelled");
+		        r->action == CONTROL_RETRY ? "queued again" : "cancelled");
 		if (nchildren)
 			sb_addf(&r->out, ", with %zu child job(s)", nchildren);
 		sb_addch(&r->out, '\n');
 	} else {
 		sb_addf(&r->err, "job %lld: cannot %s it (%s)\n", (long long)id,
-			control_action_name(r->action), why ? why : "unknown reason");
+		        control_action_name(r->action), why ? why : "unknown reason");
 	}
 }
 
 /* control_in_store - no daemon runs: the request on the store, in one transaction, while
  * this command holds the spool lock. */
 static int control_in_store(struct config *cfg, const struct control_request *req,
-			    struct cli_report *rep)
+                            struct cli_report *rep)
 {
 	struct store *st = NULL;
 	char *err = NULL;
@@ -554,7 +565,7 @@ static int control_in_store(struct config *cfg, const struct control_request *re
 		store_rollback(st);
 		sb_reset(&rep->out);
 		sb_addf(&rep->err, "segspool: cannot %s: %s; nothing was changed\n",
-			control_action_name(req->action), store_errmsg(st));
+		        control_action_name(req->action), store_errmsg(st));
 		rc = EXIT_FAILED;
 	} else if (bad > 0) {
 		rc = EXIT_FAILED;
@@ -584,7 +595,7 @@ static int control(struct config *cfg, int argc, char **argv, enum control_actio
 		if (*end || n <= 0 || errno) {
 			control_request_release(&req);
 			return usage_error("usage: segspool %s ID...%s", name,
-					   action == CONTROL_RETRY ? "|--state S" : "");
+			                   action == CONTROL_RETRY ? "|--state S" : "");
 		}
 		req.ids[req.nids++] = n;
 	}
@@ -610,14 +621,15 @@ static int control(struct config *cfg, int argc, char **argv, enum control_actio
 	int lk = spool_lock_wait(&sp, role.buf, CLI_LOCK_WAIT_MS, &who);
 	if (lk == 1 && lock_owner_command(&who)) {
 		fprintf(stderr, "segspool: segspool %s (pid %ld) still holds spool %s after %d s\n",
-			lock_owner_command(&who), who.pid, cfg->spool_dir, CLI_LOCK_WAIT_MS / 1000);
+		        lock_owner_command(&who), who.pid, cfg->spool_dir, CLI_LOCK_WAIT_MS / 1000);
 		rc = EXIT_FAILED;
 	} else if (lk == 1) {
 		char *text = control_request_to_json(&req);
 		if (spool_control_submit(&sp, text) < 0)
 			rc = EXIT_FAILED;
 		else
-			printf("%s request handed to the running daemon (pid %ld)\n", name, who.pid);
+			printf("%s request handed to the running daemon (pid %ld)\n", name,
+			       who.pid);
 		free(text);
 	} else if (lk == 0) {
 		rc = control_in_store(cfg, &req, &rep);
@@ -710,16 +722,18 @@ static int finish_stdout(int rc)
 }
 
 static const struct cmd commands[] = {
-	{"run", cmd_run, "run [--until-idle]", "the daemon, in the foreground"},
-	{"submit", cmd_submit, "submit FILE...|-", "validate, then drop atomically into the spool"},
-	{"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
-	{"list", cmd_list, "list [--state S] [--limit N] [--json]", "jobs, newest first (1000; --limit 0: all)"},
-	{"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
-	{"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
-	{"retry", cmd_retry, "retry ID...|--state S", "failed, dead or cancelled jobs back into the queue"},
-	{"cancel", cmd_cancel, "cancel ID...", "stop a job that has not succeeded"},
-	{"ops", cmd_ops, "ops [--json]", "the operation catalog"},
-	{"help", cmd_help, "help", "this text"},
+    {"run", cmd_run, "run [--until-idle]", "the daemon, in the foreground"},
+    {"submit", cmd_submit, "submit FILE...|-", "validate, then drop atomically into the spool"},
+    {"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
+    {"list", cmd_list, "list [--state S] [--limit N] [--json]",
+     "jobs, newest first (1000; --limit 0: all)"},
+    {"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
+    {"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
+    {"retry", cmd_retry, "retry ID...|--state S",
+     "failed, dead or cancelled jobs back into the queue"},
+    {"cancel", cmd_cancel, "cancel ID...", "stop a job that has not succeeded"},
+    {"ops", cmd_ops, "ops [--json]", "the operation catalog"},
+    {"help", cmd_help, "help", "this text"},
 };
 
 static const struct cmd *find_cmd(const char *name)
@@ -754,7 +768,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
 		const char *opt = argv[i];
 		if (strcmp(opt, "--version") == 0)
-			return puts("segspool " SEGSPOOL_VERSION), config_release(&cfg), finish_stdout(EXIT_OK);
+			return puts("segspool " SEGSPOOL_VERSION), config_release(&cfg),
+			       finish_stdout(EXIT_OK);
 		if (strcmp(opt, "--help") == 0) {
 			cmd_help(&cfg, 0, NULL);
 			config_release(&cfg);

@@ -30,8 +30,7 @@ struct output_file {
 
 enum walk_mode { WALK_CREATE, WALK_CHECK };
 
-static void add_err(struct strbuf *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void add_err(struct strbuf *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* add_err - appends a message to err, or logs it when the caller gave no buffer. */
 static void add_err(struct strbuf *err, const char *fmt, ...)
@@ -69,7 +68,7 @@ static const char *component_problem(const char *s, size_t n, int last)
 	if (last && n > OUTPUT_NAME_MAX)
 		return "its file name is longer than " STR(OUTPUT_NAME_MAX) " bytes (" STR(
 		    NAME_MAX) ", the system's limit, less the temporary \".NAME.part\" it is "
-		       "written as)";
+		              "written as)";
 	if (last && s[0] == '.')
 		return "it names a hidden file (\".\" starts the last component)";
 	return NULL;
@@ -114,14 +113,14 @@ static int check_relpath(const char *relpath, struct strbuf *err)
 /* refuse_component - why dir/comp could not be opened as a directory: a symlink, or
  * something else; sofar is the path up to comp, for the message. */
 static int refuse_component(int dir, const char *comp, const char *relpath, const char *sofar,
-			    struct strbuf *err)
+                            struct strbuf *err)
 {
 	struct stat st;
 	if (fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
 		add_err(err,
-			"output path %s: %s is a symbolic link; outputs never follow links out "
-			"of the output directory",
-			relpath, sofar);
+		        "output path %s: %s is a symbolic link; outputs never follow links out "
+		        "of the output directory",
+		        relpath, sofar);
 	else
 		add_err(err, "output path %s: %s is not a directory", relpath, sofar);
 	return -1;
@@ -129,8 +128,8 @@ static int refuse_component(int dir, const char *comp, const char *relpath, cons
 
 /* open_dir_component - dir/comp as a directory, never through a symlink; made 0755 if
  * missing and mode is WALK_CREATE. Returns the fd, -1 on error, -2 if missing. */
-static int open_dir_component(int dir, const char *comp, enum walk_mode mode,
-			      const char *relpath, const char *sofar, struct strbuf *err)
+static int open_dir_component(int dir, const char *comp, enum walk_mode mode, const char *relpath,
+                              const char *sofar, struct strbuf *err)
 {
 	const int flags = O_DIRECTORY | O_NOFOLLOW | O_RDONLY | O_CLOEXEC;
 	int fd = openat(dir, comp, flags);
@@ -140,7 +139,7 @@ static int open_dir_component(int dir, const char *comp, enum walk_mode mode,
 		/* EEXIST: a concurrent writer made it; the open below decides */
 		if (mkdirat(dir, comp, 0755) < 0 && errno != EEXIST) {
 			add_err(err, "cannot create output directory %s: %s", sofar,
-				strerror(errno));
+			        strerror(errno));
 			return -1;
 		}
 		fd = openat(dir, comp, flags);
@@ -156,8 +155,8 @@ static int open_dir_component(int dir, const char *comp, enum walk_mode mode,
 /* walk_dirs - opens relpath's parent directory from out_dir_fd. Returns its fd (a new
  * one), -1 on error, or -2 in WALK_CHECK mode when a directory does not exist yet; *base
  * points at the final component. */
-static int walk_dirs(int out_dir_fd, const char *relpath, enum walk_mode mode,
-		     const char **base, struct strbuf *err)
+static int walk_dirs(int out_dir_fd, const char *relpath, enum walk_mode mode, const char **base,
+                     struct strbuf *err)
 {
 	int cur = fcntl(out_dir_fd, F_DUPFD_CLOEXEC, 0);
 	if (cur < 0) {
@@ -213,7 +212,7 @@ static int create_part(struct output_file *of, struct strbuf *err)
 	of->part_name = sb_detach(&part, NULL);
 	unlinkat(of->dir_fd, of->part_name, 0);
 	of->fd = openat(of->dir_fd, of->part_name,
-			O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	                O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (of->fd >= 0)
 		return 0;
 	add_err(err, "cannot create output %s: %s", of->relpath, strerror(errno));
@@ -221,8 +220,7 @@ static int create_part(struct output_file *of, struct strbuf *err)
 }
 
 /* output_open - parent directories (created 0755 as needed) and the .part file. */
-int output_open(int out_dir_fd, const char *relpath, struct output_file **out,
-		struct strbuf *err)
+int output_open(int out_dir_fd, const char *relpath, struct output_file **out, struct strbuf *err)
 {
 	*out = NULL;
 	if (check_relpath(relpath, err) < 0)
@@ -291,11 +289,11 @@ int output_commit(struct output_file *of, struct strbuf *err)
 		unlinkat(of->dir_fd, of->part_name, 0);
 	} else if (renameat(of->dir_fd, of->part_name, of->dir_fd, of->name) < 0) {
 		add_err(err, "cannot rename output %s into place: %s", of->relpath,
-			strerror(errno));
+		        strerror(errno));
 		unlinkat(of->dir_fd, of->part_name, 0);
 	} else if (fsync(of->dir_fd) < 0) {
 		add_err(err, "cannot fsync the directory of output %s: %s", of->relpath,
-			strerror(errno));
+		        strerror(errno));
 	} else {
 		ret = 0;
 	}
@@ -314,7 +312,7 @@ void output_abort(struct output_file *of)
 
 /* output_write - open, append, commit. */
 int output_write(int out_dir_fd, const char *relpath, const void *data, size_t len,
-		 struct strbuf *err)
+                 struct strbuf *err)
 {
 	struct output_file *of;
 	if (output_open(out_dir_fd, relpath, &of, err) < 0)
@@ -342,8 +340,7 @@ size_t output_batch_count(const struct output_batch *b)
 
 /* output_stage - closes the .part without an fsync of its own; the batch's commit makes
  * it durable together with the others. */
-int output_stage(struct output_batch *b, struct output_file *of, int64_t tag,
-		 struct strbuf *err)
+int output_stage(struct output_batch *b, struct output_file *of, int64_t tag, struct strbuf *err)
 {
 	of->tag = tag;
 	if (of->write_errno) {
@@ -405,7 +402,7 @@ int output_batch_commit(struct output_batch *b, output_failed_fn failed, void *a
 			continue;
 		if (synced)
 			snprintf(why, sizeof(why), "cannot rename output %s into place: %s",
-				 of->relpath, strerror(errno));
+			         of->relpath, strerror(errno));
 		unlinkat(of->dir_fd, of->part_name, 0);
 		of->tag = -of->tag; /* failed: not in place, whatever the second flush does */
 		failed(-of->tag, why, arg);
@@ -413,7 +410,7 @@ int output_batch_commit(struct output_batch *b, output_failed_fn failed, void *a
 	}
 	if (synced && syncfs(b->files[0]->dir_fd) < 0) {
 		snprintf(why, sizeof(why), "cannot flush output directories to disk: %s",
-			 strerror(errno));
+		         strerror(errno));
 		for (size_t i = 0; i < b->n; i++)
 			if (b->files[i]->tag > 0) {
 				failed(b->files[i]->tag, why, arg);
@@ -456,11 +453,12 @@ static int sweep_dir(int dir_fd, int depth)
 		if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode) && depth < 32) {
-			int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub =
+			    openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
 				removed += sweep_dir(sub, depth + 1);
 		} else if (S_ISREG(st.st_mode) && n[0] == '.' && len > 6 &&
-			   strcmp(n + len - 5, ".part") == 0 && unlinkat(dirfd(d), n, 0) == 0) {
+		           strcmp(n + len - 5, ".part") == 0 && unlinkat(dirfd(d), n, 0) == 0) {
 			removed++;
 		}
 	}

@@ -36,12 +36,12 @@ struct spool_dir {
 };
 
 static const struct spool_dir spool_dirs[] = {
-	{"tmp", 0700, 0, offsetof(struct spool, tmp_fd)},
-	{"incoming", 0700, 0, offsetof(struct spool, incoming_fd)},
-	{"rejected", 0700, 0, offsetof(struct spool, rejected_fd)},
-	{"archive", 0700, 0, offsetof(struct spool, archive_fd)},
-	{"control", 0700, 0, offsetof(struct spool, control_fd)},
-	{"out", 0755, 1, offsetof(struct spool, out_fd)},
+    {"tmp", 0700, 0, offsetof(struct spool, tmp_fd)},
+    {"incoming", 0700, 0, offsetof(struct spool, incoming_fd)},
+    {"rejected", 0700, 0, offsetof(struct spool, rejected_fd)},
+    {"archive", 0700, 0, offsetof(struct spool, archive_fd)},
+    {"control", 0700, 0, offsetof(struct spool, control_fd)},
+    {"out", 0755, 1, offsetof(struct spool, out_fd)},
 };
 
 /* dir_fd_slot - the struct spool member that holds d's fd. */
@@ -97,7 +97,7 @@ static int open_subdir(struct spool *sp, const struct spool_dir *d, int create, 
 		return fd;
 	if (errno == ENOENT)
 		return error("cannot open %s/%s: missing (is %s a spool?)", sp->root, d->name,
-			     sp->root);
+		             sp->root);
 	if (errno == ENOTDIR || errno == ELOOP)
 		return error("cannot open %s/%s: not a directory", sp->root, d->name);
 	return error_errno("cannot open %s/%s", sp->root, d->name);
@@ -220,7 +220,7 @@ static int pid_alive(long pid)
  * the lock (it holds it for one short transaction), and a moment while the holder has
  * not written its line yet (the file names nobody, or a process that has exited). */
 int spool_lock_wait(struct spool *sp, const char *role, int64_t max_wait_ms,
-		    struct lock_owner *holder)
+                    struct lock_owner *holder)
 {
 	int64_t start = clock_mono_ms();
 	int logged = 0;
@@ -264,8 +264,8 @@ static int has_job_extension(const char *name)
 /* spool_name_wanted - no dotfile, no slash, .json or .jsonl, at most SPOOL_NAME_MAX bytes. */
 int spool_name_wanted(const char *name)
 {
-	return name[0] && name[0] != '.' && !strchr(name, '/') &&
-	       strlen(name) <= SPOOL_NAME_MAX && has_job_extension(name);
+	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) <= SPOOL_NAME_MAX &&
+	       has_job_extension(name);
 }
 
 /* add_stamp - "<unix ms>-<pid>-<counter>": unique among concurrent submitters. The
@@ -273,7 +273,7 @@ int spool_name_wanted(const char *name)
 static void add_stamp(struct strbuf *sb)
 {
 	sb_addf(sb, "%013lld-%07ld-%06lu", (long long)clock_wall_ms(), (long)getpid(),
-		++stamp_counter);
+	        ++stamp_counter);
 }
 
 /* is_name_char - the characters a submitted name keeps. */
@@ -317,13 +317,13 @@ static void submit_name(const char *hint, struct strbuf *name)
 /* create_in_tmp - tmp/NAME with O_EXCL, written and fsynced; a name taken (by another
  * submitter's clock going backwards) gets a new stamp. */
 static int create_in_tmp(struct spool *sp, const char *hint, const void *data, size_t len,
-			 struct strbuf *name)
+                         struct strbuf *name)
 {
 	int fd = -1;
 	for (int tries = 0; fd < 0 && tries < 100; tries++) {
 		submit_name(hint, name);
 		fd = openat(sp->tmp_fd, name->buf,
-			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0 && errno != EEXIST)
 			return error_errno("cannot create %s/tmp/%s", sp->root, name->buf);
 	}
@@ -345,7 +345,7 @@ static int create_in_tmp(struct spool *sp, const char *hint, const void *data, s
 
 /* spool_submit - tmp/NAME (complete, fsynced) renamed into incoming/. */
 int spool_submit(struct spool *sp, const char *hint, const void *data, size_t len,
-		 struct strbuf *final_name)
+                 struct strbuf *final_name)
 {
 	struct strbuf name = STRBUF_INIT;
 	if (create_in_tmp(sp, hint, data, len, &name) < 0) {
@@ -401,7 +401,7 @@ static void name_list_free(struct name_list *l)
 /* list_dir_sorted - names in dirfd that want() accepts, sorted. The DIR works on a
  * duplicate, which shares the offset with dirfd: hence the rewind. */
 static int list_dir_sorted(int dirfd, const char *what, int (*want)(const char *),
-			   struct name_list *out)
+                           struct name_list *out)
 {
 	int dup_fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
@@ -458,7 +458,7 @@ int spool_scan(struct spool *sp, spool_name_fn fn, void *arg)
 
 /* spool_read - a regular file of incoming/, no symlink followed, at most max bytes. */
 int spool_read(struct spool *sp, const char *name, size_t max, struct strbuf *out,
-	       struct strbuf *why, struct stat *st)
+               struct strbuf *why, struct stat *st)
 {
 	return read_file_at_stat(sp->incoming_fd, name, max, out, why, st);
 }
@@ -524,7 +524,7 @@ int spool_archive(struct spool *sp, const char *name, int keep)
 /* free_reject_name - the first NAME[.N] for which neither NAME[.N] nor its
  * .error.json exists in rejected/. */
 static int free_reject_name(struct spool *sp, const char *name, struct strbuf *target,
-			    struct strbuf *errfile)
+                            struct strbuf *errfile)
 {
 	for (int n = 0; n < SUFFIX_TRIES; n++) {
 		suffixed_name(target, name, n);
@@ -560,7 +560,7 @@ int spool_reject(struct spool *sp, const char *name, const char *error_json)
 	if (free_reject_name(sp, name, &target, &errfile) < 0)
 		goto out;
 	if (write_file_atomic_at(sp->rejected_fd, errfile.buf, error_json, strlen(error_json),
-				 0644) < 0)
+	                         0644) < 0)
 		goto out;
 	if (rename_noreplace(sp->incoming_fd, name, sp->rejected_fd, target.buf) == 0) {
 		ret = 0;
@@ -604,7 +604,7 @@ static int add_incoming_watch(struct spool *sp, int fd)
 	/* MOVE_SELF: incoming/ renamed away, seen at once. A removal is seen by the next
 	 * rescan: the fd we hold keeps the directory alive, and DELETE_SELF waits for that */
 	uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF |
-			IN_Q_OVERFLOW | IN_ONLYDIR;
+	                IN_Q_OVERFLOW | IN_ONLYDIR;
 	int wd = inotify_add_watch(fd, path.buf, mask);
 	if (wd < 0) {
 		error_errno("cannot watch %s", path.buf);
@@ -677,19 +677,21 @@ static int refresh_subdir(struct spool *sp, const struct spool_dir *d)
 	int fd = open_subdir(sp, d, 1, &created);
 	if (fd < 0)
 		return error("%s/%s %s while the daemon ran, and cannot be reopened", sp->root,
-			     d->name, state_word(s));
+		             d->name, state_word(s));
 	if (created)
 		fsync_dirfd(sp->root_fd);
 	close_fd(slot);
 	*slot = fd;
-	logmsg(LOG_WARN, "%s/%s %s while the daemon ran; %s", sp->root, d->name,
-	       state_word(s), created ? "created it again" : "opened the new one");
+	logmsg(LOG_WARN, "%s/%s %s while the daemon ran; %s", sp->root, d->name, state_word(s),
+	       created ? "created it again" : "opened the new one");
 	if (strcmp(d->name, "incoming") == 0 && sp->watch_fd >= 0) {
 		if (add_incoming_watch(sp, sp->watch_fd) == 0)
 			logmsg(LOG_WARN, "watching the new %s/incoming with inotify", sp->root);
 		else
-			logmsg(LOG_WARN, "cannot watch the new %s/incoming with inotify; it is "
-			       "rescanned periodically", sp->root);
+			logmsg(LOG_WARN,
+			       "cannot watch the new %s/incoming with inotify; it is "
+			       "rescanned periodically",
+			       sp->root);
 	}
 	return 1;
 }
@@ -714,11 +716,12 @@ static int refresh_out_dir(struct spool *sp, const char *out_dir)
 	int fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return error_errno("output directory %s %s while the daemon ran, and cannot be "
-				   "reopened", out_dir, state_word(s));
+		                   "reopened",
+		                   out_dir, state_word(s));
 	close_fd(&sp->out_fd);
 	sp->out_fd = fd;
-	logmsg(LOG_WARN, "output directory %s %s while the daemon ran; %s", out_dir,
-	       state_word(s), created ? "created it again" : "opened the new one");
+	logmsg(LOG_WARN, "output directory %s %s while the daemon ran; %s", out_dir, state_word(s),
+	       created ? "created it again" : "opened the new one");
 	return 1;
 }
 
@@ -739,7 +742,8 @@ int spool_refresh(struct spool *sp, const char *out_dir)
 	enum dir_state root = dir_state(AT_FDCWD, sp->root, 1, sp->root_fd);
 	if (root != DIR_SAME)
 		return error("spool directory %s %s while the daemon ran; its lock and "
-			     "directories are gone with it", sp->root, state_word(root));
+		             "directories are gone with it",
+		             sp->root, state_word(root));
 	int own_out = is_own_out(sp, out_dir), changed = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++) {
 		const struct spool_dir *d = &spool_dirs[i];
@@ -761,7 +765,7 @@ int spool_refresh(struct spool *sp, const char *out_dir)
 
 /* handle_events - fn for each wanted name in one read's worth of events. */
 static int handle_events(const char *buf, size_t len, int wd, spool_name_fn fn, void *arg,
-			 int *overflow)
+                         int *overflow)
 {
 	const char *p = buf;
 	while (p < buf + len) {

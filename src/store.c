@@ -183,8 +183,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
         "SELECT next_run_ms FROM " DUE_JOBS " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
     [S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
     /* queued and waiting through jobs_due, running through jobs_running */
-    [S_COUNT_ACTIVE] = "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM "
-                       RUNNING_JOBS ")",
+    [S_COUNT_ACTIVE] =
+        "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM " RUNNING_JOBS ")",
     [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND "
                             "(SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
                             "ORDER BY t.id DESC LIMIT 1) GLOB ?1 || '*'",
@@ -290,7 +290,7 @@ struct store {
 	 * fstats; closed only after SQLite's, whose POSIX locks a close would drop. -1 for
 	 * readers */
 	int db_fd;
-	int busy;       /* the last failure was SQLITE_BUSY: another process holds the lock */
+	int busy; /* the last failure was SQLITE_BUSY: another process holds the lock */
 	/* the writer's files as opened, for store_check_file */
 	dev_t db_dev, wal_dev;
 	ino_t db_ino, wal_ino;
@@ -577,7 +577,7 @@ static void add_io_reason(struct store *st, struct strbuf *why, const char *what
 	sb_addf(why, "%s %s: %s", what, st->path, sqlite3_errmsg(st->db));
 	if (sys == ENOSPC)
 		sb_adds(why, " (No space left on device: free space on that filesystem and start "
-			     "again; nothing is lost, incoming/ is untouched)");
+		             "again; nothing is lost, incoming/ is untouched)");
 	else if (sys)
 		sb_addf(why, " (%s)", strerror(sys));
 }
@@ -773,29 +773,33 @@ static int lock_store(struct store *st, int flags, struct strbuf *why)
 		read_owner(owner_path.buf, owner, sizeof(owner));
 		struct lock_owner who;
 		int cli = lock_owner_parse(owner, strlen(owner), &who) == 0 &&
-			  lock_owner_command(&who) != NULL;
+		          lock_owner_command(&who) != NULL;
 		if (saved != EWOULDBLOCK || !(flags & STORE_WAIT_FOR_CLI) || !cli ||
 		    clock_mono_ms() > deadline) {
 			if (saved != EWOULDBLOCK)
-				sb_addf(why, "cannot lock database %s: %s", st->path, strerror(saved));
+				sb_addf(why, "cannot lock database %s: %s", st->path,
+				        strerror(saved));
 			else
-				sb_addf(why, "database %s is in use by another segspool process (%s); "
-					"only one daemon or command may write a store at a time",
-					st->path, owner[0] ? owner : "its pid is not recorded yet");
+				sb_addf(why,
+				        "database %s is in use by another segspool process (%s); "
+				        "only one daemon or command may write a store at a time",
+				        st->path, owner[0] ? owner : "its pid is not recorded yet");
 			close(fd);
 			sb_release(&owner_path);
 			return -1;
 		}
 		if (!told++)
-			logmsg(LOG_INFO, "database %s is held by a segspool command (%s); waiting up "
-			       "to %d s for it to finish", st->path, owner, STORE_CLI_WAIT_MS / 1000);
+			logmsg(LOG_INFO,
+			       "database %s is held by a segspool command (%s); waiting up "
+			       "to %d s for it to finish",
+			       st->path, owner, STORE_CLI_WAIT_MS / 1000);
 		usleep(100 * 1000);
 	}
 	int ofd = open(owner_path.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (ofd >= 0) {
 		struct strbuf line = STRBUF_INIT;
 		lock_owner_line(&line, (long)getpid(), owner_role, "spool",
-				owner_spool[0] ? owner_spool : "-");
+		                owner_spool[0] ? owner_spool : "-");
 		if (write(ofd, line.buf, line.len) < 0)
 			logmsg(LOG_DEBUG, "cannot write %s: %s", owner_path.buf, strerror(errno));
 		sb_release(&line);
@@ -826,8 +830,8 @@ static int open_checked(struct store *st, int flags, struct strbuf *why)
 	if (!st->readonly && lock_store(st, flags, why) < 0)
 		return -1;
 	/* the writer's WAL writes are gathered into one per commit (store_vfs.c) */
-	const char *vfs = !st->readonly && store_vfs_register() == SQLITE_OK ? STORE_VFS_NAME
-	                                                                       : NULL;
+	const char *vfs =
+	    !st->readonly && store_vfs_register() == SQLITE_OK ? STORE_VFS_NAME : NULL;
 	if (sqlite3_open_v2(st->path, &st->db, oflags, vfs) != SQLITE_OK) {
 		sb_addf(why, "cannot open database %s: %s", st->path,
 		        st->db ? sqlite3_errmsg(st->db) : "out of memory");
@@ -1061,8 +1065,7 @@ int store_key_recorded(struct store *st, const char *key)
 }
 
 /* check_path - path still names the inode dev/ino: 0, or -1 with what happened in why. */
-static int check_path(const char *path, dev_t dev, ino_t ino, const char *what,
-                      struct strbuf *why)
+static int check_path(const char *path, dev_t dev, ino_t ino, const char *what, struct strbuf *why)
 {
 	struct stat sb;
 	if (stat(path, &sb) < 0) {
@@ -1686,8 +1689,8 @@ int store_job_end(struct store *st, int64_t id, enum job_state to, const char *e
 }
 
 /* store_job_output_lost - succeeded -> failed in the same transaction, result kept. */
-int store_job_output_lost(struct store *st, int64_t id, const char *error_json,
-                          const char *reason, int64_t now_ms)
+int store_job_output_lost(struct store *st, int64_t id, const char *error_json, const char *reason,
+                          int64_t now_ms)
 {
 	enum op_wrap how;
 	int rc = -1;
@@ -1696,8 +1699,8 @@ int store_job_output_lost(struct store *st, int64_t id, const char *error_json,
 	sqlite3_stmt *s = prep(st, S_JOB_END);
 	if (s) {
 		bind_text(s, 4, error_json);
-		rc = strict(change_state(st, id, BIT(JS_SUCCEEDED), JS_FAILED, s, "fail", reason,
-		                         now_ms));
+		rc = strict(
+		    change_state(st, id, BIT(JS_SUCCEEDED), JS_FAILED, s, "fail", reason, now_ms));
 	}
 	return op_end(st, how, rc);
 }
@@ -1778,7 +1781,8 @@ int store_job_result(struct store *st, int64_t id, char **result_json)
 		*result_json = xstrdup((const char *)sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		set_err(st, "cannot read the result of job %" PRId64 ": %s", id, sqlite3_errmsg(st->db));
+		set_err(st, "cannot read the result of job %" PRId64 ": %s", id,
+		        sqlite3_errmsg(st->db));
 		return -1;
 	}
 	return 0;

@@ -59,7 +59,7 @@ void log_escape(struct strbuf *out, const char *s, size_t n)
 }
 
 __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, const char *fmt,
-						  va_list ap, const char *suffix)
+                                                       va_list ap, const char *suffix)
 {
 	if (level < log_threshold)
 		return;
@@ -81,7 +81,7 @@ __attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, con
 
 /* lock_owner_line - the line a lock holder writes into its lock file. */
 void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
-		     const char *path)
+                     const char *path)
 {
 	sb_addf(out, "pid=%ld role=%s %s=", pid, role, what);
 	log_escape(out, path, strlen(path)); /* the line stays one line */
@@ -249,10 +249,10 @@ void format_iso8601(int64_t ms, char out[48])
 	gmtime_r(&secs, &tm);
 	if (frac)
 		snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 	else
 		snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static int digits(const char **p, int n, int *out)
@@ -325,7 +325,7 @@ int parse_iso8601(const char *s, int64_t *ms)
 int parse_http_date(const char *s, int64_t *ms)
 {
 	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	const char *comma = strchr(s, ',');
 	if (!comma)
 		return -1;
@@ -341,8 +341,8 @@ int parse_http_date(const char *s, int64_t *ms)
 	if (mo < 0)
 		return -1;
 	p += 3;
-	if (*p++ != ' ' || digits(&p, 4, &y) || *p++ != ' ' || digits(&p, 2, &h) ||
-	    *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &sec))
+	if (*p++ != ' ' || digits(&p, 4, &y) || *p++ != ' ' || digits(&p, 2, &h) || *p++ != ':' ||
+	    digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &sec))
 		return -1;
 	while (*p == ' ')
 		p++;
@@ -443,7 +443,8 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 	struct strbuf part = STRBUF_INIT;
 	sb_addf(&part, ".%s.part", name);
 	unlinkat(dirfd, part.buf, 0); /* a leftover of a crash; O_EXCL below */
-	int fd = openat(dirfd, part.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	int fd =
+	    openat(dirfd, part.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0) {
 		error_errno("cannot create %s", part.buf);
 		sb_release(&part);
@@ -475,7 +476,7 @@ int read_file_at(int dirfd, const char *name, size_t max, struct strbuf *out, st
 
 /* read_file_at_stat - read_file_at, and the open file's fstat in *st_out when given. */
 int read_file_at_stat(int dirfd, const char *name, size_t max, struct strbuf *out,
-		      struct strbuf *why, struct stat *st_out)
+                      struct strbuf *why, struct stat *st_out)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
@@ -503,7 +504,7 @@ int read_file_at_stat(int dirfd, const char *name, size_t max, struct strbuf *ou
 	}
 	if ((uint64_t)st.st_size > max) {
 		sb_addf(why, "is %lld bytes, larger than the limit of %zu bytes",
-			(long long)st.st_size, max);
+		        (long long)st.st_size, max);
 		close(fd);
 		return -1;
 	}
@@ -669,8 +670,8 @@ static int object_scan(const char *s, size_t n, const char *key, size_t *off, si
 {
 	size_t depth = 0, i = json_ws(s, 0, n);
 	size_t klen = key ? strlen(key) : 0, start = 0;
-	int want_key = 0;  /* inside an object, where a member's name must come next */
-	int capturing = 0; /* the top-level value being scanned is key's */
+	int want_key = 0;   /* inside an object, where a member's name must come next */
+	int capturing = 0;  /* the top-level value being scanned is key's */
 	int settled = !key; /* key's member found, or a top-level name spelled with escapes
 	                     * came first (cJSON might match it: the caller must look) */
 

@@ -300,8 +300,8 @@ struct retry_policy retry_policy_effective(const struct retry_policy *builtin,
                                            struct retry_policy_sources *from)
 {
 	struct retry_policy p = retry_policy_merge(config, job);
-	from->max_attempts = source_of(job->max_attempts, config->max_attempts,
-	                               builtin->max_attempts);
+	from->max_attempts =
+	    source_of(job->max_attempts, config->max_attempts, builtin->max_attempts);
 	from->initial_ms = source_of(job->initial_ms, config->initial_ms, builtin->initial_ms);
 	from->max_ms = source_of(job->max_ms, config->max_ms, builtin->max_ms);
 	from->max_age_ms = source_of(job->max_age_ms, config->max_age_ms, builtin->max_age_ms);

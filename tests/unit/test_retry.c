@@ -450,8 +450,8 @@ TEST(policy_effective_sources)
 	CHECK_INT(p.max_age_ms, 60000);
 	CHECK_STR(policy_source_name(from.max_age_ms), "job");
 	/* a max_ms that was not raised keeps its own source */
-	const struct retry_policy wide = {.max_attempts = 6, .initial_ms = 50, .max_ms = 400,
-	                                  .max_age_ms = 86400000};
+	const struct retry_policy wide = {
+	    .max_attempts = 6, .initial_ms = 50, .max_ms = 400, .max_age_ms = 86400000};
 	const struct retry_policy ms_only = {.max_ms = 900};
 	p = retry_policy_effective(&builtin, &wide, &ms_only, &from);
 	CHECK_INT(p.max_ms, 900);

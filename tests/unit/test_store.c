@@ -574,16 +574,24 @@ TEST(test_attempts)
 	sb_add(&big, "\0", 1);
 	while (big.len < 5000)
 		sb_adds(&big, "0123456789");
-	struct attempt_end e = {.http_status = 503, .error = "service unavailable",
-	                        .outcome = "retry", .duration_ms = 120, .retry_after_ms = 2000,
-	                        .rl_remaining = 17, .rl_reset = "Thu, 26 Nov 2026 03:00:00 GMT",
-	                        .request = "GET /sources/abc", .body = big.buf,
+	struct attempt_end e = {.http_status = 503,
+	                        .error = "service unavailable",
+	                        .outcome = "retry",
+	                        .duration_ms = 120,
+	                        .retry_after_ms = 2000,
+	                        .rl_remaining = 17,
+	                        .rl_reset = "Thu, 26 Nov 2026 03:00:00 GMT",
+	                        .request = "GET /sources/abc",
+	                        .body = big.buf,
 	                        .body_len = big.len};
 	CHECK_INT(store_attempt_end(st, a1, &e), 0);
 	CHECK_INT(store_attempt_begin(st, id, 2, 3000, NULL, &a2), 0);
 	CHECK(a2 > a1);
-	struct attempt_end ok = {.http_status = 200, .outcome = "ok", .duration_ms = 80,
-	                         .retry_after_ms = -1, .rl_remaining = -1,
+	struct attempt_end ok = {.http_status = 200,
+	                         .outcome = "ok",
+	                         .duration_ms = 80,
+	                         .retry_after_ms = -1,
+	                         .rl_remaining = -1,
 	                         .request = "GET /sources/abc"};
 	CHECK_INT(store_attempt_end(st, a2, &ok), 0);
 	CHECK_INT(store_attempt_end(st, 9999, &ok), -1);
@@ -608,8 +616,8 @@ TEST(test_attempts)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(second, "outcome")), "ok");
 	const char *kept = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "body"));
 	const char *cut = "\n[segspool: cut: the first 4096 of 5005 bytes kept]";
-	CHECK(kept && strncmp(kept, "{\"errors\":[{\"message\":\"caf\xc3\xa9 \\xff\"}]}\\x00012",
-	                      40) == 0);
+	CHECK(kept &&
+	      strncmp(kept, "{\"errors\":[{\"message\":\"caf\xc3\xa9 \\xff\"}]}\\x00012", 40) == 0);
 	CHECK(kept && strstr(kept, cut) != NULL);
 	CHECK(kept && strlen(kept) == 4096 + 6 + strlen(cut)); /* two bytes became \xNN */
 	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(second, "body")));
@@ -1153,8 +1161,8 @@ TEST(test_speed)
 TEST(test_file_identity)
 {
 	struct store *st = open_fresh("ident.db");
-	struct store_file_id first = {.dev = 8, .ino = 100, .ctime_ns = 1700000000123456789LL,
-	                              .size = 42};
+	struct store_file_id first = {
+	    .dev = 8, .ino = 100, .ctime_ns = 1700000000123456789LL, .size = 42};
 	struct store_file_id later = first;
 	later.ino = 101;
 	CHECK_INT(store_file_seen(st, "nightly.json", "abcd", &first), STORE_FILE_NEW);
@@ -1207,8 +1215,8 @@ TEST(test_output_conflict)
 	CHECK_INT(store_output_conflict(st, "d1/y.json/z", &id, &other), 1); /* inside y */
 	CHECK_STR(other, "d1/y.json");
 	free(other);
-	static const char *const free_paths[] = {"d1/y.jso", "d1/y.json2", "d", "d1-x",
-	                                         "d1.json", "exports/b.json", "d2/y.json"};
+	static const char *const free_paths[] = {"d1/y.jso", "d1/y.json2",     "d",        "d1-x",
+	                                         "d1.json",  "exports/b.json", "d2/y.json"};
 	for (size_t i = 0; i < ARRAY_SIZE(free_paths); i++) {
 		other = (char *)"unset";
 		CHECK_INT(store_output_conflict(st, free_paths[i], &id, &other), 0);
@@ -1296,7 +1304,6 @@ TEST(test_check_file)
 	store_close(st);
 }
 
-
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -1334,11 +1341,11 @@ int main(void)
 	RUN(test_speed);
 
 	static const char *const names[] = {
-	    "migrate.db",  "newer.db",  "foreign.db",    "garbage.db",  "dup.db",
-	    "claim.db",    "trans.db",  "disallowed.db", "cancel.db",   "retry.db",
-	    "attempts.db", "pages.db",  "recover.db",    "children.db", "json.db",
-	    "buckets.db",  "shared.db", "group.db",      "claimtx.db",  "speed.db",
-	    "ident.db",    "outputs.db", "vanish.db",    "vanish2.db",  "vanish3.db",
+	    "migrate.db",  "newer.db",   "foreign.db",    "garbage.db",  "dup.db",
+	    "claim.db",    "trans.db",   "disallowed.db", "cancel.db",   "retry.db",
+	    "attempts.db", "pages.db",   "recover.db",    "children.db", "json.db",
+	    "buckets.db",  "shared.db",  "group.db",      "claimtx.db",  "speed.db",
+	    "ident.db",    "outputs.db", "vanish.db",     "vanish2.db",  "vanish3.db",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		remove_db(db_named(names[i]));

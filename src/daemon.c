@@ -2049,12 +2049,31 @@ static int idle(struct daemon *d)
 	return 1;
 }
 
+/* needs_store - whether this iteration may write: answers held, what signals asked for,
+ * control files, files to ingest, a held run whose wait is over, or room for more jobs.
+ * An iteration that only moved bytes for requests in flight opens no transaction. */
+static int needs_store(struct daemon *d)
+{
+	if (d->nheld || d->wake_limit_waiters || d->wake_token_waiters || d->requeue_idle)
+		return 1;
+	if (d->stopping)
+		return 0;
+	if (d->control_needed || d->scan_needed || d->pending.head < d->pending.n ||
+	    (d->nruns < d->cfg->max_in_flight && http_capacity(d->http) > 0))
+		return 1;
+	int64_t now = clock_wall_ms();
+	for (struct run *r = d->runs; r; r = r->next)
+		if (!r->xfer && r->hold_until_ms && r->hold_until_ms <= now)
+			return 1;
+	return 0;
+}
+
 /* on_prepare - the loop's "before sleep": ingest, dispatch, commit, rearm. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct daemon *d = w->data;
 	(void)revents;
-	if (txn_try(d) < 0) {
+	if (needs_store(d) && txn_try(d) < 0) {
 		/* the store is locked by another process: try again soon, a little later each time */
 		ev_timer_stop(loop, &d->tick);
 		ev_timer_set(&d->tick, (double)d->busy_retry_ms / 1000.0, 0.);

@@ -27,7 +27,8 @@ CREATE INDEX IF NOT EXISTS files_name_hash ON files(name, hash);
 
 -- An explicit output path must not be taken by, nor be a directory of, nor lie inside the
 -- output of a job that has not finished: ingest looks that up once per job with an output,
--- through this index of unfinished jobs' explicit outputs (jobs without one, the bulk of a
--- large queue, are not in it).
-CREATE INDEX IF NOT EXISTS jobs_output_active ON jobs(output_path)
-	WHERE state IN (0, 1, 2) AND output_path IS NOT NULL;
+-- through this index of jobs' outputs (jobs without one, the bulk of a large queue, are not
+-- in it). Its condition names output_path alone: a partial index whose condition reads
+-- state would be maintained on every state change of every job (measured: half again the
+-- instructions per job), while the few rows one path has are filtered by state cheaply.
+CREATE INDEX IF NOT EXISTS jobs_output ON jobs(output_path) WHERE output_path IS NOT NULL;

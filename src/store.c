@@ -155,11 +155,11 @@ static const char *const stmt_sql[S_NSTMTS] = {
                       "njobs, nduplicates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_FILE_ADOPT] = "UPDATE files INDEXED BY files_name_hash SET dev = ?3, ino = ?4, "
                      "ctime_ns = ?5, size = ?6 WHERE name = ?1 AND hash = ?2 AND dev IS NULL",
-    /* unfinished jobs' explicit outputs (sql/005_file_identity.sql): the path itself or one
+    /* unfinished jobs' outputs (sql/005_file_identity.sql): the path itself or one
      * of its directories (?1 each in turn), and then what lies below it */
-    [S_OUTPUT_TAKEN] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output_active "
+    [S_OUTPUT_TAKEN] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output "
                        "WHERE state IN (0, 1, 2) AND output_path = ?1 LIMIT 1",
-    [S_OUTPUT_BELOW] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output_active "
+    [S_OUTPUT_BELOW] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output "
                        "WHERE state IN (0, 1, 2) AND output_path >= ?1 || '/' "
                        "AND output_path < ?1 || '0' ORDER BY output_path LIMIT 1",
     [S_JOB_BY_KEY] = "SELECT id FROM jobs WHERE key = ?1",

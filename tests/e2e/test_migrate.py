@@ -34,7 +34,7 @@ try:
         db.execute("DROP INDEX jobs_running")
         db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
         # version 1's files table: unique (name, hash), no identity
-        db.execute("DROP INDEX jobs_output_active")
+        db.execute("DROP INDEX jobs_output")
         db.execute("CREATE TABLE files_v1 (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                    "hash TEXT NOT NULL, ingested_ms INTEGER NOT NULL, njobs INTEGER NOT NULL "
                    "DEFAULT 0, nduplicates INTEGER NOT NULL DEFAULT 0, UNIQUE (name, hash))")
@@ -68,7 +68,7 @@ try:
     c.eq(db.execute("SELECT name, dev IS NULL FROM files").fetchall(), [("get.json", 1)],
          "the version-1 files row kept, without an identity")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('files_name_hash', "
-                    "'jobs_output_active', 'sqlite_autoindex_files_1')").fetchone()[0], 2,
+                    "'jobs_output', 'sqlite_autoindex_files_1')").fetchone()[0], 2,
          "files indexed by (name, hash), not unique; unfinished outputs indexed")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'attempts_open'")
          .fetchone()[0], 0, "attempts_open dropped")

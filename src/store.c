@@ -243,9 +243,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
                      "created_ms, next_run_ms, parent_id, " LIST_REASON " FROM jobs "
                      "WHERE state = ?2 ORDER BY id DESC LIMIT ?1",
-    /* failed and dead jobs through jobs_failed (sql/006_attempt_body.sql) */
+    /* failed and dead jobs: a scan, as for the counts by state (sql/006_attempt_body.sql) */
     [S_TOP_REASONS] = "SELECT reason, count(*) FROM (SELECT " LAST_REASON " AS reason "
-                      "FROM jobs INDEXED BY jobs_failed WHERE state IN (4, 5)) "
+                      "FROM jobs WHERE state IN (4, 5)) "
                       "GROUP BY reason ORDER BY 2 DESC, 1 LIMIT ?1",
     [S_SHOW_JOB] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
                    "max_attempts, created_ms, updated_ms, next_run_ms, finished_ms, spec_json, "

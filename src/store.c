@@ -148,9 +148,11 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_OP_RELEASE] = "RELEASE store_op",
     [S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
     /* this very file (the identity matches) before a row without identity (schema < 4) */
-    [S_FILE_SEEN] = "SELECT dev IS NULL FROM files INDEXED BY files_name_hash "
+    /* min(): 0 when this very file matches, 1 when only a row without identity does, NULL
+     * when none; an aggregate needs no sorter, which an ORDER BY set up for every file */
+    [S_FILE_SEEN] = "SELECT min(dev IS NULL) FROM files INDEXED BY files_name_hash "
                     "WHERE name = ?1 AND hash = ?2 AND (dev IS NULL OR (dev = ?3 AND "
-                    "ino = ?4 AND ctime_ns = ?5 AND size = ?6)) ORDER BY dev IS NULL LIMIT 1",
+                    "ino = ?4 AND ctime_ns = ?5 AND size = ?6))",
     [S_FILE_RECORD] = "INSERT INTO files (name, hash, dev, ino, ctime_ns, size, ingested_ms, "
                       "njobs, nduplicates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_FILE_ADOPT] = "UPDATE files INDEXED BY files_name_hash SET dev = ?3, ino = ?4, "
@@ -971,7 +973,7 @@ int store_file_seen(struct store *st, const char *name, const char *hash,
 	if (rc < 0)
 		return -1;
 	int seen = STORE_FILE_NEW;
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
 		seen = sqlite3_column_int(s, 0) ? STORE_FILE_LEGACY : STORE_FILE_SAME;
 	done(s);
 	return seen;

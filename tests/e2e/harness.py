@@ -43,12 +43,38 @@ class Checks:
         self.skipped.append(what)
         print(f"skipped: {what} ({why})", flush=True)
 
+    def run_parts(self, parts, *args):
+        """run_parts - each part(*args) in turn, timed; a part that raises counts as one
+        failure and the others still run. Prints the total time."""
+        t0 = time.monotonic()
+        for part in parts:
+            t = time.monotonic()
+            try:
+                part(*args)
+            except Exception as e:
+                import traceback
+                traceback.print_exc()
+                self.check(False, f"{part.__name__} raised {e!r}")
+            print(f"{part.__name__}: {time.monotonic() - t:.1f} s", flush=True)
+        print(f"total {time.monotonic() - t0:.1f} s", flush=True)
+
     def finish(self):
         line = f"{self.passed} passed, {self.failed} failed"
         if self.skipped:
             line += f", {len(self.skipped)} skipped"
         print(line, flush=True)
         sys.exit(1 if self.failed else 0)
+
+
+def stop_process(proc, timeout=10):
+    """stop_process - SIGTERM, then SIGKILL if it has not exited within timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_for(pred, timeout=30.0, step=0.05, what="condition"):
@@ -94,13 +120,7 @@ class Emulator:
         return self.admin("/__emu/state")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -392,13 +412,7 @@ class ScriptedServer:
         return None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.out.close()
 
 

@@ -209,15 +209,5 @@ def trailing_slash():
 
 
 if __name__ == "__main__":
-    t0 = time.monotonic()
-    for part in (retry_after_floor, far_waits, cursor_loops, trailing_slash):
-        t = time.monotonic()
-        try:
-            part()
-        except Exception as e:  # the other parts still run; this one counts as failed
-            import traceback
-            traceback.print_exc()
-            c.check(False, f"{part.__name__} raised {e!r}")
-        print(f"{part.__name__}: {time.monotonic() - t:.1f} s", flush=True)
-    print(f"total {time.monotonic() - t0:.1f} s", flush=True)
+    c.run_parts((retry_after_floor, far_waits, cursor_loops, trailing_slash))
     c.finish()

@@ -147,15 +147,5 @@ def locked_database():
 
 
 if __name__ == "__main__":
-    t0 = time.monotonic()
-    for part in (content_types, locked_database):
-        t = time.monotonic()
-        try:
-            part()
-        except Exception as e:  # the other parts still run; this one counts as failed
-            import traceback
-            traceback.print_exc()
-            c.check(False, f"{part.__name__} raised {e!r}")
-        print(f"{part.__name__}: {time.monotonic() - t:.1f} s", flush=True)
-    print(f"total {time.monotonic() - t0:.1f} s", flush=True)
+    c.run_parts((content_types, locked_database))
     c.finish()

@@ -75,8 +75,8 @@ def one_owner(emu):
         b.cleanup()
 
 
-def busy_store():
-    emu = Emulator("--delay-ms", "2500")
+def busy_store(_shared_emu):
+    emu = Emulator("--delay-ms", "2500")  # its own: answers held 2.5 s
     s = Spool(emu.url, config={"http": {"max_in_flight": 8}})
     db_path = os.path.join(s.spool, "segspool.db")
     holder = None
@@ -180,15 +180,7 @@ def colliding_outputs(emu):
 def main():
     emu = Emulator()
     try:
-        for name, fn in (("one_owner", lambda: one_owner(emu)), ("busy_store", busy_store),
-                         ("failed_write", lambda: failed_write(emu)),
-                         ("colliding_outputs", lambda: colliding_outputs(emu))):
-            t = time.monotonic()
-            try:
-                fn()
-            except Exception as e:  # a crash of one part is a failure, the rest still run
-                c.check(False, f"{name} raised {e!r}")
-            print(f"{name}: {time.monotonic() - t:.1f} s")
+        c.run_parts((one_owner, busy_store, failed_write, colliding_outputs), emu)
     finally:
         emu.stop()
         shutil.rmtree(emu.dir, ignore_errors=True)

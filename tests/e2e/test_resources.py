@@ -358,21 +358,11 @@ def deleted_and_corrupt_db(emu):
 
 
 emu = Emulator("--catalog-size", "5000")
-t0 = time.monotonic()
 try:
-    for part in (full_output_dir, full_spool, locked_db, deleted_and_corrupt_db):
-        t = time.monotonic()
-        try:
-            part(emu)
-        except Exception as e:  # the other parts still run; this one counts as failed
-            import traceback
-            traceback.print_exc()
-            c.check(False, f"{part.__name__} raised {e!r}")
-        print(f"{part.__name__}: {time.monotonic() - t:.1f} s", flush=True)
+    c.run_parts((full_output_dir, full_spool, locked_db, deleted_and_corrupt_db), emu)
 finally:
     emu.stop()
     shutil.rmtree(emu.dir, ignore_errors=True)
-print(f"total {time.monotonic() - t0:.1f} s", flush=True)
 if mount_problem and not c.failed:
     print(f"{c.passed} passed, {c.failed} failed, {len(c.skipped)} skipped", flush=True)
     print(f"skipped: mounting a tmpfs is not possible here ({mount_problem})", flush=True)

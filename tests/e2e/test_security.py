@@ -451,15 +451,5 @@ def as_nobody():
         shutil.rmtree(emu.dir, ignore_errors=True)
 
 
-t0 = time.monotonic()
-for part in (canary_run, token_files, output_escapes, plain_http, tls, as_nobody):
-    t = time.monotonic()
-    try:
-        part()
-    except Exception as e:  # the other parts still run; this one counts as failed
-        import traceback
-        traceback.print_exc()
-        c.check(False, f"{part.__name__} raised {e!r}")
-    print(f"{part.__name__}: {time.monotonic() - t:.1f} s", flush=True)
-print(f"total {time.monotonic() - t0:.1f} s", flush=True)
+c.run_parts((canary_run, token_files, output_escapes, plain_http, tls, as_nobody))
 c.finish()

@@ -234,18 +234,8 @@ def clashes(emu):
 
 
 emu = Emulator("--seed", "10")
-t0 = time.monotonic()
 try:
-    for part in (redrop, dirs_replaced, db_vanished, clashes):
-        t = time.monotonic()
-        try:
-            part(emu)
-        except Exception as e:  # the other parts still run; this one counts as failed
-            import traceback
-            traceback.print_exc()
-            c.check(False, f"{part.__name__} raised {e!r}")
-        print(f"{part.__name__}: {time.monotonic() - t:.1f} s", flush=True)
+    c.run_parts((redrop, dirs_replaced, db_vanished, clashes), emu)
 finally:
     emu.stop()
-print(f"total {time.monotonic() - t0:.1f} s", flush=True)
 c.finish()

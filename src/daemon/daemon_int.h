@@ -1,0 +1,176 @@
+/* daemon_int.h - what the daemon's files share (private to src/daemon/): the daemon and
+ * its runs, the iteration's transaction, and the functions one step of a job's path calls
+ * in another. The daemon: spool intake, claiming due jobs, admission (rate limits and the
+ * in-flight cap), requests, outcomes, pages, fan-out and outputs, on one libev loop.
+ *
+ * A job's path, file by file: ingest.c (spool intake), dispatch.c (claiming, admission,
+ * the token cache), send.c (the request), outcome.c (the answer), results.c (success,
+ * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children).
+ * loop.c drives each iteration and txn.c commits it; run.c holds a claimed job's lifetime;
+ * control_files.c carries out the CLI's cancel and retry.
+ *
+ * Durability: every store write of a loop iteration joins one transaction, committed in
+ * the ev_prepare callback (the loop's "before sleep"). Ingested files leave incoming/
+ * only after that commit; outputs are renamed into place just before it, so a job is
+ * never recorded succeeded without its output file. A request leaves only after the
+ * attempt that carries it is committed (curl sends from the loop, after the prepare).
+ */
+#ifndef SEGSPOOL_DAEMON_INT_H
+#define SEGSPOOL_DAEMON_INT_H
+
+#include <cjson/cJSON.h>
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "http.h"
+#include "job.h"
+#include "retry.h"
+#include "spool.h"
+#include "store.h"
+#include "strbuf.h"
+
+#define PARENT_POLL_MS 500
+#define LOCAL_HOLD_MAX_MS 1000 /* longer rate-limit waits go back to the store */
+#define LIMIT_WAIT_REASON "waiting for the rate limit" /* our own limit, not the server's */
+/* a workspace without a usable token: its jobs wait, burning no attempts, until a SIGHUP */
+#define TOKEN_WAIT_REASON "waiting for a usable API token"
+#define TOKEN_RECHECK_MS (10 * 60 * 1000)
+#define STORE_BUSY_WAIT_MS 100 /* the daemon's busy timeout: the loop must keep running */
+#define STORE_BUSY_RETRY_MAX_MS 2000
+#define STORE_BUSY_LOG_MS 10000
+#define CONTROL_POLL_S 0.25
+#define BUCKET_SAVE_MS 1000
+#define SPOOL_LOCK_WAIT_MS 60000 /* for a CLI command holding the spool lock */
+#define RETRY_WARN_FAILURES 3    /* failures in a row from which each retry is a warning */
+
+struct names {
+	char **v;
+	size_t n, alloc, head;
+};
+
+struct token {
+	char *workspace;
+	struct strbuf value;
+	int ok;
+	char *error;
+};
+
+struct daemon;
+
+/* run - one claimed job, from claim to its next state (one lifetime: a struct). */
+struct run {
+	struct daemon *d;
+	struct run *prev, *next;
+	struct job_row row;
+	struct job job;
+	int job_parsed;
+	struct http_xfer *xfer; /* set while a request is in flight */
+	int64_t hold_until_ms;  /* not in flight: when to try again */
+	int64_t attempt_id;
+	struct rl_bucket *ws_bucket, *op_bucket;
+	struct strbuf request;      /* "GET /sources?..." for the attempt row */
+	const char *method;         /* of the request in flight or last sent (a static string) */
+	int interrupt;              /* cancelled because the daemon stops, not by the user */
+	int count_on_end;           /* the answer's attempt counts; recorded with the job's end */
+	struct http_response *held; /* an answer kept while the store is busy, recorded later */
+	struct run *held_next;
+};
+
+struct daemon {
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct spool sp;
+	struct store *st;
+	struct http *http;
+	struct ratelimit *rl;
+	ev_io watch_io;
+	ev_timer tick, control_timer, grace_timer;
+	ev_prepare prepare;
+	ev_signal sig_term, sig_int, sig_hup;
+	int in_txn;
+	int txn_failed; /* writes of this transaction that failed: the commit refuses */
+	struct strbuf txn_first_failure;
+	int64_t busy_since_ms; /* another process holds the store's write lock; 0 when not */
+	int64_t busy_logged_ms, busy_retry_ms;
+	struct run *held_head, *held_tail; /* answers waiting for the store, in arrival order */
+	int nheld;
+	int wake_limit_waiters, wake_token_waiters, requeue_idle; /* for the next transaction */
+	struct names pending;                                     /* incoming/ names to ingest */
+	struct names archive;              /* ingested: leave incoming/ after the commit */
+	struct store_file_id *archive_ids; /* which file each of archive is, as read */
+	size_t archive_ids_alloc;
+	struct names stuck;           /* could neither ingest nor move: skip until restart */
+	struct output_batch *outputs; /* staged outputs, made durable just before the commit */
+	int scan_needed, control_needed;
+	int64_t last_scan_ms, last_bucket_save_ms;
+	int buckets_dirty;
+	struct run *runs;
+	int nruns, ninflight;
+	struct token *tokens;
+	size_t ntokens;
+	uint64_t rng;
+	int stopping, until_idle;
+	int64_t files_ingested, files_rejected, jobs_ingested, duplicates, requests;
+};
+
+/* Functions used by another file of the daemon, by the file that defines them. */
+
+/* ingest.c */
+void names_push(struct names *ns, const char *name);
+void names_clear(struct names *ns);
+const char *output_dir_path(const struct daemon *d);
+void ingest_pending(struct daemon *d);
+void archive_committed(struct daemon *d);
+
+/* dispatch.c */
+void tokens_forget(struct daemon *d);
+void send_or_hold(struct run *r);
+void dispatch(struct daemon *d);
+
+/* run.c */
+void run_link(struct daemon *d, struct run *r);
+void run_free(struct run *r);
+struct run *run_find(struct daemon *d, int64_t id);
+struct retry_policy policy_of(const struct daemon *d, const struct job *j);
+int multi_page(const struct run *r);
+char *error_json(const char *type, const char *message, int status);
+/* api_answer - what the API said (status, type, message, field), one line, escaped */
+void api_answer(struct strbuf *out, int status, const char *err_json);
+/* add_last_answer - "; the last answer: ..." from the job's last recorded attempt */
+void add_last_answer(struct run *r, struct strbuf *out);
+
+/* send.c */
+void send_now(struct run *r, const struct token *tok);
+
+/* outcome.c */
+void record_held(struct daemon *d);
+void on_response(struct http_response *resp, void *arg);
+
+/* results.c */
+void end_job(struct run *r, enum job_state to, const char *err_json, const char *reason);
+void wait_job(struct run *r, int64_t next_ms, int count_attempt, const char *reason);
+void default_output(const struct run *r, struct strbuf *path);
+void make_room(struct daemon *d);
+int write_result_output(struct run *r, const cJSON *data, struct strbuf *where, struct strbuf *err);
+int write_pages_output(struct daemon *d, int64_t job_id, const int64_t *ids, size_t n,
+                       const char *path, int64_t *items, struct strbuf *err);
+void succeed_job(struct run *r, const char *result_json, const char *output);
+void finish_pages(struct run *r);
+int needs_tree(const struct run *r);
+void on_success(struct run *r, cJSON *body, const struct strbuf *raw, size_t off, size_t len);
+
+/* fanout.c */
+void run_parent(struct run *r);
+
+/* control_files.c */
+int control_one(const char *name, void *arg);
+
+/* txn.c */
+int txn_try(struct daemon *d);
+void txn(struct daemon *d);
+void write_failed(struct daemon *d, int64_t job_id, const char *what);
+void commit(struct daemon *d);
+
+#endif

@@ -1,0 +1,219 @@
+/* dispatch.c - claiming and admission: held runs whose wait is over and newly due jobs
+ * start while there is room; a request goes only when the in-flight cap and both rate-limit
+ * buckets let it, with its workspace's token (read once, cached until a SIGHUP). */
+#include "daemon_int.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "http.h"
+#include "job.h"
+#include "paginate.h"
+#include "ratelimit.h"
+#include "retry.h"
+#include "store.h"
+#include "strbuf.h"
+#include "util.h"
+
+/* token_for - the workspace's token, read once (again after SIGHUP). */
+static struct token *token_for(struct daemon *d, const char *workspace)
+{
+	for (size_t i = 0; i < d->ntokens; i++)
+		if (strcmp(d->tokens[i].workspace, workspace) == 0)
+			return &d->tokens[i];
+	d->tokens = xrealloc(d->tokens, (d->ntokens + 1) * sizeof(*d->tokens));
+	struct token *t = &d->tokens[d->ntokens++];
+	memset(t, 0, sizeof(*t));
+	t->workspace = xstrdup(workspace);
+	sb_init(&t->value, 0);
+	struct strbuf err = STRBUF_INIT;
+	t->ok = config_token(d->cfg, workspace, &t->value, &err) == 0;
+	if (!t->ok) {
+		t->error = sb_detach(&err, NULL);
+		logmsg(LOG_ERROR, "%s", t->error);
+	}
+	sb_release(&err);
+	return t;
+}
+
+/* tokens_forget - wipes and frees the cached tokens. */
+void tokens_forget(struct daemon *d)
+{
+	for (size_t i = 0; i < d->ntokens; i++) {
+		if (d->tokens[i].value.alloc)
+			explicit_bzero(d->tokens[i].value.buf, d->tokens[i].value.alloc);
+		sb_release(&d->tokens[i].value);
+		free(d->tokens[i].workspace);
+		free(d->tokens[i].error);
+	}
+	free(d->tokens);
+	d->tokens = NULL;
+	d->ntokens = 0;
+}
+
+/* send_or_hold - admission: the in-flight cap and both rate-limit buckets. */
+void send_or_hold(struct run *r)
+{
+	struct daemon *d = r->d;
+	int64_t now = clock_wall_ms();
+	const struct workspace_cfg *w = config_workspace(d->cfg, r->job.workspace);
+	struct token *tok = token_for(d, r->job.workspace);
+	if (!tok->ok) {
+		/* not the job's fault: it waits, burning no attempt, for the SIGHUP that
+		 * brings a token (token_for said why, once, at error level) */
+		struct strbuf why = STRBUF_INIT;
+		sb_addf(&why, "%s for workspace %s: %s (fix it, then send SIGHUP)",
+		        TOKEN_WAIT_REASON, r->job.workspace, tok->error);
+		wait_job(r, now + TOKEN_RECHECK_MS, 0, why.buf);
+		sb_release(&why);
+		return;
+	}
+	double rate = w && w->rate_per_sec > 0 ? w->rate_per_sec : d->cfg->rate_per_sec;
+	double burst = w && w->burst > 0 ? w->burst : d->cfg->burst;
+	char key[256];
+	snprintf(key, sizeof(key), "ws:%s", r->job.workspace);
+	r->ws_bucket = rl_bucket_get(d->rl, key, rate, burst, now);
+	r->op_bucket = NULL;
+	if (d->cfg->endpoint_limits && r->job.op->rate_per_min > 0) {
+		snprintf(key, sizeof(key), "ws:%s/op:%s", r->job.workspace,
+		         catalog_rate_group(r->job.op));
+		/* a tenth of the minute's allowance may go at once: 6 for 60/min, 1 for 5/min */
+		double op_burst =
+		    r->job.op->rate_per_min / 10 > 1 ? r->job.op->rate_per_min / 10 : 1;
+		r->op_bucket =
+		    rl_bucket_get(d->rl, key, r->job.op->rate_per_min / 60.0, op_burst, now);
+	}
+	int64_t wait = rl_wait_ms(r->ws_bucket, now);
+	if (r->op_bucket) {
+		int64_t w2 = rl_wait_ms(r->op_bucket, now);
+		wait = w2 > wait ? w2 : wait;
+	}
+	if (wait > 0) {
+		/* held: until the limit lets it go, or its max age has come (then dead) */
+		struct retry_policy p = policy_of(d, &r->job);
+		struct retry_decision dec;
+		retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
+		if (dec.action == RETRY_DEAD) {
+			char *ej = error_json("MaxAgePassed", dec.reason, 0);
+			struct strbuf reason = STRBUF_INIT;
+			sb_adds(&reason, dec.reason);
+			add_last_answer(r, &reason);
+			end_job(r, JS_DEAD, ej, reason.buf);
+			sb_release(&reason);
+			free(ej);
+		} else if (wait > LOCAL_HOLD_MAX_MS) {
+			wait_job(r, dec.next_run_ms, 0, LIMIT_WAIT_REASON);
+		} else {
+			r->hold_until_ms = dec.next_run_ms;
+		}
+		return;
+	}
+	if (http_capacity(d->http) <= 0) {
+		r->hold_until_ms = now + 1;
+		return;
+	}
+	rl_take(r->ws_bucket, now);
+	if (r->op_bucket)
+		rl_take(r->op_bucket, now);
+	d->buckets_dirty = 1;
+	send_now(r, tok);
+}
+
+/* rewrite_stored_result - a job whose request already succeeded (its output failed):
+ * write the output from the stored data, send nothing. 1 if it was such a job. */
+static int rewrite_stored_result(struct run *r)
+{
+	char *stored = NULL;
+	if (store_job_result(r->d->st, r->row.id, &stored) < 0 || !stored)
+		return 0;
+	cJSON *data = cJSON_Parse(stored);
+	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
+	if (write_result_output(r, data, &where, &err) < 0) {
+		char *ej = error_json("OutputError", err.buf, 0);
+		end_job(r, JS_FAILED, ej, "the output file could not be written");
+		free(ej);
+	} else {
+		logmsg(LOG_INFO,
+		       "job %lld: output written from the stored result; the request "
+		       "had already succeeded and is not sent again",
+		       (long long)r->row.id);
+		succeed_job(r, stored, where.buf);
+	}
+	cJSON_Delete(data);
+	free(stored);
+	sb_release(&where);
+	sb_release(&err);
+	return 1;
+}
+
+/* start_run - a claimed job: parse its spec and take the path its kind needs. */
+static void start_run(struct daemon *d, struct job_row *row)
+{
+	struct run *r = xcalloc(1, sizeof(*r));
+	r->d = d;
+	r->row = *row;
+	sb_init(&r->request, 0);
+	run_link(d, r);
+	if (job_from_json(r->row.spec_json, &r->job) < 0) {
+		char *ej = error_json("BadSpec", "the stored job spec cannot be read", 0);
+		end_job(r, JS_FAILED, ej, "the stored job spec cannot be read");
+		free(ej);
+		return;
+	}
+	r->job_parsed = 1;
+	if (r->row.cancel_requested) {
+		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
+		return;
+	}
+	if (r->job.split_ms && r->row.parent_id == 0) {
+		run_parent(r);
+		return;
+	}
+	if (!multi_page(r) && r->row.has_result && rewrite_stored_result(r))
+		return;
+	if (multi_page(r) && r->row.pages_done > 0 &&
+	    !paginate_more(r->row.cursor, r->row.pages_done, r->job.max_pages)) {
+		finish_pages(r); /* every page was recorded before a restart */
+		return;
+	}
+	send_or_hold(r);
+}
+
+/* dispatch - held runs whose wait is over, then newly due jobs, while there is room. */
+void dispatch(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	int64_t now = clock_wall_ms();
+	for (struct run *r = d->runs, *next; r; r = next) {
+		next = r->next;
+		if (!r->xfer && r->hold_until_ms && r->hold_until_ms <= now) {
+			r->hold_until_ms = 0;
+			send_or_hold(r);
+		}
+	}
+	struct job_row rows[64];
+	for (;;) {
+		int room = d->cfg->max_in_flight - d->nruns;
+		if (room <= 0 || http_capacity(d->http) <= 0)
+			break;
+		if (room > (int)ARRAY_SIZE(rows))
+			room = (int)ARRAY_SIZE(rows);
+		txn(d);
+		int n = store_claim_due(d->st, now, rows, room);
+		if (n < 0) {
+			logmsg(LOG_ERROR, "cannot claim jobs: %s", store_errmsg(d->st));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			make_room(d);
+			start_run(d, &rows[i]);
+		}
+		if (n < room)
+			break;
+	}
+}

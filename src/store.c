@@ -98,6 +98,7 @@ enum stmt_id {
 	S_ATTEMPT_BEGIN,
 	S_ATTEMPT_END,
 	S_JOB_SUCCEED,
+	S_JOB_SUCCEED_IN_STORE,
 	S_JOB_WAIT,
 	S_JOB_END,
 	S_JOB_REQUEUE,
@@ -200,6 +201,10 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
                       "result_json = ?4, attempts = attempts + ?5, "
                       "output_path = coalesce(?6, output_path) " FROM_STATE,
+    /* no output file: output_path is left alone, so the outputs index (sql/005) is not
+     * looked at by an update that sets it to what it was */
+    [S_JOB_SUCCEED_IN_STORE] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                               "result_json = ?4, attempts = attempts + ?5 " FROM_STATE,
     [S_JOB_WAIT] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?4, "
                    "attempts = attempts + ?5 " FROM_STATE,
     [S_JOB_END] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
@@ -1639,11 +1644,12 @@ int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok
 	int rc = -1;
 	if (op_begin(st, &how) < 0)
 		return -1;
-	sqlite3_stmt *s = prep(st, S_JOB_SUCCEED);
+	sqlite3_stmt *s = prep(st, ok->output_path ? S_JOB_SUCCEED : S_JOB_SUCCEED_IN_STORE);
 	if (s) {
 		bind_text(s, 4, ok->result_json);
 		sqlite3_bind_int(s, 5, ok->count_attempt ? 1 : 0);
-		bind_text(s, 6, ok->output_path);
+		if (ok->output_path)
+			bind_text(s, 6, ok->output_path);
 		rc = strict(change_state(st, id, BIT(JS_RUNNING), JS_SUCCEEDED, s, "mark succeeded",
 		                         NULL, now_ms));
 	}

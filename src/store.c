@@ -149,11 +149,10 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_OP_RELEASE] = "RELEASE store_op",
     [S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
     /* this very file (the identity matches) before a row without identity (schema < 4) */
-    /* min(): 0 when this very file matches, 1 when only a row without identity does, NULL
-     * when none; an aggregate needs no sorter, which an ORDER BY set up for every file */
-    [S_FILE_SEEN] = "SELECT min(dev IS NULL) FROM files INDEXED BY files_name_hash "
-                    "WHERE name = ?1 AND hash = ?2 AND (dev IS NULL OR (dev = ?3 AND "
-                    "ino = ?4 AND ctime_ns = ?5 AND size = ?6))",
+    /* the rows of this name and content (usually none), compared in C: a plain index
+     * lookup costs a third of one with the comparison, an aggregate or a sort in SQL */
+    [S_FILE_SEEN] = "SELECT dev, ino, ctime_ns, size FROM files INDEXED BY files_name_hash "
+                    "WHERE name = ?1 AND hash = ?2",
     [S_FILE_RECORD] = "INSERT INTO files (name, hash, dev, ino, ctime_ns, size, ingested_ms, "
                       "njobs, nduplicates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_FILE_ADOPT] = "UPDATE files INDEXED BY files_name_hash SET dev = ?3, ino = ?4, "
@@ -973,13 +972,22 @@ int store_file_seen(struct store *st, const char *name, const char *hash,
 		return -1;
 	bind_text(s, 1, name);
 	bind_text(s, 2, hash);
-	bind_file_id(s, id);
-	int rc = step(st, s, "look up an ingested file");
+	int seen = STORE_FILE_NEW, rc;
+	while ((rc = step(st, s, "look up an ingested file")) == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
+			seen = STORE_FILE_LEGACY; /* this very file, if one matches, wins */
+			continue;
+		}
+		if (sqlite3_column_int64(s, 0) == id->dev &&
+		    sqlite3_column_int64(s, 1) == id->ino &&
+		    sqlite3_column_int64(s, 2) == id->ctime_ns &&
+		    sqlite3_column_int64(s, 3) == id->size) {
+			seen = STORE_FILE_SAME;
+			break;
+		}
+	}
 	if (rc < 0)
 		return -1;
-	int seen = STORE_FILE_NEW;
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		seen = sqlite3_column_int(s, 0) ? STORE_FILE_LEGACY : STORE_FILE_SAME;
 	done(s);
 	return seen;
 }

@@ -78,9 +78,8 @@ void http_cancel(struct http *h, struct http_xfer *xfer);
 int http_in_flight(const struct http *h);
 int http_capacity(const struct http *h); /* max_in_flight - in flight */
 
-/* http_method_mutates - whether a request with this method may change state on the
- * server (anything but GET and HEAD): such a request is never sent twice by itself. */
-int http_method_mutates(const char *method);
+/* http_method_mutates (util.h) says which requests may change state: a pure rule the
+ * job module applies at insert too, which must not link this one. */
 
 /* http_url_allowed - https anywhere; plain http only to loopback (127.0.0.0/8, ::1,
  * localhost). 0, or -1 with the reason appended to why. */

@@ -92,4 +92,9 @@ void job_problem_add(struct job_list *list, const char *where, int line, const c
  * 0, or -1 with the reason in why (static string). */
 int job_check_output_path(const char *path, const char **why);
 
+/* job_mutates - whether the job's request may change state on the server: its operation's
+ * method, a raw job's own (params.method), by http_method_mutates. The store records it at
+ * insert, so recovery knows an attempt a crash left open may have been applied. */
+int job_mutates(const struct job *job);
+
 #endif

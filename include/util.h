@@ -52,6 +52,11 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* http_method_mutates - whether a request with this method may change state on the
+ * server (anything but GET and HEAD): such a request is never sent twice by itself. Here,
+ * not in http.c, so the job module can decide it at insert without linking curl. */
+int http_method_mutates(const char *method);
+
 int64_t clock_wall_ms(void);
 int64_t clock_mono_ms(void);
 

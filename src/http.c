@@ -911,12 +911,6 @@ static int request_ok(struct http *h, const struct http_request *req)
 
 /* ---- public interface ------------------------------------------------------------- */
 
-/* http_method_mutates - see http.h. */
-int http_method_mutates(const char *method)
-{
-	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
-}
-
 /* http_submit - see http.h; admission is checked before anything touches curl. */
 int http_submit(struct http *h, const struct http_request *req, http_done_fn done, void *arg,
                 struct http_xfer **out)

@@ -1784,3 +1784,19 @@ int job_check_output_path(const char *path, const char **why)
 		*why = reason;
 	return reason ? -1 : 0;
 }
+
+/* --- effects -------------------------------------------------------------------------- */
+
+/* job_mutates - see job.h; a raw job without a method string (never a parsed one) counts
+ * as a mutation, the side on which nothing is sent twice. */
+int job_mutates(const struct job *job)
+{
+	const char *method = job->op->method;
+	if (job->op->is_raw) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(job->params, "method");
+		if (!cJSON_IsString(m))
+			return 1;
+		method = m->valuestring;
+	}
+	return http_method_mutates(method);
+}

@@ -221,6 +221,12 @@ int64_t clock_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* http_method_mutates - see util.h. */
+int http_method_mutates(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
 /* clock_mono_ms - milliseconds on the monotonic clock. */
 int64_t clock_mono_ms(void)
 {

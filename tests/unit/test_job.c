@@ -598,6 +598,42 @@ TEST(output_paths)
 	CHECK_INT(job_check_output_path(whole, &why), -1);
 }
 
+/* mutates_of - job_mutates of a job of operation op with params given as JSON. */
+static int mutates_of(const char *op, const char *params)
+{
+	struct job j = {0};
+	j.op = catalog_find(op);
+	j.params = cJSON_Parse(params);
+	int m = j.op && j.params ? job_mutates(&j) : -1;
+	cJSON_Delete(j.params);
+	return m;
+}
+
+TEST(mutates_by_method)
+{
+	CHECK_INT(mutates_of("getSource", "{\"sourceId\": \"s1\"}"), 0);
+	CHECK_INT(mutates_of("listSources", "{}"), 0);
+	CHECK_INT(mutates_of("createSource", "{}"), 1);
+	CHECK_INT(mutates_of("deleteSource", "{\"sourceId\": \"s1\"}"), 1);
+	CHECK_INT(mutates_of("updateSource", "{}"), 1); /* PATCH */
+	/* a raw job's own method decides, not the catalog's "ANY" */
+	CHECK_INT(mutates_of("raw", "{\"method\": \"GET\", \"path\": \"/sources\"}"), 0);
+	CHECK_INT(mutates_of("raw", "{\"method\": \"POST\", \"path\": \"/sources\"}"), 1);
+	CHECK_INT(mutates_of("raw", "{\"method\": \"DELETE\", \"path\": \"/sources/s\"}"), 1);
+	CHECK_INT(mutates_of("raw", "{\"path\": \"/sources\"}"), 1); /* no method: the safe side */
+	/* and as parsed from a document */
+	struct job_list l;
+	CHECK_INT(
+	    parse_str("[{\"op\": \"raw\", \"params\": {\"method\": \"GET\", \"path\": \"/x\"}},"
+	              " {\"op\": \"listSources\"}, {\"op\": \"raw\", \"params\":"
+	              " {\"method\": \"PUT\", \"path\": \"/x\"}}]",
+	              JOB_FORMAT_JSON, &l),
+	    0);
+	CHECK(l.njobs == 3 && !job_mutates(&l.jobs[0]) && !job_mutates(&l.jobs[1]) &&
+	      job_mutates(&l.jobs[2]));
+	job_list_release(&l);
+}
+
 TEST(format_for_name)
 {
 	CHECK_INT(job_format_for_name("a.jsonl"), JOB_FORMAT_JSONL);
@@ -1024,6 +1060,7 @@ int main(void)
 	RUN(problems_json_shape);
 	RUN(output_paths);
 	RUN(format_for_name);
+	RUN(mutates_by_method);
 	RUN(bad_corpus);
 	RUN(good_corpus);
 	RUN(generated_bad_documents);

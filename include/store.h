@@ -101,6 +101,8 @@ struct job_new {
 	int64_t parent_id;     /* 0 for top-level jobs */
 	int max_attempts;
 	int paginated; /* pages will be recorded */
+	int mutates;   /* the request may change state (job_mutates): recovery records an
+	                * attempt left open as "unknown", not "interrupted" */
 };
 
 enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };

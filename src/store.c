@@ -167,8 +167,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_JOB_BY_KEY] = "SELECT id FROM jobs WHERE key = ?1",
     [S_JOB_INSERT] = "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
                      "output_path, source_file, priority, not_before_ms, next_run_ms, "
-                     "max_attempts, created_ms, updated_ms, paginated) "
-                     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+                     "max_attempts, created_ms, updated_ms, paginated, mutates) "
+                     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
     [S_TRANSITION_ADD] = "INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
                          "reason) VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
@@ -231,7 +231,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
                            "WHERE job_id = ?1 AND cursor = ?2",
     /* an attempt without an outcome belongs to a running job (sql/002_lean_attempts.sql) */
     [S_OPEN_ATTEMPTS] =
-        "SELECT a.id, j.op_id, j.spec_json FROM jobs j INDEXED BY jobs_running "
+        "SELECT a.id, j.op_id, j.spec_json, j.mutates FROM jobs j INDEXED BY jobs_running "
         "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
     [S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
     [S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
@@ -1174,6 +1174,7 @@ static int insert_job(struct store *st, const struct job_new *job, int64_t now_m
 	sqlite3_bind_int(s, 11, job->max_attempts);
 	sqlite3_bind_int64(s, 12, now_ms);
 	sqlite3_bind_int(s, 13, job->paginated != 0);
+	sqlite3_bind_int(s, 14, job->mutates != 0);
 	if (run(st, s, "insert a job") < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(st->db);
@@ -1881,9 +1882,9 @@ int store_page_cursor_seen(struct store *st, int64_t job_id, const char *cursor)
 
 /* --- recovery ------------------------------------------------------------------------------ */
 
-/* op_is_read - whether repeating the job's request is harmless: get* and list*
- * operations, and raw requests with method GET. Anything else may have changed
- * something on the server before the crash. */
+/* op_is_read - the guess for a job recorded before 007_job_mutates.sql, whose mutates is
+ * NULL: get* and list* operations, and raw requests with method GET, are reads. Only
+ * those old rows use it; a job inserted since carries the decision made from its method. */
 static int op_is_read(const char *op_id, const char *spec_json)
 {
 	if (!op_id)
@@ -1921,8 +1922,11 @@ static int collect_open_attempts(struct store *st, struct open_attempt **out, si
 			*out = xrealloc(*out, alloc * sizeof(**out));
 		}
 		(*out)[*n].id = sqlite3_column_int64(s, 0);
-		(*out)[*n].read = op_is_read((const char *)sqlite3_column_text(s, 1),
-		                             (const char *)sqlite3_column_text(s, 2));
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			(*out)[*n].read = sqlite3_column_int(s, 3) == 0;
+		else /* a job from before 007: its method was not recorded */
+			(*out)[*n].read = op_is_read((const char *)sqlite3_column_text(s, 1),
+			                             (const char *)sqlite3_column_text(s, 2));
 		(*n)++;
 	}
 	done(s);

@@ -42,6 +42,7 @@ static int create_children(struct run *r, int64_t now)
 		if (child.paginate == PAGINATE_NONE)
 			child.paginate = PAGINATE_ALL;
 		char *spec = job_to_json(&child);
+		int mutates = job_mutates(&child);
 		cJSON_Delete(child.params);
 		struct job_new nj = {
 		    .op_id = r->row.op_id,
@@ -52,6 +53,7 @@ static int create_children(struct run *r, int64_t now)
 		    .parent_id = r->row.id,
 		    .max_attempts = policy_of(d, &r->job).max_attempts,
 		    .paginated = 1,
+		    .mutates = mutates,
 		};
 		int64_t id;
 		if (store_job_insert(d->st, &nj, now, &id) != STORE_INSERTED)

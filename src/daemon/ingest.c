@@ -265,6 +265,7 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 		    .not_before_ms = j->not_before_ms,
 		    .max_attempts = j->max_attempts ? j->max_attempts : d->cfg->retry.max_attempts,
 		    .paginated = j->op->paginated && j->paginate != PAGINATE_NONE,
+		    .mutates = job_mutates(j),
 		};
 		int64_t id = 0;
 		int rc = store_job_insert(d->st, &nj, now, &id);

@@ -2,11 +2,12 @@
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
 opened by this daemon: it migrates (user_version: one per sql/NNN_*.sql file, the latest
 schema; no attempts_open, jobs_running in place of jobs_state, pages_cursor added, files
-with identities and without UNIQUE (name, hash)), finds the running job through the new
-index, closes its open attempt as
-"interrupted" (a read), numbers the next attempt after it, and finishes the job. The
+with identities and without UNIQUE (name, hash), jobs.mutates added), finds the running
+jobs through the new index, closes their open attempts by the old guess from the
+operation's name, as the old rows have no mutates (NULL): "interrupted" for the read,
+"unknown" for the create, numbers the next attempt after it, and finishes the read. The
 creation row the old daemon wrote is shown once; a new job's creation, which has no row,
-is shown from its jobs row.
+is shown from its jobs row, and new jobs record mutates from their method.
 Runtime: about 2 s."""
 import glob
 import os
@@ -21,12 +22,17 @@ LATEST = len(glob.glob(os.path.join(os.environ["SEGSPOOL_SRC"], "sql", "[0-9]*.s
 emu = Emulator("--seed", "10")
 s = Spool(emu.url, config={"endpoint_limits": False})
 try:
-    s.drop_jobs("get.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}}])
+    s.drop_jobs("get.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}},
+                             {"op": "createSource",
+                              "params": {"slug": "migrate-1", "enabled": True,
+                                         "metadataId": "IqDTy1TpoU"}}])
     c.eq(s.run_until_idle(timeout=60), 0, "first run")
     path = os.path.join(s.spool, "segspool.db")
     db = sqlite3.connect(path)
     c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST,
          f"a new database is at version {LATEST}")
+    c.eq(db.execute("SELECT id, mutates FROM jobs ORDER BY id").fetchall(), [(1, 0), (2, 1)],
+         "a new job records whether it mutates: the read 0, the create 1")
     # what a version-1 daemon killed mid-request leaves: its index, a running job, an
     # attempt without an outcome
     with db:
@@ -44,10 +50,13 @@ try:
         db.execute("ALTER TABLE files_v1 RENAME TO files")
         # nor the column a later migration adds
         db.execute("ALTER TABLE attempts DROP COLUMN body")
+        db.execute("ALTER TABLE jobs DROP COLUMN mutates")
         db.execute("UPDATE jobs SET state = 1, result_json = NULL, finished_ms = NULL "
-                   "WHERE id = 1")
+                   "WHERE id IN (1, 2)")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                    "VALUES (1, 2, ?, 'GET /warehouses/wh_1')", (int(time.time() * 1000),))
+        db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
+                   "VALUES (2, 2, ?, 'POST /sources')", (int(time.time() * 1000),))
         # a version-1 daemon kept each job's creation as a transitions row too
         db.execute("INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
                    "SELECT id, NULL, 0, created_ms, 'ingested from get.json (v1 row)' "
@@ -62,6 +71,8 @@ try:
          .fetchone()[0], 1, "pages_cursor created")
     c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
             "attempts have a body column")
+    c.eq(db.execute("SELECT id, mutates FROM jobs ORDER BY id").fetchall(),
+         [(1, None), (2, None)], "jobs have a mutates column, NULL for the old rows")
     c.eq(db.execute("SELECT name, dev IS NULL FROM files").fetchall(), [("get.json", 1)],
          "the version-1 files row kept, without an identity")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('files_name_hash', "
@@ -79,6 +90,9 @@ try:
     c.eq([(a["attempt"], a["outcome"]) for a in sh["attempts"]],
          [(1, "ok"), (2, "interrupted"), (3, "ok")],
          "the open attempt closed as interrupted; the next one is number 3")
+    c.eq([(a["attempt"], a["outcome"]) for a in s.show(2)["attempts"]][:2],
+         [(1, "ok"), (2, "unknown")],
+         "the create's open attempt, with no mutates recorded, closed as unknown by its name")
     created = [t for t in sh["transitions"] if t["from"] is None]
     c.eq([t["reason"] for t in created], ["ingested from get.json (v1 row)"],
          "an old database's creation row is shown once, not doubled by the jobs row's")
@@ -86,7 +100,7 @@ try:
          "the creation comes first")
     s.drop_jobs("get2.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}}])
     c.eq(s.run_until_idle(timeout=60), 0, "third run, a new job")
-    sh = s.show(2)
+    sh = s.show(3)
     c.eq([(t["from"], t["to"], t["reason"]) for t in sh["transitions"]][0],
          (None, "queued", "ingested from get2.json"),
          "a new job's creation comes from its jobs row")

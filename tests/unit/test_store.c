@@ -755,11 +755,13 @@ TEST(test_recover)
 	struct store *st = open_fresh("recover.db");
 	struct job_new read = new_job("listSources", NULL, 0, 0);
 	struct job_new write = new_job("createSource", NULL, 0, 0);
+	write.mutates = 1;
 	struct job_new raw_get = new_job("raw", NULL, 0, 0);
 	raw_get.spec_json =
 	    "{\"op\":\"raw\",\"params\":{\"method\":\"get\",\"path\":\"/sources\"}}";
 	struct job_new raw_post = new_job("raw", NULL, 0, 0);
 	raw_post.spec_json = "{\"op\":\"raw\",\"params\":{\"method\":\"POST\",\"path\":\"/x\"}}";
+	raw_post.mutates = 1;
 	int64_t ids[4] = {insert(st, &read, 1000), insert(st, &write, 1000),
 	                  insert(st, &raw_get, 1000), insert(st, &raw_post, 1000)};
 	int64_t idle = insert(st, &read, 1000);
@@ -798,6 +800,39 @@ TEST(test_recover)
 	for (int i = 0; i < 4; i++) {
 		CHECK_INT(rows[i].tries, rows[i].id == idle ? 0 : 1);
 		job_row_release(&rows[i]);
+	}
+	store_close(st);
+}
+
+TEST(test_recover_by_mutates)
+{
+	/* the recorded flag decides, not the operation's name: names chosen to contradict it */
+	struct store *st = open_fresh("recover-mutates.db");
+	struct job_new read = new_job("createSource", NULL, 0, 0);
+	read.mutates = 0;
+	struct job_new write = new_job("getSource", NULL, 0, 0);
+	write.mutates = 1;
+	int64_t ids[2] = {insert(st, &read, 1000), insert(st, &write, 1000)};
+	struct job_row rows[2];
+	CHECK_INT(store_claim_due(st, 1000, rows, 2), 2);
+	for (int i = 0; i < 2; i++) {
+		int64_t aid;
+		CHECK_INT(store_attempt_begin(st, rows[i].id, 1, 1000, "GET /sources/s", &aid), 0);
+		job_row_release(&rows[i]);
+	}
+	store_close(st);
+
+	char *err = NULL;
+	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), 0);
+	CHECK_INT(store_recover(st, 5000), 2);
+	static const char *const outcomes[2] = {"interrupted", "unknown"};
+	for (int i = 0; i < 2; i++) {
+		CHECK_INT(state_of(st, ids[i]), JS_QUEUED);
+		cJSON *o = show(st, ids[i]);
+		cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "attempts"), 0);
+		CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "outcome")),
+		          outcomes[i]);
+		cJSON_Delete(o);
 	}
 	store_close(st);
 }
@@ -1329,6 +1364,7 @@ int main(void)
 	RUN(test_pages_resume);
 	RUN(test_page_cursor_seen);
 	RUN(test_recover);
+	RUN(test_recover_by_mutates);
 	RUN(test_children);
 	RUN(test_list_show_json);
 	RUN(test_buckets);
@@ -1341,11 +1377,12 @@ int main(void)
 	RUN(test_speed);
 
 	static const char *const names[] = {
-	    "migrate.db",  "newer.db",   "foreign.db",    "garbage.db",  "dup.db",
-	    "claim.db",    "trans.db",   "disallowed.db", "cancel.db",   "retry.db",
-	    "attempts.db", "pages.db",   "recover.db",    "children.db", "json.db",
-	    "buckets.db",  "shared.db",  "group.db",      "claimtx.db",  "speed.db",
-	    "ident.db",    "outputs.db", "vanish.db",     "vanish2.db",  "vanish3.db",
+	    "migrate.db",  "newer.db",   "foreign.db",    "garbage.db",         "dup.db",
+	    "claim.db",    "trans.db",   "disallowed.db", "cancel.db",          "retry.db",
+	    "attempts.db", "pages.db",   "recover.db",    "recover-mutates.db", "children.db",
+	    "json.db",     "buckets.db", "shared.db",     "group.db",           "claimtx.db",
+	    "speed.db",    "ident.db",   "outputs.db",    "vanish.db",          "vanish2.db",
+	    "vanish3.db",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		remove_db(db_named(names[i]));

@@ -427,6 +427,25 @@ void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_use
 	out->reason = "unknown outcome";
 }
 
+/* retry_lost_answer_matters - a 409 or 404 on a retried mutation; see retry.h. */
+int retry_lost_answer_matters(int status, int mutates, int tries)
+{
+	return (status == 409 || status == 404) && mutates && tries >= 2;
+}
+
+/* retry_after_lost_answer - the reason of such an answer after a lost one; see retry.h. */
+const char *retry_after_lost_answer(int status, int mutates, int tries, int64_t lost_answers,
+                                    char *buf, size_t size)
+{
+	if (!retry_lost_answer_matters(status, mutates, tries) || lost_answers <= 0)
+		return NULL;
+	snprintf(buf, size,
+	         "HTTP %d after an earlier attempt whose answer was lost: that "
+	         "request was probably applied (see the attempts); not retried",
+	         status);
+	return buf;
+}
+
 /* rng_next - xorshift64* (Vigna); a zero state would stay zero, so it is replaced. */
 uint64_t rng_next(uint64_t *state)
 {

@@ -495,6 +495,30 @@ TEST(rng)
 	CHECK(z != 0);
 }
 
+/* after_lost_answer - a 409 or 404 on a mutation tried before, after a lost answer, says
+ * the earlier request was probably applied; any other case keeps the plain reason. */
+TEST(after_lost_answer)
+{
+	char buf[256];
+	CHECK(retry_lost_answer_matters(409, 1, 2));
+	CHECK(retry_lost_answer_matters(404, 1, 5));
+	CHECK(!retry_lost_answer_matters(400, 1, 2));
+	CHECK(!retry_lost_answer_matters(410, 1, 2));
+	CHECK(!retry_lost_answer_matters(409, 0, 2)); /* a GET: nothing was applied */
+	CHECK(!retry_lost_answer_matters(404, 1, 1)); /* the first attempt: nothing earlier */
+
+	const char *why = retry_after_lost_answer(409, 1, 2, 1, buf, sizeof(buf));
+	CHECK(why == buf);
+	CHECK_STR(buf, "HTTP 409 after an earlier attempt whose answer was lost: that request "
+	               "was probably applied (see the attempts); not retried");
+	CHECK(retry_after_lost_answer(404, 1, 3, 2, buf, sizeof(buf)) == buf);
+	CHECK(strncmp(buf, "HTTP 404 after", 14) == 0);
+	CHECK(retry_after_lost_answer(409, 1, 2, 0, buf, sizeof(buf)) == NULL); /* none lost */
+	CHECK(retry_after_lost_answer(409, 0, 2, 1, buf, sizeof(buf)) == NULL);
+	CHECK(retry_after_lost_answer(404, 1, 1, 1, buf, sizeof(buf)) == NULL);
+	CHECK(retry_after_lost_answer(500, 1, 2, 1, buf, sizeof(buf)) == NULL);
+}
+
 int main(void)
 {
 	RUN(outcome_names);
@@ -516,5 +540,6 @@ int main(void)
 	RUN(policy_effective_sources);
 	RUN(decide_unknown);
 	RUN(rng);
+	RUN(after_lost_answer);
 	return tl_finish();
 }

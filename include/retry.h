@@ -122,6 +122,14 @@ int retry_lost_answer_matters(int status, int mutates, int tries);
 const char *retry_after_lost_answer(int status, int mutates, int tries, int64_t lost_answers,
                                     char *buf, size_t size);
 
+/* retry_attempt_outcome - the outcome an attempt is recorded with: outcome_name(o), but an
+ * OUTCOME_CANCELLED cut off by the daemon's own stop (interrupted) is "unknown" for a
+ * mutation (it may have been applied) and "interrupted" for a GET. */
+const char *retry_attempt_outcome(enum outcome o, int interrupted, int mutates);
+/* retry_429_wait - the wait a 429 asked for: the longer of Retry-After and msBeforeNext
+ * (each -1 if absent), -1 when neither; *source names the header or field it came from. */
+int64_t retry_429_wait(int64_t retry_after_ms, int64_t ms_before_next, const char **source);
+
 /* rng_next - xorshift64*: the daemon's random source (seeded from the clock and pid). */
 uint64_t rng_next(uint64_t *state);
 

@@ -446,6 +446,21 @@ const char *retry_after_lost_answer(int status, int mutates, int tries, int64_t 
 	return buf;
 }
 
+/* retry_attempt_outcome - an attempt's recorded outcome; see retry.h. */
+const char *retry_attempt_outcome(enum outcome o, int interrupted, int mutates)
+{
+	if (o == OUTCOME_CANCELLED && interrupted)
+		return mutates ? "unknown" : "interrupted";
+	return outcome_name(o);
+}
+
+/* retry_429_wait - the longer of the two waits a 429 may give; see retry.h. */
+int64_t retry_429_wait(int64_t retry_after_ms, int64_t ms_before_next, const char **source)
+{
+	*source = retry_after_ms > ms_before_next ? "Retry-After" : "msBeforeNext";
+	return retry_after_ms > ms_before_next ? retry_after_ms : ms_before_next;
+}
+
 /* rng_next - xorshift64* (Vigna); a zero state would stay zero, so it is replaced. */
 uint64_t rng_next(uint64_t *state)
 {

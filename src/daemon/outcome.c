@@ -154,9 +154,10 @@ static void record_response(struct run *r, struct http_response *resp)
 	if (o == OUTCOME_RATE_LIMITED) {
 		int64_t ra = retry_after_ms(resp->retry_after, now);
 		int64_t mb = retry_ms_before_next(resp->body.buf, resp->body.len);
-		if (ra >= 0 || mb >= 0)
-			floor_ms = server_wait(r, limited, ra > mb ? ra : mb,
-			                       ra > mb ? "Retry-After" : "msBeforeNext", now);
+		const char *source;
+		int64_t asked = retry_429_wait(ra, mb, &source);
+		if (asked >= 0)
+			floor_ms = server_wait(r, limited, asked, source, now);
 		if (floor_ms < least)
 			floor_ms = least;
 		hold_bucket(r, now + floor_ms);
@@ -172,9 +173,7 @@ static void record_response(struct run *r, struct http_response *resp)
 				rl_note_answer(r->op_bucket);
 		}
 	}
-	const char *outcome = (o == OUTCOME_CANCELLED && r->interrupt)
-	                          ? (run_mutates(r) ? "unknown" : "interrupted")
-	                          : outcome_name(o);
+	const char *outcome = retry_attempt_outcome(o, r->interrupt, run_mutates(r));
 	char status_msg[64];
 	if (!errmsg && resp->status >= 300) {
 		snprintf(status_msg, sizeof(status_msg), "HTTP %d", resp->status);

@@ -519,6 +519,32 @@ TEST(after_lost_answer)
 	CHECK(retry_after_lost_answer(500, 1, 2, 1, buf, sizeof(buf)) == NULL);
 }
 
+/* attempt_outcome - a stop of the daemon cuts a mutation off with its fate unknown, a GET
+ * merely interrupted; a user's cancel and every other outcome keep their names. */
+TEST(attempt_outcome)
+{
+	CHECK_STR(retry_attempt_outcome(OUTCOME_CANCELLED, 1, 1), "unknown");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_CANCELLED, 1, 0), "interrupted");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_CANCELLED, 0, 1), "cancelled");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_RETRY, 1, 1), "retry");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_SUCCESS, 0, 0), "ok");
+}
+
+/* wait_429 - the longer of Retry-After and msBeforeNext, named; -1 when neither came. */
+TEST(wait_429)
+{
+	const char *source = NULL;
+	CHECK_INT(retry_429_wait(5000, 2000, &source), 5000);
+	CHECK_STR(source, "Retry-After");
+	CHECK_INT(retry_429_wait(1000, 2000, &source), 2000);
+	CHECK_STR(source, "msBeforeNext");
+	CHECK_INT(retry_429_wait(-1, 300, &source), 300);
+	CHECK_STR(source, "msBeforeNext");
+	CHECK_INT(retry_429_wait(0, -1, &source), 0); /* "Retry-After: 0" is a wait of 0 */
+	CHECK_STR(source, "Retry-After");
+	CHECK_INT(retry_429_wait(-1, -1, &source), -1);
+}
+
 int main(void)
 {
 	RUN(outcome_names);
@@ -541,5 +567,7 @@ int main(void)
 	RUN(decide_unknown);
 	RUN(rng);
 	RUN(after_lost_answer);
+	RUN(attempt_outcome);
+	RUN(wait_429);
 	return tl_finish();
 }

@@ -25,6 +25,16 @@ struct output_file;
  * validation and output_open both apply it. Pure. */
 const char *output_path_check(const char *relpath);
 
+/* output_default_name - appends the name of a job's output when the job named none:
+ * "<op_id>-<id>.json" (jsonl: ".jsonl") for n 1 or less, else "<op_id>-<id>-<n>.json";
+ * the caller tries n = 1, 2, ... while a name is taken. Pure. */
+void output_default_name(struct strbuf *out, const char *op_id, int64_t id, int jsonl, int n);
+/* output_default_name_op - when path has the form output_default_name gives ("OP-12.json",
+ * "OP-3-2.jsonl": digits after the first '-', at the top of the output directory), the
+ * length of its OP prefix (whether OP is an operation is the caller's to check); else 0.
+ * Pure. */
+size_t output_default_name_op(const char *path);
+
 /* output_open - creates missing parent directories (0755) and the .part file. Returns 0,
  * or -1 with the reason appended to err. */
 int output_open(int out_dir_fd, const char *relpath, struct output_file **out, struct strbuf *err);

@@ -22,6 +22,12 @@ struct page_result {
 int paginate_extract(const struct op_def *op, const struct cJSON *body, struct page_result *out,
                      const char **why);
 
+/* paginate_multi_page - whether a job is read page by page (its items into a JSON Lines
+ * output, its pages recorded): its operation paginates (op_paginated) and the job asks to
+ * (job_paginates) or is a fan-out child (one time window of its parent's, whose pages are
+ * merged into the parent's output). Else its one answer is its result. */
+int paginate_multi_page(int op_paginated, int job_paginates, int fanout_child);
+
 /* paginate_more - whether to fetch another page: a next cursor, and under max_pages
  * (0 = no limit) after pages_done pages. */
 int paginate_more(const char *next, int pages_done, int max_pages);

@@ -47,6 +47,11 @@ void rl_note_answer(struct rl_bucket *b);
  * earlier run (under a larger max_server_wait, or none) is cut as a new one would be. */
 int64_t rl_hold_clamp(int64_t hold_until_ms, int64_t now_ms, int64_t max_ms);
 
+/* rl_endpoint_burst - the burst of an endpoint's bucket, from its documented limit per
+ * minute: a tenth of the minute's allowance may go at once (whole requests: 6 for 60/min,
+ * 6 for 65/min), and at least one (1 for 5/min). */
+double rl_endpoint_burst(int rate_per_min);
+
 /* persistence: a bucket's state, and restoring it after a restart */
 const char *rl_bucket_key(const struct rl_bucket *b);
 void rl_bucket_state(const struct rl_bucket *b, double *tokens, int64_t *updated_ms,

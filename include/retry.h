@@ -111,6 +111,25 @@ void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_use
 void retry_limit_wait(const struct retry_policy *p, int64_t created_ms, int64_t now_ms,
                       int64_t wait_ms, struct retry_decision *out);
 
+/* retry_lost_answer_matters - whether a failed answer may follow an applied request whose
+ * answer was lost: a 409 or 404 on a mutation (mutates) of a job with tries >= 2 attempts
+ * recorded. Only then is it worth counting the job's lost answers. */
+int retry_lost_answer_matters(int status, int mutates, int tries);
+/* retry_after_lost_answer - when retry_lost_answer_matters and lost_answers (earlier
+ * attempts whose answer was lost) > 0, the reason the job ends with, written to buf
+ * (naming the status: that earlier request was probably applied, a create that now
+ * conflicts or a delete of what is gone, which the bare status would hide); else NULL. */
+const char *retry_after_lost_answer(int status, int mutates, int tries, int64_t lost_answers,
+                                    char *buf, size_t size);
+
+/* retry_attempt_outcome - the outcome an attempt is recorded with: outcome_name(o), but an
+ * OUTCOME_CANCELLED cut off by the daemon's own stop (interrupted) is "unknown" for a
+ * mutation (it may have been applied) and "interrupted" for a GET. */
+const char *retry_attempt_outcome(enum outcome o, int interrupted, int mutates);
+/* retry_429_wait - the wait a 429 asked for: the longer of Retry-After and msBeforeNext
+ * (each -1 if absent), -1 when neither; *source names the header or field it came from. */
+int64_t retry_429_wait(int64_t retry_after_ms, int64_t ms_before_next, const char **source);
+
 /* rng_next - xorshift64*: the daemon's random source (seeded from the clock and pid). */
 uint64_t rng_next(uint64_t *state);
 

@@ -692,34 +692,20 @@ static const char *string_field(struct ctx *c, const cJSON *obj, const char *nam
 	return NULL;
 }
 
-/* digits_end - past a run of at least one digit at s, or NULL. */
-static const char *digits_end(const char *s)
-{
-	const char *p = s;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	return p > s ? p : NULL;
-}
-
 /* default_output_name - whether a path has the form the daemon gives a job that named no
  * output ("createSource-12.json", "listSources-3-2.jsonl", at the top of the output
  * directory): such a name belongs to the job of that id, and an explicit output taking it
- * would replace that job's file. */
+ * would replace that job's file. The form is output_default_name_op's, the builder's. */
 static int default_output_name(const char *path)
 {
-	const char *dash = strchr(path, '-');
-	if (!dash || strchr(path, '/') || dash == path || (size_t)(dash - path) >= 128)
+	size_t n = output_default_name_op(path);
+	if (!n || n >= 128)
 		return 0;
 	char op[128];
-	memcpy(op, path, (size_t)(dash - path));
-	op[dash - path] = '\0';
+	memcpy(op, path, n);
+	op[n] = '\0';
 	const struct op_def *def = catalog_find(op);
-	if (!def || strcmp(def->operation_id, op) != 0)
-		return 0;
-	const char *p = digits_end(dash + 1);
-	if (p && p[0] == '-')
-		p = digits_end(p + 1);
-	return p && (strcmp(p, ".json") == 0 || strcmp(p, ".jsonl") == 0);
+	return def && strcmp(def->operation_id, op) == 0;
 }
 
 /* parse_strings - workspace, region, key, output, on_unknown and comment. */

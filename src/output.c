@@ -100,6 +100,39 @@ const char *output_path_check(const char *relpath)
 	}
 }
 
+/* output_default_name - the name of a job's output when it named none; see output.h. */
+void output_default_name(struct strbuf *out, const char *op_id, int64_t id, int jsonl, int n)
+{
+	const char *ext = jsonl ? "jsonl" : "json";
+	if (n <= 1)
+		sb_addf(out, "%s-%lld.%s", op_id, (long long)id, ext);
+	else
+		sb_addf(out, "%s-%lld-%d.%s", op_id, (long long)id, n, ext);
+}
+
+/* digits_end - past a run of at least one digit at s, or NULL. */
+static const char *digits_end(const char *s)
+{
+	const char *p = s;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p > s ? p : NULL;
+}
+
+/* output_default_name_op - how long the operation id of a default name is; see output.h. */
+size_t output_default_name_op(const char *path)
+{
+	const char *dash = strchr(path, '-');
+	if (!dash || dash == path || strchr(path, '/'))
+		return 0;
+	const char *p = digits_end(dash + 1);
+	if (p && p[0] == '-')
+		p = digits_end(p + 1);
+	if (!p || (strcmp(p, ".json") != 0 && strcmp(p, ".jsonl") != 0))
+		return 0;
+	return (size_t)(dash - path);
+}
+
 /* check_relpath - output_path_check, with the reason in err. */
 static int check_relpath(const char *relpath, struct strbuf *err)
 {

@@ -75,6 +75,13 @@ int paginate_extract(const struct op_def *op, const struct cJSON *body, struct p
 	return 0;
 }
 
+/* paginate_multi_page - page by page: a paginated operation a job or its parent asked
+ * to page through; see paginate.h. */
+int paginate_multi_page(int op_paginated, int job_paginates, int fanout_child)
+{
+	return op_paginated && (job_paginates || fanout_child);
+}
+
 /* paginate_more - a next cursor, and pages left under max_pages (0 or less: no limit). */
 int paginate_more(const char *next, int pages_done, int max_pages)
 {

@@ -383,6 +383,12 @@ static double period_seconds(const char *unit)
 	return 0;
 }
 
+/* rl_endpoint_burst - a tenth of a minute's allowance, at least one; see ratelimit.h. */
+double rl_endpoint_burst(int rate_per_min)
+{
+	return rate_per_min / 10 > 1 ? rate_per_min / 10 : 1;
+}
+
 /* rl_parse_rate - "100/s", "5/min", "60/m", "3600/h" or "20" (per second) to per second. */
 int rl_parse_rate(const char *s, double *per_sec)
 {

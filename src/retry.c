@@ -427,6 +427,40 @@ void retry_decide(const struct retry_policy *p, enum outcome o, int attempts_use
 	out->reason = "unknown outcome";
 }
 
+/* retry_lost_answer_matters - a 409 or 404 on a retried mutation; see retry.h. */
+int retry_lost_answer_matters(int status, int mutates, int tries)
+{
+	return (status == 409 || status == 404) && mutates && tries >= 2;
+}
+
+/* retry_after_lost_answer - the reason of such an answer after a lost one; see retry.h. */
+const char *retry_after_lost_answer(int status, int mutates, int tries, int64_t lost_answers,
+                                    char *buf, size_t size)
+{
+	if (!retry_lost_answer_matters(status, mutates, tries) || lost_answers <= 0)
+		return NULL;
+	snprintf(buf, size,
+	         "HTTP %d after an earlier attempt whose answer was lost: that "
+	         "request was probably applied (see the attempts); not retried",
+	         status);
+	return buf;
+}
+
+/* retry_attempt_outcome - an attempt's recorded outcome; see retry.h. */
+const char *retry_attempt_outcome(enum outcome o, int interrupted, int mutates)
+{
+	if (o == OUTCOME_CANCELLED && interrupted)
+		return mutates ? "unknown" : "interrupted";
+	return outcome_name(o);
+}
+
+/* retry_429_wait - the longer of the two waits a 429 may give; see retry.h. */
+int64_t retry_429_wait(int64_t retry_after_ms, int64_t ms_before_next, const char **source)
+{
+	*source = retry_after_ms > ms_before_next ? "Retry-After" : "msBeforeNext";
+	return retry_after_ms > ms_before_next ? retry_after_ms : ms_before_next;
+}
+
 /* rng_next - xorshift64* (Vigna); a zero state would stay zero, so it is replaced. */
 uint64_t rng_next(uint64_t *state)
 {

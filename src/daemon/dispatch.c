@@ -81,11 +81,8 @@ void send_or_hold(struct run *r)
 	if (d->cfg->endpoint_limits && r->job.op->rate_per_min > 0) {
 		snprintf(key, sizeof(key), "ws:%s/op:%s", r->job.workspace,
 		         catalog_rate_group(r->job.op));
-		/* a tenth of the minute's allowance may go at once: 6 for 60/min, 1 for 5/min */
-		double op_burst =
-		    r->job.op->rate_per_min / 10 > 1 ? r->job.op->rate_per_min / 10 : 1;
-		r->op_bucket =
-		    rl_bucket_get(d->rl, key, r->job.op->rate_per_min / 60.0, op_burst, now);
+		r->op_bucket = rl_bucket_get(d->rl, key, r->job.op->rate_per_min / 60.0,
+		                             rl_endpoint_burst(r->job.op->rate_per_min), now);
 	}
 	int64_t wait = rl_wait_ms(r->ws_bucket, now);
 	if (r->op_bucket) {

@@ -90,19 +90,18 @@ static int run_mutates(const struct run *r)
 }
 
 /* after_lost_answer - the reason for a mutation refused with 409 or 404 after an attempt
- * whose answer was lost: that earlier request was most likely applied (a create that
- * now conflicts, a delete of what is gone), which the bare status would hide. */
+ * whose answer was lost (retry_after_lost_answer), else reason. The store is asked only
+ * when the answer is one that could follow a lost one. */
 static const char *after_lost_answer(struct run *r, int status, const char *reason, char *buf,
                                      size_t size)
 {
-	if ((status != 409 && status != 404) || !run_mutates(r) || r->row.tries < 2 ||
-	    store_count_lost_answers(r->d->st, r->row.id) <= 0)
+	int mutates = run_mutates(r);
+	if (!retry_lost_answer_matters(status, mutates, r->row.tries))
 		return reason;
-	snprintf(buf, size,
-	         "HTTP %d after an earlier attempt whose answer was lost: that "
-	         "request was probably applied (see the attempts); not retried",
-	         status);
-	return buf;
+	const char *why =
+	    retry_after_lost_answer(status, mutates, r->row.tries,
+	                            store_count_lost_answers(r->d->st, r->row.id), buf, size);
+	return why ? why : reason;
 }
 
 /* record_response - an answer, with the iteration's transaction open: classify, record,
@@ -155,9 +154,10 @@ static void record_response(struct run *r, struct http_response *resp)
 	if (o == OUTCOME_RATE_LIMITED) {
 		int64_t ra = retry_after_ms(resp->retry_after, now);
 		int64_t mb = retry_ms_before_next(resp->body.buf, resp->body.len);
-		if (ra >= 0 || mb >= 0)
-			floor_ms = server_wait(r, limited, ra > mb ? ra : mb,
-			                       ra > mb ? "Retry-After" : "msBeforeNext", now);
+		const char *source;
+		int64_t asked = retry_429_wait(ra, mb, &source);
+		if (asked >= 0)
+			floor_ms = server_wait(r, limited, asked, source, now);
 		if (floor_ms < least)
 			floor_ms = least;
 		hold_bucket(r, now + floor_ms);
@@ -173,9 +173,7 @@ static void record_response(struct run *r, struct http_response *resp)
 				rl_note_answer(r->op_bucket);
 		}
 	}
-	const char *outcome = (o == OUTCOME_CANCELLED && r->interrupt)
-	                          ? (run_mutates(r) ? "unknown" : "interrupted")
-	                          : outcome_name(o);
+	const char *outcome = retry_attempt_outcome(o, r->interrupt, run_mutates(r));
 	char status_msg[64];
 	if (!errmsg && resp->status >= 300) {
 		snprintf(status_msg, sizeof(status_msg), "HTTP %d", resp->status);

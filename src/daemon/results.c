@@ -57,15 +57,15 @@ static int out_dir_fd(struct daemon *d)
  * database, and an earlier run's output must not be replaced by a stranger's. */
 void default_output(const struct run *r, struct strbuf *path)
 {
-	const char *ext = multi_page(r) ? "jsonl" : "json";
+	int jsonl = multi_page(r);
 	int out_fd = out_dir_fd(r->d);
-	sb_addf(path, "%s-%lld.%s", r->row.op_id, (long long)r->row.id, ext);
+	output_default_name(path, r->row.op_id, r->row.id, jsonl, 1);
 	/* taken on disk, or by an output of this batch not yet renamed into place */
 	for (int n = 2; n < 1000 && (faccessat(out_fd, path->buf, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
 	                             output_batch_claimant(r->d->outputs, path->buf));
 	     n++) {
 		sb_reset(path);
-		sb_addf(path, "%s-%lld-%d.%s", r->row.op_id, (long long)r->row.id, n, ext);
+		output_default_name(path, r->row.op_id, r->row.id, jsonl, n);
 	}
 }
 

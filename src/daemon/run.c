@@ -10,6 +10,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "job.h"
+#include "paginate.h"
 #include "retry.h"
 #include "strbuf.h"
 #include "util.h"
@@ -68,9 +69,11 @@ struct retry_policy policy_of(const struct daemon *d, const struct job *j)
 	return retry_policy_merge(&d->cfg->retry, &own);
 }
 
+/* multi_page - whether the job is read page by page (paginate_multi_page). */
 int multi_page(const struct run *r)
 {
-	return r->job.op->paginated && (r->job.paginate != PAGINATE_NONE || r->row.parent_id != 0);
+	return paginate_multi_page(r->job.op->paginated, r->job.paginate != PAGINATE_NONE,
+	                           r->row.parent_id != 0);
 }
 
 /* error_json - {"errors":[{"type":...,"message":...}]}, the API's own envelope shape. */

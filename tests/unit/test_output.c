@@ -363,6 +363,35 @@ TEST(batch_claims_and_failures)
 	sb_release(&text);
 }
 
+/* default_names - the name a job without an output gets, and the form job validation
+ * recognises as one: every name the builder makes is recognised, with its OP's length. */
+TEST(default_names)
+{
+	struct strbuf name = STRBUF_INIT;
+	output_default_name(&name, "createSource", 12, 0, 1);
+	CHECK_STR(name.buf, "createSource-12.json");
+	CHECK_INT(output_default_name_op(name.buf), 12);
+	sb_reset(&name);
+	output_default_name(&name, "listSources", 3, 1, 2);
+	CHECK_STR(name.buf, "listSources-3-2.jsonl");
+	CHECK_INT(output_default_name_op(name.buf), 11);
+	sb_reset(&name);
+	output_default_name(&name, "getSource", 9000000000LL, 1, 999);
+	CHECK_STR(name.buf, "getSource-9000000000-999.jsonl");
+	CHECK_INT(output_default_name_op(name.buf), 9);
+	sb_release(&name);
+
+	static const char *const not_default[] = {
+	    "createSource.json",        "-12.json",
+	    "createSource-.json",       "createSource-12.txt",
+	    "createSource-12",          "createSource-1a.json",
+	    "createSource-12-.json",    "dir/listSources-3.json",
+	    "createSource-12-2-3.json", "createSource-12.json.bak",
+	};
+	for (size_t i = 0; i < sizeof(not_default) / sizeof(*not_default); i++)
+		CHECK_INT(output_default_name_op(not_default[i]), 0);
+}
+
 int main(void)
 {
 	if (testfs_start() < 0)
@@ -382,6 +411,7 @@ int main(void)
 	RUN(check_dirs);
 	RUN(batch_claims_and_failures);
 	RUN(full_disk);
+	RUN(default_names);
 	close(out_fd);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base_dir);

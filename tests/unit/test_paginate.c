@@ -323,6 +323,18 @@ TEST(summary)
 	free(s);
 }
 
+/* multi_page - only a paginated operation goes page by page, and then when the job asks
+ * or is a fan-out child (whose parent asked). */
+TEST(multi_page)
+{
+	CHECK(paginate_multi_page(1, 1, 0));
+	CHECK(paginate_multi_page(1, 0, 1));
+	CHECK(paginate_multi_page(1, 1, 1));
+	CHECK(!paginate_multi_page(1, 0, 0));
+	CHECK(!paginate_multi_page(0, 1, 0));
+	CHECK(!paginate_multi_page(0, 0, 1));
+}
+
 int main(void)
 {
 	RUN(extract_list_sources);
@@ -337,5 +349,6 @@ int main(void)
 	RUN(split_uneven);
 	RUN(split_bad_args);
 	RUN(summary);
+	RUN(multi_page);
 	return tl_finish();
 }

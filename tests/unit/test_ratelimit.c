@@ -412,6 +412,19 @@ TEST(hold_clamp)
 	CHECK_INT(rl_hold_clamp(INT64_MAX, INT64_MAX - 10, hour), INT64_MAX);
 }
 
+/* endpoint_burst - a tenth of the minute's allowance goes at once, in whole requests, and
+ * never less than one. */
+TEST(endpoint_burst)
+{
+	CHECK(rl_endpoint_burst(60) == 6);
+	CHECK(rl_endpoint_burst(65) == 6);
+	CHECK(rl_endpoint_burst(600) == 60);
+	CHECK(rl_endpoint_burst(20) == 2);
+	CHECK(rl_endpoint_burst(15) == 1);
+	CHECK(rl_endpoint_burst(5) == 1);
+	CHECK(rl_endpoint_burst(1) == 1);
+}
+
 int main(void)
 {
 	RUN(ten_per_second);
@@ -429,5 +442,6 @@ int main(void)
 	RUN(floor_429_in_flight);
 	RUN(floor_429_cap);
 	RUN(hold_clamp);
+	RUN(endpoint_burst);
 	return tl_finish();
 }

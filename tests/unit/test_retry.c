@@ -495,6 +495,56 @@ TEST(rng)
 	CHECK(z != 0);
 }
 
+/* after_lost_answer - a 409 or 404 on a mutation tried before, after a lost answer, says
+ * the earlier request was probably applied; any other case keeps the plain reason. */
+TEST(after_lost_answer)
+{
+	char buf[256];
+	CHECK(retry_lost_answer_matters(409, 1, 2));
+	CHECK(retry_lost_answer_matters(404, 1, 5));
+	CHECK(!retry_lost_answer_matters(400, 1, 2));
+	CHECK(!retry_lost_answer_matters(410, 1, 2));
+	CHECK(!retry_lost_answer_matters(409, 0, 2)); /* a GET: nothing was applied */
+	CHECK(!retry_lost_answer_matters(404, 1, 1)); /* the first attempt: nothing earlier */
+
+	const char *why = retry_after_lost_answer(409, 1, 2, 1, buf, sizeof(buf));
+	CHECK(why == buf);
+	CHECK_STR(buf, "HTTP 409 after an earlier attempt whose answer was lost: that request "
+	               "was probably applied (see the attempts); not retried");
+	CHECK(retry_after_lost_answer(404, 1, 3, 2, buf, sizeof(buf)) == buf);
+	CHECK(strncmp(buf, "HTTP 404 after", 14) == 0);
+	CHECK(retry_after_lost_answer(409, 1, 2, 0, buf, sizeof(buf)) == NULL); /* none lost */
+	CHECK(retry_after_lost_answer(409, 0, 2, 1, buf, sizeof(buf)) == NULL);
+	CHECK(retry_after_lost_answer(404, 1, 1, 1, buf, sizeof(buf)) == NULL);
+	CHECK(retry_after_lost_answer(500, 1, 2, 1, buf, sizeof(buf)) == NULL);
+}
+
+/* attempt_outcome - a stop of the daemon cuts a mutation off with its fate unknown, a GET
+ * merely interrupted; a user's cancel and every other outcome keep their names. */
+TEST(attempt_outcome)
+{
+	CHECK_STR(retry_attempt_outcome(OUTCOME_CANCELLED, 1, 1), "unknown");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_CANCELLED, 1, 0), "interrupted");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_CANCELLED, 0, 1), "cancelled");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_RETRY, 1, 1), "retry");
+	CHECK_STR(retry_attempt_outcome(OUTCOME_SUCCESS, 0, 0), "ok");
+}
+
+/* wait_429 - the longer of Retry-After and msBeforeNext, named; -1 when neither came. */
+TEST(wait_429)
+{
+	const char *source = NULL;
+	CHECK_INT(retry_429_wait(5000, 2000, &source), 5000);
+	CHECK_STR(source, "Retry-After");
+	CHECK_INT(retry_429_wait(1000, 2000, &source), 2000);
+	CHECK_STR(source, "msBeforeNext");
+	CHECK_INT(retry_429_wait(-1, 300, &source), 300);
+	CHECK_STR(source, "msBeforeNext");
+	CHECK_INT(retry_429_wait(0, -1, &source), 0); /* "Retry-After: 0" is a wait of 0 */
+	CHECK_STR(source, "Retry-After");
+	CHECK_INT(retry_429_wait(-1, -1, &source), -1);
+}
+
 int main(void)
 {
 	RUN(outcome_names);
@@ -516,5 +566,8 @@ int main(void)
 	RUN(policy_effective_sources);
 	RUN(decide_unknown);
 	RUN(rng);
+	RUN(after_lost_answer);
+	RUN(attempt_outcome);
+	RUN(wait_429);
 	return tl_finish();
 }

@@ -85,6 +85,10 @@ int http_capacity(const struct http *h); /* max_in_flight - in flight */
  * localhost). 0, or -1 with the reason appended to why. */
 int http_url_allowed(const char *url, struct strbuf *why);
 
+/* http_redact_body - the token's occurrences in b become "[redacted]"; with cut (the body
+ * was stopped at max bytes), a first part of the token at its very end goes too. Applied
+ * to every response before its callback; public for its tests. */
+void http_redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max, int cut);
 /* http_global_init / cleanup - once per process. */
 int http_global_init(void);
 void http_global_cleanup(void);

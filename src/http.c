@@ -547,24 +547,32 @@ static size_t token_prefix_tail(const struct strbuf *b, const char *tok, size_t 
 	return 0;
 }
 
-/* redact_body - every occurrence of the token in the body becomes [redacted]: one
- * memmem when there is none (the usual case); a new buffer only when there is one. The
- * result stays within max (a token shorter than the mark could lengthen the body). */
-static void redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max, int cut)
+/* http_redact_body - every occurrence of the token in the body becomes [redacted], and a cut
+ * body loses a token's first bytes at its very end: one memmem when there is none (the
+ * usual case); a new buffer only when there is one. Whole tokens are found first, then
+ * a partial one only in what follows the last (a token whose start equals its end could
+ * otherwise be counted twice). The result stays within max (a token shorter than the mark
+ * could lengthen the body). */
+void http_redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max, int cut)
 {
 	const char *hit = memmem(b->buf, b->len, tok, toklen);
-	size_t tail = cut ? token_prefix_tail(b, tok, toklen) : 0;
-	if (!hit && !tail)
-		return;
+	const char *p = b->buf, *end = b->buf + b->len;
 	struct strbuf out = STRBUF_INIT;
-	const char *p = b->buf, *end = b->buf + b->len - tail;
-	sb_grow(&out, b->len);
+	if (hit)
+		sb_grow(&out, b->len);
 	for (; hit; hit = memmem(p, (size_t)(end - p), tok, toklen)) {
 		sb_add(&out, p, (size_t)(hit - p));
 		sb_adds(&out, REDACTED);
 		p = hit + toklen;
 	}
-	sb_add(&out, p, (size_t)(end - p));
+	size_t tail = 0;
+	if (cut) {
+		struct strbuf rest = {0, (size_t)(end - p), (char *)p}; /* a view: not released */
+		tail = token_prefix_tail(&rest, tok, toklen);
+	}
+	if (p == b->buf && !tail)
+		return; /* no token, whole or cut */
+	sb_add(&out, p, (size_t)(end - p) - tail);
 	if (out.len > max)
 		sb_setlen(&out, max);
 	explicit_bzero(b->buf, b->len);
@@ -580,7 +588,7 @@ static void redact_response(struct http_xfer *x)
 	if (!x->token_len)
 		return;
 	if (resp->body.len)
-		redact_body(&resp->body, x->token, x->token_len, x->h->max_body, x->too_large);
+		http_redact_body(&resp->body, x->token, x->token_len, x->h->max_body, x->too_large);
 	if (resp->errmsg[0] && strstr(resp->errmsg, x->token)) {
 		char msg[sizeof(resp->errmsg)];
 		copy_redacted(msg, sizeof(msg), resp->errmsg, strlen(resp->errmsg), x->token,

@@ -32,6 +32,7 @@
 #include "strbuf.h"
 
 #define PARENT_POLL_MS 500
+#define OUTPUT_BATCH_MAX 256   /* open directory fds held by staged outputs */
 #define LOCAL_HOLD_MAX_MS 1000 /* longer rate-limit waits go back to the store */
 #define LIMIT_WAIT_REASON "waiting for the rate limit" /* our own limit, not the server's */
 /* a workspace without a usable token: its jobs wait, burning no attempts, until a SIGHUP */
@@ -94,6 +95,7 @@ struct daemon {
 	struct strbuf txn_first_failure;
 	int64_t busy_since_ms; /* another process holds the store's write lock; 0 when not */
 	int64_t busy_logged_ms, busy_retry_ms;
+	int64_t busy_next_ms;              /* while locked: when txn_try asks the store again */
 	struct run *held_head, *held_tail; /* answers waiting for the store, in arrival order */
 	int nheld;
 	int wake_limit_waiters, wake_token_waiters, requeue_idle; /* for the next transaction */
@@ -152,7 +154,7 @@ void on_response(struct http_response *resp, void *arg);
 void end_job(struct run *r, enum job_state to, const char *err_json, const char *reason);
 void wait_job(struct run *r, int64_t next_ms, int count_attempt, const char *reason);
 void default_output(const struct run *r, struct strbuf *path);
-void make_room(struct daemon *d);
+int make_room(struct daemon *d);
 int write_result_output(struct run *r, const cJSON *data, struct strbuf *where, struct strbuf *err);
 int write_pages_output(struct daemon *d, int64_t job_id, const int64_t *ids, size_t n,
                        const char *path, int64_t *items, struct strbuf *err);

@@ -3,6 +3,8 @@
  * buckets let it, with its workspace's token (read once, cached until a SIGHUP). */
 #include "daemon_int.h"
 
+#include "output.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +127,13 @@ void send_or_hold(struct run *r)
 static int rewrite_stored_result(struct run *r)
 {
 	char *stored = NULL;
-	if (store_job_result(r->d->st, r->row.id, &stored) < 0 || !stored)
+	if (store_job_result(r->d->st, r->row.id, &stored) < 0) {
+		/* its request succeeded already: never sent again for want of a read */
+		write_failed(r->d, r->row.id, "read the stored result");
+		run_free(r);
+		return 1;
+	}
+	if (!stored)
 		return 0;
 	cJSON *data = cJSON_Parse(stored);
 	struct strbuf where = STRBUF_INIT, err = STRBUF_INIT;
@@ -189,6 +197,8 @@ void dispatch(struct daemon *d)
 	for (struct run *r = d->runs, *next; r; r = next) {
 		next = r->next;
 		if (!r->xfer && r->hold_until_ms && r->hold_until_ms <= now) {
+			if (txn_try(d) < 0)
+				return; /* the store is locked: nothing new is sent */
 			r->hold_until_ms = 0;
 			send_or_hold(r);
 		}
@@ -200,16 +210,19 @@ void dispatch(struct daemon *d)
 			break;
 		if (room > (int)ARRAY_SIZE(rows))
 			room = (int)ARRAY_SIZE(rows);
-		txn(d);
+		/* each claimed job stages at most one output: room for all before the claim,
+		 * so none is claimed without being started */
+		if (output_batch_count(d->outputs) + (size_t)room > (size_t)OUTPUT_BATCH_MAX)
+			commit(d);
+		if (txn_try(d) < 0)
+			break;
 		int n = store_claim_due(d->st, now, rows, room);
 		if (n < 0) {
-			logmsg(LOG_ERROR, "cannot claim jobs: %s", store_errmsg(d->st));
+			write_failed(d, 0, "claim jobs");
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			make_room(d);
+		for (int i = 0; i < n; i++)
 			start_run(d, &rows[i]);
-		}
 		if (n < room)
 			break;
 	}

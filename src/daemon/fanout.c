@@ -56,8 +56,12 @@ static int create_children(struct run *r, int64_t now)
 		    .mutates = mutates,
 		};
 		int64_t id;
-		if (store_job_insert(d->st, &nj, now, &id) != STORE_INSERTED)
+		if (store_job_insert(d->st, &nj, now, &id) != STORE_INSERTED) {
+			/* none of the windows may be kept without the others: a retry of the
+			 * parent would find children and never make the missing ones */
+			write_failed(d, r->row.id, "create a child job");
 			rc = -1;
+		}
 		free(spec);
 	}
 	free(w);

@@ -329,8 +329,7 @@ static void recognised(struct daemon *d, const char *name, const char *hash,
 		 * this once; a later file of that name and content is new */
 		txn(d);
 		if (store_file_adopt(d->st, name, hash, id) < 0)
-			logmsg(LOG_ERROR, "cannot record the identity of %s: %s", name,
-			       store_errmsg(d->st));
+			write_failed(d, 0, "record the identity of an ingested file");
 	}
 	logmsg(LOG_INFO,
 	       "%s: this file's jobs were recorded before a stop, but it had not left "
@@ -459,14 +458,18 @@ void ingest_pending(struct daemon *d)
 		names_clear(&d->pending);
 }
 
-/* replaced_since_read - name in incoming/ is no longer the inode that was read (a writer
- * renamed a new file over it): that one is not ingested yet and must stay. */
+/* replaced_since_read - name in incoming/ is no longer the file that was read (a writer
+ * renamed a new file over it, or rewrote it in place): that one is not ingested yet and
+ * must stay. */
 static int replaced_since_read(struct daemon *d, const char *name, const struct store_file_id *id)
 {
 	struct stat st;
 	if (fstatat(d->sp.incoming_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0; /* gone: spool_archive says what it can */
-	return (int64_t)st.st_dev != id->dev || (int64_t)st.st_ino != id->ino;
+	return (int64_t)st.st_dev != id->dev || (int64_t)st.st_ino != id->ino ||
+	       (int64_t)st.st_ctim.tv_sec * 1000000000 + (int64_t)st.st_ctim.tv_nsec !=
+	           id->ctime_ns ||
+	       (int64_t)st.st_size != id->size;
 }
 
 /* archive_committed - after the commit, ingested files leave incoming/: only if it was

@@ -117,23 +117,32 @@ static int needs_store(struct daemon *d)
 	return 0;
 }
 
+/* busy_rearm - the store is locked by another process: try again soon, a little later
+ * each time (txn_try does not ask the store before then). */
+static void busy_rearm(struct daemon *d)
+{
+	ev_timer_stop(d->loop, &d->tick);
+	ev_timer_set(&d->tick, (double)d->busy_retry_ms / 1000.0, 0.);
+	ev_timer_start(d->loop, &d->tick);
+	d->busy_retry_ms = d->busy_retry_ms * 2 > STORE_BUSY_RETRY_MAX_MS ? STORE_BUSY_RETRY_MAX_MS
+	                                                                  : d->busy_retry_ms * 2;
+}
+
 /* on_prepare - the loop's "before sleep": ingest, dispatch, commit, rearm. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct daemon *d = w->data;
 	(void)revents;
 	if (needs_store(d) && txn_try(d) < 0) {
-		/* the store is locked by another process: try again soon, a little later each time
-		 */
-		ev_timer_stop(loop, &d->tick);
-		ev_timer_set(&d->tick, (double)d->busy_retry_ms / 1000.0, 0.);
-		ev_timer_start(loop, &d->tick);
-		d->busy_retry_ms = d->busy_retry_ms * 2 > STORE_BUSY_RETRY_MAX_MS
-		                       ? STORE_BUSY_RETRY_MAX_MS
-		                       : d->busy_retry_ms * 2;
+		busy_rearm(d);
 		return;
 	}
 	record_held(d);
+	if (d->nheld || (needs_store(d) && txn_try(d) < 0)) {
+		/* locked again between a full batch's commit and the next begin */
+		busy_rearm(d);
+		return;
+	}
 	after_signals(d);
 	if (!d->stopping) {
 		if (d->control_needed) {
@@ -151,7 +160,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	if (d->until_idle && !d->stopping && idle(d)) {
 		/* one last scan: a file may have arrived since */
 		d->scan_needed = 1;
-		ingest_pending(d);
+		if (txn_try(d) == 0)
+			ingest_pending(d);
 		commit(d);
 		if (idle(d)) {
 			logmsg(LOG_INFO, "nothing left to do; stopping (--until-idle)");
@@ -383,8 +393,12 @@ static int open_all(struct daemon *d)
 		free(err);
 		return -1;
 	}
-	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS);
+	/* recovery waits the ordinary busy timeout for a lock; a failure stops the start:
+	 * jobs left running would otherwise never be claimed again */
 	int n = store_recover(d->st, clock_wall_ms());
+	if (n < 0)
+		return error("cannot recover the jobs an earlier stop left running: %s",
+		             store_errmsg(d->st));
 	if (n > 0)
 		logmsg(LOG_WARN,
 		       "recovered %d job(s) left running by an earlier stop; they are "
@@ -392,6 +406,7 @@ static int open_all(struct daemon *d)
 		       n);
 	d->rl = rl_new();
 	restore_buckets(d);
+	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS); /* from here the loop must run on */
 	struct http_opts ho = {
 	    .connect_timeout_ms = cfg->connect_timeout_ms,
 	    .timeout_ms = cfg->timeout_ms,

@@ -109,7 +109,6 @@ static const char *after_lost_answer(struct run *r, int status, const char *reas
 static void record_response(struct run *r, struct http_response *resp)
 {
 	struct daemon *d = r->d;
-	make_room(d);
 	int64_t now = clock_wall_ms();
 	enum outcome o;
 	cJSON *body = NULL;
@@ -281,7 +280,7 @@ static void hold_response(struct daemon *d, struct run *r, struct http_response 
 /* record_held - the answers held while the store was locked, oldest first. */
 void record_held(struct daemon *d)
 {
-	while (d->held_head) {
+	while (d->held_head && make_room(d) == 0) {
 		struct run *r = d->held_head;
 		struct http_response *resp = r->held;
 		d->held_head = r->held_next;
@@ -304,7 +303,7 @@ void on_response(struct http_response *resp, void *arg)
 	r->xfer = NULL;
 	d->ninflight--;
 	d->requests++;
-	if (d->held_head || txn_try(d) < 0) {
+	if (d->held_head || make_room(d) < 0) {
 		hold_response(d, r, resp);
 		return;
 	}

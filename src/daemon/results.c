@@ -69,17 +69,21 @@ void default_output(const struct run *r, struct strbuf *path)
 	}
 }
 
-#define OUTPUT_BATCH_MAX 256 /* open directory fds held by staged outputs */
-
-/* make_room - a full batch of outputs is committed (outputs, then the store) before a
- * job's answer is recorded, never in the middle of it: a job's success and its file join
- * one transaction. At most one output is staged per answer or claimed job. */
-void make_room(struct daemon *d)
+/* make_room - the iteration's transaction open, and room in the batch of outputs: a
+ * full one is committed (outputs, then the store) before a job's answer is recorded,
+ * never in the middle of it, so a job's success and its file join one transaction. At
+ * most one output is staged per answer or claimed job. -1 while another process holds
+ * the store's lock: the caller holds the answer or claims nothing. */
+int make_room(struct daemon *d)
 {
+	if (txn_try(d) < 0)
+		return -1;
 	if (output_batch_count(d->outputs) >= OUTPUT_BATCH_MAX) {
 		commit(d);
-		txn(d);
+		if (txn_try(d) < 0)
+			return -1; /* another writer took the lock between our commit and begin */
 	}
+	return 0;
 }
 
 /* open_output - the .part of a job's output, once nothing else claims its path: a path

@@ -37,6 +37,15 @@ void run_free(struct run *r)
 		r->next->prev = r->prev;
 	d->nruns--;
 	if (r->held) {
+		struct run **p = &d->held_head, *prev = NULL;
+		while (*p && *p != r)
+			prev = *p, p = &(*p)->held_next;
+		if (*p) {
+			*p = r->held_next;
+			if (d->held_tail == r)
+				d->held_tail = prev;
+			d->nheld--;
+		}
 		logmsg(LOG_ERROR,
 		       "job %lld: an answer held for the locked store is dropped at exit; "
 		       "its attempt is recovered as interrupted at the next start",

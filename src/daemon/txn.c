@@ -20,6 +20,8 @@ int txn_try(struct daemon *d)
 	if (d->in_txn)
 		return 0;
 	int64_t now = clock_wall_ms();
+	if (d->busy_since_ms && now < d->busy_next_ms)
+		return -1; /* locked a moment ago: not asked again (and waited on) each turn */
 	if (store_begin(d->st) < 0) {
 		if (!store_busy(d->st))
 			die("%s; stopping (nothing is lost: files stay in incoming/ until their "
@@ -41,6 +43,7 @@ int txn_try(struct daemon *d)
 			       d->cfg->db_path, (long long)((now - d->busy_since_ms) / 1000),
 			       d->nheld, d->ninflight);
 		}
+		d->busy_next_ms = now + d->busy_retry_ms;
 		return -1;
 	}
 	if (d->busy_since_ms) {

@@ -56,6 +56,10 @@ size_t output_batch_count(const struct output_batch *b);
 /* output_stage - closes of and hands it to the batch, with the caller's tag (e.g. a job
  * id, non-zero); -1 (of aborted) if a write failed. */
 int output_stage(struct output_batch *b, struct output_file *of, int64_t tag, struct strbuf *err);
+/* output_keep_existing - of is put in place only if its name is still free when the
+ * batch commits (a default name chosen earlier: a file that appeared since is never
+ * replaced); otherwise it fails, reported by output_batch_commit. */
+void output_keep_existing(struct output_file *of);
 /* output_batch_claimant - the tag of a staged output whose path is relpath, or a
  * directory on relpath's way, or below relpath (two such files cannot both be put in
  * place); 0 when none. */

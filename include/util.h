@@ -133,4 +133,9 @@ struct stat;
 int read_file_at_stat(int dirfd, const char *name, size_t max, struct strbuf *out,
                       struct strbuf *why, struct stat *st_out);
 
+/* rename_noreplace - renameat that fails with EEXIST rather than replace newname; the
+ * check-then-rename fallback (filesystems without RENAME_NOREPLACE) is safe enough as
+ * only the lock-holding daemon moves files into archive/, rejected/ and out/. */
+int rename_noreplace(int olddir, const char *oldname, int newdir, const char *newname);
+
 #endif

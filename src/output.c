@@ -26,6 +26,7 @@ struct output_file {
 	int fd;
 	int write_errno; /* the first failed write's errno, reported at commit */
 	int64_t tag;     /* the batch caller's, for output_batch_commit's failures */
+	int noreplace;   /* put in place only if the name is still free (a default name) */
 };
 
 enum walk_mode { WALK_CREATE, WALK_CHECK };
@@ -431,7 +432,10 @@ int output_batch_commit(struct output_batch *b, output_failed_fn failed, void *a
 		snprintf(why, sizeof(why), "cannot flush outputs to disk: %s", strerror(errno));
 	for (size_t i = 0; i < b->n; i++) {
 		struct output_file *of = b->files[i];
-		if (synced && renameat(of->dir_fd, of->part_name, of->dir_fd, of->name) == 0)
+		if (synced &&
+		    (of->noreplace
+		         ? rename_noreplace(of->dir_fd, of->part_name, of->dir_fd, of->name)
+		         : renameat(of->dir_fd, of->part_name, of->dir_fd, of->name)) == 0)
 			continue;
 		if (synced)
 			snprintf(why, sizeof(why), "cannot rename output %s into place: %s",
@@ -520,4 +524,10 @@ int output_check_dirs(int out_dir_fd, const char *relpath, struct strbuf *err)
 	int ret = refuse_directory(dir, base, relpath, err);
 	close(dir);
 	return ret;
+}
+
+/* output_keep_existing - see output.h. */
+void output_keep_existing(struct output_file *of)
+{
+	of->noreplace = 1;
 }

@@ -470,22 +470,6 @@ static int entry_exists(int dirfd, const char *name)
 	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
 }
 
-/* rename_noreplace - renameat that fails with EEXIST rather than replace newname; the
- * check-then-rename fallback (filesystems without RENAME_NOREPLACE) is safe enough as
- * only the lock-holding daemon moves files into archive/ and rejected/. */
-static int rename_noreplace(int olddir, const char *oldname, int newdir, const char *newname)
-{
-	if (renameat2(olddir, oldname, newdir, newname, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	if (entry_exists(newdir, newname)) {
-		errno = EEXIST;
-		return -1;
-	}
-	return renameat(olddir, oldname, newdir, newname);
-}
-
 /* suffixed_name - name, or name.N for n > 0. */
 static void suffixed_name(struct strbuf *sb, const char *name, int n)
 {

@@ -296,7 +296,8 @@ struct store {
 	 * fstats; closed only after SQLite's, whose POSIX locks a close would drop. -1 for
 	 * readers */
 	int db_fd;
-	int busy; /* the last failure was SQLITE_BUSY: another process holds the lock */
+	int busy;       /* the last failure was SQLITE_BUSY: another process holds the lock */
+	int caller_txn; /* store_begin's transaction is meant to be open (till commit/rollback) */
 	/* the writer's files as opened, for store_check_file */
 	dev_t db_dev, wal_dev;
 	ino_t db_ino, wal_ino;
@@ -463,12 +464,16 @@ int store_begin(struct store *st)
 		return -1;
 	}
 	st->busy = 0;
-	return run_id(st, S_BEGIN, "begin a transaction");
+	if (run_id(st, S_BEGIN, "begin a transaction") < 0)
+		return -1;
+	st->caller_txn = 1;
+	return 0;
 }
 
 /* store_commit - commits the caller's transaction; on failure it is rolled back. */
 int store_commit(struct store *st)
 {
+	st->caller_txn = 0;
 	if (!in_transaction(st)) {
 		set_err(st, "cannot commit: no transaction is open");
 		return -1;
@@ -484,6 +489,7 @@ int store_commit(struct store *st)
 /* store_rollback - undoes the caller's transaction; a no-op when SQLite already did. */
 int store_rollback(struct store *st)
 {
+	st->caller_txn = 0;
 	if (!in_transaction(st))
 		return 0;
 	return run_id(st, S_ROLLBACK, "roll back");
@@ -524,6 +530,13 @@ enum op_wrap { OP_JOINED, OP_OWN_TXN, OP_SAVEPOINT };
 /* op_begin - starts a transaction unless the caller has one open. */
 static int op_begin(struct store *st, enum op_wrap *how)
 {
+	if (st->caller_txn && !in_transaction(st)) {
+		/* SQLite rolled the caller's batch back by itself (disk full, I/O error): a
+		 * write now would commit on its own, keeping the rest of a half-undone batch */
+		set_err(st, "the batch's transaction was rolled back by SQLite after an earlier "
+		            "error; nothing more of it is written");
+		return -1;
+	}
 	*how = in_transaction(st) ? OP_JOINED : OP_OWN_TXN;
 	return *how == OP_OWN_TXN ? run_id(st, S_BEGIN, "begin a transaction") : 0;
 }

@@ -821,3 +821,18 @@ int json_member_span(const char *text, size_t n, const char *key, size_t *off, s
 	}
 	return -1;
 }
+
+/* rename_noreplace - see util.h. */
+int rename_noreplace(int olddir, const char *oldname, int newdir, const char *newname)
+{
+	if (renameat2(olddir, oldname, newdir, newname, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	struct stat st;
+	if (fstatat(newdir, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+		errno = EEXIST;
+		return -1;
+	}
+	return renameat(olddir, oldname, newdir, newname);
+}

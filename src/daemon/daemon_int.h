@@ -154,10 +154,11 @@ void on_response(struct http_response *resp, void *arg);
 void end_job(struct run *r, enum job_state to, const char *err_json, const char *reason);
 void wait_job(struct run *r, int64_t next_ms, int count_attempt, const char *reason);
 void default_output(const struct run *r, struct strbuf *path);
+int output_path_of(const struct run *r, struct strbuf *path);
 int make_room(struct daemon *d);
 int write_result_output(struct run *r, const cJSON *data, struct strbuf *where, struct strbuf *err);
 int write_pages_output(struct daemon *d, int64_t job_id, const int64_t *ids, size_t n,
-                       const char *path, int64_t *items, struct strbuf *err);
+                       const char *path, int keep_existing, int64_t *items, struct strbuf *err);
 void succeed_job(struct run *r, const char *result_json, const char *output);
 void finish_pages(struct run *r);
 int needs_tree(const struct run *r);

@@ -137,17 +137,14 @@ void run_parent(struct run *r)
 		return;
 	}
 	struct strbuf path = STRBUF_INIT, err = STRBUF_INIT;
-	if (r->job.output)
-		sb_adds(&path, r->job.output);
-	else
-		default_output(r, &path);
+	int keep = output_path_of(r, &path);
 	int64_t items = 0;
 	if (r->job.no_output) {
 		struct strbuf sum = STRBUF_INIT;
 		sb_addf(&sum, "{\"children\":%zu,\"output\":null}", n);
 		succeed_job(r, sum.buf, NULL);
 		sb_release(&sum);
-	} else if (write_pages_output(d, r->row.id, ids, n, path.buf, &items, &err) < 0) {
+	} else if (write_pages_output(d, r->row.id, ids, n, path.buf, keep, &items, &err) < 0) {
 		char *ej = error_json("OutputError", err.buf, 0);
 		end_job(r, JS_FAILED, ej, "cannot write the merged output");
 		free(ej);

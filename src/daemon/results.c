@@ -69,6 +69,18 @@ void default_output(const struct run *r, struct strbuf *path)
 	}
 }
 
+/* output_path_of - the job's output path: the one it named (0), or a default one (1),
+ * which is put in place only if still free when the batch commits. */
+int output_path_of(const struct run *r, struct strbuf *path)
+{
+	if (r->job.output) {
+		sb_adds(path, r->job.output);
+		return 0;
+	}
+	default_output(r, path);
+	return 1;
+}
+
 /* make_room - the iteration's transaction open, and room in the batch of outputs: a
  * full one is committed (outputs, then the store) before a job's answer is recorded,
  * never in the middle of it, so a job's success and its file join one transaction. At
@@ -89,8 +101,8 @@ int make_room(struct daemon *d)
 /* open_output - the .part of a job's output, once nothing else claims its path: a path
  * another output of this batch stages (or a directory on its way or below it), or a
  * directory standing at its name, is refused. */
-static int open_output(struct daemon *d, const char *path, struct output_file **of,
-                       struct strbuf *err)
+static int open_output(struct daemon *d, const char *path, int keep_existing,
+                       struct output_file **of, struct strbuf *err)
 {
 	int64_t other = output_batch_claimant(d->outputs, path);
 	struct stat st;
@@ -107,15 +119,19 @@ static int open_output(struct daemon *d, const char *path, struct output_file **
 		sb_addf(err, "output %s is a directory in the output directory", path);
 		return -1;
 	}
-	return output_open(out_fd, path, of, err);
+	if (output_open(out_fd, path, of, err) < 0)
+		return -1;
+	if (keep_existing)
+		output_keep_existing(*of);
+	return 0;
 }
 
 /* stage_output - a whole output, staged in the iteration's batch under the job's id. */
-static int stage_output(struct daemon *d, int64_t job_id, const char *path, const void *data,
-                        size_t len, struct strbuf *err)
+static int stage_output(struct daemon *d, int64_t job_id, const char *path, int keep_existing,
+                        const void *data, size_t len, struct strbuf *err)
 {
 	struct output_file *of;
-	if (open_output(d, path, &of, err) < 0)
+	if (open_output(d, path, keep_existing, &of, err) < 0)
 		return -1;
 	output_append(of, data, len); /* a failure is reported by output_stage */
 	return output_stage(d->outputs, of, job_id, err);
@@ -124,16 +140,13 @@ static int stage_output(struct daemon *d, int64_t job_id, const char *path, cons
 /* write_result_output - a single response's data object, pretty-printed. */
 int write_result_output(struct run *r, const cJSON *data, struct strbuf *where, struct strbuf *err)
 {
-	if (r->job.output)
-		sb_adds(where, r->job.output);
-	else
-		default_output(r, where);
+	int keep = output_path_of(r, where);
 	char *text = data ? cJSON_Print(data) : xstrdup("null");
 	struct strbuf body = STRBUF_INIT;
 	sb_adds(&body, text);
 	sb_addch(&body, '\n');
 	free(text);
-	int rc = stage_output(r->d, r->row.id, where->buf, body.buf, body.len, err);
+	int rc = stage_output(r->d, r->row.id, where->buf, keep, body.buf, body.len, err);
 	sb_release(&body);
 	return rc;
 }
@@ -176,10 +189,10 @@ static int page_items_to_output(int page_no, const char *items_json, void *arg)
 
 /* write_pages_output - the items of jobs' pages, in order, into one JSON Lines file. */
 int write_pages_output(struct daemon *d, int64_t job_id, const int64_t *ids, size_t n,
-                       const char *path, int64_t *items, struct strbuf *err)
+                       const char *path, int keep_existing, int64_t *items, struct strbuf *err)
 {
 	struct page_sink sink = {0};
-	if (open_output(d, path, &sink.of, err) < 0)
+	if (open_output(d, path, keep_existing, &sink.of, err) < 0)
 		return -1;
 	for (size_t i = 0; i < n && !sink.failed; i++)
 		if (store_pages_foreach(d->st, ids[i], page_items_to_output, &sink) < 0)
@@ -215,11 +228,9 @@ void finish_pages(struct run *r)
 	struct strbuf path = STRBUF_INIT, err = STRBUF_INIT;
 	int64_t items = r->row.items_done;
 	if (r->row.parent_id == 0 && !r->job.no_output) {
-		if (r->job.output)
-			sb_adds(&path, r->job.output);
-		else
-			default_output(r, &path);
-		if (write_pages_output(d, r->row.id, &r->row.id, 1, path.buf, &items, &err) < 0) {
+		int keep = output_path_of(r, &path);
+		if (write_pages_output(d, r->row.id, &r->row.id, 1, path.buf, keep, &items, &err) <
+		    0) {
 			char *ej = error_json("OutputError", err.buf, 0);
 			end_job(r, JS_FAILED, ej, "cannot write the output file");
 			free(ej);

@@ -359,6 +359,22 @@ TEST(batch_claims_and_failures)
 	CHECK_STR(text.buf, "2");
 	CHECK_INT(output_batch_count(b), 0);
 	CHECK_INT(output_batch_claimant(b, "batch/one.json"), 0);
+	/* a default name kept free: a file that appeared at it since it was chosen stays */
+	struct output_file *of = NULL;
+	struct strbuf err = STRBUF_INIT;
+	memset(&p, 0, sizeof(p));
+	CHECK_INT(output_open(out_fd, "batch/taken.json", &of, &err), 0);
+	output_append(of, "new", 3);
+	output_keep_existing(of);
+	CHECK_INT(output_stage(b, of, 21, &err), 0);
+	write_text(path_of("out/batch/taken.json"), "earlier");
+	CHECK_INT(output_batch_commit(b, note_failure, &p), 1);
+	CHECK_INT(p.tags[0], 21);
+	CHECK(strstr(p.why[0], "File exists") != NULL);
+	CHECK_INT(read_text(path_of("out/batch/taken.json"), &text), 0);
+	CHECK_STR(text.buf, "earlier");
+	CHECK(!exists(path_of("out/batch/.taken.json.part")));
+	sb_release(&err);
 	output_batch_free(b);
 	sb_release(&text);
 }

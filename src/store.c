@@ -148,7 +148,6 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_OP_SAVEPOINT] = "SAVEPOINT store_op",
     [S_OP_RELEASE] = "RELEASE store_op",
     [S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
-    /* this very file (the identity matches) before a row without identity (schema < 4) */
     /* the rows of this name and content (usually none), compared in C: a plain index
      * lookup costs a third of one with the comparison, an aggregate or a sort in SQL */
     [S_FILE_SEEN] = "SELECT dev, ino, ctime_ns, size FROM files INDEXED BY files_name_hash "

@@ -12,8 +12,11 @@
  * Durability: every store write of a loop iteration joins one transaction, committed in
  * the ev_prepare callback (the loop's "before sleep"). Ingested files leave incoming/
  * only after that commit; outputs are renamed into place just before it, so a job is
- * never recorded succeeded without its output file. A request leaves only after the
- * attempt that carries it is committed (curl sends from the loop, after the prepare).
+ * never recorded succeeded without its output file. A job's first request leaves only
+ * after the attempt that carries it is committed (it is sent from the prepare callback,
+ * curl sends from the loop after it). The next page of an export is submitted from the
+ * answer's callback, and libcurl may send it before the prepare commits its attempt: a
+ * read, which a crash then makes the daemon send again, harmlessly.
  */
 #ifndef SEGSPOOL_DAEMON_INT_H
 #define SEGSPOOL_DAEMON_INT_H

@@ -100,7 +100,8 @@ static int idle(struct daemon *d)
 
 /* needs_store - whether this iteration may write: answers held, what signals asked for,
  * control files, files to ingest, a held run whose wait is over, or room for more jobs.
- * An iteration that only moved bytes for requests in flight opens no transaction. */
+ * An iteration that only moved bytes while the in-flight cap is full opens no
+ * transaction. */
 static int needs_store(struct daemon *d)
 {
 	if (d->nheld || d->wake_limit_waiters || d->wake_token_waiters || d->requeue_idle)

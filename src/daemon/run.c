@@ -48,7 +48,8 @@ void run_free(struct run *r)
 		}
 		logmsg(LOG_ERROR,
 		       "job %lld: an answer held for the locked store is dropped at exit; "
-		       "its attempt is recovered as interrupted at the next start",
+		       "its attempt is recovered at the next start (interrupted, or unknown for a "
+		       "mutation)",
 		       (long long)r->row.id);
 		sb_release(&r->held->body);
 		free(r->held);

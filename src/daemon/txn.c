@@ -58,9 +58,9 @@ int txn_try(struct daemon *d)
 }
 
 /* txn - every write of an iteration joins one transaction, committed before sleep. The
- * callers run where txn_try has already succeeded this iteration; only after a commit in
- * mid-iteration (a full output batch) may the lock have been taken meanwhile, and then
- * the ordinary busy timeout is waited before giving up. */
+ * callers run where txn_try (or make_room) has already succeeded this iteration: the
+ * answer path, dispatch and the prepare callback check it before they write. Should the
+ * lock be gone anyway, the ordinary busy timeout is waited before giving up. */
 void txn(struct daemon *d)
 {
 	if (d->in_txn)

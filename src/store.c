@@ -1077,18 +1077,13 @@ int store_output_conflict(struct store *st, const char *path, int64_t *job_id, c
 	return rc;
 }
 
+static int job_by_key(struct store *st, const char *key, int64_t *id);
+
 /* store_key_recorded - whether a job with this idempotency key is recorded. */
 int store_key_recorded(struct store *st, const char *key)
 {
-	sqlite3_stmt *s = prep(st, S_JOB_BY_KEY);
-	if (!s)
-		return -1;
-	bind_text(s, 1, key);
-	int rc = step(st, s, "look up a job key");
-	if (rc < 0)
-		return -1;
-	done(s);
-	return rc == SQLITE_ROW;
+	int64_t id;
+	return job_by_key(st, key, &id);
 }
 
 /* check_path - path still names the inode dev/ino: 0, or -1 with what happened in why. */

@@ -97,6 +97,9 @@ int spool_watch_drain(struct spool *sp, spool_name_fn fn, void *arg, int *overfl
  * the spool root itself is gone or replaced (the lock is on the old one: the caller
  * stops). */
 int spool_refresh(struct spool *sp, const char *out_dir);
+/* spool_out_is_own - whether out_dir (the config's output directory; NULL or "" for the
+ * default) is the spool's own out/, which spool_open opened, or a directory of its own. */
+int spool_out_is_own(const struct spool *sp, const char *out_dir);
 /* spool_refresh_out - spool_refresh for the output directory alone (two system calls
  * when nothing changed): before each output is named and opened, so an output directory
  * replaced between rescans takes the next output. 0, 1 reopened, -1 error. */

@@ -680,8 +680,8 @@ static int refresh_subdir(struct spool *sp, const struct spool_dir *d)
 	return 1;
 }
 
-/* is_own_out - out_dir names the spool's own out/ (as the daemon's open_all decides). */
-static int is_own_out(struct spool *sp, const char *out_dir)
+/* spool_out_is_own - see spool.h. */
+int spool_out_is_own(const struct spool *sp, const char *out_dir)
 {
 	if (!out_dir || !*out_dir)
 		return 1;
@@ -712,7 +712,7 @@ static int refresh_out_dir(struct spool *sp, const char *out_dir)
 /* spool_refresh_out - the output directory alone; see spool.h. */
 int spool_refresh_out(struct spool *sp, const char *out_dir)
 {
-	if (!is_own_out(sp, out_dir))
+	if (!spool_out_is_own(sp, out_dir))
 		return refresh_out_dir(sp, out_dir);
 	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++)
 		if (spool_dirs[i].offset == offsetof(struct spool, out_fd))
@@ -728,7 +728,7 @@ int spool_refresh(struct spool *sp, const char *out_dir)
 		return error("spool directory %s %s while the daemon ran; its lock and "
 		             "directories are gone with it",
 		             sp->root, state_word(root));
-	int own_out = is_own_out(sp, out_dir), changed = 0;
+	int own_out = spool_out_is_own(sp, out_dir), changed = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(spool_dirs); i++) {
 		const struct spool_dir *d = &spool_dirs[i];
 		if (d->offset == offsetof(struct spool, out_fd) && !own_out)

@@ -364,21 +364,13 @@ static int open_all(struct daemon *d)
 		             cfg->spool_dir, who.pid);
 	if (lk < 0)
 		return error("cannot lock spool %s", cfg->spool_dir);
-	if (strcmp(cfg->output_dir, "") != 0) {
-		struct strbuf def = STRBUF_INIT;
-		sb_addf(&def, "%s/out", cfg->spool_dir);
-		if (strcmp(def.buf, cfg->output_dir) != 0) {
-			mkdir(cfg->output_dir, 0755);
-			int fd = open(cfg->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (fd < 0) {
-				sb_release(&def);
-				return error_errno("cannot open output directory %s",
-				                   cfg->output_dir);
-			}
-			close(d->sp.out_fd);
-			d->sp.out_fd = fd;
-		}
-		sb_release(&def);
+	if (!spool_out_is_own(&d->sp, cfg->output_dir)) {
+		mkdir(cfg->output_dir, 0755);
+		int fd = open(cfg->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return error_errno("cannot open output directory %s", cfg->output_dir);
+		close(d->sp.out_fd);
+		d->sp.out_fd = fd;
 	}
 	d->outputs = output_batch_new();
 	int swept = output_sweep_parts(d->sp.out_fd);

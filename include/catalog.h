@@ -1,7 +1,7 @@
 /* catalog.h - the table of Segment Public API operations, and request building from it.
  *
  * The table is data: tools/gen_catalog.py turns data/operations.json (a copy of the
- * project's operation list) into src/catalog_table.c. Validation (job.c), request
+ * project's operation list) into src/job/catalog_table.c. Validation (job.c), request
  * building (here), result extraction (paginate.c) and the emulator's routing all read
  * this one table; no code is written per operation.
  */

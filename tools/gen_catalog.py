@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gen_catalog.py - turns data/operations.json into src/catalog_table.c, and the
+"""gen_catalog.py - turns data/operations.json into src/job/catalog_table.c, and the
 emulator's real catalog seeds, data/emu_seeds.json, into src/emu/emu_seed_table.c.
 
 The operation list is the single description of the Segment Public API that the rest
@@ -21,7 +21,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_INPUT = os.path.join(ROOT, "data", "operations.json")
-DEFAULT_OUTPUT = os.path.join(ROOT, "src", "catalog_table.c")
+DEFAULT_OUTPUT = os.path.join(ROOT, "src", "job", "catalog_table.c")
 SEEDS_INPUT = os.path.join(ROOT, "data", "emu_seeds.json")
 SEEDS_OUTPUT = os.path.join(ROOT, "src", "emu", "emu_seed_table.c")
 SEED_KINDS = (("sources", "C_SOURCES_CATALOG"), ("destinations", "C_DESTINATIONS_CATALOG"),
@@ -368,7 +368,7 @@ def write_atomic(path, text):
 
 def main():
     """main - generate, or compare with --check."""
-    ap = argparse.ArgumentParser(description="generate src/catalog_table.c")
+    ap = argparse.ArgumentParser(description="generate src/job/catalog_table.c")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if the output differs from what would be generated")
     ap.add_argument("--input", default=DEFAULT_INPUT)

@@ -2,7 +2,7 @@
 """check_requests - contract test of segspool's request ENCODING against Prism.
 
 For each of the 43 named operations, sends one request exactly as the daemon's
-request builder (src/catalog.c, catalog_build) encodes it, through
+request builder (src/job/catalog.c, catalog_build) encodes it, through
 `prism proxy --errors` (spec: Segment Public API 32.0.5) to fake_upstream.py,
 and asserts that Prism finds no request violation and forwards the request
 unchanged.  The request lines below were produced by catalog_build itself

@@ -63,9 +63,9 @@ try:
     c.check("libexec/segspool" in install and "/bin\"" not in install,
             "the binaries install to CMAKE_INSTALL_BINDIR (GNUInstallDirs)")
 
-    rc, out, _ = configure("no-source", leave_out=["src/paginate.c"])
+    rc, out, _ = configure("no-source", leave_out=["src/lib/paginate.c"])
     c.check(rc != 0, "a module's missing source stops the configuration")
-    c.check("module paginate: src/paginate.c is missing" in out,
+    c.check("module paginate: src/lib/paginate.c is missing" in out,
             f"and names the file ({out[-600:]})")
 
     rc, out, _ = configure("no-module",

@@ -3,7 +3,7 @@
  * A job is created queued. The scheduler claims it (running); a request's outcome makes
  * it succeeded, waiting (a retry or a rate limit later), queued again (put back without
  * an attempt) or failed/dead; retry and cancel move it out of the terminal states. The
- * numbers are stored in databases and written in SQL (the migrations in sql/, store.c's
+ * numbers are stored in databases and written in SQL (the migrations in sql/sqlite/, the store's
  * statements): job_state.c holds them fixed with _Static_assert. */
 #ifndef SEGSPOOL_JOB_STATE_H
 #define SEGSPOOL_JOB_STATE_H
@@ -17,6 +17,18 @@ enum job_state {
 	JS_DEAD,      /* retries exhausted on a retryable error */
 	JS_CANCELLED, /* by `segspool cancel` or a cancel control file */
 	JS_COUNT
+};
+
+/* why a waiting job waits, stored with it (sql/sqlite/008_waiting_for.sql): a change that
+ * concerns some of them (a raised limit, a token after SIGHUP) wakes those by this, not by
+ * the text of their reason */
+enum job_wait {
+	JW_BACKOFF,      /* a retry's backoff, or anything else that simply passes */
+	JW_OUR_LIMIT,    /* our own rate-limit buckets */
+	JW_SERVER_LIMIT, /* the API's 429 and its hold */
+	JW_TOKEN,        /* its workspace has no usable token */
+	JW_CHILDREN,     /* a fan-out parent, for its children */
+	JW_COUNT
 };
 
 /* job_state_name - the lowercase name of a state ("queued"), "unknown" out of range. */

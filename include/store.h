@@ -145,9 +145,8 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
 int64_t store_next_due_ms(struct store *st);
 /* store_count_active - jobs not in a terminal state (queued, running, waiting). */
 int64_t store_count_active(struct store *st);
-/* store_count_waiting_for - waiting jobs whose last wait's reason begins with `reason`
- * (as store_wake_waiters matches them); -1 on error. */
-int64_t store_count_waiting_for(struct store *st, const char *reason);
+/* store_count_waiting_for - waiting jobs that wait for `why`; -1 on error. */
+int64_t store_count_waiting_for(struct store *st, enum job_wait why);
 int store_get(struct store *st, int64_t id, struct job_row *out); /* 0, 1 not found, -1 */
 
 struct attempt_end {
@@ -182,10 +181,11 @@ struct job_success {
 
 /* store_job_succeed - running -> succeeded with the stored result, in one update. */
 int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok, int64_t now_ms);
-/* store_job_wait - running -> waiting until next_run_ms; count_attempt says whether
+/* store_job_wait - running -> waiting until next_run_ms, for `why` (what may wake it
+ * sooner: store_wake_waiters), with reason for the history; count_attempt says whether
  * the attempt counts against max_attempts (a rate-limit wait does not). */
 int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
-                   const char *reason, int64_t now_ms);
+                   enum job_wait why, const char *reason, int64_t now_ms);
 /* store_job_end - running|waiting|queued -> failed, dead or cancelled, with the error
  * (the API's error envelope when there was one). */
 int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
@@ -195,11 +195,9 @@ int store_job_end(struct store *st, int64_t id, enum job_state to, const char *e
  * writes the output from it without sending the request again. */
 int store_job_output_lost(struct store *st, int64_t id, const char *error_json, const char *reason,
                           int64_t now_ms);
-/* store_wake_waiters - waiting jobs whose last wait's reason (the transition's) begins with
- * `reason` (no GLOB characters in it)
- * become due now, e.g. jobs parked by the daemon's own rate limit once it is raised.
- * Returns how many, or -1. */
-int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms);
+/* store_wake_waiters - waiting jobs that wait for `why` become due now, e.g. those parked
+ * by the daemon's own rate limit once it is raised. Returns how many, or -1. */
+int64_t store_wake_waiters(struct store *st, enum job_wait why, int64_t now_ms);
 /* store_job_requeue - running -> queued, e.g. when the daemon stops mid-request. */
 int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t now_ms);
 /* store_job_count_attempt - adds the attempt that ended a job (succeeded, failed, dead)

@@ -155,7 +155,8 @@ void on_response(struct http_response *resp, void *arg);
 
 /* results.c */
 void end_job(struct run *r, enum job_state to, const char *err_json, const char *reason);
-void wait_job(struct run *r, int64_t next_ms, int count_attempt, const char *reason);
+void wait_job(struct run *r, int64_t next_ms, int count_attempt, enum job_wait why,
+              const char *reason);
 void default_output(const struct run *r, struct strbuf *path);
 int output_path_of(const struct run *r, struct strbuf *path);
 int make_room(struct daemon *d);

@@ -70,7 +70,7 @@ void send_or_hold(struct run *r)
 		struct strbuf why = STRBUF_INIT;
 		sb_addf(&why, "%s for workspace %s: %s (fix it, then send SIGHUP)",
 		        TOKEN_WAIT_REASON, r->job.workspace, tok->error);
-		wait_job(r, now + TOKEN_RECHECK_MS, 0, why.buf);
+		wait_job(r, now + TOKEN_RECHECK_MS, 0, JW_TOKEN, why.buf);
 		sb_release(&why);
 		return;
 	}
@@ -105,7 +105,7 @@ void send_or_hold(struct run *r)
 			sb_release(&reason);
 			free(ej);
 		} else if (wait > LOCAL_HOLD_MAX_MS) {
-			wait_job(r, dec.next_run_ms, 0, LIMIT_WAIT_REASON);
+			wait_job(r, dec.next_run_ms, 0, JW_OUR_LIMIT, LIMIT_WAIT_REASON);
 		} else {
 			r->hold_until_ms = dec.next_run_ms;
 		}

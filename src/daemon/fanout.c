@@ -106,7 +106,8 @@ void run_parent(struct run *r)
 	int64_t *ids = NULL;
 	size_t n = 0;
 	if (store_children_ids(d->st, r->row.id, &ids, &n) < 0) {
-		wait_job(r, now + PARENT_POLL_MS, 0, "cannot read children; trying again");
+		wait_job(r, now + PARENT_POLL_MS, 0, JW_CHILDREN,
+		         "cannot read children; trying again");
 		return;
 	}
 	if (n == 0) {
@@ -118,14 +119,15 @@ void run_parent(struct run *r)
 		} else {
 			logmsg(LOG_INFO, "job %lld split into %d child jobs", (long long)r->row.id,
 			       made);
-			wait_job(r, now + PARENT_POLL_MS, 0, "waiting for its child jobs");
+			wait_job(r, now + PARENT_POLL_MS, 0, JW_CHILDREN,
+			         "waiting for its child jobs");
 		}
 		free(ids);
 		return;
 	}
 	struct child_counts c;
 	if (store_children_counts(d->st, r->row.id, &c) < 0 || c.active > 0) {
-		wait_job(r, now + PARENT_POLL_MS, 0, "waiting for its child jobs");
+		wait_job(r, now + PARENT_POLL_MS, 0, JW_CHILDREN, "waiting for its child jobs");
 		free(ids);
 		return;
 	}

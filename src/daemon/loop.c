@@ -58,8 +58,8 @@ static void restore_buckets(struct daemon *d)
 	store_bucket_foreach(d->st, restore_bucket, &rs);
 	if (!rs.cut)
 		return;
-	int64_t woken = store_wake_waiters(d->st, LIMIT_WAIT_REASON, rs.now);
-	int64_t woken429 = store_wake_waiters(d->st, RETRY_RATE_LIMITED_REASON, rs.now);
+	int64_t woken = store_wake_waiters(d->st, JW_OUR_LIMIT, rs.now);
+	int64_t woken429 = store_wake_waiters(d->st, JW_SERVER_LIMIT, rs.now);
 	if (woken < 0 || woken429 < 0)
 		logmsg(LOG_ERROR, "cannot wake jobs waiting for the rate limit: %s",
 		       store_errmsg(d->st));
@@ -89,7 +89,7 @@ static int idle(struct daemon *d)
 	int64_t active = store_count_active(d->st);
 	if (active == 0)
 		return 1;
-	if (active < 0 || store_count_waiting_for(d->st, TOKEN_WAIT_REASON) != active)
+	if (active < 0 || store_count_waiting_for(d->st, JW_TOKEN) != active)
 		return 0;
 	logmsg(LOG_WARN,
 	       "%lld job(s) wait for a usable API token (see the errors above); they "
@@ -243,10 +243,10 @@ static void requeue_idle_runs(struct daemon *d)
 	}
 }
 
-/* wake_waiters - jobs parked by reason `prefix` become due (after a SIGHUP). */
-static void wake_waiters(struct daemon *d, const char *prefix, const char *what)
+/* wake_waiters - jobs that wait for `why` become due (after a SIGHUP). */
+static void wake_waiters(struct daemon *d, enum job_wait why, const char *what)
 {
-	int64_t woken = store_wake_waiters(d->st, prefix, clock_wall_ms());
+	int64_t woken = store_wake_waiters(d->st, why, clock_wall_ms());
 	if (woken < 0)
 		write_failed(d, 0, what);
 	else if (woken > 0)
@@ -260,11 +260,11 @@ static void after_signals(struct daemon *d)
 	if (d->wake_limit_waiters) {
 		d->wake_limit_waiters = 0;
 		/* parked by the old limits: due now, to be admitted (or parked) by the new ones */
-		wake_waiters(d, LIMIT_WAIT_REASON, "waiting for the rate limit");
+		wake_waiters(d, JW_OUR_LIMIT, "waiting for the rate limit");
 	}
 	if (d->wake_token_waiters) {
 		d->wake_token_waiters = 0;
-		wake_waiters(d, TOKEN_WAIT_REASON, "waiting for a usable token");
+		wake_waiters(d, JW_TOKEN, "waiting for a usable token");
 	}
 	if (d->requeue_idle) {
 		d->requeue_idle = 0;

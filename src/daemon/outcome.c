@@ -238,7 +238,8 @@ static void record_response(struct run *r, struct http_response *resp)
 			logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
 			       dec.reason, (long long)(dec.next_run_ms - now));
 		}
-		wait_job(r, dec.next_run_ms, dec.count_attempt, dec.reason);
+		wait_job(r, dec.next_run_ms, dec.count_attempt,
+		         o == OUTCOME_RATE_LIMITED ? JW_SERVER_LIMIT : JW_BACKOFF, dec.reason);
 	} else {
 		char *ej = body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome" : "HttpError");
 		char why[512];

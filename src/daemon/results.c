@@ -34,11 +34,13 @@ void end_job(struct run *r, enum job_state to, const char *err_json, const char 
 }
 
 /* wait_job - back to waiting until next_ms; frees the run. */
-void wait_job(struct run *r, int64_t next_ms, int count_attempt, const char *reason)
+void wait_job(struct run *r, int64_t next_ms, int count_attempt, enum job_wait why,
+              const char *reason)
 {
 	struct daemon *d = r->d;
 	txn(d);
-	if (store_job_wait(d->st, r->row.id, next_ms, count_attempt, reason, clock_wall_ms()) < 0)
+	if (store_job_wait(d->st, r->row.id, next_ms, count_attempt, why, reason, clock_wall_ms()) <
+	    0)
 		write_failed(d, r->row.id, "reschedule");
 	run_free(r);
 }

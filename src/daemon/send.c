@@ -72,7 +72,8 @@ void send_now(struct run *r, const struct token *tok)
 			write_failed(d, r->row.id, "record an attempt");
 		logmsg(LOG_WARN, "job %lld: the request could not be started; trying again in 1 s",
 		       (long long)r->row.id);
-		wait_job(r, clock_wall_ms() + 1000, 0, "the request could not be started");
+		wait_job(r, clock_wall_ms() + 1000, 0, JW_BACKOFF,
+		         "the request could not be started");
 		goto out;
 	}
 	d->ninflight++;

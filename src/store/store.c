@@ -30,7 +30,7 @@
 extern const char *const store_migrations[];
 extern const size_t store_migration_count;
 
-#define STORE_APPLICATION_ID 0x53475350 /* "SGSP", set by sql/001_init.sql */
+#define STORE_APPLICATION_ID 0x53475350 /* "SGSP", set by sql/sqlite/001_init.sql */
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_CLI_WAIT_MS 60000 /* how long a daemon waits for a CLI command's store lock */
 #define STORE_OWNER_MAX 512
@@ -44,10 +44,10 @@ extern const size_t store_migration_count;
 	"(SELECT count(*) FROM attempts a WHERE a.job_id = jobs.id)"
 
 /* the due jobs through the jobs_due partial index: its WHERE spelled exactly as in
- * sql/001_init.sql, and the index named, because without statistics the planner
+ * sql/sqlite/001_init.sql, and the index named, because without statistics the planner
  * may prefer another index plus a sort of the whole queue */
 #define DUE_JOBS "jobs INDEXED BY jobs_due WHERE state IN (0, 2)"
-/* the running jobs, through the jobs_running partial index (sql/003_running_index.sql) */
+/* the running jobs, through the jobs_running partial index (sql/sqlite/003_running_index.sql) */
 #define RUNNING_JOBS "jobs INDEXED BY jobs_running WHERE state = 1"
 
 /* why a job was created, from its own row: a job's creation (into queued) has no
@@ -156,7 +156,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
                       "njobs, nduplicates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_FILE_ADOPT] = "UPDATE files INDEXED BY files_name_hash SET dev = ?3, ino = ?4, "
                      "ctime_ns = ?5, size = ?6 WHERE name = ?1 AND hash = ?2 AND dev IS NULL",
-    /* unfinished jobs' outputs (sql/005_file_identity.sql): the path itself or one
+    /* unfinished jobs' outputs (sql/sqlite/005_file_identity.sql): the path itself or one
      * of its directories (?1 each in turn), and then what lies below it */
     [S_OUTPUT_TAKEN] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output "
                        "WHERE state IN (0, 1, 2) AND output_path = ?1 LIMIT 1",
@@ -186,9 +186,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
     /* queued and waiting through jobs_due, running through jobs_running */
     [S_COUNT_ACTIVE] =
         "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM " RUNNING_JOBS ")",
-    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND "
-                            "(SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
-                            "ORDER BY t.id DESC LIMIT 1) GLOB ?1 || '*'",
+    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND waiting_for = ?1",
     [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                         "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
@@ -199,12 +197,12 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
                       "result_json = ?4, attempts = attempts + ?5, "
                       "output_path = coalesce(?6, output_path) " FROM_STATE,
-    /* no output file: output_path is left alone, so the outputs index (sql/005) is not
+    /* no output file: output_path is left alone, so the outputs index (sql/sqlite/005) is not
      * looked at by an update that sets it to what it was */
     [S_JOB_SUCCEED_IN_STORE] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
                                "result_json = ?4, attempts = attempts + ?5 " FROM_STATE,
     [S_JOB_WAIT] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?4, "
-                   "attempts = attempts + ?5 " FROM_STATE,
+                   "attempts = attempts + ?5, waiting_for = ?6 " FROM_STATE,
     [S_JOB_END] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
                   "error_json = ?4 " FROM_STATE,
     [S_JOB_REQUEUE] = "UPDATE jobs SET state = ?3, updated_ms = ?2 " FROM_STATE,
@@ -225,10 +223,10 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
                        "WHERE id = ?1",
     [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
-    /* one seek in the index of sql/004_page_cursor.sql, however many pages the job has */
+    /* one seek in the index of sql/sqlite/004_page_cursor.sql, however many pages the job has */
     [S_PAGE_CURSOR_SEEN] = "SELECT min(page_no) FROM pages INDEXED BY pages_cursor "
                            "WHERE job_id = ?1 AND cursor = ?2",
-    /* an attempt without an outcome belongs to a running job (sql/002_lean_attempts.sql) */
+    /* an attempt without an outcome belongs to a running job (sql/sqlite/002_lean_attempts.sql) */
     [S_OPEN_ATTEMPTS] =
         "SELECT a.id, j.op_id, j.spec_json, j.mutates FROM jobs j INDEXED BY jobs_running "
         "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
@@ -248,7 +246,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
                      "created_ms, next_run_ms, parent_id, " LIST_REASON " FROM jobs "
                      "WHERE state = ?2 ORDER BY id DESC LIMIT ?1",
-    /* failed and dead jobs: a scan, as for the counts by state (sql/006_attempt_body.sql) */
+    /* failed and dead jobs: a scan, as for the counts by state (sql/sqlite/006_attempt_body.sql) */
     [S_TOP_REASONS] = "SELECT reason, count(*) FROM (SELECT " LAST_REASON " AS reason "
                       "FROM jobs WHERE state IN (4, 5)) "
                       "GROUP BY reason ORDER BY 2 DESC, 1 LIMIT ?1",
@@ -277,10 +275,9 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        "ORDER BY id DESC LIMIT 1",
     [S_COUNT_LOST_ANSWERS] =
         "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
-    [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 WHERE state IN (0, 2) "
-                       "AND state = 2 AND next_run_ms > ?1 "
-                       "AND (SELECT reason FROM transitions t WHERE t.job_id = jobs.id "
-                       "ORDER BY t.id DESC LIMIT 1) GLOB ?2 || '*'",
+    [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 "
+                       "WHERE state IN (0, 2) AND state = 2 AND next_run_ms > ?1 "
+                       "AND waiting_for = ?2",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
 };
@@ -1421,13 +1418,13 @@ int64_t store_count_active(struct store *st)
 	return s ? count_query(st, s, "count active jobs") : -1;
 }
 
-/* store_count_waiting_for - waiting jobs whose last wait's reason begins with reason. */
-int64_t store_count_waiting_for(struct store *st, const char *reason)
+/* store_count_waiting_for - waiting jobs that wait for `why`. */
+int64_t store_count_waiting_for(struct store *st, enum job_wait why)
 {
 	sqlite3_stmt *s = prep(st, S_COUNT_WAITING_FOR);
 	if (!s)
 		return -1;
-	bind_text(s, 1, reason);
+	sqlite3_bind_int(s, 1, (int)why);
 	return count_query(st, s, "count waiting jobs");
 }
 
@@ -1674,7 +1671,7 @@ int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok
 
 /* store_job_wait - running -> waiting until next_run_ms. */
 int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
-                   const char *reason, int64_t now_ms)
+                   enum job_wait why, const char *reason, int64_t now_ms)
 {
 	enum op_wrap how;
 	int rc = -1;
@@ -1684,6 +1681,7 @@ int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_
 	if (s) {
 		sqlite3_bind_int64(s, 4, next_run_ms);
 		sqlite3_bind_int(s, 5, count_attempt ? 1 : 0);
+		sqlite3_bind_int(s, 6, (int)why);
 		rc = strict(change_state(st, id, BIT(JS_RUNNING), JS_WAITING, s, "put to wait",
 		                         reason, now_ms));
 	}
@@ -1729,9 +1727,8 @@ int store_job_output_lost(struct store *st, int64_t id, const char *error_json, 
 	return op_end(st, how, rc);
 }
 
-/* store_wake_waiters - waiting jobs whose last wait gave `reason` are due now; how many,
- * or -1. */
-int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms)
+/* store_wake_waiters - waiting jobs that wait for `why` are due now; how many, or -1. */
+int64_t store_wake_waiters(struct store *st, enum job_wait why, int64_t now_ms)
 {
 	enum op_wrap how;
 	int64_t n = -1;
@@ -1740,7 +1737,7 @@ int64_t store_wake_waiters(struct store *st, const char *reason, int64_t now_ms)
 	sqlite3_stmt *s = prep(st, S_WAKE_WAITERS);
 	if (s) {
 		sqlite3_bind_int64(s, 1, now_ms);
-		bind_text(s, 2, reason);
+		sqlite3_bind_int(s, 2, (int)why);
 		if (run(st, s, "wake waiting jobs") == 0)
 			n = sqlite3_changes(st->db);
 	}

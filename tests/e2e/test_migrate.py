@@ -1,6 +1,6 @@
 """e2e migrate - a database left by the first schema (user_version 1, with the
 attempts_open and jobs_state indexes), with a request in flight when that daemon died,
-opened by this daemon: it migrates (user_version: one per sql/NNN_*.sql file, the latest
+opened by this daemon: it migrates (user_version: one per sql/sqlite/NNN_*.sql file, the latest
 schema; no attempts_open, jobs_running in place of jobs_state, pages_cursor added, files
 with identities and without UNIQUE (name, hash), jobs.mutates added), finds the running
 jobs through the new index, closes their open attempts by the old guess from the
@@ -17,8 +17,8 @@ import time
 from harness import Checks, Emulator, Spool
 
 c = Checks("migrate")
-# the store's schema version is the number of migrations it carries (sql/NNN_*.sql)
-LATEST = len(glob.glob(os.path.join(os.environ["SEGSPOOL_SRC"], "sql", "[0-9]*.sql")))
+# the store's schema version is the number of migrations it carries (sql/sqlite/NNN_*.sql)
+LATEST = len(glob.glob(os.path.join(os.environ["SEGSPOOL_SRC"], "sql", "sqlite", "[0-9]*.sql")))
 emu = Emulator("--seed", "10")
 s = Spool(emu.url, config={"endpoint_limits": False})
 try:
@@ -51,6 +51,18 @@ try:
         # nor the column a later migration adds
         db.execute("ALTER TABLE attempts DROP COLUMN body")
         db.execute("ALTER TABLE jobs DROP COLUMN mutates")
+        db.execute("ALTER TABLE jobs DROP COLUMN waiting_for")
+        # a job an old daemon parked for want of a token, due only in a day: the start
+        # wakes token waiters, which it can tell only by the wait the migration derives
+        db.execute("INSERT INTO jobs (state, op_id, spec_json, workspace, source_file, "
+                   "priority, not_before_ms, next_run_ms, max_attempts, created_ms, "
+                   "updated_ms, paginated) SELECT 2, op_id, spec_json, workspace, "
+                   "source_file, priority, not_before_ms, ?, max_attempts, created_ms, "
+                   "updated_ms, paginated FROM jobs WHERE id = 1",
+                   (int(time.time() * 1000) + 86400000,))
+        db.execute("INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
+                   "VALUES (3, 1, 2, 0, 'waiting for a usable API token for workspace "
+                   "default: no token (fix it, then send SIGHUP)')")
         db.execute("UPDATE jobs SET state = 1, result_json = NULL, finished_ms = NULL "
                    "WHERE id IN (1, 2)")
         db.execute("INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
@@ -71,8 +83,10 @@ try:
          .fetchone()[0], 1, "pages_cursor created")
     c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
             "attempts have a body column")
-    c.eq(db.execute("SELECT id, mutates FROM jobs ORDER BY id").fetchall(),
+    c.eq(db.execute("SELECT id, mutates FROM jobs WHERE id < 3 ORDER BY id").fetchall(),
          [(1, None), (2, None)], "jobs have a mutates column, NULL for the old rows")
+    c.eq(db.execute("SELECT state, waiting_for FROM jobs WHERE id = 3").fetchone(), (3, 3),
+         "the old token waiter got its wait from its reason, was woken at the start and ran")
     c.eq(db.execute("SELECT name, dev IS NULL FROM files").fetchall(), [("get.json", 1)],
          "the version-1 files row kept, without an identity")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('files_name_hash', "
@@ -100,7 +114,7 @@ try:
          "the creation comes first")
     s.drop_jobs("get2.json", [{"op": "getWarehouse", "params": {"warehouseId": "wh_1"}}])
     c.eq(s.run_until_idle(timeout=60), 0, "third run, a new job")
-    sh = s.show(3)
+    sh = s.show(4)
     c.eq([(t["from"], t["to"], t["reason"]) for t in sh["transitions"]][0],
          (None, "queued", "ingested from get2.json"),
          "a new job's creation comes from its jobs row")

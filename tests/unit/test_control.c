@@ -57,7 +57,9 @@ static int64_t make(struct store *st, int64_t parent, enum job_state s)
 	case JS_RUNNING:
 		break;
 	case JS_WAITING:
-		CHECK_INT(store_job_wait(st, id, LATER, 0, "waiting for its child jobs", NOW), 0);
+		CHECK_INT(store_job_wait(st, id, LATER, 0, JW_CHILDREN,
+		                         "waiting for its child jobs", NOW),
+		          0);
 		break;
 	case JS_SUCCEEDED:
 		CHECK_INT(store_job_succeed(st, id, &ok, NOW), 0);

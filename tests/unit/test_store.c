@@ -344,7 +344,7 @@ TEST(test_transitions)
 	struct job_row row;
 
 	claim_one(st, id, 1000);
-	CHECK_INT(store_job_wait(st, id, 3000, 1, "retry after 503", 1100), 0);
+	CHECK_INT(store_job_wait(st, id, 3000, 1, JW_BACKOFF, "retry after 503", 1100), 0);
 	CHECK_INT(store_get(st, id, &row), 0);
 	CHECK_INT(row.state, JS_WAITING);
 	CHECK_INT(row.next_run_ms, 3000);
@@ -352,7 +352,8 @@ TEST(test_transitions)
 	job_row_release(&row);
 	CHECK_INT(store_claim_due(st, 2999, &row, 1), 0);
 	claim_one(st, id, 3000);
-	CHECK_INT(store_job_wait(st, id, 4000, 0, "rate limited", 3100), 0); /* not counted */
+	CHECK_INT(store_job_wait(st, id, 4000, 0, JW_BACKOFF, "rate limited", 3100),
+	          0); /* not counted */
 	CHECK_INT(store_get(st, id, &row), 0);
 	CHECK_INT(row.attempts, 1);
 	job_row_release(&row);
@@ -405,7 +406,7 @@ TEST(test_transitions)
 
 	int64_t d = insert(st, &j, 5000);
 	claim_one(st, d, 5000);
-	CHECK_INT(store_job_wait(st, d, 9000, 1, "retry", 5100), 0);
+	CHECK_INT(store_job_wait(st, d, 9000, 1, JW_BACKOFF, "retry", 5100), 0);
 	CHECK_INT(store_job_end(st, d, JS_DEAD, NULL, "attempts exhausted", 5200), 0);
 	CHECK_INT(state_of(st, d), JS_DEAD);
 	o = show(st, d);
@@ -427,7 +428,7 @@ TEST(test_disallowed)
 	/* queued: only end/cancel are allowed */
 	CHECK_INT(succeed(st, id, 1100), -1);
 	CHECK(strstr(store_errmsg(st), "it is queued, not running") != NULL);
-	CHECK_INT(store_job_wait(st, id, 2000, 1, "x", 1100), -1);
+	CHECK_INT(store_job_wait(st, id, 2000, 1, JW_BACKOFF, "x", 1100), -1);
 	CHECK_INT(store_job_requeue(st, id, "x", 1100), -1);
 	CHECK_INT(store_job_retry(st, id, 1100), 1);
 	CHECK(strstr(store_errmsg(st), "not failed, dead or cancelled") != NULL);
@@ -458,11 +459,13 @@ TEST(test_wake_waiters)
 	int64_t limited = insert(st, &j, 1000), told = insert(st, &j, 1000);
 	int64_t queued = insert(st, &j, 1000);
 	claim_one(st, limited, 1000);
-	CHECK_INT(store_job_wait(st, limited, 90000, 0, "waiting for the rate limit", 1000), 0);
+	CHECK_INT(
+	    store_job_wait(st, limited, 90000, 0, JW_OUR_LIMIT, "waiting for the rate limit", 1000),
+	    0);
 	claim_one(st, told, 1000);
-	CHECK_INT(store_job_wait(st, told, 90000, 0, "retry after 429", 1000), 0);
+	CHECK_INT(store_job_wait(st, told, 90000, 0, JW_SERVER_LIMIT, "retry after 429", 1000), 0);
 	/* only the jobs our own limit parked are due again; the server's wait stands */
-	CHECK_INT(store_wake_waiters(st, "waiting for the rate limit", 2000), 1);
+	CHECK_INT(store_wake_waiters(st, JW_OUR_LIMIT, 2000), 1);
 	struct job_row row;
 	CHECK_INT(store_get(st, limited, &row), 0);
 	CHECK_INT(row.next_run_ms, 2000);
@@ -472,7 +475,23 @@ TEST(test_wake_waiters)
 	CHECK_INT(row.next_run_ms, 90000);
 	job_row_release(&row);
 	CHECK_INT(state_of(st, queued), JS_QUEUED);
-	CHECK_INT(store_wake_waiters(st, "waiting for the rate limit", 2000), 0); /* due already */
+	CHECK_INT(store_wake_waiters(st, JW_OUR_LIMIT, 2000), 0); /* due already */
+	/* a token waiter is counted and woken by its own wait, not by any other */
+	int64_t tokenless = insert(st, &j, 500); /* due first */
+	claim_one(st, tokenless, 1000);
+	CHECK_INT(store_job_wait(st, tokenless, 90000, 0, JW_TOKEN,
+	                         "waiting for a usable API token for workspace x", 1000),
+	          0);
+	CHECK_INT(store_count_waiting_for(st, JW_TOKEN), 1);
+	CHECK_INT(store_count_waiting_for(st, JW_SERVER_LIMIT), 1);
+	CHECK_INT(store_wake_waiters(st, JW_OUR_LIMIT, 3000), 0);
+	CHECK_INT(store_wake_waiters(st, JW_TOKEN, 3000), 1);
+	CHECK_INT(store_get(st, tokenless, &row), 0);
+	CHECK_INT(row.next_run_ms, 3000);
+	job_row_release(&row);
+	CHECK_INT(store_get(st, told, &row), 0);
+	CHECK_INT(row.next_run_ms, 90000);
+	job_row_release(&row);
 	store_close(st);
 }
 
@@ -492,7 +511,7 @@ TEST(test_cancel)
 	CHECK_INT(store_job_cancel(st, queued, 1100), 0);
 	CHECK_INT(state_of(st, queued), JS_CANCELLED);
 	claim_one(st, waiting, 1000);
-	CHECK_INT(store_job_wait(st, waiting, 9000, 1, "retry", 1000), 0);
+	CHECK_INT(store_job_wait(st, waiting, 9000, 1, JW_BACKOFF, "retry", 1000), 0);
 	CHECK_INT(store_job_cancel(st, waiting, 1100), 0);
 	CHECK_INT(state_of(st, waiting), JS_CANCELLED);
 	CHECK_INT(store_job_cancel(st, waiting, 1100), 1); /* already cancelled */
@@ -524,7 +543,7 @@ TEST(test_retry)
 	struct job_new j = new_job("listSources", NULL, 0, 0);
 	int64_t id = insert(st, &j, 1000);
 	claim_one(st, id, 1000);
-	CHECK_INT(store_job_wait(st, id, 1500, 1, "retry", 1100), 0);
+	CHECK_INT(store_job_wait(st, id, 1500, 1, JW_BACKOFF, "retry", 1100), 0);
 	claim_one(st, id, 1500);
 	CHECK_INT(store_job_end(st, id, JS_DEAD, "{\"errors\":[]}", "attempts exhausted", 1600), 0);
 	CHECK_INT(store_job_retry(st, id, 7000), 0);
@@ -1267,7 +1286,7 @@ TEST(test_output_conflict)
 	CHECK_INT(store_output_conflict(st, "d1", &id, &other), 0);
 	/* a waiting one holds it */
 	claim_one(st, a, 1300);
-	CHECK_INT(store_job_wait(st, a, 5000, 1, "retry", 1400), 0);
+	CHECK_INT(store_job_wait(st, a, 5000, 1, JW_BACKOFF, "retry", 1400), 0);
 	CHECK_INT(store_output_conflict(st, "exports", &id, &other), 1);
 	CHECK_INT(id, a);
 	free(other);

@@ -17,7 +17,6 @@
 
 #include "job_state.h"
 
-struct cJSON;
 struct store;
 
 enum {
@@ -254,24 +253,94 @@ typedef void (*store_bucket_fn)(const char *key, double tokens, int64_t updated_
                                 int64_t hold_until_ms, void *arg);
 int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg);
 
-/* --- reading, for the CLI --------------------------------------------------------- */
+/* --- reading: rows for the views above the store (views.h) -------------------------- */
+
+/* a number the store does not have (a column left empty): views show it as null */
+#define STORE_NONE INT64_MIN
 
 int store_counts(struct store *st, int64_t counts[JS_COUNT]);
-/* store_list_json - jobs newest first, optionally in one state: a JSON array of objects
- * {id, state, op, key, workspace, priority, attempts, created, next_run, parent, reason}
- * (reason: of the job's last state change, or its creation; null once it succeeded). */
-struct cJSON *store_list_json(struct store *st, const enum job_state *state, int limit);
-/* store_show_json - one job whole: spec, state, transitions, attempts, pages (without
- * items), children's progress, result, error. NULL if not found. */
-struct cJSON *store_show_json(struct store *st, int64_t id);
-/* store_stats_json - counts by state, attempts by outcome, requests made, and the
- * STORE_TOP_REASONS most common reasons of failed and dead jobs ("top_reasons"). */
-struct cJSON *store_stats_json(struct store *st);
+/* store_count_requests - attempts that reached the wire: an answer or a transport error. */
+int64_t store_count_requests(struct store *st);
 
+/* Each *_foreach calls fn with one record per row, in order, the strings valid during
+ * the call only; fn returning non-zero stops it (the call then returns 0). -1 on error. */
+
+struct job_summary {
+	int64_t id, parent_id; /* parent_id STORE_NONE for a top-level job */
+	enum job_state state;
+	const char *op_id, *key, *workspace;
+	int64_t priority, attempts, created_ms, next_run_ms;
+	const char *reason; /* of its last state change or its creation; NULL once succeeded */
+};
+typedef int (*store_summary_fn)(const struct job_summary *job, void *arg);
+/* store_list - jobs newest first, in one state (state non-NULL) or all; limit <= 0: all. */
+int store_list(struct store *st, const enum job_state *state, int limit, store_summary_fn fn,
+               void *arg);
+
+struct job_detail {
+	int64_t id, parent_id;
+	enum job_state state;
+	const char *op_id, *key, *workspace, *spec_json, *output_path, *source_file, *cursor;
+	const char *result_json, *error_json; /* as stored: JSON text, or NULL */
+	int64_t priority, attempts_counted, max_attempts;
+	int64_t created_ms, updated_ms, next_run_ms, finished_ms;
+	int64_t pages_done, items_done, total_entries;
+	int cancel_requested, paginated;
+};
+typedef int (*store_detail_fn)(const struct job_detail *job, void *arg);
+/* store_job_detail - one job's row, to fn; 0, 1 when there is no such job, -1 on error. */
+int store_job_detail(struct store *st, int64_t id, store_detail_fn fn, void *arg);
+
+struct transition_rec {
+	int64_t at_ms;
+	int from_state; /* -1 for its creation */
+	enum job_state to_state;
+	const char *reason;
+};
+typedef int (*store_transition_fn)(const struct transition_rec *t, void *arg);
+/* store_transitions_foreach - a job's history, its creation first. */
+int store_transitions_foreach(struct store *st, int64_t job_id, store_transition_fn fn, void *arg);
+
+struct attempt_rec {
+	int64_t attempt_no, started_ms, duration_ms, http_status, retry_after_ms, rl_remaining;
+	const char *outcome, *error, *rl_reset, *request, *body; /* NULL when not recorded */
+};
+typedef int (*store_attempt_fn)(const struct attempt_rec *a, void *arg);
+/* store_attempts_foreach - a job's attempts in the order they were made. */
+int store_attempts_foreach(struct store *st, int64_t job_id, store_attempt_fn fn, void *arg);
+
+struct page_rec {
+	int64_t page_no, nitems, at_ms;
+	const char *cursor, *next_cursor;
+};
+typedef int (*store_page_rec_fn)(const struct page_rec *p, void *arg);
+/* store_page_recs_foreach - a job's recorded pages, without their items. */
+int store_page_recs_foreach(struct store *st, int64_t job_id, store_page_rec_fn fn, void *arg);
+
+struct child_rec {
+	int64_t id, pages_done, items_done, total_entries;
+	enum job_state state;
+};
+typedef int (*store_child_fn)(const struct child_rec *c, void *arg);
+/* store_children_foreach - a parent's children in creation order, with their progress. */
+int store_children_foreach(struct store *st, int64_t parent_id, store_child_fn fn, void *arg);
+
+typedef int (*store_tally_fn)(const char *name, int64_t n, void *arg);
+/* store_attempt_outcomes_foreach - attempts by outcome, "in_progress" for those without
+ * one yet, by name. */
+int store_attempt_outcomes_foreach(struct store *st, store_tally_fn fn, void *arg);
 #define STORE_TOP_REASONS 5
-/* store_top_reasons_json - the max most common reasons (the last state change's) of
- * failed and dead jobs, [{"reason": r, "jobs": n}], most jobs first; NULL on error. */
-struct cJSON *store_top_reasons_json(struct store *st, int max);
+/* store_top_reasons_foreach - the max most common reasons (the last state change's) of
+ * failed and dead jobs, most jobs first; a NULL name for jobs without one. */
+int store_top_reasons_foreach(struct store *st, int max, store_tally_fn fn, void *arg);
+
+/* store_read_begin - the reads until store_read_end share one snapshot (a job the daemon
+ * is moving along reads consistently); inside a write transaction, that one. */
+int store_read_begin(struct store *st);
+void store_read_end(struct store *st);
+
+/* store_job_error - the stored error (JSON text), malloc'd, or NULL if none. 0, or -1. */
+int store_job_error(struct store *st, int64_t id, char **error_json);
 
 /* store_last_attempt - the job's last recorded attempt: its HTTP status (0 if none), error
  * and kept body (malloc'd, NULL when none; see struct attempt_end). 0, 1 when the job has

@@ -19,6 +19,7 @@
 #include "segspool_version.h"
 #include "spool.h"
 #include "store.h"
+#include "views.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -276,7 +277,7 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 	if (!st)
 		return EXIT_FAILED;
 	/* one row more than shown tells whether the limit cut the list */
-	cJSON *rows = store_list_json(st, filter, limit ? limit + 1 : 0);
+	cJSON *rows = view_list(st, filter, limit ? limit + 1 : 0);
 	if (!rows) {
 		fprintf(stderr, "segspool: cannot list the jobs of %s: %s\n", cfg->db_path,
 		        store_errmsg(st));
@@ -404,7 +405,7 @@ static void add_policy(const struct config *cfg, cJSON *doc)
 	job_release(&job);
 }
 
-/* show_text - a readable view of store_show_json's document. */
+/* show_text - a readable view of view_show's document. */
 static void show_text(const cJSON *j)
 {
 	printf("job %lld: %s  %s\n", json_num(j, "id"), json_str(j, "op"), json_str(j, "state"));
@@ -482,7 +483,7 @@ static int cmd_show(struct config *cfg, int argc, char **argv)
 	struct store *st = open_store_ro(cfg);
 	if (!st)
 		return EXIT_FAILED;
-	cJSON *doc = store_show_json(st, n);
+	cJSON *doc = view_show(st, n);
 	int rc = EXIT_OK;
 	if (doc)
 		add_policy(cfg, doc);
@@ -505,7 +506,7 @@ static int cmd_stats(struct config *cfg, int argc, char **argv)
 	struct store *st = open_store_ro(cfg);
 	if (!st)
 		return EXIT_FAILED;
-	cJSON *doc = store_stats_json(st);
+	cJSON *doc = view_stats(st);
 	int rc = EXIT_OK;
 	if (doc) {
 		print_json(doc, !json);

@@ -78,18 +78,19 @@ static char *children_reasons(struct daemon *d, const int64_t *ids, size_t n)
 		if (store_get(d->st, ids[i], &c) != 0)
 			continue;
 		if (c.state != JS_SUCCEEDED) {
-			cJSON *show = store_show_json(d->st, ids[i]);
+			char *stored = NULL;
+			store_job_error(d->st, ids[i], &stored);
 			cJSON *e = cJSON_CreateObject();
 			char msg[96];
 			snprintf(msg, sizeof(msg), "child job %lld ended %s", (long long)c.id,
 			         job_state_name(c.state));
 			cJSON_AddStringToObject(e, "type", "ChildFailed");
 			cJSON_AddStringToObject(e, "message", msg);
-			cJSON *cerr = show ? cJSON_DetachItemFromObject(show, "error") : NULL;
+			cJSON *cerr = stored ? cJSON_Parse(stored) : NULL;
 			if (cerr)
 				cJSON_AddItemToObject(e, "data", cerr);
 			cJSON_AddItemToArray(errs, e);
-			cJSON_Delete(show);
+			free(stored);
 		}
 		job_row_release(&c);
 	}

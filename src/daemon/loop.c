@@ -436,6 +436,15 @@ static void close_all(struct daemon *d)
 	sb_release(&d->txn_first_failure);
 }
 
+/* log_top_reason - one of the most common reasons jobs ended badly, at info level. */
+static int log_top_reason(const char *reason, int64_t n, void *arg)
+{
+	int *rank = arg;
+	logmsg(LOG_INFO, "top reason %d: %lld job(s) failed or dead: %s", ++*rank, (long long)n,
+	       reason ? reason : "(none given)");
+	return 0;
+}
+
 /* summary - what happened, in one log line, then the top failure reasons. */
 static void summary(struct daemon *d)
 {
@@ -456,18 +465,9 @@ static void summary(struct daemon *d)
 	if (!counts[JS_FAILED] && !counts[JS_DEAD])
 		return;
 	/* the most common ways jobs ended badly, so the journal says what to look at */
-	cJSON *top = store_top_reasons_json(d->st, STORE_TOP_REASONS);
-	if (!top)
+	int rank = 0;
+	if (store_top_reasons_foreach(d->st, STORE_TOP_REASONS, log_top_reason, &rank) < 0)
 		logmsg(LOG_WARN, "cannot count the failure reasons: %s", store_errmsg(d->st));
-	int i = 0;
-	for (const cJSON *t = top ? top->child : NULL; t; t = t->next) {
-		const char *why =
-		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "reason"));
-		logmsg(LOG_INFO, "top reason %d: %lld job(s) failed or dead: %s", ++i,
-		       (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "jobs")),
-		       why ? why : "(none given)");
-	}
-	cJSON_Delete(top);
 }
 
 /* daemon_run - see daemon.h. */

@@ -105,6 +105,7 @@ enum stmt_id {
 	S_JOB_COUNT_ATTEMPT,
 	S_JOB_SET_RESULT,
 	S_JOB_GET_RESULT,
+	S_JOB_GET_ERROR,
 	S_PAGE_INSERT,
 	S_PAGE_ADVANCE,
 	S_PAGES_OF,
@@ -215,6 +216,7 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_JOB_COUNT_ATTEMPT] = "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?1",
     [S_JOB_SET_RESULT] = "UPDATE jobs SET result_json = ?2 WHERE id = ?1",
     [S_JOB_GET_RESULT] = "SELECT result_json FROM jobs WHERE id = ?1",
+    [S_JOB_GET_ERROR] = "SELECT error_json FROM jobs WHERE id = ?1",
     [S_PAGE_INSERT] = "INSERT INTO pages (job_id, page_no, cursor, next_cursor, items_json, "
                       "nitems, total_entries, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     /* a page that arrived resets the attempts: the policy applies to each page */
@@ -298,6 +300,7 @@ struct store {
 	dev_t db_dev, wal_dev;
 	ino_t db_ino, wal_ino;
 	int have_wal;
+	int own_read; /* store_read_begin opened the read transaction */
 };
 
 /* who this process is, written beside the database for a second writer's message */
@@ -2175,362 +2178,275 @@ int store_counts(struct store *st, int64_t counts[JS_COUNT])
 	return rc < 0 ? -1 : 0;
 }
 
-/* json_add_int - an integer column, or null. */
-static void json_add_int(cJSON *obj, const char *name, sqlite3_stmt *s, int i)
+/* col_int - an integer column, STORE_NONE when NULL. */
+static int64_t col_int(sqlite3_stmt *s, int i)
 {
-	if (sqlite3_column_type(s, i) == SQLITE_NULL)
-		cJSON_AddNullToObject(obj, name);
-	else
-		cJSON_AddNumberToObject(obj, name, (double)sqlite3_column_int64(s, i));
+	return sqlite3_column_type(s, i) == SQLITE_NULL ? STORE_NONE : sqlite3_column_int64(s, i);
 }
 
-/* json_add_text - a text column, or null. */
-static void json_add_text(cJSON *obj, const char *name, sqlite3_stmt *s, int i)
+/* col_text - a text column, NULL when NULL; valid until the statement steps again. */
+static const char *col_text(sqlite3_stmt *s, int i)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
-	if (t)
-		cJSON_AddStringToObject(obj, name, (const char *)t);
-	else
-		cJSON_AddNullToObject(obj, name);
+	return (const char *)sqlite3_column_text(s, i);
 }
 
-/* json_add_time - a millisecond column as RFC 3339 text, or null. */
-static void json_add_time(cJSON *obj, const char *name, sqlite3_stmt *s, int i)
+/* rows_start - statement id prepared, ?1 bound to key; NULL after an error set. */
+static sqlite3_stmt *rows_start(struct store *st, enum stmt_id id, int64_t key)
 {
-	char when[48];
-	if (sqlite3_column_type(s, i) == SQLITE_NULL) {
-		cJSON_AddNullToObject(obj, name);
-		return;
-	}
-	format_iso8601(sqlite3_column_int64(s, i), when);
-	cJSON_AddStringToObject(obj, name, when);
+	sqlite3_stmt *s = prep(st, id);
+	if (s)
+		sqlite3_bind_int64(s, 1, key);
+	return s;
 }
 
-/* json_add_state - a state column by name; null when the column is NULL. */
-static void json_add_state(cJSON *obj, const char *name, sqlite3_stmt *s, int i)
+/* FOREACH_ROW - steps s, each row read into rec by readfn and handed to fn (fn is typed:
+ * no function pointer is cast); out is then 0, or -1 after an error set. */
+#define FOREACH_ROW(st, s, what, readfn, rec, fn, arg, out)                                        \
+	do {                                                                                       \
+		int rc_;                                                                           \
+		while ((rc_ = step(st, s, what)) == SQLITE_ROW) {                                  \
+			readfn(s, &(rec));                                                         \
+			if (fn(&(rec), arg))                                                       \
+				break;                                                             \
+		}                                                                                  \
+		done(s);                                                                           \
+		(out) = rc_ < 0 ? -1 : 0;                                                          \
+	} while (0)
+
+/* read_summary - a row of S_LIST / S_LIST_STATE. */
+static void read_summary(sqlite3_stmt *s, struct job_summary *j)
 {
-	if (sqlite3_column_type(s, i) == SQLITE_NULL)
-		cJSON_AddNullToObject(obj, name);
-	else
-		cJSON_AddStringToObject(obj, name,
-		                        job_state_name((enum job_state)sqlite3_column_int(s, i)));
+	j->id = sqlite3_column_int64(s, 0);
+	j->state = (enum job_state)sqlite3_column_int(s, 1);
+	j->op_id = col_text(s, 2);
+	j->key = col_text(s, 3);
+	j->workspace = col_text(s, 4);
+	j->priority = col_int(s, 5);
+	j->attempts = col_int(s, 6);
+	j->created_ms = col_int(s, 7);
+	j->next_run_ms = col_int(s, 8);
+	j->parent_id = col_int(s, 9);
+	j->reason = col_text(s, 10);
 }
 
-/* json_add_parsed - a column holding JSON text, parsed; kept as a string if it does
- * not parse (it was stored by us, so that means damage worth seeing), null if NULL. */
-static void json_add_parsed(cJSON *obj, const char *name, sqlite3_stmt *s, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(s, i);
-	cJSON *v = t ? cJSON_Parse(t) : NULL;
-	if (v)
-		cJSON_AddItemToObject(obj, name, v);
-	else
-		json_add_text(obj, name, s, i);
-}
-
-/* list_entry - one job of store_list_json. */
-static cJSON *list_entry(sqlite3_stmt *s)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(s, 0));
-	json_add_state(o, "state", s, 1);
-	json_add_text(o, "op", s, 2);
-	json_add_text(o, "key", s, 3);
-	json_add_text(o, "workspace", s, 4);
-	json_add_int(o, "priority", s, 5);
-	json_add_int(o, "attempts", s, 6);
-	json_add_time(o, "created", s, 7);
-	json_add_time(o, "next_run", s, 8);
-	json_add_int(o, "parent", s, 9);
-	json_add_text(o, "reason", s, 10);
-	return o;
-}
-
-/* store_list_json - jobs newest first, in one state or all; limit <= 0: no limit. */
-cJSON *store_list_json(struct store *st, const enum job_state *state, int limit)
+/* store_list - jobs newest first, in one state or all; limit <= 0: no limit. */
+int store_list(struct store *st, const enum job_state *state, int limit, store_summary_fn fn,
+               void *arg)
 {
 	sqlite3_stmt *s = prep(st, state ? S_LIST_STATE : S_LIST);
 	int rc;
 	if (!s)
-		return NULL;
+		return -1;
 	sqlite3_bind_int(s, 1, limit > 0 ? limit : -1);
 	if (state)
 		sqlite3_bind_int(s, 2, (int)*state);
-	cJSON *list = cJSON_CreateArray();
-	while ((rc = step(st, s, "list jobs")) == SQLITE_ROW)
-		cJSON_AddItemToArray(list, list_entry(s));
-	done(s);
-	if (rc < 0) {
-		cJSON_Delete(list);
-		return NULL;
+	struct job_summary j;
+	FOREACH_ROW(st, s, "list jobs", read_summary, j, fn, arg, rc);
+	return rc;
+}
+
+/* read_detail - the row of S_SHOW_JOB. */
+static void read_detail(sqlite3_stmt *s, struct job_detail *j)
+{
+	j->id = sqlite3_column_int64(s, 0);
+	j->state = (enum job_state)sqlite3_column_int(s, 1);
+	j->op_id = col_text(s, 2);
+	j->key = col_text(s, 3);
+	j->workspace = col_text(s, 4);
+	j->priority = col_int(s, 5);
+	j->attempts_counted = col_int(s, 6);
+	j->max_attempts = col_int(s, 7);
+	j->created_ms = col_int(s, 8);
+	j->updated_ms = col_int(s, 9);
+	j->next_run_ms = col_int(s, 10);
+	j->finished_ms = col_int(s, 11);
+	j->spec_json = col_text(s, 12);
+	j->output_path = col_text(s, 13);
+	j->source_file = col_text(s, 14);
+	j->parent_id = col_int(s, 15);
+	j->cursor = col_text(s, 16);
+	j->pages_done = col_int(s, 17);
+	j->items_done = col_int(s, 18);
+	j->total_entries = col_int(s, 19);
+	j->result_json = col_text(s, 20);
+	j->error_json = col_text(s, 21);
+	j->cancel_requested = sqlite3_column_int(s, 22);
+	j->paginated = sqlite3_column_int(s, 23);
+}
+
+/* store_job_detail - one job's row to fn; 1 when there is none. */
+int store_job_detail(struct store *st, int64_t id, store_detail_fn fn, void *arg)
+{
+	sqlite3_stmt *s = rows_start(st, S_SHOW_JOB, id);
+	if (!s)
+		return -1;
+	int rc = step(st, s, "read a job");
+	if (rc == SQLITE_ROW) {
+		struct job_detail j;
+		read_detail(s, &j);
+		fn(&j, arg);
+	} else if (rc == SQLITE_DONE) {
+		set_err(st, "no job %" PRId64, id);
 	}
-	return list;
+	done(s);
+	return rc < 0 ? -1 : rc == SQLITE_ROW ? 0 : 1;
 }
 
-/* show_job_fields - the jobs row of store_show_json. */
-static void show_job_fields(cJSON *o, sqlite3_stmt *s)
+/* read_transition - a row of S_SHOW_TRANSITIONS. */
+static void read_transition(sqlite3_stmt *s, struct transition_rec *t)
 {
-	cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(s, 0));
-	json_add_state(o, "state", s, 1);
-	json_add_text(o, "op", s, 2);
-	json_add_text(o, "key", s, 3);
-	json_add_text(o, "workspace", s, 4);
-	json_add_int(o, "priority", s, 5);
-	/* "attempts" is the history array (store.h); this is the count against the max */
-	json_add_int(o, "attempts_counted", s, 6);
-	json_add_int(o, "max_attempts", s, 7);
-	json_add_time(o, "created", s, 8);
-	json_add_time(o, "updated", s, 9);
-	json_add_time(o, "next_run", s, 10);
-	json_add_time(o, "finished", s, 11);
-	json_add_parsed(o, "spec", s, 12);
-	json_add_text(o, "output", s, 13);
-	json_add_text(o, "source_file", s, 14);
-	json_add_int(o, "parent", s, 15);
-	json_add_text(o, "cursor", s, 16);
-	json_add_int(o, "pages_done", s, 17);
-	json_add_int(o, "items_done", s, 18);
-	json_add_int(o, "total_entries", s, 19);
-	json_add_parsed(o, "result", s, 20);
-	json_add_parsed(o, "error", s, 21);
-	cJSON_AddBoolToObject(o, "cancel_requested", sqlite3_column_int(s, 22));
-	cJSON_AddBoolToObject(o, "paginated", sqlite3_column_int(s, 23));
+	t->from_state = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 0);
+	t->to_state = (enum job_state)sqlite3_column_int(s, 1);
+	t->at_ms = sqlite3_column_int64(s, 2);
+	t->reason = col_text(s, 3);
 }
 
-/* transition_entry - {from, to, at, reason}. */
-static cJSON *transition_entry(sqlite3_stmt *s)
+/* store_transitions_foreach - a job's history, its creation first. */
+int store_transitions_foreach(struct store *st, int64_t job_id, store_transition_fn fn, void *arg)
 {
-	cJSON *o = cJSON_CreateObject();
-	json_add_state(o, "from", s, 0);
-	json_add_state(o, "to", s, 1);
-	json_add_time(o, "at", s, 2);
-	json_add_text(o, "reason", s, 3);
-	return o;
-}
-
-/* attempt_entry - one attempt, as recorded. */
-static cJSON *attempt_entry(sqlite3_stmt *s)
-{
-	cJSON *o = cJSON_CreateObject();
-	json_add_int(o, "attempt", s, 0);
-	json_add_time(o, "started", s, 1);
-	json_add_int(o, "duration_ms", s, 2);
-	json_add_int(o, "http_status", s, 3);
-	json_add_text(o, "outcome", s, 4);
-	json_add_text(o, "error", s, 5);
-	json_add_int(o, "retry_after_ms", s, 6);
-	json_add_int(o, "rl_remaining", s, 7);
-	json_add_text(o, "rl_reset", s, 8);
-	json_add_text(o, "request", s, 9);
-	json_add_text(o, "body", s, 10);
-	return o;
-}
-
-/* page_entry - one page without its items. */
-static cJSON *page_entry(sqlite3_stmt *s)
-{
-	cJSON *o = cJSON_CreateObject();
-	json_add_int(o, "page_no", s, 0);
-	json_add_int(o, "nitems", s, 1);
-	json_add_text(o, "cursor", s, 2);
-	json_add_text(o, "next_cursor", s, 3);
-	json_add_time(o, "at", s, 4);
-	return o;
-}
-
-/* child_entry - one child's progress. */
-static cJSON *child_entry(sqlite3_stmt *s)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(s, 0));
-	json_add_state(o, "state", s, 1);
-	json_add_int(o, "pages_done", s, 2);
-	json_add_int(o, "items_done", s, 3);
-	json_add_int(o, "total_entries", s, 4);
-	return o;
-}
-
-/* json_rows - an array of the job's rows of one statement, each made by entry. */
-static cJSON *json_rows(struct store *st, enum stmt_id id, int64_t job_id,
-                        cJSON *(*entry)(sqlite3_stmt *))
-{
-	sqlite3_stmt *s = prep(st, id);
+	sqlite3_stmt *s = rows_start(st, S_SHOW_TRANSITIONS, job_id);
+	struct transition_rec t;
 	int rc;
 	if (!s)
-		return NULL;
-	sqlite3_bind_int64(s, 1, job_id);
-	cJSON *arr = cJSON_CreateArray();
-	while ((rc = step(st, s, "read a job's history")) == SQLITE_ROW)
-		cJSON_AddItemToArray(arr, entry(s));
-	done(s);
-	if (rc < 0) {
-		cJSON_Delete(arr);
-		return NULL;
-	}
-	return arr;
-}
-
-/* show_children - {total, succeeded, ..., jobs: [...]}, or NULL (without error) when
- * the job has no children; *err set on failure. */
-static cJSON *show_children(struct store *st, int64_t id, int *err)
-{
-	struct child_counts c;
-	*err = 0;
-	if (store_children_counts(st, id, &c) < 0) {
-		*err = 1;
-		return NULL;
-	}
-	if (!c.total)
-		return NULL;
-	cJSON *jobs = json_rows(st, S_SHOW_CHILDREN, id, child_entry);
-	if (!jobs) {
-		*err = 1;
-		return NULL;
-	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "total", c.total);
-	cJSON_AddNumberToObject(o, "succeeded", c.succeeded);
-	cJSON_AddNumberToObject(o, "failed", c.failed);
-	cJSON_AddNumberToObject(o, "dead", c.dead);
-	cJSON_AddNumberToObject(o, "cancelled", c.cancelled);
-	cJSON_AddNumberToObject(o, "active", c.active);
-	cJSON_AddItemToObject(o, "jobs", jobs);
-	return o;
-}
-
-/* show_history - transitions, attempts, pages and children added to o; 0 or -1. */
-static int show_history(struct store *st, int64_t id, cJSON *o)
-{
-	static const struct {
-		const char *name;
-		enum stmt_id stmt;
-		cJSON *(*entry)(sqlite3_stmt *);
-	} parts[] = {
-	    {"transitions", S_SHOW_TRANSITIONS, transition_entry},
-	    {"attempts", S_SHOW_ATTEMPTS, attempt_entry},
-	    {"pages", S_SHOW_PAGES, page_entry},
-	};
-	int err;
-	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
-		cJSON *arr = json_rows(st, parts[i].stmt, id, parts[i].entry);
-		if (!arr)
-			return -1;
-		cJSON_AddItemToObject(o, parts[i].name, arr);
-	}
-	cJSON *children = show_children(st, id, &err);
-	if (err)
 		return -1;
-	if (children)
-		cJSON_AddItemToObject(o, "children", children);
-	return 0;
+	FOREACH_ROW(st, s, "read a job's history", read_transition, t, fn, arg, rc);
+	return rc;
 }
 
-/* show_json - the body of store_show_json, within one read snapshot. */
-static cJSON *show_json(struct store *st, int64_t id)
+/* read_attempt - a row of S_SHOW_ATTEMPTS. */
+static void read_attempt(sqlite3_stmt *s, struct attempt_rec *a)
 {
-	sqlite3_stmt *s = prep(st, S_SHOW_JOB);
+	a->attempt_no = col_int(s, 0);
+	a->started_ms = col_int(s, 1);
+	a->duration_ms = col_int(s, 2);
+	a->http_status = col_int(s, 3);
+	a->outcome = col_text(s, 4);
+	a->error = col_text(s, 5);
+	a->retry_after_ms = col_int(s, 6);
+	a->rl_remaining = col_int(s, 7);
+	a->rl_reset = col_text(s, 8);
+	a->request = col_text(s, 9);
+	a->body = col_text(s, 10);
+}
+
+/* store_attempts_foreach - a job's attempts in order. */
+int store_attempts_foreach(struct store *st, int64_t job_id, store_attempt_fn fn, void *arg)
+{
+	sqlite3_stmt *s = rows_start(st, S_SHOW_ATTEMPTS, job_id);
+	struct attempt_rec a;
+	int rc;
 	if (!s)
-		return NULL;
-	sqlite3_bind_int64(s, 1, id);
-	int rc = step(st, s, "read a job");
-	if (rc != SQLITE_ROW) {
-		done(s);
-		if (rc == SQLITE_DONE)
-			set_err(st, "no job %" PRId64, id);
-		return NULL;
-	}
-	cJSON *o = cJSON_CreateObject();
-	show_job_fields(o, s);
-	done(s);
-	if (show_history(st, id, o) < 0) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
+		return -1;
+	FOREACH_ROW(st, s, "read a job's attempts", read_attempt, a, fn, arg, rc);
+	return rc;
 }
 
-/* store_show_json - one job whole; NULL if there is no such job or on error. The reads
- * share one snapshot so a job the daemon is moving along shows consistently. */
-cJSON *store_show_json(struct store *st, int64_t id)
+/* read_page_rec - a row of S_SHOW_PAGES. */
+static void read_page_rec(sqlite3_stmt *s, struct page_rec *p)
 {
-	int own = !in_transaction(st);
-	if (own && run_id(st, S_BEGIN_READ, "begin a read") < 0)
-		return NULL;
-	cJSON *o = show_json(st, id);
-	if (own && in_transaction(st))
-		quiet_run_id(st, S_ROLLBACK); /* only read: ending it either way is the same */
-	return o;
+	p->page_no = col_int(s, 0);
+	p->nitems = col_int(s, 1);
+	p->cursor = col_text(s, 2);
+	p->next_cursor = col_text(s, 3);
+	p->at_ms = col_int(s, 4);
 }
 
-/* stats_attempts - {outcome: n}, "in_progress" for attempts without one yet. */
-static cJSON *stats_attempts(struct store *st)
+/* store_page_recs_foreach - a job's pages, without items. */
+int store_page_recs_foreach(struct store *st, int64_t job_id, store_page_rec_fn fn, void *arg)
+{
+	sqlite3_stmt *s = rows_start(st, S_SHOW_PAGES, job_id);
+	struct page_rec p;
+	int rc;
+	if (!s)
+		return -1;
+	FOREACH_ROW(st, s, "read a job's pages", read_page_rec, p, fn, arg, rc);
+	return rc;
+}
+
+/* read_child - a row of S_SHOW_CHILDREN. */
+static void read_child(sqlite3_stmt *s, struct child_rec *c)
+{
+	c->id = sqlite3_column_int64(s, 0);
+	c->state = (enum job_state)sqlite3_column_int(s, 1);
+	c->pages_done = col_int(s, 2);
+	c->items_done = col_int(s, 3);
+	c->total_entries = col_int(s, 4);
+}
+
+/* store_children_foreach - a parent's children with their progress. */
+int store_children_foreach(struct store *st, int64_t parent_id, store_child_fn fn, void *arg)
+{
+	sqlite3_stmt *s = rows_start(st, S_SHOW_CHILDREN, parent_id);
+	struct child_rec c;
+	int rc;
+	if (!s)
+		return -1;
+	FOREACH_ROW(st, s, "read a job's children", read_child, c, fn, arg, rc);
+	return rc;
+}
+
+/* tallies - (name, count) rows of statement id to fn. */
+static int tallies(struct store *st, sqlite3_stmt *s, const char *what, store_tally_fn fn,
+                   void *arg)
+{
+	int rc;
+	while ((rc = step(st, s, what)) == SQLITE_ROW)
+		if (fn(col_text(s, 0), sqlite3_column_int64(s, 1), arg))
+			break;
+	done(s);
+	return rc < 0 ? -1 : 0;
+}
+
+/* store_attempt_outcomes_foreach - attempts by outcome. */
+int store_attempt_outcomes_foreach(struct store *st, store_tally_fn fn, void *arg)
 {
 	sqlite3_stmt *s = prep(st, S_ATTEMPT_OUTCOMES);
-	int rc;
-	if (!s)
-		return NULL;
-	cJSON *o = cJSON_CreateObject();
-	while ((rc = step(st, s, "count attempts")) == SQLITE_ROW)
-		cJSON_AddNumberToObject(o, (const char *)sqlite3_column_text(s, 0),
-		                        (double)sqlite3_column_int64(s, 1));
-	done(s);
-	if (rc < 0) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
+	return s ? tallies(st, s, "count attempts", fn, arg) : -1;
 }
 
-/* store_top_reasons_json - [{"reason": r, "jobs": n}], the most common first. */
-cJSON *store_top_reasons_json(struct store *st, int max)
+/* store_top_reasons_foreach - the most common reasons of failed and dead jobs. */
+int store_top_reasons_foreach(struct store *st, int max, store_tally_fn fn, void *arg)
 {
 	sqlite3_stmt *s = prep(st, S_TOP_REASONS);
-	int rc;
 	if (!s)
-		return NULL;
+		return -1;
 	sqlite3_bind_int(s, 1, max);
-	cJSON *arr = cJSON_CreateArray();
-	while ((rc = step(st, s, "count failure reasons")) == SQLITE_ROW) {
-		cJSON *o = cJSON_CreateObject();
-		json_add_text(o, "reason", s, 0);
-		cJSON_AddNumberToObject(o, "jobs", (double)sqlite3_column_int64(s, 1));
-		cJSON_AddItemToArray(arr, o);
-	}
-	done(s);
-	if (rc < 0) {
-		cJSON_Delete(arr);
-		return NULL;
-	}
-	return arr;
+	return tallies(st, s, "count failure reasons", fn, arg);
 }
 
-/* store_stats_json - {"jobs": {state: n}, "attempts": {outcome: n}, "requests": n,
- * "top_reasons": [...]}. */
-cJSON *store_stats_json(struct store *st)
+/* store_count_requests - attempts with an answer or a transport error. */
+int64_t store_count_requests(struct store *st)
 {
-	int64_t counts[JS_COUNT];
-	if (store_counts(st, counts) < 0)
-		return NULL;
-	cJSON *attempts = stats_attempts(st);
-	if (!attempts)
-		return NULL;
 	sqlite3_stmt *s = prep(st, S_REQUESTS);
-	int64_t requests = s ? count_query(st, s, "count requests") : -1;
-	if (requests < 0) {
-		cJSON_Delete(attempts);
-		return NULL;
-	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
-	for (int i = 0; i < JS_COUNT; i++)
-		cJSON_AddNumberToObject(jobs, job_state_name((enum job_state)i), (double)counts[i]);
-	cJSON_AddItemToObject(o, "attempts", attempts);
-	cJSON_AddNumberToObject(o, "requests", (double)requests);
-	cJSON *top = store_top_reasons_json(st, STORE_TOP_REASONS);
-	if (!top) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	cJSON_AddItemToObject(o, "top_reasons", top);
-	return o;
+	return s ? count_query(st, s, "count requests") : -1;
+}
+
+/* store_read_begin - one snapshot for the reads up to store_read_end. */
+int store_read_begin(struct store *st)
+{
+	st->own_read = !in_transaction(st);
+	return st->own_read ? run_id(st, S_BEGIN_READ, "begin a read") : 0;
+}
+
+/* store_read_end - ends store_read_begin's snapshot, if it opened one. */
+void store_read_end(struct store *st)
+{
+	if (st->own_read && in_transaction(st))
+		quiet_run_id(st, S_ROLLBACK); /* only read: ending it either way is the same */
+	st->own_read = 0;
+}
+
+/* store_job_error - the stored error, malloc'd, or NULL. */
+int store_job_error(struct store *st, int64_t id, char **error_json)
+{
+	sqlite3_stmt *s = prep(st, S_JOB_GET_ERROR);
+	*error_json = NULL;
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = step(st, s, "read a job's error");
+	if (rc == SQLITE_ROW)
+		*error_json = column_dup(s, 0);
+	done(s);
+	return rc < 0 ? -1 : 0;
 }

@@ -1,4 +1,4 @@
-/* store.h - the job store. store.c is the only file that includes sqlite3.h.
+/* store.h - the job store. Its SQLite backend (src/store/sqlite*.c) alone includes sqlite3.h.
  *
  * The interface speaks of jobs, attempts, pages, files and buckets, never of SQL, so
  * another store (PostgreSQL with SKIP LOCKED) could stand behind it. One writer (the

@@ -5,12 +5,14 @@
 
 /* The numbers are on disk and in SQL text: renumbering breaks every existing database
  * and the statements and indexes below, so each place that spells one is named here. */
-_Static_assert(JS_QUEUED == 0 && JS_WAITING == 2,
-               "sql/sqlite/001_init.sql's jobs_due index and store.c's DUE_JOBS: state IN (0, 2)");
-_Static_assert(JS_RUNNING == 1, "sql/sqlite/003_running_index.sql's jobs_running index, store.c's "
-                                "RUNNING_JOBS, S_JOB_CLAIM and S_OPEN_ATTEMPTS: state = 1");
-_Static_assert(JS_WAITING == 2, "store.c's S_COUNT_WAITING_FOR and S_WAKE_WAITERS: state = 2");
-_Static_assert(JS_QUEUED == 0, "store.c's S_JOB_INSERT: a new job's state is 0");
+_Static_assert(
+    JS_QUEUED == 0 && JS_WAITING == 2,
+    "sql/sqlite/001_init.sql's jobs_due index and sqlite_sql.c's DUE_JOBS: state IN (0, 2)");
+_Static_assert(JS_RUNNING == 1,
+               "sql/sqlite/003_running_index.sql's jobs_running index, sqlite_sql.c's "
+               "RUNNING_JOBS, S_JOB_CLAIM and S_OPEN_ATTEMPTS: state = 1");
+_Static_assert(JS_WAITING == 2, "sqlite_sql.c's S_COUNT_WAITING_FOR and S_WAKE_WAITERS: state = 2");
+_Static_assert(JS_QUEUED == 0, "sqlite_sql.c's S_JOB_INSERT: a new job's state is 0");
 _Static_assert(JS_SUCCEEDED == 3 && JS_FAILED == 4 && JS_DEAD == 5 && JS_CANCELLED == 6,
                "states stored in existing databases (sql/sqlite/001_init.sql's comment)");
 _Static_assert(JS_COUNT == 7, "sql/sqlite/001_init.sql's CHECK (state BETWEEN 0 AND 6)");

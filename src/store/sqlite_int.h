@@ -1,0 +1,157 @@
+/* sqlite_int.h - what the files of the SQLite store share: the store's struct, the
+ * statements by id, and the helpers that prepare, step and wrap them. Private to
+ * src/store/; with the store's own files, the only ones that include sqlite3.h.
+ *
+ * The files, in the order a job meets them: sqlite.c (open, migrate, lock,
+ * transactions, errors), sqlite_sql.c (every statement's text), sqlite_ingest.c (files,
+ * outputs, keys, inserts), sqlite_jobs.c (claiming, attempts, state changes),
+ * sqlite_runs.c (pages, recovery, children, control, buckets), sqlite_rows.c (the rows
+ * the views read).
+ */
+#ifndef SEGSPOOL_SQLITE_INT_H
+#define SEGSPOOL_SQLITE_INT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store.h"
+#include "strbuf.h"
+
+/* generated from sql/NNN_*.sql by cmake/embed_sql.cmake */
+extern const char *const store_migrations[];
+extern const size_t store_migration_count;
+
+#define STORE_APPLICATION_ID 0x53475350 /* "SGSP", set by sql/sqlite/001_init.sql */
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_CLI_WAIT_MS 60000 /* how long a daemon waits for a CLI command's store lock */
+#define STORE_OWNER_MAX 512
+#define STORE_ATTEMPT_BODY_MAX 4096 /* bytes of a non-2xx answer's body kept with it */
+
+enum stmt_id {
+	S_BEGIN,
+	S_BEGIN_READ,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_OP_SAVEPOINT,
+	S_OP_RELEASE,
+	S_OP_ROLLBACK_TO,
+	S_FILE_SEEN,
+	S_FILE_RECORD,
+	S_FILE_ADOPT,
+	S_OUTPUT_TAKEN,
+	S_OUTPUT_BELOW,
+	S_JOB_BY_KEY,
+	S_JOB_INSERT,
+	S_TRANSITION_ADD,
+	S_JOB_STATE,
+	S_JOB_GET,
+	S_DUE_NEXT_PRIORITY,
+	S_DUE_AT_PRIORITY,
+	S_FIRST_RUN_AT_PRIORITY,
+	S_JOB_CLAIM,
+	S_COUNT_ACTIVE,
+	S_COUNT_WAITING_FOR,
+	S_ATTEMPT_BEGIN,
+	S_ATTEMPT_END,
+	S_JOB_SUCCEED,
+	S_JOB_SUCCEED_IN_STORE,
+	S_JOB_WAIT,
+	S_JOB_END,
+	S_JOB_REQUEUE,
+	S_JOB_COUNT_ATTEMPT,
+	S_JOB_SET_RESULT,
+	S_JOB_GET_RESULT,
+	S_JOB_GET_ERROR,
+	S_PAGE_INSERT,
+	S_PAGE_ADVANCE,
+	S_PAGES_OF,
+	S_PAGE_CURSOR_SEEN,
+	S_OPEN_ATTEMPTS,
+	S_ATTEMPT_CLOSE,
+	S_CHILD_COUNTS,
+	S_CHILD_IDS,
+	S_JOB_RETRY,
+	S_JOB_CANCEL,
+	S_JOB_CANCEL_REQUEST,
+	S_IDS_IN_STATE,
+	S_RUNNING_IDS,
+	S_BUCKET_SAVE,
+	S_BUCKETS,
+	S_COUNTS,
+	S_LIST,
+	S_LIST_STATE,
+	S_TOP_REASONS,
+	S_SHOW_JOB,
+	S_SHOW_TRANSITIONS,
+	S_SHOW_ATTEMPTS,
+	S_SHOW_PAGES,
+	S_SHOW_CHILDREN,
+	S_ATTEMPT_OUTCOMES,
+	S_REQUESTS,
+	S_WAKE_WAITERS,
+	S_COUNT_LOST_ANSWERS,
+	S_LAST_ATTEMPT,
+	S_NSTMTS
+};
+
+/* the text of each statement, by id (sqlite_sql.c) */
+extern const char *const sq_stmt_sql[S_NSTMTS];
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	int readonly;
+	sqlite3_stmt *stmts[S_NSTMTS]; /* prepared on first use, kept until close */
+	struct strbuf err;
+	/* the writer's flock on the database file itself, and the fd store_check_file
+	 * fstats; closed only after SQLite's, whose POSIX locks a close would drop. -1 for
+	 * readers */
+	int db_fd;
+	int busy;       /* the last failure was SQLITE_BUSY: another process holds the lock */
+	int caller_txn; /* store_begin's transaction is meant to be open (till commit/rollback) */
+	/* the writer's files as opened, for store_check_file */
+	dev_t db_dev, wal_dev;
+	ino_t db_ino, wal_ino;
+	int have_wal;
+	int own_read; /* store_read_begin opened the read transaction */
+};
+
+#define BIT(s) (1u << (s))
+
+/* how a write call is wrapped: in a transaction of its own when none is open, else
+ * joined to the caller's. Calls check before they write, so one refused for a reason
+ * (wrong state, duplicate, missing job) has changed nothing; after an I/O error the
+ * caller rolls back its transaction or file savepoint anyway. Calls that change many
+ * rows (claim, recover) also run in a savepoint of their own when joined: a half
+ * done claim must not be committed with the caller's work. */
+enum op_wrap { OP_JOINED, OP_OWN_TXN, OP_SAVEPOINT };
+
+void sq_bind_int64_or_null(sqlite3_stmt *s, int i, int64_t v, int64_t none);
+void sq_bind_text(sqlite3_stmt *s, int i, const char *text);
+int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
+                    sqlite3_stmt *upd, const char *verb, const char *reason, int64_t now_ms);
+char *sq_column_dup(sqlite3_stmt *s, int i);
+int64_t sq_column_int64_or(sqlite3_stmt *s, int i, int64_t dflt);
+int64_t sq_count_query(struct store *st, sqlite3_stmt *s, const char *what);
+void sq_done(sqlite3_stmt *s);
+int sq_fail(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sq_in_transaction(struct store *st);
+int sq_job_state_get(struct store *st, int64_t id, enum job_state *state);
+int sq_op_begin(struct store *st, enum op_wrap *how);
+int sq_op_begin_atomic(struct store *st, enum op_wrap *how);
+int sq_op_end(struct store *st, enum op_wrap how, int rc);
+sqlite3_stmt *sq_prep(struct store *st, enum stmt_id id);
+void sq_quiet_run_id(struct store *st, enum stmt_id id);
+int sq_record_transition(struct store *st, int64_t id, int from, enum job_state to, int64_t now_ms,
+                         const char *reason);
+int sq_run(struct store *st, sqlite3_stmt *s, const char *what);
+int sq_run_id(struct store *st, enum stmt_id id, const char *what);
+void sq_set_err(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sq_step(struct store *st, sqlite3_stmt *s, const char *what);
+int sq_strict(int rc);
+
+#endif

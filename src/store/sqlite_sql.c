@@ -1,0 +1,181 @@
+/* sqlite_sql.c - the text of every statement of the SQLite store, by id: each is
+ * prepared once, on first use, and kept until the store closes (sq_prep). */
+#include "sqlite_int.h"
+
+/* the columns of struct job_row, in the order read_job_row expects */
+#define JOB_COLS                                                                                   \
+	"id, parent_id, state, op_id, spec_json, key, workspace, output_path, priority, "          \
+	"attempts, created_ms, next_run_ms, cursor, pages_done, items_done, "                      \
+	"total_entries, cancel_requested, result_json IS NOT NULL, "                               \
+	"(SELECT count(*) FROM attempts a WHERE a.job_id = jobs.id)"
+
+/* the due jobs through the jobs_due partial index: its WHERE spelled exactly as in
+ * sql/sqlite/001_init.sql, and the index named, because without statistics the planner
+ * may prefer another index plus a sort of the whole queue */
+#define DUE_JOBS "jobs INDEXED BY jobs_due WHERE state IN (0, 2)"
+/* the running jobs, through the jobs_running partial index (sql/sqlite/003_running_index.sql) */
+#define RUNNING_JOBS "jobs INDEXED BY jobs_running WHERE state = 1"
+
+/* why a job was created, from its own row: a job's creation (into queued) has no
+ * transitions row, as the jobs row already holds when (created_ms) and whence */
+#define CREATION_REASON                                                                            \
+	"CASE WHEN parent_id IS NOT NULL THEN 'child of ' || parent_id "                           \
+	"WHEN source_file IS NOT NULL THEN 'ingested from ' || source_file ELSE 'submitted' END"
+
+/* a job's reason: that of its last state change, or of its creation when it has none */
+#define LAST_REASON                                                                                \
+	"coalesce((SELECT reason FROM transitions t WHERE t.job_id = jobs.id "                     \
+	"ORDER BY t.id DESC LIMIT 1), " CREATION_REASON ")"
+
+/* list's reason: none for a succeeded job (its success may write no transitions row, so
+ * the last one can be an earlier wait's) */
+#define LIST_REASON "CASE WHEN state = 3 THEN NULL ELSE " LAST_REASON " END"
+
+/* the WHERE of a state change: the job, and when ?9 is given, only from that state */
+#define FROM_STATE "WHERE id = ?1 AND (?9 IS NULL OR state = ?9)"
+
+const char *const sq_stmt_sql[S_NSTMTS] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT store_file",
+    [S_RELEASE] = "RELEASE store_file",
+    [S_ROLLBACK_TO] = "ROLLBACK TO store_file",
+    [S_OP_SAVEPOINT] = "SAVEPOINT store_op",
+    [S_OP_RELEASE] = "RELEASE store_op",
+    [S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
+    /* the rows of this name and content (usually none), compared in C: a plain index
+     * lookup costs a third of one with the comparison, an aggregate or a sort in SQL */
+    [S_FILE_SEEN] = "SELECT dev, ino, ctime_ns, size FROM files INDEXED BY files_name_hash "
+                    "WHERE name = ?1 AND hash = ?2",
+    [S_FILE_RECORD] = "INSERT INTO files (name, hash, dev, ino, ctime_ns, size, ingested_ms, "
+                      "njobs, nduplicates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_FILE_ADOPT] = "UPDATE files INDEXED BY files_name_hash SET dev = ?3, ino = ?4, "
+                     "ctime_ns = ?5, size = ?6 WHERE name = ?1 AND hash = ?2 AND dev IS NULL",
+    /* unfinished jobs' outputs (sql/sqlite/005_file_identity.sql): the path itself or one
+     * of its directories (?1 each in turn), and then what lies below it */
+    [S_OUTPUT_TAKEN] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output "
+                       "WHERE state IN (0, 1, 2) AND output_path = ?1 LIMIT 1",
+    [S_OUTPUT_BELOW] = "SELECT id, output_path FROM jobs INDEXED BY jobs_output "
+                       "WHERE state IN (0, 1, 2) AND output_path >= ?1 || '/' "
+                       "AND output_path < ?1 || '0' ORDER BY output_path LIMIT 1",
+    [S_JOB_BY_KEY] = "SELECT id FROM jobs WHERE key = ?1",
+    [S_JOB_INSERT] = "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
+                     "output_path, source_file, priority, not_before_ms, next_run_ms, "
+                     "max_attempts, created_ms, updated_ms, paginated, mutates) "
+                     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+    [S_TRANSITION_ADD] = "INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
+                         "reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
+    [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    /* claiming walks the due index one priority at a time: a seek to the next lower
+     * priority, then the due jobs at it in order. Jobs not yet due (a rate-limit hold
+     * parks thousands) are skipped by the seek rather than read one by one. */
+    [S_DUE_NEXT_PRIORITY] =
+        "SELECT priority FROM " DUE_JOBS " AND priority < ?1 ORDER BY priority DESC LIMIT 1",
+    [S_DUE_AT_PRIORITY] =
+        "SELECT " JOB_COLS " FROM " DUE_JOBS " AND priority = ?1 AND next_run_ms <= ?2 "
+        "ORDER BY next_run_ms, id LIMIT ?3",
+    [S_FIRST_RUN_AT_PRIORITY] =
+        "SELECT next_run_ms FROM " DUE_JOBS " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
+    [S_JOB_CLAIM] = "UPDATE jobs SET state = 1, updated_ms = ?2 WHERE id = ?1",
+    /* queued and waiting through jobs_due, running through jobs_running */
+    [S_COUNT_ACTIVE] =
+        "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM " RUNNING_JOBS ")",
+    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND waiting_for = ?1",
+    [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
+                        "VALUES (?1, ?4, ?2, ?3)",
+    [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
+                      "error = ?5, retry_after_ms = ?6, rl_remaining = ?7, rl_reset = ?8, "
+                      "request = coalesce(?9, request), body = ?10 WHERE id = ?1",
+    /* state changes: ?1 id, ?2 now, ?3 the new state, ?9 the one state the job must be
+     * in (NULL when change_state read it first), then their own */
+    [S_JOB_SUCCEED] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                      "result_json = ?4, attempts = attempts + ?5, "
+                      "output_path = coalesce(?6, output_path) " FROM_STATE,
+    /* no output file: output_path is left alone, so the outputs index (sql/sqlite/005) is not
+     * looked at by an update that sets it to what it was */
+    [S_JOB_SUCCEED_IN_STORE] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                               "result_json = ?4, attempts = attempts + ?5 " FROM_STATE,
+    [S_JOB_WAIT] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?4, "
+                   "attempts = attempts + ?5, waiting_for = ?6 " FROM_STATE,
+    [S_JOB_END] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                  "error_json = ?4 " FROM_STATE,
+    [S_JOB_REQUEUE] = "UPDATE jobs SET state = ?3, updated_ms = ?2 " FROM_STATE,
+    [S_JOB_RETRY] = "UPDATE jobs SET state = ?3, updated_ms = ?2, next_run_ms = ?2, "
+                    "attempts = 0, cancel_requested = 0, finished_ms = NULL, "
+                    "error_json = NULL " FROM_STATE,
+    [S_JOB_CANCEL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2 " FROM_STATE,
+    [S_JOB_CANCEL_REQUEST] = "UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 "
+                             "WHERE id = ?1",
+    [S_JOB_COUNT_ATTEMPT] = "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?1",
+    [S_JOB_SET_RESULT] = "UPDATE jobs SET result_json = ?2 WHERE id = ?1",
+    [S_JOB_GET_RESULT] = "SELECT result_json FROM jobs WHERE id = ?1",
+    [S_JOB_GET_ERROR] = "SELECT error_json FROM jobs WHERE id = ?1",
+    [S_PAGE_INSERT] = "INSERT INTO pages (job_id, page_no, cursor, next_cursor, items_json, "
+                      "nitems, total_entries, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* a page that arrived resets the attempts: the policy applies to each page */
+    [S_PAGE_ADVANCE] = "UPDATE jobs SET cursor = ?2, pages_done = ?3, attempts = 0, "
+                       "items_done = items_done + ?4, "
+                       "total_entries = coalesce(?5, total_entries), updated_ms = ?6 "
+                       "WHERE id = ?1",
+    [S_PAGES_OF] = "SELECT page_no, items_json FROM pages WHERE job_id = ?1 ORDER BY page_no",
+    /* one seek in the index of sql/sqlite/004_page_cursor.sql, however many pages the job has */
+    [S_PAGE_CURSOR_SEEN] = "SELECT min(page_no) FROM pages INDEXED BY pages_cursor "
+                           "WHERE job_id = ?1 AND cursor = ?2",
+    /* an attempt without an outcome belongs to a running job (sql/sqlite/002_lean_attempts.sql) */
+    [S_OPEN_ATTEMPTS] =
+        "SELECT a.id, j.op_id, j.spec_json, j.mutates FROM jobs j INDEXED BY jobs_running "
+        "JOIN attempts a ON a.job_id = j.id WHERE j.state = 1 AND a.outcome IS NULL",
+    [S_ATTEMPT_CLOSE] = "UPDATE attempts SET outcome = ?2 WHERE id = ?1",
+    [S_CHILD_COUNTS] = "SELECT state, count(*) FROM jobs WHERE parent_id = ?1 GROUP BY state",
+    [S_CHILD_IDS] = "SELECT id FROM jobs WHERE parent_id = ?1 ORDER BY id",
+    [S_IDS_IN_STATE] = "SELECT id FROM jobs WHERE state = ?1 ORDER BY id",
+    [S_RUNNING_IDS] = "SELECT id FROM " RUNNING_JOBS " ORDER BY id",
+    [S_BUCKET_SAVE] = "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) "
+                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET "
+                      "tokens = excluded.tokens, updated_ms = excluded.updated_ms, "
+                      "hold_until_ms = excluded.hold_until_ms",
+    [S_BUCKETS] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets ORDER BY key",
+    [S_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
+    [S_LIST] = "SELECT id, state, op_id, key, workspace, priority, attempts, created_ms, "
+               "next_run_ms, parent_id, " LIST_REASON " FROM jobs ORDER BY id DESC LIMIT ?1",
+    [S_LIST_STATE] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
+                     "created_ms, next_run_ms, parent_id, " LIST_REASON " FROM jobs "
+                     "WHERE state = ?2 ORDER BY id DESC LIMIT ?1",
+    /* failed and dead jobs: a scan, as for the counts by state (sql/sqlite/006_attempt_body.sql) */
+    [S_TOP_REASONS] = "SELECT reason, count(*) FROM (SELECT " LAST_REASON " AS reason "
+                      "FROM jobs WHERE state IN (4, 5)) "
+                      "GROUP BY reason ORDER BY 2 DESC, 1 LIMIT ?1",
+    [S_SHOW_JOB] = "SELECT id, state, op_id, key, workspace, priority, attempts, "
+                   "max_attempts, created_ms, updated_ms, next_run_ms, finished_ms, spec_json, "
+                   "output_path, source_file, parent_id, cursor, pages_done, items_done, "
+                   "total_entries, result_json, error_json, cancel_requested, paginated "
+                   "FROM jobs WHERE id = ?1",
+    /* the creation first: from the jobs row (CREATION_REASON), or from the transitions row
+     * that databases written before that kept for it */
+    [S_SHOW_TRANSITIONS] =
+        "SELECT NULL, 0, created_ms, " CREATION_REASON ", 0, 0 FROM jobs WHERE id = ?1 AND "
+        "NOT EXISTS (SELECT 1 FROM transitions WHERE job_id = ?1 AND from_state IS NULL) "
+        "UNION ALL SELECT from_state, to_state, at_ms, reason, from_state IS NOT NULL, id "
+        "FROM transitions WHERE job_id = ?1 ORDER BY 5, 6",
+    [S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
+                        "error, retry_after_ms, rl_remaining, rl_reset, request, body "
+                        "FROM attempts WHERE job_id = ?1 ORDER BY id",
+    [S_SHOW_PAGES] = "SELECT page_no, nitems, cursor, next_cursor, at_ms FROM pages "
+                     "WHERE job_id = ?1 ORDER BY page_no",
+    [S_SHOW_CHILDREN] = "SELECT id, state, pages_done, items_done, total_entries FROM jobs "
+                        "WHERE parent_id = ?1 ORDER BY id",
+    [S_ATTEMPT_OUTCOMES] = "SELECT coalesce(outcome, 'in_progress'), count(*) FROM attempts "
+                           "GROUP BY 1 ORDER BY 1",
+    [S_LAST_ATTEMPT] = "SELECT http_status, error, body FROM attempts WHERE job_id = ?1 "
+                       "ORDER BY id DESC LIMIT 1",
+    [S_COUNT_LOST_ANSWERS] =
+        "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
+    [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 "
+                       "WHERE state IN (0, 2) AND state = 2 AND next_run_ms > ?1 "
+                       "AND waiting_for = ?2",
+    [S_REQUESTS] = "SELECT count(*) FROM attempts "
+                   "WHERE http_status IS NOT NULL OR error IS NOT NULL",
+};

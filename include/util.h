@@ -1,10 +1,12 @@
-/* util.h - errors, logging, memory, clocks, time formats and small file helpers. */
+/* util.h - errors, memory, clocks, time formats and small file helpers. */
 #ifndef SEGSPOOL_UTIL_H
 #define SEGSPOOL_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "log.h" /* logmsg and the levels, for every caller of util.h */
 
 struct strbuf;
 
@@ -20,16 +22,6 @@ int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* error_errno - as error, with ": strerror(errno)" appended. */
 int error_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
-void log_set_level(enum log_level level);
-int log_parse_level(const char *name, enum log_level *out);
-/* logmsg - one line to stderr: wall-clock time, level, message; the message's control
- * characters are escaped (log_escape), so it is always one line. */
-void logmsg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* log_escape - appends s[0..n) with \n, \r, \t as such and other bytes < 0x20 and 0x7f
- * as \xNN; bytes from 0x80 (UTF-8) are kept. */
-void log_escape(struct strbuf *out, const char *s, size_t n);
 
 /* Lock files name their holder in one line, "pid=N role=ROLE WHAT=PATH", ROLE being
  * "daemon" or "cli:COMMAND" (a CLI command changing the store itself, e.g. "cli:retry"):

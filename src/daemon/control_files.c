@@ -36,12 +36,15 @@ static void log_outcome(int64_t id, enum control_outcome o, size_t nchildren, co
 {
 	int cancel = ((struct control_ctx *)arg)->req->action == CONTROL_CANCEL;
 	if (o == CONTROL_DONE || o == CONTROL_ABORTED)
-		logmsg(LOG_INFO, "job %lld %s%s, with %zu child job(s)", (long long)id,
-		       cancel ? "cancelled" : "queued again",
-		       o == CONTROL_ABORTED ? " (its request aborted)" : "", nchildren);
+		log_job(LOG_INFO, id, NULL,
+		        o == CONTROL_DONE ? job_state_name(cancel ? JS_CANCELLED : JS_QUEUED)
+		                          : NULL,
+		        "job %lld %s%s, with %zu child job(s)", (long long)id,
+		        cancel ? "cancelled" : "queued again",
+		        o == CONTROL_ABORTED ? " (its request aborted)" : "", nchildren);
 	else
-		logmsg(LOG_WARN, "job %lld cannot be %s: %s", (long long)id,
-		       cancel ? "cancelled" : "retried", why ? why : "");
+		log_job(LOG_WARN, id, NULL, NULL, "job %lld cannot be %s: %s", (long long)id,
+		        cancel ? "cancelled" : "retried", why ? why : "");
 }
 
 /* apply_control - a control file from the CLI, carried out by control.c within the

@@ -142,10 +142,10 @@ static int rewrite_stored_result(struct run *r)
 		end_job(r, JS_FAILED, ej, "the output file could not be written");
 		free(ej);
 	} else {
-		logmsg(LOG_INFO,
-		       "job %lld: output written from the stored result; the request "
-		       "had already succeeded and is not sent again",
-		       (long long)r->row.id);
+		log_job(LOG_INFO, r->row.id, r->row.op_id, NULL,
+		        "job %lld: output written from the stored result; the request "
+		        "had already succeeded and is not sent again",
+		        (long long)r->row.id);
 		succeed_job(r, stored, where.buf);
 	}
 	cJSON_Delete(data);

@@ -118,8 +118,8 @@ void run_parent(struct run *r)
 			end_job(r, JS_FAILED, ej, "cannot split the time range");
 			free(ej);
 		} else {
-			logmsg(LOG_INFO, "job %lld split into %d child jobs", (long long)r->row.id,
-			       made);
+			log_job(LOG_INFO, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
+			        "job %lld split into %d child jobs", (long long)r->row.id, made);
 			wait_job(r, now + PARENT_POLL_MS, 0, JW_CHILDREN,
 			         "waiting for its child jobs");
 		}

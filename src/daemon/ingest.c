@@ -276,10 +276,10 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 		}
 		if (rc == STORE_DUPLICATE) {
 			dups++;
-			logmsg(LOG_INFO,
-			       "%s: job %zu has key \"%s\", already recorded as job %lld: "
-			       "not run again",
-			       name, i, j->key, (long long)id);
+			log_job(LOG_INFO, id, NULL, NULL,
+			        "%s: job %zu has key \"%s\", already recorded as job %lld: "
+			        "not run again",
+			        name, i, j->key, (long long)id);
 		}
 	}
 	if (store_file_record(d->st, name, hash, fid, now, (int)list->njobs, dups) < 0 ||

@@ -74,10 +74,10 @@ static int64_t server_wait(struct run *r, struct rl_bucket *b, int64_t asked, co
 		char want[32], cap[32];
 		retry_format_duration(asked, want);
 		retry_format_duration(wait, cap);
-		logmsg(LOG_WARN,
-		       "server asked job %lld (%s) to wait %s (%s); waiting %s, the "
-		       "max_server_wait",
-		       (long long)r->row.id, r->row.op_id, want, source, cap);
+		log_job(LOG_WARN, r->row.id, r->row.op_id, NULL,
+		        "server asked job %lld (%s) to wait %s (%s); waiting %s, the "
+		        "max_server_wait",
+		        (long long)r->row.id, r->row.op_id, want, source, cap);
 	}
 	return wait;
 }
@@ -228,15 +228,16 @@ static void record_response(struct run *r, struct http_response *resp)
 			    body_error(resp, o == OUTCOME_UNKNOWN ? "UnknownOutcome" : "HttpError");
 			struct strbuf answer = STRBUF_INIT;
 			api_answer(&answer, resp->status, ej);
-			logmsg(LOG_WARN,
-			       "job %lld (%s): attempt %d failed: %s; %s; next try in %lld ms",
-			       (long long)r->row.id, r->row.op_id, failures, answer.buf, dec.reason,
-			       (long long)(dec.next_run_ms - now));
+			log_job(LOG_WARN, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
+			        "job %lld (%s): attempt %d failed: %s; %s; next try in %lld ms",
+			        (long long)r->row.id, r->row.op_id, failures, answer.buf,
+			        dec.reason, (long long)(dec.next_run_ms - now));
 			sb_release(&answer);
 			free(ej);
 		} else {
-			logmsg(LOG_DEBUG, "job %lld: %s; next try in %lld ms", (long long)r->row.id,
-			       dec.reason, (long long)(dec.next_run_ms - now));
+			log_job(LOG_DEBUG, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
+			        "job %lld: %s; next try in %lld ms", (long long)r->row.id,
+			        dec.reason, (long long)(dec.next_run_ms - now));
 		}
 		wait_job(r, dec.next_run_ms, dec.count_attempt,
 		         o == OUTCOME_RATE_LIMITED ? JW_SERVER_LIMIT : JW_BACKOFF, dec.reason);

@@ -28,8 +28,9 @@ void end_job(struct run *r, enum job_state to, const char *err_json, const char 
 		write_failed(d, r->row.id, "count an attempt");
 	if (store_job_end(d->st, r->row.id, to, err_json, reason, clock_wall_ms()) < 0)
 		write_failed(d, r->row.id, "record the end");
-	logmsg(to == JS_CANCELLED ? LOG_INFO : LOG_WARN, "job %lld (%s) %s: %s",
-	       (long long)r->row.id, r->row.op_id, job_state_name(to), reason);
+	log_job(to == JS_CANCELLED ? LOG_INFO : LOG_WARN, r->row.id, r->row.op_id,
+	        job_state_name(to), "job %lld (%s) %s: %s", (long long)r->row.id, r->row.op_id,
+	        job_state_name(to), reason);
 	run_free(r);
 }
 
@@ -219,7 +220,8 @@ void succeed_job(struct run *r, const char *result_json, const char *output)
 	if (store_job_succeed(d->st, r->row.id, &ok, clock_wall_ms()) < 0)
 		write_failed(d, r->row.id, "record the success");
 	else
-		logmsg(LOG_DEBUG, "job %lld (%s) succeeded", (long long)r->row.id, r->row.op_id);
+		log_job(LOG_DEBUG, r->row.id, r->row.op_id, job_state_name(JS_SUCCEEDED),
+		        "job %lld (%s) succeeded", (long long)r->row.id, r->row.op_id);
 	run_free(r);
 }
 
@@ -285,8 +287,9 @@ static void on_page(struct run *r, const cJSON *body)
 		/* this page is recorded: its own cursor is among those looked up */
 		seen = store_page_cursor_seen(d->st, r->row.id, r->row.cursor);
 		if (seen < 0) {
-			logmsg(LOG_ERROR, "cannot check the cursors of job %lld: %s",
-			       (long long)r->row.id, store_errmsg(d->st));
+			log_job(LOG_ERROR, r->row.id, r->row.op_id, NULL,
+			        "cannot check the cursors of job %lld: %s", (long long)r->row.id,
+			        store_errmsg(d->st));
 			seen = 0;
 		}
 		step = paginate_step(r->row.cursor, r->row.pages_done, r->job.max_pages,

@@ -46,11 +46,11 @@ void run_free(struct run *r)
 				d->held_tail = prev;
 			d->nheld--;
 		}
-		logmsg(LOG_ERROR,
-		       "job %lld: an answer held for the locked store is dropped at exit; "
-		       "its attempt is recovered at the next start (interrupted, or unknown for a "
-		       "mutation)",
-		       (long long)r->row.id);
+		log_job(LOG_ERROR, r->row.id, r->row.op_id, NULL,
+		        "job %lld: an answer held for the locked store is dropped at exit; "
+		        "its attempt is recovered at the next start (interrupted, or unknown for a "
+		        "mutation)",
+		        (long long)r->row.id);
 		sb_release(&r->held->body);
 		free(r->held);
 	}

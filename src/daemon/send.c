@@ -70,8 +70,9 @@ void send_now(struct run *r, const struct token *tok)
 		                         .request = r->request.buf};
 		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
 			write_failed(d, r->row.id, "record an attempt");
-		logmsg(LOG_WARN, "job %lld: the request could not be started; trying again in 1 s",
-		       (long long)r->row.id);
+		log_job(LOG_WARN, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
+		        "job %lld: the request could not be started; trying again in 1 s",
+		        (long long)r->row.id);
 		wait_job(r, clock_wall_ms() + 1000, 0, JW_BACKOFF,
 		         "the request could not be started");
 		goto out;

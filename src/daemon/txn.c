@@ -83,7 +83,7 @@ void write_failed(struct daemon *d, int64_t job_id, const char *what)
 	if (job_id)
 		sb_addf(&msg, " of job %lld", (long long)job_id);
 	sb_addf(&msg, ": %s", store_errmsg(d->st));
-	logmsg(LOG_ERROR, "%s", msg.buf);
+	log_job(LOG_ERROR, job_id, NULL, NULL, "%s", msg.buf);
 	if (!d->txn_failed++)
 		sb_adds(&d->txn_first_failure, msg.buf);
 	sb_release(&msg);
@@ -115,10 +115,10 @@ static void output_not_placed(int64_t job_id, const char *why, void *arg)
 {
 	struct daemon *d = arg;
 	char *ej = error_json("OutputError", why, 0);
-	logmsg(LOG_ERROR,
-	       "job %lld failed: %s; its result is kept: retry it to write the file "
-	       "without sending the request again",
-	       (long long)job_id, why);
+	log_job(LOG_ERROR, job_id, NULL, job_state_name(JS_FAILED),
+	        "job %lld failed: %s; its result is kept: retry it to write the file "
+	        "without sending the request again",
+	        (long long)job_id, why);
 	if (store_job_output_lost(d->st, job_id, ej,
 	                          "the request succeeded but the output file "
 	                          "could not be put in place; retry the job to write it from the "

@@ -1,4 +1,4 @@
-/* util.c - errors, logging, memory, clocks, time formats and small file helpers. */
+/* util.c - errors (logged by log.c), memory, clocks, time formats and small file helpers. */
 #include "util.h"
 
 #include <ctype.h>
@@ -14,70 +14,6 @@
 #include <unistd.h>
 
 #include "strbuf.h"
-
-static enum log_level log_threshold = LOG_INFO;
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
-
-/* log_set_level - messages below level are dropped. */
-void log_set_level(enum log_level level)
-{
-	log_threshold = level;
-}
-
-/* log_parse_level - "debug", "info", "warn" or "error". */
-int log_parse_level(const char *name, enum log_level *out)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(level_names); i++) {
-		if (strcmp(name, level_names[i]) == 0) {
-			*out = (enum log_level)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* log_escape - s with \n, \r, \t and the other control bytes (< 0x20, 0x7f) written
- * as escapes: a logged file name or server message cannot start a forged log line. */
-void log_escape(struct strbuf *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != 0x7f) {
-			sb_addch(out, (char)c);
-		} else if (c == '\n') {
-			sb_adds(out, "\\n");
-		} else if (c == '\r') {
-			sb_adds(out, "\\r");
-		} else if (c == '\t') {
-			sb_adds(out, "\\t");
-		} else {
-			char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-			sb_add(out, esc, sizeof(esc));
-		}
-	}
-}
-
-__attribute__((format(printf, 2, 0))) static void vlog(enum log_level level, const char *fmt,
-                                                       va_list ap, const char *suffix)
-{
-	if (level < log_threshold)
-		return;
-	char when[48];
-	format_iso8601(clock_wall_ms(), when);
-	struct strbuf line = STRBUF_INIT, msg = STRBUF_INIT;
-	sb_addf(&line, "%s segspool[%ld] %s: ", when, (long)getpid(), level_names[level]);
-	sb_vaddf(&msg, fmt, ap);
-	if (suffix)
-		sb_adds(&msg, suffix);
-	log_escape(&line, msg.buf, msg.len);
-	sb_release(&msg);
-	sb_addch(&line, '\n');
-	/* one write per line, so lines from concurrent processes do not interleave */
-	ssize_t unused = write(STDERR_FILENO, line.buf, line.len);
-	(void)unused;
-	sb_release(&line);
-}
 
 /* lock_owner_line - the line a lock holder writes into its lock file. */
 void lock_owner_line(struct strbuf *out, long pid, const char *role, const char *what,
@@ -128,21 +64,12 @@ const char *lock_owner_command(const struct lock_owner *o)
 	return strncmp(o->role, "cli:", 4) == 0 ? o->role + 4 : NULL;
 }
 
-/* logmsg - one log line to stderr. */
-void logmsg(enum log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vlog(level, fmt, ap, NULL);
-	va_end(ap);
-}
-
 /* error - logs an error, returns -1. */
 int error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(LOG_ERROR, fmt, ap, NULL);
+	log_vmsg(LOG_ERROR, NULL, NULL, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -155,7 +82,7 @@ int error_errno(const char *fmt, ...)
 	snprintf(suffix, sizeof(suffix), ": %s", strerror(saved));
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(LOG_ERROR, fmt, ap, suffix);
+	log_vmsg(LOG_ERROR, NULL, suffix, fmt, ap);
 	va_end(ap);
 	errno = saved;
 	return -1;
@@ -166,7 +93,7 @@ _Noreturn void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(LOG_ERROR, fmt, ap, NULL);
+	log_vmsg(LOG_ERROR, NULL, NULL, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

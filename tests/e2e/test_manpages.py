@@ -4,7 +4,8 @@ every config field of src/lib/config.c's field arrays is an item of its section 
 segspool.json(5), with the range its get_number call enforces and the default
 config_init sets; every command of src/cli/main.c's table is an item of segspool(1)'s
 COMMANDS; every option of segspool-emu's usage text and settings table is an item of
-segspool-emu(1); and no page documents a field, command or option the code lacks.
+segspool-emu(1); no page documents a field, command or option the code lacks; and
+CMakeLists.txt installs every page of man/ into its section.
 Parses the C source with regular expressions. Exit 77 (skipped) only when neither
 linter exists, after the checks of (b) have passed.
 Runtime: well under 1 s."""
@@ -260,6 +261,17 @@ for name in sorted(opts):
     c.check(name in emu_items, f"segspool-emu option --{name} is not an item of segspool-emu.1")
 for name in sorted(set(emu_items) - opts):
     c.check(False, f"segspool-emu.1 documents an option --{name} that segspool-emu lacks")
+
+# each page is installed into the man directory of its section
+installed = {}
+for m in re.finditer(r"install\(FILES ([^)]*?) DESTINATION \$\{CMAKE_INSTALL_MANDIR\}/man(\d)\)",
+                     read("CMakeLists.txt")):
+    for f in m.group(1).split():
+        installed[os.path.basename(f)] = m.group(2)
+for page in sorted(os.listdir(MAN)):
+    c.eq(installed.get(page), page.rsplit(".", 1)[1],
+         f"CMakeLists.txt installs man/{page} into man{page.rsplit('.', 1)[1]}")
+c.eq(sorted(os.listdir(MAN)), sorted(PAGES), "the pages linted are the pages of man/")
 
 
 # --- (a) lint --------------------------------------------------------------------------

@@ -151,7 +151,7 @@ DEFAULTS = {
 
 def command_names(text):
     m = re.search(r"static const struct cmd commands\[\]\s*=\s*\{(.*?)\n\};", text, flags=re.S)
-    return re.findall(r'\{\s*"([a-z][a-z-]*)",\s*cmd_', m.group(1)) if m else []
+    return re.findall(r'\{\s*"([a-z][a-z-]*)",\s*\w+,', m.group(1)) if m else []
 
 
 def emu_options():

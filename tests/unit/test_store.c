@@ -1,4 +1,8 @@
-/* test_store.c - the SQLite job store: schema, state machine, history, recovery, JSON. */
+/* test_store.c - the store API, whatever the backend: the state machine, history,
+ * scheduling, recovery, pages, children, buckets and the views built on its rows. It
+ * speaks only store.h; where the store lives is store_fixture.h's to say, so a second
+ * backend runs this same file (the SQLite backend's own file-level checks are in
+ * test_store_sqlite.c). */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -10,108 +14,10 @@
 
 #include "store.h"
 #include "strbuf.h"
+#include "store_fixture.h"
 #include "testlib.h"
 #include "views.h"
 #include "util.h"
-
-extern const size_t store_migration_count;
-
-static char tmpdir[64];
-static struct strbuf dbpath = STRBUF_INIT;
-
-/* remove_db - the database and its WAL companions. */
-static void remove_db(const char *path)
-{
-	struct strbuf sb = STRBUF_INIT;
-	unlink(path);
-	sb_addf(&sb, "%s-wal", path);
-	unlink(sb.buf);
-	sb_reset(&sb);
-	sb_addf(&sb, "%s-shm", path);
-	unlink(sb.buf);
-	sb_release(&sb);
-}
-
-/* db_named - a fresh path in the temp dir (any earlier file of that name removed). */
-static const char *db_named(const char *name)
-{
-	sb_reset(&dbpath);
-	sb_addf(&dbpath, "%s/%s", tmpdir, name);
-	remove_db(dbpath.buf);
-	return dbpath.buf;
-}
-
-/* open_fresh - a new writable store, or the test fails loudly. */
-static struct store *open_fresh(const char *name)
-{
-	struct store *st = NULL;
-	char *err = NULL;
-	if (store_open(db_named(name), 0, &st, &err) < 0) {
-		fprintf(stderr, "cannot open %s: %s\n", name, err);
-		free(err);
-		exit(1);
-	}
-	return st;
-}
-
-/* new_job - a job_new with the fields most tests want. */
-static struct job_new new_job(const char *op, const char *key, int priority, int64_t not_before)
-{
-	struct job_new j = {0};
-	j.op_id = op;
-	j.spec_json = "{\"op\":\"listSources\",\"params\":{}}";
-	j.key = key;
-	j.workspace = "default";
-	j.priority = priority;
-	j.not_before_ms = not_before;
-	j.max_attempts = 5;
-	return j;
-}
-
-/* insert - inserts a job and returns its id (0 on failure). */
-static int64_t insert(struct store *st, const struct job_new *j, int64_t now)
-{
-	int64_t id = 0;
-	if (store_job_insert(st, j, now, &id) != STORE_INSERTED)
-		return 0;
-	return id;
-}
-
-/* state_of - a job's current state, or -1. */
-static int state_of(struct store *st, int64_t id)
-{
-	struct job_row row;
-	if (store_get(st, id, &row) != 0)
-		return -1;
-	int s = (int)row.state;
-	job_row_release(&row);
-	return s;
-}
-
-/* header_u32 - a big-endian field of the SQLite file header. */
-static uint32_t header_u32(const char *path, off_t off)
-{
-	unsigned char b[4] = {0};
-	int fd = open(path, O_RDONLY);
-	if (fd >= 0) {
-		if (pread(fd, b, 4, off) != 4)
-			memset(b, 0, 4);
-		close(fd);
-	}
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* patch_header_u32 - overwrites a header field, as another program might have. */
-static void patch_header_u32(const char *path, off_t off, uint32_t v)
-{
-	unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-	                      (unsigned char)(v >> 8), (unsigned char)v};
-	int fd = open(path, O_WRONLY);
-	if (fd >= 0) {
-		CHECK(pwrite(fd, b, 4, off) == 4);
-		close(fd);
-	}
-}
 
 /* last_transition - the reason and states of a job's latest transition (from show). */
 static cJSON *show(struct store *st, int64_t id)
@@ -142,84 +48,6 @@ TEST(test_state_names)
 	CHECK(!job_state_terminal(JS_WAITING));
 	CHECK(job_state_terminal(JS_DEAD));
 	CHECK(job_state_terminal(JS_SUCCEEDED));
-}
-
-TEST(test_open_migrate_reopen)
-{
-	struct store *st = open_fresh("migrate.db");
-	struct job_new j = new_job("listSources", "k1", 0, 0);
-	int64_t id = insert(st, &j, 1000);
-	CHECK(id > 0);
-	store_close(st);
-	const char *path = dbpath.buf;
-	CHECK_INT(header_u32(path, 60), store_migration_count); /* user_version */
-	CHECK_INT(header_u32(path, 68), 0x53475350);            /* application_id */
-	CHECK_INT(header_u32(path, 18) >> 16, 0x0202);          /* WAL: write and read versions 2 */
-	CHECK_INT(header_u32(path, 16) >> 16, 2048);            /* page size of a new database */
-
-	char *err = NULL;
-	CHECK_INT(store_open(path, 0, &st, &err), 0);
-	CHECK_INT(state_of(st, id), JS_QUEUED);
-	store_close(st);
-	CHECK_INT(store_open(path, STORE_READONLY, &st, &err), 0);
-	CHECK_INT(state_of(st, id), JS_QUEUED);
-	store_close(st);
-}
-
-TEST(test_newer_schema_refused)
-{
-	store_close(open_fresh("newer.db"));
-	patch_header_u32(dbpath.buf, 60, 99);
-	struct store *st = NULL;
-	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), -1);
-	CHECK(st == NULL);
-	CHECK(err && strstr(err, "schema version 99, newer than this segspool knows"));
-	free(err);
-}
-
-TEST(test_foreign_database_refused)
-{
-	store_close(open_fresh("foreign.db"));
-	patch_header_u32(dbpath.buf, 68, 0x12345678);
-	struct store *st = NULL;
-	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), -1);
-	CHECK(err && strstr(err, "is not a segspool database or is corrupt"));
-	free(err);
-}
-
-TEST(test_corrupt_file)
-{
-	const char *path = db_named("garbage.db");
-	struct strbuf junk = STRBUF_INIT;
-	for (int i = 0; i < 200; i++)
-		sb_adds(&junk, "this is not an sqlite database at all. ");
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CHECK(fd >= 0 && write(fd, junk.buf, junk.len) == (ssize_t)junk.len);
-	close(fd);
-	sb_release(&junk);
-
-	for (int ro = 0; ro <= 1; ro++) {
-		struct store *st = NULL;
-		char *err = NULL;
-		CHECK_INT(store_open(path, ro ? STORE_READONLY : 0, &st, &err), -1);
-		CHECK(err && strstr(err, "garbage.db is not a segspool database or is corrupt"));
-		CHECK(err && strstr(err, "move it aside"));
-		CHECK(err && strstr(err, "not run again unless you move them back into incoming/"));
-		free(err);
-	}
-}
-
-TEST(test_readonly_missing)
-{
-	const char *path = db_named("missing.db");
-	struct store *st = NULL;
-	char *err = NULL;
-	CHECK_INT(store_open(path, STORE_READONLY, &st, &err), -1);
-	CHECK(err && strstr(err, "missing.db does not exist"));
-	free(err);
-	CHECK(access(path, F_OK) != 0); /* and it was not created */
 }
 
 TEST(test_insert_duplicate)
@@ -702,7 +530,7 @@ TEST(test_pages_resume)
 
 	/* a crash here: the reopened store resumes at page 3 with cursor Mg== */
 	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), 0);
+	CHECK_INT(store_reopen_test(0, &st, &err), 0);
 	CHECK_INT(store_recover(st, 2000), 1);
 	claim_one(st, id, 2000);
 	CHECK_INT(store_get(st, id, &row), 0);
@@ -797,7 +625,7 @@ TEST(test_recover)
 	store_close(st); /* the crash: running jobs and open attempts left behind */
 
 	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), 0);
+	CHECK_INT(store_reopen_test(0, &st, &err), 0);
 	CHECK_INT(store_recover(st, 5000), 4);
 	static const char *const outcomes[4] = {"interrupted", "unknown", "interrupted", "unknown"};
 	for (int i = 0; i < 4; i++) {
@@ -843,7 +671,7 @@ TEST(test_recover_by_mutates)
 	store_close(st);
 
 	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, 0, &st, &err), 0);
+	CHECK_INT(store_reopen_test(0, &st, &err), 0);
 	CHECK_INT(store_recover(st, 5000), 2);
 	static const char *const outcomes[2] = {"interrupted", "unknown"};
 	for (int i = 0; i < 2; i++) {
@@ -1062,7 +890,7 @@ TEST(test_buckets)
 	CHECK_INT(store_bucket_save(st, "ws:default", 3.5, 2000, 5000), 0); /* upsert */
 	store_close(st);
 	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, STORE_READONLY, &st, &err), 0);
+	CHECK_INT(store_reopen_test(STORE_READONLY, &st, &err), 0);
 	struct bucket_seen b = {0};
 	CHECK_INT(store_bucket_foreach(st, collect_bucket, &b), 0);
 	CHECK_INT(b.n, 2);
@@ -1079,7 +907,7 @@ TEST(test_readonly_while_writing)
 	int64_t first = insert(w, &j, 1000);
 	struct store *r = NULL;
 	char *err = NULL;
-	CHECK_INT(store_open(dbpath.buf, STORE_READONLY, &r, &err), 0);
+	CHECK_INT(store_reopen_test(STORE_READONLY, &r, &err), 0);
 	if (!r) {
 		fprintf(stderr, "%s\n", err);
 		free(err);
@@ -1307,81 +1135,11 @@ TEST(test_output_conflict)
 	store_close(st);
 }
 
-/* db_file - the database's path with suffix ("-wal", ".moved"), in a static buffer. */
-static const char *db_file(const char *suffix)
-{
-	static char buf[512];
-	snprintf(buf, sizeof(buf), "%s%s", dbpath.buf, suffix);
-	return buf;
-}
-
-/* rename_path - the database's file with one suffix renamed to another. */
-static void rename_path(const char *from_suffix, const char *to_suffix)
-{
-	char from[512];
-	snprintf(from, sizeof(from), "%s", db_file(from_suffix));
-	CHECK_INT(rename(from, db_file(to_suffix)), 0);
-}
-
-/* test_check_file - the database or its WAL removed or replaced under an open store. */
-TEST(test_check_file)
-{
-	struct store *st = open_fresh("vanish.db");
-	char *err = NULL;
-	CHECK_INT(store_check_file(st, &err), 0);
-	CHECK(err == NULL);
-	/* the WAL renamed away: the path no longer names it */
-	rename_path("-wal", "-wal.moved");
-	CHECK_INT(store_check_file(st, &err), -1);
-	CHECK(err && strstr(err, "-wal was removed"));
-	free(err);
-	/* a different file at the WAL's path */
-	int fd = open(db_file("-wal"), O_CREAT | O_WRONLY, 0600);
-	CHECK(fd >= 0);
-	close(fd);
-	CHECK_INT(store_check_file(st, &err), -1);
-	CHECK(err && strstr(err, "-wal was replaced"));
-	free(err);
-	rename_path("-wal.moved", "-wal");
-	CHECK_INT(store_check_file(st, &err), 0);
-	/* the database unlinked: no link left on the open file */
-	CHECK_INT(unlink(dbpath.buf), 0);
-	CHECK_INT(store_check_file(st, &err), -1);
-	CHECK(err && strstr(err, "database") && strstr(err, "was removed"));
-	free(err);
-	store_close(st);
-	/* replaced by another file */
-	st = open_fresh("vanish2.db");
-	rename_path("", ".moved");
-	fd = open(dbpath.buf, O_CREAT | O_WRONLY, 0600);
-	close(fd);
-	CHECK_INT(store_check_file(st, &err), -1);
-	CHECK(err && strstr(err, "was replaced by another file"));
-	free(err);
-	store_close(st);
-	unlink(db_file(".moved"));
-	/* a reader checks nothing */
-	st = open_fresh("vanish3.db");
-	store_close(st);
-	CHECK_INT(store_open(dbpath.buf, STORE_READONLY, &st, &err), 0);
-	CHECK_INT(store_check_file(st, &err), 0);
-	store_close(st);
-}
-
 int main(void)
 {
 	log_set_level(LOG_WARN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return 1;
-	}
+	fixture_begin("test_store");
 	RUN(test_state_names);
-	RUN(test_open_migrate_reopen);
-	RUN(test_newer_schema_refused);
-	RUN(test_foreign_database_refused);
-	RUN(test_corrupt_file);
-	RUN(test_readonly_missing);
 	RUN(test_insert_duplicate);
 	RUN(test_claim_order);
 	RUN(test_transitions);
@@ -1402,20 +1160,8 @@ int main(void)
 	RUN(test_claim_inside_transaction);
 	RUN(test_file_identity);
 	RUN(test_output_conflict);
-	RUN(test_check_file);
 	RUN(test_speed);
 
-	static const char *const names[] = {
-	    "migrate.db",  "newer.db",   "foreign.db",    "garbage.db",         "dup.db",
-	    "claim.db",    "trans.db",   "disallowed.db", "cancel.db",          "retry.db",
-	    "attempts.db", "pages.db",   "recover.db",    "recover-mutates.db", "children.db",
-	    "json.db",     "buckets.db", "shared.db",     "group.db",           "claimtx.db",
-	    "speed.db",    "ident.db",   "outputs.db",    "vanish.db",          "vanish2.db",
-	    "vanish3.db",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		remove_db(db_named(names[i]));
-	rmdir(tmpdir);
-	sb_release(&dbpath);
+	fixture_end();
 	return tl_finish();
 }

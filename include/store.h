@@ -3,7 +3,7 @@
  * The interface speaks of jobs, attempts, pages, files and buckets, never of SQL, so
  * another store (PostgreSQL with SKIP LOCKED) could stand behind it. One writer (the
  * daemon, or the CLI when no daemon holds the spool lock); readers may open the same
- * file read-only at any time (WAL).
+ * store at any time, while it writes.
  *
  * Write calls outside store_begin/store_commit run in a transaction of their own.
  * Inside, they join the open one; group commits are the caller's (the daemon commits
@@ -25,8 +25,8 @@ enum {
 };
 
 /* store_open - opens (creating when writable) and migrates the schema to the latest
- * version (PRAGMA user_version). A writer owns the store: a second writer (another daemon,
- * whatever its spool) is refused before it reads anything, with the first one's pid, role
+ * version (the backend's count of migrations). A writer owns the store: a second writer (another
+ * daemon, whatever its spool) is refused before it reads anything, with the first one's pid, role
  * and spool in the reason. Returns 0, or -1 with the reason in err_out (malloc'd). */
 int store_open(const char *path, int flags, struct store **out, char **err_out);
 void store_close(struct store *st);
@@ -36,7 +36,7 @@ void store_set_owner(const char *role, const char *spool);
 /* store_errmsg - the last error, for messages. */
 const char *store_errmsg(struct store *st);
 
-int store_begin(struct store *st); /* BEGIN IMMEDIATE */
+int store_begin(struct store *st); /* a write transaction, its lock taken at once */
 /* store_busy - the last failure was because another process holds the database's write
  * lock (a shell in BEGIN EXCLUSIVE, a backup tool): worth trying again later. */
 int store_busy(const struct store *st);
@@ -75,17 +75,18 @@ int store_file_adopt(struct store *st, const char *name, const char *hash,
 
 /* store_output_conflict - an unfinished job (queued, running, waiting) whose explicit
  * output is path, a directory of path, or inside path as a directory: 1 with its id in
- * *job_id and its output in *other (malloc'd), 0 none, -1 error. Index seeks only. */
+ * *job_id and its output in *other (malloc'd), 0 none, -1 error. Independent of the
+ * number of jobs. */
 int store_output_conflict(struct store *st, const char *path, int64_t *job_id, char **other);
 
 /* store_key_recorded - 1 if a job with this key is recorded (a job with it would not be
  * inserted again), 0 if not, -1 error. */
 int store_key_recorded(struct store *st, const char *key);
 
-/* store_check_file - the database and its -wal file are still the ones open: the paths
- * name the same inodes, and the open database file is not unlinked. 0, or -1 with what
- * vanished or was replaced in *err_out (malloc'd): a writer carrying on would commit
- * into a file nobody will see. */
+/* store_check_file - the store's files (for SQLite the database and its -wal) are still
+ * the ones open: the paths name the same inodes, and the open file is not unlinked. 0,
+ * or -1 with what vanished or was replaced in *err_out (malloc'd): a writer carrying on
+ * would commit into a file nobody will see. */
 int store_check_file(struct store *st, char **err_out);
 
 struct job_new {
@@ -137,7 +138,7 @@ void job_row_release(struct job_row *row);
 
 /* store_claim_due - up to max jobs in state queued or waiting whose next run is due,
  * highest priority first, then earliest due, then id; each is moved to running.
- * The index on (due state, priority, next_run) makes this independent of queue size.
+ * Independent of the queue's size.
  * Returns the number claimed, or -1. */
 int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int max);
 /* store_next_due_ms - when the next queued/waiting job is due; 0 if none, -1 error. */
@@ -218,7 +219,8 @@ typedef int (*store_page_fn)(int page_no, const char *items_json, void *arg);
 /* store_pages_foreach - every recorded page of a job in order; stops when fn returns non-zero. */
 int store_pages_foreach(struct store *st, int64_t job_id, store_page_fn fn, void *arg);
 /* store_page_cursor_seen - the first recorded page of the job that was fetched with cursor
- * (a cursor the API handed out before), 0 if none, -1 on error. One index seek. */
+ * (a cursor the API handed out before), 0 if none, -1 on error. Independent of the
+ * number of pages. */
 int store_page_cursor_seen(struct store *st, int64_t job_id, const char *cursor);
 
 /* store_recover - after a crash: running jobs back to queued, unfinished attempts marked

@@ -3,6 +3,10 @@
  * (one ev_timer); we hand socket events back with curl_multi_socket_action and then drain
  * curl_multi_info_read for finished transfers.
  *
+ * The body and headers of an answer as they arrive are read in http_response.c, and a
+ * request's method, header values and URL are judged in http_rules.c: neither includes
+ * curl.h (the structs they share are in http_int.h).
+ *
  * Lifetimes: struct http for the engine, struct http_xfer per request (recycled through a
  * free list so easy handles are reused), struct http_sock per socket curl watches.
  *
@@ -14,15 +18,14 @@
  */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ev.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "http_int.h"
 #include "segspool_version.h"
 #include "util.h"
 
@@ -32,61 +35,17 @@
 #define DEFAULT_TIMEOUT_MS 60000L
 #define DEFAULT_MAX_IN_FLIGHT 16
 #define DEFAULT_MAX_RESPONSE_BYTES ((int64_t)64 * 1024 * 1024)
-/* what the bearer token reads as in anything a response hands back */
-#define REDACTED "[redacted]"
 /* A recycled transfer keeps its body buffer unless it grew beyond this. */
 #define KEEP_BODY_ALLOC (1024 * 1024)
 
-enum xfer_state {
-	XFER_IDLE,    /* on the free list */
-	XFER_RUNNING, /* in the multi handle, counted in in_flight */
-	XFER_DONE,    /* out of the multi, its callback running */
-};
+/* http_int.h sizes the transfer's error buffer without curl.h */
+_Static_assert(HTTP_ERRBUF_SIZE == CURL_ERROR_SIZE, "HTTP_ERRBUF_SIZE is not CURL_ERROR_SIZE");
 
 struct http_sock {
 	struct http *h;
 	curl_socket_t fd;
 	ev_io io;
 	struct http_sock *prev, *next;
-};
-
-struct http_xfer {
-	struct http *h;
-	CURL *easy;
-	enum xfer_state state;
-	struct curl_slist *headers;
-	struct http_response resp;
-	http_done_fn done;
-	void *arg;
-	int64_t started_ms;
-	int mutating;         /* not GET or HEAD: the server may act on it */
-	int request_begun;    /* libcurl is about to send, or has sent, the request */
-	int resend_blocked;   /* libcurl wanted to send it a second time: refused */
-	int head;             /* HEAD: a Content-Length announces no body */
-	int headers_done;     /* the blank line after a response's headers has arrived */
-	int too_large;        /* the body passed max_body (or Content-Length said it would) */
-	int64_t declared_len; /* the Content-Length that was refused, or -1 */
-	const char *token;    /* the bearer token inside headers' Authorization line, or NULL */
-	size_t token_len;
-	char errbuf[CURL_ERROR_SIZE];
-	struct http_xfer *prev, *next; /* running list; free list uses next only */
-};
-
-struct http {
-	struct ev_loop *loop;
-	CURLM *multi;
-	ev_timer timer;
-	long connect_timeout_ms;
-	long timeout_ms;
-	size_t max_body; /* decoded response bytes kept at most */
-	int max_in_flight;
-	int in_flight;
-	char *ca_file;
-	char *user_agent_line;    /* "User-Agent: ..." */
-	char allowed_origin[256]; /* "scheme://authority/" of the last URL allowed, or "" */
-	struct http_xfer *running;
-	struct http_xfer *idle;
-	struct http_sock *socks;
 };
 
 static void drain_completions(struct http *h);
@@ -186,153 +145,6 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 }
 
 /* ---- response collection ---------------------------------------------------------- */
-
-/* body_reserve - room for extra more bytes in b, whose length is to stay within max:
- * sb_grow's doubling, except that a step past max stops at max (and its NUL), so the
- * buffer never holds more than the limit allows. */
-static void body_reserve(struct strbuf *b, size_t extra, size_t max)
-{
-	size_t want = b->len + extra + 1, next = b->alloc ? b->alloc : 64;
-	if (want <= b->alloc)
-		return;
-	while (next < want)
-		next *= 2;
-	if (next <= max + 1) {
-		sb_grow(b, extra);
-		return;
-	}
-	char *buf = xrealloc(b->alloc ? b->buf : NULL, max + 1);
-	if (!b->alloc)
-		buf[0] = '\0';
-	b->buf = buf;
-	b->alloc = max + 1;
-}
-
-/* on_body - CURLOPT_WRITEFUNCTION: the decoded body accumulates in resp.body, up to
- * max_body; past it, what fits is kept and returning short makes libcurl abort the
- * transfer (and stop decoding: a small gzip body may expand without bound). */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct http_xfer *x = userp;
-	struct strbuf *b = &x->resp.body;
-	size_t len = size * nmemb, room = x->h->max_body - b->len;
-	if (len > room) {
-		x->too_large = 1;
-		body_reserve(b, room, x->h->max_body);
-		sb_add(b, data, room);
-		return 0;
-	}
-	body_reserve(b, len, x->h->max_body);
-	sb_add(b, data, len);
-	return len;
-}
-
-/* copy_redacted - val (len bytes) into dst as a NUL-terminated string cut to fit, with
- * each occurrence of the token (tok, toklen; none when toklen is 0) written as
- * [redacted]: the whole value is searched before it is cut, so a cut never leaves part
- * of a token behind. */
-static void copy_redacted(char *dst, size_t dstsize, const char *val, size_t len, const char *tok,
-                          size_t toklen)
-{
-	size_t o = 0, room;
-	while (len) {
-		const char *hit = toklen ? memmem(val, len, tok, toklen) : NULL;
-		size_t plain = hit ? (size_t)(hit - val) : len;
-		room = dstsize - 1 - o;
-		memcpy(dst + o, val, plain < room ? plain : room);
-		o += plain < room ? plain : room;
-		if (!hit || plain >= room)
-			break;
-		room = dstsize - 1 - o;
-		memcpy(dst + o, REDACTED,
-		       sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room);
-		o += sizeof(REDACTED) - 1 < room ? sizeof(REDACTED) - 1 : room;
-		val = hit + toklen;
-		len -= plain + toklen;
-	}
-	dst[o] = '\0';
-}
-
-/* copy_header_value - a bounded, NUL-terminated copy, the token redacted; longer values
- * are cut. */
-static void copy_header_value(const struct http_xfer *x, char *dst, size_t dstsize, const char *val,
-                              size_t len)
-{
-	copy_redacted(dst, dstsize, val, len, x->token, x->token_len);
-}
-
-/* parse_length - a non-negative decimal header value (Content-Length,
- * X-RateLimit-Remaining), -1 when garbled. */
-static int64_t parse_length(const char *val, size_t len)
-{
-	int64_t n = 0;
-	if (!len || len > 18)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (val[i] < '0' || val[i] > '9')
-			return -1;
-		n = n * 10 + (val[i] - '0');
-	}
-	return n;
-}
-
-/* reset_rate_headers - forgets headers seen so far: only the final response's count. */
-static void reset_rate_headers(struct http_response *resp)
-{
-	resp->retry_after[0] = '\0';
-	resp->rl_remaining = -1;
-	resp->rl_reset[0] = '\0';
-	resp->location[0] = '\0';
-}
-
-/* on_header - CURLOPT_HEADERFUNCTION: picks the rate-limit headers and Location,
- * case-insensitively, and refuses a body whose Content-Length is past the limit. */
-static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
-{
-	struct http_xfer *x = userp;
-	size_t len = size * nitems;
-
-	if (len >= 5 && !memcmp(line, "HTTP/", 5)) {
-		/* a new status line: an interim or earlier response's headers no longer apply */
-		reset_rate_headers(&x->resp);
-		x->headers_done = 0;
-		return len;
-	}
-	const char *colon = memchr(line, ':', len);
-	if (!colon) {
-		if (len <= 2)
-			x->headers_done = 1; /* the blank line */
-		return len;
-	}
-	size_t namelen = (size_t)(colon - line);
-	const char *val = colon + 1;
-	const char *end = line + len;
-	while (val < end && (*val == ' ' || *val == '\t'))
-		val++;
-	while (end > val &&
-	       (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	size_t vlen = (size_t)(end - val);
-
-	if (namelen == 11 && !strncasecmp(line, "Retry-After", namelen))
-		copy_header_value(x, x->resp.retry_after, sizeof(x->resp.retry_after), val, vlen);
-	else if (namelen == 21 && !strncasecmp(line, "X-RateLimit-Remaining", namelen))
-		x->resp.rl_remaining = parse_length(val, vlen);
-	else if (namelen == 17 && !strncasecmp(line, "X-RateLimit-Reset", namelen))
-		copy_header_value(x, x->resp.rl_reset, sizeof(x->resp.rl_reset), val, vlen);
-	else if (namelen == 8 && !strncasecmp(line, "Location", namelen))
-		copy_header_value(x, x->resp.location, sizeof(x->resp.location), val, vlen);
-	else if (namelen == 14 && !strncasecmp(line, "Content-Length", namelen) && !x->head) {
-		int64_t n = parse_length(val, vlen);
-		if (n > 0 && (uint64_t)n > x->h->max_body) {
-			/* refused before any of it is read; returning short aborts the transfer */
-			x->too_large = 1;
-			x->declared_len = n;
-			return 0;
-		}
-	}
-	return len;
-}
 
 /* map_error - a curl result in the module's terms. */
 static enum http_error map_error(CURLcode rc)
@@ -537,66 +349,6 @@ static void xfer_destroy(struct http_xfer *x)
 	free(x);
 }
 
-/* token_prefix_tail - the length of the longest proper prefix of the token that ends
- * body (a body cut at the limit may end inside a token). */
-static size_t token_prefix_tail(const struct strbuf *b, const char *tok, size_t toklen)
-{
-	for (size_t k = toklen - 1 < b->len ? toklen - 1 : b->len; k > 0; k--)
-		if (!memcmp(b->buf + b->len - k, tok, k))
-			return k;
-	return 0;
-}
-
-/* http_redact_body - every occurrence of the token in the body becomes [redacted], and a cut
- * body loses a token's first bytes at its very end: one memmem when there is none (the
- * usual case); a new buffer only when there is one. Whole tokens are found first, then
- * a partial one only in what follows the last (a token whose start equals its end could
- * otherwise be counted twice). The result stays within max (a token shorter than the mark
- * could lengthen the body). */
-void http_redact_body(struct strbuf *b, const char *tok, size_t toklen, size_t max, int cut)
-{
-	const char *hit = memmem(b->buf, b->len, tok, toklen);
-	const char *p = b->buf, *end = b->buf + b->len;
-	struct strbuf out = STRBUF_INIT;
-	if (hit)
-		sb_grow(&out, b->len);
-	for (; hit; hit = memmem(p, (size_t)(end - p), tok, toklen)) {
-		sb_add(&out, p, (size_t)(hit - p));
-		sb_adds(&out, REDACTED);
-		p = hit + toklen;
-	}
-	size_t tail = 0;
-	if (cut) {
-		struct strbuf rest = {0, (size_t)(end - p), (char *)p}; /* a view: not released */
-		tail = token_prefix_tail(&rest, tok, toklen);
-	}
-	if (p == b->buf && !tail)
-		return; /* no token, whole or cut */
-	sb_add(&out, p, (size_t)(end - p) - tail);
-	if (out.len > max)
-		sb_setlen(&out, max);
-	explicit_bzero(b->buf, b->len);
-	sb_release(b);
-	*b = out;
-}
-
-/* redact_response - the token out of what the callback sees. The header values were
- * redacted as they were copied (copy_header_value). */
-static void redact_response(struct http_xfer *x)
-{
-	struct http_response *resp = &x->resp;
-	if (!x->token_len)
-		return;
-	if (resp->body.len)
-		http_redact_body(&resp->body, x->token, x->token_len, x->h->max_body, x->too_large);
-	if (resp->errmsg[0] && strstr(resp->errmsg, x->token)) {
-		char msg[sizeof(resp->errmsg)];
-		copy_redacted(msg, sizeof(msg), resp->errmsg, strlen(resp->errmsg), x->token,
-		              x->token_len);
-		memcpy(resp->errmsg, msg, sizeof(msg));
-	}
-}
-
 /* xfer_deliver - out of the running set first (so the callback may submit into the freed
  * slot), then the callback, then back to the free list. */
 static void xfer_deliver(struct http *h, struct http_xfer *x)
@@ -635,24 +387,6 @@ static void drain_completions(struct http *h)
 }
 
 /* ---- building a request ----------------------------------------------------------- */
-
-/* header_value_ok - no CR or LF, so a value cannot smuggle in another header. */
-static int header_value_ok(const char *s)
-{
-	return !strpbrk(s, "\r\n");
-}
-
-/* method_ok - an upper-case token: CUSTOMREQUEST goes verbatim onto the request line. */
-static int method_ok(const char *m)
-{
-	size_t n = strlen(m);
-	if (!n || n > 16)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (m[i] < 'A' || m[i] > 'Z')
-			return 0;
-	return 1;
-}
 
 /* append_header - curl_slist_append, keeping the list on allocation failure. */
 static int append_header(struct curl_slist **list, const char *line)
@@ -831,18 +565,6 @@ static CURLcode set_transport(struct http *h, struct http_xfer *x)
 	return rc;
 }
 
-/* reset_response - a blank response for a new request. */
-static void reset_response(struct http_response *resp)
-{
-	resp->error = HTTP_OK;
-	resp->errmsg[0] = '\0';
-	resp->status = 0;
-	sb_reset(&resp->body);
-	resp->duration_ms = 0;
-	resp->request_sent = 0;
-	reset_rate_headers(resp);
-}
-
 /* xfer_setup - configures x's easy handle for req. */
 static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_request *req)
 {
@@ -872,49 +594,6 @@ static int xfer_setup(struct http *h, struct http_xfer *x, const struct http_req
 	if (rc)
 		return error("cannot set up %s request: %s", req->method, curl_easy_strerror(rc));
 	return 0;
-}
-
-/* same_origin - url begins with the "scheme://authority/" of the last URL allowed: the
- * same scheme and host:port, so the same verdict. */
-static int same_origin(const struct http *h, const char *url)
-{
-	size_t n = strlen(h->allowed_origin);
-	return n && !strncmp(url, h->allowed_origin, n);
-}
-
-/* remember_origin - url was allowed: keep its "scheme://authority/" for same_origin. */
-static void remember_origin(struct http *h, const char *url)
-{
-	const char *sep = strstr(url, "://");
-	const char *slash = sep ? strchr(sep + 3, '/') : NULL;
-	size_t n = slash ? (size_t)(slash - url) + 1 : 0;
-	if (n && n < sizeof(h->allowed_origin)) {
-		memcpy(h->allowed_origin, url, n);
-		h->allowed_origin[n] = '\0';
-	}
-}
-
-/* request_ok - the request's fields are usable: a known shape of method, no header
- * injection, an allowed URL (parsed once per origin). Refusals are logged without the
- * token. */
-static int request_ok(struct http *h, const struct http_request *req)
-{
-	struct strbuf why = STRBUF_INIT;
-	int ret = 0;
-
-	if (!req->method || !req->url || !method_ok(req->method))
-		ret = error("cannot send request: bad method or no url");
-	else if ((req->media_type && !header_value_ok(req->media_type)) ||
-	         (req->bearer_token && !header_value_ok(req->bearer_token)))
-		ret = error("cannot send request: line break in media type or token");
-	else if (same_origin(h, req->url))
-		;
-	else if (http_url_allowed(req->url, &why) < 0)
-		ret = error("refusing url: %s", why.buf);
-	else
-		remember_origin(h, req->url);
-	sb_release(&why);
-	return ret;
 }
 
 /* ---- public interface ------------------------------------------------------------- */
@@ -1053,25 +732,6 @@ void http_free(struct http *h)
 	free(h->ca_file);
 	free(h->user_agent_line);
 	free(h);
-}
-
-/* host_is_loopback - localhost, a 127.0.0.0/8 dotted quad, or [::1]. */
-static int host_is_loopback(const char *host)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-	char inner[64];
-	size_t len = strlen(host);
-
-	if (!strcasecmp(host, "localhost"))
-		return 1;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (len < 3 || host[0] != '[' || host[len - 1] != ']' || len - 2 >= sizeof(inner))
-		return 0;
-	memcpy(inner, host + 1, len - 2);
-	inner[len - 2] = '\0';
-	return inet_pton(AF_INET6, inner, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* check_url - the policy on a parsed URL; why may be NULL. */

@@ -3,7 +3,9 @@
 #include "views.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store.h"
 #include "util.h"
@@ -49,23 +51,101 @@ static void add_parsed(cJSON *o, const char *name, const char *t)
 		add_text(o, name, t);
 }
 
+/* a member of a view: its name, how the record holds it, where */
+enum field_kind { F_INT, F_TEXT, F_TIME, F_STATE, F_FROM_STATE, F_JSON, F_BOOL };
+struct field {
+	const char *name;
+	enum field_kind kind;
+	size_t off;
+};
+/* the size each kind reads: FIELD refuses to compile for a member of another size */
+#define F_INT_SIZE sizeof(int64_t)
+#define F_TIME_SIZE sizeof(int64_t)
+#define F_TEXT_SIZE sizeof(const char *)
+#define F_JSON_SIZE sizeof(const char *)
+#define F_STATE_SIZE sizeof(enum job_state)
+#define F_FROM_STATE_SIZE sizeof(int)
+#define F_BOOL_SIZE sizeof(int)
+#define FIELD(rec, name, kind, member)                                                             \
+	{                                                                                          \
+		name, kind,                                                                        \
+		    offsetof(struct rec, member) +                                                 \
+		        0 * sizeof(                                                                \
+		                char[1 - 2 * (sizeof(((struct rec *)0)->member) != kind##_SIZE)])  \
+	}
+
+/* add_state - a state by name, or null (a creation has no from). */
+static void add_state(cJSON *o, const char *name, int state)
+{
+	if (state < 0)
+		cJSON_AddNullToObject(o, name);
+	else
+		cJSON_AddStringToObject(o, name, job_state_name((enum job_state)state));
+}
+
+/* add_fields - the members of fields[0..n) read from rec, into o. */
+static void add_fields(cJSON *o, const void *rec, const struct field *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *at = (const char *)rec + fields[i].off;
+		int64_t v;
+		int flag;
+		const char *t;
+		enum job_state js;
+		switch (fields[i].kind) {
+		case F_INT:
+		case F_TIME:
+			memcpy(&v, at, sizeof(v));
+			(fields[i].kind == F_INT ? add_int : add_time)(o, fields[i].name, v);
+			break;
+		case F_TEXT:
+		case F_JSON:
+			memcpy(&t, at, sizeof(t));
+			(fields[i].kind == F_TEXT ? add_text : add_parsed)(o, fields[i].name, t);
+			break;
+		case F_STATE:
+			memcpy(&js, at, sizeof(js));
+			add_state(o, fields[i].name, (int)js);
+			break;
+		case F_FROM_STATE:
+			memcpy(&flag, at, sizeof(flag));
+			add_state(o, fields[i].name, flag);
+			break;
+		case F_BOOL:
+			memcpy(&flag, at, sizeof(flag));
+			cJSON_AddBoolToObject(o, fields[i].name, flag);
+			break;
+		}
+	}
+}
+
+/* add_entry - a new object of fields from rec, appended to the array arr. */
+static int add_entry(cJSON *arr, const void *rec, const struct field *fields, size_t n)
+{
+	cJSON *o = cJSON_CreateObject();
+	add_fields(o, rec, fields, n);
+	cJSON_AddItemToArray(arr, o);
+	return 0;
+}
+
+static const struct field summary_fields[] = {
+    FIELD(job_summary, "id", F_INT, id),
+    FIELD(job_summary, "state", F_STATE, state),
+    FIELD(job_summary, "op", F_TEXT, op_id),
+    FIELD(job_summary, "key", F_TEXT, key),
+    FIELD(job_summary, "workspace", F_TEXT, workspace),
+    FIELD(job_summary, "priority", F_INT, priority),
+    FIELD(job_summary, "attempts", F_INT, attempts),
+    FIELD(job_summary, "created", F_TIME, created_ms),
+    FIELD(job_summary, "next_run", F_TIME, next_run_ms),
+    FIELD(job_summary, "parent", F_INT, parent_id),
+    FIELD(job_summary, "reason", F_TEXT, reason),
+};
+
 /* list_entry - one job of view_list, appended to the array arg. */
 static int list_entry(const struct job_summary *j, void *arg)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", (double)j->id);
-	cJSON_AddStringToObject(o, "state", job_state_name(j->state));
-	add_text(o, "op", j->op_id);
-	add_text(o, "key", j->key);
-	add_text(o, "workspace", j->workspace);
-	add_int(o, "priority", j->priority);
-	add_int(o, "attempts", j->attempts);
-	add_time(o, "created", j->created_ms);
-	add_time(o, "next_run", j->next_run_ms);
-	add_int(o, "parent", j->parent_id);
-	add_text(o, "reason", j->reason);
-	cJSON_AddItemToArray(arg, o);
-	return 0;
+	return add_entry(arg, j, summary_fields, ARRAY_SIZE(summary_fields));
 }
 
 /* view_list - jobs newest first, in one state or all. */
@@ -79,102 +159,98 @@ cJSON *view_list(struct store *st, const enum job_state *state, int limit)
 	return list;
 }
 
+/* "attempts" is the history array; attempts_counted the count against the max */
+static const struct field detail_fields[] = {
+    FIELD(job_detail, "id", F_INT, id),
+    FIELD(job_detail, "state", F_STATE, state),
+    FIELD(job_detail, "op", F_TEXT, op_id),
+    FIELD(job_detail, "key", F_TEXT, key),
+    FIELD(job_detail, "workspace", F_TEXT, workspace),
+    FIELD(job_detail, "priority", F_INT, priority),
+    FIELD(job_detail, "attempts_counted", F_INT, attempts_counted),
+    FIELD(job_detail, "max_attempts", F_INT, max_attempts),
+    FIELD(job_detail, "created", F_TIME, created_ms),
+    FIELD(job_detail, "updated", F_TIME, updated_ms),
+    FIELD(job_detail, "next_run", F_TIME, next_run_ms),
+    FIELD(job_detail, "finished", F_TIME, finished_ms),
+    FIELD(job_detail, "spec", F_JSON, spec_json),
+    FIELD(job_detail, "output", F_TEXT, output_path),
+    FIELD(job_detail, "source_file", F_TEXT, source_file),
+    FIELD(job_detail, "parent", F_INT, parent_id),
+    FIELD(job_detail, "cursor", F_TEXT, cursor),
+    FIELD(job_detail, "pages_done", F_INT, pages_done),
+    FIELD(job_detail, "items_done", F_INT, items_done),
+    FIELD(job_detail, "total_entries", F_INT, total_entries),
+    FIELD(job_detail, "result", F_JSON, result_json),
+    FIELD(job_detail, "error", F_JSON, error_json),
+    FIELD(job_detail, "cancel_requested", F_BOOL, cancel_requested),
+    FIELD(job_detail, "paginated", F_BOOL, paginated),
+};
+
+static const struct field transition_fields[] = {
+    FIELD(transition_rec, "from", F_FROM_STATE, from_state),
+    FIELD(transition_rec, "to", F_STATE, to_state),
+    FIELD(transition_rec, "at", F_TIME, at_ms),
+    FIELD(transition_rec, "reason", F_TEXT, reason),
+};
+
+static const struct field attempt_fields[] = {
+    FIELD(attempt_rec, "attempt", F_INT, attempt_no),
+    FIELD(attempt_rec, "started", F_TIME, started_ms),
+    FIELD(attempt_rec, "duration_ms", F_INT, duration_ms),
+    FIELD(attempt_rec, "http_status", F_INT, http_status),
+    FIELD(attempt_rec, "outcome", F_TEXT, outcome),
+    FIELD(attempt_rec, "error", F_TEXT, error),
+    FIELD(attempt_rec, "retry_after_ms", F_INT, retry_after_ms),
+    FIELD(attempt_rec, "rl_remaining", F_INT, rl_remaining),
+    FIELD(attempt_rec, "rl_reset", F_TEXT, rl_reset),
+    FIELD(attempt_rec, "request", F_TEXT, request),
+    FIELD(attempt_rec, "body", F_TEXT, body),
+};
+
+static const struct field page_fields[] = {
+    FIELD(page_rec, "page_no", F_INT, page_no), FIELD(page_rec, "nitems", F_INT, nitems),
+    FIELD(page_rec, "cursor", F_TEXT, cursor),  FIELD(page_rec, "next_cursor", F_TEXT, next_cursor),
+    FIELD(page_rec, "at", F_TIME, at_ms),
+};
+
+static const struct field child_fields[] = {
+    FIELD(child_rec, "id", F_INT, id),
+    FIELD(child_rec, "state", F_STATE, state),
+    FIELD(child_rec, "pages_done", F_INT, pages_done),
+    FIELD(child_rec, "items_done", F_INT, items_done),
+    FIELD(child_rec, "total_entries", F_INT, total_entries),
+};
+
 /* job_fields - the job's own row, into the object arg. */
 static int job_fields(const struct job_detail *j, void *arg)
 {
-	cJSON *o = arg;
-	cJSON_AddNumberToObject(o, "id", (double)j->id);
-	cJSON_AddStringToObject(o, "state", job_state_name(j->state));
-	add_text(o, "op", j->op_id);
-	add_text(o, "key", j->key);
-	add_text(o, "workspace", j->workspace);
-	add_int(o, "priority", j->priority);
-	/* "attempts" is the history array; this is the count against the max */
-	add_int(o, "attempts_counted", j->attempts_counted);
-	add_int(o, "max_attempts", j->max_attempts);
-	add_time(o, "created", j->created_ms);
-	add_time(o, "updated", j->updated_ms);
-	add_time(o, "next_run", j->next_run_ms);
-	add_time(o, "finished", j->finished_ms);
-	add_parsed(o, "spec", j->spec_json);
-	add_text(o, "output", j->output_path);
-	add_text(o, "source_file", j->source_file);
-	add_int(o, "parent", j->parent_id);
-	add_text(o, "cursor", j->cursor);
-	add_int(o, "pages_done", j->pages_done);
-	add_int(o, "items_done", j->items_done);
-	add_int(o, "total_entries", j->total_entries);
-	add_parsed(o, "result", j->result_json);
-	add_parsed(o, "error", j->error_json);
-	cJSON_AddBoolToObject(o, "cancel_requested", j->cancel_requested);
-	cJSON_AddBoolToObject(o, "paginated", j->paginated);
+	add_fields(arg, j, detail_fields, ARRAY_SIZE(detail_fields));
 	return 0;
-}
-
-/* add_state - a state by name, or null (a creation has no from). */
-static void add_state(cJSON *o, const char *name, int state)
-{
-	if (state < 0)
-		cJSON_AddNullToObject(o, name);
-	else
-		cJSON_AddStringToObject(o, name, job_state_name((enum job_state)state));
 }
 
 /* transition_entry - {from, to, at, reason}. */
 static int transition_entry(const struct transition_rec *t, void *arg)
 {
-	cJSON *o = cJSON_CreateObject();
-	add_state(o, "from", t->from_state);
-	add_state(o, "to", (int)t->to_state);
-	add_time(o, "at", t->at_ms);
-	add_text(o, "reason", t->reason);
-	cJSON_AddItemToArray(arg, o);
-	return 0;
+	return add_entry(arg, t, transition_fields, ARRAY_SIZE(transition_fields));
 }
 
 /* attempt_entry - one attempt, as recorded. */
 static int attempt_entry(const struct attempt_rec *a, void *arg)
 {
-	cJSON *o = cJSON_CreateObject();
-	add_int(o, "attempt", a->attempt_no);
-	add_time(o, "started", a->started_ms);
-	add_int(o, "duration_ms", a->duration_ms);
-	add_int(o, "http_status", a->http_status);
-	add_text(o, "outcome", a->outcome);
-	add_text(o, "error", a->error);
-	add_int(o, "retry_after_ms", a->retry_after_ms);
-	add_int(o, "rl_remaining", a->rl_remaining);
-	add_text(o, "rl_reset", a->rl_reset);
-	add_text(o, "request", a->request);
-	add_text(o, "body", a->body);
-	cJSON_AddItemToArray(arg, o);
-	return 0;
+	return add_entry(arg, a, attempt_fields, ARRAY_SIZE(attempt_fields));
 }
 
 /* page_entry - one page without its items. */
 static int page_entry(const struct page_rec *p, void *arg)
 {
-	cJSON *o = cJSON_CreateObject();
-	add_int(o, "page_no", p->page_no);
-	add_int(o, "nitems", p->nitems);
-	add_text(o, "cursor", p->cursor);
-	add_text(o, "next_cursor", p->next_cursor);
-	add_time(o, "at", p->at_ms);
-	cJSON_AddItemToArray(arg, o);
-	return 0;
+	return add_entry(arg, p, page_fields, ARRAY_SIZE(page_fields));
 }
 
 /* child_entry - one child's progress. */
 static int child_entry(const struct child_rec *c, void *arg)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", (double)c->id);
-	cJSON_AddStringToObject(o, "state", job_state_name(c->state));
-	add_int(o, "pages_done", c->pages_done);
-	add_int(o, "items_done", c->items_done);
-	add_int(o, "total_entries", c->total_entries);
-	cJSON_AddItemToArray(arg, o);
-	return 0;
+	return add_entry(arg, c, child_fields, ARRAY_SIZE(child_fields));
 }
 
 /* add_children - {total, succeeded, ..., jobs: [...]} for a parent; 0 or -1. */

@@ -72,6 +72,20 @@ static sqlite3_stmt *rows_start(struct store *st, enum stmt_id id, int64_t key)
 		(out) = rc_ < 0 ? -1 : 0;                                                          \
 	} while (0)
 
+/* JOB_ROWS_FOREACH - defines name(st, key, fn, arg) of store.h: each row of statement
+ * stmt for the job key, read into a struct rec_type by reader, handed to fn. */
+#define JOB_ROWS_FOREACH(name, fn_type, rec_type, stmt, reader, what)                              \
+	int name(struct store *st, int64_t key, fn_type fn, void *arg)                             \
+	{                                                                                          \
+		sqlite3_stmt *s = rows_start(st, stmt, key);                                       \
+		struct rec_type rec;                                                               \
+		int rc;                                                                            \
+		if (!s)                                                                            \
+			return -1;                                                                 \
+		FOREACH_ROW(st, s, what, reader, rec, fn, arg, rc);                                \
+		return rc;                                                                         \
+	}
+
 /* read_summary - a row of S_LIST / S_LIST_STATE. */
 static void read_summary(sqlite3_stmt *s, struct job_summary *j)
 {
@@ -161,16 +175,8 @@ static void read_transition(sqlite3_stmt *s, struct transition_rec *t)
 }
 
 /* store_transitions_foreach - a job's history, its creation first. */
-int store_transitions_foreach(struct store *st, int64_t job_id, store_transition_fn fn, void *arg)
-{
-	sqlite3_stmt *s = rows_start(st, S_SHOW_TRANSITIONS, job_id);
-	struct transition_rec t;
-	int rc;
-	if (!s)
-		return -1;
-	FOREACH_ROW(st, s, "read a job's history", read_transition, t, fn, arg, rc);
-	return rc;
-}
+JOB_ROWS_FOREACH(store_transitions_foreach, store_transition_fn, transition_rec, S_SHOW_TRANSITIONS,
+                 read_transition, "read a job's history")
 
 /* read_attempt - a row of S_SHOW_ATTEMPTS. */
 static void read_attempt(sqlite3_stmt *s, struct attempt_rec *a)
@@ -189,16 +195,8 @@ static void read_attempt(sqlite3_stmt *s, struct attempt_rec *a)
 }
 
 /* store_attempts_foreach - a job's attempts in order. */
-int store_attempts_foreach(struct store *st, int64_t job_id, store_attempt_fn fn, void *arg)
-{
-	sqlite3_stmt *s = rows_start(st, S_SHOW_ATTEMPTS, job_id);
-	struct attempt_rec a;
-	int rc;
-	if (!s)
-		return -1;
-	FOREACH_ROW(st, s, "read a job's attempts", read_attempt, a, fn, arg, rc);
-	return rc;
-}
+JOB_ROWS_FOREACH(store_attempts_foreach, store_attempt_fn, attempt_rec, S_SHOW_ATTEMPTS,
+                 read_attempt, "read a job's attempts")
 
 /* read_page_rec - a row of S_SHOW_PAGES. */
 static void read_page_rec(sqlite3_stmt *s, struct page_rec *p)
@@ -211,16 +209,8 @@ static void read_page_rec(sqlite3_stmt *s, struct page_rec *p)
 }
 
 /* store_page_recs_foreach - a job's pages, without items. */
-int store_page_recs_foreach(struct store *st, int64_t job_id, store_page_rec_fn fn, void *arg)
-{
-	sqlite3_stmt *s = rows_start(st, S_SHOW_PAGES, job_id);
-	struct page_rec p;
-	int rc;
-	if (!s)
-		return -1;
-	FOREACH_ROW(st, s, "read a job's pages", read_page_rec, p, fn, arg, rc);
-	return rc;
-}
+JOB_ROWS_FOREACH(store_page_recs_foreach, store_page_rec_fn, page_rec, S_SHOW_PAGES, read_page_rec,
+                 "read a job's pages")
 
 /* read_child - a row of S_SHOW_CHILDREN. */
 static void read_child(sqlite3_stmt *s, struct child_rec *c)
@@ -233,16 +223,8 @@ static void read_child(sqlite3_stmt *s, struct child_rec *c)
 }
 
 /* store_children_foreach - a parent's children with their progress. */
-int store_children_foreach(struct store *st, int64_t parent_id, store_child_fn fn, void *arg)
-{
-	sqlite3_stmt *s = rows_start(st, S_SHOW_CHILDREN, parent_id);
-	struct child_rec c;
-	int rc;
-	if (!s)
-		return -1;
-	FOREACH_ROW(st, s, "read a job's children", read_child, c, fn, arg, rc);
-	return rc;
-}
+JOB_ROWS_FOREACH(store_children_foreach, store_child_fn, child_rec, S_SHOW_CHILDREN, read_child,
+                 "read a job's children")
 
 /* tallies - (name, count) rows of statement id to fn. */
 static int tallies(struct store *st, sqlite3_stmt *s, const char *what, store_tally_fn fn,

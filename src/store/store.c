@@ -134,6 +134,9 @@ enum stmt_id {
 	S_WAKE_WAITERS,
 	S_COUNT_LOST_ANSWERS,
 	S_LAST_ATTEMPT,
+	/* watch/status */
+	S_WATCH_FIRST_DUE_AT_PRIORITY,
+	S_WATCH_CHILDREN_PROGRESS,
 	S_NSTMTS
 };
 
@@ -283,6 +286,11 @@ static const char *const stmt_sql[S_NSTMTS] = {
                        "ORDER BY t.id DESC LIMIT 1) GLOB ?2 || '*'",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
+    /* watch/status */
+    [S_WATCH_FIRST_DUE_AT_PRIORITY] = "SELECT id, next_run_ms FROM " DUE_JOBS
+                                      " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
+    [S_WATCH_CHILDREN_PROGRESS] = "SELECT count(*), coalesce(sum(pages_done), 0), "
+                                  "coalesce(sum(items_done), 0) FROM jobs WHERE parent_id = ?1",
 };
 
 struct store {
@@ -2536,4 +2544,74 @@ cJSON *store_stats_json(struct store *st)
 	}
 	cJSON_AddItemToObject(o, "top_reasons", top);
 	return o;
+}
+
+/* --- watch/status ---------------------------------------------------------------------- */
+
+/* store_oldest_due - the queued or waiting job due first: the first entry of each
+ * priority's stretch of the due index, as store_next_due_ms walks it. */
+int store_oldest_due(struct store *st, int64_t *id, int64_t *next_run_ms)
+{
+	int64_t bound = INT64_MAX, priority;
+	int rc, found = 0;
+	sqlite3_stmt *s = prep(st, S_WATCH_FIRST_DUE_AT_PRIORITY);
+	if (!s)
+		return -1;
+	while ((rc = next_due_priority(st, bound, &priority)) > 0) {
+		sqlite3_bind_int64(s, 1, priority);
+		int r = step(st, s, "find the oldest due job");
+		if (r < 0)
+			return -1;
+		if (r == SQLITE_ROW) {
+			int64_t at = sqlite3_column_int64(s, 1);
+			if (!found || at < *next_run_ms) {
+				*id = sqlite3_column_int64(s, 0);
+				*next_run_ms = at;
+				found = 1;
+			}
+		}
+		done(s);
+		bound = priority;
+	}
+	return rc < 0 ? -1 : found;
+}
+
+/* store_children_progress - a fan-out parent's children, their pages and items summed. */
+int store_children_progress(struct store *st, int64_t parent_id, int64_t *children, int64_t *pages,
+                            int64_t *items)
+{
+	sqlite3_stmt *s = prep(st, S_WATCH_CHILDREN_PROGRESS);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, parent_id);
+	int rc = step(st, s, "sum the children's pages");
+	if (rc == SQLITE_ROW) {
+		*children = sqlite3_column_int64(s, 0);
+		*pages = sqlite3_column_int64(s, 1);
+		*items = sqlite3_column_int64(s, 2);
+	}
+	done(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* store_owner - the owner line lock_store wrote beside the database, parsed, and when. */
+int store_owner(const char *path, struct store_owner *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct strbuf owner_path = STRBUF_INIT;
+	sb_addf(&owner_path, "%s.lock", path);
+	char line[STORE_OWNER_MAX];
+	struct stat sb;
+	read_owner(owner_path.buf, line, sizeof(line));
+	int rc = stat(owner_path.buf, &sb);
+	sb_release(&owner_path);
+	struct lock_owner who;
+	if (rc < 0 || lock_owner_parse(line, strlen(line), &who) < 0)
+		return 1;
+	out->pid = who.pid;
+	snprintf(out->role, sizeof(out->role), "%s", who.role);
+	const char *spool = strstr(line, " spool=");
+	snprintf(out->spool, sizeof(out->spool), "%s", spool ? spool + 7 : "");
+	out->since_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+	return 0;
 }

@@ -260,6 +260,9 @@ static void print_text(const cJSON *doc, int64_t now_ms)
 			add_ago(&sb, (double)(now_ms - at) / 1000.0);
 			sb_adds(&sb, ")");
 		}
+		const char *on = str(d, "spool");
+		if (strcmp(on, str(doc, "spool")) != 0)
+			sb_addf(&sb, ", on spool %s", on);
 	} else {
 		sb_adds(&sb, "daemon: not running");
 		const cJSON *holder = cJSON_GetObjectItemCaseSensitive(doc, "store_lock");
@@ -342,6 +345,11 @@ int cmd_status(struct config *cfg, int argc, char **argv)
 		if (!since && spool_lock.pid == d->pid)
 			since = spool_lock.since_ms;
 		add_time(dj, "since", since);
+		/* the spool the daemon runs on: its line's, which may not be this config's when
+		 * two configs name one database */
+		const char *on =
+		    d == &store_lock && so.pid == d->pid && so.spool[0] ? so.spool : cfg->spool_dir;
+		cJSON_AddStringToObject(dj, "spool", on);
 		if (since)
 			cJSON_AddNumberToObject(dj, "up_s", (double)(now - since) / 1000.0);
 		else
@@ -350,6 +358,7 @@ int cmd_status(struct config *cfg, int argc, char **argv)
 		cJSON_AddNullToObject(dj, "pid");
 		cJSON_AddNullToObject(dj, "since");
 		cJSON_AddNullToObject(dj, "up_s");
+		cJSON_AddNullToObject(dj, "spool");
 	}
 	cJSON_AddStringToObject(doc, "spool", cfg->spool_dir);
 	cJSON_AddStringToObject(doc, "db", cfg->db_path);

@@ -5,12 +5,14 @@ the rate limit's estimate as the numbers say, the last line succeeded); a cancel
 watch exits 1; a fan-out's watch counts its children as they end; `watch --until-idle`
 ends when the queue is empty; `status --json` names the running daemon (its pid, since
 when), counts as `stats --json` does, the job due first and a bucket held after a 429,
-and after the daemon stopped says not running, with exit code 3.
+and after the daemon stopped says not running, with exit code 3; a job's watch that a
+SIGINT stops exits 130, the queue's exits 0.
 """
 import json
 import os
 import re
 import select
+import signal
 import subprocess
 import time
 
@@ -44,15 +46,22 @@ def succeeded_at(job_id):
     return ts[-1] if ts else None
 
 
-def test_tty():
-    jid = submit_export("tty-export")
+def on_pty(args, timeout=30, interrupt_after=None):
+    """on_pty - runs watch with a pseudo-terminal as its standard input and output until
+    it exits (or timeout; with interrupt_after, SIGINT after that many seconds): (exit
+    code, what it wrote, stderr, when it ended in epoch ms)."""
     master, slave = os.openpty()
-    p = subprocess.Popen(watch_cmd(str(jid), "--interval", "0.4"), stdin=slave, stdout=slave,
-                         stderr=subprocess.PIPE, env=s.env)
+    p = subprocess.Popen(watch_cmd(*args), stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                         env=s.env)
     os.close(slave)
-    out, deadline = b"", time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.2)
+    out, start = b"", time.monotonic()
+    interrupted = False
+    while time.monotonic() < start + timeout:
+        if interrupt_after is not None and not interrupted and \
+                time.monotonic() > start + interrupt_after:
+            p.send_signal(signal.SIGINT)
+            interrupted = True
+        r, _, _ = select.select([master], [], [], 0.1)
         if r:
             try:
                 chunk = os.read(master, 65536)
@@ -70,9 +79,13 @@ def test_tty():
     except subprocess.TimeoutExpired:
         p.kill()
         rc = p.wait()
-    err = p.stderr.read().decode(errors="replace")
+    return rc, out.decode(errors="replace"), p.stderr.read().decode(errors="replace"), ended_ms
+
+
+def test_tty():
+    jid = submit_export("tty-export")
+    rc, text, err, ended_ms = on_pty([str(jid), "--interval", "0.4"])
     c.eq(rc, 0, f"watch {jid} on a terminal exits 0 when the job succeeds ({err.strip()})")
-    text = out.decode(errors="replace")
     c.check(text.startswith("\x1b[?25l\x1b[H\x1b[2J"), "the first frame clears the screen")
     frames = [f for f in text.split("\x1b[H") if "state" in f]
     pages = [int(m.group(1)) for f in frames for m in [re.search(r"pages\s+(\d+)", f)] if m]
@@ -130,6 +143,14 @@ def test_json_lines():
     c.check(mid and all(l["limit_s"] == -(-(PAGES - l["pages"]) // RATE) for l in mid),
             f"limit_s is the pages left at {RATE}/s: "
             f"{[(l['pages'], l['limit_s']) for l in mid]}")
+    # the items left at the rate seen foretell the end: within 2 s (whole seconds, rounded
+    # up, of a job that takes about 3) of when the success line came
+    end_ms = iso_ms(lines[-1]["at"])
+    etas = [(l["eta_s"], round((end_ms - iso_ms(l["at"])) / 1000, 1)) for l in mid
+            if l["eta_s"] is not None]
+    print(f"eta_s against the real time left: {etas}", flush=True)
+    c.check(etas and all(abs(got - real) <= 2 for got, real in etas),
+            f"eta_s against the time the job really took to end: {etas}")
     stamps = [iso_ms(l["at"]) for l in lines]
     c.eq(stamps, sorted(stamps), "each line has its time, in order")
 
@@ -189,6 +210,10 @@ def test_until_idle():
     c.eq(s.show(jid)["state"], "succeeded", "the queue was idle because the export ended")
     ended = [l["jobs"]["succeeded"] + l["jobs"]["cancelled"] for l in lines]
     c.eq(ended, sorted(ended), "ended jobs never go down")
+    # the line where a job ended: that many jobs over the last interval (0.3 s, or longer)
+    ends = [(b - a, l["rate"]) for a, b, l in zip(ended, ended[1:], lines[1:]) if b > a]
+    c.check(ends and all(0 < rate <= n / 0.3 + 0.01 for n, rate in ends),
+            f"the rate: jobs ended per second over the last interval: {ends}")
 
 
 def test_status():
@@ -197,6 +222,7 @@ def test_status():
                                 "not_before": iso_from_ms(later)}])
     later_id = wait_for(lambda: next((j["id"] for j in s.jobs() if j["key"] == "later"), None),
                         timeout=20, what="the later job ingested")
+    shared["later"] = later_id
     r = s.cli("status", "--json")
     st = json.loads(r.stdout)
     stats = json.loads(s.cli("stats", "--json", check=True).stdout)
@@ -206,6 +232,7 @@ def test_status():
     since = iso_ms(st["daemon"]["since"]) if st["daemon"]["since"] else 0
     c.check(started_ms - 1000 <= since <= int(time.time() * 1000),
             f"since when: the daemon's start ({st['daemon']['since']})")
+    c.eq(st["daemon"]["spool"], s.spool, "on this spool")
     c.eq(st["store_lock"]["held"], True, "the store's lock is held")
     c.eq(st["spool_lock"]["pid"], s.daemon.pid, "the spool's lock is the daemon's too")
     c.eq(st["jobs"], stats["jobs"], "counts by state as stats --json gives them")
@@ -242,11 +269,37 @@ def test_status():
     c.check("daemon: not running" in s.cli("status").stdout.decode(), "the text says so")
 
 
+def test_interrupted():
+    # the daemon has stopped: the job not before an hour from now stays queued
+    jid = shared["later"]
+    p = subprocess.Popen(watch_cmd(str(jid), "--interval", "0.2"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=s.env)
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    out, err = read_lines(p, timeout=10)
+    lines = [json.loads(l) for l in out.splitlines()]
+    c.eq(p.returncode, 130, f"a job's watch interrupted before the job ended exits 130 ({err})")
+    c.eq([l["state"] for l in lines], ["queued"], "one line: nothing changed after the first")
+
+    rc, text, err, _ = on_pty(["--interval", "0.2"], timeout=10, interrupt_after=1.2)
+    c.eq(rc, 0, f"the queue's watch on a terminal ends with SIGINT, exit 0 ({err.strip()})")
+    frames = [f for f in text.split("\x1b[H") if "succeeded" in f]
+    c.check(len(frames) >= 3, f"it was redrawn ({len(frames)} frames)")
+    jobs = json.loads(s.cli("stats", "--json", check=True).stdout)["jobs"]
+    last = frames[-1] if frames else ""
+    c.check(all(re.search(rf"{name}\s+{n}\b", last) for name, n in jobs.items()),
+            f"its frame has the jobs by state as stats --json counts them: {last!r}")
+    c.check(re.search(r"\d+ active, \d+ ended; 0\.0 jobs/s ended in the last 0\.\d s", last),
+            "and the rate they end at over the last interval")
+    c.check(text.endswith("\x1b[?25h"), "the cursor is shown again after the signal")
+
+
+shared = {}  # what one part leaves for another
 try:
     started_ms = int(time.time() * 1000)
     s.start()
     c.run_parts([test_tty, test_json_lines, test_cancelled, test_fanout, test_until_idle,
-                 test_status])
+                 test_status, test_interrupted])
 finally:
     s.cleanup()
     emu_cleanup(emu)

@@ -43,8 +43,11 @@ static int pid_alive(long pid)
 
 /* flock_holder - who holds an flock(2) on path, from /proc/locks ("1: FLOCK ADVISORY
  * WRITE PID MAJ:MIN:INODE 0 EOF", device numbers in hex): 1 held with *pid (0 when the
- * kernel does not say, e.g. a holder in another pid namespace), 0 free, -1 cannot tell. */
-static int flock_holder(const char *path, long *pid)
+ * kernel does not say, e.g. a holder in another pid namespace), 0 free, -1 cannot tell.
+ * A lock of line_pid's on the same inode number but another device counts too: on
+ * overlayfs (a container's root) stat gives the underlying file's device, the lock list
+ * the overlay's. */
+static int flock_holder(const char *path, long line_pid, long *pid)
 {
 	struct stat sb;
 	*pid = 0;
@@ -65,7 +68,8 @@ static int flock_holder(const char *path, long *pid)
 		           &maj, &min, &ino) != 7 ||
 		    strcmp(type, "FLOCK") != 0)
 			continue;
-		if (makedev(maj, min) == sb.st_dev && (ino_t)ino == sb.st_ino) {
+		if ((ino_t)ino == sb.st_ino &&
+		    (makedev(maj, min) == sb.st_dev || (line_pid > 0 && who == line_pid))) {
 			held = 1;
 			*pid = who > 0 ? who : 0;
 		}
@@ -81,7 +85,7 @@ static void view_lock(const char *locked_path, long line_pid, const char *role, 
 	memset(v, 0, sizeof(*v));
 	v->line_pid = line_pid;
 	v->line_alive = pid_alive(line_pid);
-	v->held = flock_holder(locked_path, &v->pid);
+	v->held = flock_holder(locked_path, line_pid, &v->pid);
 	if (v->held == -1) /* no lock list: the line, if its process lives, is the best guess */
 		v->pid = v->line_alive ? line_pid : 0;
 	else if (v->held == 1 && !v->pid)

@@ -1,7 +1,8 @@
 """e2e watch - `segspool watch ID` under a pseudo-terminal redraws a paginated export held
 to a low rate (frames with pages going up) and exits 0 soon after the job succeeds; not
 on a terminal it prints one JSON line per change (pages never going down, percent and
-the rate limit's estimate as the numbers say, the last line succeeded); a cancelled job's
+the rate limit's estimate as the numbers say, at the lower of the workspace's rate and
+the endpoint's documented limit, the last line succeeded); a cancelled job's
 watch exits 1; a fan-out's watch counts its children as they end; `watch --until-idle`
 ends when the queue is empty; `status --json` names the running daemon (its pid, since
 when), counts as `stats --json` does, the job due first and a bucket held after a 429,
@@ -24,7 +25,8 @@ COUNT, PAGES = 100, 10
 RATE = 3  # requests per second for the workspace: 10 pages take about 3 s
 
 emu = Emulator("--catalog-size", str(COUNT * PAGES), "--seed", "5")
-s = Spool(emu.url, config={"rate": f"{RATE}/s", "burst": 1, "endpoint_limits": False})
+# endpoint limits on: the event-volume export is held to its documented 60/min as well
+s = Spool(emu.url, config={"rate": f"{RATE}/s", "burst": 1, "endpoint_limits": True})
 
 
 def submit_export(key):
@@ -167,6 +169,34 @@ def test_cancelled():
     c.check(lines and lines[-1]["state"] == "cancelled", "its last line says cancelled")
 
 
+def test_endpoint_limit():
+    # 36 groups (3 sources x 4 events x 3 types), 4 a page: 9 pages; 60/min lets 6 go at
+    # once, then one a second
+    s.drop_jobs("volume.json", [{"op": "getEventsVolumeFromWorkspace", "key": "volume",
+                                 "paginate": {"max_pages": 100, "count": 4},
+                                 "params": {"granularity": "DAY",
+                                            "groupBy": ["source", "eventName", "eventType"],
+                                            "startTime": "2026-10-01T00:00:00Z",
+                                            "endTime": "2026-10-02T00:00:00Z"}}])
+    jid = wait_for(lambda: next((j["id"] for j in s.jobs() if j["key"] == "volume"), None),
+                   timeout=20, what="the volume job ingested")
+    p = subprocess.Popen(watch_cmd(str(jid), "--interval", "0.2"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=s.env)
+    out, err = read_lines(p)
+    c.eq(p.returncode, 0, f"the endpoint-limited export's watch exits 0 ({err})")
+    lines = [json.loads(l) for l in out.splitlines()]
+    c.check(lines and (lines[-1]["state"], lines[-1]["pages"], lines[-1]["total"]) ==
+            ("succeeded", 9, 36), f"the export of 36 entries in 9 pages succeeded: {lines[-1:]}")
+    # the endpoint's 1 request/s, not the workspace's 3/s: the lower limit is the one held
+    mid = [l for l in lines if l["state"] == "running" and l["total"] and
+           0 < l["items"] < l["total"]]
+    want = [(l["pages"], -(-(l["total"] - l["items"]) // 4)) for l in mid]
+    got = [(l["pages"], l["limit_s"]) for l in mid]
+    print(f"(pages, limit_s): {got}", flush=True)
+    c.check(any(n > 1 for _, n in got), "some line has more than 1 s of pages left")
+    c.check(mid and got == want, f"limit_s is the pages left at 60/min: {got}, want {want}")
+
+
 def test_fanout():
     days = 6
     s.drop_jobs("split.json", [{"op": "getEventsVolumeFromWorkspace", "key": "split",
@@ -298,8 +328,8 @@ shared = {}  # what one part leaves for another
 try:
     started_ms = int(time.time() * 1000)
     s.start()
-    c.run_parts([test_tty, test_json_lines, test_cancelled, test_fanout, test_until_idle,
-                 test_status, test_interrupted])
+    c.run_parts([test_tty, test_json_lines, test_cancelled, test_endpoint_limit, test_fanout,
+                 test_until_idle, test_status, test_interrupted])
 finally:
     s.cleanup()
     emu_cleanup(emu)

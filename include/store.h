@@ -349,4 +349,27 @@ int store_job_error(struct store *st, int64_t id, char **error_json);
  * no attempt, or -1. */
 int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error, char **body);
 
+/* --- watch/status -------------------------------------------------------------------- */
+
+/* store_oldest_due - the queued or waiting job whose next run comes first (the most
+ * overdue, when it is past): 1 with *id and *next_run_ms set, 0 when none, -1 error. */
+int store_oldest_due(struct store *st, int64_t *id, int64_t *next_run_ms);
+/* store_children_progress - how many children a fan-out parent has, and their pages and
+ * items summed (the parent records its own only at the merge). 0, or -1. */
+int store_children_progress(struct store *st, int64_t parent_id, int64_t *children, int64_t *pages,
+                            int64_t *items);
+
+/* store_owner - the process that last took the writer's lock of the database at path,
+ * from the owner line written beside it (PATH.lock): pid, role ("daemon", "cli:retry"),
+ * spool, and since when (the line's mtime, written as the lock was taken). The lock
+ * itself is an flock(2) on the database file, held for as long as the writer runs: the
+ * line stays after it exits. 0, or 1 when no line is recorded. */
+struct store_owner {
+	long pid;
+	char role[32];
+	char spool[512];
+	int64_t since_ms;
+};
+int store_owner(const char *path, struct store_owner *out);
+
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "cli.h"
 #include "config.h"
 #include "control.h"
 #include "job.h"
@@ -734,6 +735,10 @@ static const struct cmd commands[] = {
      "failed, dead or cancelled jobs back into the queue"},
     {"cancel", cmd_cancel, "cancel ID...", "stop a job that has not succeeded"},
     {"ops", cmd_ops, "ops [--json]", "the operation catalog"},
+    {"watch", cmd_watch, "watch [ID|--until-idle] [--interval S]",
+     "live progress; with ID, exit 0 once it succeeds, 1 if it fails"},
+    {"status", cmd_status, "status [--json]",
+     "is a daemon running (pid, since), the queue, holds; exit 0 yes, 3 no"},
     {"help", cmd_help, "help", "this text"},
 };
 

@@ -669,3 +669,25 @@ void store_close(struct store *st)
 	free(st->path);
 	free(st);
 }
+
+/* store_owner - the owner line lock_store wrote beside the database, parsed, and when. */
+int store_owner(const char *path, struct store_owner *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct strbuf owner_path = STRBUF_INIT;
+	sb_addf(&owner_path, "%s.lock", path);
+	char line[STORE_OWNER_MAX];
+	struct stat sb;
+	read_owner(owner_path.buf, line, sizeof(line));
+	int rc = stat(owner_path.buf, &sb);
+	sb_release(&owner_path);
+	struct lock_owner who;
+	if (rc < 0 || lock_owner_parse(line, strlen(line), &who) < 0)
+		return 1;
+	out->pid = who.pid;
+	snprintf(out->role, sizeof(out->role), "%s", who.role);
+	const char *spool = strstr(line, " spool=");
+	snprintf(out->spool, sizeof(out->spool), "%s", spool ? spool + 7 : "");
+	out->since_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+	return 0;
+}

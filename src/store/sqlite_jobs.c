@@ -623,3 +623,31 @@ int store_job_result(struct store *st, int64_t id, char **result_json)
 	}
 	return 0;
 }
+
+/* store_oldest_due - the queued or waiting job due first: the first entry of each
+ * priority's stretch of the due index, as store_next_due_ms walks it. */
+int store_oldest_due(struct store *st, int64_t *id, int64_t *next_run_ms)
+{
+	int64_t bound = INT64_MAX, priority;
+	int rc, found = 0;
+	sqlite3_stmt *s = sq_prep(st, S_WATCH_FIRST_DUE_AT_PRIORITY);
+	if (!s)
+		return -1;
+	while ((rc = next_due_priority(st, bound, &priority)) > 0) {
+		sqlite3_bind_int64(s, 1, priority);
+		int r = sq_step(st, s, "find the oldest due job");
+		if (r < 0)
+			return -1;
+		if (r == SQLITE_ROW) {
+			int64_t at = sqlite3_column_int64(s, 1);
+			if (!found || at < *next_run_ms) {
+				*id = sqlite3_column_int64(s, 0);
+				*next_run_ms = at;
+				found = 1;
+			}
+		}
+		sq_done(s);
+		bound = priority;
+	}
+	return rc < 0 ? -1 : found;
+}

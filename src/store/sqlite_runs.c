@@ -365,3 +365,21 @@ int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg)
 	sq_done(s);
 	return rc < 0 ? -1 : 0;
 }
+
+/* store_children_progress - a fan-out parent's children, their pages and items summed. */
+int store_children_progress(struct store *st, int64_t parent_id, int64_t *children, int64_t *pages,
+                            int64_t *items)
+{
+	sqlite3_stmt *s = sq_prep(st, S_WATCH_CHILDREN_PROGRESS);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, parent_id);
+	int rc = sq_step(st, s, "sum the children's pages");
+	if (rc == SQLITE_ROW) {
+		*children = sqlite3_column_int64(s, 0);
+		*pages = sqlite3_column_int64(s, 1);
+		*items = sqlite3_column_int64(s, 2);
+	}
+	sq_done(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}

@@ -178,4 +178,9 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
                        "AND waiting_for = ?2",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
+    /* watch/status */
+    [S_WATCH_FIRST_DUE_AT_PRIORITY] = "SELECT id, next_run_ms FROM " DUE_JOBS
+                                      " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
+    [S_WATCH_CHILDREN_PROGRESS] = "SELECT count(*), coalesce(sum(pages_done), 0), "
+                                  "coalesce(sum(items_done), 0) FROM jobs WHERE parent_id = ?1",
 };

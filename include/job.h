@@ -26,6 +26,15 @@ enum paginate_mode { PAGINATE_NONE, PAGINATE_ALL, PAGINATE_LIMIT };
 
 enum on_unknown { ON_UNKNOWN_RETRY, ON_UNKNOWN_FAIL };
 
+/* a reference in params, {"$ref": "KEY#POINTER"}: the value at POINTER (RFC 6901, "" for
+ * the whole) in the stored result of the job keyed KEY, put in at claim. KEY is what comes
+ * before the first '#', so a key holding '#' cannot be referenced. */
+struct job_ref {
+	char *param_pointer; /* where in params the reference sits: "/sourceId", "/a/0/b" */
+	char *key;           /* the job referenced */
+	char *pointer;       /* into its result: "/source/id", or "" */
+};
+
 struct job {
 	const struct op_def *op; /* from the catalog; never NULL in a parsed job */
 	struct cJSON *params;    /* owned; an object (empty when the job gave none) */
@@ -45,6 +54,15 @@ struct job {
 	int priority;          /* higher runs first; default 0 */
 	int64_t split_ms;      /* event-volume fan-out window; 0 = no split */
 	enum on_unknown on_unknown;
+	/* the keys waited for: first the nafter_given of "after" in its order, then those
+	 * only references name; no key twice */
+	char **after;
+	size_t nafter;
+	size_t nafter_given;
+	struct job_ref *refs; /* in params order (depth first) */
+	size_t nrefs;
+	int line;  /* JSON Lines line of the job, 0 for JSON */
+	int index; /* position in the document's array, -1 when it is one object or JSON Lines */
 };
 
 struct job_problem {
@@ -88,6 +106,16 @@ char *job_problems_json(const struct job_list *list, const char *file_name);
 void job_problem_add(struct job_list *list, const char *where, int line, const char *what,
                      const char *expected);
 
+/* job_list_check_refs - the file's "after" keys and references: each names a job of the
+ * file or one known (known(key, arg) != 0 for a key already in the store; known NULL:
+ * none is), and no jobs wait for each other in a cycle. Problems are appended to list
+ * (where: "/3/after/0", "/3/params/sourceId"; line for JSON Lines); returns how many. */
+int job_list_check_refs(struct job_list *list, int (*known)(const char *key, void *arg), void *arg);
+/* job_list_layers - the dependency layers (Kahn's order): layer_of_job[i] is 0 for a job
+ * waiting for no job of the file, else one more than the highest layer it waits for.
+ * Returns the number of layers, or -1 when there is a cycle (layer_of_job[i] is then -1
+ * for the jobs in or after it). */
+int job_list_layers(const struct job_list *list, int *layer_of_job);
 /* job_check_output_path - output_path_check (output.h), the rule output_open applies:
  * 0, or -1 with the reason in why (static string). */
 int job_check_output_path(const char *path, const char **why);

@@ -15,12 +15,11 @@
 #include "strbuf.h"
 #include "util.h"
 
-#define MAX_KEY_BYTES 200
 #define MAX_WORKSPACE_BYTES 64
 
 static const char *const job_fields[] = {
     "op",    "params",     "workspace", "region", "key",        "paginate", "output",
-    "retry", "not_before", "priority",  "split",  "on_unknown", "comment",
+    "retry", "not_before", "priority",  "split",  "on_unknown", "comment",  "after",
 };
 
 /* --- the job's own fields ----------------------------------------------------------- */
@@ -255,6 +254,17 @@ void job_defaults(struct job *j)
 	memset(j, 0, sizeof(*j));
 	j->paginate = PAGINATE_NONE;
 	j->on_unknown = ON_UNKNOWN_RETRY;
+	j->index = -1;
+}
+
+/* array_index - N of a prefix "/N" (an element of the document's array), else -1. */
+static int array_index(const char *prefix)
+{
+	char *end;
+	if (prefix[0] != '/' || prefix[1] < '0' || prefix[1] > '9')
+		return -1;
+	long n = strtol(prefix + 1, &end, 10);
+	return *end || n > JOB_MAX_JOBS ? -1 : (int)n;
 }
 
 /* parse_job - job_parse_object but for the params, left NULL for the caller to copy or
@@ -284,6 +294,7 @@ int parse_job(const cJSON *obj, const char *pointer_prefix, int line, struct job
 	else if (j.op)
 		check_params(&c, j.op, params);
 	parse_strings(&c, obj, &j);
+	parse_after(&c, obj, cJSON_IsObject(params) ? params : NULL, &j);
 	parse_paginate(&c, obj, j.op, &j);
 	parse_retry(&c, obj, &j);
 	parse_schedule(&c, obj, &j);
@@ -296,6 +307,8 @@ int parse_job(const cJSON *obj, const char *pointer_prefix, int line, struct job
 		j.workspace = xstrdup(CANON_WORKSPACE);
 	if (!j.region)
 		j.region = xstrdup(CANON_REGION);
+	j.line = line;
+	j.index = array_index(c.prefix);
 	*out = j;
 	return 0;
 }
@@ -321,6 +334,7 @@ void job_release(struct job *job)
 	free(job->region);
 	free(job->key);
 	free(job->output);
+	job_refs_release(job);
 	memset(job, 0, sizeof(*job));
 }
 

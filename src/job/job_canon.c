@@ -92,6 +92,16 @@ char *job_to_json(const struct job *job)
 		add_int(&sb, "split_ms", job->split_ms);
 	if (job->on_unknown == ON_UNKNOWN_FAIL)
 		add_string_or_null(&sb, "on_unknown", "fail");
+	if (job->nafter_given) { /* the references' keys are found again in params */
+		add_member(&sb, "after");
+		sb_addch(&sb, '[');
+		for (size_t i = 0; i < job->nafter_given; i++) {
+			if (i)
+				sb_addch(&sb, ',');
+			sb_add_json_string(&sb, job->after[i]);
+		}
+		sb_addch(&sb, ']');
+	}
 	sb_addch(&sb, '}');
 	return sb_detach(&sb, NULL);
 }
@@ -225,6 +235,7 @@ enum canon_member {
 	CM_PRIORITY,
 	CM_SPLIT,
 	CM_ON_UNKNOWN,
+	CM_AFTER,
 	CM_COUNT
 };
 
@@ -241,7 +252,36 @@ static const char *const canon_names[CM_COUNT] = {
     [CM_PRIORITY] = "priority",
     [CM_SPLIT] = "split_ms",
     [CM_ON_UNKNOWN] = "on_unknown",
+    [CM_AFTER] = "after",
 };
+
+/* canon_after - the given "after" keys, then the references in params (job_refs.c). */
+static int canon_after(const struct json_member *m, struct job *j)
+{
+	const cJSON *e;
+	size_t n = 0;
+
+	if (m->value) {
+		cJSON *arr = cJSON_ParseWithLength(m->value, m->value_len);
+		if (!cJSON_IsArray(arr)) {
+			cJSON_Delete(arr);
+			return -1;
+		}
+		cJSON_ArrayForEach(e, arr) n++;
+		j->after = xmalloc((n ? n : 1) * sizeof(*j->after));
+		cJSON_ArrayForEach(e, arr)
+		{
+			if (!cJSON_IsString(e)) {
+				cJSON_Delete(arr);
+				return -1;
+			}
+			j->after[j->nafter++] = xstrdup(e->valuestring);
+		}
+		cJSON_Delete(arr);
+	}
+	j->nafter_given = j->nafter;
+	return job_refs_collect(NULL, j->params, j);
+}
 
 /* canon_fields - everything but op and params from a canonical object's members. */
 static int canon_fields(const struct json_member *f, struct job *j)
@@ -285,7 +325,7 @@ int job_from_json(const char *text, struct job *out)
 	    !f[CM_PARAMS].value || f[CM_PARAMS].value[0] != '{' || canon_fields(f, &j))
 		goto fail;
 	j.params = cJSON_ParseWithLength(f[CM_PARAMS].value, f[CM_PARAMS].value_len);
-	if (!cJSON_IsObject(j.params))
+	if (!cJSON_IsObject(j.params) || canon_after(&f[CM_AFTER], &j))
 		goto fail;
 	free(op);
 	*out = j;

@@ -5,7 +5,8 @@
  * The files: job_document.c (a whole document, bytes to jobs), job.c (one job object: its
  * tree and its own fields), job_params.c (its params against the catalog), job_policy.c
  * (paginate, retry, schedule, split), job_problem.c (problems and their words, the error
- * file), job_canon.c (the canonical form the store keeps).
+ * file), job_canon.c (the canonical form the store keeps), job_refs.c (after, $ref and
+ * the file's dependency graph).
  */
 #ifndef SEGSPOOL_JOB_INT_H
 #define SEGSPOOL_JOB_INT_H
@@ -22,6 +23,7 @@ struct op_def;
 #define MAX_PAGE_COUNT 1000
 #define MAX_SUGGEST_BYTES 200 /* edit distance on a megabyte name would take seconds */
 #define SHOWN_BYTES 64
+#define MAX_KEY_BYTES 200
 /* a job's workspace and region when it names none; the canonical form leaves them out */
 #define CANON_WORKSPACE "default"
 #define CANON_REGION "api"
@@ -43,6 +45,9 @@ static inline int is_pow2_or_zero(size_t n)
 }
 
 /* job_problem.c: problems and their words */
+
+/* has_control - whether s holds a C0 control character or DEL. */
+int has_control(const char *s);
 
 /* ctx_problem - a problem at the job's pointer followed by rel (already escaped). */
 void __attribute__((format(printf, 4, 5)))
@@ -67,8 +72,6 @@ int in_list(const char *s, const char *const *values);
 void sb_add_list(struct strbuf *sb, const char *const *values, size_t n);
 /* suggestion - "did you mean X" when a candidate is close, else "one of a, b, c". */
 void suggestion(struct strbuf *sb, const char *word, const char *const *candidates, size_t n);
-/* has_control - whether s holds a C0 control character or DEL. */
-int has_control(const char *s);
 
 /* job_params.c: params against the catalog */
 
@@ -87,6 +90,28 @@ void parse_retry(struct ctx *c, const cJSON *obj, struct job *j);
 void parse_schedule(struct ctx *c, const cJSON *obj, struct job *j);
 /* parse_split - the event-volume window fan-out. */
 void parse_split(struct ctx *c, const cJSON *obj, const struct op_def *op, struct job *j);
+
+/* job_refs.c: what a job waits for */
+
+/* valid_key_n - the rule of "key" for s[0..n): 1 to MAX_KEY_BYTES bytes, no control
+ * character (s has no NUL within n). */
+static inline int valid_key_n(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return n >= 1 && n <= MAX_KEY_BYTES;
+}
+/* is_ref_object - an object whose only member is "$ref": a reference, not a value. */
+int is_ref_object(const cJSON *v);
+/* parse_after - "after" (distinct keys, not the job's own) and the references in params
+ * (params NULL or an object), into j; after j->key is parsed. */
+void parse_after(struct ctx *c, const cJSON *obj, const cJSON *params, struct job *j);
+/* job_refs_collect - the references in params, and j->after as the given keys
+ * (j->after[0..nafter_given)) then theirs; 0, or -1 (problems through c unless NULL). */
+int job_refs_collect(struct ctx *c, const cJSON *params, struct job *j);
+/* job_refs_release - frees after and refs. */
+void job_refs_release(struct job *j);
 
 /* job.c: one job object */
 

@@ -69,6 +69,22 @@ static int rejected_with(const char *buf, size_t len, enum job_format fmt, const
 	return ok;
 }
 
+/* same_waits - the same after keys (given and from references) and references. */
+static int same_waits(const struct job *a, const struct job *b)
+{
+	if (a->nafter != b->nafter || a->nafter_given != b->nafter_given || a->nrefs != b->nrefs)
+		return 0;
+	for (size_t i = 0; i < a->nafter; i++)
+		if (strcmp(a->after[i], b->after[i]))
+			return 0;
+	for (size_t i = 0; i < a->nrefs; i++)
+		if (strcmp(a->refs[i].param_pointer, b->refs[i].param_pointer) ||
+		    strcmp(a->refs[i].key, b->refs[i].key) ||
+		    strcmp(a->refs[i].pointer, b->refs[i].pointer))
+			return 0;
+	return 1;
+}
+
 /* jobs_equal - every field, params compared as JSON. */
 static int jobs_equal(const struct job *a, const struct job *b)
 {
@@ -81,7 +97,7 @@ static int jobs_equal(const struct job *a, const struct job *b)
 	       a->initial_ms == b->initial_ms && a->max_ms == b->max_ms &&
 	       a->max_age_ms == b->max_age_ms && a->not_before_ms == b->not_before_ms &&
 	       a->priority == b->priority && a->split_ms == b->split_ms &&
-	       a->on_unknown == b->on_unknown;
+	       a->on_unknown == b->on_unknown && same_waits(a, b);
 #undef SAME_STR
 }
 
@@ -1041,6 +1057,247 @@ TEST(generated_bad_documents)
 	sb_release(&sb);
 }
 
+/* --- after and $ref ------------------------------------------------------------------- */
+
+#define SRC_JOB(key)                                                                               \
+	"{\"op\": \"createSource\", \"key\": \"" key "\", \"params\": {\"slug\": \"s\", "          \
+	"\"enabled\": true, \"metadataId\": \"m\"}}"
+
+TEST(after_and_refs_are_parsed)
+{
+	const char *doc = "[" SRC_JOB("src") ", " SRC_JOB(
+	    "wh") ","
+	          "{\"op\": \"createDestination\", \"key\": \"dst\", \"after\": [\"wh\"],"
+	          " \"params\": {\"sourceId\": {\"$ref\": \"src#/source/id\"}, \"metadataId\": "
+	          "\"m\","
+	          " \"settings\": {\"a\": [1, {\"$ref\": \"wh#\"}], \"b~/c\": {\"$ref\": "
+	          "\"src#/source/x~1y\"}}}},"
+	          "{\"op\": \"addConnectionFromSourceToWarehouse\", \"params\": {\"warehouseId\": "
+	          "\"w\","
+	          " \"sourceId\": {\"$ref\": \"src#/source/id\"}}},"
+	          "{\"op\": \"listSources\", \"params\": {\"x\": 1}, \"after\": []}]";
+	struct job_list l;
+
+	/* the last job is bad for its parameter, not its empty after */
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 1);
+	CHECK_INT(l.nproblems, 1);
+	CHECK(l.nproblems && !strcmp(l.problems[0].where, "/4/params/x"));
+	job_list_release(&l);
+
+	const char *ok_doc = "[" SRC_JOB("src") ", " SRC_JOB(
+	    "wh") ","
+	          "{\"op\": \"createDestination\", \"key\": \"dst\", \"after\": [\"wh\"],"
+	          " \"params\": {\"sourceId\": {\"$ref\": \"src#/source/id\"}, \"metadataId\": "
+	          "\"m\","
+	          " \"settings\": {\"a\": [1, {\"$ref\": \"wh#\"}], \"b~/c\": {\"$ref\": "
+	          "\"src#/source/x~1y\"}}}},"
+	          "{\"op\": \"addConnectionFromSourceToWarehouse\", \"params\": {\"warehouseId\": "
+	          "\"w\","
+	          " \"sourceId\": {\"$ref\": \"src#/source/id\"}}}]";
+	CHECK_INT(parse_str(ok_doc, JOB_FORMAT_JSON, &l), 0);
+	CHECK_INT(l.njobs, 4);
+	if (l.njobs == 4) {
+		const struct job *d = &l.jobs[2], *c = &l.jobs[3];
+		CHECK_INT(l.jobs[0].nafter, 0);
+		CHECK_INT(l.jobs[0].index, 0);
+		CHECK_INT(d->index, 2);
+		CHECK_INT(d->nafter_given, 1);
+		CHECK_INT(d->nafter, 2); /* wh given, src from the references, once */
+		CHECK_STR(d->after[0], "wh");
+		CHECK_STR(d->after[1], "src");
+		CHECK_INT(d->nrefs, 3);
+		CHECK_STR(d->refs[0].param_pointer, "/sourceId");
+		CHECK_STR(d->refs[0].key, "src");
+		CHECK_STR(d->refs[0].pointer, "/source/id");
+		CHECK_STR(d->refs[1].param_pointer, "/settings/a/1");
+		CHECK_STR(d->refs[1].key, "wh");
+		CHECK_STR(d->refs[1].pointer, "");
+		CHECK_STR(d->refs[2].param_pointer, "/settings/b~0~1c");
+		CHECK_STR(d->refs[2].pointer, "/source/x~1y");
+		CHECK_INT(c->nafter, 1);
+		CHECK_INT(c->nafter_given, 0);
+		CHECK_STR(c->after[0], "src");
+		CHECK(round_trips(d));
+		CHECK(round_trips(c));
+		char *text = job_to_json(d);
+		CHECK(strstr(text, "\"after\":[\"wh\"]") !=
+		      NULL); /* src is found again in params */
+		free(text);
+		text = job_to_json(c);
+		CHECK(strstr(text, "\"after\"") == NULL);
+		free(text);
+		CHECK_INT(job_list_check_refs(&l, NULL, NULL), 0);
+		int layer[4];
+		CHECK_INT(job_list_layers(&l, layer), 2);
+		CHECK(layer[0] == 0 && layer[1] == 0 && layer[2] == 1 && layer[3] == 1);
+	}
+	job_list_release(&l);
+
+	/* an object with more than $ref is a value; in a string array a reference passes */
+	CHECK_INT(
+	    parse_str("{\"op\": \"createDestination\", \"params\": {\"sourceId\": "
+	              "{\"$ref\": \"a#\", \"b\": 1}, \"metadataId\": \"m\", \"settings\": {}}}",
+	              JOB_FORMAT_JSON, &l),
+	    1);
+	CHECK(l.nproblems && !strcmp(l.problems[0].where, "/params/sourceId"));
+	job_list_release(&l);
+	CHECK_INT(parse_str("{\"op\": \"listSources\", \"after\": [\"a\"]}", JOB_FORMAT_JSON, &l),
+	          0);
+	CHECK(l.njobs == 1 && l.jobs[0].index == -1 && l.jobs[0].nafter == 1);
+	job_list_release(&l);
+}
+
+TEST(bad_after_and_refs)
+{
+	static const struct {
+		const char *doc, *where, *what;
+	} cases[] = {
+	    {"{\"op\": \"listSources\", \"after\": \"a\"}", "/after", "wrong type for after"},
+	    {"{\"op\": \"listSources\", \"after\": [1]}", "/after/0",
+	     "wrong type for after element"},
+	    {"{\"op\": \"listSources\", \"after\": [\"\"]}", "/after/0", "invalid key"},
+	    {"{\"op\": \"listSources\", \"after\": [\"a\\u0001\"]}", "/after/0", "invalid key"},
+	    {"{\"op\": \"listSources\", \"after\": [\"a\", \"b\", \"a\"]}", "/after/2",
+	     "duplicate key \"a\" in after"},
+	    {"{\"op\": \"listSources\", \"key\": \"me\", \"after\": [\"me\"]}", "/after/0",
+	     "job waits for itself"},
+	    {"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": 3}}}",
+	     "/params/sourceId", "wrong type for $ref"},
+	    {"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": \"a/source\"}}}",
+	     "/params/sourceId", "no '#'"},
+	    {"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": \"#/source\"}}}",
+	     "/params/sourceId", "the key must be"},
+	    {"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": \"a#source\"}}}",
+	     "/params/sourceId", "must be empty or start with '/'"},
+	    {"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": \"a#/x~2\"}}}",
+	     "/params/sourceId", "'~' in a pointer"},
+	    {"{\"op\": \"getSource\", \"key\": \"a\", \"params\": {\"sourceId\": {\"$ref\": "
+	     "\"a#/source/id\"}}}",
+	     "/params/sourceId", "the job's own key"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct job_list l;
+		CHECK(rejected_with(cases[i].doc, strlen(cases[i].doc), JOB_FORMAT_JSON,
+		                    cases[i].what, &l));
+		CHECK(l.nproblems && !strcmp(l.problems[0].where, cases[i].where));
+		if (l.nproblems && strcmp(l.problems[0].where, cases[i].where))
+			fprintf(stderr, "  case %zu: where %s\n", i, l.problems[0].where);
+		job_list_release(&l);
+	}
+}
+
+/* known_keys - the store stand-in for job_list_check_refs: keys starting "old-". */
+static int known_keys(const char *key, void *arg)
+{
+	(*(int *)arg)++;
+	return !strncmp(key, "old-", 4);
+}
+
+TEST(file_refs_unknown_keys_and_cycles)
+{
+	struct job_list l;
+	int calls = 0;
+
+	/* unknown keys: in after, in a reference; a stored key passes through the callback */
+	const char *doc = "[{\"op\": \"listSources\", \"key\": \"a\"},"
+	                  "{\"op\": \"listSources\", \"after\": [\"a\", \"old-1\", \"nope\"]},"
+	                  "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                  "\"gone#/source/id\"}}}]";
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 0);
+	CHECK_INT(job_list_check_refs(&l, known_keys, &calls), 2);
+	CHECK_INT(calls, 3); /* keys of the file are not asked for */
+	CHECK_INT(l.nproblems, 2);
+	if (l.nproblems == 2) {
+		CHECK_STR(l.problems[0].where, "/1/after/2");
+		CHECK(strstr(l.problems[0].what, "unknown key \"nope\"") != NULL);
+		CHECK_STR(l.problems[1].where, "/2/params/sourceId");
+		CHECK(strstr(l.problems[1].what, "\"gone\"") != NULL);
+		CHECK(l.problems[1].expected && strstr(l.problems[1].expected, "in the store"));
+	}
+	job_list_release(&l);
+	/* no store: the stored key is unknown too */
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 0);
+	CHECK_INT(job_list_check_refs(&l, NULL, NULL), 3);
+	CHECK(l.nproblems == 3 && !strcmp(l.problems[0].where, "/1/after/1"));
+	job_list_release(&l);
+
+	/* JSON Lines: where is within the line, and the line is given */
+	CHECK_INT(parse_str("{\"op\": \"listSources\"}\n\n{\"op\": \"listSources\", \"after\": "
+	                    "[\"x\"]}\n",
+	                    JOB_FORMAT_JSONL, &l),
+	          0);
+	CHECK_INT(job_list_check_refs(&l, NULL, NULL), 1);
+	CHECK(l.nproblems == 1 && !strcmp(l.problems[0].where, "/after/0") &&
+	      l.problems[0].line == 3);
+	job_list_release(&l);
+
+	/* a cycle of three behind a job outside it, and one of two: each named once, from its
+	 * first job in the file, where that job names the next */
+	const char *cyc =
+	    "{\"op\": \"listSources\", \"key\": \"d\", \"after\": [\"c\"]}\n"
+	    "{\"op\": \"listSources\", \"key\": \"c\", \"after\": [\"b\"]}\n"
+	    "{\"op\": \"listSources\", \"key\": \"a\", \"after\": [\"c\"]}\n"
+	    "{\"op\": \"getSource\", \"key\": \"b\", \"params\": {\"sourceId\": {\"$ref\": "
+	    "\"a#/source/id\"}}}\n"
+	    "{\"op\": \"listSources\", \"key\": \"x\", \"after\": [\"y\"]}\n"
+	    "{\"op\": \"listSources\", \"key\": \"y\", \"after\": [\"x\"]}\n"
+	    "{\"op\": \"listSources\", \"key\": \"free\"}\n";
+	CHECK_INT(parse_str(cyc, JOB_FORMAT_JSONL, &l), 0);
+	int layer[7];
+	CHECK_INT(job_list_layers(&l, layer), -1);
+	CHECK(layer[0] == -1 && layer[1] == -1 && layer[4] == -1 && layer[6] == 0);
+	CHECK_INT(job_list_check_refs(&l, NULL, NULL), 2);
+	if (l.nproblems == 2) {
+		CHECK_STR(l.problems[0].what, "jobs wait for each other in a cycle: \"c\" waits "
+		                              "for \"b\" waits for \"a\" waits for \"c\"");
+		CHECK_STR(l.problems[0].where, "/after/0");
+		CHECK_INT(l.problems[0].line, 2);
+		CHECK_STR(
+		    l.problems[1].what,
+		    "jobs wait for each other in a cycle: \"x\" waits for \"y\" waits for \"x\"");
+		CHECK_INT(l.problems[1].line, 5);
+	}
+	job_list_release(&l);
+}
+
+TEST(layers_of_a_long_chain_and_a_wide_fan_in)
+{
+	enum { N = 20000 };
+	struct strbuf sb = STRBUF_INIT;
+	struct job_list l;
+	int *layer = xmalloc(N * sizeof(int));
+
+	/* a chain, written last job first: N layers */
+	for (int i = N - 1; i >= 0; i--) {
+		sb_addf(&sb, "{\"op\": \"listSources\", \"key\": \"k%d\"", i);
+		if (i)
+			sb_addf(&sb, ", \"after\": [\"k%d\"]", i - 1);
+		sb_adds(&sb, "}\n");
+	}
+	CHECK_INT(job_parse_buffer(sb.buf, sb.len, JOB_FORMAT_JSONL, &l), 0);
+	CHECK_INT(job_list_check_refs(&l, NULL, NULL), 0);
+	CHECK_INT(job_list_layers(&l, layer), N);
+	CHECK(layer[0] == N - 1 && layer[N - 1] == 0);
+	job_list_release(&l);
+
+	/* one job waiting for N - 1 others */
+	sb_reset(&sb);
+	sb_adds(&sb, "[{\"op\": \"listSources\", \"after\": [");
+	for (int i = 1; i < N; i++)
+		sb_addf(&sb, "%s\"k%d\"", i > 1 ? "," : "", i);
+	sb_adds(&sb, "]}");
+	for (int i = 1; i < N; i++)
+		sb_addf(&sb, ",{\"op\": \"listSources\", \"key\": \"k%d\"}", i);
+	sb_addch(&sb, ']');
+	CHECK_INT(job_parse_buffer(sb.buf, sb.len, JOB_FORMAT_JSON, &l), 0);
+	CHECK_INT(job_list_check_refs(&l, NULL, NULL), 0);
+	CHECK_INT(job_list_layers(&l, layer), 2);
+	CHECK(layer[0] == 1 && layer[1] == 0 && layer[N - 1] == 0);
+	job_list_release(&l);
+	free(layer);
+	sb_release(&sb);
+}
+
 int main(void)
 {
 	RUN(single_job_with_every_field);
@@ -1065,6 +1322,10 @@ int main(void)
 	RUN(good_corpus);
 	RUN(generated_bad_documents);
 	RUN(limit_messages_follow_the_limits);
+	RUN(after_and_refs_are_parsed);
+	RUN(bad_after_and_refs);
+	RUN(file_refs_unknown_keys_and_cycles);
+	RUN(layers_of_a_long_chain_and_a_wide_fan_in);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

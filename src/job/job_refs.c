@@ -1,0 +1,478 @@
+/* job_refs.c - what a job waits for: its "after" keys and the {"$ref": "KEY#/pointer"}
+ * values in its params, checked one job at a time at parse; then, over a whole file, that
+ * every key names a job of the file or of the store and that no jobs wait in a cycle, and
+ * the file's dependency layers. Pure: no I/O, no clock. */
+#include "job_int.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+#include "util.h"
+
+static const char ref_expected[] = "{\"$ref\": \"KEY#/pointer\"}: a job's key, '#', then an "
+                                   "RFC 6901 pointer into its result (\"\" for the whole)";
+
+/* --- a set of strings, by index into the caller's array ------------------------------ */
+
+/* open addressing over indices + 1 (0 = empty); the strings stay the caller's */
+struct name_set {
+	size_t *slots;
+	size_t cap;
+};
+
+/* name_set_init - room for n names at load under one half. */
+static void name_set_init(struct name_set *s, size_t n)
+{
+	s->cap = 16;
+	while (s->cap < 2 * n)
+		s->cap *= 2;
+	s->slots = xcalloc(s->cap, sizeof(*s->slots));
+}
+
+/* name_set_slot - the slot of name, or of the empty slot where it would go. */
+static size_t *name_set_slot(const struct name_set *s, const char *name,
+                             const char *(*name_of)(size_t i, const void *arg), const void *arg)
+{
+	size_t h = (size_t)fnv1a64(name, FNV1A64_INIT) & (s->cap - 1);
+	while (s->slots[h] && strcmp(name_of(s->slots[h] - 1, arg), name))
+		h = (h + 1) & (s->cap - 1);
+	return &s->slots[h];
+}
+
+/* string_at - name_of over a plain array of strings. */
+static const char *string_at(size_t i, const void *arg)
+{
+	return ((char *const *)arg)[i];
+}
+
+/* job_key_at - name_of over a job_list's jobs (their keys). */
+static const char *job_key_at(size_t i, const void *arg)
+{
+	return ((const struct job_list *)arg)->jobs[i].key;
+}
+
+/* --- one job: its after and its references ------------------------------------------- */
+
+/* is_ref_object - an object whose only member is "$ref": a reference, not a value. */
+int is_ref_object(const cJSON *v)
+{
+	return cJSON_IsObject(v) && v->child && !v->child->next && v->child->string &&
+	       !strcmp(v->child->string, "$ref");
+}
+
+/* pointer_problem - why s is not an RFC 6901 pointer ("" or "/..." with ~ only as ~0 and
+ * ~1), or NULL. */
+static const char *pointer_problem(const char *s)
+{
+	if (*s && *s != '/')
+		return "the pointer must be empty or start with '/'";
+	for (; *s; s++)
+		if (*s == '~' && s[1] != '0' && s[1] != '1')
+			return "'~' in a pointer must be followed by 0 or 1";
+	return NULL;
+}
+
+/* add_ref - one {"$ref"} at path: checked, then kept in j. */
+static int add_ref(struct ctx *c, const cJSON *v, const char *path, struct job *j)
+{
+	const cJSON *s = v->child;
+	char buf[SHOWN_BYTES + 4];
+	const char *hash, *why = NULL;
+	struct strbuf rel = STRBUF_INIT;
+
+	sb_adds(&rel, "/params");
+	sb_adds(&rel, path);
+	if (!cJSON_IsString(s)) {
+		if (c)
+			wrong_type(c, rel.buf, "$ref", s, ref_expected);
+		goto bad;
+	}
+	hash = strchr(s->valuestring, '#');
+	if (!hash)
+		why = "no '#' between the key and the pointer";
+	else if (!valid_key_n(s->valuestring, (size_t)(hash - s->valuestring)))
+		why =
+		    "the key must be 1 to " STR(MAX_KEY_BYTES) " bytes without control characters";
+	else if (!(why = pointer_problem(hash + 1)) && j->key &&
+	         strlen(j->key) == (size_t)(hash - s->valuestring) &&
+	         !memcmp(j->key, s->valuestring, strlen(j->key)))
+		why = "it names the job's own key";
+	if (why) {
+		if (c)
+			ctx_problem(c, rel.buf, ref_expected, "invalid reference \"%s\": %s",
+			            shown(s->valuestring, buf), why);
+		goto bad;
+	}
+	if (is_pow2_or_zero(j->nrefs))
+		j->refs = xrealloc(j->refs, (j->nrefs ? 2 * j->nrefs : 1) * sizeof(*j->refs));
+	struct job_ref *r = &j->refs[j->nrefs++];
+	r->param_pointer = xstrdup(path);
+	r->key = xstrndup(s->valuestring, (size_t)(hash - s->valuestring));
+	r->pointer = xstrdup(hash + 1);
+	sb_release(&rel);
+	return 0;
+bad:
+	sb_release(&rel);
+	return -1;
+}
+
+/* find_refs - every {"$ref"} under v (at path in params), depth first. */
+static int find_refs(struct ctx *c, const cJSON *v, struct strbuf *path, struct job *j)
+{
+	const cJSON *child;
+	size_t i = 0;
+	int rc = 0;
+
+	if (is_ref_object(v))
+		return add_ref(c, v, path->buf, j);
+	cJSON_ArrayForEach(child, v)
+	{
+		size_t len = path->len;
+		if (cJSON_IsObject(v))
+			sb_add_pointer_token(path, child->string);
+		else
+			sb_addf(path, "/%zu", i++);
+		rc |= find_refs(c, child, path, j);
+		sb_setlen(path, len);
+	}
+	return rc;
+}
+
+/* after_union - the references' keys after the given ones, each key once. */
+static void after_union(struct job *j)
+{
+	struct name_set set;
+	size_t cap = j->nafter + j->nrefs;
+
+	name_set_init(&set, cap);
+	j->after = xrealloc(j->after, (cap ? cap : 1) * sizeof(*j->after));
+	for (size_t i = 0; i < j->nafter; i++)
+		*name_set_slot(&set, j->after[i], string_at, j->after) = i + 1;
+	for (size_t i = 0; i < j->nrefs; i++) {
+		size_t *slot = name_set_slot(&set, j->refs[i].key, string_at, j->after);
+		if (*slot)
+			continue;
+		j->after[j->nafter] = xstrdup(j->refs[i].key);
+		*slot = ++j->nafter;
+	}
+	free(set.slots);
+}
+
+/* job_refs_collect - the references in params, and after as the union of the given keys
+ * (j->after[0..nafter_given), already there) and theirs. 0, or -1 (with problems through c
+ * when c is not NULL). */
+int job_refs_collect(struct ctx *c, const cJSON *params, struct job *j)
+{
+	struct strbuf path = STRBUF_INIT;
+	int rc = params ? find_refs(c, params, &path, j) : 0;
+	sb_release(&path);
+	after_union(j);
+	return rc;
+}
+
+/* parse_after - "after": an array of distinct keys, none the job's own; then the
+ * references in params (job_refs_collect). */
+void parse_after(struct ctx *c, const cJSON *obj, const cJSON *params, struct job *j)
+{
+	static const char expected[] = "an array of the keys of jobs this one waits for";
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "after"), *e;
+	struct strbuf rel = STRBUF_INIT;
+	char buf[SHOWN_BYTES + 4];
+	struct name_set set;
+	size_t i = 0, n = 0;
+
+	if (v && !cJSON_IsArray(v)) {
+		wrong_type(c, "/after", "after", v, expected);
+		v = NULL;
+	}
+	cJSON_ArrayForEach(e, v) n++;
+	name_set_init(&set, n);
+	j->after = xmalloc((n ? n : 1) * sizeof(*j->after));
+	cJSON_ArrayForEach(e, v)
+	{
+		sb_reset(&rel);
+		sb_addf(&rel, "/after/%zu", i++);
+		if (!cJSON_IsString(e)) {
+			wrong_type(c, rel.buf, "after element", e, "a job's key");
+			continue;
+		}
+		if (!valid_key_n(e->valuestring, strlen(e->valuestring))) {
+			ctx_problem(c, rel.buf,
+			            "a string of 1 to " STR(
+			                MAX_KEY_BYTES) " bytes without control characters",
+			            "invalid key \"%s\" in after", shown(e->valuestring, buf));
+			continue;
+		}
+		if (j->key && !strcmp(j->key, e->valuestring)) {
+			ctx_problem(c, rel.buf, "the keys of other jobs",
+			            "job waits for itself: \"%s\" is its own key",
+			            shown(e->valuestring, buf));
+			continue;
+		}
+		size_t *slot = name_set_slot(&set, e->valuestring, string_at, j->after);
+		if (*slot) {
+			ctx_problem(c, rel.buf, "each key once", "duplicate key \"%s\" in after",
+			            shown(e->valuestring, buf));
+			continue;
+		}
+		j->after[j->nafter] = xstrdup(e->valuestring);
+		*slot = ++j->nafter;
+	}
+	free(set.slots);
+	sb_release(&rel);
+	j->nafter_given = j->nafter;
+	if (cJSON_IsObject(params))
+		job_refs_collect(c, params, j);
+	else
+		after_union(j);
+}
+
+/* job_refs_release - what job_refs_collect and parse_after gave j. */
+void job_refs_release(struct job *j)
+{
+	for (size_t i = 0; i < j->nafter; i++)
+		free(j->after[i]);
+	for (size_t i = 0; i < j->nrefs; i++) {
+		free(j->refs[i].param_pointer);
+		free(j->refs[i].key);
+		free(j->refs[i].pointer);
+	}
+	free(j->after);
+	free(j->refs);
+	j->after = NULL;
+	j->refs = NULL;
+	j->nafter = j->nafter_given = j->nrefs = 0;
+}
+
+/* --- a whole file: keys known, cycles, layers ---------------------------------------- */
+
+/* the file's jobs as a graph: deps[dep_start[i]..dep_start[i + 1]) are the jobs of the
+ * file job i waits for (by index), dep_at the after entry that names each */
+struct graph {
+	size_t *dep_start, *deps, *dep_at;
+	size_t *user_start, *users; /* the other way: the jobs waiting for each */
+};
+
+/* key_index - the jobs' keys by index; the first of a key given twice wins. */
+static void key_index(const struct job_list *list, struct name_set *set)
+{
+	name_set_init(set, list->njobs);
+	for (size_t i = 0; i < list->njobs; i++) {
+		if (!list->jobs[i].key)
+			continue;
+		size_t *slot = name_set_slot(set, list->jobs[i].key, job_key_at, list);
+		if (!*slot)
+			*slot = i + 1;
+	}
+}
+
+/* graph_build - the edges among the file's jobs (a key outside the file is no edge; nor
+ * is a job's own key, which parse refuses but job_from_json does not check). */
+static void graph_build(const struct job_list *list, const struct name_set *keys, struct graph *g)
+{
+	size_t n = list->njobs, nedges = 0, k = 0;
+
+	g->dep_start = xcalloc(n + 1, sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		nedges += list->jobs[i].nafter;
+	g->deps = xmalloc((nedges ? nedges : 1) * sizeof(size_t));
+	g->dep_at = xmalloc((nedges ? nedges : 1) * sizeof(size_t));
+	for (size_t i = 0; i < n; i++) {
+		const struct job *j = &list->jobs[i];
+		g->dep_start[i] = k;
+		for (size_t m = 0; m < j->nafter; m++) {
+			size_t at = *name_set_slot(keys, j->after[m], job_key_at, list);
+			if (at && at - 1 != i) {
+				g->deps[k] = at - 1;
+				g->dep_at[k++] = m;
+			}
+		}
+	}
+	g->dep_start[n] = k;
+	g->user_start = xcalloc(n + 1, sizeof(size_t));
+	g->users = xmalloc((k ? k : 1) * sizeof(size_t));
+	for (size_t e = 0; e < k; e++)
+		g->user_start[g->deps[e] + 1]++;
+	for (size_t i = 0; i < n; i++)
+		g->user_start[i + 1] += g->user_start[i];
+	size_t *fill = xmalloc((n ? n : 1) * sizeof(size_t));
+	memcpy(fill, g->user_start, (n ? n : 1) * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		for (size_t e = g->dep_start[i]; e < g->dep_start[i + 1]; e++)
+			g->users[fill[g->deps[e]]++] = i;
+	free(fill);
+}
+
+/* graph_release - frees the arrays. */
+static void graph_release(struct graph *g)
+{
+	free(g->dep_start);
+	free(g->deps);
+	free(g->dep_at);
+	free(g->user_start);
+	free(g->users);
+}
+
+/* graph_layers - Kahn's algorithm; returns the number of layers, -1 when jobs are left
+ * (layer -1) in or after a cycle. */
+static int graph_layers(const struct graph *g, size_t n, int *layer)
+{
+	size_t *left = xmalloc((n ? n : 1) * sizeof(size_t));
+	size_t *queue = xmalloc((n ? n : 1) * sizeof(size_t));
+	size_t head = 0, tail = 0;
+	int nlayers = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		left[i] = g->dep_start[i + 1] - g->dep_start[i];
+		layer[i] = left[i] ? -1 : 0;
+		if (!left[i])
+			queue[tail++] = i;
+	}
+	while (head < tail) {
+		size_t i = queue[head++];
+		if (layer[i] + 1 > nlayers)
+			nlayers = layer[i] + 1;
+		for (size_t e = g->user_start[i]; e < g->user_start[i + 1]; e++) {
+			size_t u = g->users[e];
+			if (layer[i] + 1 > layer[u])
+				layer[u] = layer[i] + 1;
+			if (!--left[u])
+				queue[tail++] = u;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (left[i])
+			layer[i] = -1;
+	free(left);
+	free(queue);
+	return tail == n ? nlayers : -1;
+}
+
+/* job_list_layers - see job.h. */
+int job_list_layers(const struct job_list *list, int *layer_of_job)
+{
+	struct name_set keys;
+	struct graph g;
+
+	key_index(list, &keys);
+	graph_build(list, &keys, &g);
+	int rc = graph_layers(&g, list->njobs, layer_of_job);
+	graph_release(&g);
+	free(keys.slots);
+	return rc;
+}
+
+/* job_ctx - a ctx for problems of the job at index i of the file. */
+static void job_ctx(struct job_list *list, const struct job *j, char prefix[32], struct ctx *c)
+{
+	if (j->index >= 0)
+		snprintf(prefix, 32, "/%d", j->index);
+	else
+		prefix[0] = '\0';
+	c->list = list;
+	c->prefix = prefix;
+	c->line = j->line;
+	c->bad = 0;
+}
+
+/* after_origin - where j's after[m] was given: "/after/N", or the params pointer of the
+ * first reference naming it. */
+static const char *after_origin(const struct job *j, size_t m, struct strbuf *sb)
+{
+	sb_reset(sb);
+	if (m < j->nafter_given) {
+		sb_addf(sb, "/after/%zu", m);
+		return sb->buf;
+	}
+	for (size_t r = 0; r < j->nrefs; r++)
+		if (!strcmp(j->refs[r].key, j->after[m])) {
+			sb_adds(sb, "/params");
+			sb_adds(sb, j->refs[r].param_pointer);
+			break;
+		}
+	return sb->buf;
+}
+
+/* report_cycle - the cycle that the walk from start through unfinished deps runs into,
+ * once: mark[] holds the walk that saw a job (0 none). Named from its first job in
+ * file order, where that job names the next. */
+static void report_cycle(struct job_list *list, const struct graph *g, const int *layer,
+                         size_t *mark, size_t *next_edge, size_t start, size_t walk)
+{
+	size_t i = start;
+	while (!mark[i]) {
+		mark[i] = walk;
+		size_t e = g->dep_start[i];
+		while (layer[g->deps[e]] >= 0) /* an unfinished job waits for an unfinished one */
+			e++;
+		next_edge[i] = e;
+		i = g->deps[e];
+	}
+	if (mark[i] != walk)
+		return; /* into a cycle already reported */
+	size_t first = i;
+	for (size_t k = g->deps[next_edge[i]]; k != i; k = g->deps[next_edge[k]])
+		if (k < first)
+			first = k;
+	struct strbuf what = STRBUF_INIT, rel = STRBUF_INIT;
+	char buf[SHOWN_BYTES + 4], prefix[32];
+	sb_adds(&what, "jobs wait for each other in a cycle: ");
+	size_t k = first;
+	do {
+		sb_addf(&what, "\"%s\" waits for ", shown(list->jobs[k].key, buf));
+		k = g->deps[next_edge[k]];
+	} while (k != first);
+	sb_addf(&what, "\"%s\"", shown(list->jobs[first].key, buf));
+	const struct job *j = &list->jobs[first];
+	struct ctx c;
+	job_ctx(list, j, prefix, &c);
+	ctx_problem(&c, after_origin(j, g->dep_at[next_edge[first]], &rel),
+	            "jobs that wait for jobs before them, without a loop", "%s", what.buf);
+	sb_release(&what);
+	sb_release(&rel);
+}
+
+/* job_list_check_refs - see job.h. */
+int job_list_check_refs(struct job_list *list, int (*known)(const char *key, void *arg), void *arg)
+{
+	size_t before = list->nproblems, n = list->njobs;
+	struct strbuf rel = STRBUF_INIT;
+	char buf[SHOWN_BYTES + 4], prefix[32];
+	struct name_set keys;
+	struct graph g;
+
+	key_index(list, &keys);
+	for (size_t i = 0; i < n; i++) {
+		const struct job *j = &list->jobs[i];
+		struct ctx c;
+		job_ctx(list, j, prefix, &c);
+		for (size_t m = 0; m < j->nafter; m++) {
+			if (*name_set_slot(&keys, j->after[m], job_key_at, list) ||
+			    (known && known(j->after[m], arg)))
+				continue;
+			ctx_problem(&c, after_origin(j, m, &rel),
+			            "the key of a job in this file or already in the store",
+			            "unknown key \"%s\"", shown(j->after[m], buf));
+		}
+	}
+	graph_build(list, &keys, &g);
+	int *layer = xmalloc((n ? n : 1) * sizeof(int));
+	if (graph_layers(&g, n, layer) < 0) {
+		size_t *mark = xcalloc(n, sizeof(size_t));
+		size_t *next_edge = xcalloc(n, sizeof(size_t));
+		for (size_t i = 0, walk = 0; i < n; i++)
+			if (layer[i] < 0 && !mark[i])
+				report_cycle(list, &g, layer, mark, next_edge, i, ++walk);
+		free(mark);
+		free(next_edge);
+	}
+	free(layer);
+	graph_release(&g);
+	free(keys.slots);
+	sb_release(&rel);
+	return (int)(list->nproblems - before);
+}

@@ -341,6 +341,10 @@ int store_top_reasons_foreach(struct store *st, int max, store_tally_fn fn, void
 int store_read_begin(struct store *st);
 void store_read_end(struct store *st);
 
+/* store_last_total - the totalEntries the pages of the operation's latest job that
+ * recorded one said (what `plan` estimates pages from): -1 none, -2 error. */
+int64_t store_last_total(struct store *st, const char *op_id);
+
 /* store_job_error - the stored error (JSON text), malloc'd, or NULL if none. 0, or -1. */
 int store_job_error(struct store *st, int64_t id, char **error_json);
 

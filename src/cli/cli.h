@@ -4,12 +4,25 @@
 #define SEGSPOOL_CLI_H
 
 struct config;
+struct job_list;
 struct store;
+struct strbuf;
 
 /* cli_open_store_ro - the store, read-only (as list/show/stats open it); NULL after
  * saying why on standard error. */
 struct store *cli_open_store_ro(const struct config *cfg);
 
+/* cli_parse_file - one input (a path, or "-" for standard input) read into data, parsed
+ * and validated into *list (the caller releases it), its "after" keys and references
+ * against the file's own jobs and those of st (NULL: no store yet); its problems printed
+ * on standard error with where they are. 0 good, 1 bad. */
+int cli_parse_file(const char *path, struct strbuf *data, struct job_list *list, struct store *st);
+/* cli_store_if_any - the store read-only when its file exists, else NULL (said why on
+ * standard error when it exists but cannot be opened). */
+struct store *cli_store_if_any(const struct config *cfg);
+
+/* cmd_plan - segspool plan FILE... [--json] (plan_cmd.c). */
+int cmd_plan(struct config *cfg, int argc, char **argv);
 /* cmd_watch - segspool watch [ID] [--until-idle] [--interval S] (watch.c). */
 int cmd_watch(struct config *cfg, int argc, char **argv);
 /* cmd_status - segspool status [--json] (status.c): 0 a daemon runs, 3 none. */

@@ -92,42 +92,76 @@ static void print_problems(const char *file, const struct job_list *list)
 	}
 }
 
-/* check_file - parse and validate one input; prints its problems. 0 good, 1 bad. */
-static int check_file(const char *path, struct strbuf *data, size_t *njobs)
+/* cli_parse_file - one input read, parsed and validated into *list (the caller releases
+ * it); its problems printed. 0 good, 1 bad. */
+/* key_in_store - job_list_check_refs's known(): a key a job in the store has. */
+static int key_in_store(const char *key, void *arg)
+{
+	return arg && store_key_recorded(arg, key) == 1;
+}
+
+int cli_parse_file(const char *path, struct strbuf *data, struct job_list *list, struct store *st)
 {
 	struct strbuf why = STRBUF_INIT;
+	memset(list, 0, sizeof(*list));
 	if (read_input(path, data, &why) < 0) {
 		fprintf(stderr, "%s: %s\n", path, why.buf);
 		sb_release(&why);
 		return 1;
 	}
 	sb_release(&why);
-	struct job_list list;
-	memset(&list, 0, sizeof(list));
 	const char *name = strcmp(path, "-") == 0 ? "stdin.json" : path;
-	int bad = job_parse_buffer(data->buf, data->len, job_format_for_name(name), &list);
+	int bad = job_parse_buffer(data->buf, data->len, job_format_for_name(name), list);
+	if (!bad && job_list_check_refs(list, key_in_store, st) > 0)
+		bad = 1;
 	if (bad)
-		print_problems(path, &list);
+		print_problems(path, list);
+	return bad ? 1 : 0;
+}
+
+/* check_file - parse and validate one input against the keys of st (NULL: none);
+ * prints its problems. 0 good, 1 bad. */
+static int check_file(const char *path, struct strbuf *data, size_t *njobs, struct store *st)
+{
+	struct job_list list;
+	int bad = cli_parse_file(path, data, &list, st);
 	*njobs = list.njobs;
 	job_list_release(&list);
-	return bad ? 1 : 0;
+	return bad;
+}
+
+/* cli_store_if_any - the store read-only when it exists; see cli.h. */
+struct store *cli_store_if_any(const struct config *cfg)
+{
+	struct store *st = NULL;
+	char *err = NULL;
+	if (access(cfg->db_path, F_OK) != 0)
+		return NULL;
+	if (store_open(cfg->db_path, STORE_READONLY, &st, &err) < 0) {
+		fprintf(stderr, "segspool: without the store's keys: %s\n", err);
+		free(err);
+		return NULL;
+	}
+	return st;
 }
 
 static int cmd_validate(struct config *cfg, int argc, char **argv)
 {
-	(void)cfg;
 	if (argc < 2)
 		return usage_error("usage: segspool validate FILE...|-");
 	int bad = 0;
+	struct store *st = cli_store_if_any(cfg);
 	for (int i = 1; i < argc; i++) {
 		struct strbuf data = STRBUF_INIT;
 		size_t n = 0;
-		if (check_file(argv[i], &data, &n))
+		if (check_file(argv[i], &data, &n, st))
 			bad = 1;
 		else
 			printf("%s: ok, %zu job(s)\n", argv[i], n);
 		sb_release(&data);
 	}
+	if (st)
+		store_close(st);
 	return bad ? EXIT_FAILED : EXIT_OK;
 }
 
@@ -139,10 +173,11 @@ static int cmd_submit(struct config *cfg, int argc, char **argv)
 	if (spool_open(cfg->spool_dir, 1, &sp) < 0)
 		return EXIT_FAILED;
 	int bad = 0;
+	struct store *st = cli_store_if_any(cfg);
 	for (int i = 1; i < argc; i++) {
 		struct strbuf data = STRBUF_INIT, name = STRBUF_INIT;
 		size_t n = 0;
-		if (check_file(argv[i], &data, &n)) {
+		if (check_file(argv[i], &data, &n, st)) {
 			fprintf(stderr, "%s: not submitted\n", argv[i]);
 			bad = 1;
 		} else if (spool_submit(&sp, argv[i], data.buf, data.len, &name) < 0) {
@@ -156,6 +191,8 @@ static int cmd_submit(struct config *cfg, int argc, char **argv)
 		sb_release(&data);
 		sb_release(&name);
 	}
+	if (st)
+		store_close(st);
 	spool_close(&sp);
 	return bad ? EXIT_FAILED : EXIT_OK;
 }
@@ -727,6 +764,8 @@ static const struct cmd commands[] = {
     {"run", cmd_run, "run [--until-idle]", "the daemon, in the foreground"},
     {"submit", cmd_submit, "submit FILE...|-", "validate, then drop atomically into the spool"},
     {"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
+    {"plan", cmd_plan, "plan FILE... [--json]",
+     "what the files would do: jobs in dependency layers, requests, time at the limits"},
     {"list", cmd_list, "list [--state S] [--limit N] [--json]",
      "jobs, newest first (1000; --limit 0: all)"},
     {"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},

@@ -98,6 +98,7 @@ enum stmt_id {
 	/* watch/status */
 	S_WATCH_FIRST_DUE_AT_PRIORITY,
 	S_WATCH_CHILDREN_PROGRESS,
+	S_LAST_TOTAL,
 	S_NSTMTS
 };
 

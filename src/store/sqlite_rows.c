@@ -291,3 +291,16 @@ int store_job_error(struct store *st, int64_t id, char **error_json)
 	sq_done(s);
 	return rc < 0 ? -1 : 0;
 }
+
+/* store_last_total - the totalEntries last recorded for an operation's pages. */
+int64_t store_last_total(struct store *st, const char *op_id)
+{
+	sqlite3_stmt *s = sq_prep(st, S_LAST_TOTAL);
+	if (!s)
+		return -2;
+	sq_bind_text(s, 1, op_id);
+	int rc = sq_step(st, s, "read an operation's last total");
+	int64_t total = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+	sq_done(s);
+	return rc < 0 ? -2 : total;
+}

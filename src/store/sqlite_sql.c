@@ -183,4 +183,7 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
                                       " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
     [S_WATCH_CHILDREN_PROGRESS] = "SELECT count(*), coalesce(sum(pages_done), 0), "
                                   "coalesce(sum(items_done), 0) FROM jobs WHERE parent_id = ?1",
+    /* plan: a scan of the jobs, once per operation a batch uses */
+    [S_LAST_TOTAL] = "SELECT total_entries FROM jobs WHERE op_id = ?1 AND "
+                     "total_entries IS NOT NULL ORDER BY id DESC LIMIT 1",
 };

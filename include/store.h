@@ -376,4 +376,13 @@ struct store_owner {
 };
 int store_owner(const char *path, struct store_owner *out);
 
+/* metrics */
+
+/* store_attempt_groups - the attempts that ended (an outcome is recorded), one call per
+ * (outcome, HTTP status or 0, duration in ms or 0) with how many there are; for
+ * `segspool metrics` (it reads every attempt: not for the daemon's loop). 0, or -1. */
+typedef void (*store_attempt_group_fn)(const char *outcome, int http_status, int64_t duration_ms,
+                                       int64_t n, void *arg);
+int store_attempt_groups(struct store *st, store_attempt_group_fn fn, void *arg);
+
 #endif

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "control.h"
 #include "job.h"
+#include "metrics.h"
 #include "retry.h"
 #include "daemon.h"
 #include "segspool_version.h"
@@ -558,6 +559,36 @@ static int cmd_stats(struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* cmd_metrics - the store's metrics in the Prometheus text format (src/lib/metrics.c),
+ * for scripts and a cron-driven textfile. */
+static int cmd_metrics(struct config *cfg, int argc, char **argv)
+{
+	if (argc > 1)
+		return usage_error("metrics: unknown argument %s (usage: segspool metrics)",
+		                   argv[1]);
+	struct store *st = open_store_ro(cfg);
+	if (!st)
+		return EXIT_FAILED;
+	struct metrics *m = metrics_new(METRICS_STORE);
+	struct strbuf text = STRBUF_INIT;
+	int rc = EXIT_OK;
+	/* one snapshot: a running daemon's attempts and jobs agree with each other */
+	if (store_read_begin(st) < 0 || metrics_read_queue(m, st) < 0 ||
+	    metrics_read_attempts(m, st) < 0) {
+		fprintf(stderr, "segspool: cannot read the metrics of %s: %s\n", cfg->db_path,
+		        store_errmsg(st));
+		rc = EXIT_FAILED;
+	} else {
+		metrics_format(m, clock_wall_ms(), &text);
+		fwrite(text.buf, 1, text.len, stdout);
+	}
+	store_read_end(st);
+	sb_release(&text);
+	metrics_free(m);
+	store_close(st);
+	return rc;
+}
+
 /* how long a CLI command waits for another one that holds the spool lock */
 #define CLI_LOCK_WAIT_MS 60000
 
@@ -770,6 +801,7 @@ static const struct cmd commands[] = {
      "jobs, newest first (1000; --limit 0: all)"},
     {"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
     {"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
+    {"metrics", cmd_metrics, "metrics", "jobs, attempts, responses, durations as Prometheus text"},
     {"retry", cmd_retry, "retry ID...|--state S",
      "failed, dead or cancelled jobs back into the queue"},
     {"cancel", cmd_cancel, "cancel ID...", "stop a job that has not succeeded"},

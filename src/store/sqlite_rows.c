@@ -304,3 +304,19 @@ int64_t store_last_total(struct store *st, const char *op_id)
 	sq_done(s);
 	return rc < 0 ? -2 : total;
 }
+
+/* metrics */
+
+/* store_attempt_groups - the ended attempts, grouped by outcome, status and duration. */
+int store_attempt_groups(struct store *st, store_attempt_group_fn fn, void *arg)
+{
+	sqlite3_stmt *s = sq_prep(st, S_METRICS_ATTEMPTS);
+	int rc;
+	if (!s)
+		return -1;
+	while ((rc = sq_step(st, s, "count attempts")) == SQLITE_ROW)
+		fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+		   sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3), arg);
+	sq_done(s);
+	return rc < 0 ? -1 : 0;
+}

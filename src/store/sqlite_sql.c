@@ -186,4 +186,7 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     /* plan: a scan of the jobs, once per operation a batch uses */
     [S_LAST_TOTAL] = "SELECT total_entries FROM jobs WHERE op_id = ?1 AND "
                      "total_entries IS NOT NULL ORDER BY id DESC LIMIT 1",
+    /* metrics: ended attempts grouped as the formatter counts them (a scan, for the CLI) */
+    [S_METRICS_ATTEMPTS] = "SELECT outcome, coalesce(http_status, 0), coalesce(duration_ms, 0), "
+                           "count(*) FROM attempts WHERE outcome IS NOT NULL GROUP BY 1, 2, 3",
 };

@@ -11,7 +11,8 @@
  *            "ca_file": null, "max_response_bytes": 67108864},
  *   "max_server_wait": "1h", "max_pages": 100000,
  *   "retry": {"max_attempts": 8, "initial_ms": 1000, "max_ms": 300000, "max_age": "1d"},
- *   "grace_ms": 10000, "archive": "keep", "rescan_ms": 5000, "log_level": "info"
+ *   "grace_ms": 10000, "archive": "keep", "rescan_ms": 5000, "log_level": "info",
+ *   "metrics_file": "/var/lib/prometheus/node-exporter/segspool.prom"
  * }
  */
 #ifndef SEGSPOOL_CONFIG_H
@@ -40,6 +41,7 @@ struct config {
 	char *output_dir; /* NULL = SPOOL/out */
 	char *api_base;   /* NULL = by region */
 	char *ca_file;
+	char *metrics_file; /* NULL = none; Prometheus text, rewritten every 5 s */
 	struct workspace_cfg *workspaces;
 	size_t nworkspaces;
 	double rate_per_sec; /* per workspace token; <= 0 unlimited */

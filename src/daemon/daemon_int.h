@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "job.h"
+#include "metrics.h"
 #include "retry.h"
 #include "spool.h"
 #include "store.h"
@@ -118,6 +119,9 @@ struct daemon {
 	uint64_t rng;
 	int stopping, until_idle;
 	int64_t files_ingested, files_rejected, jobs_ingested, duplicates, requests;
+	struct metrics *metrics; /* counts since the start, for metrics_file (metrics.c) */
+	ev_timer metrics_timer;
+	int metrics_failing; /* the last write failed (and said so) */
 };
 
 /* Functions used by another file of the daemon, by the file that defines them. */
@@ -173,6 +177,10 @@ void run_parent(struct run *r);
 
 /* control_files.c */
 int control_one(const char *name, void *arg);
+
+/* metrics.c */
+void metrics_file_start(struct daemon *d);
+void metrics_file_stop(struct daemon *d);
 
 /* txn.c */
 int txn_try(struct daemon *d);

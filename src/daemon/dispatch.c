@@ -87,15 +87,21 @@ void send_or_hold(struct run *r)
 		                             rl_endpoint_burst(r->job.op->rate_per_min), now);
 	}
 	int64_t wait = rl_wait_ms(r->ws_bucket, now);
+	struct rl_bucket *holder = r->ws_bucket; /* the bucket that holds it longest */
 	if (r->op_bucket) {
 		int64_t w2 = rl_wait_ms(r->op_bucket, now);
-		wait = w2 > wait ? w2 : wait;
+		if (w2 > wait) {
+			wait = w2;
+			holder = r->op_bucket;
+		}
 	}
 	if (wait > 0) {
 		/* held: until the limit lets it go, or its max age has come (then dead) */
 		struct retry_policy p = policy_of(d, &r->job);
 		struct retry_decision dec;
 		retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
+		if (dec.action != RETRY_DEAD)
+			metrics_rate_wait(d->metrics, rl_bucket_key(holder), dec.next_run_ms - now);
 		if (dec.action == RETRY_DEAD) {
 			char *ej = error_json("MaxAgePassed", dec.reason, 0);
 			struct strbuf reason = STRBUF_INIT;

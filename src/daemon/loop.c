@@ -504,6 +504,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	ev_timer_start(d.loop, &d.control_timer);
 	ev_timer_init(&d.grace_timer, on_grace, 0., 0.);
 	d.grace_timer.data = &d;
+	metrics_file_start(&d);
 	ev_signal_init(&d.sig_term, on_stop_signal, SIGTERM);
 	ev_signal_init(&d.sig_int, on_stop_signal, SIGINT);
 	ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
@@ -518,6 +519,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	d.stopping = 1; /* the last commit saves the rate-limit buckets whatever their age */
 	commit(&d);
 	summary(&d);
+	metrics_file_stop(&d);
 	ev_prepare_stop(d.loop, &d.prepare);
 	ev_timer_stop(d.loop, &d.tick);
 	ev_timer_stop(d.loop, &d.control_timer);

@@ -196,6 +196,7 @@ static void record_response(struct run *r, struct http_response *resp)
 	txn(d);
 	if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
 		write_failed(d, r->row.id, "record an attempt");
+	metrics_attempt(d->metrics, outcome, resp->status, resp->duration_ms, 1);
 	if (o == OUTCOME_CANCELLED) {
 		if (r->interrupt) {
 			if (store_job_requeue(

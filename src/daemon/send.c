@@ -70,6 +70,7 @@ void send_now(struct run *r, const struct token *tok)
 		                         .request = r->request.buf};
 		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
 			write_failed(d, r->row.id, "record an attempt");
+		metrics_attempt(d->metrics, ae.outcome, 0, 0, 1);
 		log_job(LOG_WARN, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
 		        "job %lld: the request could not be started; trying again in 1 s",
 		        (long long)r->row.id);

@@ -59,6 +59,7 @@ void config_release(struct config *cfg)
 	free(cfg->output_dir);
 	free(cfg->api_base);
 	free(cfg->ca_file);
+	free(cfg->metrics_file);
 	workspaces_release(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -135,11 +136,11 @@ static int get_rate(const cJSON *obj, const char *where, double *dst, const char
 }
 
 static const char *const top_fields[] = {
-    "spool",      "db",          "output_dir", "api_base",
-    "workspaces", "rate",        "burst",      "endpoint_limits",
-    "http",       "retry",       "grace_ms",   "archive",
-    "rescan_ms",  "claim_batch", "log_level",  "max_server_wait",
-    "max_pages",  "comment"};
+    "spool",      "db",          "output_dir",  "api_base",
+    "workspaces", "rate",        "burst",       "endpoint_limits",
+    "http",       "retry",       "grace_ms",    "archive",
+    "rescan_ms",  "claim_batch", "log_level",   "max_server_wait",
+    "max_pages",  "comment",     "metrics_file"};
 
 static int check_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
                         const char *path, struct strbuf *err)
@@ -260,6 +261,7 @@ static int load_root(struct config *cfg, const cJSON *root, const char *path, st
 	    get_string(root, "db", &cfg->db_path, path, err) ||
 	    get_string(root, "output_dir", &cfg->output_dir, path, err) ||
 	    get_string(root, "api_base", &cfg->api_base, path, err) ||
+	    get_string(root, "metrics_file", &cfg->metrics_file, path, err) ||
 	    get_rate(root, "", &cfg->rate_per_sec, path, err) ||
 	    get_number(root, "burst", 1, 1e6, &cfg->burst, "", path, err) ||
 	    get_number(root, "grace_ms", 0, 3600000, &grace, "", path, err) ||

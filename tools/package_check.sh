@@ -7,8 +7,8 @@
 #   4. systemd-analyze verify on the installed units, and security --offline=true: the
 #      figure is printed; above 2.0 fails
 #   5. the installed /usr/bin/segspool as the segspool user against /usr/bin/segspool-emu
-#      on loopback, the token from a systemd-style credential: a job submitted into
-#      /var/spool/segspool succeeds, and the token is nowhere in the spool
+#      on loopback, the token from a systemd-style credential: jobs submitted into
+#      /var/spool/segspool (by segspool and by root) succeed, the token is nowhere there
 #   6. dpkg --purge; then the same install and purge with systemd's tools hidden from the
 #      maintainer scripts (a machine without systemd), which fall back on adduser and
 #      install -d
@@ -161,10 +161,15 @@ seg() {
 }
 printf '%s\n' '{"op": "createSource", "params": {"slug": "pkg-check", "enabled": true, "metadataId": "IqDTy1TpoU"}, "output": "pkg-check.json"}' |
 	seg submit - || fail "segspool submit as the segspool user failed"
-[ -n "$(find "$spool/incoming" -type f -name '*.json')" ] || fail "nothing in $spool/incoming after submit"
+# and as root, as an operator types it: the file is the spool owner's all the same
+printf '%s\n' '{"op": "listWarehouses", "paginate": "all"}' |
+	(cd / && /usr/bin/segspool --config /etc/segspool/segspool.json submit -) ||
+	fail "segspool submit as root failed"
+[ "$(find "$spool/incoming" -type f -name '*.json' | wc -l)" -eq 2 ] ||
+	fail "not 2 files in $spool/incoming after the submits"
 seg run --until-idle >"$work/daemon.log" 2>&1 || fail "segspool run: $(cat "$work/daemon.log")"
 state=$(seg list --json | python3 -c 'import json, sys; print(",".join(json.loads(l)["state"] for l in sys.stdin))')
-[ "$state" = succeeded ] || fail "the job is $state, not succeeded: $(cat "$work/daemon.log")"
+[ "$state" = succeeded,succeeded ] || fail "the jobs are $state, not succeeded: $(cat "$work/daemon.log")"
 [ -s "$spool/out/pkg-check.json" ] || fail "no output $spool/out/pkg-check.json"
 grep -q '"slug"' "$spool/out/pkg-check.json" || fail "the output holds no source"
 owner=$(stat -c %U "$spool/out/pkg-check.json")
@@ -172,7 +177,7 @@ owner=$(stat -c %U "$spool/out/pkg-check.json")
 if grep -rqF "$token" "$spool" "$work/daemon.log"; then
 	fail "the token is in $(grep -rlF "$token" "$spool" "$work/daemon.log" | head -n 3)"
 fi
-echo "a job submitted into $spool ran as segspool against the emulator: $state"
+echo "two jobs submitted into $spool (by segspool, by root) ran as segspool against the emulator: $state"
 kill "$emu_pid"
 wait "$emu_pid" 2>/dev/null || true
 emu_pid=""

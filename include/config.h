@@ -28,9 +28,10 @@ struct strbuf;
 
 struct workspace_cfg {
 	char *name;
-	char *token_file;    /* absolute, or relative to the config file's directory */
-	char *region;        /* "api" or "eu1" */
-	double rate_per_sec; /* 0 = the global default */
+	char *token_file;       /* absolute, or relative to the config file's directory */
+	char *token_credential; /* a systemd credential: $CREDENTIALS_DIRECTORY/NAME */
+	char *region;           /* "api" or "eu1" */
+	double rate_per_sec;    /* 0 = the global default */
 	double burst;
 };
 
@@ -75,7 +76,8 @@ const struct workspace_cfg *config_workspace(const struct config *cfg, const cha
  * https://eu1.api.segmentapis.com for region "eu1". */
 const char *config_base_url(const struct config *cfg, const char *region);
 /* config_token - the workspace's token: its token_file (refused when group or world can
- * read it, or when it is not a regular file) or else $SEGMENT_TOKEN. The token is put
+ * read it, or when it is not a regular file), its token_credential (systemd's
+ * LoadCredential=, read from $CREDENTIALS_DIRECTORY) or else $SEGMENT_TOKEN. The token is put
  * in out; err never holds it. */
 int config_token(const struct config *cfg, const char *workspace, struct strbuf *out,
                  struct strbuf *err);

@@ -113,6 +113,9 @@ int json_too_deep(const char *text, size_t n);
 int write_all(int fd, const void *data, size_t len);
 /* fsync_dirfd - fsync a directory so that renames and unlinks in it are durable. */
 int fsync_dirfd(int dirfd);
+/* own_like_dir - when root creates fd in dirfd, a directory of another user's (a spool
+ * its service user owns), fd becomes that user's, so the service can read it. */
+void own_like_dir(int dirfd, int fd);
 /* write_file_atomic_at - NAME appears whole or not at all: write .NAME.part (O_EXCL),
  * fsync, renameat over NAME, fsync the directory. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);

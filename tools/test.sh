@@ -5,6 +5,7 @@
 #      the files of tools/format-files.txt are as .clang-format says
 #   3. the ASan+UBSan build runs the same suite
 #   4. a 60-second libFuzzer run of the job parser, when clang is present
+#   5. as root, the Debian package: built, linted, installed, run, purged (package_check.sh)
 set -eu
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -66,4 +67,5 @@ if command -v clang >/dev/null 2>&1; then
 else
 	echo "skipped: fuzz run (clang is not installed)"
 fi
+if [ "$(id -u)" -eq 0 ]; then sh tools/package_check.sh; else echo "skipped: the Debian package check (not root)"; fi
 step "all green"

@@ -118,6 +118,8 @@ struct daemon {
 	size_t ntokens;
 	uint64_t rng;
 	int stopping, until_idle;
+	ev_timer watchdog;                  /* WATCHDOG=1 pings, when $WATCHDOG_USEC asks */
+	int notify_failed, notify_stopping; /* notify.c: a failure logged, STOPPING=1 sent */
 	int64_t files_ingested, files_rejected, jobs_ingested, duplicates, requests;
 	struct metrics *metrics; /* counts since the start, for metrics_file (metrics.c) */
 	ev_timer metrics_timer;
@@ -181,6 +183,12 @@ int control_one(const char *name, void *arg);
 /* metrics.c */
 void metrics_file_start(struct daemon *d);
 void metrics_file_stop(struct daemon *d);
+
+/* notify.c */
+int notify_send(const char *state);
+void notify_ready(struct daemon *d);
+void notify_stopping(struct daemon *d);
+void notify_end(struct daemon *d);
 
 /* txn.c */
 int txn_try(struct daemon *d);

@@ -278,6 +278,7 @@ static void begin_stop(struct daemon *d, const char *why)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	notify_stopping(d);
 	logmsg(LOG_INFO, "%s: stopping; %d request(s) in flight get up to %lld ms", why,
 	       d->ninflight, (long long)d->cfg->grace_ms);
 	ev_io_stop(d->loop, &d->watch_io);
@@ -515,7 +516,10 @@ int daemon_run(struct config *cfg, int until_idle)
 	d.scan_needed = 1;
 	d.control_needed = 1;
 	d.wake_token_waiters = 1; /* tokens are read afresh at start, as after a SIGHUP */
+	notify_ready(&d);
 	ev_run(d.loop, 0);
+	notify_stopping(&d);
+	notify_end(&d);
 	d.stopping = 1; /* the last commit saves the rate-limit buckets whatever their age */
 	commit(&d);
 	summary(&d);

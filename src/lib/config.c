@@ -43,6 +43,7 @@ static void workspaces_release(struct config *cfg)
 	for (size_t i = 0; i < cfg->nworkspaces; i++) {
 		free(cfg->workspaces[i].name);
 		free(cfg->workspaces[i].token_file);
+		free(cfg->workspaces[i].token_credential);
 		free(cfg->workspaces[i].region);
 	}
 	free(cfg->workspaces);
@@ -161,7 +162,8 @@ static int check_fields(const cJSON *obj, const char *const *names, size_t n, co
 static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path,
                            struct strbuf *err)
 {
-	static const char *const fields[] = {"token_file", "region", "rate", "burst", "comment"};
+	static const char *const fields[] = {"token_file", "token_credential", "region", "rate",
+	                                     "burst",      "comment"};
 	if (!cJSON_IsObject(ws))
 		return bad(err, path, "/workspaces", "an object of workspace name to settings");
 	workspaces_release(cfg);
@@ -177,6 +179,7 @@ static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path
 			bad(err, path, where.buf, "an object");
 		else if (check_fields(it, fields, ARRAY_SIZE(fields), where.buf, path, err) == 0 &&
 		         get_string(it, "token_file", &w->token_file, path, err) == 0 &&
+		         get_string(it, "token_credential", &w->token_credential, path, err) == 0 &&
 		         get_string(it, "region", &w->region, path, err) == 0 &&
 		         get_rate(it, where.buf, &w->rate_per_sec, path, err) == 0 &&
 		         get_number(it, "burst", 1, 1e6, &w->burst, where.buf, path, err) == 0)
@@ -185,6 +188,22 @@ static int load_workspaces(struct config *cfg, const cJSON *ws, const char *path
 			struct strbuf r = STRBUF_INIT;
 			sb_addf(&r, "%s/region", where.buf);
 			rc = bad(err, path, r.buf, "\"api\" or \"eu1\"");
+			sb_release(&r);
+		}
+		if (rc == 0 && w->token_file && w->token_credential) {
+			sb_addf(err,
+			        "config %s: %s: both token_file and token_credential; keep one",
+			        path, where.buf);
+			rc = -1;
+		}
+		/* a systemd credential name: one file name in $CREDENTIALS_DIRECTORY */
+		if (rc == 0 && w->token_credential &&
+		    (strchr(w->token_credential, '/') || !strcmp(w->token_credential, ".") ||
+		     !strcmp(w->token_credential, ".."))) {
+			struct strbuf r = STRBUF_INIT;
+			sb_addf(&r, "%s/token_credential", where.buf);
+			rc = bad(err, path, r.buf,
+			         "a credential name (LoadCredential=NAME:...), no '/'");
 			sb_release(&r);
 		}
 		if (rc == 0 && w->token_file && w->token_file[0] != '/' && cfg->config_path) {
@@ -384,61 +403,91 @@ static int trim_token(struct strbuf *t)
 	return 0;
 }
 
-/* config_token - the token of a workspace, from its file or the environment. */
+/* read_token - the token in the file path, `what` (e.g. "token file X") saying in errors
+ * which one; with private_only, refused unless only its owner can read it. */
+static int read_token(const char *path, const char *what, const char *workspace, int private_only,
+                      struct strbuf *out, struct strbuf *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0) {
+		sb_addf(err, "cannot open %s of workspace %s: %s", what, workspace,
+		        strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		sb_addf(err, "%s of workspace %s is not a regular file", what, workspace);
+		close(fd);
+		return -1;
+	}
+	if (private_only && (st.st_mode & 077)) {
+		sb_addf(err,
+		        "%s of workspace %s can be read by group or others (mode %04o); refusing "
+		        "it: run chmod 600 %s",
+		        what, workspace, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	struct strbuf why = STRBUF_INIT;
+	if (read_file_at(AT_FDCWD, path, 64 * 1024, out, &why) < 0) {
+		sb_addf(err, "%s: %s", what, why.buf);
+		sb_release(&why);
+		return -1;
+	}
+	sb_release(&why);
+	if (trim_token(out) < 0) {
+		sb_addf(err,
+		        "%s of workspace %s holds more than one line or a space or control "
+		        "character; it must hold the token alone",
+		        what, workspace);
+		return -1;
+	}
+	if (!out->len) {
+		sb_addf(err, "%s of workspace %s is empty", what, workspace);
+		return -1;
+	}
+	return 0;
+}
+
+/* config_token - the token of a workspace, from its file, its systemd credential or the
+ * environment. */
 int config_token(const struct config *cfg, const char *workspace, struct strbuf *out,
                  struct strbuf *err)
 {
 	const struct workspace_cfg *w = config_workspace(cfg, workspace);
+	struct strbuf what = STRBUF_INIT, path = STRBUF_INIT;
+	int rc;
 	if (w && w->token_file) {
-		int fd = open(w->token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct stat st;
-		if (fd < 0) {
-			sb_addf(err, "cannot open token file %s of workspace %s: %s", w->token_file,
-			        workspace, strerror(errno));
-			return -1;
-		}
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			sb_addf(err, "token file %s of workspace %s is not a regular file",
-			        w->token_file, workspace);
-			close(fd);
-			return -1;
-		}
-		if (st.st_mode & 077) {
+		sb_addf(&what, "token file %s", w->token_file);
+		rc = read_token(w->token_file, what.buf, workspace, 1, out, err);
+		sb_release(&what);
+		return rc;
+	}
+	if (w && w->token_credential) {
+		const char *dir = getenv("CREDENTIALS_DIRECTORY");
+		if (!dir || !*dir) {
 			sb_addf(err,
-			        "token file %s of workspace %s can be read by group or others "
-			        "(mode %04o); refusing it: run chmod 600 %s",
-			        w->token_file, workspace, (unsigned)(st.st_mode & 07777),
-			        w->token_file);
-			close(fd);
+			        "workspace %s takes its token from credential %s, but "
+			        "CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with "
+			        "LoadCredential=%s:FILE)",
+			        workspace, w->token_credential, w->token_credential);
 			return -1;
 		}
-		close(fd);
-		struct strbuf why = STRBUF_INIT;
-		if (read_file_at(AT_FDCWD, w->token_file, 64 * 1024, out, &why) < 0) {
-			sb_addf(err, "token file %s: %s", w->token_file, why.buf);
-			sb_release(&why);
-			return -1;
-		}
-		sb_release(&why);
-		if (trim_token(out) < 0) {
-			sb_addf(err,
-			        "token file %s of workspace %s holds more than one line or a space "
-			        "or control character; it must hold the token alone",
-			        w->token_file, workspace);
-			return -1;
-		}
-		if (!out->len) {
-			sb_addf(err, "token file %s of workspace %s is empty", w->token_file,
-			        workspace);
-			return -1;
-		}
-		return 0;
+		sb_addf(&path, "%s/%s", dir, w->token_credential);
+		sb_addf(&what, "credential %s (%s)", w->token_credential, path.buf);
+		/* no mode check: systemd's credential directory is the service's alone, and the
+		 * ACL that lets the service user read a file shows as group bits (0440) */
+		rc = read_token(path.buf, what.buf, workspace, 0, out, err);
+		sb_release(&what);
+		sb_release(&path);
+		return rc;
 	}
 	const char *env = getenv("SEGMENT_TOKEN");
 	if (!env || !*env) {
 		sb_addf(err,
 		        "no token for workspace %s: set SEGMENT_TOKEN or give the workspace a "
-		        "token_file in the config",
+		        "token_file or token_credential in the config",
 		        workspace);
 		return -1;
 	}

@@ -85,14 +85,17 @@ static int open_root(const char *root, int create)
 /* open_subdir - one of tmp/, incoming/, ...; created when asked. */
 static int open_subdir(struct spool *sp, const struct spool_dir *d, int create, int *created)
 {
+	int made = 0;
 	if (create) {
 		if (mkdirat(sp->root_fd, d->name, d->mode) == 0)
-			*created = 1;
+			*created = made = 1;
 		else if (errno != EEXIST)
 			return error_errno("cannot create %s/%s", sp->root, d->name);
 	}
 	int flags = O_DIRECTORY | O_RDONLY | O_CLOEXEC | (d->follow ? 0 : O_NOFOLLOW);
 	int fd = openat(sp->root_fd, d->name, flags);
+	if (fd >= 0 && made)
+		own_like_dir(sp->root_fd, fd); /* made by root's CLI: the service's all the same */
 	if (fd >= 0)
 		return fd;
 	if (errno == ENOENT)
@@ -162,6 +165,7 @@ int spool_lock_as(struct spool *sp, const char *role)
 	int fd = openat(sp->root_fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return error_errno("cannot open %s/.lock", sp->root);
+	own_like_dir(sp->root_fd, fd); /* root's CLI first: the service must open it after */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int saved = errno;
 		close(fd);
@@ -329,6 +333,7 @@ static int create_in_tmp(struct spool *sp, const char *hint, const void *data, s
 	}
 	if (fd < 0)
 		return error("cannot create a unique name in %s/tmp", sp->root);
+	own_like_dir(sp->root_fd, fd); /* root's `segspool submit` to a service's spool */
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		error_errno("cannot write %s/tmp/%s", sp->root, name->buf);
 		close(fd);

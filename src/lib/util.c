@@ -370,6 +370,17 @@ int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* own_like_dir - see util.h; a failure (root squashed on NFS) is a warning. */
+void own_like_dir(int dirfd, int fd)
+{
+	struct stat st;
+	if (geteuid() != 0 || fstat(dirfd, &st) < 0 || st.st_uid == 0)
+		return;
+	if (fchown(fd, st.st_uid, st.st_gid) < 0)
+		logmsg(LOG_WARN, "cannot give a new file to user %ld, the directory's owner: %s",
+		       (long)st.st_uid, strerror(errno));
+}
+
 /* write_file_atomic_at - .NAME.part, fsync, rename to NAME, fsync the directory. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
 {
@@ -383,6 +394,7 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 		sb_release(&part);
 		return -1;
 	}
+	own_like_dir(dirfd, fd);
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		error_errno("cannot write %s", part.buf);
 		close(fd);

@@ -27,6 +27,9 @@
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
+/* the Debian package's configuration (packaging/segspool.json) */
+#define SYSTEM_CONFIG "/etc/segspool/segspool.json"
+
 struct cmd {
 	const char *name;
 	int (*fn)(struct config *cfg, int argc, char **argv);
@@ -872,9 +875,14 @@ int main(int argc, char **argv)
 	const struct cmd *c = find_cmd(argv[i]);
 	if (!c)
 		return usage_error("unknown command %s (see segspool help)", argv[i]);
-	if (!config_path && !getenv("SEGSPOOL_NO_DEFAULT_CONFIG") &&
-	    access("segspool.json", R_OK) == 0)
-		config_path = "segspool.json";
+	/* ./segspool.json, else the packaged service's, so an operator's CLI on a server
+	 * speaks to the spool and store the unit runs on without --config */
+	if (!config_path && !getenv("SEGSPOOL_NO_DEFAULT_CONFIG")) {
+		if (access("segspool.json", R_OK) == 0)
+			config_path = "segspool.json";
+		else if (access(SYSTEM_CONFIG, R_OK) == 0)
+			config_path = SYSTEM_CONFIG;
+	}
 	if (config_path && config_load(&cfg, config_path, &err) < 0) {
 		fprintf(stderr, "segspool: %s\n", err.buf);
 		sb_release(&err);

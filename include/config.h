@@ -75,6 +75,10 @@ const struct workspace_cfg *config_workspace(const struct config *cfg, const cha
 /* config_base_url - api_base if set, else https://api.segmentapis.com or
  * https://eu1.api.segmentapis.com for region "eu1". */
 const char *config_base_url(const struct config *cfg, const char *region);
+/* config_job_region - where a job's requests go: its own region when it names one, else
+ * its workspace's, else "api". */
+const char *config_job_region(const struct config *cfg, const char *job_region,
+                              const char *workspace);
 /* config_token - the workspace's token: its token_file (refused when group or world can
  * read it, or when it is not a regular file), its token_credential (systemd's
  * LoadCredential=, read from $CREDENTIALS_DIRECTORY) or else $SEGMENT_TOKEN. The token is put

@@ -39,7 +39,7 @@ struct job {
 	const struct op_def *op; /* from the catalog; never NULL in a parsed job */
 	struct cJSON *params;    /* owned; an object (empty when the job gave none) */
 	char *workspace;         /* "default" when not given */
-	char *region;            /* "api" or "eu1"; "api" when not given */
+	char *region;            /* "api" or "eu1"; NULL when not given: the workspace's */
 	char *key;               /* idempotency key, or NULL */
 	char *output;            /* relative output path, or NULL: the engine picks one */
 	int no_output;           /* "output": false: results stay in the store only */

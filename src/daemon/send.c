@@ -29,7 +29,8 @@ static void request_line(struct strbuf *out, const char *method, const char *url
 void send_now(struct run *r, const struct token *tok)
 {
 	struct daemon *d = r->d;
-	const char *base = config_base_url(d->cfg, r->job.region);
+	const char *base =
+	    config_base_url(d->cfg, config_job_region(d->cfg, r->job.region, r->job.workspace));
 	struct built_request req;
 	struct strbuf err = STRBUF_INIT;
 	built_request_init(&req);

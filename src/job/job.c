@@ -305,8 +305,6 @@ int parse_job(const cJSON *obj, const char *pointer_prefix, int line, struct job
 	}
 	if (!j.workspace)
 		j.workspace = xstrdup(CANON_WORKSPACE);
-	if (!j.region)
-		j.region = xstrdup(CANON_REGION);
 	j.line = line;
 	j.index = array_index(c.prefix);
 	*out = j;

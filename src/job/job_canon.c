@@ -56,7 +56,7 @@ char *job_to_json(const struct job *job)
 		sb_adds(&sb, "{}");
 	if (job->workspace && strcmp(job->workspace, CANON_WORKSPACE))
 		add_string_or_null(&sb, "workspace", job->workspace);
-	if (job->region && strcmp(job->region, CANON_REGION))
+	if (job->region)
 		add_string_or_null(&sb, "region", job->region);
 	if (job->key)
 		add_string_or_null(&sb, "key", job->key);
@@ -290,7 +290,7 @@ static int canon_fields(const struct json_member *f, struct job *j)
 	int64_t priority;
 
 	if (canon_string(&f[CM_WORKSPACE], 0, CANON_WORKSPACE, &j->workspace) ||
-	    canon_string(&f[CM_REGION], 0, CANON_REGION, &j->region) ||
+	    canon_string(&f[CM_REGION], 0, NULL, &j->region) ||
 	    canon_string(&f[CM_KEY], 1, NULL, &j->key) ||
 	    (!(j->no_output = span_is(&f[CM_OUTPUT], "false")) &&
 	     canon_string(&f[CM_OUTPUT], 1, NULL, &j->output)) ||

@@ -380,6 +380,14 @@ const struct workspace_cfg *config_workspace(const struct config *cfg, const cha
 	return NULL;
 }
 
+/* config_job_region - the job's region, else its workspace's, else the US API. */
+const char *config_job_region(const struct config *cfg, const char *job_region,
+                              const char *workspace)
+{
+	const struct workspace_cfg *w = config_workspace(cfg, workspace);
+	return job_region ? job_region : w && w->region ? w->region : "api";
+}
+
 /* config_base_url - where requests of a region go. */
 const char *config_base_url(const struct config *cfg, const char *region)
 {

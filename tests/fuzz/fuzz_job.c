@@ -36,8 +36,10 @@ static void check_document(const char *buf, size_t size, enum job_format fmt)
 	if (rc != (list.nproblems ? 1 : 0) || (rc == 0 && list.njobs == 0))
 		abort();
 	for (size_t i = 0; i < list.njobs; i++) {
+		/* region may be NULL: the workspace's, at send */
 		if (!list.jobs[i].op || !list.jobs[i].params || !list.jobs[i].workspace ||
-		    !list.jobs[i].region)
+		    (list.jobs[i].region && strcmp(list.jobs[i].region, "api") &&
+		     strcmp(list.jobs[i].region, "eu1")))
 			abort();
 		check_round_trip(&list.jobs[i]);
 	}

@@ -118,6 +118,10 @@ struct daemon {
 	uint64_t rng;
 	int stopping, until_idle;
 	int64_t files_ingested, files_rejected, jobs_ingested, duplicates, requests;
+	/* results files (results_file.c): files whose jobs may all have ended to look up at
+	 * the next commit, results files named but not yet written, and when to try again */
+	int results_check, results_pending;
+	int64_t results_retry_ms;
 };
 
 /* Functions used by another file of the daemon, by the file that defines them. */
@@ -173,6 +177,13 @@ void run_parent(struct run *r);
 
 /* control_files.c */
 int control_one(const char *name, void *arg);
+
+/* results_file.c */
+int results_wanted(const struct job_list *list);
+void results_default_outputs(struct job_list *list);
+int *results_lines(const char *data, size_t len, int jsonl, size_t njobs);
+void results_reserve(struct daemon *d);
+void results_write(struct daemon *d);
 
 /* txn.c */
 int txn_try(struct daemon *d);

@@ -245,12 +245,20 @@ static int check_store_clashes(struct daemon *d, struct job_list *list, const st
 
 /* insert_jobs - one file's jobs, under a savepoint of the iteration's transaction. */
 static int insert_jobs(struct daemon *d, const char *name, const char *hash,
-                       const struct store_file_id *fid, const struct job_list *list, int64_t now)
+                       const struct store_file_id *fid, const struct job_list *list,
+                       const int *lines, int64_t now)
 {
 	int dups = 0;
+	int64_t file_id = 0, first = 0, last = 0;
 	txn(d);
 	if (store_savepoint(d->st) < 0)
 		return -1;
+	/* the file first: its jobs name it, and it counts those not yet ended (results_file.c) */
+	if (store_file_begin(d->st, name, hash, fid, now, (int)list->njobs, results_wanted(list),
+	                     &file_id) < 0) {
+		store_rollback_to(d->st);
+		return -1;
+	}
 	for (size_t i = 0; i < list->njobs; i++) {
 		const struct job *j = &list->jobs[i];
 		char *spec = job_to_json(j);
@@ -266,11 +274,20 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 		    .max_attempts = j->max_attempts ? j->max_attempts : d->cfg->retry.max_attempts,
 		    .paginated = j->op->paginated && j->paginate != PAGINATE_NONE,
 		    .mutates = job_mutates(j),
+		    .file_id = file_id,
+		    .line = lines[i],
 		};
 		int64_t id = 0;
 		int rc = store_job_insert(d->st, &nj, now, &id);
 		free(spec);
 		if (rc < 0) {
+			store_rollback_to(d->st);
+			return -1;
+		}
+		if (rc == STORE_INSERTED) {
+			first = first ? first : id;
+			last = id;
+		} else if (store_file_dup(d->st, file_id, lines[i], id) < 0) {
 			store_rollback_to(d->st);
 			return -1;
 		}
@@ -282,7 +299,7 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 			        name, i, j->key, (long long)id);
 		}
 	}
-	if (store_file_record(d->st, name, hash, fid, now, (int)list->njobs, dups) < 0 ||
+	if ((first && store_file_jobs(d->st, file_id, first, last) < 0) ||
 	    store_release(d->st) < 0) {
 		store_rollback_to(d->st);
 		return -1;
@@ -382,9 +399,15 @@ static void ingest_one(struct daemon *d, const char *name)
 			goto out;
 		}
 	}
+	int *lines = NULL;
+	if (!bad && !list.nproblems) { /* a batch's jobs: one results file (results_file.c) */
+		results_default_outputs(&list);
+		lines = results_lines(data.buf, data.len,
+		                      job_format_for_name(name) == JOB_FORMAT_JSONL, list.njobs);
+	}
 	if (bad || list.nproblems) {
 		reject_file(d, name, &list);
-	} else if (insert_jobs(d, name, hash, &fid, &list, clock_wall_ms()) < 0) {
+	} else if (insert_jobs(d, name, hash, &fid, &list, lines, clock_wall_ms()) < 0) {
 		logmsg(LOG_ERROR, "cannot record the jobs of %s: %s; it stays in incoming/", name,
 		       store_errmsg(d->st));
 	} else {
@@ -392,6 +415,7 @@ static void ingest_one(struct daemon *d, const char *name)
 		d->files_ingested++;
 		logmsg(LOG_DEBUG, "ingested %s: %zu job(s)", name, list.njobs);
 	}
+	free(lines);
 	job_list_release(&list);
 out:
 	sb_release(&data);

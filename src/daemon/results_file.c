@@ -169,10 +169,10 @@ static int name_free(struct daemon *d, const char *path)
 void results_reserve(struct daemon *d)
 {
 	struct file_list due = {0};
-	if (d->results_check) {
-		txn(d); /* at start: a CLI command may have ended a file's last job meanwhile */
+	/* at start: a CLI command may have ended a file's last job while no daemon ran (a
+	 * store locked by another process now: looked at by a later commit) */
+	if (d->results_check && txn_try(d) == 0)
 		d->results_check = 0;
-	}
 	if (!d->in_txn)
 		return;
 	if (store_files_results_due(d->st, collect_file, &due) < 0) {

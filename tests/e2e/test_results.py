@@ -11,6 +11,7 @@ of it has ended, and its jobs write no output file each unless they name one.
 - a single-job file keeps its output file and gets no results file;
 - a name taken in out/results/ gives NAME-2; a file given to `segspool submit` is named as
   the user named it, without submit's prefix; a JSON array's lines are its positions;
+- a file's last job cancelled by the CLI while no daemon runs: the next start writes it;
 - kill -9 of the daemon around the end of a batch, a few rounds: never a partial or a
   second results file; after the last restart exactly one, whole.
 
@@ -168,6 +169,28 @@ def part_taken(emu):
         s.cleanup()
 
 
+def part_cli_end(emu):
+    """the last job of a file cancelled by the CLI while no daemon runs: the next start
+    writes the file's results file."""
+    s = Spool(emu.url)
+    try:
+        later = iso_from_ms(int(time.time() * 1000) + 3600000)
+        s.drop_jobs("held.json", [create("h0"), create("h1", key="held", not_before=later)])
+        s.start()
+        wait_for(lambda: len(s.jobs("succeeded")) == 1, timeout=20, what="the first job")
+        c.eq(s.stop(), 0, "cli end: the daemon stops")
+        c.eq(results_files(s), [], "cli end: no results file while a job waits")
+        held = [j for j in s.jobs() if j["key"] == "held"][0]
+        c.eq(s.cli("cancel", str(held["id"])).returncode, 0, "cli end: cancel without a daemon")
+        c.eq(s.run_until_idle(timeout=60), 0, "cli end: the next run")
+        lines = read_lines(s.out_path("results/held.results.jsonl")) \
+            if results_files(s) else []
+        c.eq([l["state"] for l in lines], ["succeeded", "cancelled"],
+             "cli end: the next start writes the results file")
+    finally:
+        s.cleanup()
+
+
 def part_kill(seed=13, rounds=5, n=120):
     rng = random.Random(seed)
     emu = Emulator("--delay-ms", "60", "--seed", "5")
@@ -220,7 +243,7 @@ def part_kill(seed=13, rounds=5, n=120):
 
 emu = Emulator("--seed", "3")
 try:
-    c.run_parts([part_batch, part_taken], emu)
+    c.run_parts([part_batch, part_taken, part_cli_end], emu)
 finally:
     emu.stop()
 c.run_parts([part_kill])

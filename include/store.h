@@ -363,8 +363,10 @@ int store_file_begin(struct store *st, const char *name, const char *hash,
 /* store_file_dup - line of the file had a key already recorded by job_id: not a job of
  * the file (not counted), listed in its results with that job. */
 int store_file_dup(struct store *st, int64_t file_id, int line, int64_t job_id);
-/* store_file_jobs - the ids of the file's jobs, first and last (inserted in its order). */
-int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t last);
+/* store_file_jobs - the ids of the file's jobs, first and last (inserted in its order;
+ * 0 when none was), and how many lines it had in all (a file read in parts counts them as
+ * it goes), before its transaction ends. */
+int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t last, int njobs);
 
 struct file_rec {
 	int64_t id;

@@ -48,6 +48,8 @@
 #define BUCKET_SAVE_MS 1000
 #define SPOOL_LOCK_WAIT_MS 60000 /* for a CLI command holding the spool lock */
 #define RETRY_WARN_FAILURES 3    /* failures in a row from which each retry is a warning */
+#define INGEST_CHUNK_JOBS 500    /* JSON Lines jobs parsed and inserted at a time */
+#define INGEST_READ_WINDOW 65536 /* bytes of a large JSON Lines file read at a time */
 
 struct names {
 	char **v;
@@ -180,7 +182,7 @@ int control_one(const char *name, void *arg);
 
 /* results_file.c */
 int results_wanted(const struct job_list *list);
-void results_default_outputs(struct job_list *list);
+void results_default_outputs(struct job_list *list, int batch);
 int *results_lines(const char *data, size_t len, int jsonl, size_t njobs);
 void results_reserve(struct daemon *d);
 void results_write(struct daemon *d);

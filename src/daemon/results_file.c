@@ -42,13 +42,14 @@ int results_wanted(const struct job_list *list)
 	return list->njobs > 1;
 }
 
-/* results_default_outputs - in a file with a results file, a job that names no output
+/* results_default_outputs - in a file with a results file (batch: the list is all or
+ * part of one), a job that names no output
  * keeps its result in the store ("output": false) and is listed in the results file;
  * paginated exports and split jobs keep their JSON Lines files, which a line of JSON
  * cannot hold. */
-void results_default_outputs(struct job_list *list)
+void results_default_outputs(struct job_list *list, int batch)
 {
-	if (!results_wanted(list))
+	if (!batch)
 		return;
 	for (size_t i = 0; i < list->njobs; i++) {
 		struct job *j = &list->jobs[i];

@@ -55,8 +55,8 @@ int store_file_dup(struct store *st, int64_t file_id, int line, int64_t job_id)
 	return sq_op_end(st, how, rc);
 }
 
-/* store_file_jobs - the range of rowids the file's jobs took. */
-int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t last)
+/* store_file_jobs - the range of rowids the file's jobs took, and their count. */
+int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t last, int njobs)
 {
 	enum op_wrap how;
 	if (sq_op_begin(st, &how) < 0)
@@ -65,8 +65,9 @@ int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t la
 	int rc = -1;
 	if (s) {
 		sqlite3_bind_int64(s, 1, file_id);
-		sqlite3_bind_int64(s, 2, first);
-		sqlite3_bind_int64(s, 3, last);
+		sq_bind_int64_or_null(s, 2, first, 0);
+		sq_bind_int64_or_null(s, 3, last, 0);
+		sqlite3_bind_int(s, 4, njobs);
 		rc = sq_run(st, s, "record the jobs of a file");
 	}
 	return sq_op_end(st, how, rc);

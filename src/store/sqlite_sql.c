@@ -185,7 +185,9 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     [S_FILE_DUP] = "INSERT INTO file_dups (file_id, line, job_id) VALUES (?1, ?2, ?3)",
     [S_FILE_DUP_COUNT] = "UPDATE files SET nduplicates = nduplicates + 1, "
                          "remaining = remaining - 1 WHERE id = ?1",
-    [S_FILE_JOBS] = "UPDATE files SET first_job = ?2, last_job = ?3 WHERE id = ?1",
+    [S_FILE_JOBS] = "UPDATE files SET first_job = ?2, last_job = ?3, njobs = ?4, "
+                    "remaining = CASE WHEN remaining IS NOT NULL THEN ?4 - nduplicates END "
+                    "WHERE id = ?1",
     [S_JOB_INSERT_FILE] =
         "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
         "output_path, source_file, priority, not_before_ms, next_run_ms, "

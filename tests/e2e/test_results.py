@@ -11,6 +11,8 @@ of it has ended, and its jobs write no output file each unless they name one.
 - a single-job file keeps its output file and gets no results file;
 - a name taken in out/results/ gives NAME-2; a file given to `segspool submit` is named as
   the user named it, without submit's prefix; a JSON array's lines are its positions;
+- a file larger than a chunk of ingest: lines numbered across chunks; a problem, a key
+  twice or an output twice in different chunks rejects it whole with the right line;
 - a file's last job cancelled by the CLI while no daemon runs: the next start writes it;
 - kill -9 of the daemon around the end of a batch, a few rounds: never a partial or a
   second results file; after the last restart exactly one, whole.
@@ -191,6 +193,60 @@ def part_cli_end(emu):
         s.cleanup()
 
 
+def part_large(emu):
+    """a JSON Lines file larger than a chunk of ingest (1,000 jobs; the 20,000 of a bench
+    run are parsed a chunk at a time): its lines numbered across chunks, blank lines too;
+    a problem, a key given twice or an output named twice in different chunks rejects the
+    file whole, with the problem's own line."""
+    s = Spool(emu.url, config={"log_level": "warn"})
+    try:
+        n = 2500
+        text = ""
+        for i in range(n):
+            if i % 700 == 0:
+                text += "\n"  # blank lines move the line numbers
+            text += json.dumps(create(f"big-{i}", key=f"big-{i}")) + "\n"
+        s.drop("big.jsonl", text)
+        bad = [json.dumps(create(f"bad-{i}", key=f"bad-{i}")) for i in range(n)]
+        bad[2399] = json.dumps({"op": "createSourcez", "params": {}})
+        s.drop("late-typo.jsonl", "\n".join(bad) + "\n")
+        dup = [json.dumps(create(f"dup-{i}", key=f"dup-{i}")) for i in range(n)]
+        dup[2100] = json.dumps(create("dup-x", key="dup-10"))
+        s.drop("twice.jsonl", "\n".join(dup) + "\n")
+        out = [json.dumps(create(f"out-{i}", key=f"out-{i}")) for i in range(n)]
+        out[5] = json.dumps(create("out-a", output="same.json"))
+        out[1900] = json.dumps(create("out-b", output="same.json"))
+        s.drop("outputs.jsonl", "\n".join(out) + "\n")
+        c.eq(s.run_until_idle(timeout=120), 0, "large: run exit status")
+        rejected = os.path.join(s.spool, "rejected")
+        for name, line, what in (("late-typo.jsonl", 2400, "createSourcez"),
+                                 ("twice.jsonl", 2101, "duplicate key"),
+                                 ("outputs.jsonl", 1901, "same.json")):
+            try:
+                doc = json.load(open(os.path.join(rejected, name + ".error.json")))
+            except OSError:
+                doc = {}
+            text = json.dumps(doc)
+            c.check(what in text and f'"line": {line}' in text,
+                    f"large: {name} rejected whole, saying line {line}: {text[:400]}")
+        rows = s.jobs()
+        c.eq(len(rows), n, "large: only the good file's jobs are recorded")
+        lines = read_lines(s.out_path("results/big.results.jsonl"))
+        want = []
+        line = 0
+        for i in range(n):
+            if i % 700 == 0:
+                line += 1
+            line += 1
+            want.append(line)
+        c.eq([l["line"] for l in lines], want, "large: line numbers across chunks")
+        c.eq([l["key"] for l in lines], [f"big-{i}" for i in range(n)], "large: in order")
+        c.eq({l["state"] for l in lines}, {"succeeded"}, "large: every job succeeded")
+        c.eq(outputs(s), [], "large: no output file per job")
+    finally:
+        s.cleanup()
+
+
 def part_kill(seed=13, rounds=5, n=120):
     rng = random.Random(seed)
     emu = Emulator("--delay-ms", "60", "--seed", "5")
@@ -243,7 +299,7 @@ def part_kill(seed=13, rounds=5, n=120):
 
 emu = Emulator("--seed", "3")
 try:
-    c.run_parts([part_batch, part_taken, part_cli_end], emu)
+    c.run_parts([part_batch, part_taken, part_cli_end, part_large], emu)
 finally:
     emu.stop()
 c.run_parts([part_kill])

@@ -1213,7 +1213,7 @@ TEST(test_results_file)
 	j.key = "b";
 	j.line = 4;
 	int64_t b = insert(st, &j, 1000);
-	CHECK_INT(store_file_jobs(st, file, a, b), 0);
+	CHECK_INT(store_file_jobs(st, file, a, b, 3), 0);
 	CHECK_INT(store_release(st), 0);
 	CHECK_INT(store_commit(st), 0);
 

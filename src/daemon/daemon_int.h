@@ -7,7 +7,8 @@
  * the token cache), send.c (the request), outcome.c (the answer), results.c (success,
  * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children).
  * loop.c drives each iteration and txn.c commits it; run.c holds a claimed job's lifetime;
- * control_files.c carries out the CLI's cancel and retry.
+ * control_files.c carries out the CLI's cancel and retry; results_file.c writes a file's
+ * results file once all its jobs have ended.
  *
  * Durability: every store write of a loop iteration joins one transaction, committed in
  * the ev_prepare callback (the loop's "before sleep"). Ingested files leave incoming/

@@ -167,6 +167,9 @@ def part_taken(emu):
         c.eq(outputs(s), [], "no output file per job")
         c.check("again-2.results.jsonl" in s.cli("list", "--file", "again.json").stdout.decode(),
                 "list --file finds a submitted file by the name it was given")
+        r = s.cli("list", "--file", "never.json")
+        c.check(r.returncode == 1 and b"no file never.json was ingested" in r.stderr,
+                f"list --file of a file never ingested says so: {r.stderr!r}")
     finally:
         s.cleanup()
 

@@ -100,9 +100,11 @@ struct job_new {
 	int64_t not_before_ms; /* first run time */
 	int64_t parent_id;     /* 0 for top-level jobs */
 	int max_attempts;
-	int paginated; /* pages will be recorded */
-	int mutates;   /* the request may change state (job_mutates): recovery records an
-	                * attempt left open as "unknown", not "interrupted" */
+	int paginated;   /* pages will be recorded */
+	int mutates;     /* the request may change state (job_mutates): recovery records an
+	                  * attempt left open as "unknown", not "interrupted" */
+	int64_t file_id; /* the file's row (store_file_begin), 0 for none */
+	int line;        /* the job's line in it (JSON Lines) or its position from 1 */
 };
 
 enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };
@@ -384,5 +386,64 @@ int store_owner(const char *path, struct store_owner *out);
 typedef void (*store_attempt_group_fn)(const char *outcome, int http_status, int64_t duration_ms,
                                        int64_t n, void *arg);
 int store_attempt_groups(struct store *st, store_attempt_group_fn fn, void *arg);
+
+/* --- results files (issue 13: one results file per batch) --------------------------- */
+
+/* store_file_begin - one ingest of a file, recorded before its jobs are inserted (they
+ * name it: job_new.file_id): njobs jobs, of which those not yet ended are counted as the
+ * store records their state changes; results says the file gets a results file once the
+ * count reaches 0. The same transaction (savepoint) holds the file and its jobs. */
+int store_file_begin(struct store *st, const char *name, const char *hash,
+                     const struct store_file_id *id, int64_t now_ms, int njobs, int results,
+                     int64_t *file_id);
+/* store_file_dup - line of the file had a key already recorded by job_id: not a job of
+ * the file (not counted), listed in its results with that job. */
+int store_file_dup(struct store *st, int64_t file_id, int line, int64_t job_id);
+/* store_file_jobs - the ids of the file's jobs, first and last (inserted in its order;
+ * 0 when none was), and how many lines it had in all (a file read in parts counts them as
+ * it goes), before its transaction ends. */
+int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t last, int njobs);
+
+struct file_rec {
+	int64_t id;
+	const char *name;           /* as ingested (with submit's prefix) */
+	int64_t njobs, nduplicates; /* lines of it, and those whose key was recorded */
+	int64_t remaining;          /* its jobs not yet ended, STORE_NONE: no results */
+	const char *results;        /* the results file's path, NULL until chosen */
+	int results_done;           /* that file is in place */
+	int64_t line;               /* store_file_of_job: the job's line, else STORE_NONE */
+};
+typedef int (*store_file_fn)(const struct file_rec *f, void *arg);
+/* store_files_results_due - files whose jobs have all ended and whose results file has no
+ * name yet; store_files_results_pending - those with a name whose file is not yet in
+ * place. Both independent of the number of files and jobs. */
+int store_files_results_due(struct store *st, store_file_fn fn, void *arg);
+int store_files_results_pending(struct store *st, store_file_fn fn, void *arg);
+/* store_results_name_taken - 1 when a file's results file has this path, 0 if not, -1. */
+int store_results_name_taken(struct store *st, const char *path);
+/* store_file_results_set - the results file's path, chosen; store_file_results_done - it
+ * is in place (never written again). */
+int store_file_results_set(struct store *st, int64_t file_id, const char *path);
+int store_file_results_done(struct store *st, int64_t file_id);
+
+struct result_rec {
+	int64_t line, id; /* its line in the file, the job (for a duplicate: the key's job) */
+	const char *key, *op_id;
+	enum job_state state;
+	const char *result_json, *error_json; /* as stored, or NULL */
+	int duplicate;                        /* the line's key was recorded: not run for it */
+};
+typedef int (*store_result_fn)(const struct result_rec *r, void *arg);
+/* store_file_results_foreach - one record per line of the file, in the file's order,
+ * streamed from the store (memory independent of the number of jobs). */
+int store_file_results_foreach(struct store *st, int64_t file_id, store_result_fn fn, void *arg);
+
+/* store_files_named - the files ingested as name, or as name with `segspool submit`'s
+ * prefix, oldest first; store_file_of_job - the file of a job, with its line. 0 (1: the
+ * job has no file), -1 on error. */
+int store_files_named(struct store *st, const char *name, store_file_fn fn, void *arg);
+int store_file_of_job(struct store *st, int64_t job_id, store_file_fn fn, void *arg);
+/* store_list_file - the jobs of a file in its order; limit <= 0: all. */
+int store_list_file(struct store *st, int64_t file_id, int limit, store_summary_fn fn, void *arg);
 
 #endif

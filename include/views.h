@@ -22,4 +22,11 @@ struct cJSON *view_show(struct store *st, int64_t id);
  * STORE_TOP_REASONS most common reasons of failed and dead jobs ("top_reasons"). */
 struct cJSON *view_stats(struct store *st);
 
+/* view_files - the spool files ingested as name (or submitted under it), oldest first:
+ * {id, name, line?, njobs, duplicates, remaining, ended, results, results_written, jobs}
+ * with jobs as view_list's rows in the file's order, limit of them (<= 0: all); remaining
+ * and ended are null for a file without a results file (one job). A job's own file, with
+ * its line, is "file" in view_show. NULL on error. */
+struct cJSON *view_files(struct store *st, const char *name, int limit);
+
 #endif

@@ -85,7 +85,7 @@ try:
         "export: Segment allows that endpoint 60 requests/min, and segspool keeps to it)")
 
     # a provisioning script's second step: connect each new source to a warehouse, with
-    # the ids the first step produced (its output files)
+    # the ids the first step produced (their results, kept in the store: `show`)
     created = []
     for j in jobs():
         if j["op"] == "createSource" and j["state"] == "succeeded":
@@ -139,10 +139,25 @@ try:
             if "exports" in p or n.startswith(("getEvents",)):
                 lines = sum(1 for _ in open(p))
                 print(f"  {os.path.relpath(p, spool)}  ({lines} lines)")
+    # a file of several jobs: one results file, a line per job in the file's order
+    results_dir = os.path.join(spool, "out", "results")
+    results = sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []
+    print(f"results files, one per file of several jobs ({os.path.relpath(results_dir, spool)}):")
+    for n in results:
+        p = os.path.join(results_dir, n)
+        lines = [json.loads(l) for l in open(p)]
+        states = {}
+        for l in lines:
+            states[l["state"]] = states.get(l["state"], 0) + 1
+        print(f"  {os.path.relpath(p, spool)}  ({len(lines)} lines: "
+              f"{', '.join(f'{v} {k}' for k, v in sorted(states.items()))})")
     per_job = [n for n in os.listdir(os.path.join(spool, "out")) if n.endswith(".json")]
-    print(f"  ... and {len(per_job)} per-job result files (out/<op>-<id>.json)")
+    if per_job:
+        print(f"  ... and {len(per_job)} result file(s) of single-job files (out/<op>-<id>.json)")
     print(f"\ntry: {BIN} --config {cfg_path} list --state succeeded")
     print(f"     {BIN} --config {cfg_path} show 1")
+    if results:
+        print(f"     head -3 {os.path.join(results_dir, results[0])}")
     print(f"     cat {os.path.join(spool, 'rejected', '06-typo.json.error.json')}")
 finally:
     if daemon and daemon.poll() is None:

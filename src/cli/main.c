@@ -290,9 +290,83 @@ static int64_t list_total(struct store *st, const enum job_state *filter)
 	return filter ? counts[*filter] : total;
 }
 
+/* print_list_rows - list's table (or its JSON lines) of the rows of view_list. */
+static void print_list_rows(const cJSON *rows, int json)
+{
+	if (json) {
+		for (const cJSON *r = rows->child; r; r = r->next)
+			print_json(r, 0);
+		return;
+	}
+	printf("%-8s %-10s %-34s %-6s %-24s %s\n", "ID", "STATE", "OP", "TRIES", "KEY", "REASON");
+	struct strbuf line = STRBUF_INIT;
+	for (const cJSON *r = rows->child; r; r = r->next) {
+		sb_reset(&line);
+		sb_addf(&line, "%-8lld %-10s %-34s %-6lld ", json_num(r, "id"),
+		        json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"));
+		add_escaped(&line, json_str(r, "key"), 24);
+		sb_addch(&line, ' ');
+		add_escaped(&line, json_str(r, "reason"), 0);
+		printf("%s\n", line.buf);
+	}
+	sb_release(&line);
+}
+
+/* list_file - list --file NAME: the jobs of the spool files ingested as NAME (or
+ * submitted under it) in the file's order, then how far each file is from its results
+ * file (on standard error with --json, whose standard output holds job rows only). */
+static int list_file(struct config *cfg, const char *name, int json, int limit)
+{
+	struct store *st = open_store_ro(cfg);
+	if (!st)
+		return EXIT_FAILED;
+	cJSON *files = view_files(st, name, limit ? limit + 1 : 0);
+	if (!files) {
+		fprintf(stderr, "segspool: cannot list the jobs of file %s in %s: %s\n", name,
+		        cfg->db_path, store_errmsg(st));
+		store_close(st);
+		return EXIT_FAILED;
+	}
+	int rc = EXIT_OK;
+	if (!files->child) {
+		fprintf(stderr, "segspool: no file %s was ingested into %s\n", name, cfg->db_path);
+		rc = EXIT_FAILED;
+	}
+	FILE *note = json ? stderr : stdout;
+	for (const cJSON *f = files->child; f; f = f->next) {
+		cJSON *rows = cJSON_GetObjectItemCaseSensitive(f, "jobs");
+		int cut = limit && cJSON_GetArraySize(rows) > limit;
+		if (cut)
+			cJSON_DeleteItemFromArray(rows, limit);
+		print_list_rows(rows, json);
+		long long njobs = json_num(f, "njobs"), dups = json_num(f, "duplicates");
+		fprintf(note, "file %s: %lld job(s)", json_str(f, "name"), njobs);
+		if (dups)
+			fprintf(note, " (%lld with a key already recorded)", dups);
+		const cJSON *results = cJSON_GetObjectItemCaseSensitive(f, "results");
+		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(f, "remaining")) &&
+		    !cJSON_IsString(results))
+			fprintf(note,
+			        "; %lld of %lld ended; the results file is written when all "
+			        "have",
+			        json_num(f, "ended"), njobs - dups);
+		else if (cJSON_IsString(results))
+			fprintf(note, "; all ended; results %s: %s/%s",
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "results_written"))
+			            ? "in"
+			            : "being written to",
+			        cfg->output_dir, results->valuestring);
+		fprintf(note, "%s\n", cut ? "; showing the first jobs, --limit 0 shows all" : "");
+	}
+	cJSON_Delete(files);
+	store_close(st);
+	return rc;
+}
+
 static int cmd_list(struct config *cfg, int argc, char **argv)
 {
 	int json = 0, limit = 1000;
+	const char *file = NULL;
 	enum job_state state;
 	const enum job_state *filter = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -311,10 +385,18 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 				    "list: --limit wants a number of jobs (0 for all), "
 				    "not %s",
 				    argv[i]);
+		} else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc) {
+			file = argv[++i];
 		} else {
-			return usage_error("usage: segspool list [--state S] [--limit N] [--json]");
+			return usage_error(
+			    "usage: segspool list [--state S | --file NAME] [--limit N] "
+			    "[--json]");
 		}
 	}
+	if (file && filter)
+		return usage_error("list: --file and --state cannot be used together");
+	if (file)
+		return list_file(cfg, file, json, limit);
 	struct store *st = open_store_ro(cfg);
 	if (!st)
 		return EXIT_FAILED;
@@ -332,24 +414,7 @@ static int cmd_list(struct config *cfg, int argc, char **argv)
 		cJSON_DeleteItemFromArray(rows, limit);
 		total = list_total(st, filter);
 	}
-	if (json) {
-		for (const cJSON *r = rows->child; r; r = r->next)
-			print_json(r, 0);
-	} else {
-		printf("%-8s %-10s %-34s %-6s %-24s %s\n", "ID", "STATE", "OP", "TRIES", "KEY",
-		       "REASON");
-		struct strbuf line = STRBUF_INIT;
-		for (const cJSON *r = rows->child; r; r = r->next) {
-			sb_reset(&line);
-			sb_addf(&line, "%-8lld %-10s %-34s %-6lld ", json_num(r, "id"),
-			        json_str(r, "state"), json_str(r, "op"), json_num(r, "attempts"));
-			add_escaped(&line, json_str(r, "key"), 24);
-			sb_addch(&line, ' ');
-			add_escaped(&line, json_str(r, "reason"), 0);
-			printf("%s\n", line.buf);
-		}
-		sb_release(&line);
-	}
+	print_list_rows(rows, json);
 	if (cut && total > limit)
 		fprintf(stderr, "segspool: showing %d of %lld jobs; --limit 0 shows all\n", limit,
 		        (long long)total);
@@ -425,7 +490,13 @@ static void add_policy(const struct config *cfg, cJSON *doc)
 	add_source(pol, "on_unknown",
 	           cJSON_CreateString(job.on_unknown == ON_UNKNOWN_FAIL ? "fail" : "retry"),
 	           job.on_unknown == ON_UNKNOWN_FAIL ? POLICY_FROM_JOB : POLICY_FROM_DEFAULT);
-	if (job.no_output) {
+	const cJSON *file = cJSON_GetObjectItemCaseSensitive(doc, "file");
+	if (job.no_output && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(file, "remaining"))) {
+		/* a job of a batch: its result goes to the file's results file (issue 13) */
+		cJSON *o = cJSON_AddObjectToObject(pol, "output");
+		cJSON_AddItemToObject(o, "value", cJSON_CreateFalse());
+		cJSON_AddStringToObject(o, "from", "file");
+	} else if (job.no_output) {
 		add_source(pol, "output", cJSON_CreateFalse(), POLICY_FROM_JOB);
 	} else if (job.output) {
 		add_source(pol, "output", cJSON_CreateString(job.output), POLICY_FROM_JOB);
@@ -467,6 +538,18 @@ static void show_text(const cJSON *j)
 	const cJSON *v;
 	if ((v = cJSON_GetObjectItemCaseSensitive(j, "output")) && cJSON_IsString(v))
 		printf("  output: %s\n", v->valuestring);
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "file")) && cJSON_IsObject(v)) {
+		printf("  file: %s, line %lld", json_str(v, "name"), json_num(v, "line"));
+		const cJSON *res = cJSON_GetObjectItemCaseSensitive(v, "results");
+		if (cJSON_IsString(res))
+			printf("; results: %s\n", res->valuestring);
+		else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, "remaining")))
+			printf("; %lld of %lld job(s) ended, results when all have\n",
+			       json_num(v, "ended"),
+			       json_num(v, "njobs") - json_num(v, "duplicates"));
+		else
+			printf("\n");
+	}
 	if (json_num(j, "pages_done"))
 		printf("  pages: %lld  items: %lld\n", json_num(j, "pages_done"),
 		       json_num(j, "items_done"));
@@ -800,8 +883,8 @@ static const struct cmd commands[] = {
     {"validate", cmd_validate, "validate FILE...|-", "check only: every problem, with where it is"},
     {"plan", cmd_plan, "plan FILE... [--json]",
      "what the files would do: jobs in dependency layers, requests, time at the limits"},
-    {"list", cmd_list, "list [--state S] [--limit N] [--json]",
-     "jobs, newest first (1000; --limit 0: all)"},
+    {"list", cmd_list, "list [--state S | --file NAME] [--limit N] [--json]",
+     "jobs, newest first (1000; --limit 0: all); a file's in its order"},
     {"show", cmd_show, "show ID [--json]", "one job: spec, history, attempts, pages, result"},
     {"stats", cmd_stats, "stats [--json]", "jobs by state, attempts by outcome, requests"},
     {"metrics", cmd_metrics, "metrics", "jobs, attempts, responses, durations as Prometheus text"},

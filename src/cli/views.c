@@ -271,6 +271,28 @@ static int add_children(struct store *st, int64_t id, cJSON *o)
 	return store_children_foreach(st, id, child_entry, cJSON_AddArrayToObject(ch, "jobs"));
 }
 
+/* file_fields - a spool file's progress towards its results file (issue 13): {id, name,
+ * njobs, duplicates, remaining, ended, results, results_written}; line for a job's. */
+static int file_fields(const struct file_rec *f, void *arg)
+{
+	cJSON *o = arg;
+	cJSON_AddNumberToObject(o, "id", (double)f->id);
+	add_text(o, "name", f->name);
+	if (f->line != STORE_NONE)
+		add_int(o, "line", f->line);
+	add_int(o, "njobs", f->njobs);
+	add_int(o, "duplicates", f->nduplicates);
+	/* remaining: jobs not yet ended; none for a file without a results file */
+	add_int(o, "remaining", f->remaining);
+	add_int(o, "ended",
+	        f->remaining == STORE_NONE
+	            ? STORE_NONE
+	            : f->njobs - f->nduplicates - (f->remaining > 0 ? f->remaining : 0));
+	add_text(o, "results", f->results);
+	cJSON_AddBoolToObject(o, "results_written", f->results_done);
+	return 0;
+}
+
 /* show - the body of view_show, inside its snapshot. */
 static cJSON *show(struct store *st, int64_t id)
 {
@@ -281,10 +303,14 @@ static cJSON *show(struct store *st, int64_t id)
 	    store_attempts_foreach(st, id, attempt_entry, cJSON_AddArrayToObject(o, "attempts")) <
 	        0 ||
 	    store_page_recs_foreach(st, id, page_entry, cJSON_AddArrayToObject(o, "pages")) < 0 ||
-	    add_children(st, id, o) < 0) {
+	    add_children(st, id, o) < 0 ||
+	    store_file_of_job(st, id, file_fields, cJSON_AddObjectToObject(o, "file")) < 0) {
 		cJSON_Delete(o);
 		return NULL;
 	}
+	cJSON *file = cJSON_GetObjectItemCaseSensitive(o, "file");
+	if (!file->child) /* not from a spool file */
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "file");
 	return o;
 }
 
@@ -337,4 +363,39 @@ cJSON *view_stats(struct store *st)
 		return NULL;
 	}
 	return o;
+}
+
+struct file_view {
+	struct store *st;
+	cJSON *files;
+	int limit, failed;
+};
+
+/* file_entry - one file of view_files, with its jobs. */
+static int file_entry(const struct file_rec *f, void *arg)
+{
+	struct file_view *v = arg;
+	cJSON *o = cJSON_CreateObject();
+	file_fields(f, o);
+	cJSON_AddItemToArray(v->files, o);
+	if (store_list_file(v->st, f->id, v->limit, list_entry, cJSON_AddArrayToObject(o, "jobs")) <
+	    0)
+		v->failed = 1;
+	return v->failed;
+}
+
+/* view_files - the files ingested under name, oldest first, with their jobs. */
+cJSON *view_files(struct store *st, const char *name, int limit)
+{
+	struct file_view v = {st, cJSON_CreateArray(), limit, 0};
+	if (store_read_begin(st) < 0) {
+		cJSON_Delete(v.files);
+		return NULL;
+	}
+	if (store_files_named(st, name, file_entry, &v) < 0 || v.failed) {
+		cJSON_Delete(v.files);
+		v.files = NULL;
+	}
+	store_read_end(st);
+	return v.files;
 }

@@ -7,7 +7,8 @@
  * the token cache), send.c (the request), outcome.c (the answer), results.c (success,
  * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children).
  * loop.c drives each iteration and txn.c commits it; run.c holds a claimed job's lifetime;
- * control_files.c carries out the CLI's cancel and retry.
+ * control_files.c carries out the CLI's cancel and retry; results_file.c writes a file's
+ * results file once all its jobs have ended.
  *
  * Durability: every store write of a loop iteration joins one transaction, committed in
  * the ev_prepare callback (the loop's "before sleep"). Ingested files leave incoming/
@@ -49,6 +50,8 @@
 #define BUCKET_SAVE_MS 1000
 #define SPOOL_LOCK_WAIT_MS 60000 /* for a CLI command holding the spool lock */
 #define RETRY_WARN_FAILURES 3    /* failures in a row from which each retry is a warning */
+#define INGEST_CHUNK_JOBS 500    /* JSON Lines jobs parsed and inserted at a time */
+#define INGEST_READ_WINDOW 65536 /* bytes of a large JSON Lines file read at a time */
 
 struct names {
 	char **v;
@@ -124,6 +127,10 @@ struct daemon {
 	struct metrics *metrics; /* counts since the start, for metrics_file (metrics.c) */
 	ev_timer metrics_timer;
 	int metrics_failing; /* the last write failed (and said so) */
+	/* results files (results_file.c): files whose jobs may all have ended to look up at
+	 * the next commit, results files named but not yet written, and when to try again */
+	int results_check, results_pending;
+	int64_t results_retry_ms;
 };
 
 /* Functions used by another file of the daemon, by the file that defines them. */
@@ -189,6 +196,13 @@ int notify_send(const char *state);
 void notify_ready(struct daemon *d);
 void notify_stopping(struct daemon *d);
 void notify_end(struct daemon *d);
+
+/* results_file.c */
+int results_wanted(const struct job_list *list);
+void results_default_outputs(struct job_list *list, int batch);
+int *results_lines(const char *data, size_t len, int jsonl, size_t njobs);
+void results_reserve(struct daemon *d);
+void results_write(struct daemon *d);
 
 /* txn.c */
 int txn_try(struct daemon *d);

@@ -4,6 +4,7 @@
  * incoming/ only after the commit (archive_committed). */
 #include "daemon_int.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,14 +244,19 @@ static int check_store_clashes(struct daemon *d, struct job_list *list, const st
 	return 0;
 }
 
-/* insert_jobs - one file's jobs, under a savepoint of the iteration's transaction. */
-static int insert_jobs(struct daemon *d, const char *name, const char *hash,
-                       const struct store_file_id *fid, const struct job_list *list, int64_t now)
+/* file_insert - one file's insertion: its row, the ids its jobs took, its duplicates. */
+struct file_insert {
+	int64_t file_id, first, last;
+	int dups;
+	size_t base; /* the index in the file of the list's first job */
+};
+
+/* insert_list - a list's jobs (the whole file's, or a chunk of it) into the open
+ * savepoint: 0; 1 when a key is that of an earlier job of this very file (a chunk cannot
+ * see the others: the caller checks the file whole); -1 on a store error. */
+static int insert_list(struct daemon *d, const char *name, const struct job_list *list,
+                       const int *lines, int64_t now, struct file_insert *fi)
 {
-	int dups = 0;
-	txn(d);
-	if (store_savepoint(d->st) < 0)
-		return -1;
 	for (size_t i = 0; i < list->njobs; i++) {
 		const struct job *j = &list->jobs[i];
 		char *spec = job_to_json(j);
@@ -266,30 +272,204 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 		    .max_attempts = j->max_attempts ? j->max_attempts : d->cfg->retry.max_attempts,
 		    .paginated = j->op->paginated && j->paginate != PAGINATE_NONE,
 		    .mutates = job_mutates(j),
+		    .file_id = fi->file_id,
+		    .line = lines[i],
 		};
 		int64_t id = 0;
 		int rc = store_job_insert(d->st, &nj, now, &id);
 		free(spec);
-		if (rc < 0) {
-			store_rollback_to(d->st);
+		if (rc < 0)
 			return -1;
+		if (rc == STORE_INSERTED) {
+			fi->first = fi->first ? fi->first : id;
+			fi->last = id;
+			continue;
 		}
-		if (rc == STORE_DUPLICATE) {
-			dups++;
-			log_job(LOG_INFO, id, NULL, NULL,
-			        "%s: job %zu has key \"%s\", already recorded as job %lld: "
-			        "not run again",
-			        name, i, j->key, (long long)id);
-		}
+		if (fi->first && id >= fi->first)
+			return 1;
+		if (store_file_dup(d->st, fi->file_id, lines[i], id) < 0)
+			return -1;
+		fi->dups++;
+		log_job(LOG_INFO, id, NULL, NULL,
+		        "%s: job %zu has key \"%s\", already recorded as job %lld: not run again",
+		        name, fi->base + i, j->key, (long long)id);
 	}
-	if (store_file_record(d->st, name, hash, fid, now, (int)list->njobs, dups) < 0 ||
+	return 0;
+}
+
+/* file_begin - the savepoint, and the file's row first: its jobs name it, and it counts
+ * those not yet ended (results_file.c). */
+static int file_begin(struct daemon *d, const char *name, const char *hash,
+                      const struct store_file_id *fid, int64_t now, size_t njobs,
+                      struct file_insert *fi)
+{
+	memset(fi, 0, sizeof(*fi));
+	txn(d);
+	if (store_savepoint(d->st) < 0)
+		return -1;
+	if (store_file_begin(d->st, name, hash, fid, now, (int)njobs, njobs > 1, &fi->file_id) <
+	    0) {
+		store_rollback_to(d->st);
+		return -1;
+	}
+	return 0;
+}
+
+/* file_end - the range of the file's ids recorded, the savepoint released. */
+static int file_end(struct daemon *d, size_t njobs, const struct file_insert *fi)
+{
+	if (store_file_jobs(d->st, fi->file_id, fi->first, fi->last, (int)njobs) < 0 ||
 	    store_release(d->st) < 0) {
 		store_rollback_to(d->st);
 		return -1;
 	}
-	d->jobs_ingested += (int64_t)list->njobs - dups;
-	d->duplicates += dups;
+	d->jobs_ingested += (int64_t)njobs - fi->dups;
+	d->duplicates += fi->dups;
 	return 0;
+}
+
+/* insert_jobs - one file's jobs, under a savepoint of the iteration's transaction. */
+static int insert_jobs(struct daemon *d, const char *name, const char *hash,
+                       const struct store_file_id *fid, const struct job_list *list,
+                       const int *lines, int64_t now)
+{
+	struct file_insert fi;
+	if (file_begin(d, name, hash, fid, now, list->njobs, &fi) < 0)
+		return -1;
+	if (insert_list(d, name, list, lines, now, &fi) != 0) {
+		store_rollback_to(d->st);
+		return -1;
+	}
+	return file_end(d, list->njobs, &fi);
+}
+
+/* chunk_end - the end of the first INGEST_CHUNK_JOBS jobs (non-blank lines) of buf, or
+ * of the lines it holds whole (at eof also a last line without its newline); their
+ * count and the lines passed in *njobs and *nlines. */
+static size_t chunk_end(const struct strbuf *buf, int eof, size_t *njobs, int *nlines)
+{
+	size_t pos = 0;
+	*njobs = 0;
+	*nlines = 0;
+	while (pos < buf->len && *njobs < INGEST_CHUNK_JOBS) {
+		const char *nl = memchr(buf->buf + pos, '\n', buf->len - pos);
+		if (!nl && !eof)
+			break; /* the rest of this line is still to be read */
+		size_t end = nl ? (size_t)(nl - buf->buf) : buf->len;
+		for (size_t k = pos; k < end; k++)
+			if (buf->buf[k] != ' ' && buf->buf[k] != '\t' && buf->buf[k] != '\r') {
+				++*njobs;
+				break;
+			}
+		++*nlines;
+		pos = nl ? end + 1 : end;
+	}
+	return pos;
+}
+
+/* line_reader - a file read a window at a time, from where the last chunk ended. */
+struct line_reader {
+	int fd;
+	off_t off;
+	struct strbuf buf;
+	int eof, failed;
+};
+
+/* reader_fill - one more window of the file onto buf. */
+static void reader_fill(struct line_reader *r)
+{
+	sb_grow(&r->buf, INGEST_READ_WINDOW);
+	ssize_t n = pread(r->fd, r->buf.buf + r->buf.len, INGEST_READ_WINDOW, r->off);
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		r->failed = n < 0;
+		r->eof = 1;
+		return;
+	}
+	r->off += n;
+	sb_setlen(&r->buf, r->buf.len + (size_t)n);
+}
+
+/* ingest_chunk - one chunk's jobs parsed, checked and inserted: 0, 1 a problem, -1. */
+static int ingest_chunk(struct daemon *d, const char *name, const struct strbuf *chunk,
+                        int first_chunk, int line_off, int64_t now, struct file_insert *fi)
+{
+	struct job_list list;
+	memset(&list, 0, sizeof(list));
+	int rc;
+	/* a byte-order mark is one only at the start of the file */
+	if ((!first_chunk && chunk->len >= 3 && memcmp(chunk->buf, "\xef\xbb\xbf", 3) == 0) ||
+	    job_parse_buffer(chunk->buf, chunk->len, JOB_FORMAT_JSONL, &list)) {
+		rc = 1;
+	} else {
+		struct doc_shape sh = shape_of(name, chunk);
+		check_outputs(d, &list, &sh);
+		check_file_clashes(&list, &sh);
+		rc = check_store_clashes(d, &list, &sh) < 0 ? -1 : list.nproblems ? 1 : 0;
+	}
+	if (rc == 0) {
+		results_default_outputs(&list, 1);
+		int *lines = results_lines(chunk->buf, chunk->len, 1, list.njobs);
+		for (size_t i = 0; i < list.njobs; i++)
+			lines[i] += line_off;
+		rc = insert_list(d, name, &list, lines, now, fi);
+		fi->base += list.njobs;
+		free(lines);
+	}
+	job_list_release(&list);
+	return rc;
+}
+
+/* ingest_chunked - a large JSON Lines file read, parsed, checked and inserted
+ * INGEST_CHUNK_JOBS lines at a time, so neither the file nor the jobs of its 100,000
+ * lines are ever all in memory (a results file per batch makes one file of 20,000 jobs
+ * the normal case). Its lines are independent; what one chunk cannot see of another (a
+ * key given twice, an output two chunks name) the store sees, the earlier chunks' jobs
+ * being in it. 0: ingested; 1: a problem anywhere: nothing kept, and the file is then
+ * read and checked whole, as any file, for its list of problems; -1 store error. */
+static int ingest_chunked(struct daemon *d, const char *name, const char *hash,
+                          const struct store_file_id *fid, int fd)
+{
+	struct file_insert fi;
+	int64_t now = clock_wall_ms();
+	if (file_begin(d, name, hash, fid, now, 2, &fi) < 0)
+		return -1;
+	struct line_reader r = {.fd = fd, .buf = STRBUF_INIT};
+	int rc = 0, line_off = 0, first_chunk = 1;
+	size_t njobs = 0;
+	while (rc == 0 && !(r.eof && !r.buf.len)) {
+		size_t n;
+		int lines_in;
+		size_t end = chunk_end(&r.buf, r.eof, &n, &lines_in);
+		if (n < INGEST_CHUNK_JOBS && !r.eof) {
+			if (r.buf.len > JOB_MAX_LINE_BYTES + INGEST_READ_WINDOW)
+				rc = 1; /* a line too long: the whole file's check says so */
+			else
+				reader_fill(&r);
+			continue;
+		}
+		if (r.failed)
+			rc = 1;
+		else if (n)
+			rc = ingest_chunk(d, name, &(struct strbuf){.buf = r.buf.buf, .len = end},
+			                  first_chunk, line_off, now, &fi);
+		njobs += n;
+		line_off += lines_in;
+		first_chunk = 0;
+		memmove(r.buf.buf, r.buf.buf + end, r.buf.len - end);
+		sb_setlen(&r.buf, r.buf.len - end);
+		if (!end && r.eof)
+			break;
+	}
+	sb_release(&r.buf);
+	if (rc == 0 && njobs > JOB_MAX_JOBS)
+		rc = 1;
+	if (rc != 0) {
+		store_rollback_to(d->st);
+		return rc;
+	}
+	return file_end(d, njobs, &fi) < 0 ? -1 : 0;
 }
 
 /* file_id_of - the identity of a file read, as the store keeps it. */
@@ -341,12 +521,89 @@ static void recognised(struct daemon *d, const char *name, const char *hash,
 	archive_push(d, name, id);
 }
 
+static void ingested(struct daemon *d, const char *name, const struct store_file_id *fid);
+
+/* hash_file - the content hash ingest records (hash_hex of the whole file), read a
+ * window at a time; the jobs (non-blank lines) counted on the way. 0, or -1 when the
+ * file is not the size its fstat said (it is being written: the whole read tells). */
+static int hash_file(int fd, int64_t size, char hash[17], size_t *njobs)
+{
+	char win[INGEST_READ_WINDOW];
+	uint64_t h = FNV1A64_INIT;
+	int64_t off = 0;
+	int blank = 1;
+	*njobs = 0;
+	for (;;) {
+		ssize_t n = pread(fd, win, sizeof(win), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		h = fnv1a64_mem(win, (size_t)n, h);
+		for (ssize_t k = 0; k < n; k++) {
+			if (win[k] == '\n') {
+				*njobs += !blank;
+				blank = 1;
+			} else if (win[k] != ' ' && win[k] != '\t' && win[k] != '\r') {
+				blank = 0;
+			}
+		}
+		off += n;
+	}
+	*njobs += !blank;
+	snprintf(hash, 17, "%016llx", (unsigned long long)h);
+	return off == size ? 0 : -1;
+}
+
+/* ingest_streamed - a JSON Lines file of more than INGEST_CHUNK_JOBS jobs, hashed and
+ * ingested a window and a chunk at a time (ingest_chunked): 0 done (ingested, or left
+ * for a later scan after a store error, logged), 1 for the ordinary path (a small file,
+ * one recorded before, anything to report about it). */
+static int ingest_streamed(struct daemon *d, const char *name)
+{
+	int fd = openat(d->sp.incoming_fd, name,
+	                O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	struct stat fst;
+	char hash[17];
+	size_t njobs = 0;
+	int rc = 1;
+	if (fd < 0)
+		return 1;
+	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_size > JOB_MAX_FILE_BYTES ||
+	    hash_file(fd, (int64_t)fst.st_size, hash, &njobs) < 0 || njobs <= INGEST_CHUNK_JOBS ||
+	    njobs > JOB_MAX_JOBS)
+		goto out;
+	struct store_file_id fid = file_id_of(&fst);
+	if (store_file_seen(d->st, name, hash, &fid) != STORE_FILE_NEW)
+		goto out; /* recognised (or an error to report) on the ordinary path */
+	rc = ingest_chunked(d, name, hash, &fid, fd);
+	if (rc == 0)
+		ingested(d, name, &fid);
+	else if (rc < 0)
+		logmsg(LOG_ERROR, "cannot record the jobs of %s: %s; it stays in incoming/", name,
+		       store_errmsg(d->st));
+	rc = rc > 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* ingested - the file's jobs are in the transaction: it moves after the commit. */
+static void ingested(struct daemon *d, const char *name, const struct store_file_id *fid)
+{
+	archive_push(d, name, fid);
+	d->files_ingested++;
+	logmsg(LOG_DEBUG, "ingested %s", name);
+}
+
 /* ingest_one - parse, validate, insert; the file moves after the commit. */
 static void ingest_one(struct daemon *d, const char *name)
 {
 	struct strbuf data = STRBUF_INIT, why = STRBUF_INIT;
 	struct stat fst;
 	if (names_has(&d->stuck, name))
+		goto out;
+	if (job_format_for_name(name) == JOB_FORMAT_JSONL && ingest_streamed(d, name) == 0)
 		goto out;
 	if (spool_read(&d->sp, name, JOB_MAX_FILE_BYTES, &data, &why, &fst) < 0) {
 		if (faccessat(d->sp.incoming_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
@@ -382,16 +639,21 @@ static void ingest_one(struct daemon *d, const char *name)
 			goto out;
 		}
 	}
+	int *lines = NULL;
+	if (!bad && !list.nproblems) { /* a batch's jobs: one results file (results_file.c) */
+		results_default_outputs(&list, results_wanted(&list));
+		lines = results_lines(data.buf, data.len,
+		                      job_format_for_name(name) == JOB_FORMAT_JSONL, list.njobs);
+	}
 	if (bad || list.nproblems) {
 		reject_file(d, name, &list);
-	} else if (insert_jobs(d, name, hash, &fid, &list, clock_wall_ms()) < 0) {
+	} else if (insert_jobs(d, name, hash, &fid, &list, lines, clock_wall_ms()) < 0) {
 		logmsg(LOG_ERROR, "cannot record the jobs of %s: %s; it stays in incoming/", name,
 		       store_errmsg(d->st));
 	} else {
-		archive_push(d, name, &fid);
-		d->files_ingested++;
-		logmsg(LOG_DEBUG, "ingested %s: %zu job(s)", name, list.njobs);
+		ingested(d, name, &fid);
 	}
+	free(lines);
 	job_list_release(&list);
 out:
 	sb_release(&data);

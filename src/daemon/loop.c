@@ -478,6 +478,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
 	d.until_idle = until_idle;
+	d.results_check = d.results_pending = 1; /* results files a stop left due or unwritten */
 	d.sp.lock_fd = d.sp.watch_fd = -1;
 	sb_init(&d.txn_first_failure, 0);
 	d.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;

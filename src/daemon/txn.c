@@ -138,6 +138,7 @@ void commit(struct daemon *d)
 		d->buckets_dirty = 0;
 		d->last_bucket_save_ms = now;
 	}
+	results_reserve(d); /* files whose jobs have all ended: their results file named */
 	refuse_failed(d);
 	if (output_batch_count(d->outputs)) {
 		txn(d); /* output_not_placed records in it */
@@ -152,4 +153,5 @@ void commit(struct daemon *d)
 		d->in_txn = 0;
 	}
 	archive_committed(d);
+	results_write(d); /* from the committed rows, never before the commit */
 }

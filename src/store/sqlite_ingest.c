@@ -220,7 +220,8 @@ static int job_by_key(struct store *st, const char *key, int64_t *id)
 /* insert_job - the jobs row, which is also its creation's history (CREATION_REASON). */
 static int insert_job(struct store *st, const struct job_new *job, int64_t now_ms, int64_t *id)
 {
-	sqlite3_stmt *s = sq_prep(st, S_JOB_INSERT);
+	/* a file's job also names its file and line (sql/sqlite/010_results.sql) */
+	sqlite3_stmt *s = sq_prep(st, job->file_id ? S_JOB_INSERT_FILE : S_JOB_INSERT);
 	if (!s)
 		return -1;
 	sq_bind_int64_or_null(s, 1, job->parent_id, 0);
@@ -237,6 +238,10 @@ static int insert_job(struct store *st, const struct job_new *job, int64_t now_m
 	sqlite3_bind_int64(s, 12, now_ms);
 	sqlite3_bind_int(s, 13, job->paginated != 0);
 	sqlite3_bind_int(s, 14, job->mutates != 0);
+	if (job->file_id) {
+		sqlite3_bind_int64(s, 15, job->file_id);
+		sqlite3_bind_int(s, 16, job->line);
+	}
 	if (sq_run(st, s, "insert a job") < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(st->db);

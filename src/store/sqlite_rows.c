@@ -320,3 +320,18 @@ int store_attempt_groups(struct store *st, store_attempt_group_fn fn, void *arg)
 	sq_done(s);
 	return rc < 0 ? -1 : 0;
 }
+
+/* --- results files (issue 13) ------------------------------------------------------------- */
+
+/* store_list_file - the jobs of one file, in its order. */
+int store_list_file(struct store *st, int64_t file_id, int limit, store_summary_fn fn, void *arg)
+{
+	sqlite3_stmt *s = rows_start(st, S_LIST_FILE, file_id);
+	int rc;
+	if (!s)
+		return -1;
+	sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+	struct job_summary j;
+	FOREACH_ROW(st, s, "list the jobs of a file", read_summary, j, fn, arg, rc);
+	return rc;
+}

@@ -189,4 +189,52 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     /* metrics: ended attempts grouped as the formatter counts them (a scan, for the CLI) */
     [S_METRICS_ATTEMPTS] = "SELECT outcome, coalesce(http_status, 0), coalesce(duration_ms, 0), "
                            "count(*) FROM attempts WHERE outcome IS NOT NULL GROUP BY 1, 2, 3",
+    /* results files (issue 13, sql/sqlite/010_results.sql) */
+    [S_FILE_BEGIN] = "INSERT INTO files (name, hash, dev, ino, ctime_ns, size, ingested_ms, "
+                     "njobs, nduplicates, remaining) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, "
+                     "CASE WHEN ?9 THEN ?8 END)",
+    [S_FILE_DUP] = "INSERT INTO file_dups (file_id, line, job_id) VALUES (?1, ?2, ?3)",
+    [S_FILE_DUP_COUNT] = "UPDATE files SET nduplicates = nduplicates + 1, "
+                         "remaining = remaining - 1 WHERE id = ?1",
+    [S_FILE_JOBS] = "UPDATE files SET first_job = ?2, last_job = ?3, njobs = ?4, "
+                    "remaining = CASE WHEN remaining IS NOT NULL THEN ?4 - nduplicates END "
+                    "WHERE id = ?1",
+    [S_JOB_INSERT_FILE] =
+        "INSERT INTO jobs (parent_id, state, op_id, spec_json, key, workspace, "
+        "output_path, source_file, priority, not_before_ms, next_run_ms, "
+        "max_attempts, created_ms, updated_ms, paginated, mutates, file_id, line) "
+        "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
+#define FILE_COLS "id, name, njobs, nduplicates, remaining, results, results_done"
+    [S_FILES_RESULTS_DUE] = "SELECT " FILE_COLS ", NULL FROM files INDEXED BY files_results_due "
+                            "WHERE remaining = 0 AND results IS NULL ORDER BY id",
+    [S_FILES_RESULTS_PENDING] =
+        "SELECT " FILE_COLS ", NULL FROM files INDEXED BY files_results_pending "
+        "WHERE results IS NOT NULL AND results_done = 0 ORDER BY id",
+    [S_RESULTS_NAME_TAKEN] = "SELECT 1 FROM files INDEXED BY files_results "
+                             "WHERE results IS NOT NULL AND results = ?1 LIMIT 1",
+    [S_FILE_RESULTS_SET] = "UPDATE files SET results = ?2 WHERE id = ?1 AND results IS NULL",
+    [S_FILE_RESULTS_DONE] = "UPDATE files SET results_done = 1 WHERE id = ?1",
+    /* the file's jobs: a range of rowids, in the file's order; then its duplicate lines */
+    [S_FILE_RESULT_JOBS] = "SELECT j.line, j.id, j.key, j.op_id, j.state, j.result_json, "
+                           "j.error_json FROM files f JOIN jobs j ON j.id BETWEEN f.first_job "
+                           "AND f.last_job AND j.file_id = f.id WHERE f.id = ?1 ORDER BY j.id",
+    [S_FILE_RESULT_DUPS] = "SELECT d.line, j.id, j.key, j.op_id, j.state, j.result_json, "
+                           "j.error_json FROM file_dups d JOIN jobs j ON j.id = d.job_id "
+                           "WHERE d.file_id = ?1 ORDER BY d.line",
+    /* a scan of the files, one row per ingest: what a CLI command may afford */
+    [S_FILES_NAMED] = "SELECT " FILE_COLS ", NULL FROM files WHERE name = ?1 OR "
+                      "(name GLOB '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]"
+                      "[0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9]"
+                      "[0-9][0-9]-*' AND substr(name, 30) = ?1) ORDER BY id",
+    [S_FILE_OF_JOB] = "SELECT f.id, f.name, f.njobs, f.nduplicates, f.remaining, f.results, "
+                      "f.results_done, j.line FROM jobs j JOIN files f ON f.id = j.file_id "
+                      "WHERE j.id = ?1",
+    [S_LIST_FILE] = "SELECT j.id, j.state, j.op_id, j.key, j.workspace, j.priority, "
+                    "j.attempts, j.created_ms, j.next_run_ms, j.parent_id, "
+                    "CASE WHEN j.state = 3 THEN NULL ELSE coalesce((SELECT reason FROM "
+                    "transitions t WHERE t.job_id = j.id ORDER BY t.id DESC LIMIT 1), "
+                    "'ingested from ' || j.source_file) END FROM files f JOIN jobs j "
+                    "ON j.id BETWEEN f.first_job AND f.last_job AND j.file_id = f.id "
+                    "WHERE f.id = ?1 ORDER BY j.id LIMIT ?2",
+#undef FILE_COLS
 };

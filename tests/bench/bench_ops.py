@@ -1,15 +1,26 @@
 """bench_ops - 20,000 createSource jobs through the real daemon against segspool-emu with
-limits off, each attempt durably recorded (SQLite WAL, synchronous=FULL) and, by default,
-each result written to its output file; then the official TypeScript SDK doing the same
-calls (the same body) with 16 requests in flight, as the issue sets it, and no durability
-(tests/bench/sdk, when its node_modules is installed). The daemon runs at each of
-BENCH_INFLIGHT's caps (max_in_flight; default 16 and 32), the runs of the caps
-interleaved, BENCH_REPEATS times each (default 3) against a fresh emulator state; the
-medians are the figures, every run is printed too. Prints figures; asserts nothing.
+limits off, each attempt durably recorded (SQLite WAL, synchronous=FULL); then the official
+TypeScript SDK doing the same calls (the same body) with 16 requests in flight, as the
+issue sets it, and no durability (tests/bench/sdk, when its node_modules is installed).
+The daemon runs at each of BENCH_INFLIGHT's caps (max_in_flight; default 16 and 32), the
+runs of the caps interleaved, BENCH_REPEATS times each (default 3) against a fresh emulator
+state; the medians are the figures, every run is printed too. Prints figures; asserts
+nothing.
+
+The jobs' shape (BENCH_SHAPE):
+- "onefile" (the default; issue 13's figure): the N jobs in ONE JSON Lines file with
+  default settings, so one results file (out/results/bench.results.jsonl, its line count
+  printed) and no output file per job;
+- "files": files of 1,000 jobs each, as before; with BENCH_OUTPUT=file (the default) each
+  job names its own output file ("output": "r/N.json"), the old default of a file per job;
+  with BENCH_OUTPUT=store each says "output": false. Either way each file of several jobs
+  also gets its results file.
 
 usage: python3 tests/bench/bench_ops.py [BUILD_DIR] [N]
-env:   BENCH_OUTPUT=file|store  BENCH_INFLIGHT=16,32  BENCH_SDK_INFLIGHT=16  BENCH_REPEATS=3"""
+env:   BENCH_SHAPE=onefile|files  BENCH_OUTPUT=file|store  BENCH_INFLIGHT=16,32
+       BENCH_SDK_INFLIGHT=16  BENCH_REPEATS=3"""
 import atexit
+import glob
 import json
 import os
 import sqlite3
@@ -25,6 +36,9 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 # "file": each job's data object in its own output file (the default);
 # "store": "output": false, results kept in SQLite only (one file per job is what costs)
 OUTPUT = os.environ.get("BENCH_OUTPUT", "file")
+SHAPE = os.environ.get("BENCH_SHAPE", "onefile")
+if SHAPE not in ("onefile", "files"):
+    sys.exit(f"bench_ops: BENCH_SHAPE is onefile or files, not {SHAPE}")
 INFLIGHTS = [int(x) for x in os.environ.get("BENCH_INFLIGHT", "16,32").split(",")]
 SDK_INFLIGHT = int(os.environ.get("BENCH_SDK_INFLIGHT", "16"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -44,11 +58,15 @@ def run_segspool(emu, run_no, inflight):
     s = Spool(emu.url, config={"http": {"max_in_flight": inflight}, "rate": "off",
                                "endpoint_limits": False, "log_level": "warn"})
     try:
+        if SHAPE == "onefile":  # default settings: no "output" at all
+            s.drop_jobs("bench.jsonl", [
+                {"op": "createSource", "params": dict(BODY, slug=f"bench-{run_no}-{i}")}
+                for i in range(N)])
         per_file = 1000
-        for f in range(0, N, per_file):
+        for f in range(0, N if SHAPE == "files" else 0, per_file):
             s.drop_jobs(f"batch-{f // per_file:03d}.jsonl", [
                 dict({"op": "createSource", "params": dict(BODY, slug=f"bench-{run_no}-{i}")},
-                     **({"output": False} if OUTPUT == "store" else {}))
+                     output=False if OUTPUT == "store" else f"r/{i}.json")
                 for i in range(f, min(N, f + per_file))])
         emu_cpu0 = cpu_seconds(emu.proc.pid)
         t0 = time.monotonic()
@@ -72,10 +90,17 @@ def run_segspool(emu, run_no, inflight):
         ok = db.execute("SELECT count(*) FROM jobs WHERE state = 3").fetchone()[0]
         db.close()
         span = max((last - first) / 1000.0, 0.001)
+        results_lines = 0
+        for path in glob.glob(os.path.join(s.spool, "out", "results", "*.results.jsonl")):
+            with open(path) as f:
+                results_lines += sum(1 for _ in f)
+        per_job_files = sum(len(fs) for d, _, fs in os.walk(os.path.join(s.spool, "out"))
+                            if os.path.basename(d) != "results")
         return {"run": run_no, "n": N, "succeeded": ok, "calls": calls,
                 "seconds": round(span, 3), "calls_per_sec": round(calls / span),
                 "wall_incl_ingest_s": round(wall, 3), "peak_rss_mib": round(rss / 1024, 1),
-                "in_flight": inflight,
+                "in_flight": inflight, "shape": SHAPE, "results_lines": results_lines,
+                "per_job_files": per_job_files,
                 # sampled every 50 ms: the last sample before exit, so a little low
                 "daemon_cpu_s": round(sum(cpu), 2), "emulator_cpu_s": round(sum(emu_cpu), 2)}
     finally:
@@ -103,13 +128,16 @@ for k in range(REPEATS):
         emu.admin("/__emu/reset", {})
         r = run_segspool(emu, f"{inflight}-{k + 1}", inflight)
         runs[inflight].append(r)
-        print(json.dumps({"bench": "ops-run", "outputs": OUTPUT, **r}), flush=True)
+        print(json.dumps({"bench": "ops-run", "outputs": OUTPUT if SHAPE == "files" else "results",
+                          **r}), flush=True)
 rates = {}
 for inflight, rs in runs.items():
     rates[inflight] = rate = statistics.median(r["calls_per_sec"] for r in rs)
     rss = max(r["peak_rss_mib"] for r in rs)
     print(json.dumps({
-        "bench": "ops", "n": N, "outputs": OUTPUT, "in_flight": inflight, "durable": True,
+        "bench": "ops", "n": N, "shape": SHAPE,
+        "outputs": OUTPUT if SHAPE == "files" else "results", "in_flight": inflight,
+        "durable": True, "results_lines": [r["results_lines"] for r in rs],
         "runs": len(rs), "calls_per_sec_median": rate,
         "calls_per_sec_runs": [r["calls_per_sec"] for r in rs],
         "all_succeeded": all(r["succeeded"] == N for r in rs), "peak_rss_mib_max": rss,

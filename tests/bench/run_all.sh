@@ -17,8 +17,9 @@ run() {
 	"$@" || { echo "# FAILED ($?): $*" >&2; status=1; }
 }
 run python3 "$bench/bench_ingest.py" "$build"
-BENCH_OUTPUT=file run python3 "$bench/bench_ops.py" "$build"
-BENCH_OUTPUT=store run python3 "$bench/bench_ops.py" "$build"
+BENCH_SHAPE=onefile run python3 "$bench/bench_ops.py" "$build"
+BENCH_SHAPE=files BENCH_OUTPUT=file run python3 "$bench/bench_ops.py" "$build"
+BENCH_SHAPE=files BENCH_OUTPUT=store run python3 "$bench/bench_ops.py" "$build"
 run python3 "$bench/bench_makespan.py" "$build"
 run python3 "$bench/bench_queue.py" "$build"
 exit $status

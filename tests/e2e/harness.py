@@ -229,6 +229,32 @@ class Spool:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def results_by_id(spool, rel):
+    """results_by_id - the lines of a results file (out/results/NAME.results.jsonl, issue
+    13) by job id; {} when there is none (yet)."""
+    try:
+        with open(spool.out_path(rel)) as f:
+            return {l["id"]: l for l in map(json.loads, f.read().splitlines())}
+    except (FileNotFoundError, TypeError):
+        return {}
+
+
+def result_kept(spool, show):
+    """result_kept - a succeeded job's result is where the rule puts it: its output file
+    (named, a single-job file's, a paginated export's), or else its line in its file's
+    results file with the stored result. None when so, else what is wrong."""
+    out = show.get("output")
+    if out:
+        return None if os.path.isfile(spool.out_path(out)) else f"no output file {out}"
+    rel = (show.get("file") or {}).get("results")
+    line = results_by_id(spool, rel).get(show["id"]) if rel else None
+    if not line:
+        return f"neither an output file nor a line in a results file ({rel})"
+    if line["state"] != "succeeded" or line.get("result") != show.get("result"):
+        return f"its results line {line} differs from the store's"
+    return None
+
+
 def listdir(path):
     try:
         return sorted(os.listdir(path))

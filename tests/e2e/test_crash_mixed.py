@@ -24,7 +24,7 @@ import shutil
 import signal
 import time
 
-from harness import Checks, Emulator, Spool, listdir
+from harness import Checks, Emulator, Spool, listdir, results_by_id
 
 c = Checks("crash_mixed")
 SEED = int(os.environ.get("CRASH_MIXED_SEED", "20261126"))
@@ -235,6 +235,23 @@ try:
     slugs = [src["slug"] for src in st["sources"]]
     names = {src["id"]: src.get("name") for src in st["sources"]}
     seen, lost_outcomes = {}, 0
+    results_cache = {}
+
+    def results_of(rel):
+        if rel not in results_cache:
+            results_cache[rel] = results_by_id(s, rel)
+        return results_cache[rel]
+
+    # one results file per file of several jobs (issue 13), whole, after 20 kills: never a
+    # second one (NAME-2), never one for a single-job file
+    want_results = sorted([f"{n.rsplit('.', 1)[0]}.results.jsonl" for n, fj in files
+                           if len(fj) > 1] + ["seed.results.jsonl"])  # phase 1's too
+    c.eq(listdir(s.out_path("results")), want_results,
+         "exactly one results file per file of several jobs, none for a single job")
+    short = [(n, len(results_of(f"results/{n.rsplit('.', 1)[0]}.results.jsonl")), len(fj))
+             for n, fj in files if len(fj) > 1 and
+             len(results_of(f"results/{n.rsplit('.', 1)[0]}.results.jsonl")) != len(fj)]
+    c.eq(short, [], "each results file has a line for every job of its file")
     problems = {"file": [], "resend": [], "after_ok": [], "outcome": [], "output": []}
     for j in top:
         sh = s.show(j["id"])
@@ -267,7 +284,13 @@ try:
                 problems["outcome"].append((j["id"], op, sh["state"], sent, outcomes, last))
             if sh["state"] == "succeeded":
                 try:
-                    doc = json.load(open(s.out_path(sh["output"])))
+                    if sh["output"]:
+                        doc = json.load(open(s.out_path(sh["output"])))
+                    else:  # a job of a batch: its line in the file's results file
+                        line = results_of(sh["file"]["results"])[j["id"]]
+                        if line["state"] != "succeeded":
+                            raise ValueError(f"results line {line['state']}")
+                        doc = line["result"]
                     if op == "createSource" and doc["source"]["slug"] != p["slug"]:
                         raise ValueError("wrong slug")
                 except (OSError, ValueError, KeyError, TypeError) as e:

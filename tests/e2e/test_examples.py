@@ -105,6 +105,14 @@ def run_example(c, name, jobs, file_name):
                 out = s.out_path(j["output"])
                 c.check(os.path.isfile(out) and os.path.getsize(out) > 0,
                         f"{name}: {j['op']} wrote {j['output']}")
+        # a file of several jobs: one results file, a succeeded line per job (issue 13)
+        results = s.out_path(f"results/{file_name.rsplit('.', 1)[0]}.results.jsonl")
+        if len(jobs) > 1 and c.check(os.path.isfile(results), f"{name}: its results file"):
+            lines = [json.loads(l) for l in open(results).read().splitlines()]
+            c.eq([l["state"] for l in lines], ["succeeded"] * len(jobs),
+                 f"{name}: a succeeded line per job in its results file")
+        elif len(jobs) == 1:
+            c.check(not os.path.exists(results), f"{name}: a single job: no results file")
     finally:
         s.cleanup()
         e.stop()

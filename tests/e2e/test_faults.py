@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from harness import (Checks, Emulator, Spool, emu_cleanup, emu_request, iso_ms,
+from harness import (Checks, Emulator, Spool, emu_cleanup, emu_request, iso_ms, result_kept,
                      wait_for, wait_job_state)
 
 c = Checks("faults")
@@ -102,9 +102,10 @@ def check_batch(s, emu, label, max_attempts, exact_mutations):
             if last != "ok":
                 problems.append(f"{where}: succeeded but the last attempt is {last}")
             out = sh["output"]
-            if not out or not os.path.isfile(s.out_path(out)):
-                problems.append(f"{where}: succeeded without its output file {out}")
-            else:
+            kept = result_kept(s, sh)  # an output file, or a line of the results file
+            if kept:
+                problems.append(f"{where}: succeeded, but {kept}")
+            elif out:
                 text = open(s.out_path(out)).read()
                 if sh["paginated"]:
                     lines = [json.loads(l) for l in text.splitlines() if l.strip()]

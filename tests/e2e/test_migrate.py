@@ -39,6 +39,12 @@ try:
         db.execute("CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL")
         db.execute("DROP INDEX jobs_running")
         db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
+        # nor what 010_results.sql adds: its trigger, table and columns (the files
+        # table's go with it below)
+        db.execute("DROP TRIGGER jobs_file_remaining")
+        db.execute("DROP TABLE file_dups")
+        db.execute("ALTER TABLE jobs DROP COLUMN file_id")
+        db.execute("ALTER TABLE jobs DROP COLUMN line")
         # version 1's files table: unique (name, hash), no identity
         db.execute("DROP INDEX jobs_output")
         db.execute("CREATE TABLE files_v1 (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "

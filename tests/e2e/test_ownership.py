@@ -157,10 +157,12 @@ def colliding_outputs(emu):
         r = s.cli("validate", os.path.join(s.spool, "incoming", "taken.json"))
         c.eq(r.returncode, 1, "an explicit output named like a default output: invalid")
         c.check(b"default output name" in r.stderr, f"and says why: {r.stderr[-300:]}")
-        # a default name is never given twice in one batch, nor over a file on disk
-        s.drop_jobs("defaults.json", [
-            {"op": "getWarehouse", "params": {"warehouseId": f"wh_{1 + i % 3}"}}
-            for i in range(20)])
+        # a default name is never given twice in one batch, nor over a file on disk: 20
+        # single-job files, ingested and committed together (the jobs of one file of
+        # several write no output file each but one results file, issue 13)
+        for i in range(20):
+            s.drop_jobs(f"defaults-{i:02d}.json",
+                        [{"op": "getWarehouse", "params": {"warehouseId": f"wh_{1 + i % 3}"}}])
         rc = s.run_until_idle(timeout=60)
         c.eq(rc, 0, "colliding outputs: the daemon runs to the end")
         c.check("taken.json" in listdir(os.path.join(s.spool, "rejected")),

@@ -116,8 +116,14 @@ def full_output_dir(emu):
         c.eq(created["state"], "failed", "a mutation whose output does not fit ends failed")
         c.check("No space left on device" in error_text(created),
                 f"the mutation's reason names the full disk: {error_text(created)}")
-        c.eq(sorted(n for n in listdir(mnt) if n not in ("small.jsonl", ".filler")), [],
-             "nothing partial from them either")
+        c.eq(sorted(n for n in listdir(mnt) if n not in ("small.jsonl", ".filler", "results")),
+             [], "nothing partial from them either")
+        # each file's results file (issue 13) is whole or not there: never a .part
+        for n in listdir(os.path.join(mnt, "results")):
+            text = open(os.path.join(mnt, "results", n)).read()
+            c.check(not n.startswith(".") and text.endswith("\n") and
+                    all(json.loads(l) for l in text.splitlines()),
+                    f"results file {n} is whole: {text[-200:]!r}")
         # room again: retry finishes them
         os.unlink(filler)
         remount_tmpfs(mnt, "size=16m")

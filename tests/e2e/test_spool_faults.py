@@ -120,9 +120,10 @@ def dirs_replaced(emu):
         time.sleep(1.0)  # the rescan timer armed before the reload has fired
         shutil.rmtree(outdir)
         os.mkdir(outdir)
+        # a file of two jobs: the named output, and the file's results file (issue 13)
         s.drop_jobs("c.json", [wh("c", output="sub/c.json"), wh("d")])
         c.check(wait_for(lambda: os.path.exists(os.path.join(outdir, "sub", "c.json")) and
-                         os.path.exists(os.path.join(outdir, "getWarehouse-4.json")),
+                         os.path.exists(os.path.join(outdir, "results", "c.results.jsonl")),
                          timeout=15, what="c.json's outputs"),
                 "dirs: outputs go to the new output directory")
         c.check(f"output directory {outdir} was replaced while the daemon ran" in s.log_text(),

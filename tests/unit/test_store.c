@@ -1135,6 +1135,165 @@ TEST(test_output_conflict)
 	store_close(st);
 }
 
+/* --- results files (issue 13) ---------------------------------------------------------- */
+
+struct file_seen {
+	int64_t id, remaining;
+	char results[64];
+	int n;
+};
+
+static int note_file(const struct file_rec *f, void *arg)
+{
+	struct file_seen *fs = arg;
+	fs->id = f->id;
+	fs->remaining = f->remaining;
+	snprintf(fs->results, sizeof(fs->results), "%s", f->results ? f->results : "");
+	fs->n++;
+	return 0;
+}
+
+/* due_files - how many files store_files_results_due lists (their last in *fs). */
+static int due_files(struct store *st, struct file_seen *fs)
+{
+	memset(fs, 0, sizeof(*fs));
+	CHECK_INT(store_files_results_due(st, note_file, fs), 0);
+	return fs->n;
+}
+
+struct lines_seen {
+	struct strbuf text;
+};
+
+static int note_line(const struct result_rec *r, void *arg)
+{
+	struct lines_seen *ls = arg;
+	sb_addf(&ls->text, "%lld:%lld:%s:%s:%s%s;", (long long)r->line, (long long)r->id,
+	        r->key ? r->key : "-", job_state_name(r->state),
+	        r->state == JS_SUCCEEDED ? (r->result_json ? r->result_json : "null")
+	                                 : (r->error_json ? r->error_json : "null"),
+	        r->duplicate ? ":dup" : "");
+	return 0;
+}
+
+static int note_summary(const struct job_summary *j, void *arg)
+{
+	sb_addf(arg, "%lld,", (long long)j->id);
+	return 0;
+}
+
+/* test_results_file - a file's jobs not yet ended are counted as their states change
+ * (a retry before the results file is named counts again), the file is due when none is
+ * left, its lines stream in the file's order with a duplicate line naming the key's job,
+ * and once named nothing moves it any more. */
+TEST(test_results_file)
+{
+	struct store *st = open_fresh("results.db");
+	struct store_file_id fid = {.dev = 1, .ino = 2, .ctime_ns = 3, .size = 4};
+	struct job_new j = new_job("createSource", "old", 0, 0);
+	int64_t old = insert(st, &j, 900);
+	claim_one(st, old, 950);
+	struct job_success ok = {.result_json = "{\"old\":1}"};
+	CHECK_INT(store_job_succeed(st, old, &ok, 960), 0);
+
+	const char *name = "1764633600000-0001234-000001-batch.jsonl"; /* as submit names it */
+	int64_t file = 0, dup = 0;
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(store_file_begin(st, name, "hash", &fid, 1000, 3, 1, &file), 0);
+	CHECK(file > 0);
+	j = new_job("createSource", "a", 0, 0);
+	j.file_id = file;
+	j.line = 1;
+	int64_t a = insert(st, &j, 1000);
+	j.key = "old"; /* line 3: recorded already, by old */
+	CHECK_INT(store_job_insert(st, &j, 1000, &dup), STORE_DUPLICATE);
+	CHECK_INT(dup, old);
+	CHECK_INT(store_file_dup(st, file, 3, dup), 0);
+	j.key = "b";
+	j.line = 4;
+	int64_t b = insert(st, &j, 1000);
+	CHECK_INT(store_file_jobs(st, file, a, b, 3), 0);
+	CHECK_INT(store_release(st), 0);
+	CHECK_INT(store_commit(st), 0);
+
+	struct file_seen fs;
+	CHECK_INT(due_files(st, &fs), 0);
+	claim_one(st, a, 1100);
+	ok.result_json = "{\"a\":1}";
+	CHECK_INT(store_job_succeed(st, a, &ok, 1200), 0);
+	CHECK_INT(due_files(st, &fs), 0); /* b has not ended */
+	claim_one(st, b, 1300);
+	CHECK_INT(store_job_end(st, b, JS_FAILED, "{\"e\":1}", "no", 1400), 0);
+	CHECK_INT(due_files(st, &fs), 1);
+	CHECK_INT(fs.id, file);
+	CHECK_INT(fs.remaining, 0);
+	/* retried before its file's results are named: waited for again */
+	CHECK_INT(store_job_retry(st, b, 1500), 0);
+	CHECK_INT(due_files(st, &fs), 0);
+	claim_one(st, b, 1600);
+	ok.result_json = "{\"b\":1}";
+	CHECK_INT(store_job_succeed(st, b, &ok, 1700), 0);
+	CHECK_INT(due_files(st, &fs), 1);
+
+	struct lines_seen ls = {STRBUF_INIT};
+	CHECK_INT(store_file_results_foreach(st, file, note_line, &ls), 0);
+	struct strbuf want = STRBUF_INIT;
+	sb_addf(&want, "1:%lld:a:succeeded:{\"a\":1};3:%lld:old:succeeded:{\"old\":1}:dup;"
+	               "4:%lld:b:succeeded:{\"b\":1};",
+	        (long long)a, (long long)old, (long long)b);
+	CHECK_STR(ls.text.buf, want.buf);
+
+	CHECK_INT(store_results_name_taken(st, "results/batch.results.jsonl"), 0);
+	CHECK_INT(store_file_results_set(st, file, "results/batch.results.jsonl"), 0);
+	CHECK_INT(store_results_name_taken(st, "results/batch.results.jsonl"), 1);
+	CHECK_INT(due_files(st, &fs), 0);
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_files_results_pending(st, note_file, &fs), 0);
+	CHECK_INT(fs.n, 1);
+	CHECK_STR(fs.results, "results/batch.results.jsonl");
+	/* named: a later retry and end leave the count (and so the file) alone */
+	CHECK_INT(store_job_cancel(st, b, 1800), 1); /* succeeded: not cancellable */
+	CHECK_INT(store_job_end(st, a, JS_FAILED, NULL, "x", 1800), -1);
+	CHECK_INT(store_file_results_done(st, file), 0);
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_files_results_pending(st, note_file, &fs), 0);
+	CHECK_INT(fs.n, 0);
+
+	/* found by the name the user gave, its jobs in the file's order, and each job's file */
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_files_named(st, "batch.jsonl", note_file, &fs), 0);
+	CHECK_INT(fs.n, 1);
+	CHECK_INT(fs.id, file);
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_files_named(st, name, note_file, &fs), 0);
+	CHECK_INT(fs.n, 1);
+	struct strbuf ids = STRBUF_INIT;
+	CHECK_INT(store_list_file(st, file, 0, note_summary, &ids), 0);
+	sb_reset(&want);
+	sb_addf(&want, "%lld,%lld,", (long long)a, (long long)b);
+	CHECK_STR(ids.buf, want.buf);
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_file_of_job(st, b, note_file, &fs), 0);
+	CHECK_INT(fs.id, file);
+	CHECK_INT(store_file_of_job(st, old, note_file, &fs), 1); /* inserted without a file */
+
+	/* a file without a results file (one job) is never due */
+	int64_t single = 0;
+	CHECK_INT(store_file_begin(st, "one.json", "h1", &fid, 2000, 1, 0, &single), 0);
+	j = new_job("createSource", NULL, 0, 0);
+	j.file_id = single;
+	j.line = 1;
+	int64_t c1 = insert(st, &j, 2000);
+	claim_one(st, c1, 2100);
+	CHECK_INT(succeed(st, c1, 2200), 0);
+	CHECK_INT(due_files(st, &fs), 0);
+	sb_release(&ls.text);
+	sb_release(&want);
+	sb_release(&ids);
+	store_close(st);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -1160,6 +1319,7 @@ int main(void)
 	RUN(test_claim_inside_transaction);
 	RUN(test_file_identity);
 	RUN(test_output_conflict);
+	RUN(test_results_file);
 	RUN(test_speed);
 
 	fixture_end();

@@ -11,9 +11,12 @@ file parses whole (a .part may be left only as a hidden dotfile), and the next s
 exactly the jobs the kill left running. After a final clean run: every job terminal, none
 running, every file archived once, each job stored once from the file it came in, no
 mutation sent more often than attempts were recorded for it and none after its recorded
-success (a second send only after an "unknown"/"interrupted" attempt), the emulator's
-state matches (each slug created once, deleted sources gone, renames applied), and every
-export / fan-out output equals the one a clean run produced.
+success (a second send only after an "unknown"/"interrupted" attempt), every mutation
+succeeded (a create or delete whose answer a kill lost is reconciled: looked up, or its
+404 taken as done, never failed with 409/404), the emulator applied each create and each
+delete exactly once (its "applied" counts) and never answered a create 409, its state
+matches (each slug created once, deleted sources gone, renames applied), and every export
+/ fan-out output equals the one a clean run produced.
 
 Runtime: about 45 s on 2 cores (CRASH_MIXED_ROUNDS, CRASH_MIXED_SEED override)."""
 import json
@@ -230,12 +233,15 @@ try:
     c.check("already recorded as job" not in s.log_text(),
             "no file was ingested a second time (no duplicate-key notices)")
 
-    mutations = emu.stats()["mutations"]
+    emu_stats = emu.stats()
+    mutations, applied = emu_stats["mutations"], emu_stats["applied"]
     st = emu.state()
     slugs = [src["slug"] for src in st["sources"]]
     names = {src["id"]: src.get("name") for src in st["sources"]}
     seen, lost_outcomes = {}, 0
-    problems = {"file": [], "resend": [], "after_ok": [], "outcome": [], "output": []}
+    problems = {"file": [], "resend": [], "after_ok": [], "outcome": [], "output": [],
+                "applied": []}
+    reconciled = {}
     for j in top:
         sh = s.show(j["id"])
         spec = sh["spec"]
@@ -258,13 +264,16 @@ try:
             if sent > len(atts) or (sent > 1 and not any(o in LOST for o in before_ok)):
                 problems["resend"].append((j["id"], mkey, sent, outcomes))
             last = atts[-1]["http_status"] if atts else None
-            if sh["state"] == "succeeded":
-                ok = sent >= 1
-            else:  # the first send applied, its answer lost: the resend meets 409 / 404
-                ok = (sh["state"] == "failed" and any(o in LOST for o in outcomes) and
-                      last == (409 if op == "createSource" else 404))
-            if not ok:
+            # a lost answer is reconciled: the create found by its slug, the delete's 404
+            # taken as done; never a job failed with 409/404
+            if sh["state"] != "succeeded" or sent < 1:
                 problems["outcome"].append((j["id"], op, sh["state"], sent, outcomes, last))
+            if "reconciled" in outcomes:
+                reconciled[op] = reconciled.get(op, 0) + 1
+                if outcomes[-1] != "reconciled" or not any(o in LOST for o in outcomes):
+                    problems["outcome"].append((j["id"], op, "reconciled", outcomes))
+            if op != "updateSource" and applied.get(mkey, 0) != 1:
+                problems["applied"].append((j["id"], mkey, applied.get(mkey, 0), outcomes))
             if sh["state"] == "succeeded":
                 try:
                     doc = json.load(open(s.out_path(sh["output"])))
@@ -290,12 +299,16 @@ try:
     c.eq(problems["resend"], [],
          "no mutation sent more often than its attempts, nor twice without a lost answer")
     c.eq(problems["outcome"][:5], [],
-         "mutations succeeded (or met 409/404 only after a lost answer); exports succeeded")
+         "every mutation succeeded (reconciled only after a lost answer); exports succeeded")
+    c.eq(problems["applied"][:5], [],
+         "the emulator applied each create and each delete exactly once")
+    c.eq(emu_stats["by_status"].get("409", 0), 0, "no create met 409 (none resent blindly)")
     c.eq(problems["output"][:5], [],
          "every succeeded job's output is whole and equals the clean run's")
     resent = sum(1 for v in mutations.values() if v > 1)
     print(f"{lost_outcomes} attempts recorded unknown/interrupted; {resent} mutation(s) sent "
-          f"more than once; {states.get('failed', 0)} job(s) failed", flush=True)
+          f"more than once; {states.get('failed', 0)} job(s) failed; reconciled {reconciled}",
+          flush=True)
     c.check(lost_outcomes > 0, "some kills landed mid-request (attempts recorded as lost)")
     c.eq(sorted(sl for sl in set(slugs) if slugs.count(sl) > 1), [], "no slug created twice")
     c.eq([i for i in range(N_CREATE) if f"crash-{i:03d}" not in slugs], [],

@@ -1,8 +1,9 @@
 """e2e crash_mixed - kill -9 the daemon 20 times at random (seeded) moments while it runs a
 mixed batch of 1,000 jobs against the emulator (answers delayed 5 ms, so kills land
-mid-request, mid-pagination and mid-commit): 600 keyed createSource, 150 updateSource and
-150 deleteSource of sources made in a first clean phase, 99 paginated catalog exports and
-one event-volume fan-out split by day over 10 days. Job files arrive in waves while the
+mid-request, mid-pagination and mid-commit): 550 keyed createSource, 150 updateSource and
+150 deleteSource of sources made in a first clean phase, 50 addConnectionFromSourceToWarehouse
+of the updated ones, 99 paginated catalog exports and one event-volume fan-out split by day
+over 10 days. Job files arrive in waves while the
 daemon runs.
 
 After every kill: no job file lost or duplicated (incoming + archive + rejected == dropped),
@@ -35,7 +36,9 @@ ROUNDS = int(os.environ.get("CRASH_MIXED_ROUNDS", "20"))
 rng = random.Random(SEED)
 
 JS = "IqDTy1TpoU"  # Javascript source metadata
-N_SEED, N_CREATE, N_UPDATE, N_DELETE, N_EXPORT = 300, 600, 150, 150, 99
+N_SEED, N_CREATE, N_UPDATE, N_DELETE, N_EXPORT = 300, 550, 150, 150, 99
+N_CONNECT = 50  # of the updated sources (not the deleted ones)
+WAREHOUSES = ["wh_1", "wh_2", "wh_3"]
 CATALOG = 300
 RETRY = {"max_attempts": 40}
 TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
@@ -132,6 +135,9 @@ try:
     for i in range(N_DELETE):
         jobs.append({"op": "deleteSource", "retry": RETRY,
                      "params": {"sourceId": seed_ids[N_UPDATE + i]}})
+    for i in range(N_CONNECT):
+        jobs.append({"op": "addConnectionFromSourceToWarehouse", "retry": RETRY,
+                     "params": {"warehouseId": WAREHOUSES[i % 3], "sourceId": seed_ids[i]}})
     for i in range(N_EXPORT):
         jobs.append({"op": "getSourcesCatalog", "retry": RETRY,
                      "paginate": {"max_pages": 100, "count": 50},
@@ -154,7 +160,7 @@ try:
         p = spec.get("params") or {}
         if spec["op"] == "createSource":
             return ("create", p.get("slug"))
-        if spec["op"] in ("updateSource", "deleteSource"):
+        if spec["op"] in ("updateSource", "deleteSource", "addConnectionFromSourceToWarehouse"):
             return (spec["op"], p.get("sourceId"))
         return (spec["op"], spec.get("output"))
 
@@ -253,11 +259,13 @@ try:
         outcomes = [a["outcome"] for a in atts]
         lost_outcomes += sum(o in LOST for o in outcomes)
         op = spec["op"]
-        if op in ("createSource", "updateSource", "deleteSource"):
+        if op in ("createSource", "updateSource", "deleteSource",
+                  "addConnectionFromSourceToWarehouse"):
             if "ok" in outcomes and outcomes.index("ok") != len(outcomes) - 1:
                 problems["after_ok"].append((j["id"], outcomes))
             p = spec["params"]
-            mkey = (f"createSource slug={p['slug']}" if op == "createSource"
+            mkey = (f"createSource slug={p['slug']}" if op == "createSource" else
+                    f"{op} {p['warehouseId']}/{p['sourceId']}" if "warehouseId" in p
                     else f"{op} {p['sourceId']}")
             sent = mutations.get(mkey, 0)
             before_ok = outcomes[:outcomes.index("ok")] if "ok" in outcomes else outcomes
@@ -317,6 +325,9 @@ try:
          "every updateSource is applied")
     c.eq([i for i in range(N_DELETE) if seed_ids[N_UPDATE + i] in names], [],
          "every deleteSource is applied")
+    conns = {(x["warehouseId"], x["sourceId"]) for x in st.get("connections", [])}
+    c.eq([i for i in range(N_CONNECT) if (WAREHOUSES[i % 3], seed_ids[i]) not in conns], [],
+         "every connection is made")
     leftover = outputs_whole(s.out_path(""), "final")
     parts = sorted(os.path.relpath(os.path.join(d, n), s.out_path(""))
                    for d, _, fs in os.walk(s.out_path("")) for n in fs if n.endswith(".part"))

@@ -5,7 +5,8 @@
  *
  * A job's path, file by file: ingest.c (spool intake), dispatch.c (claiming, admission,
  * the token cache), send.c (the request), outcome.c (the answer), results.c (success,
- * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children).
+ * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children),
+ * reconcile.c (a lookup before resending a mutation whose answer was lost).
  * loop.c drives each iteration and txn.c commits it; run.c holds a claimed job's lifetime;
  * control_files.c carries out the CLI's cancel and retry.
  *

@@ -14,11 +14,14 @@ removals that met 404 after a lost answer succeeded ("reconciled").
 B: the lookup finds nothing. The emulator drops some connections before reading the
 request (--reset-before-rate): the create was never applied, so the lookup records
 "absent" and the create is sent again and succeeds, applied once.
+
+C: the emulator's "applied" counts: a 409 and connecting what is connected are requests
+("mutations") but change nothing, so they are not counted as applied.
 """
 import json
 import os
 
-from harness import Checks, Emulator, Spool, emu_cleanup
+from harness import Checks, Emulator, Spool, emu_cleanup, emu_request
 
 c = Checks("reconcile")
 JS = "IqDTy1TpoU"
@@ -166,5 +169,26 @@ try:
     c.eq(emu.stats()["by_status"].get("409", 0), 0, "B: no 409")
 finally:
     s.cleanup()
+    emu_cleanup(emu)
+# --- C: what the emulator counts as applied ---------------------------------------------
+emu = Emulator("--seed", "15")
+try:
+    body = {"slug": "twice", "enabled": True, "metadataId": JS, "disconnectAllWarehouses": True}
+    st1, _, text = emu_request(emu, "POST", "/sources", body)
+    st2, _, _ = emu_request(emu, "POST", "/sources", body)
+    c.eq((st1, st2), (201, 409), "C: the same slug twice: 201, then 409")
+    sid = json.loads(text)["data"]["source"]["id"]
+    st3, _, _ = emu_request(emu, "POST", f"/warehouses/wh_1/connected-sources/{sid}")
+    st4, _, _ = emu_request(emu, "POST", f"/warehouses/wh_1/connected-sources/{sid}")
+    c.eq((st3, st4), (201, 201), "C: connecting twice answers 201 twice")
+    stats = emu.stats()
+    conn = f"addConnectionFromSourceToWarehouse wh_1/{sid}"
+    c.eq((stats["mutations"].get("createSource slug=twice"), stats["mutations"].get(conn)),
+         (2, 2), "C: both requests of each are counted as mutations")
+    c.eq(stats["applied"], {"createSource slug=twice": 1, conn: 1},
+         "C: each is applied once: the 409 and the second connection changed nothing")
+    emu.admin("/__emu/reset", {})
+    c.eq(emu.stats()["applied"], {}, "C: /__emu/reset clears the applied counts")
+finally:
     emu_cleanup(emu)
 c.finish()

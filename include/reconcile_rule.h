@@ -23,6 +23,7 @@ struct cJSON;
 #define RECONCILE_RECONCILED "reconciled" /* the lost request was applied: the job is done */
 #define RECONCILE_ABSENT "absent"         /* it was not: the mutation is sent */
 #define RECONCILE_LOOKUP "lookup"         /* a page without the answer: the next is read */
+#define RECONCILE_CONFLICT "conflict"     /* a 409 to a resend after a lost answer: look again */
 
 struct reconcile_rule {
 	struct cJSON *root; /* the parsed rule; the members below point into it */
@@ -79,5 +80,11 @@ struct cJSON *reconcile_result(const struct reconcile_rule *r, const struct cJSO
 /* reconcile_gone - a 404 on a rule with gone_is_done, to a job with tries >= 2 attempts of
  * which lost_answers were lost: the lost request deleted what the resend did not find. */
 int reconcile_gone(const struct reconcile_rule *r, int status, int tries, int64_t lost_answers);
+
+/* reconcile_conflict - a 409 on a rule done when found (a key the API keeps unique), to a
+ * job with tries >= 2 attempts of which lost_answers were lost: the lost request may have
+ * been applied after a lookup said it was not (the server still working on it), so look
+ * again before failing. */
+int reconcile_conflict(const struct reconcile_rule *r, int status, int tries, int64_t lost_answers);
 
 #endif

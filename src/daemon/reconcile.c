@@ -20,6 +20,9 @@
  *   cuts off.
  * - gone_is_done (deletes): a 404 to a resend after a lost answer is a success, recorded
  *   "reconciled".
+ * - A 409 to a resend after a lost answer (the lost request applied after the lookup,
+ *   the server still working on it then) is recorded "conflict" and looked up again:
+ *   found, reconciled; still not listed, the job fails with the 409, as before.
  * on_unknown still decides whether an unknown outcome is retried at all: "fail" fails the
  * job at once, as without a rule; the default "retry" now looks before it sends.
  * Operations without a rule keep on_unknown's plain resend.
@@ -47,7 +50,8 @@ struct reconcile {
 	int pages;
 	int decided; /* the answer being recorded decided verdict */
 	enum reconcile_verdict verdict;
-	cJSON *result; /* {"data": ...} when done */
+	cJSON *result;  /* {"data": ...} when done */
+	char *conflict; /* the 409's error (JSON) when looking after one, else NULL */
 };
 
 /* reconcile_free - a run's reconciliation, if any. */
@@ -60,6 +64,7 @@ void reconcile_free(struct run *r)
 	cJSON_Delete(rc->params);
 	cJSON_Delete(rc->result);
 	free(rc->cursor);
+	free(rc->conflict);
 	free(rc);
 	r->rc = NULL;
 }
@@ -69,6 +74,21 @@ static int note_attempt(const struct attempt_rec *a, void *arg)
 {
 	reconcile_track_note(arg, a->request, a->outcome);
 	return 0;
+}
+
+/* start_lookup - the run looks, from the first page, by rule (taken over); 0 (rule left
+ * to the caller) when the table names no such lookup. */
+static int start_lookup(struct run *r, struct reconcile_rule *rule)
+{
+	const struct op_def *lookup = catalog_find(rule->lookup);
+	if (!lookup)
+		return 0;
+	struct reconcile *rc = xcalloc(1, sizeof(*rc));
+	rc->rule = *rule;
+	rc->lookup = lookup;
+	rc->params = reconcile_lookup_params(rule, r->job.params);
+	r->rc = rc;
+	return 1;
 }
 
 /* reconcile_start - at the claim: a lookup first when the job's last mutation attempt
@@ -86,20 +106,14 @@ void reconcile_start(struct run *r)
 	struct reconcile_track t = {0};
 	if (store_attempts_foreach(r->d->st, r->row.id, note_attempt, &t) < 0)
 		t.pending = 1; /* when unsure, looking costs a read; not looking, a duplicate */
-	const struct op_def *lookup = catalog_find(rule.lookup);
-	if (!t.pending || !lookup) {
+	if (!t.pending || !start_lookup(r, &rule)) {
 		reconcile_rule_release(&rule);
 		return;
 	}
-	struct reconcile *rc = xcalloc(1, sizeof(*rc));
-	rc->rule = rule;
-	rc->lookup = lookup;
-	rc->params = reconcile_lookup_params(&rule, r->job.params);
-	r->rc = rc;
 	log_job(LOG_INFO, r->row.id, r->row.op_id, NULL,
 	        "job %lld (%s): an earlier attempt's answer was lost; looking (%s) before "
 	        "sending it again",
-	        (long long)r->row.id, r->row.op_id, lookup->operation_id);
+	        (long long)r->row.id, r->row.op_id, r->rc->lookup->operation_id);
 }
 
 /* reconcile_build - the request to send: the lookup's page while the run looks, else
@@ -151,30 +165,48 @@ static const char *lookup_answered(struct run *r, const struct http_response *re
 	return reconcile_verdict_outcome(v);
 }
 
+/* conflict_error - the 409's body when it is the API's envelope (JSON), else one made. */
+static char *conflict_error(const struct http_response *resp)
+{
+	cJSON *j = cJSON_ParseWithLength(resp->body.buf, resp->body.len);
+	char *text = cJSON_IsObject(j) ? cJSON_PrintUnformatted(j)
+	                               : error_json("HttpError", "HTTP 409", resp->status);
+	cJSON_Delete(j);
+	return text;
+}
+
 /* reconcile_outcome - the outcome an answer is recorded with: what a lookup's page says,
- * or "reconciled" for a 404 that means done (then *o becomes a success); else outcome. */
+ * "reconciled" for a 404 that means done, "conflict" for a 409 worth another look (both
+ * make *o a success, reconcile_answered going on from there); else outcome. */
 const char *reconcile_outcome(struct run *r, const struct http_response *resp, enum outcome *o,
                               const char *outcome)
 {
 	if (r->rc && r->rc->lookup)
 		return *o == OUTCOME_SUCCESS ? lookup_answered(r, resp, o) : outcome;
-	if (*o != OUTCOME_PERMANENT || resp->status != 404 || !r->job.op->reconcile ||
-	    !http_method_mutates(r->method) || r->row.tries < 2)
+	if (*o != OUTCOME_PERMANENT || (resp->status != 404 && resp->status != 409) ||
+	    !r->job.op->reconcile || !http_method_mutates(r->method) || r->row.tries < 2)
 		return outcome;
 	struct reconcile_rule rule;
 	if (reconcile_rule_parse(r->job.op->reconcile, &rule) < 0)
 		return outcome;
-	if (!reconcile_gone(&rule, resp->status, r->row.tries,
-	                    store_count_lost_answers(r->d->st, r->row.id))) {
-		reconcile_rule_release(&rule);
-		return outcome;
+	int64_t lost = store_count_lost_answers(r->d->st, r->row.id);
+	if (reconcile_gone(&rule, resp->status, r->row.tries, lost)) {
+		struct reconcile *rc = xcalloc(1, sizeof(*rc));
+		rc->rule = rule;
+		r->rc = rc;
+		done_with(rc, NULL);
+		*o = OUTCOME_SUCCESS;
+		return RECONCILE_RECONCILED;
 	}
-	struct reconcile *rc = xcalloc(1, sizeof(*rc));
-	rc->rule = rule;
-	r->rc = rc;
-	done_with(rc, NULL);
-	*o = OUTCOME_SUCCESS;
-	return RECONCILE_RECONCILED;
+	if (reconcile_conflict(&rule, resp->status, r->row.tries, lost) && start_lookup(r, &rule)) {
+		r->rc->conflict = conflict_error(resp);
+		r->rc->verdict = RECONCILE_NEXT; /* from its first page */
+		r->rc->decided = 1;
+		*o = OUTCOME_SUCCESS;
+		return RECONCILE_CONFLICT;
+	}
+	reconcile_rule_release(&rule);
+	return outcome;
 }
 
 /* go_on - the run sends again: the next page of its lookup now (a read), or its
@@ -208,6 +240,22 @@ int reconcile_answered(struct run *r)
 	rc->decided = 0;
 	if (rc->verdict == RECONCILE_NEXT) {
 		go_on(r, 0);
+		return 1;
+	}
+	if (rc->verdict == RECONCILE_SEND && rc->conflict) {
+		/* the key is taken, by nothing the lookup lists: the 409 stands */
+		struct strbuf reason = STRBUF_INIT;
+		sb_addf(&reason,
+		        "HTTP 409 after an earlier attempt whose answer was lost, and %s does not "
+		        "list it; not retried; the API said: ",
+		        rc->lookup->operation_id);
+		api_answer(&reason, 0, rc->conflict);
+		char *ej = rc->conflict;
+		rc->conflict = NULL;
+		reconcile_free(r);
+		end_job(r, JS_FAILED, ej, reason.buf);
+		free(ej);
+		sb_release(&reason);
 		return 1;
 	}
 	if (rc->verdict == RECONCILE_SEND) {

@@ -173,3 +173,9 @@ int reconcile_gone(const struct reconcile_rule *r, int status, int tries, int64_
 {
 	return r->gone_is_done && status == 404 && tries >= 2 && lost_answers > 0;
 }
+
+/* reconcile_conflict - a 409 worth a second look; see the header. */
+int reconcile_conflict(const struct reconcile_rule *r, int status, int tries, int64_t lost_answers)
+{
+	return r->lookup && !r->done_when_absent && status == 409 && tries >= 2 && lost_answers > 0;
+}

@@ -15,13 +15,17 @@ B: the lookup finds nothing. The emulator drops some connections before reading 
 request (--reset-before-rate): the create was never applied, so the lookup records
 "absent" and the create is sent again and succeeds, applied once.
 
+D: a 409 after a lookup said "absent" (a server that applied the lost request late, after
+the lookup; scripted): the 409 is recorded "conflict" and looked up again; found, the job
+is reconciled; still not listed, it fails with the 409 and says why.
+
 C: the emulator's "applied" counts: a 409 and connecting what is connected are requests
 ("mutations") but change nothing, so they are not counted as applied.
 """
 import json
 import os
 
-from harness import Checks, Emulator, Spool, emu_cleanup, emu_request
+from harness import Checks, Emulator, ScriptedServer, Spool, emu_cleanup, emu_request
 
 c = Checks("reconcile")
 JS = "IqDTy1TpoU"
@@ -191,4 +195,49 @@ try:
     c.eq(emu.stats()["applied"], {}, "C: /__emu/reset clears the applied counts")
 finally:
     emu_cleanup(emu)
+# --- D: a 409 after "absent": looked up again ------------------------------------------------
+JSON_HDR = [["Content-Type", "application/json"]]
+LATE = {"id": "src_late", "slug": "late", "name": "late", "enabled": True}
+
+
+def listing(items):
+    return {"status": 200, "headers": JSON_HDR, "body": json.dumps(
+        {"data": {"sources": items, "pagination": {"current": "MA==",
+                                                    "totalEntries": len(items)}}})}
+
+
+for found in (True, False):
+    what = "D (found)" if found else "D (not found)"
+    srv = ScriptedServer([
+        {"method": "POST", "path": "/sources", "sequence": [
+            {"status": 201, "headers": JSON_HDR, "body": "{}", "delay_ms": 1500},
+            {"status": 409, "headers": JSON_HDR, "body": json.dumps({"errors": [
+                {"type": "Conflict", "message": "slug late is already taken"}]})}]},
+        {"method": "GET", "path": "/sources", "sequence": [
+            listing([]), listing([LATE] if found else [])]}])
+    s = Spool(srv.url, config={"endpoint_limits": False, "retry": RETRY,
+                               "http": {"timeout_ms": 400}})
+    try:
+        s.drop_jobs("d.json", [create("late")])
+        c.eq(s.run_until_idle(timeout=60), 0, f"{what}: the run exits 0")
+        sh = s.show(s.jobs()[0]["id"])
+        got = [(a["outcome"], a["request"].split("?")[0], a["http_status"])
+               for a in sh["attempts"]]
+        last = ("reconciled", "GET /sources", 200) if found else ("absent", "GET /sources", 200)
+        c.eq(got, [("unknown", "POST /sources", None), ("absent", "GET /sources", 200),
+                   ("conflict", "POST /sources", 409), last],
+             f"{what}: lost, absent, 409 looked up again")
+        if found:
+            c.eq((sh["state"], sh["result"]), ("succeeded", {"source": LATE}),
+                 f"{what}: the job is reconciled with the source listed late")
+        else:
+            reason = sh["transitions"][-1]["reason"] or ""
+            c.check(sh["state"] == "failed" and "does not list it" in reason and
+                    "slug late is already taken" in reason,
+                    f"{what}: the job fails with the 409 and says why: {reason}")
+        posts = [q for q in srv.requests() if q["method"] == "POST"]
+        c.eq(len(posts), 2, f"{what}: the create was sent twice, never a third time")
+    finally:
+        s.cleanup()
+        srv.stop()
 c.finish()

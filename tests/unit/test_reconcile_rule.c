@@ -181,6 +181,23 @@ TEST(gone)
 	reconcile_rule_release(&del);
 }
 
+TEST(conflict)
+{
+	struct reconcile_rule del, create, absent;
+	CHECK_INT(reconcile_rule_parse(DELETE, &del), 0);
+	CHECK_INT(reconcile_rule_parse(CREATE_SOURCE, &create), 0);
+	CHECK_INT(reconcile_rule_parse(REMOVE_CONNECTION, &absent), 0);
+	CHECK_INT(reconcile_conflict(&create, 409, 3, 1), 1);
+	CHECK_INT(reconcile_conflict(&create, 409, 3, 0), 0); /* a slug taken by another */
+	CHECK_INT(reconcile_conflict(&create, 409, 1, 1), 0);
+	CHECK_INT(reconcile_conflict(&create, 404, 3, 1), 0);
+	CHECK_INT(reconcile_conflict(&del, 409, 3, 1), 0);    /* no lookup */
+	CHECK_INT(reconcile_conflict(&absent, 409, 3, 1), 0); /* a 409 is no sign of removal */
+	reconcile_rule_release(&absent);
+	reconcile_rule_release(&create);
+	reconcile_rule_release(&del);
+}
+
 TEST(tracker)
 {
 	struct reconcile_track t = {0};
@@ -216,6 +233,7 @@ int main(void)
 	RUN(page_verdicts);
 	RUN(results);
 	RUN(gone);
+	RUN(conflict);
 	RUN(tracker);
 	return tl_finish();
 }

@@ -53,6 +53,7 @@ struct op_def {
 	int rate_per_min;    /* documented per-endpoint limit per token; 0 = workspace default */
 	int mutates;         /* anything but GET */
 	int is_raw;
+	const char *reconcile; /* its reconcile rule as JSON text (reconcile_rule.h), or NULL */
 };
 
 size_t catalog_count(void);

@@ -48,6 +48,9 @@ class CatalogError(Exception):
     pass
 
 
+RECONCILE_KEYS = ("lookup", "params", "match", "done_when", "result", "gone_is_done")
+
+
 def fail(where, what):
     """fail - stops generation, naming the operation and field at fault."""
     raise CatalogError("%s: %s" % (where, what))
@@ -154,6 +157,64 @@ def convert_params(op, where):
     return params
 
 
+def param_refs(value, names, where, what):
+    """param_refs - checks each "$params.NAME" string in value names a parameter."""
+    if isinstance(value, dict):
+        for v in value.values():
+            param_refs(v, names, where, what)
+    elif isinstance(value, list):
+        for v in value:
+            param_refs(v, names, where, what)
+    elif isinstance(value, str) and value.startswith("$params."):
+        if value[len("$params."):] not in names:
+            fail(where, "reconcile %s: %r names no parameter of the operation" % (what, value))
+
+
+def check_reconcile(op, params, ops_by_id, where):
+    """check_reconcile - the op's "reconcile" rule (see createSource's notes), checked,
+    as the compact JSON text the table carries; None when the op has none."""
+    rule = op.get("reconcile")
+    if rule is None:
+        return None
+    if not isinstance(rule, dict) or set(rule) - set(RECONCILE_KEYS):
+        fail(where, "reconcile must be an object of %s" % ", ".join(RECONCILE_KEYS))
+    if op["method"] == "GET":
+        fail(where, "reconcile on a GET: a read is simply sent again")
+    names = {p[0] for p in params}
+    if not isinstance(rule.get("result"), dict):
+        fail(where, "reconcile needs a result object (the job's data when done)")
+    gone = rule.get("gone_is_done", False)
+    if not isinstance(gone, bool) or (gone and op["method"] != "DELETE"):
+        fail(where, "reconcile gone_is_done must be a boolean, true only on a DELETE")
+    lookup = rule.get("lookup")
+    if lookup is None:
+        if not gone or set(rule) - {"result", "gone_is_done"}:
+            fail(where, "reconcile without a lookup takes gone_is_done: true and a result")
+        if "$item" in json.dumps(rule["result"]):
+            fail(where, "reconcile result names $item but there is no lookup")
+        return json.dumps(rule, separators=(",", ":"), sort_keys=True)
+    target = ops_by_id.get(lookup)
+    if not target or target.get("method") != "GET" or not target.get("paginated"):
+        fail(where, "reconcile lookup %r is not a paginated GET operation" % lookup)
+    lookup_params = rule.get("params", {})
+    if not isinstance(lookup_params, dict):
+        fail(where, "reconcile params must be an object")
+    allowed = set(target.get("path_params") or []) | {
+        f.get("name") for f in (target.get("query_params") or [])}
+    for k, v in lookup_params.items():
+        if k not in allowed or not isinstance(v, str):
+            fail(where, "reconcile params.%s: not a string parameter of %s" % (k, lookup))
+    match = rule.get("match")
+    if (not isinstance(match, dict) or not match or
+            not all(isinstance(v, str) for v in match.values())):
+        fail(where, "reconcile match must be a non-empty object of strings")
+    if rule.get("done_when") not in ("found", "absent"):
+        fail(where, "reconcile done_when must be \"found\" or \"absent\"")
+    for what in ("params", "match", "result"):
+        param_refs(rule.get(what), names, where, what)
+    return json.dumps(rule, separators=(",", ":"), sort_keys=True)
+
+
 def convert_op(op):
     """convert_op - one operations.json entry as a dict of C field values."""
     opid = op.get("operation_id")
@@ -191,6 +252,7 @@ def convert_op(op):
         "rate_per_min": parse_rate(op.get("rate_limit_per_token"), where),
         "mutates": op["method"] != "GET",
         "is_raw": False,
+        "reconcile": None,
     }
 
 
@@ -210,6 +272,7 @@ def convert_raw(op):
         "rate_per_min": 0,
         "mutates": True,
         "is_raw": True,
+        "reconcile": None,
     }
 
 
@@ -265,6 +328,8 @@ def emit(ops):
         w("\t\t.rate_per_min = %d," % op["rate_per_min"])
         w("\t\t.mutates = %d," % int(op["mutates"]))
         w("\t\t.is_raw = %d," % int(op["is_raw"]))
+        if op["reconcile"]:
+            w("\t\t.reconcile = %s," % c_string(op["reconcile"]))
         w("\t},")
     w("};")
     w("")
@@ -279,6 +344,11 @@ def generate(input_path):
     if not isinstance(data, list):
         raise CatalogError("%s: not a JSON array" % input_path)
     ops = [convert_op(op) for op in data]
+    by_id = {o.get("operation_id"): o for o in data if isinstance(o, dict)}
+    for src, op in zip(data, ops):
+        if not op["is_raw"]:
+            op["reconcile"] = check_reconcile(src, op["params"], by_id,
+                                              "operation %s" % op["operation_id"])
     ids = [op["operation_id"] for op in ops]
     dups = sorted({i for i in ids if ids.count(i) > 1})
     if dups:

@@ -5,7 +5,8 @@
  *
  * A job's path, file by file: ingest.c (spool intake), dispatch.c (claiming, admission,
  * the token cache), send.c (the request), outcome.c (the answer), results.c (success,
- * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children).
+ * outputs, pages; or the job's end, or a wait), fanout.c (parents and their children),
+ * reconcile.c (a lookup before resending a mutation whose answer was lost).
  * loop.c drives each iteration and txn.c commits it; run.c holds a claimed job's lifetime;
  * control_files.c carries out the CLI's cancel and retry; results_file.c writes a file's
  * results file once all its jobs have ended.
@@ -84,6 +85,7 @@ struct run {
 	int count_on_end;           /* the answer's attempt counts; recorded with the job's end */
 	struct http_response *held; /* an answer kept while the store is busy, recorded later */
 	struct run *held_next;
+	struct reconcile *rc; /* looking before a resend (reconcile.c), or NULL */
 };
 
 struct daemon {
@@ -165,6 +167,16 @@ void send_now(struct run *r, const struct token *tok);
 /* outcome.c */
 void record_held(struct daemon *d);
 void on_response(struct http_response *resp, void *arg);
+
+/* reconcile.c */
+struct built_request;
+void reconcile_start(struct run *r);
+int reconcile_build(struct run *r, const char *base, const char *cursor, int count,
+                    struct built_request *req, struct strbuf *err);
+const char *reconcile_outcome(struct run *r, const struct http_response *resp, enum outcome *o,
+                              const char *outcome);
+int reconcile_answered(struct run *r);
+void reconcile_free(struct run *r);
 
 /* results.c */
 void end_job(struct run *r, enum job_state to, const char *err_json, const char *reason);

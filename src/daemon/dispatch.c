@@ -191,6 +191,7 @@ static void start_run(struct daemon *d, struct job_row *row)
 		finish_pages(r); /* every page was recorded before a restart */
 		return;
 	}
+	reconcile_start(r);
 	send_or_hold(r);
 }
 

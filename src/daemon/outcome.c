@@ -172,7 +172,8 @@ static void record_response(struct run *r, struct http_response *resp)
 				rl_note_answer(r->op_bucket);
 		}
 	}
-	const char *outcome = retry_attempt_outcome(o, r->interrupt, run_mutates(r));
+	const char *outcome =
+	    reconcile_outcome(r, resp, &o, retry_attempt_outcome(o, r->interrupt, run_mutates(r)));
 	char status_msg[64];
 	if (!errmsg && resp->status >= 300) {
 		snprintf(status_msg, sizeof(status_msg), "HTTP %d", resp->status);
@@ -220,7 +221,8 @@ static void record_response(struct run *r, struct http_response *resp)
 	         store_job_count_attempt(d->st, r->row.id) < 0)
 		write_failed(d, r->row.id, "count an attempt");
 	if (dec.action == RETRY_SUCCEED) {
-		on_success(r, body, &resp->body, data_off, data_len);
+		if (!reconcile_answered(r))
+			on_success(r, body, &resp->body, data_off, data_len);
 	} else if (dec.action == RETRY_WAIT) {
 		int failures = r->row.attempts + 1; /* in a row: a success or a page resets them */
 		if (dec.count_attempt && failures >= RETRY_WARN_FAILURES) {

@@ -54,6 +54,7 @@ void run_free(struct run *r)
 		sb_release(&r->held->body);
 		free(r->held);
 	}
+	reconcile_free(r);
 	if (r->job_parsed)
 		job_release(&r->job);
 	job_row_release(&r->row);

@@ -35,12 +35,12 @@ void send_now(struct run *r, const struct token *tok)
 	struct strbuf err = STRBUF_INIT;
 	built_request_init(&req);
 	int count = r->job.page_count;
-	if (catalog_build(r->job.op, r->job.params, base, multi_page(r) ? r->row.cursor : NULL,
-	                  multi_page(r) && count == 0 &&
-	                          !cJSON_GetObjectItemCaseSensitive(r->job.params, "pagination")
-	                      ? PAGINATE_DEFAULT_COUNT
-	                      : count,
-	                  &req, &err) < 0) {
+	if (reconcile_build(r, base, multi_page(r) ? r->row.cursor : NULL,
+	                    multi_page(r) && count == 0 &&
+	                            !cJSON_GetObjectItemCaseSensitive(r->job.params, "pagination")
+	                        ? PAGINATE_DEFAULT_COUNT
+	                        : count,
+	                    &req, &err) < 0) {
 		char *ej = error_json("BuildError", err.buf, 0);
 		end_job(r, JS_FAILED, ej, "cannot build the request");
 		free(ej);

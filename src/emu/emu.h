@@ -194,7 +194,8 @@ struct emu_stats {
 	uint64_t by_status[600];
 	uint64_t *by_op; /* indexed like the catalog */
 	uint64_t faults[F_COUNT];
-	struct countmap mutations;
+	struct countmap mutations; /* mutation requests, whatever their answer */
+	struct countmap applied;   /* mutations that changed the state (a 2xx, not a no-op) */
 };
 
 struct emu {
@@ -221,6 +222,7 @@ struct emu_call {
 	cJSON *body; /* the request's JSON object, or NULL */
 	struct emu_page page;
 	struct strbuf mutation; /* resource key a mutation targets */
+	int unchanged;          /* a 2xx that changed nothing (connecting what is connected) */
 	int status;
 	cJSON *out; /* {"data":...} or {"errors":[...]} */
 };

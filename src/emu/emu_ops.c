@@ -571,6 +571,8 @@ static void op_connect(struct emu_call *c, const struct op_entry *e)
 	(void)e;
 	if (!connection_ends(c))
 		return;
+	c->unchanged = state_find_connection(&c->emu->state, json_str(c->in, "warehouseId"),
+	                                     json_str(c->in, "sourceId"), NULL) != NULL;
 	connect_source(&c->emu->state, json_str(c->in, "warehouseId"), json_str(c->in, "sourceId"));
 	put_status(c, "CONNECTED");
 }

@@ -69,6 +69,7 @@ void emu_release(struct emu *e)
 {
 	state_release(&e->state);
 	countmap_clear(&e->stats.mutations);
+	countmap_clear(&e->stats.applied);
 	free(e->stats.by_op);
 	limits_release(&e->buckets);
 	free(e->token);
@@ -293,6 +294,8 @@ static void run_call(struct emu *e, struct MHD_Connection *conn, const char *url
 	}
 	if (!bad)
 		ops_dispatch(c);
+	if (c->op->mutates && !bad && c->status >= 200 && c->status <= 299 && !c->unchanged)
+		countmap_add(&e->stats.applied, c->mutation.buf, 1);
 	query_release(&q);
 }
 
@@ -493,6 +496,7 @@ static cJSON *stats_json(const struct emu *e)
 	for (int i = 0; i < F_COUNT; i++)
 		cJSON_AddNumberToObject(f, fault_names[i], (double)e->stats.faults[i]);
 	cJSON_AddItemToObject(o, "mutations", countmap_to_json(&e->stats.mutations));
+	cJSON_AddItemToObject(o, "applied", countmap_to_json(&e->stats.applied));
 	return o;
 }
 
@@ -501,6 +505,7 @@ static void stats_reset(struct emu *e)
 {
 	uint64_t *by_op = e->stats.by_op;
 	countmap_clear(&e->stats.mutations);
+	countmap_clear(&e->stats.applied);
 	memset(by_op, 0, (catalog_count() + 1) * sizeof(*by_op));
 	memset(&e->stats, 0, sizeof(e->stats));
 	e->stats.by_op = by_op;

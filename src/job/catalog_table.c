@@ -291,6 +291,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"done_when\":\"found\",\"lookup\":\"listConnectedSourcesFromWarehouse\",\"match\":{\"id\":\"$params.sourceId\"},\"params\":{\"warehouseId\":\"$params.warehouseId\"},\"result\":{\"status\":\"CONNECTED\"}}",
 	},
 	{
 		.operation_id = "createDestination",
@@ -371,6 +372,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"done_when\":\"found\",\"lookup\":\"listSources\",\"match\":{\"slug\":\"$params.slug\"},\"params\":{},\"result\":{\"source\":\"$item\"}}",
 	},
 	{
 		.operation_id = "createTransformation",
@@ -403,6 +405,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"gone_is_done\":true,\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "deleteFunction",
@@ -419,6 +422,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"gone_is_done\":true,\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "deleteSource",
@@ -435,6 +439,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"gone_is_done\":true,\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "deleteTransformation",
@@ -451,6 +456,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"gone_is_done\":true,\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "deleteUsers",
@@ -483,6 +489,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"gone_is_done\":true,\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "getDestination",
@@ -867,6 +874,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 0,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"done_when\":\"absent\",\"gone_is_done\":true,\"lookup\":\"listConnectedSourcesFromWarehouse\",\"match\":{\"id\":\"$params.sourceId\"},\"params\":{\"warehouseId\":\"$params.warehouseId\"},\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "removeSubscriptionFromDestination",
@@ -883,6 +891,7 @@ const struct op_def catalog_ops[] = {
 		.rate_per_min = 5,
 		.mutates = 1,
 		.is_raw = 0,
+		.reconcile = "{\"gone_is_done\":true,\"result\":{\"status\":\"SUCCESS\"}}",
 	},
 	{
 		.operation_id = "updateDestination",

@@ -1,8 +1,9 @@
 """e2e crash_mixed - kill -9 the daemon 20 times at random (seeded) moments while it runs a
 mixed batch of 1,000 jobs against the emulator (answers delayed 5 ms, so kills land
-mid-request, mid-pagination and mid-commit): 600 keyed createSource, 150 updateSource and
-150 deleteSource of sources made in a first clean phase, 99 paginated catalog exports and
-one event-volume fan-out split by day over 10 days. Job files arrive in waves while the
+mid-request, mid-pagination and mid-commit): 550 keyed createSource, 150 updateSource and
+150 deleteSource of sources made in a first clean phase, 50 addConnectionFromSourceToWarehouse
+of the updated ones, 99 paginated catalog exports and one event-volume fan-out split by day
+over 10 days. Job files arrive in waves while the
 daemon runs.
 
 After every kill: no job file lost or duplicated (incoming + archive + rejected == dropped),
@@ -11,9 +12,12 @@ file parses whole (a .part may be left only as a hidden dotfile), and the next s
 exactly the jobs the kill left running. After a final clean run: every job terminal, none
 running, every file archived once, each job stored once from the file it came in, no
 mutation sent more often than attempts were recorded for it and none after its recorded
-success (a second send only after an "unknown"/"interrupted" attempt), the emulator's
-state matches (each slug created once, deleted sources gone, renames applied), and every
-export / fan-out output equals the one a clean run produced.
+success (a second send only after an "unknown"/"interrupted" attempt), every mutation
+succeeded (a create or delete whose answer a kill lost is reconciled: looked up, or its
+404 taken as done, never failed with 409/404), the emulator applied each create and each
+delete exactly once (its "applied" counts) and never answered a create 409, its state
+matches (each slug created once, deleted sources gone, renames applied), and every export
+/ fan-out output equals the one a clean run produced.
 
 Runtime: about 45 s on 2 cores (CRASH_MIXED_ROUNDS, CRASH_MIXED_SEED override)."""
 import json
@@ -32,7 +36,9 @@ ROUNDS = int(os.environ.get("CRASH_MIXED_ROUNDS", "20"))
 rng = random.Random(SEED)
 
 JS = "IqDTy1TpoU"  # Javascript source metadata
-N_SEED, N_CREATE, N_UPDATE, N_DELETE, N_EXPORT = 300, 600, 150, 150, 99
+N_SEED, N_CREATE, N_UPDATE, N_DELETE, N_EXPORT = 300, 550, 150, 150, 99
+N_CONNECT = 50  # of the updated sources (not the deleted ones)
+WAREHOUSES = ["wh_1", "wh_2", "wh_3"]
 CATALOG = 300
 RETRY = {"max_attempts": 40}
 TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
@@ -129,6 +135,9 @@ try:
     for i in range(N_DELETE):
         jobs.append({"op": "deleteSource", "retry": RETRY,
                      "params": {"sourceId": seed_ids[N_UPDATE + i]}})
+    for i in range(N_CONNECT):
+        jobs.append({"op": "addConnectionFromSourceToWarehouse", "retry": RETRY,
+                     "params": {"warehouseId": WAREHOUSES[i % 3], "sourceId": seed_ids[i]}})
     for i in range(N_EXPORT):
         jobs.append({"op": "getSourcesCatalog", "retry": RETRY,
                      "paginate": {"max_pages": 100, "count": 50},
@@ -151,7 +160,7 @@ try:
         p = spec.get("params") or {}
         if spec["op"] == "createSource":
             return ("create", p.get("slug"))
-        if spec["op"] in ("updateSource", "deleteSource"):
+        if spec["op"] in ("updateSource", "deleteSource", "addConnectionFromSourceToWarehouse"):
             return (spec["op"], p.get("sourceId"))
         return (spec["op"], spec.get("output"))
 
@@ -230,7 +239,8 @@ try:
     c.check("already recorded as job" not in s.log_text(),
             "no file was ingested a second time (no duplicate-key notices)")
 
-    mutations = emu.stats()["mutations"]
+    emu_stats = emu.stats()
+    mutations, applied = emu_stats["mutations"], emu_stats["applied"]
     st = emu.state()
     slugs = [src["slug"] for src in st["sources"]]
     names = {src["id"]: src.get("name") for src in st["sources"]}
@@ -252,7 +262,9 @@ try:
              for n, fj in files if len(fj) > 1 and
              len(results_of(f"results/{n.rsplit('.', 1)[0]}.results.jsonl")) != len(fj)]
     c.eq(short, [], "each results file has a line for every job of its file")
-    problems = {"file": [], "resend": [], "after_ok": [], "outcome": [], "output": []}
+    problems = {"file": [], "resend": [], "after_ok": [], "outcome": [], "output": [],
+                "applied": []}
+    reconciled = {}
     for j in top:
         sh = s.show(j["id"])
         spec = sh["spec"]
@@ -264,24 +276,29 @@ try:
         outcomes = [a["outcome"] for a in atts]
         lost_outcomes += sum(o in LOST for o in outcomes)
         op = spec["op"]
-        if op in ("createSource", "updateSource", "deleteSource"):
+        if op in ("createSource", "updateSource", "deleteSource",
+                  "addConnectionFromSourceToWarehouse"):
             if "ok" in outcomes and outcomes.index("ok") != len(outcomes) - 1:
                 problems["after_ok"].append((j["id"], outcomes))
             p = spec["params"]
-            mkey = (f"createSource slug={p['slug']}" if op == "createSource"
+            mkey = (f"createSource slug={p['slug']}" if op == "createSource" else
+                    f"{op} {p['warehouseId']}/{p['sourceId']}" if "warehouseId" in p
                     else f"{op} {p['sourceId']}")
             sent = mutations.get(mkey, 0)
             before_ok = outcomes[:outcomes.index("ok")] if "ok" in outcomes else outcomes
             if sent > len(atts) or (sent > 1 and not any(o in LOST for o in before_ok)):
                 problems["resend"].append((j["id"], mkey, sent, outcomes))
             last = atts[-1]["http_status"] if atts else None
-            if sh["state"] == "succeeded":
-                ok = sent >= 1
-            else:  # the first send applied, its answer lost: the resend meets 409 / 404
-                ok = (sh["state"] == "failed" and any(o in LOST for o in outcomes) and
-                      last == (409 if op == "createSource" else 404))
-            if not ok:
+            # a lost answer is reconciled: the create found by its slug, the delete's 404
+            # taken as done; never a job failed with 409/404
+            if sh["state"] != "succeeded" or sent < 1:
                 problems["outcome"].append((j["id"], op, sh["state"], sent, outcomes, last))
+            if "reconciled" in outcomes:
+                reconciled[op] = reconciled.get(op, 0) + 1
+                if outcomes[-1] != "reconciled" or not any(o in LOST for o in outcomes):
+                    problems["outcome"].append((j["id"], op, "reconciled", outcomes))
+            if op != "updateSource" and applied.get(mkey, 0) != 1:
+                problems["applied"].append((j["id"], mkey, applied.get(mkey, 0), outcomes))
             if sh["state"] == "succeeded":
                 try:
                     if sh["output"]:
@@ -313,12 +330,16 @@ try:
     c.eq(problems["resend"], [],
          "no mutation sent more often than its attempts, nor twice without a lost answer")
     c.eq(problems["outcome"][:5], [],
-         "mutations succeeded (or met 409/404 only after a lost answer); exports succeeded")
+         "every mutation succeeded (reconciled only after a lost answer); exports succeeded")
+    c.eq(problems["applied"][:5], [],
+         "the emulator applied each create and each delete exactly once")
+    c.eq(emu_stats["by_status"].get("409", 0), 0, "no create met 409 (none resent blindly)")
     c.eq(problems["output"][:5], [],
          "every succeeded job's output is whole and equals the clean run's")
     resent = sum(1 for v in mutations.values() if v > 1)
     print(f"{lost_outcomes} attempts recorded unknown/interrupted; {resent} mutation(s) sent "
-          f"more than once; {states.get('failed', 0)} job(s) failed", flush=True)
+          f"more than once; {states.get('failed', 0)} job(s) failed; reconciled {reconciled}",
+          flush=True)
     c.check(lost_outcomes > 0, "some kills landed mid-request (attempts recorded as lost)")
     c.eq(sorted(sl for sl in set(slugs) if slugs.count(sl) > 1), [], "no slug created twice")
     c.eq([i for i in range(N_CREATE) if f"crash-{i:03d}" not in slugs], [],
@@ -327,6 +348,9 @@ try:
          "every updateSource is applied")
     c.eq([i for i in range(N_DELETE) if seed_ids[N_UPDATE + i] in names], [],
          "every deleteSource is applied")
+    conns = {(x["warehouseId"], x["sourceId"]) for x in st.get("connections", [])}
+    c.eq([i for i in range(N_CONNECT) if (WAREHOUSES[i % 3], seed_ids[i]) not in conns], [],
+         "every connection is made")
     leftover = outputs_whole(s.out_path(""), "final")
     parts = sorted(os.path.relpath(os.path.join(d, n), s.out_path(""))
                    for d, _, fs in os.walk(s.out_path("")) for n in fs if n.endswith(".part"))

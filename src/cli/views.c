@@ -147,6 +147,8 @@ static int attempt_entry(const struct attempt_rec *a, void *arg)
 	add_text(o, "rl_reset", a->rl_reset);
 	add_text(o, "request", a->request);
 	add_text(o, "body", a->body);
+	if (a->resolved) /* what its references were: the values sent */
+		add_parsed(o, "resolved", a->resolved);
 	cJSON_AddItemToArray(arg, o);
 	return 0;
 }

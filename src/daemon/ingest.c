@@ -248,9 +248,12 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
                        const struct store_file_id *fid, const struct job_list *list, int64_t now)
 {
 	int dups = 0;
+	int64_t *ids = xcalloc(list->njobs ? list->njobs : 1, sizeof(*ids));
 	txn(d);
-	if (store_savepoint(d->st) < 0)
+	if (store_savepoint(d->st) < 0) {
+		free(ids);
 		return -1;
+	}
 	for (size_t i = 0; i < list->njobs; i++) {
 		const struct job *j = &list->jobs[i];
 		char *spec = job_to_json(j);
@@ -272,8 +275,11 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 		free(spec);
 		if (rc < 0) {
 			store_rollback_to(d->st);
+			free(ids);
 			return -1;
 		}
+		if (rc == STORE_INSERTED)
+			ids[i] = id;
 		if (rc == STORE_DUPLICATE) {
 			dups++;
 			log_job(LOG_INFO, id, NULL, NULL,
@@ -282,7 +288,10 @@ static int insert_jobs(struct daemon *d, const char *name, const char *hash,
 			        name, i, j->key, (long long)id);
 		}
 	}
-	if (store_file_record(d->st, name, hash, fid, now, (int)list->njobs, dups) < 0 ||
+	int deps_rc = refs_record(d, list, ids, now);
+	free(ids);
+	if (deps_rc < 0 ||
+	    store_file_record(d->st, name, hash, fid, now, (int)list->njobs, dups) < 0 ||
 	    store_release(d->st) < 0) {
 		store_rollback_to(d->st);
 		return -1;
@@ -373,7 +382,7 @@ static void ingest_one(struct daemon *d, const char *name)
 		struct doc_shape sh = shape_of(name, &data);
 		check_outputs(d, &list, &sh);
 		check_file_clashes(&list, &sh);
-		if (check_store_clashes(d, &list, &sh) < 0) {
+		if (check_store_clashes(d, &list, &sh) < 0 || refs_check_file(d, &list) < 0) {
 			logmsg(LOG_ERROR,
 			       "cannot check the outputs of %s against the store: %s; it "
 			       "stays in incoming/",

@@ -476,3 +476,140 @@ int job_list_check_refs(struct job_list *list, int (*known)(const char *key, voi
 	sb_release(&rel);
 	return (int)(list->nproblems - before);
 }
+
+/* --- at claim: a reference's value put in its place ----------------------------------- */
+
+/* next_token - the reference token of pointer p (after its '/') decoded (~1 '/', ~0 '~')
+ * into tok; returns where the next one starts ('/' or the end). */
+static const char *next_token(const char *p, struct strbuf *tok)
+{
+	sb_reset(tok);
+	for (; *p && *p != '/'; p++) {
+		if (*p == '~' && (p[1] == '0' || p[1] == '1')) {
+			sb_addch(tok, p[1] == '0' ? '~' : '/');
+			p++;
+		} else {
+			sb_addch(tok, *p);
+		}
+	}
+	return p;
+}
+
+/* array_at - the element of arr a token names (digits, no leading zero), or NULL. */
+static cJSON *array_at(const cJSON *arr, const char *tok)
+{
+	size_t n = strlen(tok), i = 0;
+	if (!n || n > 9 || strspn(tok, "0123456789") != n || (n > 1 && tok[0] == '0'))
+		return NULL;
+	size_t want = (size_t)strtoul(tok, NULL, 10);
+	cJSON *e;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (i++ == want)
+			return e;
+	}
+	return NULL;
+}
+
+/* job_pointer_get - see job.h. */
+const cJSON *job_pointer_get(const cJSON *v, const char *pointer, struct strbuf *why)
+{
+	struct strbuf tok = STRBUF_INIT, at = STRBUF_INIT;
+	const char *p = pointer;
+	char buf[SHOWN_BYTES + 4];
+
+	while (v && *p == '/') {
+		const char *next = next_token(p + 1, &tok);
+		const cJSON *child = NULL;
+		if (cJSON_IsObject(v))
+			child = cJSON_GetObjectItemCaseSensitive(v, tok.buf);
+		else if (cJSON_IsArray(v))
+			child = array_at(v, tok.buf);
+		if (!child && why) {
+			if (cJSON_IsObject(v))
+				sb_addf(why, "no member \"%s\"", shown(tok.buf, buf));
+			else if (cJSON_IsArray(v))
+				sb_addf(why, "no element \"%s\" in an array of %d",
+				        shown(tok.buf, buf), cJSON_GetArraySize(v));
+			else
+				sb_addf(why, "%s has no member \"%s\"", json_type_name(v),
+				        shown(tok.buf, buf));
+			if (at.len)
+				sb_addf(why, " at %s", at.buf);
+			else
+				sb_adds(why, " at the top");
+		}
+		sb_add(&at, p, (size_t)(next - p));
+		v = child;
+		p = next;
+	}
+	sb_release(&tok);
+	sb_release(&at);
+	return v;
+}
+
+/* copy_nameless - a deep copy of v without its member name ("id" of the result): it
+ * takes the reference's place and name. NULL when out of memory. */
+static cJSON *copy_nameless(const cJSON *v)
+{
+	cJSON *copy = cJSON_Duplicate(v, 1);
+	if (copy && copy->string) {
+		if (!(copy->type & cJSON_StringIsConst))
+			cJSON_free(copy->string);
+		copy->string = NULL;
+		copy->type &= ~cJSON_StringIsConst;
+	}
+	return copy;
+}
+
+/* job_ref_put - see job.h. */
+int job_ref_put(struct job *job, const struct job_ref *ref, const cJSON *value)
+{
+	struct strbuf tok = STRBUF_INIT;
+	const char *p = ref->param_pointer;
+	cJSON *parent = job->params, *at = NULL;
+	int rc = -1;
+
+	while (parent && *p == '/') {
+		const char *next = next_token(p + 1, &tok);
+		at = cJSON_IsObject(parent)  ? cJSON_GetObjectItemCaseSensitive(parent, tok.buf)
+		     : cJSON_IsArray(parent) ? array_at(parent, tok.buf)
+		                             : NULL;
+		if (!*next)
+			break;
+		parent = at;
+		p = next;
+	}
+	if (at && is_ref_object(at)) {
+		cJSON *copy = copy_nameless(value);
+		if (!copy)
+			die("cannot copy a reference's value: out of memory");
+		if (at->string) {
+			char *name = xstrdup(at->string);
+			rc = cJSON_ReplaceItemInObjectCaseSensitive(parent, name, copy) ? 0 : -1;
+			free(name);
+		} else {
+			rc = cJSON_ReplaceItemViaPointer(parent, at, copy) ? 0 : -1;
+		}
+		if (rc < 0)
+			cJSON_Delete(copy);
+	}
+	sb_release(&tok);
+	return rc;
+}
+
+/* job_params_problem - see job.h. */
+int job_params_problem(const struct job *job, struct strbuf *why)
+{
+	struct job_list list = {0};
+	struct ctx c = {&list, "", 0, 0};
+	check_params(&c, job->op, job->params);
+	if (list.nproblems) {
+		sb_adds(why, list.problems[0].what);
+		if (list.problems[0].expected)
+			sb_addf(why, " (expected %s)", list.problems[0].expected);
+	}
+	int bad = list.nproblems != 0;
+	job_list_release(&list);
+	return bad ? -1 : 0;
+}

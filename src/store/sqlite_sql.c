@@ -161,8 +161,8 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
         "UNION ALL SELECT from_state, to_state, at_ms, reason, from_state IS NOT NULL, id "
         "FROM transitions WHERE job_id = ?1 ORDER BY 5, 6",
     [S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
-                        "error, retry_after_ms, rl_remaining, rl_reset, request, body "
-                        "FROM attempts WHERE job_id = ?1 ORDER BY id",
+                        "error, retry_after_ms, rl_remaining, rl_reset, request, body, "
+                        "resolved FROM attempts WHERE job_id = ?1 ORDER BY id",
     [S_SHOW_PAGES] = "SELECT page_no, nitems, cursor, next_cursor, at_ms FROM pages "
                      "WHERE job_id = ?1 ORDER BY page_no",
     [S_SHOW_CHILDREN] = "SELECT id, state, pages_done, items_done, total_entries FROM jobs "
@@ -178,4 +178,35 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
                        "AND waiting_for = ?2",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
+    /* dependencies between jobs (issue #13, sql/sqlite/011_deps.sql): a parked job is
+     * waiting (2) for JW_DEPS (5), next_run_ms STORE_DEPS_PARKED_MS (?4) */
+    [S_DEPS_INSERT] = "INSERT OR IGNORE INTO deps (dep_id, job_id) VALUES (?1, ?2)",
+    [S_DEP_INFO] = "SELECT state, key FROM jobs WHERE id = ?1",
+    [S_DEPS_PARK] = "UPDATE jobs SET state = ?3, updated_ms = ?2, waiting_for = 5, "
+                    "next_run_ms = ?4, deps_left = ?5, dep_failed = 0, finished_ms = NULL, "
+                    "error_json = NULL " FROM_STATE,
+    [S_DEPS_FAIL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                    "error_json = ?4, dep_failed = 1 " FROM_STATE,
+    /* the last dependency's success makes a parked job due (not before its not_before) */
+    [S_DEPS_RELEASE] = "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
+                       "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
+                       "THEN max(?2, not_before_ms) ELSE next_run_ms END "
+                       "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = ?1) "
+                       "AND deps_left > 0",
+    [S_DEPS_UNRELEASE] = "UPDATE jobs SET deps_left = deps_left + 1, next_run_ms = ?2 "
+                         "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = ?1) "
+                         "AND state = 2 AND waiting_for = 5",
+    [S_DEPS_WAITING_ON] = "SELECT j.id, j.key FROM deps d JOIN jobs j ON j.id = d.job_id "
+                          "WHERE d.dep_id = ?1 AND j.state = 2 AND j.waiting_for = 5 "
+                          "ORDER BY j.id",
+    [S_DEPS_FAILED_ON] = "SELECT j.id, j.key FROM deps d JOIN jobs j ON j.id = d.job_id "
+                         "WHERE d.dep_id = ?1 AND j.state = 4 AND j.dep_failed = 1 "
+                         "ORDER BY j.id",
+    [S_DEPS_FAILED_DEP] = "SELECT j.key FROM deps d INDEXED BY deps_job "
+                          "JOIN jobs j ON j.id = d.dep_id "
+                          "WHERE d.job_id = ?1 AND j.state IN (4, 5, 6) ORDER BY j.id LIMIT 1",
+    [S_DEPS_LEFT] = "SELECT count(*) FROM deps d INDEXED BY deps_job "
+                    "JOIN jobs j ON j.id = d.dep_id WHERE d.job_id = ?1 AND j.state <> 3",
+    [S_KEY_RESULT] = "SELECT id, state, result_json FROM jobs WHERE key = ?1",
+    [S_ATTEMPT_RESOLVED] = "UPDATE attempts SET resolved = ?2 WHERE id = ?1",
 };

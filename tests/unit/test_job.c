@@ -1298,6 +1298,65 @@ TEST(layers_of_a_long_chain_and_a_wide_fan_in)
 	sb_release(&sb);
 }
 
+TEST(refs_put_in_at_claim)
+{
+	const char *doc = "{\"op\": \"createDestination\", \"params\": {\"sourceId\": {\"$ref\": "
+	                  "\"s#/source/id\"}, \"metadataId\": \"m\", \"settings\": {\"l\": [0, "
+	                  "{\"$ref\": \"s#/source/labels/1\"}], \"a/b\": {\"$ref\": \"s#\"}}}}";
+	struct job_list l;
+	struct strbuf why = STRBUF_INIT;
+	cJSON *result = cJSON_Parse("{\"source\": {\"id\": \"src_1\", \"labels\": [\"x\", "
+	                            "{\"k\": 2}], \"a~b\": true}}");
+
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 0);
+	CHECK_INT(l.njobs, 1);
+	if (l.njobs == 1 && l.jobs[0].nrefs == 3) {
+		struct job *j = &l.jobs[0];
+		/* a job is checked again once its references are in: the refs pass first */
+		CHECK_INT(job_params_problem(j, &why), 0);
+		for (size_t i = 0; i < j->nrefs; i++) {
+			const cJSON *v = job_pointer_get(result, j->refs[i].pointer, NULL);
+			CHECK(v != NULL);
+			if (v)
+				CHECK_INT(job_ref_put(j, &j->refs[i], v), 0);
+		}
+		char *text = cJSON_PrintUnformatted(j->params);
+		CHECK_STR(text,
+		          "{\"sourceId\":\"src_1\",\"metadataId\":\"m\",\"settings\":{\"l\":[0,"
+		          "{\"k\":2}],\"a/b\":{\"source\":{\"id\":\"src_1\",\"labels\":[\"x\","
+		          "{\"k\":2}],\"a~b\":true}}}}");
+		free(text);
+		CHECK_INT(job_ref_put(j, &j->refs[0], result), -1); /* no reference there now */
+		CHECK_INT(job_params_problem(j, &why), 0);
+		/* a value of the wrong type for its parameter is found then */
+		cJSON_ReplaceItemInObjectCaseSensitive(j->params, "sourceId",
+		                                       cJSON_CreateNumber(3));
+		CHECK_INT(job_params_problem(j, &why), -1);
+		CHECK(strstr(why.buf, "wrong type for sourceId: got a number") != NULL);
+	}
+	job_list_release(&l);
+
+	/* pointers: escapes, arrays, and what is said when one does not resolve */
+	CHECK(cJSON_IsTrue(job_pointer_get(result, "/source/a~0b", NULL)));
+	CHECK(job_pointer_get(result, "", NULL) == result);
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/name", &why) == NULL);
+	CHECK_STR(why.buf, "no member \"name\" at /source");
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/labels/2", &why) == NULL);
+	CHECK_STR(why.buf, "no element \"2\" in an array of 2 at /source/labels");
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/labels/01", &why) == NULL);
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/id/x", &why) == NULL);
+	CHECK_STR(why.buf, "a string has no member \"x\" at /source/id");
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/nope", &why) == NULL);
+	CHECK_STR(why.buf, "no member \"nope\" at the top");
+	cJSON_Delete(result);
+	sb_release(&why);
+}
+
 int main(void)
 {
 	RUN(single_job_with_every_field);
@@ -1326,6 +1385,7 @@ int main(void)
 	RUN(bad_after_and_refs);
 	RUN(file_refs_unknown_keys_and_cycles);
 	RUN(layers_of_a_long_chain_and_a_wide_fan_in);
+	RUN(refs_put_in_at_claim);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

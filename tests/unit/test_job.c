@@ -1071,7 +1071,7 @@ TEST(after_and_refs_are_parsed)
 	          " \"params\": {\"sourceId\": {\"$ref\": \"src#/source/id\"}, \"metadataId\": "
 	          "\"m\","
 	          " \"settings\": {\"a\": [1, {\"$ref\": \"wh#\"}], \"b~/c\": {\"$ref\": "
-	          "\"src#/source/x~1y\"}}}},"
+	          "\"src#/source/settings/x~1y\"}}}},"
 	          "{\"op\": \"addConnectionFromSourceToWarehouse\", \"params\": {\"warehouseId\": "
 	          "\"w\","
 	          " \"sourceId\": {\"$ref\": \"src#/source/id\"}}},"
@@ -1090,7 +1090,7 @@ TEST(after_and_refs_are_parsed)
 	          " \"params\": {\"sourceId\": {\"$ref\": \"src#/source/id\"}, \"metadataId\": "
 	          "\"m\","
 	          " \"settings\": {\"a\": [1, {\"$ref\": \"wh#\"}], \"b~/c\": {\"$ref\": "
-	          "\"src#/source/x~1y\"}}}},"
+	          "\"src#/source/settings/x~1y\"}}}},"
 	          "{\"op\": \"addConnectionFromSourceToWarehouse\", \"params\": {\"warehouseId\": "
 	          "\"w\","
 	          " \"sourceId\": {\"$ref\": \"src#/source/id\"}}}]";
@@ -1113,7 +1113,7 @@ TEST(after_and_refs_are_parsed)
 		CHECK_STR(d->refs[1].key, "wh");
 		CHECK_STR(d->refs[1].pointer, "");
 		CHECK_STR(d->refs[2].param_pointer, "/settings/b~0~1c");
-		CHECK_STR(d->refs[2].pointer, "/source/x~1y");
+		CHECK_STR(d->refs[2].pointer, "/source/settings/x~1y");
 		CHECK_INT(c->nafter, 1);
 		CHECK_INT(c->nafter_given, 0);
 		CHECK_STR(c->after[0], "src");
@@ -1357,6 +1357,69 @@ TEST(refs_put_in_at_claim)
 	sb_release(&why);
 }
 
+/* shape_problems - the problems job_list_check_refs finds in a file of a createSource
+ * "src" and the job j after it; their "what" joined by " | " into sb. */
+static size_t shape_problems(const char *j, struct strbuf *sb)
+{
+	struct strbuf doc = STRBUF_INIT;
+	struct job_list l;
+	sb_reset(sb);
+	sb_addf(&doc, "[" SRC_JOB("src") ", %s]", j);
+	size_t n = SIZE_MAX;
+	if (job_parse_buffer(doc.buf, doc.len, JOB_FORMAT_JSON, &l) == 0) {
+		n = (size_t)job_list_check_refs(&l, NULL, NULL);
+		for (size_t i = 0; i < l.nproblems; i++)
+			sb_addf(sb, "%s%s: %s", i ? " | " : "", l.problems[i].where,
+			        l.problems[i].what);
+	}
+	job_list_release(&l);
+	sb_release(&doc);
+	return n;
+}
+
+TEST(refs_against_result_shapes)
+{
+	struct strbuf sb = STRBUF_INIT;
+#define GET_SOURCE(ptr)                                                                            \
+	"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": \"src#" ptr "\"}}}"
+	/* what the table knows a createSource result holds */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/id"), &sb), 0);
+	CHECK_INT(shape_problems(GET_SOURCE("/source/metadata/slug"), &sb), 0);
+	CHECK_INT(shape_problems(GET_SOURCE("/source/writeKeys/0"), &sb), 0); /* an element */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/settings/anything"), &sb), 0);
+	/* a first member the result cannot have, a member its object does not have */
+	CHECK_INT(shape_problems(GET_SOURCE("/destination/id"), &sb), 1);
+	CHECK_STR(sb.buf, "/1/params/sourceId: reference \"src#/destination/id\": a result of "
+	                  "createSource cannot hold /destination");
+	CHECK_INT(shape_problems(GET_SOURCE("/source/nope"), &sb), 1);
+	CHECK(strstr(sb.buf, "cannot hold /source/nope") != NULL);
+	/* below a string */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/id/x"), &sb), 1);
+	CHECK(strstr(sb.buf, "cannot hold /source/id/x") != NULL);
+	/* a value of a type the parameter cannot take */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/enabled"), &sb), 1);
+	CHECK_STR(sb.buf, "/1/params/sourceId: reference \"src#/source/enabled\" is true or "
+	                  "false in a result of createSource, which sourceId cannot take");
+	CHECK_INT(shape_problems(GET_SOURCE("/source"), &sb), 1);
+	CHECK(strstr(sb.buf, "is an object") != NULL);
+	CHECK_INT(shape_problems(GET_SOURCE(""), &sb), 1); /* the data object itself */
+	CHECK_INT(shape_problems("{\"op\": \"updateSource\", \"params\": {\"sourceId\": \"s\", "
+	                         "\"enabled\": {\"$ref\": \"src#/source/enabled\"}}}",
+	                         &sb),
+	          0);
+	CHECK_INT(shape_problems("{\"op\": \"updateSource\", \"params\": {\"sourceId\": \"s\", "
+	                         "\"enabled\": {\"$ref\": \"src#/source/name\"}}}",
+	                         &sb),
+	          1);
+	/* inside an object parameter: the member's type is not the table's to say */
+	CHECK_INT(shape_problems("{\"op\": \"updateSource\", \"params\": {\"sourceId\": \"s\", "
+	                         "\"settings\": {\"x\": {\"$ref\": \"src#/source/enabled\"}}}}",
+	                         &sb),
+	          0);
+#undef GET_SOURCE
+	sb_release(&sb);
+}
+
 int main(void)
 {
 	RUN(single_job_with_every_field);
@@ -1386,6 +1449,7 @@ int main(void)
 	RUN(file_refs_unknown_keys_and_cycles);
 	RUN(layers_of_a_long_chain_and_a_wide_fan_in);
 	RUN(refs_put_in_at_claim);
+	RUN(refs_against_result_shapes);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

@@ -138,6 +138,7 @@ struct store {
 /* next_run_ms of a job parked for its dependencies (9999-12-31T23:59:59.999Z): beyond
  * every claim's now, so it costs the due index's walks nothing (sql/sqlite/011_deps.sql) */
 #define STORE_DEPS_PARKED_MS INT64_C(253402300799999)
+#define STORE_DEPS_PARKED_TEXT "253402300799999" /* the same, in statements */
 
 /* how a write call is wrapped: in a transaction of its own when none is open, else
  * joined to the caller's. Calls check before they write, so one refused for a reason

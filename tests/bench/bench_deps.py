@@ -1,25 +1,31 @@
 """bench_deps - jobs waiting for dependencies must not slow dispatch (issue #13): the
 daemon's claim/dispatch rate over DUE due jobs (getWarehouse, "output": false, segspool-emu
-with limits off) with no other jobs in the store, against the same with N jobs waiting for
-dependencies beside them, in two shapes:
-  chain   N jobs c0 <- c1 <- ... (each after the one before; c0 not due before 2099), so
-          every job but c0 waits (parked, JW_DEPS) for one dependency;
-  fan-in  N jobs each waiting for the one job "root" (not due before 2099).
+with limits off) with no other job in the store, against the same with N other jobs beside
+them, in three shapes:
+  chain    N jobs c0 <- c1 <- ... (each after the one before; c0 not due before 2099), so
+           every job but c0 waits (parked, JW_DEPS) for one dependency;
+  fan-in   N jobs each waiting for the one job "root" (not due before 2099);
+  not-due  N jobs without dependencies, due in 2099: a store of the same size, so the cost
+           of a bigger database (deeper B-trees, more pages) is told from that of waiting.
 
-Method. Each run has its own spool. Phase 1 (the waiting jobs, none for the baseline):
-their JSON Lines files (25,000 jobs a file, under the 8 MiB file limit; a chain goes on
-from one file to the next by a key already in the store) are dropped and the daemon runs
-until incoming/ is empty, then stops: no request goes out, as nothing is due. Phase 2: a
-file of DUE due jobs is dropped and the daemon started on the same database; it is
-stopped once DUE attempts have an outcome. The rate is taken from the attempts' started_ms,
-attempts LO..DUE-LO (the start and the tail left out), so ingest is not measured with
-dispatch. Also reported: phase 1's ingest time (the deps rows and the parking are written
-there) and the time from phase 2's start to its first attempt (work that grows with the
-waiting jobs would show up there).
+Method. Each run has its own spool. Phase 1 (the other jobs; none for the baseline): their
+JSON Lines files (25,000 jobs a file, under the 8 MiB file limit; a chain goes on from one
+file to the next by a key already in the store) are dropped and the daemon runs until
+incoming/ is empty, then stops: no request goes out, as nothing is due. Phase 2: a file of
+DUE due jobs is dropped and the daemon started on the same database; it is stopped once DUE
+attempts have an outcome. The rate is taken from the attempts' started_ms, attempts
+LO..DUE-LO (the start and the tail left out), so ingest is not measured with dispatch.
 
-Each figure is the median of BENCH_REPEATS (3) runs. Prints JSON lines (each run, then the
-summary with the ratios: rate with waiting jobs / rate without, target >= 0.90); asserts
-nothing.
+The machine may be shared: wall-clock rates then swing with the neighbours' load. So the
+daemon's CPU time (user + system, /proc/PID/stat) is sampled with the count of answered
+attempts every 20 ms, and the CPU per dispatched job is taken between the samples inside
+LO..DUE-LO: the steadier measure of the work each dispatch costs. Also reported: phase 1's
+ingest time (the deps rows and the parking are written there) and the time from phase 2's
+start to its first attempt (work at start that grows with the store would show there).
+
+Each figure is the median of BENCH_REPEATS (3) runs, the shapes alternating. Prints JSON
+lines (each run, then the summary with the ratios; target: rate with waiting jobs / rate
+without >= 0.90); asserts nothing.
 
 usage: python3 tests/bench/bench_deps.py [BUILD_DIR] [N] [DUE]"""
 import json
@@ -33,7 +39,7 @@ import benchenv  # noqa: F401  (first: the build and the harness's path)
 from harness import Emulator, Spool, listdir, wait_for  # noqa: E402
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
-DUE = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
+DUE = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
 PER_FILE = 25000
 REPS = int(os.environ.get("BENCH_REPEATS", "3"))
 LO = DUE // 10
@@ -50,10 +56,19 @@ def waiting_jobs(shape):
     if shape == "chain":
         return [getwh(key=f"c{i}", not_before=FAR) if i == 0 else
                 getwh(key=f"c{i}", after=[f"c{i - 1}"]) for i in range(N)]
+    if shape == "not-due":  # as many jobs, due only in 2099: a store of the same size
+        return [getwh(not_before=FAR) for _ in range(N)]
     if shape == "fan-in":
         return [getwh(key="root", not_before=FAR)] + [getwh(after=["root"])
                                                       for _ in range(N - 1)]
     return []
+
+
+def cpu_s(pid):
+    """cpu_s - the user and system CPU time process pid has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def drop(s, name, jobs):
@@ -80,25 +95,30 @@ def one_run(shape):
                      step=0.05, what="waiting jobs ingested")
             out["ingest_s"] = round(time.monotonic() - t0, 2)
             s.stop()
-        db = sqlite3.connect(os.path.join(s.spool, "segspool.db"))
-        out["waiting"] = db.execute("SELECT count(*) FROM jobs WHERE state = 2 AND "
-                                    "waiting_for = 5").fetchone()[0]
-        db.close()
+            db = sqlite3.connect(os.path.join(s.spool, "segspool.db"))
+            out["waiting"] = db.execute("SELECT count(*) FROM jobs WHERE state = 2 AND "
+                                        "waiting_for = 5").fetchone()[0]
+            db.close()
         drop(s, "due.jsonl", [getwh() for _ in range(DUE)])
         t0 = time.time()
-        s.start(ready=False)
+        p = s.start(ready=False)
+
+        samples = []  # (requests answered, the daemon's CPU seconds)
 
         def answered():
+            cpu = cpu_s(p.pid)
             db = sqlite3.connect(os.path.join(s.spool, "segspool.db"), timeout=30)
             try:
-                return db.execute("SELECT count(*) FROM attempts WHERE outcome IS NOT "
-                                  "NULL").fetchone()[0] >= DUE
+                n = db.execute("SELECT count(*) FROM attempts WHERE outcome IS NOT "
+                               "NULL").fetchone()[0]
             except sqlite3.OperationalError:
                 return False
             finally:
                 db.close()
+            samples.append((n, cpu))
+            return n >= DUE
 
-        wait_for(answered, timeout=900, step=0.2, what="due jobs dispatched")
+        wait_for(answered, timeout=900, step=0.02, what="due jobs dispatched")
         s.stop()
         db = sqlite3.connect(os.path.join(s.spool, "segspool.db"))
         starts = [r[0] for r in db.execute("SELECT started_ms FROM attempts ORDER BY "
@@ -108,6 +128,14 @@ def one_run(shape):
         out["dispatch_per_s"] = round((hi - lo) / max((starts[hi] - starts[lo]) / 1000.0,
                                                       0.001), 1)
         out["start_to_first_attempt_s"] = round(starts[0] / 1000.0 - t0, 3)
+        # CPU per job while dispatching: from the first sample past LO answers to the
+        # last one before DUE - LO (the ingest of the due file and the tail left out)
+        inside = [x for x in samples if LO <= x[0] <= DUE - LO]
+        if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
+            out["cpu_us_per_job"] = round((inside[-1][1] - inside[0][1]) * 1e6 /
+                                          (inside[-1][0] - inside[0][0]), 1)
+        else:
+            out["cpu_us_per_job"] = None
         print(json.dumps(out), flush=True)
         return out
     finally:
@@ -116,18 +144,25 @@ def one_run(shape):
 
 
 def main():
-    runs = {"none": [], "chain": [], "fan-in": []}
+    runs = {"none": [], "not-due": [], "chain": [], "fan-in": []}
     for _ in range(REPS):
         for shape in runs:
             runs[shape].append(one_run(shape))
     med = {k: statistics.median(r["dispatch_per_s"] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r["cpu_us_per_job"] for r in v if r["cpu_us_per_job"])
+           for k, v in runs.items()}
     print(json.dumps({
         "bench": "deps-summary", "waiting_jobs": N, "due_jobs": DUE, "repeats": REPS,
         "dispatch_per_s": med,
         "ingest_s": {k: statistics.median(r["ingest_s"] for r in v)
                      for k, v in runs.items() if k != "none"},
+        "cpu_us_per_job": cpu,
         "ratio_chain": round(med["chain"] / med["none"], 3),
         "ratio_fan_in": round(med["fan-in"] / med["none"], 3),
+        "cpu_ratio_chain_vs_none": round(cpu["chain"] / cpu["none"], 3),
+        "cpu_ratio_fan_in_vs_none": round(cpu["fan-in"] / cpu["none"], 3),
+        "cpu_ratio_chain_vs_not_due": round(cpu["chain"] / cpu["not-due"], 3),
+        "cpu_ratio_fan_in_vs_not_due": round(cpu["fan-in"] / cpu["not-due"], 3),
         "target": ">= 0.90"}), flush=True)
 
 

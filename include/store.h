@@ -145,8 +145,8 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
 int64_t store_next_due_ms(struct store *st);
 /* store_count_active - jobs not in a terminal state (queued, running, waiting). */
 int64_t store_count_active(struct store *st);
-/* store_count_waiting_for - waiting jobs that wait for `why` (not JW_DEPS: those are
- * not counted); -1 on error. */
+/* store_count_waiting_for - waiting jobs that wait for `why` (for JW_DEPS, those whose
+ * dependencies have not all succeeded yet); -1 on error. */
 int64_t store_count_waiting_for(struct store *st, enum job_wait why);
 int store_get(struct store *st, int64_t id, struct job_row *out); /* 0, 1 not found, -1 */
 

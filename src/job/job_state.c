@@ -19,8 +19,8 @@ _Static_assert(JS_COUNT == 7, "sql/sqlite/001_init.sql's CHECK (state BETWEEN 0 
 _Static_assert(JW_BACKOFF == 0 && JW_OUR_LIMIT == 1 && JW_SERVER_LIMIT == 2 && JW_TOKEN == 3 &&
                    JW_CHILDREN == 4,
                "the waits numbered as sql/sqlite/008_waiting_for.sql derives them for old rows");
-_Static_assert(JW_DEPS == 5, "sql/sqlite/011_deps.sql's comment and sqlite_sql.c's S_DEPS_*: "
-                             "waiting_for = 5");
+_Static_assert(JW_DEPS == 5, "sql/sqlite/011_deps.sql's comment, sqlite_sql.c's S_DEPS_* and "
+                             "S_COUNT_WAITING_FOR: waiting_for = 5");
 
 static const char *const names[JS_COUNT] = {
     [JS_QUEUED] = "queued",       [JS_RUNNING] = "running", [JS_WAITING] = "waiting",

@@ -88,9 +88,10 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     /* queued and waiting through jobs_due, running through jobs_running */
     [S_COUNT_ACTIVE] =
         "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM " RUNNING_JOBS ")",
-    /* jobs parked for their dependencies are not counted: nobody asks for them */
-    [S_COUNT_WAITING_FOR] =
-        "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND " NOT_PARKED " AND waiting_for = ?1",
+    /* for JW_DEPS (5) the jobs still parked, not those their last dependency made due */
+    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND (CASE "
+                            "WHEN ?1 = 5 THEN NOT (" NOT_PARKED ") ELSE " NOT_PARKED " END) "
+                            "AND waiting_for = ?1",
     [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                         "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "

@@ -5,11 +5,13 @@ written before it in the file: they run after it, with the id it got, which `sho
 each attempt sent. A job waits for a key already in the store; a file naming an unknown
 key, or whose jobs wait in a cycle, is rejected with where and why; a dependency that fails
 ends its dependants (transitively) failed "dependency KEY failed", and `segspool retry` of
-it brings them back: they then run and succeed.
+it brings them back: they then run and succeed. Jobs waiting behind one that waits for a
+token do not keep --until-idle from stopping.
 """
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Checks, Emulator, Spool, listdir  # noqa: E402
@@ -151,12 +153,34 @@ def failed_dependency_and_retry(s, emu):
     c.eq(got["result"]["destination"]["name"], "GA4 dup", "the transitive reference resolved")
 
 
+def idle_behind_a_missing_token(_, emu):
+    # a job of a workspace whose token file is missing waits for a token; the job waiting
+    # for it cannot move either: --until-idle stops, both left waiting
+    s = Spool(emu.url, config={"workspaces": {"default": {},
+                                              "elsewhere": {"token_file": "missing.token"}}})
+    try:
+        s.drop_jobs("tokenless.json", [
+            {"op": "listSources", "key": "tk", "workspace": "elsewhere"},
+            {"op": "listSources", "key": "after-tk", "after": ["tk"]},
+        ])
+        t0 = time.monotonic()
+        c.eq(s.run_until_idle(timeout=60), 0, "daemon exit status")
+        c.check(time.monotonic() - t0 < 30, "--until-idle stopped")
+        jobs = by_key(s)
+        c.eq([jobs[k]["state"] for k in ("tk", "after-tk")], ["waiting", "waiting"],
+             "both wait")
+        c.check((jobs["after-tk"].get("reason") or "").startswith(
+            "waiting for 1 dependency: tk"), f"the dependant's reason: {jobs['after-tk']}")
+    finally:
+        s.cleanup()
+
+
 def main():
     emu = Emulator()
     s = Spool(emu.url)
     try:
         c.run_parts([provision_in_order, after_a_stored_key, rejected_files,
-                     failed_dependency_and_retry], s, emu)
+                     failed_dependency_and_retry, idle_behind_a_missing_token], s, emu)
     finally:
         s.cleanup()
         emu.stop()

@@ -1180,7 +1180,8 @@ TEST(test_dependencies)
 	CHECK_INT(store_deps_add(st, d, cc, 1, 1000), 0);
 	CHECK_INT(state_of(st, c), JS_WAITING);
 	CHECK_STR(last_reason(st, c, buf, sizeof(buf)), "waiting for 2 dependencies: a, b");
-	CHECK_INT(store_count_waiting_for(st, JW_DEPS), 0);
+	CHECK_INT(store_count_waiting_for(st, JW_DEPS), 2);
+	CHECK_INT(store_count_waiting_for(st, JW_TOKEN), 0);
 	CHECK_INT(store_wake_waiters(st, JW_DEPS, 2000), 0);
 	CHECK_INT(store_count_active(st), 4);
 	CHECK_INT(due_count(st, 5000), 2);                             /* a and b only */
@@ -1197,6 +1198,7 @@ TEST(test_dependencies)
 	CHECK_INT(row.state, JS_WAITING);
 	CHECK_INT(row.next_run_ms, 7000);
 	job_row_release(&row);
+	CHECK_INT(store_count_waiting_for(st, JW_DEPS), 1); /* d: c is due now */
 	CHECK_INT(state_of(st, d), JS_WAITING);
 	/* c fails: d fails with it, and a job added later waiting for c fails at once */
 	claim_one(st, c, 8000);

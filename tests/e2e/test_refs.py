@@ -81,12 +81,19 @@ def after_a_stored_key(s, emu):
     s.drop_jobs("later.jsonl", [
         {"op": "getSource", "key": "get-a", "after": ["dst-a"],
          "params": {"sourceId": {"$ref": "src-a#/source/id"}}},
+        # a stored job's result is known at claim: a pointer into nothing fails it then
+        {"op": "getSource", "key": "get-nothing",
+         "params": {"sourceId": {"$ref": "src-a#/source/nope"}}},
     ])
     c.eq(s.run_until_idle(timeout=60), 0, "daemon exit status")
     jobs = by_key(s)
     c.eq(jobs.get("get-a", {}).get("state"), "succeeded", "a job after stored keys")
     shown = s.show(jobs["get-a"]["id"])
     c.eq(shown["result"]["source"]["slug"], "refs-a", "it read the referenced source")
+    c.eq((jobs["get-nothing"]["state"], jobs["get-nothing"]["reason"]),
+         ("failed", 'reference src-a#/source/nope in params/sourceId: no member "nope" at '
+                    '/source'), "a pointer that does not resolve at claim")
+    c.eq(s.show(jobs["get-nothing"]["id"])["attempts"], [], "nothing sent for it")
 
 
 def rejected_files(s, emu):
@@ -98,12 +105,24 @@ def rejected_files(s, emu):
         {"op": "listSources", "key": "x", "after": ["y"]},
         {"op": "getSource", "key": "y", "params": {"sourceId": {"$ref": "x#/source/id"}}},
     ])
+    # a pointer the operation's result cannot hold, a value the parameter cannot take
+    s.drop_jobs("shape.json", [
+        {"op": "createSource", "key": "s-shape",
+         "params": {"slug": "refs-shape", "enabled": True, "metadataId": SOURCE_META}},
+        {"op": "getSource", "params": {"sourceId": {"$ref": "s-shape#/destination/id"}}},
+        {"op": "getSource", "params": {"sourceId": {"$ref": "s-shape#/source/enabled"}}},
+    ])
     before = len(s.jobs())
     c.eq(s.run_until_idle(timeout=60), 0, "daemon exit status")
     c.eq(len(s.jobs()), before, "no job of a rejected file is recorded")
     p = rejection(s, "unknown.json")
     c.check(len(p) == 1 and p[0]["where"] == "/1/after/1" and "unknown key \"nope\"" in p[0]["what"],
             f"unknown key: {p}")
+    p = rejection(s, "shape.json")
+    c.eq([x["where"] for x in p], ["/1/params/sourceId", "/2/params/sourceId"],
+         "shape problems where")
+    c.check(len(p) == 2 and "cannot hold /destination" in p[0]["what"]
+            and "which sourceId cannot take" in p[1]["what"], f"shape problems: {p}")
     p = rejection(s, "cycle.jsonl")
     c.check(len(p) == 1 and p[0]["line"] == 1 and p[0]["where"] == "/after/0"
             and "\"x\" waits for \"y\" waits for \"x\"" in p[0]["what"], f"cycle: {p}")

@@ -23,6 +23,9 @@ LO..DUE-LO: the steadier measure of the work each dispatch costs. Also reported:
 ingest time (the deps rows and the parking are written there) and the time from phase 2's
 start to its first attempt (work at start that grows with the store would show there).
 
+Last, the one-off cost of a fan-in's end: the time the root's success takes to make its
+N - 1 dependants due (one UPDATE in its transaction, committed with synchronous=FULL).
+
 Each figure is the median of BENCH_REPEATS (3) runs, the shapes alternating. Prints JSON
 lines (each run, then the summary with the ratios; target: rate with waiting jobs / rate
 without >= 0.90); asserts nothing.
@@ -143,6 +146,45 @@ def one_run(shape):
         emu.stop()
 
 
+# sqlite_sql.c's S_DEPS_RELEASE, as the root's success runs it in its transaction
+RELEASE_SQL = ("UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
+               "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
+               "THEN max(?2, not_before_ms) ELSE next_run_ms END "
+               "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = ?1) AND deps_left > 0")
+
+
+def release():
+    """release - the one-off cost of a wide fan-in's end: the root's success makes its
+    N - 1 dependants due in one statement of its transaction (synchronous=FULL, as the
+    daemon commits), timed on a fan-in store built as phase 1 builds it."""
+    emu = Emulator()
+    s = Spool(emu.url, config={"rate": "off", "log_level": "warn"})
+    try:
+        jobs = waiting_jobs("fan-in")
+        for k in range(0, len(jobs), PER_FILE):
+            drop(s, f"wait-{k // PER_FILE:03d}.jsonl", jobs[k:k + PER_FILE])
+        s.start(ready=False)
+        wait_for(lambda: not listdir(os.path.join(s.spool, "incoming")), timeout=900,
+                 step=0.05, what="waiting jobs ingested")
+        s.stop()
+        db = sqlite3.connect(os.path.join(s.spool, "segspool.db"), isolation_level=None)
+        root = db.execute("SELECT id FROM jobs WHERE key = 'root'").fetchone()[0]
+        db.execute("PRAGMA synchronous = FULL")
+        t = time.monotonic()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(RELEASE_SQL, (root, int(time.time() * 1000)))
+        n = db.total_changes
+        db.execute("COMMIT")
+        out = {"bench": "deps-release", "dependants": n,
+               "release_s": round(time.monotonic() - t, 3)}
+        db.close()
+        print(json.dumps(out), flush=True)
+        return out
+    finally:
+        s.cleanup()
+        emu.stop()
+
+
 def main():
     runs = {"none": [], "not-due": [], "chain": [], "fan-in": []}
     for _ in range(REPS):
@@ -164,6 +206,7 @@ def main():
         "cpu_ratio_chain_vs_not_due": round(cpu["chain"] / cpu["not-due"], 3),
         "cpu_ratio_fan_in_vs_not_due": round(cpu["fan-in"] / cpu["not-due"], 3),
         "target": ">= 0.90"}), flush=True)
+    release()
 
 
 if __name__ == "__main__":

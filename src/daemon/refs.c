@@ -114,7 +114,8 @@ int refs_resolve(struct run *r)
 	int rc = 0;
 	if (!resolved)
 		die("out of memory");
-	for (size_t i = 0; i < r->job.nrefs && rc == 0; i++) {
+	/* ref_fail ends the job, which frees the run: nothing of r is read after it */
+	for (size_t i = 0; i < r->job.nrefs; i++) {
 		const struct job_ref *ref = &r->job.refs[i];
 		if (!result_key || strcmp(result_key, ref->key)) {
 			cJSON_Delete(result);
@@ -122,12 +123,10 @@ int refs_resolve(struct run *r)
 			result = result_of(r, ref->key, &why);
 		}
 		const cJSON *v = result ? job_pointer_get(result, ref->pointer, &why) : NULL;
-		if (!v) {
-			ref_fail(r, ref, why.buf);
+		if (!v || job_ref_put(&r->job, ref, v) < 0) {
+			ref_fail(r, ref, v ? "its place in params is not a reference" : why.buf);
 			rc = -1;
-		} else if (job_ref_put(&r->job, ref, v) < 0) {
-			ref_fail(r, ref, "its place in params is not a reference");
-			rc = -1;
+			break;
 		} else {
 			cJSON *copy = cJSON_Duplicate(v, 1);
 			if (!copy)

@@ -112,6 +112,13 @@ void job_problem_add(struct job_list *list, const char *where, int line, const c
  * none is), and no jobs wait for each other in a cycle. Problems are appended to list
  * (where: "/3/after/0", "/3/params/sourceId"; line for JSON Lines); returns how many. */
 int job_list_check_refs(struct job_list *list, int (*known)(const char *key, void *arg), void *arg);
+/* job_list_check_stored_refs - as job_list_check_refs does for references to jobs of the
+ * file, the references to jobs already in the store against the result shape of their
+ * operation, which op_of(key, arg) gives (NULL: not known, not checked); returns how many
+ * problems it added. */
+int job_list_check_stored_refs(struct job_list *list,
+                               const struct op_def *(*op_of)(const char *key, void *arg),
+                               void *arg);
 /* job_list_layers - the dependency layers (Kahn's order): layer_of_job[i] is 0 for a job
  * waiting for no job of the file, else one more than the highest layer it waits for.
  * Returns the number of layers, or -1 when there is a cycle (layer_of_job[i] is then -1

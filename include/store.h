@@ -377,6 +377,9 @@ int store_dep_failed(struct store *st, int64_t id, char **key);
  * NULL when none), 1 when there is no such job, -1. */
 int store_key_result(struct store *st, const char *key, int64_t *id, enum job_state *state,
                      char **result_json);
+/* store_key_op - the operation of the job keyed key: 1 with it in *op_id (malloc'd), 0
+ * when there is no such job, -1. */
+int store_key_op(struct store *st, const char *key, char **op_id);
 /* store_attempt_resolved - the values an attempt's references were resolved to (a JSON
  * object by params pointer), shown with the attempt. */
 int store_attempt_resolved(struct store *st, int64_t attempt_id, const char *resolved_json);

@@ -173,8 +173,9 @@ void on_success(struct run *r, cJSON *body, const struct strbuf *raw, size_t off
 void run_parent(struct run *r);
 
 /* refs.c */
-/* refs_check_file - the file's "after" keys and references against its jobs and the store
- * (problems added to list); 0, or -1 when the store could not be read. */
+/* refs_check_file - the file's "after" keys and references against its jobs and the store,
+ * references against the result shapes of the jobs they name (problems added to list); 0,
+ * or -1 when the store could not be read. */
 int refs_check_file(struct daemon *d, struct job_list *list);
 /* refs_record - the dependencies of the file's jobs just inserted (ids[i], 0 for a job not
  * inserted), in the same transaction; 0 or -1. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "job.h"
 #include "store.h"
 #include "strbuf.h"
@@ -28,6 +29,19 @@ static int known_in_store(const char *key, void *arg)
 	return rc > 0;
 }
 
+/* stored_op - job_list_check_stored_refs's question: the operation of the stored job. */
+static const struct op_def *stored_op(const char *key, void *arg)
+{
+	struct known_arg *k = arg;
+	char *op_id = NULL;
+	int rc = store_key_op(k->st, key, &op_id);
+	const struct op_def *op = rc > 0 ? catalog_find(op_id) : NULL;
+	if (rc < 0)
+		k->failed = 1;
+	free(op_id);
+	return op;
+}
+
 /* refs_check_file - see daemon_int.h. */
 int refs_check_file(struct daemon *d, struct job_list *list)
 {
@@ -35,8 +49,8 @@ int refs_check_file(struct daemon *d, struct job_list *list)
 	int any = 0;
 	for (size_t i = 0; i < list->njobs && !any; i++)
 		any = list->jobs[i].nafter != 0;
-	if (any)
-		job_list_check_refs(list, known_in_store, &k);
+	if (any && job_list_check_refs(list, known_in_store, &k) == 0 && !k.failed)
+		job_list_check_stored_refs(list, stored_op, &k);
 	return k.failed ? -1 : 0;
 }
 

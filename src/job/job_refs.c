@@ -551,12 +551,11 @@ static size_t members_of(const struct op_def *op, const char *prefix, size_t ple
 	return n;
 }
 
-/* check_ref_shape - the pointer's members against what target's result holds, and the
+/* check_ref_shape - the pointer's members against what op's result holds, and the
  * value's type against its parameter's, where the operation table knows them. */
 static void check_ref_shape(struct ctx *c, const struct job *j, const struct job_ref *r,
-                            const struct job *target)
+                            const struct op_def *op)
 {
-	const struct op_def *op = target->op;
 	char buf[SHOWN_BYTES + 4], kbuf[SHOWN_BYTES + 4];
 	struct strbuf rel = STRBUF_INIT, members = STRBUF_INIT;
 	enum param_type got = PT_OBJECT, want;
@@ -629,7 +628,7 @@ int job_list_check_refs(struct job_list *list, int (*known)(const char *key, voi
 		for (size_t r = 0; r < j->nrefs; r++) {
 			size_t at = *name_set_slot(&keys, j->refs[r].key, job_key_at, list);
 			if (at) /* one in the store is checked at claim, its result then known */
-				check_ref_shape(&c, j, &j->refs[r], &list->jobs[at - 1]);
+				check_ref_shape(&c, j, &j->refs[r], list->jobs[at - 1].op);
 		}
 	}
 	graph_build(list, &keys, &g);
@@ -769,4 +768,29 @@ int job_params_problem(const struct job *job, struct strbuf *why)
 	int bad = list.nproblems != 0;
 	job_list_release(&list);
 	return bad ? -1 : 0;
+}
+
+/* job_list_check_stored_refs - see job.h. */
+int job_list_check_stored_refs(struct job_list *list,
+                               const struct op_def *(*op_of)(const char *key, void *arg), void *arg)
+{
+	size_t before = list->nproblems;
+	char prefix[32];
+	struct name_set keys;
+
+	key_index(list, &keys);
+	for (size_t i = 0; i < list->njobs; i++) {
+		const struct job *j = &list->jobs[i];
+		struct ctx c;
+		job_ctx(list, j, prefix, &c);
+		for (size_t r = 0; r < j->nrefs; r++) {
+			if (*name_set_slot(&keys, j->refs[r].key, job_key_at, list))
+				continue; /* the file's: job_list_check_refs's */
+			const struct op_def *op = op_of(j->refs[r].key, arg);
+			if (op)
+				check_ref_shape(&c, j, &j->refs[r], op);
+		}
+	}
+	free(keys.slots);
+	return (int)(list->nproblems - before);
 }

@@ -369,3 +369,18 @@ int store_attempt_resolved(struct store *st, int64_t attempt_id, const char *res
 	}
 	return sq_op_end(st, how, rc);
 }
+
+/* store_key_op - the operation of the job keyed key. */
+int store_key_op(struct store *st, const char *key, char **op_id)
+{
+	sqlite3_stmt *s = sq_prep(st, S_KEY_OP);
+	*op_id = NULL;
+	if (!s)
+		return -1;
+	sq_bind_text(s, 1, key);
+	int rc = sq_step(st, s, "read a job's operation by its key");
+	if (rc == SQLITE_ROW)
+		*op_id = sq_column_dup(s, 0);
+	sq_done(s);
+	return rc < 0 ? -1 : rc == SQLITE_ROW;
+}

@@ -108,6 +108,7 @@ enum stmt_id {
 	S_DEPS_LEFT,
 	S_KEY_RESULT,
 	S_ATTEMPT_RESOLVED,
+	S_KEY_OP,
 	S_NSTMTS
 };
 

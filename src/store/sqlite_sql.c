@@ -217,4 +217,5 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
                     "JOIN jobs j ON j.id = d.dep_id WHERE d.job_id = ?1 AND j.state <> 3",
     [S_KEY_RESULT] = "SELECT id, state, result_json FROM jobs WHERE key = ?1",
     [S_ATTEMPT_RESOLVED] = "UPDATE attempts SET resolved = ?2 WHERE id = ?1",
+    [S_KEY_OP] = "SELECT op_id FROM jobs WHERE key = ?1",
 };

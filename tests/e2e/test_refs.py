@@ -81,19 +81,30 @@ def after_a_stored_key(s, emu):
     s.drop_jobs("later.jsonl", [
         {"op": "getSource", "key": "get-a", "after": ["dst-a"],
          "params": {"sourceId": {"$ref": "src-a#/source/id"}}},
-        # a stored job's result is known at claim: a pointer into nothing fails it then
+        # a stored job's result is known at claim: a pointer into nothing there fails it
+        # then (an element of an array: past what the result shape can tell at ingest)
         {"op": "getSource", "key": "get-nothing",
-         "params": {"sourceId": {"$ref": "src-a#/source/nope"}}},
+         "params": {"sourceId": {"$ref": "src-a#/source/labels/3"}}},
     ])
     c.eq(s.run_until_idle(timeout=60), 0, "daemon exit status")
     jobs = by_key(s)
     c.eq(jobs.get("get-a", {}).get("state"), "succeeded", "a job after stored keys")
     shown = s.show(jobs["get-a"]["id"])
     c.eq(shown["result"]["source"]["slug"], "refs-a", "it read the referenced source")
-    c.eq((jobs["get-nothing"]["state"], jobs["get-nothing"]["reason"]),
-         ("failed", 'reference src-a#/source/nope in params/sourceId: no member "nope" at '
-                    '/source'), "a pointer that does not resolve at claim")
+    c.eq(jobs["get-nothing"]["state"], "failed", "a pointer that does not resolve at claim")
+    c.check(jobs["get-nothing"]["reason"].startswith(
+        'reference src-a#/source/labels/3 in params/sourceId: no element "3" in an array'),
+        f"its reason: {jobs['get-nothing']['reason']}")
     c.eq(s.show(jobs["get-nothing"]["id"])["attempts"], [], "nothing sent for it")
+    # a stored job's operation is known at ingest: a pointer its result cannot hold is
+    # refused then, with the file
+    s.drop_jobs("stored-shape.json", [
+        {"op": "getSource", "params": {"sourceId": {"$ref": "src-a#/destination/id"}}}])
+    c.eq(s.run_until_idle(timeout=60), 0, "daemon exit status")
+    p = rejection(s, "stored-shape.json")
+    c.check(len(p) == 1 and p[0]["where"] == "/0/params/sourceId"
+            and "a result of createSource cannot hold /destination" in p[0]["what"],
+            f"a stored job's result shape: {p}")
 
 
 def rejected_files(s, emu):

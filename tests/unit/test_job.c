@@ -1420,6 +1420,36 @@ TEST(refs_against_result_shapes)
 	sb_release(&sb);
 }
 
+/* stored_op_of - job_list_check_stored_refs's stand-in store: "old-src" is a createSource. */
+static const struct op_def *stored_op_of(const char *key, void *arg)
+{
+	(*(int *)arg)++;
+	return !strcmp(key, "old-src") ? catalog_find("createSource") : NULL;
+}
+
+TEST(stored_refs_against_result_shapes)
+{
+	const char *doc =
+	    "[" SRC_JOB("src") ","
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"old-src#/source/enabled\"}}},"
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"old-src#/source/id\"}}},"
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"other#/anything\"}}},"
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"src#/destination\"}}}]";
+	struct job_list l;
+	int calls = 0;
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 0);
+	/* only the stored ones are asked for and checked; the file's are check_refs's */
+	CHECK_INT(job_list_check_stored_refs(&l, stored_op_of, &calls), 1);
+	CHECK_INT(calls, 3);
+	CHECK(l.nproblems == 1 && !strcmp(l.problems[0].where, "/1/params/sourceId") &&
+	      strstr(l.problems[0].what, "is true or false in a result of createSource"));
+	job_list_release(&l);
+}
+
 int main(void)
 {
 	RUN(single_job_with_every_field);
@@ -1450,6 +1480,7 @@ int main(void)
 	RUN(layers_of_a_long_chain_and_a_wide_fan_in);
 	RUN(refs_put_in_at_claim);
 	RUN(refs_against_result_shapes);
+	RUN(stored_refs_against_result_shapes);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

@@ -38,6 +38,14 @@ struct op_param {
 	const char *const *enum_values; /* NULL-terminated, or NULL */
 };
 
+/* a member the result of an operation holds (its data object, as stored), from the
+ * OpenAPI spec (data/result_shapes.json): the JSON type at an RFC 6901 pointer; only
+ * PT_STRING, PT_NUMBER, PT_BOOLEAN, PT_OBJECT and PT_ARRAY occur */
+struct result_member {
+	const char *pointer; /* "/source/id" */
+	enum param_type type;
+};
+
 struct op_def {
 	const char *operation_id; /* "createSource"; "raw" for the generic request */
 	const char *name;         /* "Create Source" */
@@ -48,6 +56,8 @@ struct op_def {
 	int success_status;
 	const char *result_keys[3]; /* keys under data shown as the result; NULL-terminated */
 	const char *items_key;      /* array under data for paginated operations, else NULL */
+	const struct result_member *result_shape; /* sorted by pointer; NULL when unknown */
+	size_t nresult_shape;
 	int paginated;
 	const char *version; /* "v1", "v1beta", "v1alpha" */
 	int rate_per_min;    /* documented per-endpoint limit per token; 0 = workspace default */

@@ -13,6 +13,7 @@
 
 struct cJSON;
 struct op_def;
+struct strbuf;
 
 #define JOB_MAX_FILE_BYTES (8u * 1024u * 1024u) /* a larger file is rejected whole */
 #define JOB_MAX_LINE_BYTES (1024u * 1024u)      /* one JSON Lines line */
@@ -111,11 +112,28 @@ void job_problem_add(struct job_list *list, const char *where, int line, const c
  * none is), and no jobs wait for each other in a cycle. Problems are appended to list
  * (where: "/3/after/0", "/3/params/sourceId"; line for JSON Lines); returns how many. */
 int job_list_check_refs(struct job_list *list, int (*known)(const char *key, void *arg), void *arg);
+/* job_list_check_stored_refs - as job_list_check_refs does for references to jobs of the
+ * file, the references to jobs already in the store against the result shape of their
+ * operation, which op_of(key, arg) gives (NULL: not known, not checked); returns how many
+ * problems it added. */
+int job_list_check_stored_refs(struct job_list *list,
+                               const struct op_def *(*op_of)(const char *key, void *arg),
+                               void *arg);
 /* job_list_layers - the dependency layers (Kahn's order): layer_of_job[i] is 0 for a job
  * waiting for no job of the file, else one more than the highest layer it waits for.
  * Returns the number of layers, or -1 when there is a cycle (layer_of_job[i] is then -1
  * for the jobs in or after it). */
 int job_list_layers(const struct job_list *list, int *layer_of_job);
+/* job_pointer_get - the value at an RFC 6901 pointer in v ("" is v itself), or NULL with
+ * why said (when why is not NULL): "no member \"id\" at /source". */
+const struct cJSON *job_pointer_get(const struct cJSON *v, const char *pointer, struct strbuf *why);
+/* job_ref_put - a copy of value in place of the reference ref in job->params (at claim:
+ * its dependency's result is known); 0, or -1 when ref is not one of job's. */
+int job_ref_put(struct job *job, const struct job_ref *ref, const struct cJSON *value);
+/* job_params_problem - the job's params checked against its operation again (after its
+ * references were put in): 0, or -1 with the first problem in why. */
+int job_params_problem(const struct job *job, struct strbuf *why);
+
 /* job_check_output_path - output_path_check (output.h), the rule output_open applies:
  * 0, or -1 with the reason in why (static string). */
 int job_check_output_path(const char *path, const char **why);

@@ -28,6 +28,7 @@ enum job_wait {
 	JW_SERVER_LIMIT, /* the API's 429 and its hold */
 	JW_TOKEN,        /* its workspace has no usable token */
 	JW_CHILDREN,     /* a fan-out parent, for its children */
+	JW_DEPS,         /* the jobs it waits for ("after", $ref) to succeed (sql/sqlite/011) */
 	JW_COUNT
 };
 

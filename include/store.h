@@ -147,7 +147,8 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
 int64_t store_next_due_ms(struct store *st);
 /* store_count_active - jobs not in a terminal state (queued, running, waiting). */
 int64_t store_count_active(struct store *st);
-/* store_count_waiting_for - waiting jobs that wait for `why`; -1 on error. */
+/* store_count_waiting_for - waiting jobs that wait for `why` (for JW_DEPS, those whose
+ * dependencies have not all succeeded yet); -1 on error. */
 int64_t store_count_waiting_for(struct store *st, enum job_wait why);
 int store_get(struct store *st, int64_t id, struct job_row *out); /* 0, 1 not found, -1 */
 
@@ -308,6 +309,7 @@ int store_transitions_foreach(struct store *st, int64_t job_id, store_transition
 struct attempt_rec {
 	int64_t attempt_no, started_ms, duration_ms, http_status, retry_after_ms, rl_remaining;
 	const char *outcome, *error, *rl_reset, *request, *body; /* NULL when not recorded */
+	const char *resolved; /* its references' values (JSON), NULL for a job without any */
 };
 typedef int (*store_attempt_fn)(const struct attempt_rec *a, void *arg);
 /* store_attempts_foreach - a job's attempts in the order they were made. */
@@ -445,5 +447,38 @@ int store_files_named(struct store *st, const char *name, store_file_fn fn, void
 int store_file_of_job(struct store *st, int64_t job_id, store_file_fn fn, void *arg);
 /* store_list_file - the jobs of a file in its order; limit <= 0: all. */
 int store_list_file(struct store *st, int64_t file_id, int limit, store_summary_fn fn, void *arg);
+
+/* --- jobs that wait for jobs (issue #13: "after" and {"$ref"}) ---------------------- */
+
+/* A job waits for its dependencies without costing the scheduler anything: it is waiting
+ * (JW_DEPS) and not due until the last of them succeeds, which makes it due in the same
+ * transaction. A dependency that ends failed, dead or cancelled (store_job_end,
+ * store_job_cancel, store_job_output_lost) ends the jobs waiting for it failed with the
+ * reason "dependency KEY failed", and theirs after them; a retried job whose dependencies
+ * have not all succeeded waits for them again (store_job_retry). */
+
+/* store_job_id_by_key - 1 with the id of the job keyed key, 0 when there is none, -1. */
+int store_job_id_by_key(struct store *st, const char *key, int64_t *id);
+/* store_deps_add - job id, just inserted (queued), waits for dep_ids (ids of jobs already
+ * recorded, not id): recorded with it. It waits when some has not succeeded, or ends
+ * failed at once when one is failed, dead or cancelled. 0 or -1. */
+int store_deps_add(struct store *st, int64_t id, const int64_t *dep_ids, size_t n, int64_t now_ms);
+/* store_deps_revive - id was retried: the jobs that failed because it did, and theirs,
+ * wait for their dependencies again (unless another one of theirs is still failed);
+ * their ids in *ids (caller frees). 0 or -1. */
+int store_deps_revive(struct store *st, int64_t id, int64_t now_ms, int64_t **ids, size_t *nids);
+/* store_dep_failed - 1 with the key (malloc'd) of a dependency of id that is failed, dead
+ * or cancelled, 0 when none is, -1. */
+int store_dep_failed(struct store *st, int64_t id, char **key);
+/* store_key_result - the job keyed key: 0 with its id, state and stored result (malloc'd,
+ * NULL when none), 1 when there is no such job, -1. */
+int store_key_result(struct store *st, const char *key, int64_t *id, enum job_state *state,
+                     char **result_json);
+/* store_key_op - the operation of the job keyed key: 1 with it in *op_id (malloc'd), 0
+ * when there is no such job, -1. */
+int store_key_op(struct store *st, const char *key, char **op_id);
+/* store_attempt_resolved - the values an attempt's references were resolved to (a JSON
+ * object by params pointer), shown with the attempt. */
+int store_attempt_resolved(struct store *st, int64_t attempt_id, const char *resolved_json);
 
 #endif

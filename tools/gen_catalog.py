@@ -22,6 +22,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_INPUT = os.path.join(ROOT, "data", "operations.json")
 DEFAULT_OUTPUT = os.path.join(ROOT, "src", "job", "catalog_table.c")
+# what each operation's result holds, by pointer (written by tools/result_shapes.py)
+SHAPES_INPUT = os.path.join(ROOT, "data", "result_shapes.json")
+SHAPE_TYPES = {"string": "PT_STRING", "number": "PT_NUMBER", "boolean": "PT_BOOLEAN",
+               "object": "PT_OBJECT", "array": "PT_ARRAY"}
 SEEDS_INPUT = os.path.join(ROOT, "data", "emu_seeds.json")
 SEEDS_OUTPUT = os.path.join(ROOT, "src", "emu", "emu_seed_table.c")
 SEED_KINDS = (("sources", "C_SOURCES_CATALOG"), ("destinations", "C_DESTINATIONS_CATALOG"),
@@ -281,6 +285,28 @@ def c_ident(s):
     return re.sub(r"[^A-Za-z0-9_]", "_", s)
 
 
+def load_shapes(path, ids):
+    """load_shapes - data/result_shapes.json checked: known operations, pointers, types."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise CatalogError("%s: not a JSON object" % path)
+    for opid, shape in data.items():
+        where = "%s: %s" % (os.path.basename(path), opid)
+        if opid not in ids:
+            fail(where, "not an operation of the table")
+        if not isinstance(shape, dict):
+            fail(where, "not an object of pointers")
+        for ptr, t in shape.items():
+            if not re.fullmatch(r"(/[^/]+)+", ptr):
+                fail(where, "bad pointer %r" % ptr)
+            if t not in SHAPE_TYPES:
+                fail(where, "unknown type %r at %s" % (t, ptr))
+    return data
+
+
 def emit(ops):
     """emit - the whole C file as a string."""
     out = []
@@ -304,6 +330,11 @@ def emit(ops):
                 values = "enum_%s_%s" % (ident, c_ident(p[0])) if p[4] else "NULL"
                 w("\t{%s, %s, %s, %d, %s}," % (c_string(p[0]), p[1], p[2], p[3], values))
             w("};")
+        if op.get("shape"):
+            w("static const struct result_member shape_%s[] = {" % ident)
+            for ptr in sorted(op["shape"], key=lambda k: k.encode("utf-8")):
+                w("\t{%s, %s}," % (c_string(ptr), SHAPE_TYPES[op["shape"][ptr]]))
+            w("};")
         w("")
     w("const struct op_def catalog_ops[] = {")
     for op in ops:
@@ -322,6 +353,9 @@ def emit(ops):
             w("\t\t.nparams = 0,")
         w("\t\t.success_status = %d," % op["success_status"])
         w("\t\t.result_keys = {%s}," % keys)
+        if op.get("shape"):
+            w("\t\t.result_shape = shape_%s," % ident)
+            w("\t\t.nresult_shape = ARRAY_SIZE(shape_%s)," % ident)
         w("\t\t.items_key = %s," % (c_string(op["items_key"]) if op["items_key"] else "NULL"))
         w("\t\t.paginated = %d," % int(op["paginated"]))
         w("\t\t.version = %s," % c_string(op["version"]))
@@ -353,6 +387,9 @@ def generate(input_path):
     dups = sorted({i for i in ids if ids.count(i) > 1})
     if dups:
         raise CatalogError("duplicate operation_id: %s" % ", ".join(dups))
+    shapes = load_shapes(SHAPES_INPUT, set(ids))
+    for op in ops:
+        op["shape"] = shapes.get(op["operation_id"])
     # Byte order, as strcmp sees it: catalog.c looks operationIds up by binary search.
     ops.sort(key=lambda op: op["operation_id"].encode("utf-8"))
     return emit(ops)

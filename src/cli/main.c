@@ -566,6 +566,12 @@ static void show_text(const cJSON *j)
 			       json_num(a, "attempt"), json_str(a, "started"),
 			       json_str(a, "outcome"), json_num(a, "http_status"),
 			       json_num(a, "duration_ms"), json_str(a, "request"));
+			const cJSON *res = cJSON_GetObjectItemCaseSensitive(a, "resolved");
+			if (cJSON_IsObject(res)) {
+				char *text = cJSON_PrintUnformatted(res);
+				printf("      resolved: %s\n", text);
+				free(text);
+			}
 			const char *body =
 			    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "body"));
 			if (body)

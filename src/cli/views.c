@@ -52,7 +52,7 @@ static void add_parsed(cJSON *o, const char *name, const char *t)
 }
 
 /* a member of a view: its name, how the record holds it, where */
-enum field_kind { F_INT, F_TEXT, F_TIME, F_STATE, F_FROM_STATE, F_JSON, F_BOOL };
+enum field_kind { F_INT, F_TEXT, F_TIME, F_STATE, F_FROM_STATE, F_JSON, F_JSON_IF, F_BOOL };
 struct field {
 	const char *name;
 	enum field_kind kind;
@@ -63,6 +63,7 @@ struct field {
 #define F_TIME_SIZE sizeof(int64_t)
 #define F_TEXT_SIZE sizeof(const char *)
 #define F_JSON_SIZE sizeof(const char *)
+#define F_JSON_IF_SIZE sizeof(const char *)
 #define F_STATE_SIZE sizeof(enum job_state)
 #define F_FROM_STATE_SIZE sizeof(int)
 #define F_BOOL_SIZE sizeof(int)
@@ -102,6 +103,11 @@ static void add_fields(cJSON *o, const void *rec, const struct field *fields, si
 		case F_JSON:
 			memcpy(&t, at, sizeof(t));
 			(fields[i].kind == F_TEXT ? add_text : add_parsed)(o, fields[i].name, t);
+			break;
+		case F_JSON_IF: /* only when there is one */
+			memcpy(&t, at, sizeof(t));
+			if (t)
+				add_parsed(o, fields[i].name, t);
 			break;
 		case F_STATE:
 			memcpy(&js, at, sizeof(js));
@@ -206,6 +212,8 @@ static const struct field attempt_fields[] = {
     FIELD(attempt_rec, "rl_reset", F_TEXT, rl_reset),
     FIELD(attempt_rec, "request", F_TEXT, request),
     FIELD(attempt_rec, "body", F_TEXT, body),
+    /* what its references were: the values sent */
+    FIELD(attempt_rec, "resolved", F_JSON_IF, resolved),
 };
 
 static const struct field page_fields[] = {

@@ -86,6 +86,7 @@ struct run {
 	struct http_response *held; /* an answer kept while the store is busy, recorded later */
 	struct run *held_next;
 	struct reconcile *rc; /* looking before a resend (reconcile.c), or NULL */
+	char *resolved; /* its references' values ({"/sourceId": ...}) for the attempt, or NULL */
 };
 
 struct daemon {
@@ -195,6 +196,18 @@ void on_success(struct run *r, cJSON *body, const struct strbuf *raw, size_t off
 
 /* fanout.c */
 void run_parent(struct run *r);
+
+/* refs.c */
+/* refs_check_file - the file's "after" keys and references against its jobs and the store,
+ * references against the result shapes of the jobs they name (problems added to list); 0,
+ * or -1 when the store could not be read. */
+int refs_check_file(struct daemon *d, struct job_list *list);
+/* refs_record - the dependencies of the file's jobs just inserted (ids[i], 0 for a job not
+ * inserted), in the same transaction; 0 or -1. */
+int refs_record(struct daemon *d, const struct job_list *list, const int64_t *ids, int64_t now);
+/* refs_resolve - the claimed job's references replaced by their values (kept in
+ * r->resolved for the attempt); 0, or -1 when the job was ended failed instead. */
+int refs_resolve(struct run *r);
 
 /* control_files.c */
 int control_one(const char *name, void *arg);

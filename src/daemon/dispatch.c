@@ -180,6 +180,8 @@ static void start_run(struct daemon *d, struct job_row *row)
 		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
 		return;
 	}
+	if (r->job.nrefs && refs_resolve(r) < 0)
+		return; /* a reference did not resolve: ended failed */
 	if (r->job.split_ms && r->row.parent_id == 0) {
 		run_parent(r);
 		return;

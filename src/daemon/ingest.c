@@ -251,11 +251,27 @@ struct file_insert {
 	size_t base; /* the index in the file of the list's first job */
 };
 
+static int insert_jobs_of(struct daemon *d, const char *name, const struct job_list *list,
+                          const int *lines, int64_t now, struct file_insert *fi, int64_t *ids);
+
 /* insert_list - a list's jobs (the whole file's, or a chunk of it) into the open
  * savepoint: 0; 1 when a key is that of an earlier job of this very file (a chunk cannot
  * see the others: the caller checks the file whole); -1 on a store error. */
 static int insert_list(struct daemon *d, const char *name, const struct job_list *list,
                        const int *lines, int64_t now, struct file_insert *fi)
+{
+	/* the ids the jobs took, for their dependencies once all are in (refs.c) */
+	int64_t *ids = xcalloc(list->njobs ? list->njobs : 1, sizeof(*ids));
+	int rc = insert_jobs_of(d, name, list, lines, now, fi, ids);
+	if (rc == 0 && refs_record(d, list, ids, now) < 0)
+		rc = -1;
+	free(ids);
+	return rc;
+}
+
+/* insert_jobs_of - insert_list's jobs, each one's id into ids[i] (0: a duplicate). */
+static int insert_jobs_of(struct daemon *d, const char *name, const struct job_list *list,
+                          const int *lines, int64_t now, struct file_insert *fi, int64_t *ids)
 {
 	for (size_t i = 0; i < list->njobs; i++) {
 		const struct job *j = &list->jobs[i];
@@ -283,6 +299,7 @@ static int insert_list(struct daemon *d, const char *name, const struct job_list
 		if (rc == STORE_INSERTED) {
 			fi->first = fi->first ? fi->first : id;
 			fi->last = id;
+			ids[i] = id;
 			continue;
 		}
 		if (fi->first && id >= fi->first)
@@ -406,7 +423,11 @@ static int ingest_chunk(struct daemon *d, const char *name, const struct strbuf 
 		struct doc_shape sh = shape_of(name, chunk);
 		check_outputs(d, &list, &sh);
 		check_file_clashes(&list, &sh);
-		rc = check_store_clashes(d, &list, &sh) < 0 ? -1 : list.nproblems ? 1 : 0;
+		/* references: to earlier chunks' jobs through the store; one to a later chunk is
+		 * a problem here, and the whole file's check then sees it right */
+		rc = check_store_clashes(d, &list, &sh) < 0 || refs_check_file(d, &list) < 0 ? -1
+		     : list.nproblems                                                        ? 1
+		                                                                             : 0;
 	}
 	if (rc == 0) {
 		results_default_outputs(&list, 1);
@@ -630,7 +651,7 @@ static void ingest_one(struct daemon *d, const char *name)
 		struct doc_shape sh = shape_of(name, &data);
 		check_outputs(d, &list, &sh);
 		check_file_clashes(&list, &sh);
-		if (check_store_clashes(d, &list, &sh) < 0) {
+		if (check_store_clashes(d, &list, &sh) < 0 || refs_check_file(d, &list) < 0) {
 			logmsg(LOG_ERROR,
 			       "cannot check the outputs of %s against the store: %s; it "
 			       "stays in incoming/",

@@ -89,7 +89,10 @@ static int idle(struct daemon *d)
 	int64_t active = store_count_active(d->st);
 	if (active == 0)
 		return 1;
-	if (active < 0 || store_count_waiting_for(d->st, JW_TOKEN) != active)
+	/* and the jobs waiting for those: until a token comes, none of them can move */
+	int64_t tokenless = store_count_waiting_for(d->st, JW_TOKEN);
+	int64_t parked = store_count_waiting_for(d->st, JW_DEPS);
+	if (active < 0 || tokenless < 0 || parked < 0 || tokenless + parked != active)
 		return 0;
 	logmsg(LOG_WARN,
 	       "%lld job(s) wait for a usable API token (see the errors above); they "

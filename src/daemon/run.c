@@ -36,6 +36,7 @@ void run_free(struct run *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	d->nruns--;
+	free(r->resolved);
 	if (r->held) {
 		struct run **p = &d->held_head, *prev = NULL;
 		while (*p && *p != r)

@@ -55,6 +55,8 @@ void send_now(struct run *r, const struct token *tok)
 		run_free(r); /* nothing is sent: the commit refuses, the job runs after a restart */
 		goto out;
 	}
+	if (r->resolved && store_attempt_resolved(d->st, r->attempt_id, r->resolved) < 0)
+		write_failed(d, r->row.id, "record an attempt's references");
 	struct http_request hr = {
 	    .method = req.method,
 	    .url = req.url.buf,

@@ -7,6 +7,9 @@ static const struct op_param params_addConnectionFromSourceToWarehouse[] = {
 	{"warehouseId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"sourceId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_addConnectionFromSourceToWarehouse[] = {
+	{"/status", PT_STRING},
+};
 
 static const struct op_param params_createDestination[] = {
 	{"sourceId", PARAM_BODY, PT_STRING, 1, NULL},
@@ -14,6 +17,33 @@ static const struct op_param params_createDestination[] = {
 	{"enabled", PARAM_BODY, PT_BOOLEAN, 0, NULL},
 	{"name", PARAM_BODY, PT_STRING, 0, NULL},
 	{"settings", PARAM_BODY, PT_OBJECT, 1, NULL},
+};
+static const struct result_member shape_createDestination[] = {
+	{"/destination", PT_OBJECT},
+	{"/destination/enabled", PT_BOOLEAN},
+	{"/destination/id", PT_STRING},
+	{"/destination/metadata", PT_OBJECT},
+	{"/destination/metadata/actions", PT_ARRAY},
+	{"/destination/metadata/categories", PT_ARRAY},
+	{"/destination/metadata/components", PT_ARRAY},
+	{"/destination/metadata/contacts", PT_ARRAY},
+	{"/destination/metadata/description", PT_STRING},
+	{"/destination/metadata/id", PT_STRING},
+	{"/destination/metadata/logos", PT_OBJECT},
+	{"/destination/metadata/name", PT_STRING},
+	{"/destination/metadata/options", PT_ARRAY},
+	{"/destination/metadata/partnerOwned", PT_BOOLEAN},
+	{"/destination/metadata/presets", PT_ARRAY},
+	{"/destination/metadata/previousNames", PT_ARRAY},
+	{"/destination/metadata/slug", PT_STRING},
+	{"/destination/metadata/status", PT_STRING},
+	{"/destination/metadata/supportedFeatures", PT_OBJECT},
+	{"/destination/metadata/supportedMethods", PT_OBJECT},
+	{"/destination/metadata/supportedPlatforms", PT_OBJECT},
+	{"/destination/metadata/website", PT_STRING},
+	{"/destination/name", PT_STRING},
+	{"/destination/settings", PT_OBJECT},
+	{"/destination/sourceId", PT_STRING},
 };
 
 static const struct op_param params_createDestinationSubscription[] = {
@@ -24,6 +54,17 @@ static const struct op_param params_createDestinationSubscription[] = {
 	{"enabled", PARAM_BODY, PT_BOOLEAN, 1, NULL},
 	{"settings", PARAM_BODY, PT_OBJECT, 0, NULL},
 	{"modelId", PARAM_BODY, PT_STRING, 0, NULL},
+};
+static const struct result_member shape_createDestinationSubscription[] = {
+	{"/destinationSubscription", PT_OBJECT},
+	{"/destinationSubscription/actionId", PT_STRING},
+	{"/destinationSubscription/actionSlug", PT_STRING},
+	{"/destinationSubscription/destinationId", PT_STRING},
+	{"/destinationSubscription/enabled", PT_BOOLEAN},
+	{"/destinationSubscription/id", PT_STRING},
+	{"/destinationSubscription/name", PT_STRING},
+	{"/destinationSubscription/settings", PT_OBJECT},
+	{"/destinationSubscription/trigger", PT_STRING},
 };
 
 static const char *const enum_createFunction_resourceType[] = {
@@ -37,9 +78,29 @@ static const struct op_param params_createFunction[] = {
 	{"resourceType", PARAM_BODY, PT_ENUM, 1, enum_createFunction_resourceType},
 	{"description", PARAM_BODY, PT_STRING, 0, NULL},
 };
+static const struct result_member shape_createFunction[] = {
+	{"/function", PT_OBJECT},
+	{"/function/batchMaxCount", PT_NUMBER},
+	{"/function/catalogId", PT_STRING},
+	{"/function/code", PT_STRING},
+	{"/function/createdAt", PT_STRING},
+	{"/function/createdBy", PT_STRING},
+	{"/function/deployedAt", PT_STRING},
+	{"/function/description", PT_STRING},
+	{"/function/displayName", PT_STRING},
+	{"/function/id", PT_STRING},
+	{"/function/isLatestVersion", PT_BOOLEAN},
+	{"/function/logoUrl", PT_STRING},
+	{"/function/previewWebhookUrl", PT_STRING},
+	{"/function/resourceType", PT_STRING},
+	{"/function/settings", PT_ARRAY},
+};
 
 static const struct op_param params_createInvites[] = {
 	{"invites", PARAM_BODY, PT_ARRAY, 1, NULL},
+};
+static const struct result_member shape_createInvites[] = {
+	{"/emails", PT_ARRAY},
 };
 
 static const struct op_param params_createSource[] = {
@@ -48,6 +109,26 @@ static const struct op_param params_createSource[] = {
 	{"metadataId", PARAM_BODY, PT_STRING, 1, NULL},
 	{"settings", PARAM_BODY, PT_OBJECT, 0, NULL},
 	{"disconnectAllWarehouses", PARAM_BODY, PT_BOOLEAN, 0, NULL},
+};
+static const struct result_member shape_createSource[] = {
+	{"/source", PT_OBJECT},
+	{"/source/enabled", PT_BOOLEAN},
+	{"/source/id", PT_STRING},
+	{"/source/labels", PT_ARRAY},
+	{"/source/metadata", PT_OBJECT},
+	{"/source/metadata/categories", PT_ARRAY},
+	{"/source/metadata/description", PT_STRING},
+	{"/source/metadata/id", PT_STRING},
+	{"/source/metadata/isCloudEventSource", PT_BOOLEAN},
+	{"/source/metadata/logos", PT_OBJECT},
+	{"/source/metadata/name", PT_STRING},
+	{"/source/metadata/options", PT_ARRAY},
+	{"/source/metadata/slug", PT_STRING},
+	{"/source/name", PT_STRING},
+	{"/source/settings", PT_OBJECT},
+	{"/source/slug", PT_STRING},
+	{"/source/workspaceId", PT_STRING},
+	{"/source/writeKeys", PT_ARRAY},
 };
 
 static const struct op_param params_createTransformation[] = {
@@ -64,41 +145,142 @@ static const struct op_param params_createTransformation[] = {
 	{"allowProperties", PARAM_BODY, PT_STRING_ARRAY, 0, NULL},
 	{"hashPropertiesConfiguration", PARAM_BODY, PT_OBJECT, 0, NULL},
 };
+static const struct result_member shape_createTransformation[] = {
+	{"/transformation", PT_OBJECT},
+	{"/transformation/destinationMetadataId", PT_STRING},
+	{"/transformation/enabled", PT_BOOLEAN},
+	{"/transformation/id", PT_STRING},
+	{"/transformation/if", PT_STRING},
+	{"/transformation/name", PT_STRING},
+	{"/transformation/newEventName", PT_STRING},
+	{"/transformation/propertyRenames", PT_ARRAY},
+	{"/transformation/sourceId", PT_STRING},
+};
 
 static const struct op_param params_deleteDestination[] = {
 	{"destinationId", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_deleteDestination[] = {
+	{"/status", PT_STRING},
 };
 
 static const struct op_param params_deleteFunction[] = {
 	{"functionId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_deleteFunction[] = {
+	{"/status", PT_STRING},
+};
 
 static const struct op_param params_deleteSource[] = {
 	{"sourceId", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_deleteSource[] = {
+	{"/status", PT_STRING},
 };
 
 static const struct op_param params_deleteTransformation[] = {
 	{"transformationId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_deleteTransformation[] = {
+	{"/status", PT_STRING},
+};
 
 static const struct op_param params_deleteUsers[] = {
 	{"userIds", PARAM_QUERY, PT_STRING_ARRAY, 1, NULL},
+};
+static const struct result_member shape_deleteUsers[] = {
+	{"/status", PT_STRING},
 };
 
 static const struct op_param params_deleteWarehouse[] = {
 	{"warehouseId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_deleteWarehouse[] = {
+	{"/status", PT_STRING},
+};
 
 static const struct op_param params_getDestination[] = {
 	{"destinationId", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_getDestination[] = {
+	{"/destination", PT_OBJECT},
+	{"/destination/enabled", PT_BOOLEAN},
+	{"/destination/id", PT_STRING},
+	{"/destination/metadata", PT_OBJECT},
+	{"/destination/metadata/actions", PT_ARRAY},
+	{"/destination/metadata/categories", PT_ARRAY},
+	{"/destination/metadata/components", PT_ARRAY},
+	{"/destination/metadata/contacts", PT_ARRAY},
+	{"/destination/metadata/description", PT_STRING},
+	{"/destination/metadata/id", PT_STRING},
+	{"/destination/metadata/logos", PT_OBJECT},
+	{"/destination/metadata/name", PT_STRING},
+	{"/destination/metadata/options", PT_ARRAY},
+	{"/destination/metadata/partnerOwned", PT_BOOLEAN},
+	{"/destination/metadata/presets", PT_ARRAY},
+	{"/destination/metadata/previousNames", PT_ARRAY},
+	{"/destination/metadata/slug", PT_STRING},
+	{"/destination/metadata/status", PT_STRING},
+	{"/destination/metadata/supportedFeatures", PT_OBJECT},
+	{"/destination/metadata/supportedMethods", PT_OBJECT},
+	{"/destination/metadata/supportedPlatforms", PT_OBJECT},
+	{"/destination/metadata/website", PT_STRING},
+	{"/destination/name", PT_STRING},
+	{"/destination/settings", PT_OBJECT},
+	{"/destination/sourceId", PT_STRING},
 };
 
 static const struct op_param params_getDestinationMetadata[] = {
 	{"destinationMetadataId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_getDestinationMetadata[] = {
+	{"/destinationMetadata", PT_OBJECT},
+	{"/destinationMetadata/actions", PT_ARRAY},
+	{"/destinationMetadata/categories", PT_ARRAY},
+	{"/destinationMetadata/components", PT_ARRAY},
+	{"/destinationMetadata/contacts", PT_ARRAY},
+	{"/destinationMetadata/description", PT_STRING},
+	{"/destinationMetadata/id", PT_STRING},
+	{"/destinationMetadata/logos", PT_OBJECT},
+	{"/destinationMetadata/logos/alt", PT_STRING},
+	{"/destinationMetadata/logos/default", PT_STRING},
+	{"/destinationMetadata/logos/mark", PT_STRING},
+	{"/destinationMetadata/name", PT_STRING},
+	{"/destinationMetadata/options", PT_ARRAY},
+	{"/destinationMetadata/partnerOwned", PT_BOOLEAN},
+	{"/destinationMetadata/presets", PT_ARRAY},
+	{"/destinationMetadata/previousNames", PT_ARRAY},
+	{"/destinationMetadata/slug", PT_STRING},
+	{"/destinationMetadata/status", PT_STRING},
+	{"/destinationMetadata/supportedFeatures", PT_OBJECT},
+	{"/destinationMetadata/supportedFeatures/browserUnbundling", PT_BOOLEAN},
+	{"/destinationMetadata/supportedFeatures/browserUnbundlingPublic", PT_BOOLEAN},
+	{"/destinationMetadata/supportedFeatures/cloudModeInstances", PT_STRING},
+	{"/destinationMetadata/supportedFeatures/deviceModeInstances", PT_STRING},
+	{"/destinationMetadata/supportedFeatures/replay", PT_BOOLEAN},
+	{"/destinationMetadata/supportedMethods", PT_OBJECT},
+	{"/destinationMetadata/supportedMethods/alias", PT_BOOLEAN},
+	{"/destinationMetadata/supportedMethods/group", PT_BOOLEAN},
+	{"/destinationMetadata/supportedMethods/identify", PT_BOOLEAN},
+	{"/destinationMetadata/supportedMethods/pageview", PT_BOOLEAN},
+	{"/destinationMetadata/supportedMethods/track", PT_BOOLEAN},
+	{"/destinationMetadata/supportedPlatforms", PT_OBJECT},
+	{"/destinationMetadata/supportedPlatforms/browser", PT_BOOLEAN},
+	{"/destinationMetadata/supportedPlatforms/mobile", PT_BOOLEAN},
+	{"/destinationMetadata/supportedPlatforms/server", PT_BOOLEAN},
+	{"/destinationMetadata/website", PT_STRING},
+};
 
 static const struct op_param params_getDestinationsCatalog[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_getDestinationsCatalog[] = {
+	{"/destinationsCatalog", PT_ARRAY},
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
 };
 
 static const char *const enum_getEventsVolumeFromWorkspace_granularity[] = {
@@ -118,55 +300,201 @@ static const struct op_param params_getEventsVolumeFromWorkspace[] = {
 	{"appVersion", PARAM_QUERY, PT_STRING_ARRAY, 0, NULL},
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
 };
+static const struct result_member shape_getEventsVolumeFromWorkspace[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/result", PT_ARRAY},
+};
 
 static const struct op_param params_getFunction[] = {
 	{"functionId", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_getFunction[] = {
+	{"/function", PT_OBJECT},
+	{"/function/batchMaxCount", PT_NUMBER},
+	{"/function/catalogId", PT_STRING},
+	{"/function/code", PT_STRING},
+	{"/function/createdAt", PT_STRING},
+	{"/function/createdBy", PT_STRING},
+	{"/function/deployedAt", PT_STRING},
+	{"/function/description", PT_STRING},
+	{"/function/displayName", PT_STRING},
+	{"/function/id", PT_STRING},
+	{"/function/isLatestVersion", PT_BOOLEAN},
+	{"/function/logoUrl", PT_STRING},
+	{"/function/previewWebhookUrl", PT_STRING},
+	{"/function/resourceType", PT_STRING},
+	{"/function/settings", PT_ARRAY},
 };
 
 static const struct op_param params_getSource[] = {
 	{"sourceId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_getSource[] = {
+	{"/source", PT_OBJECT},
+	{"/source/enabled", PT_BOOLEAN},
+	{"/source/id", PT_STRING},
+	{"/source/labels", PT_ARRAY},
+	{"/source/metadata", PT_OBJECT},
+	{"/source/metadata/categories", PT_ARRAY},
+	{"/source/metadata/description", PT_STRING},
+	{"/source/metadata/id", PT_STRING},
+	{"/source/metadata/isCloudEventSource", PT_BOOLEAN},
+	{"/source/metadata/logos", PT_OBJECT},
+	{"/source/metadata/name", PT_STRING},
+	{"/source/metadata/options", PT_ARRAY},
+	{"/source/metadata/slug", PT_STRING},
+	{"/source/name", PT_STRING},
+	{"/source/settings", PT_OBJECT},
+	{"/source/slug", PT_STRING},
+	{"/source/workspaceId", PT_STRING},
+	{"/source/writeKeys", PT_ARRAY},
+};
 
 static const struct op_param params_getSourceMetadata[] = {
 	{"sourceMetadataId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_getSourceMetadata[] = {
+	{"/sourceMetadata", PT_OBJECT},
+	{"/sourceMetadata/categories", PT_ARRAY},
+	{"/sourceMetadata/description", PT_STRING},
+	{"/sourceMetadata/id", PT_STRING},
+	{"/sourceMetadata/isCloudEventSource", PT_BOOLEAN},
+	{"/sourceMetadata/logos", PT_OBJECT},
+	{"/sourceMetadata/logos/alt", PT_STRING},
+	{"/sourceMetadata/logos/default", PT_STRING},
+	{"/sourceMetadata/logos/mark", PT_STRING},
+	{"/sourceMetadata/name", PT_STRING},
+	{"/sourceMetadata/options", PT_ARRAY},
+	{"/sourceMetadata/slug", PT_STRING},
+};
 
 static const struct op_param params_getSourcesCatalog[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_getSourcesCatalog[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/sourcesCatalog", PT_ARRAY},
 };
 
 static const struct op_param params_getSubscriptionFromDestination[] = {
 	{"destinationId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"id", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_getSubscriptionFromDestination[] = {
+	{"/subscription", PT_OBJECT},
+	{"/subscription/actionId", PT_STRING},
+	{"/subscription/actionSlug", PT_STRING},
+	{"/subscription/destinationId", PT_STRING},
+	{"/subscription/enabled", PT_BOOLEAN},
+	{"/subscription/id", PT_STRING},
+	{"/subscription/name", PT_STRING},
+	{"/subscription/settings", PT_OBJECT},
+	{"/subscription/trigger", PT_STRING},
+};
 
 static const struct op_param params_getTransformation[] = {
 	{"transformationId", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_getTransformation[] = {
+	{"/transformation", PT_OBJECT},
+	{"/transformation/destinationMetadataId", PT_STRING},
+	{"/transformation/enabled", PT_BOOLEAN},
+	{"/transformation/id", PT_STRING},
+	{"/transformation/if", PT_STRING},
+	{"/transformation/name", PT_STRING},
+	{"/transformation/newEventName", PT_STRING},
+	{"/transformation/propertyRenames", PT_ARRAY},
+	{"/transformation/sourceId", PT_STRING},
 };
 
 static const struct op_param params_getUser[] = {
 	{"userId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_getUser[] = {
+	{"/user", PT_OBJECT},
+	{"/user/email", PT_STRING},
+	{"/user/id", PT_STRING},
+	{"/user/name", PT_STRING},
+	{"/user/permissions", PT_ARRAY},
+};
 
 static const struct op_param params_getWarehouse[] = {
 	{"warehouseId", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_getWarehouse[] = {
+	{"/warehouse", PT_OBJECT},
+	{"/warehouse/enabled", PT_BOOLEAN},
+	{"/warehouse/id", PT_STRING},
+	{"/warehouse/metadata", PT_OBJECT},
+	{"/warehouse/metadata/description", PT_STRING},
+	{"/warehouse/metadata/id", PT_STRING},
+	{"/warehouse/metadata/logos", PT_OBJECT},
+	{"/warehouse/metadata/name", PT_STRING},
+	{"/warehouse/metadata/options", PT_ARRAY},
+	{"/warehouse/metadata/slug", PT_STRING},
+	{"/warehouse/settings", PT_OBJECT},
+	{"/warehouse/workspaceId", PT_STRING},
 };
 
 static const struct op_param params_getWarehouseMetadata[] = {
 	{"warehouseMetadataId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_getWarehouseMetadata[] = {
+	{"/warehouseMetadata", PT_OBJECT},
+	{"/warehouseMetadata/description", PT_STRING},
+	{"/warehouseMetadata/id", PT_STRING},
+	{"/warehouseMetadata/logos", PT_OBJECT},
+	{"/warehouseMetadata/logos/alt", PT_STRING},
+	{"/warehouseMetadata/logos/default", PT_STRING},
+	{"/warehouseMetadata/logos/mark", PT_STRING},
+	{"/warehouseMetadata/name", PT_STRING},
+	{"/warehouseMetadata/options", PT_ARRAY},
+	{"/warehouseMetadata/slug", PT_STRING},
+};
 
 static const struct op_param params_getWarehousesCatalog[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_getWarehousesCatalog[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/warehousesCatalog", PT_ARRAY},
 };
 
 static const struct op_param params_listConnectedSourcesFromWarehouse[] = {
 	{"warehouseId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
 };
+static const struct result_member shape_listConnectedSourcesFromWarehouse[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/sources", PT_ARRAY},
+};
 
 static const struct op_param params_listDestinations[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_listDestinations[] = {
+	{"/destinations", PT_ARRAY},
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
 };
 
 static const char *const enum_listFunctions_resourceType[] = {
@@ -176,26 +504,74 @@ static const struct op_param params_listFunctions[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
 	{"resourceType", PARAM_QUERY, PT_ENUM, 1, enum_listFunctions_resourceType},
 };
+static const struct result_member shape_listFunctions[] = {
+	{"/functions", PT_ARRAY},
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+};
 
 static const struct op_param params_listSources[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_listSources[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/sources", PT_ARRAY},
 };
 
 static const struct op_param params_listSubscriptionsFromDestination[] = {
 	{"destinationId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
 };
+static const struct result_member shape_listSubscriptionsFromDestination[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/subscriptions", PT_ARRAY},
+};
 
 static const struct op_param params_listTransformations[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_listTransformations[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/transformations", PT_ARRAY},
 };
 
 static const struct op_param params_listUsers[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
 };
+static const struct result_member shape_listUsers[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/users", PT_ARRAY},
+};
 
 static const struct op_param params_listWarehouses[] = {
 	{"pagination", PARAM_QUERY, PT_PAGINATION, 0, NULL},
+};
+static const struct result_member shape_listWarehouses[] = {
+	{"/pagination", PT_OBJECT},
+	{"/pagination/current", PT_STRING},
+	{"/pagination/next", PT_STRING},
+	{"/pagination/previous", PT_STRING},
+	{"/pagination/totalEntries", PT_NUMBER},
+	{"/warehouses", PT_ARRAY},
 };
 
 static const char *const enum_raw_method[] = {
@@ -216,10 +592,16 @@ static const struct op_param params_removeSourceConnectionFromWarehouse[] = {
 	{"warehouseId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"sourceId", PARAM_PATH, PT_STRING, 1, NULL},
 };
+static const struct result_member shape_removeSourceConnectionFromWarehouse[] = {
+	{"/status", PT_STRING},
+};
 
 static const struct op_param params_removeSubscriptionFromDestination[] = {
 	{"destinationId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"id", PARAM_PATH, PT_STRING, 1, NULL},
+};
+static const struct result_member shape_removeSubscriptionFromDestination[] = {
+	{"/status", PT_STRING},
 };
 
 static const struct op_param params_updateDestination[] = {
@@ -227,6 +609,33 @@ static const struct op_param params_updateDestination[] = {
 	{"name", PARAM_BODY, PT_ANY, 0, NULL},
 	{"enabled", PARAM_BODY, PT_BOOLEAN, 0, NULL},
 	{"settings", PARAM_BODY, PT_OBJECT, 0, NULL},
+};
+static const struct result_member shape_updateDestination[] = {
+	{"/destination", PT_OBJECT},
+	{"/destination/enabled", PT_BOOLEAN},
+	{"/destination/id", PT_STRING},
+	{"/destination/metadata", PT_OBJECT},
+	{"/destination/metadata/actions", PT_ARRAY},
+	{"/destination/metadata/categories", PT_ARRAY},
+	{"/destination/metadata/components", PT_ARRAY},
+	{"/destination/metadata/contacts", PT_ARRAY},
+	{"/destination/metadata/description", PT_STRING},
+	{"/destination/metadata/id", PT_STRING},
+	{"/destination/metadata/logos", PT_OBJECT},
+	{"/destination/metadata/name", PT_STRING},
+	{"/destination/metadata/options", PT_ARRAY},
+	{"/destination/metadata/partnerOwned", PT_BOOLEAN},
+	{"/destination/metadata/presets", PT_ARRAY},
+	{"/destination/metadata/previousNames", PT_ARRAY},
+	{"/destination/metadata/slug", PT_STRING},
+	{"/destination/metadata/status", PT_STRING},
+	{"/destination/metadata/supportedFeatures", PT_OBJECT},
+	{"/destination/metadata/supportedMethods", PT_OBJECT},
+	{"/destination/metadata/supportedPlatforms", PT_OBJECT},
+	{"/destination/metadata/website", PT_STRING},
+	{"/destination/name", PT_STRING},
+	{"/destination/settings", PT_OBJECT},
+	{"/destination/sourceId", PT_STRING},
 };
 
 static const struct op_param params_updateFunction[] = {
@@ -237,6 +646,23 @@ static const struct op_param params_updateFunction[] = {
 	{"logoUrl", PARAM_BODY, PT_STRING, 0, NULL},
 	{"description", PARAM_BODY, PT_STRING, 0, NULL},
 };
+static const struct result_member shape_updateFunction[] = {
+	{"/function", PT_OBJECT},
+	{"/function/batchMaxCount", PT_NUMBER},
+	{"/function/catalogId", PT_STRING},
+	{"/function/code", PT_STRING},
+	{"/function/createdAt", PT_STRING},
+	{"/function/createdBy", PT_STRING},
+	{"/function/deployedAt", PT_STRING},
+	{"/function/description", PT_STRING},
+	{"/function/displayName", PT_STRING},
+	{"/function/id", PT_STRING},
+	{"/function/isLatestVersion", PT_BOOLEAN},
+	{"/function/logoUrl", PT_STRING},
+	{"/function/previewWebhookUrl", PT_STRING},
+	{"/function/resourceType", PT_STRING},
+	{"/function/settings", PT_ARRAY},
+};
 
 static const struct op_param params_updateSource[] = {
 	{"sourceId", PARAM_PATH, PT_STRING, 1, NULL},
@@ -245,11 +671,42 @@ static const struct op_param params_updateSource[] = {
 	{"slug", PARAM_BODY, PT_STRING, 0, NULL},
 	{"settings", PARAM_BODY, PT_OBJECT, 0, NULL},
 };
+static const struct result_member shape_updateSource[] = {
+	{"/source", PT_OBJECT},
+	{"/source/enabled", PT_BOOLEAN},
+	{"/source/id", PT_STRING},
+	{"/source/labels", PT_ARRAY},
+	{"/source/metadata", PT_OBJECT},
+	{"/source/metadata/categories", PT_ARRAY},
+	{"/source/metadata/description", PT_STRING},
+	{"/source/metadata/id", PT_STRING},
+	{"/source/metadata/isCloudEventSource", PT_BOOLEAN},
+	{"/source/metadata/logos", PT_OBJECT},
+	{"/source/metadata/name", PT_STRING},
+	{"/source/metadata/options", PT_ARRAY},
+	{"/source/metadata/slug", PT_STRING},
+	{"/source/name", PT_STRING},
+	{"/source/settings", PT_OBJECT},
+	{"/source/slug", PT_STRING},
+	{"/source/workspaceId", PT_STRING},
+	{"/source/writeKeys", PT_ARRAY},
+};
 
 static const struct op_param params_updateSubscriptionForDestination[] = {
 	{"destinationId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"id", PARAM_PATH, PT_STRING, 1, NULL},
 	{"input", PARAM_BODY, PT_OBJECT, 1, NULL},
+};
+static const struct result_member shape_updateSubscriptionForDestination[] = {
+	{"/subscription", PT_OBJECT},
+	{"/subscription/actionId", PT_STRING},
+	{"/subscription/actionSlug", PT_STRING},
+	{"/subscription/destinationId", PT_STRING},
+	{"/subscription/enabled", PT_BOOLEAN},
+	{"/subscription/id", PT_STRING},
+	{"/subscription/name", PT_STRING},
+	{"/subscription/settings", PT_OBJECT},
+	{"/subscription/trigger", PT_STRING},
 };
 
 static const struct op_param params_updateTransformation[] = {
@@ -267,12 +724,37 @@ static const struct op_param params_updateTransformation[] = {
 	{"allowProperties", PARAM_BODY, PT_STRING_ARRAY, 0, NULL},
 	{"hashPropertiesConfiguration", PARAM_BODY, PT_OBJECT, 0, NULL},
 };
+static const struct result_member shape_updateTransformation[] = {
+	{"/transformation", PT_OBJECT},
+	{"/transformation/destinationMetadataId", PT_STRING},
+	{"/transformation/enabled", PT_BOOLEAN},
+	{"/transformation/id", PT_STRING},
+	{"/transformation/if", PT_STRING},
+	{"/transformation/name", PT_STRING},
+	{"/transformation/newEventName", PT_STRING},
+	{"/transformation/propertyRenames", PT_ARRAY},
+	{"/transformation/sourceId", PT_STRING},
+};
 
 static const struct op_param params_updateWarehouse[] = {
 	{"warehouseId", PARAM_PATH, PT_STRING, 1, NULL},
 	{"name", PARAM_BODY, PT_ANY, 0, NULL},
 	{"enabled", PARAM_BODY, PT_BOOLEAN, 0, NULL},
 	{"settings", PARAM_BODY, PT_OBJECT, 1, NULL},
+};
+static const struct result_member shape_updateWarehouse[] = {
+	{"/warehouse", PT_OBJECT},
+	{"/warehouse/enabled", PT_BOOLEAN},
+	{"/warehouse/id", PT_STRING},
+	{"/warehouse/metadata", PT_OBJECT},
+	{"/warehouse/metadata/description", PT_STRING},
+	{"/warehouse/metadata/id", PT_STRING},
+	{"/warehouse/metadata/logos", PT_OBJECT},
+	{"/warehouse/metadata/name", PT_STRING},
+	{"/warehouse/metadata/options", PT_ARRAY},
+	{"/warehouse/metadata/slug", PT_STRING},
+	{"/warehouse/settings", PT_OBJECT},
+	{"/warehouse/workspaceId", PT_STRING},
 };
 
 const struct op_def catalog_ops[] = {
@@ -285,6 +767,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_addConnectionFromSourceToWarehouse),
 		.success_status = 201,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_addConnectionFromSourceToWarehouse,
+		.nresult_shape = ARRAY_SIZE(shape_addConnectionFromSourceToWarehouse),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -302,6 +786,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_createDestination),
 		.success_status = 200,
 		.result_keys = {"destination", NULL},
+		.result_shape = shape_createDestination,
+		.nresult_shape = ARRAY_SIZE(shape_createDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -318,6 +804,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_createDestinationSubscription),
 		.success_status = 200,
 		.result_keys = {"destinationSubscription", NULL},
+		.result_shape = shape_createDestinationSubscription,
+		.nresult_shape = ARRAY_SIZE(shape_createDestinationSubscription),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1alpha",
@@ -334,6 +822,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_createFunction),
 		.success_status = 200,
 		.result_keys = {"function", NULL},
+		.result_shape = shape_createFunction,
+		.nresult_shape = ARRAY_SIZE(shape_createFunction),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -350,6 +840,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_createInvites),
 		.success_status = 201,
 		.result_keys = {"emails", NULL},
+		.result_shape = shape_createInvites,
+		.nresult_shape = ARRAY_SIZE(shape_createInvites),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -366,6 +858,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_createSource),
 		.success_status = 201,
 		.result_keys = {"source", NULL},
+		.result_shape = shape_createSource,
+		.nresult_shape = ARRAY_SIZE(shape_createSource),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -383,6 +877,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_createTransformation),
 		.success_status = 200,
 		.result_keys = {"transformation", NULL},
+		.result_shape = shape_createTransformation,
+		.nresult_shape = ARRAY_SIZE(shape_createTransformation),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -399,6 +895,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_deleteDestination),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_deleteDestination,
+		.nresult_shape = ARRAY_SIZE(shape_deleteDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -416,6 +914,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_deleteFunction),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_deleteFunction,
+		.nresult_shape = ARRAY_SIZE(shape_deleteFunction),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -433,6 +933,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_deleteSource),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_deleteSource,
+		.nresult_shape = ARRAY_SIZE(shape_deleteSource),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -450,6 +952,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_deleteTransformation),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_deleteTransformation,
+		.nresult_shape = ARRAY_SIZE(shape_deleteTransformation),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -467,6 +971,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_deleteUsers),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_deleteUsers,
+		.nresult_shape = ARRAY_SIZE(shape_deleteUsers),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -483,6 +989,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_deleteWarehouse),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_deleteWarehouse,
+		.nresult_shape = ARRAY_SIZE(shape_deleteWarehouse),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -500,6 +1008,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getDestination),
 		.success_status = 200,
 		.result_keys = {"destination", NULL},
+		.result_shape = shape_getDestination,
+		.nresult_shape = ARRAY_SIZE(shape_getDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -516,6 +1026,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getDestinationMetadata),
 		.success_status = 200,
 		.result_keys = {"destinationMetadata", NULL},
+		.result_shape = shape_getDestinationMetadata,
+		.nresult_shape = ARRAY_SIZE(shape_getDestinationMetadata),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -532,6 +1044,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getDestinationsCatalog),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_getDestinationsCatalog,
+		.nresult_shape = ARRAY_SIZE(shape_getDestinationsCatalog),
 		.items_key = "destinationsCatalog",
 		.paginated = 1,
 		.version = "v1",
@@ -548,6 +1062,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getEventsVolumeFromWorkspace),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_getEventsVolumeFromWorkspace,
+		.nresult_shape = ARRAY_SIZE(shape_getEventsVolumeFromWorkspace),
 		.items_key = "result",
 		.paginated = 1,
 		.version = "v1",
@@ -564,6 +1080,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getFunction),
 		.success_status = 200,
 		.result_keys = {"function", NULL},
+		.result_shape = shape_getFunction,
+		.nresult_shape = ARRAY_SIZE(shape_getFunction),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -580,6 +1098,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getSource),
 		.success_status = 200,
 		.result_keys = {"source", "trackingPlanId", NULL},
+		.result_shape = shape_getSource,
+		.nresult_shape = ARRAY_SIZE(shape_getSource),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -596,6 +1116,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getSourceMetadata),
 		.success_status = 200,
 		.result_keys = {"sourceMetadata", NULL},
+		.result_shape = shape_getSourceMetadata,
+		.nresult_shape = ARRAY_SIZE(shape_getSourceMetadata),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -612,6 +1134,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getSourcesCatalog),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_getSourcesCatalog,
+		.nresult_shape = ARRAY_SIZE(shape_getSourcesCatalog),
 		.items_key = "sourcesCatalog",
 		.paginated = 1,
 		.version = "v1",
@@ -628,6 +1152,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getSubscriptionFromDestination),
 		.success_status = 200,
 		.result_keys = {"subscription", NULL},
+		.result_shape = shape_getSubscriptionFromDestination,
+		.nresult_shape = ARRAY_SIZE(shape_getSubscriptionFromDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1alpha",
@@ -644,6 +1170,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getTransformation),
 		.success_status = 200,
 		.result_keys = {"transformation", NULL},
+		.result_shape = shape_getTransformation,
+		.nresult_shape = ARRAY_SIZE(shape_getTransformation),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -660,6 +1188,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getUser),
 		.success_status = 200,
 		.result_keys = {"user", NULL},
+		.result_shape = shape_getUser,
+		.nresult_shape = ARRAY_SIZE(shape_getUser),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -676,6 +1206,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getWarehouse),
 		.success_status = 200,
 		.result_keys = {"warehouse", NULL},
+		.result_shape = shape_getWarehouse,
+		.nresult_shape = ARRAY_SIZE(shape_getWarehouse),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -692,6 +1224,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getWarehouseMetadata),
 		.success_status = 200,
 		.result_keys = {"warehouseMetadata", NULL},
+		.result_shape = shape_getWarehouseMetadata,
+		.nresult_shape = ARRAY_SIZE(shape_getWarehouseMetadata),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -708,6 +1242,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_getWarehousesCatalog),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_getWarehousesCatalog,
+		.nresult_shape = ARRAY_SIZE(shape_getWarehousesCatalog),
 		.items_key = "warehousesCatalog",
 		.paginated = 1,
 		.version = "v1",
@@ -724,6 +1260,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listConnectedSourcesFromWarehouse),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listConnectedSourcesFromWarehouse,
+		.nresult_shape = ARRAY_SIZE(shape_listConnectedSourcesFromWarehouse),
 		.items_key = "sources",
 		.paginated = 1,
 		.version = "v1",
@@ -740,6 +1278,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listDestinations),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listDestinations,
+		.nresult_shape = ARRAY_SIZE(shape_listDestinations),
 		.items_key = "destinations",
 		.paginated = 1,
 		.version = "v1",
@@ -756,6 +1296,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listFunctions),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listFunctions,
+		.nresult_shape = ARRAY_SIZE(shape_listFunctions),
 		.items_key = "functions",
 		.paginated = 1,
 		.version = "v1",
@@ -772,6 +1314,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listSources),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listSources,
+		.nresult_shape = ARRAY_SIZE(shape_listSources),
 		.items_key = "sources",
 		.paginated = 1,
 		.version = "v1",
@@ -788,6 +1332,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listSubscriptionsFromDestination),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listSubscriptionsFromDestination,
+		.nresult_shape = ARRAY_SIZE(shape_listSubscriptionsFromDestination),
 		.items_key = "subscriptions",
 		.paginated = 1,
 		.version = "v1alpha",
@@ -804,6 +1350,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listTransformations),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listTransformations,
+		.nresult_shape = ARRAY_SIZE(shape_listTransformations),
 		.items_key = "transformations",
 		.paginated = 1,
 		.version = "v1",
@@ -820,6 +1368,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listUsers),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listUsers,
+		.nresult_shape = ARRAY_SIZE(shape_listUsers),
 		.items_key = "users",
 		.paginated = 1,
 		.version = "v1",
@@ -836,6 +1386,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_listWarehouses),
 		.success_status = 200,
 		.result_keys = {NULL},
+		.result_shape = shape_listWarehouses,
+		.nresult_shape = ARRAY_SIZE(shape_listWarehouses),
 		.items_key = "warehouses",
 		.paginated = 1,
 		.version = "v1",
@@ -868,6 +1420,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_removeSourceConnectionFromWarehouse),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_removeSourceConnectionFromWarehouse,
+		.nresult_shape = ARRAY_SIZE(shape_removeSourceConnectionFromWarehouse),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -885,6 +1439,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_removeSubscriptionFromDestination),
 		.success_status = 200,
 		.result_keys = {"status", NULL},
+		.result_shape = shape_removeSubscriptionFromDestination,
+		.nresult_shape = ARRAY_SIZE(shape_removeSubscriptionFromDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1alpha",
@@ -902,6 +1458,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_updateDestination),
 		.success_status = 200,
 		.result_keys = {"destination", NULL},
+		.result_shape = shape_updateDestination,
+		.nresult_shape = ARRAY_SIZE(shape_updateDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -918,6 +1476,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_updateFunction),
 		.success_status = 200,
 		.result_keys = {"function", NULL},
+		.result_shape = shape_updateFunction,
+		.nresult_shape = ARRAY_SIZE(shape_updateFunction),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -934,6 +1494,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_updateSource),
 		.success_status = 200,
 		.result_keys = {"source", NULL},
+		.result_shape = shape_updateSource,
+		.nresult_shape = ARRAY_SIZE(shape_updateSource),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -950,6 +1512,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_updateSubscriptionForDestination),
 		.success_status = 200,
 		.result_keys = {"subscription", NULL},
+		.result_shape = shape_updateSubscriptionForDestination,
+		.nresult_shape = ARRAY_SIZE(shape_updateSubscriptionForDestination),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1alpha",
@@ -966,6 +1530,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_updateTransformation),
 		.success_status = 200,
 		.result_keys = {"transformation", NULL},
+		.result_shape = shape_updateTransformation,
+		.nresult_shape = ARRAY_SIZE(shape_updateTransformation),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",
@@ -982,6 +1548,8 @@ const struct op_def catalog_ops[] = {
 		.nparams = ARRAY_SIZE(params_updateWarehouse),
 		.success_status = 200,
 		.result_keys = {"warehouse", NULL},
+		.result_shape = shape_updateWarehouse,
+		.nresult_shape = ARRAY_SIZE(shape_updateWarehouse),
 		.items_key = NULL,
 		.paginated = 0,
 		.version = "v1",

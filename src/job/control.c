@@ -145,6 +145,7 @@ struct apply {
 	struct idset done; /* changed by this request (as a child or by id) */
 	struct strbuf why; /* the last outcome's reason */
 	int store_failed;
+	int dep_refused; /* the last refusal was for a failed dependency */
 };
 
 static enum control_outcome act(struct apply *a, enum control_action action, int64_t id,
@@ -221,6 +222,20 @@ static enum control_outcome cancel_job(struct apply *a, int64_t id, enum job_sta
 
 #define RETRY_ONLY "; only failed, dead or cancelled jobs can be retried"
 
+/* revive_dependants - the jobs that failed because id did wait for it again, with it;
+ * marked done, so a retry by state does not meet them again as refused. */
+static int revive_dependants(struct apply *a, int64_t id)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+	if (store_deps_revive(a->st, id, a->now, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		idset_add(&a->done, ids[i]);
+	free(ids);
+	return 0;
+}
+
 /* retry_job - failed|dead|cancelled -> queued, with the children that ended so: a
  * fan-out parent queued alone would find them ended and fail again at once. */
 static enum control_outcome retry_job(struct apply *a, int64_t id, enum job_state state,
@@ -228,12 +243,29 @@ static enum control_outcome retry_job(struct apply *a, int64_t id, enum job_stat
 {
 	if (state != JS_FAILED && state != JS_DEAD && state != JS_CANCELLED)
 		return refused(a, "it is", state, RETRY_ONLY);
-	int rc = store_job_retry(a->st, id, a->now);
+	char *failed_dep = NULL;
+	int rc = store_dep_failed(a->st, id, &failed_dep);
+	if (rc < 0)
+		return store_error(a);
+	if (rc == 1) {
+		/* it would only wait for a job that will not succeed */
+		sb_reset(&a->why);
+		sb_addf(&a->why,
+		        "its dependency %s failed; retry that job, which brings this one back "
+		        "with it",
+		        failed_dep);
+		free(failed_dep);
+		a->dep_refused = 1;
+		return CONTROL_REFUSED;
+	}
+	rc = store_job_retry(a->st, id, a->now);
 	if (rc < 0)
 		return store_error(a);
 	if (rc == 1)
 		return refused(a, "it is", state, RETRY_ONLY);
 	idset_add(&a->done, id);
+	if (revive_dependants(a, id) < 0)
+		return store_error(a);
 	cascade(a, CONTROL_RETRY, id, nkids);
 	return a->store_failed ? CONTROL_ERROR : CONTROL_DONE;
 }
@@ -267,18 +299,34 @@ int control_apply(struct store *st, const struct control_request *req, int64_t n
 	if (req->by_state && store_ids_in_state(st, req->state, &list, &n) < 0)
 		return -1;
 	int bad = 0;
-	for (size_t i = 0; i < n && !a.store_failed; i++) {
-		size_t nkids = 0;
-		enum control_outcome o = CONTROL_DONE;
-		sb_reset(&a.why);
-		/* a job listed after its parent (retry --state failed) went with the parent */
-		if (!idset_has(&a.done, list[i]))
-			o = act(&a, req->action, list[i], &nkids);
-		if (o == CONTROL_REFUSED || o == CONTROL_ERROR)
-			bad++;
-		if (hooks && hooks->report)
-			hooks->report(list[i], o, nkids, a.why.len ? a.why.buf : NULL, hooks->arg);
+	/* retry by state: a job that failed for a dependency may come before that one in the
+	 * list, and goes back with it; it is reported after the others */
+	int64_t *later = NULL;
+	size_t nlater = 0;
+	for (size_t pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < (pass ? nlater : n) && !a.store_failed; i++) {
+			int64_t id = pass ? later[i] : list[i];
+			size_t nkids = 0;
+			enum control_outcome o = CONTROL_DONE;
+			sb_reset(&a.why);
+			a.dep_refused = 0;
+			/* a job listed after its parent (retry --state failed) went with the
+			 * parent; one that failed for a dependency, with the dependency */
+			if (!idset_has(&a.done, id))
+				o = act(&a, req->action, id, &nkids);
+			if (!pass && req->by_state && o == CONTROL_REFUSED && a.dep_refused) {
+				later = xrealloc(later, (nlater + 1) * sizeof(*later));
+				later[nlater++] = id;
+				continue;
+			}
+			if (o == CONTROL_REFUSED || o == CONTROL_ERROR)
+				bad++;
+			if (hooks && hooks->report)
+				hooks->report(id, o, nkids, a.why.len ? a.why.buf : NULL,
+				              hooks->arg);
+		}
 	}
+	free(later);
 	if (list != req->ids)
 		free(list);
 	free(a.done.slots);

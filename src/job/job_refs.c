@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -436,6 +437,172 @@ static void report_cycle(struct job_list *list, const struct graph *g, const int
 	sb_release(&rel);
 }
 
+/* next_token - the reference token of pointer p (after its '/') decoded (~1 '/', ~0 '~')
+ * into tok; returns where the next one starts ('/' or the end). */
+static const char *next_token(const char *p, struct strbuf *tok)
+{
+	sb_reset(tok);
+	for (; *p && *p != '/'; p++) {
+		if (*p == '~' && (p[1] == '0' || p[1] == '1')) {
+			sb_addch(tok, p[1] == '0' ? '~' : '/');
+			p++;
+		} else {
+			sb_addch(tok, *p);
+		}
+	}
+	return p;
+}
+
+/* --- a reference against the result shape of the job it names ------------------------- */
+
+/* shape_type - the type the operation's result holds at pointer: 1 with *type, 0 when
+ * the table does not know it. */
+static int shape_type(const struct op_def *op, const char *pointer, size_t len,
+                      enum param_type *type)
+{
+	for (size_t i = 0; i < op->nresult_shape; i++) {
+		const char *p = op->result_shape[i].pointer;
+		if (strlen(p) == len && !memcmp(p, pointer, len)) {
+			*type = op->result_shape[i].type;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* type_word - "a string", "an object", ... for a result member's type. */
+static const char *type_word(enum param_type t)
+{
+	switch (t) {
+	case PT_STRING:
+		return "a string";
+	case PT_NUMBER:
+		return "a number";
+	case PT_BOOLEAN:
+		return "true or false";
+	case PT_OBJECT:
+		return "an object";
+	case PT_ARRAY:
+		return "an array";
+	default:
+		return "a value";
+	}
+}
+
+/* type_fits - whether a parameter of type want can take a value of type got. */
+static int type_fits(enum param_type want, enum param_type got)
+{
+	switch (want) {
+	case PT_STRING:
+	case PT_ENUM:
+	case PT_DATETIME:
+		return got == PT_STRING;
+	case PT_NUMBER:
+	case PT_BOOLEAN:
+		return got == want;
+	case PT_OBJECT:
+	case PT_PAGINATION:
+		return got == PT_OBJECT;
+	case PT_ARRAY:
+	case PT_STRING_ARRAY:
+		return got == PT_ARRAY;
+	case PT_ANY:
+		return 1;
+	}
+	return 1;
+}
+
+/* param_of_ref - the parameter a reference stands for and the type its value must have:
+ * a parameter itself ("/sourceId"), or an element of a string array ("/labels/0"). */
+static int param_of_ref(const struct job *j, const struct job_ref *r, const char **name,
+                        enum param_type *want)
+{
+	struct strbuf tok = STRBUF_INIT;
+	const char *rest = next_token(r->param_pointer + 1, &tok);
+	const struct op_param *p = catalog_param(j->op, tok.buf);
+	int ok = 0;
+	if (p && !*rest) {
+		*want = p->type;
+		ok = 1;
+	} else if (p && p->type == PT_STRING_ARRAY && !strchr(rest + 1, '/')) {
+		*want = PT_STRING;
+		ok = 1;
+	}
+	if (ok)
+		*name = p->name;
+	sb_release(&tok);
+	return ok;
+}
+
+/* members_of - "/source/id, /source/name, ..." (up to three) of the object at prefix
+ * (plen bytes) in the result shape, into sb; returns how many it has. */
+static size_t members_of(const struct op_def *op, const char *prefix, size_t plen,
+                         struct strbuf *sb)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < op->nresult_shape; i++) {
+		const char *m = op->result_shape[i].pointer;
+		if (strlen(m) > plen + 1 && !memcmp(m, prefix, plen) && m[plen] == '/' &&
+		    !strchr(m + plen + 1, '/') && n++ < 3)
+			sb_addf(sb, "%s%s", n > 1 ? ", " : "", m);
+	}
+	if (n > 3)
+		sb_adds(sb, ", ...");
+	return n;
+}
+
+/* check_ref_shape - the pointer's members against what op's result holds, and the
+ * value's type against its parameter's, where the operation table knows them. */
+static void check_ref_shape(struct ctx *c, const struct job *j, const struct job_ref *r,
+                            const struct op_def *op)
+{
+	char buf[SHOWN_BYTES + 4], kbuf[SHOWN_BYTES + 4];
+	struct strbuf rel = STRBUF_INIT, members = STRBUF_INIT;
+	enum param_type got = PT_OBJECT, want;
+	const char *p = r->pointer, *name;
+
+	/* pages are stored as a summary, not as the data object the table describes */
+	if (!op->nresult_shape || op->is_raw || op->paginated)
+		return;
+	sb_adds(&rel, "/params");
+	sb_adds(&rel, r->param_pointer);
+	while (*p == '/') {
+		size_t plen = (size_t)(p - r->pointer); /* the prefix already known */
+		const char *next = strchr(p + 1, '/');
+		size_t len = next ? (size_t)(next - r->pointer) : strlen(r->pointer);
+		if (got == PT_ARRAY)
+			goto out; /* an element: the table says no more */
+		if (got == PT_OBJECT && shape_type(op, r->pointer, len, &got)) {
+			p = r->pointer + len;
+			continue;
+		}
+		sb_reset(&members);
+		size_t n = got == PT_OBJECT ? members_of(op, r->pointer, plen, &members) : 0;
+		if (got == PT_OBJECT && !n)
+			goto out; /* an object the table does not detail */
+		struct strbuf expected = STRBUF_INIT;
+		if (n)
+			sb_addf(&expected, "a pointer to a member the result has: %s", members.buf);
+		else
+			sb_addf(&expected, "a pointer that ends at %.*s, %s", (int)plen, r->pointer,
+			        type_word(got));
+		ctx_problem(c, rel.buf, expected.buf,
+		            "reference \"%s#%s\": a result of %s cannot hold %.*s",
+		            shown(r->key, kbuf), shown(r->pointer, buf), op->operation_id, (int)len,
+		            r->pointer);
+		sb_release(&expected);
+		goto out;
+	}
+	if (param_of_ref(j, r, &name, &want) && !type_fits(want, got))
+		ctx_problem(c, rel.buf, "a pointer to a value the parameter can take",
+		            "reference \"%s#%s\" is %s in a result of %s, which %s cannot take",
+		            shown(r->key, kbuf), shown(r->pointer, buf), type_word(got),
+		            op->operation_id, name);
+out:
+	sb_release(&rel);
+	sb_release(&members);
+}
+
 /* job_list_check_refs - see job.h. */
 int job_list_check_refs(struct job_list *list, int (*known)(const char *key, void *arg), void *arg)
 {
@@ -458,6 +625,11 @@ int job_list_check_refs(struct job_list *list, int (*known)(const char *key, voi
 			            "the key of a job in this file or already in the store",
 			            "unknown key \"%s\"", shown(j->after[m], buf));
 		}
+		for (size_t r = 0; r < j->nrefs; r++) {
+			size_t at = *name_set_slot(&keys, j->refs[r].key, job_key_at, list);
+			if (at) /* one in the store is checked at claim, its result then known */
+				check_ref_shape(&c, j, &j->refs[r], list->jobs[at - 1].op);
+		}
 	}
 	graph_build(list, &keys, &g);
 	int *layer = xmalloc((n ? n : 1) * sizeof(int));
@@ -474,5 +646,151 @@ int job_list_check_refs(struct job_list *list, int (*known)(const char *key, voi
 	graph_release(&g);
 	free(keys.slots);
 	sb_release(&rel);
+	return (int)(list->nproblems - before);
+}
+
+/* --- at claim: a reference's value put in its place ----------------------------------- */
+
+/* array_at - the element of arr a token names (digits, no leading zero), or NULL. */
+static cJSON *array_at(const cJSON *arr, const char *tok)
+{
+	size_t n = strlen(tok), i = 0;
+	if (!n || n > 9 || strspn(tok, "0123456789") != n || (n > 1 && tok[0] == '0'))
+		return NULL;
+	size_t want = (size_t)strtoul(tok, NULL, 10);
+	cJSON *e;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (i++ == want)
+			return e;
+	}
+	return NULL;
+}
+
+/* job_pointer_get - see job.h. */
+const cJSON *job_pointer_get(const cJSON *v, const char *pointer, struct strbuf *why)
+{
+	struct strbuf tok = STRBUF_INIT, at = STRBUF_INIT;
+	const char *p = pointer;
+	char buf[SHOWN_BYTES + 4];
+
+	while (v && *p == '/') {
+		const char *next = next_token(p + 1, &tok);
+		const cJSON *child = NULL;
+		if (cJSON_IsObject(v))
+			child = cJSON_GetObjectItemCaseSensitive(v, tok.buf);
+		else if (cJSON_IsArray(v))
+			child = array_at(v, tok.buf);
+		if (!child && why) {
+			if (cJSON_IsObject(v))
+				sb_addf(why, "no member \"%s\"", shown(tok.buf, buf));
+			else if (cJSON_IsArray(v))
+				sb_addf(why, "no element \"%s\" in an array of %d",
+				        shown(tok.buf, buf), cJSON_GetArraySize(v));
+			else
+				sb_addf(why, "%s has no member \"%s\"", json_type_name(v),
+				        shown(tok.buf, buf));
+			if (at.len)
+				sb_addf(why, " at %s", at.buf);
+			else
+				sb_adds(why, " at the top");
+		}
+		sb_add(&at, p, (size_t)(next - p));
+		v = child;
+		p = next;
+	}
+	sb_release(&tok);
+	sb_release(&at);
+	return v;
+}
+
+/* copy_nameless - a deep copy of v without its member name ("id" of the result): it
+ * takes the reference's place and name. NULL when out of memory. */
+static cJSON *copy_nameless(const cJSON *v)
+{
+	cJSON *copy = cJSON_Duplicate(v, 1);
+	if (copy && copy->string) {
+		if (!(copy->type & cJSON_StringIsConst))
+			cJSON_free(copy->string);
+		copy->string = NULL;
+		copy->type &= ~cJSON_StringIsConst;
+	}
+	return copy;
+}
+
+/* job_ref_put - see job.h. */
+int job_ref_put(struct job *job, const struct job_ref *ref, const cJSON *value)
+{
+	struct strbuf tok = STRBUF_INIT;
+	const char *p = ref->param_pointer;
+	cJSON *parent = job->params, *at = NULL;
+	int rc = -1;
+
+	while (parent && *p == '/') {
+		const char *next = next_token(p + 1, &tok);
+		at = cJSON_IsObject(parent)  ? cJSON_GetObjectItemCaseSensitive(parent, tok.buf)
+		     : cJSON_IsArray(parent) ? array_at(parent, tok.buf)
+		                             : NULL;
+		if (!*next)
+			break;
+		parent = at;
+		p = next;
+	}
+	if (at && is_ref_object(at)) {
+		cJSON *copy = copy_nameless(value);
+		if (!copy)
+			die("cannot copy a reference's value: out of memory");
+		if (at->string) {
+			char *name = xstrdup(at->string);
+			rc = cJSON_ReplaceItemInObjectCaseSensitive(parent, name, copy) ? 0 : -1;
+			free(name);
+		} else {
+			rc = cJSON_ReplaceItemViaPointer(parent, at, copy) ? 0 : -1;
+		}
+		if (rc < 0)
+			cJSON_Delete(copy);
+	}
+	sb_release(&tok);
+	return rc;
+}
+
+/* job_params_problem - see job.h. */
+int job_params_problem(const struct job *job, struct strbuf *why)
+{
+	struct job_list list = {0};
+	struct ctx c = {&list, "", 0, 0};
+	check_params(&c, job->op, job->params);
+	if (list.nproblems) {
+		sb_adds(why, list.problems[0].what);
+		if (list.problems[0].expected)
+			sb_addf(why, " (expected %s)", list.problems[0].expected);
+	}
+	int bad = list.nproblems != 0;
+	job_list_release(&list);
+	return bad ? -1 : 0;
+}
+
+/* job_list_check_stored_refs - see job.h. */
+int job_list_check_stored_refs(struct job_list *list,
+                               const struct op_def *(*op_of)(const char *key, void *arg), void *arg)
+{
+	size_t before = list->nproblems;
+	char prefix[32];
+	struct name_set keys;
+
+	key_index(list, &keys);
+	for (size_t i = 0; i < list->njobs; i++) {
+		const struct job *j = &list->jobs[i];
+		struct ctx c;
+		job_ctx(list, j, prefix, &c);
+		for (size_t r = 0; r < j->nrefs; r++) {
+			if (*name_set_slot(&keys, j->refs[r].key, job_key_at, list))
+				continue; /* the file's: job_list_check_refs's */
+			const struct op_def *op = op_of(j->refs[r].key, arg);
+			if (op)
+				check_ref_shape(&c, j, &j->refs[r], op);
+		}
+	}
+	free(keys.slots);
 	return (int)(list->nproblems - before);
 }

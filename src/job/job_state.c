@@ -19,6 +19,8 @@ _Static_assert(JS_COUNT == 7, "sql/sqlite/001_init.sql's CHECK (state BETWEEN 0 
 _Static_assert(JW_BACKOFF == 0 && JW_OUR_LIMIT == 1 && JW_SERVER_LIMIT == 2 && JW_TOKEN == 3 &&
                    JW_CHILDREN == 4,
                "the waits numbered as sql/sqlite/008_waiting_for.sql derives them for old rows");
+_Static_assert(JW_DEPS == 5, "sql/sqlite/011_deps.sql's comment, sqlite_sql.c's S_DEPS_* and "
+                             "S_COUNT_WAITING_FOR: waiting_for = 5");
 
 static const char *const names[JS_COUNT] = {
     [JS_QUEUED] = "queued",       [JS_RUNNING] = "running", [JS_WAITING] = "waiting",
@@ -31,16 +33,16 @@ static const char *const names[JS_COUNT] = {
 
 /* where each state may go, and which store call moves it there */
 static const unsigned transitions[JS_COUNT] = {
-    /* claimed; ended (store_job_end), cancelled */
-    [JS_QUEUED] = TO(JS_RUNNING) | ENDS,
+    /* claimed; parked for its dependencies (ingest, retry); ended (store_job_end), cancelled */
+    [JS_QUEUED] = TO(JS_RUNNING) | TO(JS_WAITING) | ENDS,
     /* succeeded, put to wait, requeued (no attempt, or found running at start), ended */
     [JS_RUNNING] = TO(JS_SUCCEEDED) | TO(JS_WAITING) | TO(JS_QUEUED) | ENDS,
     /* claimed when due; ended, cancelled */
     [JS_WAITING] = TO(JS_RUNNING) | ENDS,
     /* its output could not be written: failed, the result kept (store_job_output_lost) */
     [JS_SUCCEEDED] = TO(JS_FAILED),
-    /* retried; cancelled */
-    [JS_FAILED] = TO(JS_QUEUED) | TO(JS_CANCELLED),
+    /* retried; back to wait for a dependency retried; cancelled */
+    [JS_FAILED] = TO(JS_QUEUED) | TO(JS_WAITING) | TO(JS_CANCELLED),
     [JS_DEAD] = TO(JS_QUEUED) | TO(JS_CANCELLED),
     /* retried */
     [JS_CANCELLED] = TO(JS_QUEUED),

@@ -117,6 +117,20 @@ enum stmt_id {
 	S_FILES_NAMED,
 	S_FILE_OF_JOB,
 	S_LIST_FILE,
+	/* dependencies between jobs (issue #13, sqlite_deps.c) */
+	S_DEPS_INSERT,
+	S_DEP_INFO,
+	S_DEPS_PARK,
+	S_DEPS_FAIL,
+	S_DEPS_RELEASE,
+	S_DEPS_UNRELEASE,
+	S_DEPS_WAITING_ON,
+	S_DEPS_FAILED_ON,
+	S_DEPS_FAILED_DEP,
+	S_DEPS_LEFT,
+	S_KEY_RESULT,
+	S_ATTEMPT_RESOLVED,
+	S_KEY_OP,
 	S_NSTMTS
 };
 
@@ -143,6 +157,11 @@ struct store {
 };
 
 #define BIT(s) (1u << (s))
+
+/* next_run_ms of a job parked for its dependencies (9999-12-31T23:59:59.999Z): beyond
+ * every claim's now, so it costs the due index's walks nothing (sql/sqlite/011_deps.sql) */
+#define STORE_DEPS_PARKED_MS INT64_C(253402300799999)
+#define STORE_DEPS_PARKED_TEXT "253402300799999" /* the same, in statements */
 
 /* how a write call is wrapped: in a transaction of its own when none is open, else
  * joined to the caller's. Calls check before they write, so one refused for a reason
@@ -175,5 +194,21 @@ int sq_run_id(struct store *st, enum stmt_id id, const char *what);
 void sq_set_err(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sq_step(struct store *st, sqlite3_stmt *s, const char *what);
 int sq_strict(int rc);
+
+/* sqlite_deps.c: what a job's state change means for the jobs that wait for it, inside
+ * the change's own transaction */
+
+/* sq_deps_succeeded - id succeeded: its dependants have one dependency less; those left
+ * with none become due. */
+int sq_deps_succeeded(struct store *st, int64_t id, int64_t now_ms);
+/* sq_deps_ended - id ended failed, dead or cancelled: its waiting dependants, and theirs,
+ * end failed ("dependency KEY failed"). */
+int sq_deps_ended(struct store *st, int64_t id, int64_t now_ms);
+/* sq_deps_unsucceeded - id's success was undone (its output lost): its waiting dependants
+ * wait for it again; then as sq_deps_ended. */
+int sq_deps_unsucceeded(struct store *st, int64_t id, int64_t now_ms);
+/* sq_deps_requeued - id was put back to queued by a retry: parked if some dependency of
+ * it has not succeeded. */
+int sq_deps_requeued(struct store *st, int64_t id, int64_t now_ms);
 
 #endif

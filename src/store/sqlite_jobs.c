@@ -480,6 +480,8 @@ int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok
 		rc = sq_strict(sq_change_state(st, id, BIT(JS_RUNNING), JS_SUCCEEDED, s,
 		                               "mark succeeded", NULL, now_ms));
 	}
+	if (rc == 0)
+		rc = sq_deps_succeeded(st, id, now_ms);
 	return sq_op_end(st, how, rc);
 }
 
@@ -522,6 +524,8 @@ int store_job_end(struct store *st, int64_t id, enum job_state to, const char *e
 		                               BIT(JS_RUNNING) | BIT(JS_WAITING) | BIT(JS_QUEUED),
 		                               to, s, "end", reason, now_ms));
 	}
+	if (rc == 0)
+		rc = sq_deps_ended(st, id, now_ms);
 	return sq_op_end(st, how, rc);
 }
 
@@ -539,6 +543,8 @@ int store_job_output_lost(struct store *st, int64_t id, const char *error_json, 
 		rc = sq_strict(sq_change_state(st, id, BIT(JS_SUCCEEDED), JS_FAILED, s, "fail",
 		                               reason, now_ms));
 	}
+	if (rc == 0)
+		rc = sq_deps_unsucceeded(st, id, now_ms);
 	return sq_op_end(st, how, rc);
 }
 

@@ -192,6 +192,7 @@ static void read_attempt(sqlite3_stmt *s, struct attempt_rec *a)
 	a->rl_reset = col_text(s, 8);
 	a->request = col_text(s, 9);
 	a->body = col_text(s, 10);
+	a->resolved = col_text(s, 11);
 }
 
 /* store_attempts_foreach - a job's attempts in order. */

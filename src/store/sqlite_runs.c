@@ -279,6 +279,8 @@ int store_job_retry(struct store *st, int64_t id, int64_t now_ms)
 	if (s)
 		rc = sq_change_state(st, id, BIT(JS_FAILED) | BIT(JS_DEAD) | BIT(JS_CANCELLED),
 		                     JS_QUEUED, s, "retry", "retry requested", now_ms);
+	if (rc == 0)
+		rc = sq_deps_requeued(st, id, now_ms);
 	return sq_op_end(st, how, rc);
 }
 
@@ -318,6 +320,8 @@ int store_job_cancel(struct store *st, int64_t id, int64_t now_ms)
 			                         BIT(JS_DEAD),
 			                     JS_CANCELLED, s, "cancel", "cancel requested", now_ms);
 	}
+	if (rc == 0)
+		rc = sq_deps_ended(st, id, now_ms);
 	return sq_op_end(st, how, rc);
 }
 

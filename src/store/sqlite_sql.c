@@ -13,6 +13,11 @@
  * sql/sqlite/001_init.sql, and the index named, because without statistics the planner
  * may prefer another index plus a sort of the whole queue */
 #define DUE_JOBS "jobs INDEXED BY jobs_due WHERE state IN (0, 2)"
+/* below the next_run_ms of jobs parked for their dependencies (STORE_DEPS_PARKED_MS,
+ * sql/sqlite/011_deps.sql): a walk of the due index for other waits stops before them
+ * without reading their rows (100,000 parked jobs cost a start's wake of token waiters
+ * 0.1 s otherwise) */
+#define NOT_PARKED "next_run_ms < " STORE_DEPS_PARKED_TEXT
 /* the running jobs, through the jobs_running partial index (sql/sqlite/003_running_index.sql) */
 #define RUNNING_JOBS "jobs INDEXED BY jobs_running WHERE state = 1"
 
@@ -83,7 +88,10 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     /* queued and waiting through jobs_due, running through jobs_running */
     [S_COUNT_ACTIVE] =
         "SELECT (SELECT count(*) FROM " DUE_JOBS ") + (SELECT count(*) FROM " RUNNING_JOBS ")",
-    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND waiting_for = ?1",
+    /* for JW_DEPS (5) the jobs still parked, not those their last dependency made due */
+    [S_COUNT_WAITING_FOR] = "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND (CASE "
+                            "WHEN ?1 = 5 THEN NOT (" NOT_PARKED ") ELSE " NOT_PARKED " END) "
+                            "AND waiting_for = ?1",
     [S_ATTEMPT_BEGIN] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
                         "VALUES (?1, ?4, ?2, ?3)",
     [S_ATTEMPT_END] = "UPDATE attempts SET duration_ms = ?2, http_status = ?3, outcome = ?4, "
@@ -161,8 +169,8 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
         "UNION ALL SELECT from_state, to_state, at_ms, reason, from_state IS NOT NULL, id "
         "FROM transitions WHERE job_id = ?1 ORDER BY 5, 6",
     [S_SHOW_ATTEMPTS] = "SELECT attempt_no, started_ms, duration_ms, http_status, outcome, "
-                        "error, retry_after_ms, rl_remaining, rl_reset, request, body "
-                        "FROM attempts WHERE job_id = ?1 ORDER BY id",
+                        "error, retry_after_ms, rl_remaining, rl_reset, request, body, "
+                        "resolved FROM attempts WHERE job_id = ?1 ORDER BY id",
     [S_SHOW_PAGES] = "SELECT page_no, nitems, cursor, next_cursor, at_ms FROM pages "
                      "WHERE job_id = ?1 ORDER BY page_no",
     [S_SHOW_CHILDREN] = "SELECT id, state, pages_done, items_done, total_entries FROM jobs "
@@ -175,7 +183,7 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
         "SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'unknown'",
     [S_WAKE_WAITERS] = "UPDATE jobs INDEXED BY jobs_due SET next_run_ms = ?1 "
                        "WHERE state IN (0, 2) AND state = 2 AND next_run_ms > ?1 "
-                       "AND waiting_for = ?2",
+                       "AND " NOT_PARKED " AND waiting_for = ?2",
     [S_REQUESTS] = "SELECT count(*) FROM attempts "
                    "WHERE http_status IS NOT NULL OR error IS NOT NULL",
     /* watch/status */
@@ -237,4 +245,36 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
                     "ON j.id BETWEEN f.first_job AND f.last_job AND j.file_id = f.id "
                     "WHERE f.id = ?1 ORDER BY j.id LIMIT ?2",
 #undef FILE_COLS
+    /* dependencies between jobs (issue #13, sql/sqlite/011_deps.sql): a parked job is
+     * waiting (2) for JW_DEPS (5), next_run_ms STORE_DEPS_PARKED_MS (?4) */
+    [S_DEPS_INSERT] = "INSERT OR IGNORE INTO deps (dep_id, job_id) VALUES (?1, ?2)",
+    [S_DEP_INFO] = "SELECT state, key FROM jobs WHERE id = ?1",
+    [S_DEPS_PARK] = "UPDATE jobs SET state = ?3, updated_ms = ?2, waiting_for = 5, "
+                    "next_run_ms = ?4, deps_left = ?5, dep_failed = 0, finished_ms = NULL, "
+                    "error_json = NULL " FROM_STATE,
+    [S_DEPS_FAIL] = "UPDATE jobs SET state = ?3, updated_ms = ?2, finished_ms = ?2, "
+                    "error_json = ?4, dep_failed = 1 " FROM_STATE,
+    /* the last dependency's success makes a parked job due (not before its not_before) */
+    [S_DEPS_RELEASE] = "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
+                       "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
+                       "THEN max(?2, not_before_ms) ELSE next_run_ms END "
+                       "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = ?1) "
+                       "AND deps_left > 0",
+    [S_DEPS_UNRELEASE] = "UPDATE jobs SET deps_left = deps_left + 1, next_run_ms = ?2 "
+                         "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = ?1) "
+                         "AND state = 2 AND waiting_for = 5",
+    [S_DEPS_WAITING_ON] = "SELECT j.id, j.key FROM deps d JOIN jobs j ON j.id = d.job_id "
+                          "WHERE d.dep_id = ?1 AND j.state = 2 AND j.waiting_for = 5 "
+                          "ORDER BY j.id",
+    [S_DEPS_FAILED_ON] = "SELECT j.id, j.key FROM deps d JOIN jobs j ON j.id = d.job_id "
+                         "WHERE d.dep_id = ?1 AND j.state = 4 AND j.dep_failed = 1 "
+                         "ORDER BY j.id",
+    [S_DEPS_FAILED_DEP] = "SELECT j.key FROM deps d INDEXED BY deps_job "
+                          "JOIN jobs j ON j.id = d.dep_id "
+                          "WHERE d.job_id = ?1 AND j.state IN (4, 5, 6) ORDER BY j.id LIMIT 1",
+    [S_DEPS_LEFT] = "SELECT count(*) FROM deps d INDEXED BY deps_job "
+                    "JOIN jobs j ON j.id = d.dep_id WHERE d.job_id = ?1 AND j.state <> 3",
+    [S_KEY_RESULT] = "SELECT id, state, result_json FROM jobs WHERE key = ?1",
+    [S_ATTEMPT_RESOLVED] = "UPDATE attempts SET resolved = ?2 WHERE id = ?1",
+    [S_KEY_OP] = "SELECT op_id FROM jobs WHERE key = ?1",
 };

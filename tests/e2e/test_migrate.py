@@ -58,6 +58,10 @@ try:
         db.execute("ALTER TABLE attempts DROP COLUMN body")
         db.execute("ALTER TABLE jobs DROP COLUMN mutates")
         db.execute("ALTER TABLE jobs DROP COLUMN waiting_for")
+        db.execute("DROP TABLE deps")  # 011_deps.sql's
+        db.execute("ALTER TABLE jobs DROP COLUMN deps_left")
+        db.execute("ALTER TABLE jobs DROP COLUMN dep_failed")
+        db.execute("ALTER TABLE attempts DROP COLUMN resolved")
         # a job an old daemon parked for want of a token, due only in a day: the start
         # wakes token waiters, which it can tell only by the wait the migration derives
         db.execute("INSERT INTO jobs (state, op_id, spec_json, workspace, source_file, "
@@ -89,6 +93,9 @@ try:
          .fetchone()[0], 1, "pages_cursor created")
     c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
             "attempts have a body column")
+    c.check({"deps_left", "dep_failed"} <= {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+            and db.execute("SELECT count(*) FROM deps").fetchone()[0] == 0,
+            "jobs count their dependencies; the deps table is there, empty")
     c.eq(db.execute("SELECT id, mutates FROM jobs WHERE id < 3 ORDER BY id").fetchall(),
          [(1, None), (2, None)], "jobs have a mutates column, NULL for the old rows")
     c.eq(db.execute("SELECT state, waiting_for FROM jobs WHERE id = 3").fetchone(), (3, 3),

@@ -11,7 +11,7 @@ import sys
 import urllib.parse
 import urllib.request
 
-from harness import TOKEN, Checks, Emulator, Spool
+from harness import TOKEN, Checks, Emulator, Spool, results_by_id
 import opsjobs
 from opsjobs import step_jobs, strip
 
@@ -456,7 +456,8 @@ def check_examples():
     ex = os.path.join(src, "examples")
     files = sorted(f for f in os.listdir(ex) if f.endswith((".json", ".jsonl")))
     c.eq(files, ["01-provision-sources.jsonl", "02-catalog-export.json",
-                 "03-event-volume.json", "04-list-warehouses.json"], "the example job files")
+                 "03-event-volume.json", "04-list-warehouses.json",
+                 "05-brand-rollout.jsonl"], "the example job files")
     e = Emulator("--seed", "3")
     s = Spool(e.url, config={"endpoint_limits": True})
     try:
@@ -466,9 +467,23 @@ def check_examples():
             s.drop(f, open(os.path.join(ex, f), "rb").read())
         c.eq(s.run_until_idle(timeout=120), 0, "examples: run --until-idle")
         st = e.state()
-        c.eq(s.states(), {"succeeded": 40 + 2 + 1 + 30 + 1}, "examples: every job succeeded")
-        c.eq(sorted(x["slug"] for x in st["sources"]), ["demo-web-%02d" % i for i in range(1, 41)],
-             "examples: 40 sources demo-web-01..40 (ordering between jobs is not promised)")
+        brands = ["acme", "globex", "hooli", "initech", "umbrella"]
+        c.eq(s.states(), {"succeeded": 40 + 2 + 1 + 30 + 1 + 3 * len(brands)},
+             "examples: every job succeeded")
+        c.eq(sorted(x["slug"] for x in st["sources"]),
+             ["demo-web-%02d" % i for i in range(1, 41)] + [f"rollout-{b}-web" for b in brands],
+             "examples: 40 sources demo-web-01..40 and the rollout's five (ordering between "
+             "jobs is not promised)")
+        # the rollout: each brand's warehouse connection and destination on its new source,
+        # whose id came from the source's result ($ref)
+        ids = {x["slug"]: x["id"] for x in st["sources"]}
+        dests = {d.get("name"): d.get("sourceId") for d in st.get("destinations", [])}
+        c.eq({b: dests.get(f"{b} amplitude") for b in brands},
+             {b: ids[f"rollout-{b}-web"] for b in brands},
+             "examples: a destination per rollout source, on that source")
+        rollout = results_by_id(s, "results/05-brand-rollout.results.jsonl")
+        c.eq((len(rollout), sorted({x["state"] for x in rollout.values()})),
+             (15, ["succeeded"]), "examples: the rollout's results file, every line succeeded")
         c.check(all(x["metadata"]["id"] == opsjobs.SOURCE_META for x in st["sources"]),
                 "examples: all Javascript sources")
 

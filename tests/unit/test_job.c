@@ -1075,7 +1075,7 @@ TEST(after_and_refs_are_parsed)
 	          " \"params\": {\"sourceId\": {\"$ref\": \"src#/source/id\"}, \"metadataId\": "
 	          "\"m\","
 	          " \"settings\": {\"a\": [1, {\"$ref\": \"wh#\"}], \"b~/c\": {\"$ref\": "
-	          "\"src#/source/x~1y\"}}}},"
+	          "\"src#/source/settings/x~1y\"}}}},"
 	          "{\"op\": \"addConnectionFromSourceToWarehouse\", \"params\": {\"warehouseId\": "
 	          "\"w\","
 	          " \"sourceId\": {\"$ref\": \"src#/source/id\"}}},"
@@ -1094,7 +1094,7 @@ TEST(after_and_refs_are_parsed)
 	          " \"params\": {\"sourceId\": {\"$ref\": \"src#/source/id\"}, \"metadataId\": "
 	          "\"m\","
 	          " \"settings\": {\"a\": [1, {\"$ref\": \"wh#\"}], \"b~/c\": {\"$ref\": "
-	          "\"src#/source/x~1y\"}}}},"
+	          "\"src#/source/settings/x~1y\"}}}},"
 	          "{\"op\": \"addConnectionFromSourceToWarehouse\", \"params\": {\"warehouseId\": "
 	          "\"w\","
 	          " \"sourceId\": {\"$ref\": \"src#/source/id\"}}}]";
@@ -1117,7 +1117,7 @@ TEST(after_and_refs_are_parsed)
 		CHECK_STR(d->refs[1].key, "wh");
 		CHECK_STR(d->refs[1].pointer, "");
 		CHECK_STR(d->refs[2].param_pointer, "/settings/b~0~1c");
-		CHECK_STR(d->refs[2].pointer, "/source/x~1y");
+		CHECK_STR(d->refs[2].pointer, "/source/settings/x~1y");
 		CHECK_INT(c->nafter, 1);
 		CHECK_INT(c->nafter_given, 0);
 		CHECK_STR(c->after[0], "src");
@@ -1302,6 +1302,158 @@ TEST(layers_of_a_long_chain_and_a_wide_fan_in)
 	sb_release(&sb);
 }
 
+TEST(refs_put_in_at_claim)
+{
+	const char *doc = "{\"op\": \"createDestination\", \"params\": {\"sourceId\": {\"$ref\": "
+	                  "\"s#/source/id\"}, \"metadataId\": \"m\", \"settings\": {\"l\": [0, "
+	                  "{\"$ref\": \"s#/source/labels/1\"}], \"a/b\": {\"$ref\": \"s#\"}}}}";
+	struct job_list l;
+	struct strbuf why = STRBUF_INIT;
+	cJSON *result = cJSON_Parse("{\"source\": {\"id\": \"src_1\", \"labels\": [\"x\", "
+	                            "{\"k\": 2}], \"a~b\": true}}");
+
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 0);
+	CHECK_INT(l.njobs, 1);
+	if (l.njobs == 1 && l.jobs[0].nrefs == 3) {
+		struct job *j = &l.jobs[0];
+		/* a job is checked again once its references are in: the refs pass first */
+		CHECK_INT(job_params_problem(j, &why), 0);
+		for (size_t i = 0; i < j->nrefs; i++) {
+			const cJSON *v = job_pointer_get(result, j->refs[i].pointer, NULL);
+			CHECK(v != NULL);
+			if (v)
+				CHECK_INT(job_ref_put(j, &j->refs[i], v), 0);
+		}
+		char *text = cJSON_PrintUnformatted(j->params);
+		CHECK_STR(text,
+		          "{\"sourceId\":\"src_1\",\"metadataId\":\"m\",\"settings\":{\"l\":[0,"
+		          "{\"k\":2}],\"a/b\":{\"source\":{\"id\":\"src_1\",\"labels\":[\"x\","
+		          "{\"k\":2}],\"a~b\":true}}}}");
+		free(text);
+		CHECK_INT(job_ref_put(j, &j->refs[0], result), -1); /* no reference there now */
+		CHECK_INT(job_params_problem(j, &why), 0);
+		/* a value of the wrong type for its parameter is found then */
+		cJSON_ReplaceItemInObjectCaseSensitive(j->params, "sourceId",
+		                                       cJSON_CreateNumber(3));
+		CHECK_INT(job_params_problem(j, &why), -1);
+		CHECK(strstr(why.buf, "wrong type for sourceId: got a number") != NULL);
+	}
+	job_list_release(&l);
+
+	/* pointers: escapes, arrays, and what is said when one does not resolve */
+	CHECK(cJSON_IsTrue(job_pointer_get(result, "/source/a~0b", NULL)));
+	CHECK(job_pointer_get(result, "", NULL) == result);
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/name", &why) == NULL);
+	CHECK_STR(why.buf, "no member \"name\" at /source");
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/labels/2", &why) == NULL);
+	CHECK_STR(why.buf, "no element \"2\" in an array of 2 at /source/labels");
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/labels/01", &why) == NULL);
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/source/id/x", &why) == NULL);
+	CHECK_STR(why.buf, "a string has no member \"x\" at /source/id");
+	sb_reset(&why);
+	CHECK(job_pointer_get(result, "/nope", &why) == NULL);
+	CHECK_STR(why.buf, "no member \"nope\" at the top");
+	cJSON_Delete(result);
+	sb_release(&why);
+}
+
+/* shape_problems - the problems job_list_check_refs finds in a file of a createSource
+ * "src" and the job j after it; their "what" joined by " | " into sb. */
+static size_t shape_problems(const char *j, struct strbuf *sb)
+{
+	struct strbuf doc = STRBUF_INIT;
+	struct job_list l;
+	sb_reset(sb);
+	sb_addf(&doc, "[" SRC_JOB("src") ", %s]", j);
+	size_t n = SIZE_MAX;
+	if (job_parse_buffer(doc.buf, doc.len, JOB_FORMAT_JSON, &l) == 0) {
+		n = (size_t)job_list_check_refs(&l, NULL, NULL);
+		for (size_t i = 0; i < l.nproblems; i++)
+			sb_addf(sb, "%s%s: %s", i ? " | " : "", l.problems[i].where,
+			        l.problems[i].what);
+	}
+	job_list_release(&l);
+	sb_release(&doc);
+	return n;
+}
+
+TEST(refs_against_result_shapes)
+{
+	struct strbuf sb = STRBUF_INIT;
+#define GET_SOURCE(ptr)                                                                            \
+	"{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": \"src#" ptr "\"}}}"
+	/* what the table knows a createSource result holds */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/id"), &sb), 0);
+	CHECK_INT(shape_problems(GET_SOURCE("/source/metadata/slug"), &sb), 0);
+	CHECK_INT(shape_problems(GET_SOURCE("/source/writeKeys/0"), &sb), 0); /* an element */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/settings/anything"), &sb), 0);
+	/* a first member the result cannot have, a member its object does not have */
+	CHECK_INT(shape_problems(GET_SOURCE("/destination/id"), &sb), 1);
+	CHECK_STR(sb.buf, "/1/params/sourceId: reference \"src#/destination/id\": a result of "
+	                  "createSource cannot hold /destination");
+	CHECK_INT(shape_problems(GET_SOURCE("/source/nope"), &sb), 1);
+	CHECK(strstr(sb.buf, "cannot hold /source/nope") != NULL);
+	/* below a string */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/id/x"), &sb), 1);
+	CHECK(strstr(sb.buf, "cannot hold /source/id/x") != NULL);
+	/* a value of a type the parameter cannot take */
+	CHECK_INT(shape_problems(GET_SOURCE("/source/enabled"), &sb), 1);
+	CHECK_STR(sb.buf, "/1/params/sourceId: reference \"src#/source/enabled\" is true or "
+	                  "false in a result of createSource, which sourceId cannot take");
+	CHECK_INT(shape_problems(GET_SOURCE("/source"), &sb), 1);
+	CHECK(strstr(sb.buf, "is an object") != NULL);
+	CHECK_INT(shape_problems(GET_SOURCE(""), &sb), 1); /* the data object itself */
+	CHECK_INT(shape_problems("{\"op\": \"updateSource\", \"params\": {\"sourceId\": \"s\", "
+	                         "\"enabled\": {\"$ref\": \"src#/source/enabled\"}}}",
+	                         &sb),
+	          0);
+	CHECK_INT(shape_problems("{\"op\": \"updateSource\", \"params\": {\"sourceId\": \"s\", "
+	                         "\"enabled\": {\"$ref\": \"src#/source/name\"}}}",
+	                         &sb),
+	          1);
+	/* inside an object parameter: the member's type is not the table's to say */
+	CHECK_INT(shape_problems("{\"op\": \"updateSource\", \"params\": {\"sourceId\": \"s\", "
+	                         "\"settings\": {\"x\": {\"$ref\": \"src#/source/enabled\"}}}}",
+	                         &sb),
+	          0);
+#undef GET_SOURCE
+	sb_release(&sb);
+}
+
+/* stored_op_of - job_list_check_stored_refs's stand-in store: "old-src" is a createSource. */
+static const struct op_def *stored_op_of(const char *key, void *arg)
+{
+	(*(int *)arg)++;
+	return !strcmp(key, "old-src") ? catalog_find("createSource") : NULL;
+}
+
+TEST(stored_refs_against_result_shapes)
+{
+	const char *doc =
+	    "[" SRC_JOB("src") ","
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"old-src#/source/enabled\"}}},"
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"old-src#/source/id\"}}},"
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"other#/anything\"}}},"
+	                       "{\"op\": \"getSource\", \"params\": {\"sourceId\": {\"$ref\": "
+	                       "\"src#/destination\"}}}]";
+	struct job_list l;
+	int calls = 0;
+	CHECK_INT(parse_str(doc, JOB_FORMAT_JSON, &l), 0);
+	/* only the stored ones are asked for and checked; the file's are check_refs's */
+	CHECK_INT(job_list_check_stored_refs(&l, stored_op_of, &calls), 1);
+	CHECK_INT(calls, 3);
+	CHECK(l.nproblems == 1 && !strcmp(l.problems[0].where, "/1/params/sourceId") &&
+	      strstr(l.problems[0].what, "is true or false in a result of createSource"));
+	job_list_release(&l);
+}
+
 int main(void)
 {
 	RUN(single_job_with_every_field);
@@ -1330,6 +1482,9 @@ int main(void)
 	RUN(bad_after_and_refs);
 	RUN(file_refs_unknown_keys_and_cycles);
 	RUN(layers_of_a_long_chain_and_a_wide_fan_in);
+	RUN(refs_put_in_at_claim);
+	RUN(refs_against_result_shapes);
+	RUN(stored_refs_against_result_shapes);
 	fprintf(stderr, "%d bad documents checked\n", bad_cases);
 	return tl_finish();
 }

@@ -39,11 +39,11 @@ TEST(transition_table)
 {
 	static const char *const rows[JS_COUNT] = {
 	    /*           qrwsfdc */
-	    [JS_QUEUED] = ".x..xxx",    /* claim; end; cancel */
+	    [JS_QUEUED] = ".xx.xxx",    /* claim; park for dependencies; end; cancel */
 	    [JS_RUNNING] = "x.xxxxx",   /* requeue; wait; succeed; end (cancel included) */
 	    [JS_WAITING] = ".x..xxx",   /* claim when due; end; cancel */
 	    [JS_SUCCEEDED] = "....x..", /* output lost */
-	    [JS_FAILED] = "x.....x",    /* retry; cancel */
+	    [JS_FAILED] = "x.x...x",    /* retry; a dependency's retry; cancel */
 	    [JS_DEAD] = "x.....x",      /* retry; cancel */
 	    [JS_CANCELLED] = "x......", /* retry */
 	};
@@ -57,8 +57,9 @@ TEST(transition_table)
 				        job_state_name((enum job_state)to), got);
 			CHECK_INT(got, want);
 		}
-	/* a terminal state is left only towards queued (retry), cancelled or, for a success
-	 * whose output was lost, failed: never straight back to running */
+	/* a terminal state is left only towards queued (retry), waiting (a failed dependency
+	 * retried), cancelled or, for a success whose output was lost, failed: never straight
+	 * back to running */
 	for (int s = 0; s < JS_COUNT; s++)
 		if (job_state_terminal((enum job_state)s))
 			CHECK(!job_state_can((enum job_state)s, JS_RUNNING));

@@ -1294,6 +1294,132 @@ TEST(test_results_file)
 	store_close(st);
 }
 
+/* last_reason - the reason of a job's latest transition, copied into buf. */
+static const char *last_reason(struct store *st, int64_t id, char *buf, size_t size)
+{
+	cJSON *o = show(st, id);
+	const char *r = o ? transition_field(o, -1, "reason") : NULL;
+	snprintf(buf, size, "%s", r ? r : "(none)");
+	cJSON_Delete(o);
+	return buf;
+}
+
+/* due_count - how many jobs a claim at now finds (claimed, then put back to wait). */
+static int due_count(struct store *st, int64_t now)
+{
+	struct job_row rows[8];
+	int n = store_claim_due(st, now, rows, 8);
+	for (int i = 0; i < n; i++) {
+		CHECK_INT(store_job_wait(st, rows[i].id, now, 0, JW_BACKOFF, "put back", now), 0);
+		job_row_release(&rows[i]);
+	}
+	return n;
+}
+
+TEST(test_dependencies)
+{
+	struct store *st = open_fresh("deps.db");
+	struct job_new j = new_job("getSource", NULL, 0, 0);
+	char buf[256];
+	j.key = "a";
+	int64_t a = insert(st, &j, 1000);
+	j.key = "b";
+	int64_t b = insert(st, &j, 1000);
+	j.key = "c";
+	int64_t c = insert(st, &j, 1000);
+	j.key = "d";
+	int64_t d = insert(st, &j, 1000);
+	int64_t id = 0;
+	CHECK_INT(store_job_id_by_key(st, "c", &id), 1);
+	CHECK_INT(id, c);
+	CHECK_INT(store_job_id_by_key(st, "zz", &id), 0);
+	/* c waits for a and b, d for c: parked, not due, not counted as token waiters */
+	int64_t ab[] = {a, b}, cc[] = {c};
+	CHECK_INT(store_deps_add(st, c, ab, 2, 1000), 0);
+	CHECK_INT(store_deps_add(st, d, cc, 1, 1000), 0);
+	CHECK_INT(state_of(st, c), JS_WAITING);
+	CHECK_STR(last_reason(st, c, buf, sizeof(buf)), "waiting for 2 dependencies: a, b");
+	CHECK_INT(store_count_waiting_for(st, JW_DEPS), 2);
+	CHECK_INT(store_count_waiting_for(st, JW_TOKEN), 0);
+	CHECK_INT(store_wake_waiters(st, JW_DEPS, 2000), 0);
+	CHECK_INT(store_count_active(st), 4);
+	CHECK_INT(due_count(st, 5000), 2);                             /* a and b only */
+	CHECK_INT(store_deps_add(st, a, (int64_t[]){a}, 1, 1000), -1); /* itself */
+	/* a succeeds: c still waits for b; b succeeds: c is due, d still waits */
+	claim_one(st, a, 6000);
+	CHECK_INT(succeed(st, a, 6000), 0);
+	CHECK_INT(due_count(st, 7000), 1);
+	CHECK(store_next_due_ms(st) < 100000); /* b's; the parked ones are not */
+	claim_one(st, b, 7000);
+	CHECK_INT(succeed(st, b, 7000), 0);
+	struct job_row row;
+	CHECK_INT(store_get(st, c, &row), 0);
+	CHECK_INT(row.state, JS_WAITING);
+	CHECK_INT(row.next_run_ms, 7000);
+	job_row_release(&row);
+	CHECK_INT(store_count_waiting_for(st, JW_DEPS), 1); /* d: c is due now */
+	CHECK_INT(state_of(st, d), JS_WAITING);
+	/* c fails: d fails with it, and a job added later waiting for c fails at once */
+	claim_one(st, c, 8000);
+	CHECK_INT(store_job_end(st, c, JS_FAILED, NULL, "not found", 8000), 0);
+	CHECK_INT(state_of(st, d), JS_FAILED);
+	CHECK_STR(last_reason(st, d, buf, sizeof(buf)), "dependency c failed");
+	j.key = "e";
+	int64_t e = insert(st, &j, 8000);
+	CHECK_INT(store_deps_add(st, e, (int64_t[]){d}, 1, 8000), 0);
+	CHECK_INT(state_of(st, e), JS_FAILED);
+	CHECK_STR(last_reason(st, e, buf, sizeof(buf)), "dependency d failed");
+	char *key = NULL;
+	CHECK_INT(store_dep_failed(st, e, &key), 1);
+	CHECK_STR(key, "d");
+	free(key);
+	CHECK_INT(store_dep_failed(st, c, &key), 0);
+	/* c retried: d and e wait again (c counted), reported as revived */
+	CHECK_INT(store_job_retry(st, c, 9000), 0);
+	int64_t *ids = NULL;
+	size_t n = 0;
+	CHECK_INT(store_deps_revive(st, c, 9000, &ids, &n), 0);
+	CHECK_INT(n, 2);
+	if (n == 2)
+		CHECK(ids[0] == d && ids[1] == e);
+	free(ids);
+	CHECK_INT(state_of(st, c), JS_QUEUED);
+	CHECK_INT(state_of(st, d), JS_WAITING);
+	CHECK_INT(state_of(st, e), JS_WAITING);
+	CHECK_INT(due_count(st, 10000), 1);
+	/* c succeeds, its output then lost in the same transaction: d waits for it again and
+	 * fails with it; the result kept */
+	claim_one(st, c, 11000);
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, c, 11000), 0);
+	CHECK_INT(store_job_output_lost(st, c, NULL, "output lost", 11000), 0);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(state_of(st, d), JS_FAILED);
+	CHECK_INT(state_of(st, e), JS_FAILED);
+	/* a retried job whose dependency has not succeeded waits, it does not run */
+	CHECK_INT(store_job_retry(st, c, 12000), 0);
+	CHECK_INT(store_deps_revive(st, c, 12000, &ids, &n), 0);
+	free(ids);
+	CHECK_INT(store_job_cancel(st, d, 12000), 0); /* e fails with it */
+	CHECK_INT(state_of(st, e), JS_FAILED);
+	CHECK_INT(store_job_retry(st, d, 13000), 0);
+	CHECK_INT(state_of(st, d), JS_WAITING);
+	CHECK_STR(last_reason(st, d, buf, sizeof(buf)), "waiting for 1 dependency");
+	/* c succeeds: d is due; a result by key for the references */
+	claim_one(st, c, 14000);
+	CHECK_INT(succeed(st, c, 14000), 0);
+	CHECK_INT(store_get(st, d, &row), 0);
+	CHECK_INT(row.next_run_ms, 14000);
+	job_row_release(&row);
+	enum job_state state;
+	char *result = NULL;
+	CHECK_INT(store_key_result(st, "c", &id, &state, &result), 0);
+	CHECK(id == c && state == JS_SUCCEEDED && result && !strcmp(result, "{}"));
+	free(result);
+	CHECK_INT(store_key_result(st, "zz", &id, &state, &result), 1);
+	store_close(st);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -1318,6 +1444,7 @@ int main(void)
 	RUN(test_group_commit_savepoint);
 	RUN(test_claim_inside_transaction);
 	RUN(test_file_identity);
+	RUN(test_dependencies);
 	RUN(test_output_conflict);
 	RUN(test_results_file);
 	RUN(test_speed);

@@ -205,12 +205,39 @@ def idle_behind_a_missing_token(_, emu):
         s.cleanup()
 
 
+def large_file_across_chunks(s, emu):
+    """a JSON Lines file of 1,200 jobs is ingested 500 lines at a time: a reference to an
+    earlier chunk's job is resolved through the store, one to a later chunk's sends the
+    file to the whole-file check, which accepts it; every job runs, in order"""
+    meta = "IqDTy1TpoU"
+    jobs = [{"op": "listSources", "key": f"n{i}"} for i in range(1200)]
+    jobs[0] = {"op": "createSource", "key": "big-src",
+               "params": {"slug": "big-chunks", "enabled": True, "metadataId": meta}}
+    jobs[700] = {"op": "getSource", "key": "back",
+                 "params": {"sourceId": {"$ref": "big-src#/source/id"}}}
+    jobs[100] = {"op": "listSources", "key": "fwd", "after": ["n1100"]}
+    s.drop_jobs("big.jsonl", jobs)
+    c.eq(s.run_until_idle(timeout=120), 0, "daemon exit status")
+    c.check("big.jsonl" not in listdir(os.path.join(s.spool, "rejected")),
+            "the 1,200-line file is accepted")
+    ks = by_key(s)
+    c.eq((ks["back"]["state"], ks["fwd"]["state"]), ("succeeded", "succeeded"),
+         "the reference back across chunks and the one forward both ran")
+    sid = [x for x in emu.state()["sources"] if x["slug"] == "big-chunks"][0]["id"]
+    c.check(sid in (s.show(ks["back"]["id"])["attempts"][-1]["request"] or ""),
+            "the getSource request carried the created source's id")
+    end_fwd = s.show(ks["fwd"]["id"])["attempts"][0]["started"]
+    c.check(end_fwd >= s.show(ks["n1100"]["id"])["finished"],
+            "the forward dependant started after its dependency had finished")
+
+
 def main():
     emu = Emulator()
     s = Spool(emu.url)
     try:
         c.run_parts([provision_in_order, after_a_stored_key, rejected_files,
-                     failed_dependency_and_retry, idle_behind_a_missing_token], s, emu)
+                     failed_dependency_and_retry, idle_behind_a_missing_token,
+                     large_file_across_chunks], s, emu)
     finally:
         s.cleanup()
         emu.stop()

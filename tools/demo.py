@@ -76,7 +76,8 @@ try:
     examples = sorted(os.path.join(top, "examples", n)
                       for n in os.listdir(os.path.join(top, "examples"))
                       if n.endswith((".json", ".jsonl")))
-    for path in examples:
+    rollout = os.path.join(top, "examples", "05-brand-rollout.jsonl")
+    for path in [p for p in examples if p != rollout]:
         r = segspool("submit", path)
         say(r.stdout.strip())
     t0 = time.monotonic()
@@ -84,20 +85,13 @@ try:
     say(f"batch 1 done in {time.monotonic() - t0:.1f}s (most of it is the 30-day event-volume "
         "export: Segment allows that endpoint 60 requests/min, and segspool keeps to it)")
 
-    # a provisioning script's second step: connect each new source to a warehouse, with
-    # the ids the first step produced (their results, kept in the store: `show`)
-    created = []
-    for j in jobs():
-        if j["op"] == "createSource" and j["state"] == "succeeded":
-            out = segspool("show", str(j["id"]), "--json").stdout
-            created.append(json.loads(out)["result"]["source"]["id"])
-    step2 = os.path.join(work, "05-connect-warehouses.jsonl")
-    with open(step2, "w") as f:
-        for sid in sorted(created):
-            f.write(json.dumps({"op": "addConnectionFromSourceToWarehouse",
-                                "params": {"warehouseId": "wh_1", "sourceId": sid},
-                                "key": f"connect-wh_1-{sid}"}) + "\n")
-    say(segspool("submit", step2).stdout.strip())
+    # the second batch: a whole rollout in one file, each brand's warehouse connection and
+    # destination taking its new source's id from that source's result ({"$ref": ...}); the
+    # plan first, then the run, in dependency order
+    say("the plan of the second batch, before anything is sent:")
+    for line in segspool("plan", rollout).stdout.splitlines():
+        print("   " + line, flush=True)
+    say(segspool("submit", rollout).stdout.strip())
     # and a file with mistakes, to show what a rejection looks like
     bad = os.path.join(work, "06-typo.json")
     with open(bad, "w") as f:
@@ -154,6 +148,16 @@ try:
     per_job = [n for n in os.listdir(os.path.join(spool, "out")) if n.endswith(".json")]
     if per_job:
         print(f"  ... and {len(per_job)} result file(s) of single-job files (out/<op>-<id>.json)")
+    rollout_results = os.path.join(results_dir, "05-brand-rollout.results.jsonl")
+    if os.path.exists(rollout_results):
+        print("\nthe rollout's results file, a line per job of 05-brand-rollout.jsonl:")
+        for l in open(rollout_results):
+            r = json.loads(l)
+            what = r.get("result") or r.get("error") or {}
+            ident = next((v.get("id") for v in what.values() if isinstance(v, dict)), None) \
+                if isinstance(what, dict) else None
+            print(f"  line {r['line']:2d}  {r['op']:36s} {r['state']:9s} {r['key']}"
+                  f"{'  -> ' + ident if ident else ''}")
     print(f"\ntry: {BIN} --config {cfg_path} list --state succeeded")
     print(f"     {BIN} --config {cfg_path} show 1")
     if results:

@@ -3,6 +3,10 @@
 #ifndef SEGSPOOL_CLI_H
 #define SEGSPOOL_CLI_H
 
+/* the exit codes of every command (status adds 3: no daemon runs) */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+struct cJSON;
 struct config;
 struct job_list;
 struct store;
@@ -11,6 +15,18 @@ struct strbuf;
 /* cli_open_store_ro - the store, read-only (as list/show/stats open it); NULL after
  * saying why on standard error. */
 struct store *cli_open_store_ro(const struct config *cfg);
+
+/* cli_usage_error - "segspool: " and the message on standard error; EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* cli_print_json - the document on standard output, indented when pretty. */
+void cli_print_json(const struct cJSON *doc, int pretty);
+
+/* cmd_list, cmd_show, cmd_stats, cmd_metrics - the store read and printed (reading.c). */
+int cmd_list(struct config *cfg, int argc, char **argv);
+int cmd_show(struct config *cfg, int argc, char **argv);
+int cmd_stats(struct config *cfg, int argc, char **argv);
+int cmd_metrics(struct config *cfg, int argc, char **argv);
 
 /* cli_parse_file - one input (a path, or "-" for standard input) read into data, parsed
  * and validated into *list (the caller releases it), its "after" keys and references

@@ -235,4 +235,25 @@ void txn(struct daemon *d);
 void write_failed(struct daemon *d, int64_t job_id, const char *what);
 void commit(struct daemon *d);
 
+/* ingest_check.c: where a job is in its file, and the checks before insertion */
+/* doc_shape - how a file's jobs are addressed in its problems: "/output" in a single
+ * object, "/N/output" in an array, "/output" with a line number in JSON Lines. */
+struct doc_shape {
+	const char *data;
+	size_t len;
+	int array, lines;
+};
+
+struct doc_shape shape_of(const char *name, const struct strbuf *data);
+void check_outputs(struct daemon *d, struct job_list *list, const struct doc_shape *sh);
+void check_file_clashes(struct job_list *list, const struct doc_shape *sh);
+int check_store_clashes(struct daemon *d, struct job_list *list, const struct doc_shape *sh);
+
+/* ingest_insert.c */
+int insert_jobs(struct daemon *d, const char *name, const char *hash,
+                const struct store_file_id *fid, const struct job_list *list, const int *lines,
+                int64_t now);
+int ingest_chunked(struct daemon *d, const char *name, const char *hash,
+                   const struct store_file_id *fid, int fd);
+
 #endif

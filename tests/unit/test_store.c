@@ -1239,8 +1239,9 @@ TEST(test_results_file)
 	struct lines_seen ls = {STRBUF_INIT};
 	CHECK_INT(store_file_results_foreach(st, file, note_line, &ls), 0);
 	struct strbuf want = STRBUF_INIT;
-	sb_addf(&want, "1:%lld:a:succeeded:{\"a\":1};3:%lld:old:succeeded:{\"old\":1}:dup;"
-	               "4:%lld:b:succeeded:{\"b\":1};",
+	sb_addf(&want,
+	        "1:%lld:a:succeeded:{\"a\":1};3:%lld:old:succeeded:{\"old\":1}:dup;"
+	        "4:%lld:b:succeeded:{\"b\":1};",
 	        (long long)a, (long long)old, (long long)b);
 	CHECK_STR(ls.text.buf, want.buf);
 

@@ -636,6 +636,7 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 
 	st->path = xstrdup(path);
 	st->readonly = (flags & STORE_READONLY) != 0;
+	st->deps_any = -1;
 	sb_init(&st->err, 0);
 	*out = NULL;
 	if (err_out)

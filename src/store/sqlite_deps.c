@@ -137,8 +137,26 @@ static int job_key(struct store *st, int64_t id, enum job_state *state, char **k
 }
 
 /* sq_deps_succeeded - one dependency less for id's dependants; see sqlite_int.h. */
+/* sq_deps_none - whether the deps table is empty, asked once. */
+int sq_deps_none(struct store *st)
+{
+	if (st->deps_any < 0) {
+		sqlite3_stmt *s = sq_prep(st, S_DEPS_ANY);
+		if (!s || sq_step(st, s, "look for dependencies") != SQLITE_ROW) {
+			if (s)
+				sq_done(s);
+			return 0; /* unknown: do the work */
+		}
+		st->deps_any = sqlite3_column_int(s, 0);
+		sq_done(s);
+	}
+	return !st->deps_any;
+}
+
 int sq_deps_succeeded(struct store *st, int64_t id, int64_t now_ms)
 {
+	if (sq_deps_none(st))
+		return 0;
 	sqlite3_stmt *s = sq_prep(st, S_DEPS_RELEASE);
 	if (!s)
 		return -1;
@@ -150,6 +168,8 @@ int sq_deps_succeeded(struct store *st, int64_t id, int64_t now_ms)
 /* sq_deps_ended - id's waiting dependants end failed, transitively. */
 int sq_deps_ended(struct store *st, int64_t id, int64_t now_ms)
 {
+	if (sq_deps_none(st))
+		return 0;
 	struct dep_list work = {0};
 	enum job_state state;
 	char *key;
@@ -165,6 +185,8 @@ int sq_deps_ended(struct store *st, int64_t id, int64_t now_ms)
 /* sq_deps_unsucceeded - id's dependants count it again, then fail with it. */
 int sq_deps_unsucceeded(struct store *st, int64_t id, int64_t now_ms)
 {
+	if (sq_deps_none(st))
+		return 0;
 	sqlite3_stmt *s = sq_prep(st, S_DEPS_UNRELEASE);
 	if (!s)
 		return -1;
@@ -188,6 +210,8 @@ static void waiting_reason(struct strbuf *sb, int64_t left, const struct dep_lis
 /* sq_deps_requeued - a retried job waits again if it has dependencies to wait for. */
 int sq_deps_requeued(struct store *st, int64_t id, int64_t now_ms)
 {
+	if (sq_deps_none(st))
+		return 0;
 	int64_t left = count_left(st, id);
 	if (left <= 0)
 		return left < 0 ? -1 : 0;
@@ -210,6 +234,7 @@ int store_deps_add(struct store *st, int64_t id, const int64_t *dep_ids, size_t 
 		return 0;
 	if (sq_op_begin(st, &how) < 0)
 		return -1;
+	st->deps_any = 1;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		sqlite3_stmt *s = sq_prep(st, S_DEPS_INSERT);
 		enum job_state state = JS_QUEUED;

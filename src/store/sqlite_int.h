@@ -131,6 +131,7 @@ enum stmt_id {
 	S_KEY_RESULT,
 	S_ATTEMPT_RESOLVED,
 	S_KEY_OP,
+	S_DEPS_ANY,
 	S_NSTMTS
 };
 
@@ -154,6 +155,9 @@ struct store {
 	ino_t db_ino, wal_ino;
 	int have_wal;
 	int own_read; /* store_read_begin opened the read transaction */
+	/* whether the deps table may have rows: -1 not yet asked; 0 lets a job's end skip
+	 * its dependants' statements (a store without references has none) */
+	int deps_any;
 };
 
 #define BIT(s) (1u << (s))
@@ -198,6 +202,9 @@ int sq_strict(int rc);
 /* sqlite_deps.c: what a job's state change means for the jobs that wait for it, inside
  * the change's own transaction */
 
+/* sq_deps_none - 1 when no job of the store waits for another (nothing to release or
+ * fail): asked once, then kept, as only this writer adds dependencies. */
+int sq_deps_none(struct store *st);
 /* sq_deps_succeeded - id succeeded: its dependants have one dependency less; those left
  * with none become due. */
 int sq_deps_succeeded(struct store *st, int64_t id, int64_t now_ms);

@@ -277,4 +277,5 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     [S_KEY_RESULT] = "SELECT id, state, result_json FROM jobs WHERE key = ?1",
     [S_ATTEMPT_RESOLVED] = "UPDATE attempts SET resolved = ?2 WHERE id = ?1",
     [S_KEY_OP] = "SELECT op_id FROM jobs WHERE key = ?1",
+    [S_DEPS_ANY] = "SELECT EXISTS (SELECT 1 FROM deps)",
 };

@@ -99,27 +99,16 @@ static void check_duplicate_members(struct ctx *c, const cJSON *obj, struct strb
 
 /* check_tree - the whole job: duplicate member names anywhere, and numbers too large for
  * a double (cJSON turns 1e999 into infinity, which would be stored as null). */
-static void check_tree(struct ctx *c, const cJSON *v, struct strbuf *path)
+static int check_tree(const cJSON *v, struct strbuf *path, void *arg)
 {
-	const cJSON *child;
-	size_t i = 0;
-
+	struct ctx *c = arg;
 	if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) {
 		ctx_problem(c, path->buf, "a number within double range", "number out of range");
-		return;
+		return 1;
 	}
 	if (cJSON_IsObject(v))
 		check_duplicate_members(c, v, path);
-	cJSON_ArrayForEach(child, v)
-	{
-		size_t len = path->len;
-		if (cJSON_IsObject(v))
-			sb_add_pointer_token(path, child->string);
-		else
-			sb_addf(path, "/%zu", i++);
-		check_tree(c, child, path);
-		sb_setlen(path, len);
-	}
+	return 0;
 }
 
 /* parse_op - the operation, by operationId or display name. */
@@ -284,7 +273,7 @@ int parse_job(const cJSON *obj, const char *pointer_prefix, int line, struct job
 		            json_type_name(obj));
 		return -1;
 	}
-	check_tree(&c, obj, &path);
+	json_walk(obj, &path, check_tree, &c);
 	sb_release(&path);
 	check_unknown_fields(&c, obj);
 	j.op = parse_op(&c, obj);

@@ -52,6 +52,12 @@ int has_control(const char *s);
 /* ctx_problem - a problem at the job's pointer followed by rel (already escaped). */
 void __attribute__((format(printf, 4, 5)))
 ctx_problem(struct ctx *c, const char *rel, const char *expected, const char *fmt, ...);
+/* json_walk - v and everything under it, depth first, each visited with its RFC 6901
+ * pointer in path (restored on return): visit returns 1 not to go below v, 0 to go on,
+ * -1 for a failure (not below v either; the walk goes on beside it). Returns -1 when a
+ * visit failed, else 0. */
+int json_walk(const cJSON *v, struct strbuf *path,
+              int (*visit)(const cJSON *v, struct strbuf *path, void *arg), void *arg);
 /* sb_add_pointer_token - "/" and name escaped as RFC 6901 wants (~ as ~0, / as ~1). */
 void sb_add_pointer_token(struct strbuf *sb, const char *name);
 /* pointer2 - "/a" or "/a/b" into sb, escaped; returns sb's text. */

@@ -71,6 +71,30 @@ void sb_add_pointer_token(struct strbuf *sb, const char *name)
 	}
 }
 
+/* json_walk - depth first, with each value's pointer; see job_int.h. */
+int json_walk(const cJSON *v, struct strbuf *path,
+              int (*visit)(const cJSON *v, struct strbuf *path, void *arg), void *arg)
+{
+	int seen = visit(v, path, arg);
+	int rc = seen < 0 ? -1 : 0;
+	const cJSON *child;
+	size_t i = 0;
+	if (seen != 0)
+		return rc;
+	cJSON_ArrayForEach(child, v)
+	{
+		size_t len = path->len;
+		if (cJSON_IsObject(v))
+			sb_add_pointer_token(path, child->string);
+		else
+			sb_addf(path, "/%zu", i++);
+		if (json_walk(child, path, visit, arg) < 0)
+			rc = -1;
+		sb_setlen(path, len);
+	}
+	return rc;
+}
+
 /* pointer2 - "/a" or "/a/b" into sb, escaped; returns sb's text. */
 const char *pointer2(struct strbuf *sb, const char *a, const char *b)
 {

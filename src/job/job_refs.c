@@ -121,26 +121,19 @@ bad:
 	return -1;
 }
 
-/* find_refs - every {"$ref"} under v (at path in params), depth first. */
-static int find_refs(struct ctx *c, const cJSON *v, struct strbuf *path, struct job *j)
-{
-	const cJSON *child;
-	size_t i = 0;
-	int rc = 0;
+/* where find_refs puts what it finds */
+struct refs_walk {
+	struct ctx *c;
+	struct job *j;
+};
 
-	if (is_ref_object(v))
-		return add_ref(c, v, path->buf, j);
-	cJSON_ArrayForEach(child, v)
-	{
-		size_t len = path->len;
-		if (cJSON_IsObject(v))
-			sb_add_pointer_token(path, child->string);
-		else
-			sb_addf(path, "/%zu", i++);
-		rc |= find_refs(c, child, path, j);
-		sb_setlen(path, len);
-	}
-	return rc;
+/* find_refs - json_walk's visit: a {"$ref"} at path in params, not walked into. */
+static int find_refs(const cJSON *v, struct strbuf *path, void *arg)
+{
+	struct refs_walk *w = arg;
+	if (!is_ref_object(v))
+		return 0;
+	return add_ref(w->c, v, path->buf, w->j) < 0 ? -1 : 1;
 }
 
 /* after_union - the references' keys after the given ones, each key once. */
@@ -169,7 +162,8 @@ static void after_union(struct job *j)
 int job_refs_collect(struct ctx *c, const cJSON *params, struct job *j)
 {
 	struct strbuf path = STRBUF_INIT;
-	int rc = params ? find_refs(c, params, &path, j) : 0;
+	struct refs_walk w = {c, j};
+	int rc = params ? json_walk(params, &path, find_refs, &w) : 0;
 	sb_release(&path);
 	after_union(j);
 	return rc;

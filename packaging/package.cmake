@@ -7,9 +7,12 @@
 set(SEGSPOOL_PKG ${CMAKE_CURRENT_SOURCE_DIR}/packaging)
 set(SEGSPOOL_DOCDIR ${CMAKE_INSTALL_DATAROOTDIR}/doc/segspool)
 
-# man pages (written into man/ by their own change): gzip -9n, as Debian wants them
+# the man pages, gzip -9n as Debian wants them, for `cmake --install` and the package alike
+# (installed plain as well, lintian would see each twice); a missing one stops the build
 foreach(page segspool.1 segspool-emu.1 segspool.json.5)
-  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/man/${page})
+  if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/man/${page})
+    message(FATAL_ERROR "man/${page} is missing")
+  else()
     string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${page})
     add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/man/${page}.gz
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/man

@@ -346,20 +346,6 @@ int store_dep_failed(struct store *st, int64_t id, char **key)
 	return rc < 0 ? -1 : rc == SQLITE_ROW;
 }
 
-/* store_job_id_by_key - the job keyed key. */
-int store_job_id_by_key(struct store *st, const char *key, int64_t *id)
-{
-	sqlite3_stmt *s = sq_prep(st, S_JOB_BY_KEY);
-	if (!s)
-		return -1;
-	sq_bind_text(s, 1, key);
-	int rc = sq_step(st, s, "look up a job key");
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(s, 0);
-	sq_done(s);
-	return rc < 0 ? -1 : rc == SQLITE_ROW;
-}
-
 /* store_key_result - the state and stored result of the job keyed key. */
 int store_key_result(struct store *st, const char *key, int64_t *id, enum job_state *state,
                      char **result_json)

@@ -132,13 +132,11 @@ int store_output_conflict(struct store *st, const char *path, int64_t *job_id, c
 	return rc;
 }
 
-static int job_by_key(struct store *st, const char *key, int64_t *id);
-
 /* store_key_recorded - whether a job with this idempotency key is recorded. */
 int store_key_recorded(struct store *st, const char *key)
 {
 	int64_t id;
-	return job_by_key(st, key, &id);
+	return store_job_id_by_key(st, key, &id);
 }
 
 /* check_path - path still names the inode dev/ino: 0, or -1 with what happened in why. */
@@ -203,8 +201,8 @@ int sq_record_transition(struct store *st, int64_t id, int from, enum job_state 
 	return sq_run(st, s, "record a state change");
 }
 
-/* job_by_key - the id of the job holding an idempotency key: 1 found, 0 not, -1. */
-static int job_by_key(struct store *st, const char *key, int64_t *id)
+/* store_job_id_by_key - the id of the job holding an idempotency key: 1 found, 0 not, -1. */
+int store_job_id_by_key(struct store *st, const char *key, int64_t *id)
 {
 	sqlite3_stmt *s = sq_prep(st, S_JOB_BY_KEY);
 	if (!s)
@@ -260,7 +258,7 @@ int store_job_insert(struct store *st, const struct job_new *job, int64_t now_ms
 	if (sq_op_begin(st, &how) < 0)
 		return -1;
 	/* looked up under the write lock, so no other writer can slip the key in between */
-	rc = job->key ? job_by_key(st, job->key, id) : 0;
+	rc = job->key ? store_job_id_by_key(st, job->key, id) : 0;
 	if (rc == 0)
 		rc = insert_job(st, job, now_ms, id) < 0 ? -1 : STORE_INSERTED;
 	else if (rc > 0)

@@ -75,6 +75,10 @@ const struct workspace_cfg *config_workspace(const struct config *cfg, const cha
 /* config_base_url - api_base if set, else https://api.segmentapis.com or
  * https://eu1.api.segmentapis.com for region "eu1". */
 const char *config_base_url(const struct config *cfg, const char *region);
+/* config_workspace_rate - the rate (per second, <= 0 unlimited) and burst of a workspace's
+ * bucket: its own when it sets them, else the config's. */
+void config_workspace_rate(const struct config *cfg, const char *workspace, double *rate,
+                           double *burst);
 /* config_job_region - where a job's requests go: its own region when it names one, else
  * its workspace's, else "api". */
 const char *config_job_region(const struct config *cfg, const char *job_region,

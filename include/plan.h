@@ -46,6 +46,9 @@ int plan_add(struct plan_tally *tallies, size_t *ntallies, size_t max, const str
 /* plan_group_seconds - the time n requests need from a bucket of rate per second and
  * burst tokens, full at the start: 0 within the burst, (n - burst) / rate after it. */
 double plan_group_seconds(int64_t n, double rate_per_sec, double burst);
+/* plan_tally_seconds - the time a group's requests need at its documented limit (burst
+ * rl_endpoint_burst), -1 when none applies (no limit, or limits->endpoint_limits off). */
+double plan_tally_seconds(const struct plan_limits *limits, const struct plan_tally *t);
 /* plan_layer_seconds - the time a layer's requests need: the slowest of the workspace's
  * bucket (all of them) and each group's documented limit (when limits->endpoint_limits). */
 double plan_layer_seconds(const struct plan_limits *limits, const struct plan_tally *tallies,

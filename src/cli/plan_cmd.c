@@ -15,7 +15,6 @@
 #include "config.h"
 #include "job.h"
 #include "plan.h"
-#include "ratelimit.h"
 #include "store.h"
 #include "strbuf.h"
 #include "util.h"
@@ -38,12 +37,8 @@ struct file_plan {
 /* limits_for - the rate limits that apply to a workspace's jobs. */
 static struct plan_limits limits_for(const struct config *cfg, const char *workspace)
 {
-	const struct workspace_cfg *w = config_workspace(cfg, workspace);
-	struct plan_limits l = {cfg->rate_per_sec, cfg->burst, cfg->endpoint_limits};
-	if (w && w->rate_per_sec > 0)
-		l.rate_per_sec = w->rate_per_sec;
-	if (w && w->burst > 0)
-		l.burst = w->burst;
+	struct plan_limits l = {0, 0, cfg->endpoint_limits};
+	config_workspace_rate(cfg, workspace, &l.rate_per_sec, &l.burst);
 	return l;
 }
 
@@ -100,12 +95,10 @@ static void plan_layer(struct file_plan *fp, int L, cJSON *jobs, cJSON *limits)
 		cJSON_AddNumberToObject(o, "layer", L + 1);
 		cJSON_AddStringToObject(o, "group", tallies[g].group);
 		cJSON_AddNumberToObject(o, "requests", (double)tallies[g].requests);
-		if (lim.endpoint_limits && tallies[g].rate_per_min > 0) {
+		double group_s = plan_tally_seconds(&lim, &tallies[g]);
+		if (group_s >= 0) {
 			cJSON_AddNumberToObject(o, "rate_per_min", tallies[g].rate_per_min);
-			cJSON_AddNumberToObject(
-			    o, "seconds",
-			    plan_group_seconds(tallies[g].requests, tallies[g].rate_per_min / 60.0,
-			                       rl_endpoint_burst(tallies[g].rate_per_min)));
+			cJSON_AddNumberToObject(o, "seconds", group_s);
 		}
 		cJSON_AddItemToArray(limits, o);
 	}

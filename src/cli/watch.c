@@ -93,8 +93,8 @@ static double rate_per_s(const struct rate_window *w)
  * of the two, 0 when neither limits it. */
 static double limit_rate(const struct config *cfg, const char *workspace, const struct op_def *op)
 {
-	const struct workspace_cfg *w = config_workspace(cfg, workspace);
-	double rate = w && w->rate_per_sec > 0 ? w->rate_per_sec : cfg->rate_per_sec;
+	double rate, burst;
+	config_workspace_rate(cfg, workspace, &rate, &burst);
 	if (rate <= 0)
 		rate = 0;
 	if (cfg->endpoint_limits && op && op->rate_per_min > 0) {

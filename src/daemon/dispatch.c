@@ -62,7 +62,6 @@ void send_or_hold(struct run *r)
 {
 	struct daemon *d = r->d;
 	int64_t now = clock_wall_ms();
-	const struct workspace_cfg *w = config_workspace(d->cfg, r->job.workspace);
 	struct token *tok = token_for(d, r->job.workspace);
 	if (!tok->ok) {
 		/* not the job's fault: it waits, burning no attempt, for the SIGHUP that
@@ -74,8 +73,8 @@ void send_or_hold(struct run *r)
 		sb_release(&why);
 		return;
 	}
-	double rate = w && w->rate_per_sec > 0 ? w->rate_per_sec : d->cfg->rate_per_sec;
-	double burst = w && w->burst > 0 ? w->burst : d->cfg->burst;
+	double rate, burst;
+	config_workspace_rate(d->cfg, r->job.workspace, &rate, &burst);
 	char key[256];
 	snprintf(key, sizeof(key), "ws:%s", r->job.workspace);
 	r->ws_bucket = rl_bucket_get(d->rl, key, rate, burst, now);

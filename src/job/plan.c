@@ -130,6 +130,15 @@ double plan_group_seconds(int64_t n, double rate_per_sec, double burst)
 	return ((double)n - burst) / rate_per_sec;
 }
 
+/* plan_tally_seconds - a group's requests at its documented limit, -1 if none applies. */
+double plan_tally_seconds(const struct plan_limits *limits, const struct plan_tally *t)
+{
+	if (!limits->endpoint_limits || t->rate_per_min <= 0)
+		return -1;
+	return plan_group_seconds(t->requests, t->rate_per_min / 60.0,
+	                          rl_endpoint_burst(t->rate_per_min));
+}
+
 /* plan_layer_seconds - the slowest of the workspace's bucket and each group's limit. */
 double plan_layer_seconds(const struct plan_limits *limits, const struct plan_tally *tallies,
                           size_t n)
@@ -138,12 +147,7 @@ double plan_layer_seconds(const struct plan_limits *limits, const struct plan_ta
 	double worst = 0;
 	for (size_t i = 0; i < n; i++) {
 		all += tallies[i].requests;
-		if (limits->endpoint_limits && tallies[i].rate_per_min > 0) {
-			double t =
-			    plan_group_seconds(tallies[i].requests, tallies[i].rate_per_min / 60.0,
-			                       rl_endpoint_burst(tallies[i].rate_per_min));
-			worst = fmax(worst, t);
-		}
+		worst = fmax(worst, plan_tally_seconds(limits, &tallies[i]));
 	}
 	return fmax(worst, plan_group_seconds(all, limits->rate_per_sec, limits->burst));
 }

@@ -380,6 +380,15 @@ const struct workspace_cfg *config_workspace(const struct config *cfg, const cha
 	return NULL;
 }
 
+/* config_workspace_rate - the workspace's rate and burst, else the config's. */
+void config_workspace_rate(const struct config *cfg, const char *workspace, double *rate,
+                           double *burst)
+{
+	const struct workspace_cfg *w = config_workspace(cfg, workspace);
+	*rate = w && w->rate_per_sec > 0 ? w->rate_per_sec : cfg->rate_per_sec;
+	*burst = w && w->burst > 0 ? w->burst : cfg->burst;
+}
+
 /* config_job_region - the job's region, else its workspace's, else the US API. */
 const char *config_job_region(const struct config *cfg, const char *job_region,
                               const char *workspace)

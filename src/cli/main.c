@@ -134,16 +134,7 @@ static int check_file(const char *path, struct strbuf *data, size_t *njobs, stru
 /* cli_store_if_any - the store read-only when it exists; see cli.h. */
 struct store *cli_store_if_any(const struct config *cfg)
 {
-	struct store *st = NULL;
-	char *err = NULL;
-	if (access(cfg->db_path, F_OK) != 0)
-		return NULL;
-	if (store_open(cfg->db_path, STORE_READONLY, &st, &err) < 0) {
-		fprintf(stderr, "segspool: without the store's keys: %s\n", err);
-		free(err);
-		return NULL;
-	}
-	return st;
+	return access(cfg->db_path, F_OK) == 0 ? cli_open_store_ro(cfg) : NULL;
 }
 
 static int cmd_validate(struct config *cfg, int argc, char **argv)

@@ -481,4 +481,38 @@ int store_key_op(struct store *st, const char *key, char **op_id);
  * object by params pointer), shown with the attempt. */
 int store_attempt_resolved(struct store *st, int64_t attempt_id, const char *resolved_json);
 
+/* --- several daemons on one store (issue #15: the PostgreSQL store) ------------------- */
+
+/* The SQLite store has one writer; a PostgreSQL store is worked by several daemons
+ * (nodes), each claiming jobs under a lease its heartbeat renews. Leases and shared
+ * buckets go by the database's clock (nodes' clocks may disagree); now_ms is for SQLite. */
+
+/* store_shared - 1 when other daemons may claim from this store at the same time. */
+int store_shared(struct store *st);
+/* store_node_start - this daemon joins as a node named name (stable across restarts:
+ * hostname:spool; its results files are its own), its lease lease_ms from now. */
+int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms);
+/* store_heartbeat - renews this node's lease: 0, 1 when the lease was lost (others took
+ * its jobs back: send nothing more under it), -1 error. */
+int store_heartbeat(struct store *st, int64_t now_ms);
+/* store_rescue - jobs running on nodes whose lease ran out go back to queued, their open
+ * attempts closed "unknown" (mutations) or "interrupted", the nodes marked dead. How
+ * many jobs, or -1. */
+int64_t store_rescue(struct store *st, int64_t now_ms);
+/* store_bucket_take - one token from the shared bucket key (GCRA: rate per second, burst):
+ * 0 with *wait_ms 0 when taken, else *wait_ms > 0 until one may be (nothing taken); -1. */
+int store_bucket_take(struct store *st, const char *key, double rate, double burst,
+                      int64_t now_ms, int64_t *wait_ms);
+/* store_bucket_hold - nobody takes from key before until_ms (a 429, or
+ * X-RateLimit-Remaining: 0, seen by one node holds it for all); the later hold wins. */
+int store_bucket_hold(struct store *st, const char *key, int64_t until_ms);
+/* store_wakeup_fd - a descriptor that becomes readable when another node announces work
+ * (jobs inserted, retried or released), -1 when the store has none; store_wakeup_drain
+ * consumes it: 1 when work was announced, 0 when not, -1 on error. */
+int store_wakeup_fd(struct store *st);
+int store_wakeup_drain(struct store *st);
+/* store_cancels_pending - running jobs of this node that a user asked to cancel
+ * (cancel_requested, set from any machine); caller frees *ids. */
+int store_cancels_pending(struct store *st, int64_t **ids, size_t *n);
+
 #endif

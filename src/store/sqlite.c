@@ -633,6 +633,8 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 	struct strbuf why = STRBUF_INIT;
 
 	configure_library();
+	st->head.ops = &sqlite_store_ops;
+	st->head.backend = "SQLite";
 
 	st->path = xstrdup(path);
 	st->readonly = (flags & STORE_READONLY) != 0;

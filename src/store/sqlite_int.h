@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "store.h"
+#include "store_ops.h"
 #include "strbuf.h"
 
 /* generated from sql/NNN_*.sql by cmake/embed_sql.cmake */
@@ -139,6 +140,7 @@ enum stmt_id {
 extern const char *const sq_stmt_sql[S_NSTMTS];
 
 struct store {
+	struct store_head head; /* first: the dispatcher's (store_ops.h) */
 	sqlite3 *db;
 	char *path;
 	int readonly;

@@ -1,0 +1,108 @@
+/* pg_int.h - what the files of the PostgreSQL store share: the store's struct, and the
+ * helpers that prepare, run and read its statements. Private to src/store/; with the
+ * store's pg*.c files, the only ones that include libpq-fe.h.
+ *
+ * The files mirror the SQLite store's: pg.c (connections, migrations, transactions,
+ * errors, the helpers below), pg_ingest.c (files, outputs, keys, inserts), pg_jobs.c
+ * (claiming, attempts, state changes, nodes and leases), pg_deps.c (jobs that wait for
+ * jobs), pg_runs.c (pages, recovery, children, control, buckets), pg_rows.c (the rows
+ * the views read), pg_results.c (results files). Each is compiled with pg_names.h
+ * first, so the store.h functions it defines are the PostgreSQL store's.
+ *
+ * Statements are static strings in the file that uses them, run by pg_query: each is
+ * prepared once per connection, on first use, and found again by its address.
+ * Parameters and results are in text form.
+ */
+#ifndef SEGSPOOL_PG_INT_H
+#define SEGSPOOL_PG_INT_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "store_ops.h"
+#include "strbuf.h"
+
+/* generated from sql/postgresql/NNN_*.sql by cmake/embed_sql.cmake */
+extern const char *const pg_migrations[];
+extern const size_t pg_migration_count;
+
+#define PG_ATTEMPT_BODY_MAX 4096 /* bytes of a non-2xx answer's body kept with it */
+#define PG_PARAMS_MAX 24
+#define PG_STMTS_MAX 256 /* statements prepared per connection */
+
+/* next_run_ms of a job parked for its dependencies, as in SQLite (9999-12-31) */
+#define PG_DEPS_PARKED_MS INT64_C(253402300799999)
+
+/* one connection and the statements prepared on it */
+struct pg_conn {
+	PGconn *conn;
+	const char *prepared[PG_STMTS_MAX]; /* statement texts by address; name "sN" = index */
+	int nprepared;
+};
+
+struct store {
+	struct store_head head; /* first: the dispatcher's */
+	struct pg_conn main;    /* transactions, claims, every job's writes */
+	struct pg_conn side;    /* autocommit: heartbeat, buckets, LISTEN (store_node_start) */
+	char *conninfo;         /* as given, for reconnects: never in a message */
+	char *where;            /* the URI without its password, for messages */
+	int readonly;
+	struct strbuf err;
+	int busy;       /* the last failure was a lock timeout, deadlock or serialization failure */
+	int busy_ms;    /* lock_timeout */
+	int caller_txn; /* store_begin's transaction is open (till commit/rollback) */
+	int savepoints; /* open savepoints of store_savepoint */
+	int own_read;   /* store_read_begin opened the read transaction */
+	int notify_pending; /* the open transaction made jobs due: NOTIFY at its commit */
+	int64_t node_id;    /* this daemon's nodes row (store_node_start), 0 for the CLI */
+	char *node_name;    /* stable across restarts (hostname:spool), NULL for the CLI */
+	int64_t lease_ms;
+};
+
+/* parameters of one statement, in text form; values point into buf or at the caller's
+ * strings, which must outlive the pg_query call */
+struct pg_params {
+	int n;
+	const char *v[PG_PARAMS_MAX];
+	char buf[PG_PARAMS_MAX][32];
+};
+
+void pg_params_init(struct pg_params *p);
+void pg_param_i64(struct pg_params *p, int64_t v);
+void pg_param_i64_or_null(struct pg_params *p, int64_t v, int64_t none); /* none -> NULL */
+void pg_param_double(struct pg_params *p, double v);
+void pg_param_text(struct pg_params *p, const char *s); /* NULL -> NULL */
+
+/* pg_query - runs sql (prepared on first use on that connection) with p (NULL: none):
+ * the result when it succeeded (caller PQclear()s it), else NULL with the error in
+ * st->err as "what: the server's message" and st->busy set for a lock timeout (55P03),
+ * deadlock (40P01) or serialization failure (40001). */
+PGresult *pg_query(struct store *st, const char *sql, const struct pg_params *p, const char *what);
+PGresult *pg_query_side(struct store *st, const char *sql, const struct pg_params *p,
+                        const char *what);
+/* pg_run - pg_query for a statement whose rows are not read: rows changed, or -1. */
+int64_t pg_run(struct store *st, const char *sql, const struct pg_params *p, const char *what);
+/* pg_exec_text - SQL text without parameters, not prepared (BEGIN, migrations). 0 or -1. */
+int pg_exec_text(struct store *st, const char *sql, const char *what);
+
+/* reading a result: a NULL column reads as the default, or NULL */
+int64_t pg_get_i64(const PGresult *r, int row, int col, int64_t dflt);
+double pg_get_double(const PGresult *r, int row, int col, double dflt);
+const char *pg_get_text(const PGresult *r, int row, int col); /* valid until PQclear */
+char *pg_get_dup(const PGresult *r, int row, int col);        /* malloc'd, or NULL */
+
+/* pg_fail - sets st->err (printf-style) and returns -1 */
+int pg_fail(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* how a write call is wrapped, as in SQLite: joined to the caller's transaction, or in
+ * one of its own, or (claims, recovery) in a savepoint when joined. */
+enum pg_wrap { PG_JOINED, PG_OWN_TXN, PG_SAVEPOINT };
+int pg_op_begin(struct store *st, enum pg_wrap *how);
+int pg_op_begin_atomic(struct store *st, enum pg_wrap *how);
+int pg_op_end(struct store *st, enum pg_wrap how, int rc); /* commits or rolls back; rc back */
+
+/* pg_now_ms - the database's clock, for leases and buckets (nodes' clocks may disagree) */
+#define PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+#endif

@@ -14,12 +14,15 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # openssl for a self-signed TLS peer, node for the Prism contract proxy, clang for fuzzing,
 # cppcheck and clang-format for the checks of tools/test.sh, mandoc for e2e.manpages' lint,
 # strace for e2e.spool_writers' fsync order; dpkg-dev (dpkg-shlibdeps), lintian, systemd
-# (systemd-analyze), init-system-helpers and adduser for tools/package_check.sh)
+# (systemd-analyze), init-system-helpers and adduser for tools/package_check.sh;
+# libpq-dev for the PostgreSQL store, postgresql for its tests' throwaway clusters)
 pkgs="build-essential cmake libcurl4-openssl-dev libsqlite3-dev libcjson-dev libev-dev
-      libmicrohttpd-dev python3 ca-certificates"
+      libmicrohttpd-dev libpq-dev python3 ca-certificates"
 if [ "$mode" = test ]; then
 	pkgs="$pkgs openssl clang libclang-rt-14-dev cppcheck clang-format mandoc strace"
 	pkgs="$pkgs dpkg-dev lintian systemd init-system-helpers adduser"
+	# the PostgreSQL store's tests start a throwaway cluster (initdb, pg_ctl)
+	pkgs="$pkgs postgresql"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 fi
 missing=""

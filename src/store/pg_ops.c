@@ -89,6 +89,7 @@ const struct store_ops pg_store_ops = {
     .attempt_resolved = NULL,
     .shared = NULL,
     .node_start = NULL,
+    .node_retire = store_node_retire,
     .heartbeat = NULL,
     .rescue = NULL,
     .bucket_take = NULL,

@@ -181,21 +181,21 @@ static void add_hold(const char *key, double tokens, int64_t updated_ms, int64_t
 static int queue_json(const struct config *cfg, cJSON *doc, int64_t now_ms)
 {
 	struct stat sb;
-	if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT) {
+	struct store *st = NULL;
+	if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT && !(st = cli_shared_store(cfg))) {
 		cJSON_AddNullToObject(doc, "jobs");
 		cJSON_AddNullToObject(doc, "oldest_due");
 		cJSON_AddItemToObject(doc, "holds", cJSON_CreateArray());
 		return 1;
 	}
-	struct store *st = cli_open_store_ro(cfg);
-	if (!st)
+	if (!st && !(st = cli_open_store_ro(cfg)))
 		return -1;
 	int64_t counts[JS_COUNT], id = 0, due = 0, active = 0;
 	struct holds h = {cJSON_CreateArray(), now_ms};
 	int found;
 	if (store_counts(st, counts) < 0 || (found = store_oldest_due(st, &id, &due)) < 0 ||
 	    store_bucket_foreach(st, add_hold, &h) < 0) {
-		fprintf(stderr, "segspool: cannot read the queue of %s: %s\n", cfg->db_path,
+		fprintf(stderr, "segspool: cannot read the queue of %s: %s\n", cfg->db_name,
 		        store_errmsg(st));
 		cJSON_Delete(h.arr);
 		store_close(st);
@@ -365,7 +365,7 @@ int cmd_status(struct config *cfg, int argc, char **argv)
 		cJSON_AddNullToObject(dj, "spool");
 	}
 	cJSON_AddStringToObject(doc, "spool", cfg->spool_dir);
-	cJSON_AddStringToObject(doc, "db", cfg->db_path);
+	cJSON_AddStringToObject(doc, "db", cfg->db_name);
 	cJSON_AddItemToObject(doc, "store_lock", lock_json(&store_lock));
 	cJSON_AddItemToObject(doc, "spool_lock", lock_json(&spool_lock));
 	int q = queue_json(cfg, doc, now);

@@ -475,3 +475,175 @@ class RssWatch:
         self.done = True
         self.thread.join(timeout=5)
         return self.max
+
+
+# --- the PostgreSQL store's tests (issue 15): a throwaway cluster ------------------------
+
+def pg_bindir():
+    """pg_bindir - the directory of initdb and pg_ctl (PATH, else Debian's
+    /usr/lib/postgresql/N/bin, newest first); None when PostgreSQL is not installed."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return os.path.dirname(os.path.realpath(found))
+    import glob
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True,
+                    key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0):
+        if os.path.exists(os.path.join(d, "initdb")) and os.path.exists(os.path.join(d, "pg_ctl")):
+            return d
+    return None
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgCluster:
+    """PgCluster - a PostgreSQL cluster for one test: initdb and pg_ctl in a temporary
+    directory, on 127.0.0.1 and a free port, trust authentication for the user "segspool",
+    run as nobody when we are root (initdb refuses root); stopped at exit. With
+    SEGSPOOL_TEST_PG set (a libpq URI of a running cluster, e.g. ctest's fixture) that
+    cluster is used instead. Each test asks for its own database (create_db).
+    fsync=False (tests) trades durability for speed; the benchmarks keep it on."""
+
+    USER = "segspool"
+
+    def __init__(self, fsync=False, settings=None):
+        self.proc_dir = None
+        self.external = os.environ.get("SEGSPOOL_TEST_PG")
+        self.psql = shutil.which("psql") or os.path.join(pg_bindir() or "/usr/bin", "psql")
+        self.ndb = 0
+        if self.external:
+            self.admin_uri = self.external
+            return
+        bindir = pg_bindir()
+        if not bindir:
+            raise FileNotFoundError("no initdb/pg_ctl (Debian: apt-get install postgresql)")
+        self.bindir = bindir
+        self.dir = tempfile.mkdtemp(prefix="segspool-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.logfile = os.path.join(self.dir, "pg.log")
+        self.port = free_port()
+        self.as_user = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "nobody", "--"]
+            os.chown(self.dir, 65534, 65534)
+        r = subprocess.run(self.as_user + [os.path.join(bindir, "initdb"), "-D", self.data,
+                                           "-U", self.USER, "--auth=trust", "-E", "UTF8",
+                                           "--no-locale", "--no-sync"],
+                           capture_output=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"initdb failed: {r.stderr.decode(errors='replace')[-800:]}")
+        opts = {"listen_addresses": "127.0.0.1", "port": str(self.port),
+                "unix_socket_directories": "''", "max_connections": "200",
+                "fsync": "on" if fsync else "off",
+                "synchronous_commit": "on" if fsync else "off",
+                "full_page_writes": "on" if fsync else "off"}
+        opts.update(settings or {})
+        optstr = " ".join(f"-c {k}={v}" for k, v in opts.items())
+        r = subprocess.run(self.as_user + [os.path.join(bindir, "pg_ctl"), "-D", self.data,
+                                           "-l", self.logfile, "-w", "-t", "60", "-o", optstr,
+                                           "start"], capture_output=True, timeout=90)
+        if r.returncode != 0:
+            log = ""
+            if os.path.exists(self.logfile):
+                log = open(self.logfile, errors="replace").read()[-800:]
+            raise RuntimeError(f"pg_ctl start failed: {r.stderr.decode(errors='replace')} {log}")
+        self.proc_dir = self.data
+        atexit.register(self.stop)
+        self.admin_uri = self.uri("postgres")
+
+    def uri(self, db, password=None, **params):
+        """uri - postgresql://segspool[:password]@127.0.0.1:PORT/db[?k=v...]."""
+        if self.external:
+            import urllib.parse
+            u = urllib.parse.urlsplit(self.external)
+            base = u._replace(path="/" + db, query="").geturl()
+        else:
+            cred = self.USER + (":" + password if password else "")
+            base = f"postgresql://{cred}@127.0.0.1:{self.port}/{db}"
+        if params:
+            base += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return base
+
+    def create_db(self, prefix="e2e"):
+        """create_db - a fresh, empty database; its URI."""
+        self.ndb += 1
+        name = f"{prefix}_{os.getpid()}_{self.ndb}"
+        self.sql(f'CREATE DATABASE "{name}"', uri=self.admin_uri)
+        return self.uri(name)
+
+    def sql(self, text, uri=None, timeout=60):
+        """sql - runs text through psql (ON_ERROR_STOP); the rows, each a list of strings
+        (NULL as None). Raises on an error."""
+        r = subprocess.run([self.psql, "-X", "-q", "-A", "-t", "-F", "\t", "-P", "null=\\N",
+                            "-v", "ON_ERROR_STOP=1", "-d", uri or self.admin_uri, "-c", text],
+                           capture_output=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr.decode(errors='replace').strip()}")
+        rows = []
+        for line in r.stdout.decode().splitlines():
+            if line == "":
+                continue
+            rows.append([None if v == "\\N" else v for v in line.split("\t")])
+        return rows
+
+    def value(self, text, uri=None):
+        """value - the first column of the first row, or None."""
+        rows = self.sql(text, uri)
+        return rows[0][0] if rows and rows[0] else None
+
+    def stop(self):
+        if self.proc_dir:
+            subprocess.run(self.as_user + [os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
+                                           "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=60)
+            self.proc_dir = None
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pg_cluster_or_skip(checks, **kw):
+    """pg_cluster_or_skip - a PgCluster, or exit 77 (skipped) saying why when PostgreSQL is
+    not installed or this build of segspool has no PostgreSQL store."""
+    try:
+        cluster = PgCluster(**kw)
+    except FileNotFoundError as e:
+        print(f"skipped: {checks.name}: {e}", flush=True)
+        sys.exit(77)
+    probe = cluster.create_db("probe")
+    r = subprocess.run([BIN, "--db", probe, "list"], capture_output=True, timeout=60,
+                       env=dict(os.environ, SEGSPOOL_NO_DEFAULT_CONFIG="1"))
+    if b"has no PostgreSQL store" in r.stderr:
+        print(f"skipped: {checks.name}: this build has no PostgreSQL store", flush=True)
+        sys.exit(77)
+    return cluster
+
+
+def tcp_ports_of(pid, remote_port):
+    """tcp_ports_of - the local ports of process pid's TCP connections to remote_port on
+    loopback (from /proc): how a test finds a daemon's database backends
+    (pg_stat_activity.client_port) whatever application_name it sets."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[9] in inodes and int(f[2].rsplit(":", 1)[1], 16) == remote_port:
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports

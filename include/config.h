@@ -12,7 +12,8 @@
  *   "max_server_wait": "1h", "max_pages": 100000,
  *   "retry": {"max_attempts": 8, "initial_ms": 1000, "max_ms": 300000, "max_age": "1d"},
  *   "grace_ms": 10000, "archive": "keep", "rescan_ms": 5000, "log_level": "info",
- *   "metrics_file": "/var/lib/prometheus/node-exporter/segspool.prom"
+ *   "metrics_file": "/var/lib/prometheus/node-exporter/segspool.prom",
+ *   "node": "HOSTNAME:SPOOL", "lease_s": 30
  * }
  */
 #ifndef SEGSPOOL_CONFIG_H
@@ -60,6 +61,10 @@ struct config {
 	int64_t rescan_ms;
 	int claim_batch; /* files or jobs handled per loop iteration */
 	enum log_level log_level;
+	/* several daemons on one shared (PostgreSQL) store: this daemon's node name (NULL =
+	 * HOSTNAME:SPOOL, set by config_finish) and its lease, renewed by its heartbeat */
+	char *node;
+	int64_t lease_ms;
 };
 
 void config_init(struct config *cfg);
@@ -70,6 +75,10 @@ int config_load(struct config *cfg, const char *path, struct strbuf *err);
 /* config_finish - fills derived defaults (db and output paths). The daemon checks
  * api_base with http_url_allowed (https, or http to loopback only). */
 int config_finish(struct config *cfg, struct strbuf *err);
+
+/* config_node_periods - with a shared store, how often the node renews its lease (and
+ * looks for cancels: a sixth of it) and sweeps for expired leases (a third of it). */
+void config_node_periods(const struct config *cfg, int64_t *heartbeat_ms, int64_t *rescue_ms);
 
 const struct workspace_cfg *config_workspace(const struct config *cfg, const char *name);
 /* config_base_url - api_base if set, else https://api.segmentapis.com or

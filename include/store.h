@@ -492,6 +492,11 @@ int store_shared(struct store *st);
 /* store_node_start - this daemon joins as a node named name (stable across restarts:
  * hostname:spool; its results files are its own), its lease lease_ms from now. */
 int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms);
+/* store_node_retire - the other nodes named name (this daemon's earlier runs: a restart,
+ * or a reconnect after it lost its connection or lease, none of whose requests is in
+ * flight any more) lose their leases now, so the next store_rescue takes their jobs back
+ * without waiting for them to run out. How many nodes, or -1. */
+int64_t store_node_retire(struct store *st, const char *name);
 /* store_heartbeat - renews this node's lease: 0, 1 when the lease was lost (others took
  * its jobs back: send nothing more under it), -1 error. */
 int store_heartbeat(struct store *st, int64_t now_ms);

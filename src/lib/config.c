@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@ void config_init(struct config *cfg)
 	cfg->rescan_ms = 5000;
 	cfg->claim_batch = 1000;
 	cfg->log_level = LOG_INFO;
+	cfg->lease_ms = 30000;
 }
 
 static void workspaces_release(struct config *cfg)
@@ -61,6 +63,7 @@ void config_release(struct config *cfg)
 	free(cfg->api_base);
 	free(cfg->ca_file);
 	free(cfg->metrics_file);
+	free(cfg->node);
 	workspaces_release(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -137,11 +140,12 @@ static int get_rate(const cJSON *obj, const char *where, double *dst, const char
 }
 
 static const char *const top_fields[] = {
-    "spool",      "db",          "output_dir",  "api_base",
-    "workspaces", "rate",        "burst",       "endpoint_limits",
-    "http",       "retry",       "grace_ms",    "archive",
-    "rescan_ms",  "claim_batch", "log_level",   "max_server_wait",
-    "max_pages",  "comment",     "metrics_file"};
+    "spool",      "db",          "output_dir",   "api_base",
+    "workspaces", "rate",        "burst",        "endpoint_limits",
+    "http",       "retry",       "grace_ms",     "archive",
+    "rescan_ms",  "claim_batch", "log_level",    "max_server_wait",
+    "max_pages",  "comment",     "metrics_file", "node",
+    "lease_s"};
 
 static int check_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
                         const char *path, struct strbuf *err)
@@ -271,7 +275,8 @@ static int load_retry(struct config *cfg, const cJSON *r, const char *path, stru
 static int load_root(struct config *cfg, const cJSON *root, const char *path, struct strbuf *err)
 {
 	double grace = (double)cfg->grace_ms, rescan = (double)cfg->rescan_ms,
-	       batch = cfg->claim_batch, pages = cfg->max_pages;
+	       batch = cfg->claim_batch, pages = cfg->max_pages,
+	       lease = (double)cfg->lease_ms / 1000.0;
 	const cJSON *v;
 	if (!cJSON_IsObject(root))
 		return bad(err, path, "the document", "a JSON object");
@@ -281,13 +286,16 @@ static int load_root(struct config *cfg, const cJSON *root, const char *path, st
 	    get_string(root, "output_dir", &cfg->output_dir, path, err) ||
 	    get_string(root, "api_base", &cfg->api_base, path, err) ||
 	    get_string(root, "metrics_file", &cfg->metrics_file, path, err) ||
+	    get_string(root, "node", &cfg->node, path, err) ||
 	    get_rate(root, "", &cfg->rate_per_sec, path, err) ||
 	    get_number(root, "burst", 1, 1e6, &cfg->burst, "", path, err) ||
 	    get_number(root, "grace_ms", 0, 3600000, &grace, "", path, err) ||
 	    get_number(root, "rescan_ms", 100, 3600000, &rescan, "", path, err) ||
 	    get_number(root, "claim_batch", 1, 100000, &batch, "", path, err) ||
-	    get_number(root, "max_pages", 1, 100000000, &pages, "", path, err))
+	    get_number(root, "max_pages", 1, 100000000, &pages, "", path, err) ||
+	    get_number(root, "lease_s", 2, 3600, &lease, "", path, err))
 		return -1;
+	cfg->lease_ms = (int64_t)(lease * 1000.0);
 	cfg->max_pages = (int)pages;
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "max_server_wait")) &&
 	    !(cJSON_IsString(v) &&
@@ -368,7 +376,30 @@ int config_finish(struct config *cfg, struct strbuf *err)
 		sb_addf(&p, "%s/out", cfg->spool_dir);
 		cfg->output_dir = sb_detach(&p, NULL);
 	}
+	if (!cfg->node) {
+		/* stable across restarts, and one per spool on a host (its lock) */
+		char host[256] = "localhost";
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		/* the spool as an absolute path, whether or not it exists yet */
+		char cwd[4096];
+		struct strbuf p = STRBUF_INIT;
+		sb_addf(&p, "%s:", host);
+		if (cfg->spool_dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
+			sb_addf(&p, "%s/", cwd);
+		sb_adds(&p, cfg->spool_dir);
+		cfg->node = sb_detach(&p, NULL);
+	}
 	return 0;
+}
+
+/* config_node_periods - see config.h: a heartbeat may be missed four times before the
+ * lease runs out, and an expired lease waits at most a third of one for a sweep. */
+void config_node_periods(const struct config *cfg, int64_t *heartbeat_ms, int64_t *rescue_ms)
+{
+	*heartbeat_ms = cfg->lease_ms / 6;
+	*rescue_ms = cfg->lease_ms / 3;
 }
 
 /* config_workspace - settings of a named workspace, or NULL. */

@@ -89,6 +89,7 @@ const struct store_ops sqlite_store_ops = {
     .attempt_resolved = store_attempt_resolved,
     .shared = store_shared,
     .node_start = store_node_start,
+    .node_retire = store_node_retire,
     .heartbeat = store_heartbeat,
     .rescue = store_rescue,
     .bucket_take = store_bucket_take,

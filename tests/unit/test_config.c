@@ -46,8 +46,53 @@ TEST(test_job_region)
 	config_release(&cfg);
 }
 
+/* the node's name and lease (a shared store): defaults, the file's, the periods of the
+ * heartbeat and of the rescue sweep, and the lease's bounds */
+TEST(test_node_lease)
+{
+	struct config cfg;
+	struct strbuf err = STRBUF_INIT;
+	int64_t beat, sweep;
+	config_init(&cfg);
+	config_finish(&cfg, &err);
+	CHECK(cfg.lease_ms == 30000);
+	config_node_periods(&cfg, &beat, &sweep);
+	CHECK(beat == 5000 && sweep == 10000);
+	const char *colon = strchr(cfg.node, ':');
+	CHECK(colon && colon > cfg.node && colon[1] == '/'); /* HOSTNAME:/abs/spool */
+	size_t n = strlen(cfg.node);
+	CHECK(n > 6 && strcmp(cfg.node + n - 6, "/spool") == 0);
+	config_release(&cfg);
+	cfg = loaded("{\"node\": \"eu-1\", \"lease_s\": 12, \"spool\": \"/var/s\"}");
+	config_finish(&cfg, &err);
+	CHECK_STR(cfg.node, "eu-1");
+	config_node_periods(&cfg, &beat, &sweep);
+	CHECK(beat == 2000 && sweep == 4000);
+	config_release(&cfg);
+	cfg = loaded("{\"spool\": \"/var/s\"}");
+	config_finish(&cfg, &err);
+	CHECK(strstr(cfg.node, ":/var/s") && strcmp(strstr(cfg.node, ":/var/s"), ":/var/s") == 0);
+	config_release(&cfg);
+	const char *refused[] = {"{\"lease_s\": 1}", "{\"lease_s\": 3601}", "{\"lease_s\": \"30\"}",
+	                         "{\"node\": \"\"}"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		char path[] = "/tmp/test_config.XXXXXX";
+		int fd = mkstemp(path);
+		CHECK(fd >= 0 && write(fd, refused[i], strlen(refused[i])) > 0);
+		close(fd);
+		config_init(&cfg);
+		sb_reset(&err);
+		CHECK(config_load(&cfg, path, &err) < 0);
+		CHECK(strstr(err.buf, strchr(refused[i], 'l') ? "/lease_s" : "/node") != NULL);
+		config_release(&cfg);
+		unlink(path);
+	}
+	sb_release(&err);
+}
+
 int main(void)
 {
 	RUN(test_job_region);
+	RUN(test_node_lease);
 	return tl_finish();
 }

@@ -42,11 +42,14 @@ struct pg_conn {
 };
 
 struct store {
-	struct store_head head; /* first: the dispatcher's */
-	struct pg_conn main;    /* transactions, claims, every job's writes */
-	struct pg_conn side;    /* autocommit: heartbeat, buckets, LISTEN (store_node_start) */
-	char *conninfo;         /* as given, for reconnects: never in a message */
-	char *where;            /* the URI without its password, for messages */
+	struct store_head head;  /* first: the dispatcher's */
+	struct pg_conn main;     /* transactions, claims, every job's writes */
+	struct pg_conn side;     /* autocommit: heartbeat, buckets (pg_side_open) */
+	struct pg_conn listener; /* LISTEN segspool_work only (pg_side_open): its socket is
+	                          * readable exactly when an announcement arrived, as no
+	                          * query on it ever reads one away unseen */
+	char *conninfo;          /* as given, for reconnects: never in a message */
+	char *where;             /* the URI without its password, for messages */
 	int readonly;
 	struct strbuf err;
 	int busy;       /* the last failure was a lock timeout, deadlock or serialization failure */
@@ -76,11 +79,20 @@ void pg_param_text(struct pg_params *p, const char *s); /* NULL -> NULL */
 
 /* pg_query - runs sql (prepared on first use on that connection) with p (NULL: none):
  * the result when it succeeded (caller PQclear()s it), else NULL with the error in
- * st->err as "what: the server's message" and st->busy set for a lock timeout (55P03),
- * deadlock (40P01) or serialization failure (40001). */
+ * st->err as "cannot WHAT: the server's message" (WHAT as sq_step's: "claim jobs"; one
+ * starting with "cannot " is kept as it is) and st->busy set for a lock timeout (55P03),
+ * deadlock (40P01) or serialization failure (40001). A lost connection says
+ * "connection to the database URI lost". Parameters are untyped: the server infers
+ * each one's type from the text, so write $1::bigint where it cannot ($1 IS NULL).
+ * After an error inside a transaction, PostgreSQL refuses every statement until the
+ * transaction (or a savepoint) is rolled back: the caller's batch is over. */
 PGresult *pg_query(struct store *st, const char *sql, const struct pg_params *p, const char *what);
 PGresult *pg_query_side(struct store *st, const char *sql, const struct pg_params *p,
                         const char *what);
+/* pg_side_open - opens the side connection (autocommit) and the listener (LISTEN
+ * segspool_work) unless open; store_node_start calls it. 0, or -1 with st->err. */
+int pg_side_open(struct store *st);
+
 /* pg_run - pg_query for a statement whose rows are not read: rows changed, or -1. */
 int64_t pg_run(struct store *st, const char *sql, const struct pg_params *p, const char *what);
 /* pg_exec_text - SQL text without parameters, not prepared (BEGIN, migrations). 0 or -1. */

@@ -9,6 +9,9 @@
 int sqlite_store_open(const char *path, int flags, struct store **out, char **err_out);
 void sqlite_store_set_owner(const char *role, const char *spool);
 int sqlite_store_owner(const char *path, struct store_owner *out);
+int pg_store_open(const char *path, int flags, struct store **out, char **err_out);
+void pg_store_set_owner(const char *role, const char *spool);
+int pg_store_owner(const char *path, struct store_owner *out);
 
 /* store_is_postgresql - see store_ops.h. */
 int store_is_postgresql(const char *path)
@@ -34,10 +37,7 @@ static const struct store_ops *ops_of(const struct store *st)
 int store_open(const char *path, int flags, struct store **out, char **err_out)
 {
 	if (store_is_postgresql(path)) {
-		(void)flags, (void)out;
-		if (err_out)
-			*err_out = xstrdup("this build has no PostgreSQL store");
-		return -1;
+		return pg_store_open(path, flags, out, err_out);
 	}
 	return sqlite_store_open(path, flags, out, err_out);
 }
@@ -59,6 +59,7 @@ void store_close(struct store *st)
 void store_set_owner(const char *role, const char *spool)
 {
 	sqlite_store_set_owner(role, spool);
+	pg_store_set_owner(role, spool);
 }
 
 /* store_errmsg - see store.h. */
@@ -677,10 +678,8 @@ int store_children_progress(struct store *st, int64_t parent_id, int64_t *childr
 /* store_owner - see store.h. */
 int store_owner(const char *path, struct store_owner *out)
 {
-	if (store_is_postgresql(path)) {
-		memset(out, 0, sizeof(*out));
-		return 1;
-	}
+	if (store_is_postgresql(path))
+		return pg_store_owner(path, out);
 	return sqlite_store_owner(path, out);
 }
 

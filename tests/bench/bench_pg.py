@@ -50,7 +50,7 @@ BODY = {"enabled": True, "metadataId": "IqDTy1TpoU", "disconnectAllWarehouses": 
 QUIET = {"endpoint_limits": False, "rate": "off", "log_level": "warn",
          "http": {"max_in_flight": 16}}
 
-cluster = PgCluster(fsync=True, settings={"shared_buffers": "256MB"})
+cluster = PgCluster()  # fsync and synchronous_commit on, as pgcluster.py starts it
 
 
 def out(obj):

@@ -479,91 +479,55 @@ class RssWatch:
 
 # --- the PostgreSQL store's tests (issue 15): a throwaway cluster ------------------------
 
-def pg_bindir():
-    """pg_bindir - the directory of initdb and pg_ctl (PATH, else Debian's
-    /usr/lib/postgresql/N/bin, newest first); None when PostgreSQL is not installed."""
-    found = shutil.which("initdb")
-    if found and shutil.which("pg_ctl"):
-        return os.path.dirname(os.path.realpath(found))
-    import glob
-    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True,
-                    key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0):
-        if os.path.exists(os.path.join(d, "initdb")) and os.path.exists(os.path.join(d, "pg_ctl")):
-            return d
-    return None
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg"))
+import pgcluster  # noqa: E402  (tests/pg/pgcluster.py: initdb + pg_ctl, as nobody for root)
 
 
 class PgCluster:
-    """PgCluster - a PostgreSQL cluster for one test: initdb and pg_ctl in a temporary
-    directory, on 127.0.0.1 and a free port, trust authentication for the user "segspool",
-    run as nobody when we are root (initdb refuses root); stopped at exit. With
-    SEGSPOOL_TEST_PG set (a libpq URI of a running cluster, e.g. ctest's fixture) that
-    cluster is used instead. Each test asks for its own database (create_db).
-    fsync=False (tests) trades durability for speed; the benchmarks keep it on."""
+    """PgCluster - the PostgreSQL cluster of a test: the one ctest's fixture started
+    (SEGSPOOL_TEST_PG_FILE, its URI in a file) or SEGSPOOL_TEST_PG names, else one of its
+    own (tests/pg/pgcluster.py: 127.0.0.1, a free port, trust authentication for the
+    superuser "segspool"; stopped at exit). Each test asks for databases of its own
+    (create_db). Its own cluster gets settings (synchronous_commit off for the e2e
+    tests, which do not test durability across a power cut; fsync is on pgcluster.py's
+    command line, which ALTER SYSTEM cannot override); a shared one is left as it is."""
 
-    USER = "segspool"
-
-    def __init__(self, fsync=False, settings=None):
-        self.proc_dir = None
-        self.external = os.environ.get("SEGSPOOL_TEST_PG")
-        self.psql = shutil.which("psql") or os.path.join(pg_bindir() or "/usr/bin", "psql")
+    def __init__(self, settings=None):
+        self.own = None
         self.ndb = 0
-        if self.external:
-            self.admin_uri = self.external
-            return
-        bindir = pg_bindir()
-        if not bindir:
-            raise FileNotFoundError("no initdb/pg_ctl (Debian: apt-get install postgresql)")
-        self.bindir = bindir
-        self.dir = tempfile.mkdtemp(prefix="segspool-pg-")
-        self.data = os.path.join(self.dir, "data")
-        self.logfile = os.path.join(self.dir, "pg.log")
-        self.port = free_port()
-        self.as_user = []
-        if os.geteuid() == 0:
-            self.as_user = ["runuser", "-u", "nobody", "--"]
-            os.chown(self.dir, 65534, 65534)
-        r = subprocess.run(self.as_user + [os.path.join(bindir, "initdb"), "-D", self.data,
-                                           "-U", self.USER, "--auth=trust", "-E", "UTF8",
-                                           "--no-locale", "--no-sync"],
-                           capture_output=True, timeout=120)
-        if r.returncode != 0:
-            raise RuntimeError(f"initdb failed: {r.stderr.decode(errors='replace')[-800:]}")
-        opts = {"listen_addresses": "127.0.0.1", "port": str(self.port),
-                "unix_socket_directories": "''", "max_connections": "200",
-                "fsync": "on" if fsync else "off",
-                "synchronous_commit": "on" if fsync else "off",
-                "full_page_writes": "on" if fsync else "off"}
-        opts.update(settings or {})
-        optstr = " ".join(f"-c {k}={v}" for k, v in opts.items())
-        r = subprocess.run(self.as_user + [os.path.join(bindir, "pg_ctl"), "-D", self.data,
-                                           "-l", self.logfile, "-w", "-t", "60", "-o", optstr,
-                                           "start"], capture_output=True, timeout=90)
-        if r.returncode != 0:
-            log = ""
-            if os.path.exists(self.logfile):
-                log = open(self.logfile, errors="replace").read()[-800:]
-            raise RuntimeError(f"pg_ctl start failed: {r.stderr.decode(errors='replace')} {log}")
-        self.proc_dir = self.data
-        atexit.register(self.stop)
-        self.admin_uri = self.uri("postgres")
+        self.psql = shutil.which("psql") or os.path.join(pgcluster.find_bindir() or "", "psql")
+        external = os.environ.get("SEGSPOOL_TEST_PG")
+        uri_file = os.environ.get("SEGSPOOL_TEST_PG_FILE")
+        if not external and uri_file and os.path.exists(uri_file):
+            external = open(uri_file).read().strip()
+        self.bindir = pgcluster.find_bindir()
+        if external:
+            self.admin_uri = external
+        else:
+            if not self.bindir:
+                raise FileNotFoundError("no PostgreSQL server (apt-get install postgresql)")
+            self.own = pgcluster.PgCluster()
+            self.admin_uri = self.own.start()
+            atexit.register(self.stop)
+            if settings:
+                for k, v in settings.items():
+                    self.sql(f"ALTER SYSTEM SET {k} = '{v}'")
+                self.sql("SELECT pg_reload_conf()")
+                k, v = next(iter(settings.items()))
+                wait_for(lambda: self.value(f"SHOW {k}") == v, timeout=10,
+                         what=f"the cluster's {k} = {v}")
+        import urllib.parse
+        self.parts = urllib.parse.urlsplit(self.admin_uri)
+        self.port = self.parts.port
 
     def uri(self, db, password=None, **params):
-        """uri - postgresql://segspool[:password]@127.0.0.1:PORT/db[?k=v...]."""
-        if self.external:
-            import urllib.parse
-            u = urllib.parse.urlsplit(self.external)
-            base = u._replace(path="/" + db, query="").geturl()
-        else:
-            cred = self.USER + (":" + password if password else "")
-            base = f"postgresql://{cred}@127.0.0.1:{self.port}/{db}"
+        """uri - the cluster's URI for database db (with a password: trust ignores it, for
+        tests that check it never shows), and ?k=v parameters."""
+        netloc = self.parts.netloc
+        if password:
+            user, host = netloc.rsplit("@", 1)
+            netloc = f"{user.split(':', 1)[0]}:{password}@{host}"
+        base = self.parts._replace(netloc=netloc, path="/" + db, query="").geturl()
         if params:
             base += "?" + "&".join(f"{k}={v}" for k, v in params.items())
         return base
@@ -572,12 +536,12 @@ class PgCluster:
         """create_db - a fresh, empty database; its URI."""
         self.ndb += 1
         name = f"{prefix}_{os.getpid()}_{self.ndb}"
-        self.sql(f'CREATE DATABASE "{name}"', uri=self.admin_uri)
+        self.sql(f'CREATE DATABASE "{name}"')
         return self.uri(name)
 
     def sql(self, text, uri=None, timeout=60):
         """sql - runs text through psql (ON_ERROR_STOP); the rows, each a list of strings
-        (NULL as None). Raises on an error."""
+        (NULL as None). Raises RuntimeError on an error."""
         r = subprocess.run([self.psql, "-X", "-q", "-A", "-t", "-F", "\t", "-P", "null=\\N",
                             "-v", "ON_ERROR_STOP=1", "-d", uri or self.admin_uri, "-c", text],
                            capture_output=True, timeout=timeout)
@@ -596,19 +560,17 @@ class PgCluster:
         return rows[0][0] if rows and rows[0] else None
 
     def stop(self):
-        if self.proc_dir:
-            subprocess.run(self.as_user + [os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
-                                           "-m", "immediate", "-w", "stop"],
-                           capture_output=True, timeout=60)
-            self.proc_dir = None
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if self.own:
+            self.own.stop()
+            self.own = None
 
 
-def pg_cluster_or_skip(checks, **kw):
+def pg_cluster_or_skip(checks, settings=None):
     """pg_cluster_or_skip - a PgCluster, or exit 77 (skipped) saying why when PostgreSQL is
     not installed or this build of segspool has no PostgreSQL store."""
     try:
-        cluster = PgCluster(**kw)
+        cluster = PgCluster(settings if settings is not None else
+                            {"synchronous_commit": "off"})
     except FileNotFoundError as e:
         print(f"skipped: {checks.name}: {e}", flush=True)
         sys.exit(77)

@@ -81,8 +81,13 @@ static void set_server_err(struct store *st, PGconn *conn, const PGresult *r, co
 		return;
 	}
 	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	add_oneline(&st->err, msg ? msg : PQerrorMessage(conn));
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	/* a reader's write: said as the SQLite store says it */
+	if (state && strcmp(state, "25006") == 0)
+		sb_adds(&st->err, "attempt to write a readonly database (");
+	add_oneline(&st->err, msg ? msg : PQerrorMessage(conn));
+	if (state && strcmp(state, "25006") == 0)
+		sb_adds(&st->err, ")");
 	if (state)
 		st->busy = strcmp(state, "55P03") == 0 || strcmp(state, "40P01") == 0 ||
 		           strcmp(state, "40001") == 0;
@@ -599,9 +604,17 @@ static PGconn *connect_to(struct store *st, const char *suffix)
 {
 	char name[PG_APPNAME_MAX];
 	app_name(name, sizeof(name), suffix);
-	/* dbname is expanded (a URI or key=value list); what follows it overrides it */
-	const char *const keys[] = {"dbname", "application_name", "client_encoding", NULL};
-	const char *const vals[] = {st->conninfo, name, "UTF8", NULL};
+	/* dbname is expanded (a URI or key=value list): it overrides what comes before it
+	 * (defaults: a server or network gone silent is noticed within about half a minute,
+	 * by TCP keepalives and a timeout on unacknowledged sends, instead of a call that
+	 * hangs the daemon's loop for good), and what follows overrides it */
+	const char *const keys[] = {"connect_timeout",  "keepalives",
+	                            "keepalives_idle",  "keepalives_interval",
+	                            "keepalives_count", "tcp_user_timeout",
+	                            "dbname",           "application_name",
+	                            "client_encoding",  NULL};
+	const char *const vals[] = {"10",    "1",          "10", "5",    "3",
+	                            "20000", st->conninfo, name, "UTF8", NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn) {
 		pg_fail(st, "cannot connect to database %s: out of memory", st->where);

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "util.h"
+
 static const char BUCKET_SAVE[] =
     "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) VALUES ($1, $2, $3, $4) "
     "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, "
@@ -15,9 +17,11 @@ static const char BUCKET_SAVE[] =
 static const char BUCKETS[] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets "
                               "ORDER BY key COLLATE \"C\"";
 static const char BUCKET_TAKE[] = "SELECT segspool_bucket_take($1, $2, $3)";
-/* a later hold wins; the row is made when no node took from the bucket yet */
+/* a later hold wins; the row is made when no node took from the bucket yet. $2 is how
+ * long from now, on the database's clock (which takes compare with) */
 static const char BUCKET_HOLD[] =
-    "INSERT INTO buckets (key, hold_until_ms) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+    "INSERT INTO buckets (key, hold_until_ms) VALUES ($1, " PG_NOW_MS " + $2::bigint) "
+    "ON CONFLICT (key) DO UPDATE "
     "SET hold_until_ms = GREATEST(buckets.hold_until_ms, excluded.hold_until_ms)";
 
 /* store_bucket_save - a rate-limit bucket's state, inserted or replaced. */
@@ -88,13 +92,15 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	return 0;
 }
 
-/* store_bucket_hold - nobody takes from key before until_ms; the later hold wins. */
+/* store_bucket_hold - nobody takes from key before until_ms; the later hold wins.
+ * until_ms is on this machine's clock (the caller's now plus a Retry-After): held as
+ * that long from now on the database's, as another node's clock may be ahead. */
 int store_bucket_hold(struct store *st, const char *key, int64_t until_ms)
 {
 	struct pg_params p;
 	pg_params_init(&p);
 	pg_param_text(&p, key);
-	pg_param_i64(&p, until_ms);
+	pg_param_i64(&p, until_ms - clock_wall_ms());
 	PGresult *r = bucket_query(st, BUCKET_HOLD, &p, "hold a rate-limit bucket");
 	if (!r)
 		return -1;

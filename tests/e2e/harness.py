@@ -475,3 +475,137 @@ class RssWatch:
         self.done = True
         self.thread.join(timeout=5)
         return self.max
+
+
+# --- the PostgreSQL store's tests (issue 15): a throwaway cluster ------------------------
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg"))
+import pgcluster  # noqa: E402  (tests/pg/pgcluster.py: initdb + pg_ctl, as nobody for root)
+
+
+class PgCluster:
+    """PgCluster - the PostgreSQL cluster of a test: the one ctest's fixture started
+    (SEGSPOOL_TEST_PG_FILE, its URI in a file) or SEGSPOOL_TEST_PG names, else one of its
+    own (tests/pg/pgcluster.py: 127.0.0.1, a free port, trust authentication for the
+    superuser "segspool"; stopped at exit). Each test asks for databases of its own
+    (create_db). Its own cluster gets settings (synchronous_commit off for the e2e
+    tests, which do not test durability across a power cut; fsync is on pgcluster.py's
+    command line, which ALTER SYSTEM cannot override); a shared one is left as it is."""
+
+    def __init__(self, settings=None):
+        self.own = None
+        self.ndb = 0
+        self.psql = shutil.which("psql") or os.path.join(pgcluster.find_bindir() or "", "psql")
+        external = os.environ.get("SEGSPOOL_TEST_PG")
+        uri_file = os.environ.get("SEGSPOOL_TEST_PG_FILE")
+        if not external and uri_file and os.path.exists(uri_file):
+            external = open(uri_file).read().strip()
+        self.bindir = pgcluster.find_bindir()
+        if external:
+            self.admin_uri = external
+        else:
+            if not self.bindir:
+                raise FileNotFoundError("no PostgreSQL server (apt-get install postgresql)")
+            self.own = pgcluster.PgCluster()
+            self.admin_uri = self.own.start()
+            atexit.register(self.stop)
+            if settings:
+                for k, v in settings.items():
+                    self.sql(f"ALTER SYSTEM SET {k} = '{v}'")
+                self.sql("SELECT pg_reload_conf()")
+                k, v = next(iter(settings.items()))
+                wait_for(lambda: self.value(f"SHOW {k}") == v, timeout=10,
+                         what=f"the cluster's {k} = {v}")
+        import urllib.parse
+        self.parts = urllib.parse.urlsplit(self.admin_uri)
+        self.port = self.parts.port
+
+    def uri(self, db, password=None, **params):
+        """uri - the cluster's URI for database db (with a password: trust ignores it, for
+        tests that check it never shows), and ?k=v parameters."""
+        netloc = self.parts.netloc
+        if password:
+            user, host = netloc.rsplit("@", 1)
+            netloc = f"{user.split(':', 1)[0]}:{password}@{host}"
+        base = self.parts._replace(netloc=netloc, path="/" + db, query="").geturl()
+        if params:
+            base += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return base
+
+    def create_db(self, prefix="e2e"):
+        """create_db - a fresh, empty database; its URI."""
+        self.ndb += 1
+        name = f"{prefix}_{os.getpid()}_{self.ndb}"
+        self.sql(f'CREATE DATABASE "{name}"')
+        return self.uri(name)
+
+    def sql(self, text, uri=None, timeout=60):
+        """sql - runs text through psql (ON_ERROR_STOP); the rows, each a list of strings
+        (NULL as None). Raises RuntimeError on an error."""
+        r = subprocess.run([self.psql, "-X", "-q", "-A", "-t", "-F", "\t", "-P", "null=\\N",
+                            "-v", "ON_ERROR_STOP=1", "-d", uri or self.admin_uri, "-c", text],
+                           capture_output=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr.decode(errors='replace').strip()}")
+        rows = []
+        for line in r.stdout.decode().splitlines():
+            if line == "":
+                continue
+            rows.append([None if v == "\\N" else v for v in line.split("\t")])
+        return rows
+
+    def value(self, text, uri=None):
+        """value - the first column of the first row, or None."""
+        rows = self.sql(text, uri)
+        return rows[0][0] if rows and rows[0] else None
+
+    def stop(self):
+        if self.own:
+            self.own.stop()
+            self.own = None
+
+
+def pg_cluster_or_skip(checks, settings=None):
+    """pg_cluster_or_skip - a PgCluster, or exit 77 (skipped) saying why when PostgreSQL is
+    not installed or this build of segspool has no PostgreSQL store."""
+    try:
+        cluster = PgCluster(settings if settings is not None else
+                            {"synchronous_commit": "off"})
+    except FileNotFoundError as e:
+        print(f"skipped: {checks.name}: {e}", flush=True)
+        sys.exit(77)
+    probe = cluster.create_db("probe")
+    r = subprocess.run([BIN, "--db", probe, "list"], capture_output=True, timeout=60,
+                       env=dict(os.environ, SEGSPOOL_NO_DEFAULT_CONFIG="1"))
+    if b"has no PostgreSQL store" in r.stderr:
+        print(f"skipped: {checks.name}: this build has no PostgreSQL store", flush=True)
+        sys.exit(77)
+    return cluster
+
+
+def tcp_ports_of(pid, remote_port):
+    """tcp_ports_of - the local ports of process pid's TCP connections to remote_port on
+    loopback (from /proc): how a test finds a daemon's database backends
+    (pg_stat_activity.client_port) whatever application_name it sets."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[9] in inodes and int(f[2].rsplit(":", 1)[1], 16) == remote_port:
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports

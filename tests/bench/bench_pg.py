@@ -1,0 +1,295 @@
+"""bench_pg - the PostgreSQL store (issue 15) against SQLite, on this machine. Prints JSON
+lines; asserts nothing.
+
+1. throughput: N createSource jobs (one JSON Lines file dropped into daemon 0's spool,
+   "output": false) against segspool-emu with limits off, by 1, 2 and 3 daemons on one
+   PostgreSQL database (a throwaway cluster with fsync, synchronous_commit and
+   full_page_writes on: durable commits), and by one daemon on SQLite (WAL,
+   synchronous=FULL) in the same run. calls/s from the first attempt's start to the last
+   attempt's end (the attempts table), peak RSS of each daemon (VmHWM), the run's wall
+   time from the drop. BENCH_REPEATS runs each (default 1), interleaved; medians.
+2. rescue: two daemons, lease_s BENCH_LEASE_S (default 30, the default lease); the
+   emulator delays answers 2 s so daemon 0 always has jobs running; daemon 0 is killed -9
+   BENCH_KILLS times (default 10), each time after it has jobs running again: seconds
+   from the kill to the store showing its node dead and none of its jobs running
+   (median, min, max; the bound is lease + a sweep period, lease/3).
+3. claims: BIG (1,000,000) and SMALL (1,000) due jobs put straight into the jobs table
+   (INSERT ... SELECT FROM generate_series, copies of one ingested getWarehouse job,
+   "output": false). (a) pgbench (one client, then three) runs the claim statement of
+   the design (UPDATE ... WHERE id IN (SELECT ... ORDER BY priority DESC, next_run_ms, id
+   LIMIT 16 FOR UPDATE SKIP LOCKED) RETURNING) in a transaction it rolls back, so the
+   queue stays the same size: latency per claim and claims/s; (b) through the daemon:
+   one daemon, limits off, 16 in flight: attempts/s over attempts 1,000..6,000 (BIG) and
+   100..900 (SMALL).
+
+usage: python3 tests/bench/bench_pg.py [BUILD_DIR] [N=20000] [BIG=1000000] [SMALL=1000]
+env:   BENCH_REPEATS=1  BENCH_LEASE_S=30  BENCH_KILLS=10  BENCH_PARTS=throughput,rescue,claims
+A smoke run: python3 tests/bench/bench_pg.py build 2000 20000 1000 with BENCH_LEASE_S=6
+BENCH_KILLS=2."""
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import benchenv  # first: the build and the harness's path  # noqa: F401
+from harness import Emulator, PgCluster, RssWatch, Spool, wait_for  # noqa: E402
+
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+BIG = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
+SMALL = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+REPEATS = int(os.environ.get("BENCH_REPEATS", "1"))
+LEASE_S = int(os.environ.get("BENCH_LEASE_S", "30"))
+KILLS = int(os.environ.get("BENCH_KILLS", "10"))
+PARTS = os.environ.get("BENCH_PARTS", "throughput,rescue,claims").split(",")
+BODY = {"enabled": True, "metadataId": "IqDTy1TpoU", "disconnectAllWarehouses": True}
+QUIET = {"endpoint_limits": False, "rate": "off", "log_level": "warn",
+         "http": {"max_in_flight": 16}}
+
+cluster = PgCluster()  # fsync and synchronous_commit on, as pgcluster.py starts it
+
+
+def out(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def pgv(uri, sql):
+    v = cluster.value(sql, uri=uri)
+    return int(v) if v is not None and v.lstrip("-").isdigit() else v
+
+
+def sqlite_query(s, sql):
+    db = sqlite3.connect(os.path.join(s.spool, "segspool.db"), timeout=30)
+    try:
+        return db.execute(sql).fetchone()
+    finally:
+        db.close()
+
+
+def start(s, uri):
+    """the daemon, once it runs (log level warn: no "running on spool" line to wait for):
+    its node in the store, or its SQLite file"""
+    s.start(ready=False)
+
+    def up():
+        if s.daemon.poll() is not None:
+            raise RuntimeError(f"the daemon exited {s.daemon.returncode}: {s.log_text()[-500:]}")
+        if uri:
+            try:
+                return pgv(uri, f"SELECT count(*) FROM nodes WHERE dead = 0 AND pid = "
+                                f"{s.daemon.pid}") == 1
+            except RuntimeError:  # not migrated yet
+                return False
+        return os.path.exists(os.path.join(s.spool, "segspool.db"))
+    wait_for(up, timeout=30, step=0.05, what="the daemon up")
+
+
+def span_sql():
+    return ("SELECT min(started_ms), max(started_ms + coalesce(duration_ms, 0)), count(*) "
+            "FROM attempts")
+
+
+def throughput_run(emu, ndaemons, backend, run_no):
+    """N creates by ndaemons daemons on backend ("postgresql" or "sqlite")"""
+    uri = cluster.create_db(f"tp{ndaemons}") if backend == "postgresql" else None
+    cfg = dict(QUIET, db=uri) if uri else dict(QUIET)
+    spools = [Spool(emu.url, config=cfg) for _ in range(ndaemons)]
+    try:
+        for s in spools:
+            start(s, uri)
+        watches = [RssWatch(s.daemon.pid) for s in spools]
+        jobs = [{"op": "createSource", "output": False,
+                 "params": dict(BODY, slug=f"tp-{backend}-{ndaemons}-{run_no}-{i}")}
+                for i in range(N)]
+        t0 = time.monotonic()
+        spools[0].drop_jobs("bench.jsonl", jobs)
+        def done():
+            sql = "SELECT count(*) FROM jobs WHERE state = 3"
+            if uri:
+                return pgv(uri, sql) == N
+            return (os.path.exists(os.path.join(spools[0].spool, "segspool.db")) and
+                    sqlite_query(spools[0], sql)[0] == N)
+        wait_for(done, timeout=600, step=0.1, what="every create succeeded")
+        wall = time.monotonic() - t0
+        rss = [round(w.peak() / 1048576, 1) for w in watches]
+        if uri:
+            first, last, calls = (int(x) for x in cluster.sql(span_sql(), uri=uri)[0])
+            per_node = [int(r[1]) for r in cluster.sql(
+                "SELECT node_id, count(*) FROM attempts GROUP BY node_id ORDER BY 1", uri=uri)]
+        else:
+            first, last, calls = sqlite_query(spools[0], span_sql())
+            per_node = [calls]
+        span = max((last - first) / 1000.0, 0.001)
+        return {"bench": "pg-throughput-run", "backend": backend, "daemons": ndaemons,
+                "run": run_no, "n": N, "calls": calls, "seconds": round(span, 3),
+                "calls_per_sec": round(calls / span), "wall_from_drop_s": round(wall, 3),
+                "peak_rss_mib": rss, "attempts_per_daemon": per_node, "durable": True}
+    finally:
+        for s in spools:
+            s.cleanup()
+
+
+def throughput():
+    emu = Emulator()
+    configs = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 3)]
+    runs = {cfg: [] for cfg in configs}
+    try:
+        for k in range(REPEATS):
+            for backend, nd in configs:
+                emu.admin("/__emu/reset", {})
+                r = throughput_run(emu, nd, backend, k + 1)
+                runs[(backend, nd)].append(r)
+                out(r)
+    finally:
+        emu.stop()
+    for (backend, nd), rs in runs.items():
+        out({"bench": "pg-throughput", "backend": backend, "daemons": nd, "n": N,
+             "runs": len(rs), "calls_per_sec_median": statistics.median(r["calls_per_sec"]
+                                                                        for r in rs),
+             "calls_per_sec_runs": [r["calls_per_sec"] for r in rs],
+             "peak_rss_mib_max_per_daemon": max(max(r["peak_rss_mib"]) for r in rs)})
+
+
+def rescue():
+    uri = cluster.create_db("rescue")
+    emu = Emulator("--delay-ms", "2000")
+    cfg = dict(QUIET, db=uri, lease_s=LEASE_S)
+    spools = [Spool(emu.url, config=cfg) for _ in range(2)]
+    times = []
+    try:
+        for s in spools:
+            start(s, uri)
+        # reads: a rescued job is simply run again, the queue never runs dry
+        spools[1].drop_jobs("reads.jsonl", [
+            {"op": "getWarehouse", "params": {"warehouseId": "wh_1"}, "output": False}
+            for _ in range(KILLS * 400 + 2000)])
+        victim = spools[0]
+        for k in range(KILLS):
+            def node():
+                return pgv(uri, f"SELECT id FROM nodes WHERE dead = 0 AND pid = "
+                                f"{victim.daemon.pid} ORDER BY id DESC LIMIT 1")
+            wait_for(lambda: node() and pgv(uri, f"SELECT count(*) FROM jobs WHERE state = 1 "
+                                                 f"AND owner = {node()}") > 0,
+                     timeout=60, step=0.05, what="daemon 0 running jobs")
+            n = node()
+            victim.daemon.send_signal(signal.SIGKILL)
+            t = time.monotonic()
+            victim.daemon.wait()
+            wait_for(lambda: pgv(uri, f"SELECT dead FROM nodes WHERE id = {n}") == 1 and
+                     pgv(uri, f"SELECT count(*) FROM jobs WHERE state = 1 AND owner = {n}") == 0,
+                     timeout=LEASE_S * 4, step=0.05, what="the rescue")
+            times.append(round(time.monotonic() - t, 2))
+            out({"bench": "pg-rescue-run", "kill": k + 1, "seconds": times[-1],
+                 "lease_s": LEASE_S})
+            start(victim, uri)
+    finally:
+        for s in spools:
+            s.cleanup()
+        emu.stop()
+    if times:
+        out({"bench": "pg-rescue", "lease_s": LEASE_S, "kills": len(times),
+             "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+             "bound_s": round(LEASE_S + LEASE_S / 3, 1), "runs": times})
+
+
+CLAIM_SQL = """BEGIN;
+UPDATE jobs SET state = 1, owner = NULL, updated_ms = 1 WHERE id IN (
+  SELECT id FROM jobs WHERE state IN (0, 2) AND next_run_ms <= 9000000000000
+  ORDER BY priority DESC, next_run_ms, id LIMIT 16 FOR UPDATE SKIP LOCKED)
+RETURNING id, spec_json;
+ROLLBACK;
+"""
+
+
+def fill_queue(uri, emu, n):
+    """n due copies of one ingested job, straight into the jobs table"""
+    s = Spool(emu.url, config=dict(QUIET, db=uri))
+    try:
+        start(s, uri)
+        s.drop_jobs("one.json", {"op": "getWarehouse", "params": {"warehouseId": "wh_1"},
+                                 "output": False, "not_before": "2999-01-01T00:00:00Z"})
+        wait_for(lambda: pgv(uri, "SELECT count(*) FROM jobs") == 1, timeout=30,
+                 what="the template job ingested")
+    finally:
+        s.cleanup()
+    cols = [r[0] for r in cluster.sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs' AND "
+        "column_name NOT IN ('id', 'key', 'file_id', 'line', 'owner', 'next_run_ms', "
+        "'not_before_ms', 'source_file') ORDER BY ordinal_position", uri=uri)]
+    t = time.monotonic()
+    cluster.sql(f"INSERT INTO jobs ({', '.join(cols)}, next_run_ms, not_before_ms) "
+                f"SELECT {', '.join('t.' + c for c in cols)}, 1000 + g, 0 FROM jobs t, "
+                f"generate_series(1, {n}) g WHERE t.id = (SELECT min(id) FROM jobs)",
+                uri=uri, timeout=3600)
+    cluster.sql("DELETE FROM jobs WHERE id = (SELECT min(id) FROM jobs); ANALYZE jobs",
+                uri=uri, timeout=3600)
+    return time.monotonic() - t
+
+
+def pgbench(uri, clients, seconds=10):
+    script = tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False)
+    script.write(CLAIM_SQL)
+    script.close()
+    os.chmod(script.name, 0o644)
+    pgb = os.path.join(cluster.bindir, "pgbench") if not cluster.external else "pgbench"
+    r = subprocess.run([pgb, "-n", "-f", script.name, "-c", str(clients), "-j", str(clients),
+                        "-T", str(seconds), uri], capture_output=True, timeout=seconds + 120)
+    os.unlink(script.name)
+    text = r.stdout.decode()
+    lat = tps = None
+    for line in text.splitlines():
+        if line.startswith("latency average"):
+            lat = float(line.split("=")[1].split()[0])
+        elif line.startswith("tps"):
+            tps = float(line.split("=")[1].split()[0])
+    if lat is None:
+        print("pgbench failed:", r.stderr.decode()[-500:], file=sys.stderr)
+    return lat, tps
+
+
+def dispatch_rate(uri, emu, lo, hi):
+    s = Spool(emu.url, config=dict(QUIET, db=uri))
+    try:
+        start(s, uri)
+        wait_for(lambda: pgv(uri, "SELECT count(*) FROM attempts") >= hi, timeout=600, step=0.1,
+                 what=f"{hi} attempts")
+        s.stop()
+        rows = cluster.sql(f"SELECT started_ms FROM attempts ORDER BY started_ms OFFSET {lo} "
+                           f"LIMIT {hi - lo}", uri=uri)
+        t = [int(r[0]) for r in rows]
+        return round((len(t) - 1) / max((t[-1] - t[0]) / 1000.0, 0.001))
+    finally:
+        s.cleanup()
+
+
+def claims():
+    emu = Emulator()
+    try:
+        for size, lo, hi in ((SMALL, 100, min(900, SMALL - 50)),
+                             (BIG, 1000, min(6000, BIG - 100))):
+            uri = cluster.create_db(f"claims{size}")
+            fill_s = fill_queue(uri, emu, size)
+            lat1, tps1 = pgbench(uri, 1)
+            lat3, tps3 = pgbench(uri, 3)
+            rate = dispatch_rate(uri, emu, lo, hi)
+            out({"bench": "pg-claims", "queued": size, "insert_s": round(fill_s, 2),
+                 "claim_sql_latency_ms_1_client": lat1, "claims_per_sec_1_client": tps1,
+                 "claim_sql_latency_ms_3_clients": lat3, "claims_per_sec_3_clients": tps3,
+                 "claim_batch": 16, "driver": "pgbench, the design's claim statement, rolled back",
+                 "daemon_attempts_per_sec": rate, "daemon_window": [lo, hi]})
+            cluster.sql(f'DROP DATABASE "{uri.rsplit("/", 1)[1]}"')
+    finally:
+        emu.stop()
+
+
+try:
+    for part in PARTS:
+        t0 = time.monotonic()
+        {"throughput": throughput, "rescue": rescue, "claims": claims}[part]()
+        print(f"# {part}: {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+finally:
+    cluster.stop()

@@ -47,6 +47,10 @@
 #define TOKEN_WAIT_REASON "waiting for a usable API token"
 #define TOKEN_RECHECK_MS (10 * 60 * 1000)
 #define STORE_BUSY_WAIT_MS 100 /* the daemon's busy timeout: the loop must keep running */
+/* a shared store's: rows other daemons' short transactions hold (a file's count, a
+ * parent's) are waited for, since a write that gives up costs the node a new start */
+#define STORE_SHARED_LOCK_WAIT_MS 5000
+#define STORE_WAIT_MS(d) ((d)->shared ? STORE_SHARED_LOCK_WAIT_MS : STORE_BUSY_WAIT_MS)
 #define STORE_BUSY_RETRY_MAX_MS 2000
 #define STORE_BUSY_LOG_MS 10000
 #define CONTROL_POLL_S 0.25

@@ -450,7 +450,7 @@ static int open_all(struct daemon *d)
 	d->rl = rl_new();
 	if (!d->shared) /* a shared store's buckets are its own (store_bucket_take) */
 		restore_buckets(d);
-	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS); /* from here the loop must run on */
+	store_set_busy_timeout(d->st, STORE_WAIT_MS(d)); /* from here the loop must run on */
 	d->http = http_open(d);
 	if (!d->http)
 		return error("cannot start the HTTP client");

@@ -195,7 +195,7 @@ static int reconnect(struct daemon *d)
 		ev_io_stop(d->loop, &d->wakeup_io);
 		return -1;
 	}
-	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS);
+	store_set_busy_timeout(d->st, STORE_WAIT_MS(d));
 	/* what the dropped transaction held is done again: files still in incoming/ are
 	 * ingested anew, results files looked for, the rescued jobs claimed by someone */
 	d->scan_needed = 1;

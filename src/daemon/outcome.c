@@ -327,4 +327,9 @@ void on_response(struct http_response *resp, void *arg)
 		return;
 	}
 	record_response(r, resp);
+	/* other daemons' transactions lock the same rows (a file's count, the jobs waiting
+	 * for this one): one answer per transaction takes them one at a time, so two daemons
+	 * never wait for each other (a deadlock would cost one of them a new start) */
+	if (d->shared)
+		commit(d);
 }

@@ -73,7 +73,7 @@ void txn(struct daemon *d)
 		return;
 	store_set_busy_timeout(d->st, 5000);
 	int rc = txn_try(d);
-	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS);
+	store_set_busy_timeout(d->st, STORE_WAIT_MS(d));
 	if (rc < 0 && d->shared) {
 		node_lost(d, "the database %s stayed locked in the middle of a batch",
 		          d->cfg->db_name);

@@ -11,11 +11,19 @@ the daemon's own rule rather than the store's:
    (every lease_s / 6 = 1 s) aborts the request: the job ends cancelled well before its
    answer would have come, its attempt "cancelled", and the log says the request was
    aborted.
+3. outage: the database server itself stops (pg_ctl stop -m fast) while the daemon has
+   requests in flight (creates with a lookup rule), for longer than its first tries to
+   reconnect: the daemon keeps running, logs why at error level and its failed tries at
+   warn, joins again as a new node once the server is back (its old node retired, its
+   jobs taken back at once), and every create ends succeeded, applied exactly once.
+   On a cluster of its own (the fixture's is shared by other tests).
 """
 import json
+import os
 import signal
 import time
 
+import harness
 from harness import Checks, Emulator, Spool, emu_cleanup, pg_cluster_or_skip, wait_for
 
 c = Checks("pg_daemon")
@@ -96,6 +104,57 @@ def cancel(emu):
         cli.cleanup()
 
 
+def outage():
+    own = harness.pgcluster.PgCluster()
+    uri = own.start()
+    opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200"
+            % (own.port, own.dir))
+    emu = Emulator("--seed", "16", "--delay-ms", "500")
+    s = Spool(emu.url, config={"db": uri, "lease_s": 6, "endpoint_limits": False,
+                               "http": {"max_in_flight": 4},
+                               "retry": {"max_attempts": 40, "initial_ms": 50,
+                                         "max_ms": 500}})
+
+    def value(sql):
+        return own.psql(sql)
+
+    try:
+        s.start()
+        n = 40
+        s.drop_jobs("creates.json", [
+            {"op": "createSource", "key": f"o-{i}",
+             "params": {"slug": f"o-{i:03d}", "enabled": True, "metadataId": "IqDTy1TpoU"}}
+            for i in range(n)])
+        wait_for(lambda: int(value("SELECT count(*) FROM attempts WHERE outcome IS NULL"
+                                   " AND request LIKE 'POST%'") or 0) >= 2,
+                 timeout=20, step=0.02, what="creates in flight")
+        old = value("SELECT max(id) FROM nodes WHERE dead = 0")
+        own._run([own._bin("pg_ctl"), "stop", "-m", "fast", "-w", "-D", own.data])
+        time.sleep(4)
+        c.check(s.daemon.poll() is None, "the daemon runs on while the database is down")
+        own._run([own._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", own.data, "-l",
+                  own.log, "-o", opts])
+        wait_for(lambda: value(f"SELECT count(*) FROM nodes WHERE dead = 0 AND id > {old}")
+                 == "1", timeout=40, step=0.2, what="back as a new node")
+        wait_for(lambda: value("SELECT count(*) FROM jobs WHERE state >= 3") == str(n),
+                 timeout=60, step=0.2, what="every create ended")
+        c.eq(value("SELECT count(*) FROM jobs WHERE state = 3"), str(n),
+             "every create succeeded")
+        c.eq(value(f"SELECT dead FROM nodes WHERE id = {old}"), "1", "the old node is dead")
+        sent = emu.stats().get("mutations") or {}
+        c.eq({k: v for k, v in sent.items() if v != 1}, {}, "each create applied once")
+        c.eq(len(sent), n, "every create applied")
+        log = s.log_text()
+        c.check(" error: " in log and "joining" in log, f"why, at error level: {log[-900:]}")
+        c.check("cannot reconnect" in log, "the failed tries to reconnect are logged")
+        c.check("reconnected: node" in log, "the new start is logged")
+        c.eq(s.stop(), 0, "outage: SIGTERM, exit 0")
+    finally:
+        s.cleanup()
+        emu_cleanup(emu)
+        own.stop()
+
+
 emu = Emulator("--seed", "15", "--delay-ms", str(DELAY_MS))
 try:
     restart(emu)
@@ -103,4 +162,5 @@ try:
 finally:
     emu_cleanup(emu)
     cluster.stop()
+outage()
 c.finish()

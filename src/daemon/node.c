@@ -21,18 +21,33 @@
 
 static void on_reconnect(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* add_expired - the name of a node whose lease ran out, for the rescue's log. */
+static int add_expired(const struct node_rec *n, void *arg)
+{
+	struct strbuf *names = arg;
+	if (n->lease_left_ms <= 0)
+		sb_addf(names, "%s%s (pid %lld)", names->len ? ", " : "", n->name,
+		        (long long)n->pid);
+	return 0;
+}
+
 /* rescue - the jobs of nodes whose lease ran out (or that were retired) queued again. */
 static void rescue(struct daemon *d, const char *when)
 {
+	struct strbuf names = STRBUF_INIT;
+	if (store_nodes_foreach(d->st, add_expired, &names) < 0)
+		sb_reset(
+		    &names); /* the log says less; the rescue says whether the store is there */
 	int64_t n = store_rescue(d->st, clock_wall_ms());
 	d->last_rescue_ms = clock_wall_ms();
 	if (n < 0)
 		write_failed(d, 0, "take back the jobs of expired leases");
 	else if (n > 0)
 		logmsg(LOG_INFO,
-		       "%s: %lld job(s) left running by daemons whose lease ran out are queued "
-		       "again",
-		       when, (long long)n);
+		       "%s: %lld job(s) left running by daemons whose lease ran out (%s) are "
+		       "queued again",
+		       when, (long long)n, names.len ? names.buf : "nodes marked dead");
+	sb_release(&names);
 }
 
 /* on_wakeup - another node announced work: consumed here, claimed by the prepare that

@@ -10,7 +10,7 @@ the daemon's own rule rather than the store's:
    on another spool with no daemon (it writes the store directly); the daemon's heartbeat
    (every lease_s / 6 = 1 s) aborts the request: the job ends cancelled well before its
    answer would have come, its attempt "cancelled", and the log says the request was
-   aborted.
+   aborted. status, on that spool, lists the daemon's node, live, with its lease.
 3. outage: the database server itself stops (pg_ctl stop -m fast) while the daemon has
    requests in flight (creates with a lookup rule), for longer than its first tries to
    reconnect: the daemon keeps running, logs why at error level and its failed tries at
@@ -98,6 +98,13 @@ def cancel(emu):
         c.check("(its request aborted)" in d.log_text(), "the daemon logged the abort")
         r = cli.cli("show", str(job), "--json")
         c.eq(json.loads(r.stdout).get("state"), "cancelled", "show elsewhere: cancelled")
+        st = json.loads(cli.cli("status", "--json").stdout)
+        live = [n for n in st.get("nodes") or [] if n.get("live")]
+        c.eq([n.get("pid") for n in live], [d.daemon.pid], f"status elsewhere: the live node: {st}")
+        c.check(0 < live[0].get("lease_left_s", 0) <= 6 if live else False, "with its lease left")
+        text = cli.cli("status").stdout.decode()
+        c.check(f"node: {live[0]['name'] if live else '?'} (pid {d.daemon.pid}" in text,
+                f"status's text names it: {text}")
         c.eq(d.stop(), 0, "cancel: SIGTERM, exit 0")
     finally:
         d.cleanup()

@@ -178,6 +178,14 @@ TEST(test_reader)
 	CHECK(open_at(uri, STORE_READONLY, &err) == NULL);
 	CHECK(has(err, "start the daemon once to upgrade it"));
 
+	/* a search_path naming no schema: said, with where */
+	struct strbuf nowhere = STRBUF_INIT;
+	pg_location("no_such_schema", &nowhere);
+	CHECK(open_at(nowhere.buf, 0, &err) == NULL);
+	CHECK(has(err, "cannot open database postgresql://"));
+	CHECK(has(err, "no schema has been selected"));
+	sb_release(&nowhere);
+
 	/* a schema of another program's tables is not taken over */
 	free(uri);
 	uri = xstrdup(db_named("foreign"));
@@ -267,8 +275,21 @@ TEST(test_password_never_shown)
 		store_close(st);
 	}
 	/* a string libpq cannot parse: no piece of it is quoted back */
-	CHECK(open_at("postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1", 0, &err) == NULL);
-	CHECK(!has(err, pw));
+	static const char *const bad[] = {
+	    "postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1",
+	    "postgresql://u:s3cr3t-pw@host/db?nonsense=1",
+	    "host=h password=s3cr3t-pw nonsense=1",
+	    "host=h password='s3cr3t-pw",
+	    "host=h pass=s3cr3t-pw",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(open_at(bad[i], 0, &err) == NULL);
+		CHECK(has(err, "is not a valid libpq URI"));
+		CHECK(!has(err, "cr3"));
+	}
+	/* and the reason when it cannot hold the password */
+	CHECK(open_at("postgresql://u@host/db?nonsense=1", 0, &err) == NULL);
+	CHECK(has(err, "nonsense"));
 	free(err);
 	sb_release(&uri);
 }

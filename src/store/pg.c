@@ -598,6 +598,33 @@ static void app_name(char *buf, size_t size, const char *suffix)
 	buf[i] = '\0';
 }
 
+/* durable_commits - a writer's commits are on disk when COMMIT returns: the daemon
+ * deletes spool files once their jobs are committed. A server (or database, or role) set
+ * to synchronous_commit = off would lose the last of them in a crash, so the session puts
+ * it back on, unless the connection string itself asked for off (options=-c...): the
+ * user's own choice. Stricter settings (remote_apply...) are kept. */
+static int durable_commits(struct store *st, PGconn *conn)
+{
+	static int told;
+	PGresult *r = PQexec(conn, "SELECT setting, source FROM pg_catalog.pg_settings "
+	                           "WHERE name = 'synchronous_commit'");
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_server_err(st, conn, r, "read synchronous_commit");
+		PQclear(r);
+		return -1;
+	}
+	int off = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "off") == 0 &&
+	          strcmp(PQgetvalue(r, 0, 1), "client") != 0;
+	if (off && !told++)
+		logmsg(LOG_INFO,
+		       "database %s: synchronous_commit is off (%s); segspool's sessions set it "
+		       "on, as a commit lost in a crash would lose jobs whose spool files are gone "
+		       "(options=-csynchronous_commit=off in the URI accepts that)",
+		       st->where, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return off ? exec_on(st, conn, "SET synchronous_commit = on", "set synchronous_commit") : 0;
+}
+
 /* connect_to - a new connection to the store's database, with the session's settings;
  * NULL with the reason in st->err. */
 static PGconn *connect_to(struct store *st, const char *suffix)
@@ -627,12 +654,11 @@ static PGconn *connect_to(struct store *st, const char *suffix)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_log, st);
-	/* commits must be durable when COMMIT returns: the daemon deletes spool files once
-	 * their jobs are committed, whatever the server's default says */
 	char sql[256];
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %d; SET synchronous_commit = on;%s",
-	         st->busy_ms, st->readonly ? " SET default_transaction_read_only = on;" : "");
-	if (exec_on(st, conn, sql, "set up the session") < 0) {
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d;%s", st->busy_ms,
+	         st->readonly ? " SET default_transaction_read_only = on;" : "");
+	if (exec_on(st, conn, sql, "set up the session") < 0 ||
+	    (!st->readonly && durable_commits(st, conn) < 0)) {
 		PQfinish(conn);
 		return NULL;
 	}

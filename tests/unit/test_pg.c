@@ -535,6 +535,54 @@ TEST(test_params)
 	store_close(st);
 }
 
+/* sync_commit - the session's synchronous_commit. */
+static char *sync_commit(struct store *st)
+{
+	PGresult *r = pg_query(st, "SHOW synchronous_commit", NULL, "show synchronous_commit");
+	char *v = r ? pg_get_dup(r, 0, 0) : xstrdup(store_errmsg(st));
+	PQclear(r);
+	return v;
+}
+
+TEST(test_durable_commits)
+{
+	char *err = NULL, *v;
+	char *uri = xstrdup(db_named("durable"));
+	char *db = PQdb(pg_admin);
+	struct strbuf sql = STRBUF_INIT;
+	/* a database set to lose its last commits in a crash: a writer's session is not */
+	sb_addf(&sql, "ALTER DATABASE \"%s\" SET synchronous_commit = off", db);
+	pg_admin_exec(sql.buf);
+	struct store *st = open_at(uri, 0, &err);
+	CHECK(st != NULL);
+	if (st) {
+		v = sync_commit(st);
+		CHECK_STR(v, "on");
+		free(v);
+		store_close(st);
+	}
+	/* unless its connection string says so: the user's choice */
+	if (strncmp(uri, "postgres", 8) == 0) {
+		struct strbuf off = STRBUF_INIT;
+		sb_addf(&off, "%s%%20-csynchronous_commit%%3Doff", uri);
+		st = open_at(off.buf, 0, &err);
+		CHECK(st != NULL);
+		if (st) {
+			v = sync_commit(st);
+			CHECK_STR(v, "off");
+			free(v);
+			store_close(st);
+		}
+		sb_release(&off);
+	}
+	sb_reset(&sql);
+	sb_addf(&sql, "ALTER DATABASE \"%s\" RESET synchronous_commit", db);
+	pg_admin_exec(sql.buf);
+	sb_release(&sql);
+	free(uri);
+	free(err);
+}
+
 TEST(test_file_remaining_trigger)
 {
 	/* a file's jobs not yet ended, kept by the schema's trigger as jobs change state */
@@ -593,6 +641,7 @@ int main(void)
 	RUN(test_busy);
 	RUN(test_params);
 	RUN(test_file_remaining_trigger);
+	RUN(test_durable_commits);
 	fixture_end();
 	return tl_finish();
 }

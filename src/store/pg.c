@@ -333,7 +333,7 @@ static int aborted(const struct store *st)
 	return st->main.conn && PQtransactionStatus(st->main.conn) == PQTRANS_INERROR;
 }
 
-static const char notify_sql[] = "SELECT pg_notify('segspool_work', '')";
+static const char notify_sql[] = "SELECT pg_notify($1, '')";
 
 /* commit_txn - commits the open transaction, first announcing work when it made jobs due
  * (NOTIFY is delivered at COMMIT, so listeners never see uncommitted jobs). On failure
@@ -349,7 +349,10 @@ static int commit_txn(struct store *st)
 		                   "it was rolled back");
 	}
 	if (notify) {
-		PGresult *r = pg_query(st, notify_sql, NULL, "announce new work");
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_text(&p, st->channel);
+		PGresult *r = pg_query(st, notify_sql, &p, "announce new work");
 		if (!r) {
 			quiet_exec(st, "ROLLBACK");
 			return -1;
@@ -686,8 +689,9 @@ int pg_side_open(struct store *st)
 		st->listener.conn = connect_to(st, " listen");
 		if (!st->listener.conn)
 			return -1;
-		if (exec_on(st, st->listener.conn, "LISTEN segspool_work", "listen for new work") <
-		    0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "LISTEN \"%s\"", st->channel);
+		if (exec_on(st, st->listener.conn, sql, "listen for new work") < 0) {
 			close_conn(&st->listener);
 			return -1;
 		}
@@ -945,6 +949,30 @@ static int check_readonly(struct store *st)
 	return 0;
 }
 
+/* set_channel - the channel of the store's announcements: the database's segspool_work
+ * for a store in public, else one of its schema's (a name within the server's 63 bytes),
+ * so the stores of other schemas in the same database (tests, tenants) wake nobody here. */
+static int set_channel(struct store *st)
+{
+	PGresult *r = PQexec(st->main.conn, "SELECT current_schema()");
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_server_err(st, st->main.conn, r, "read the current schema");
+		PQclear(r);
+		return -1;
+	}
+	const char *schema = PQntuples(r) == 1 ? pg_get_text(r, 0, 0) : NULL;
+	if (!schema || strcmp(schema, "public") == 0) {
+		st->channel = xstrdup("segspool_work");
+	} else {
+		char name[64];
+		snprintf(name, sizeof(name), "segspool_work_%016" PRIx64,
+		         fnv1a64(schema, FNV1A64_INIT));
+		st->channel = xstrdup(name);
+	}
+	PQclear(r);
+	return 0;
+}
+
 /* open_checked - the body of store_open; the reason for a failure in st->err. */
 static int open_checked(struct store *st)
 {
@@ -952,13 +980,13 @@ static int open_checked(struct store *st)
 	if (!st->main.conn)
 		return -1;
 	if (st->readonly)
-		return check_readonly(st);
+		return check_readonly(st) < 0 ? -1 : set_channel(st);
 	for (;;) {
 		int rc = apply_migration(st);
 		if (rc < 0)
 			return -1;
 		if (rc > 0)
-			return 0;
+			return set_channel(st);
 	}
 }
 
@@ -1010,6 +1038,7 @@ void store_close(struct store *st)
 	close_conn(&st->main);
 	sb_release(&st->err);
 	free(st->conninfo);
+	free(st->channel);
 	free(st->where);
 	free(st->node_name);
 	free(st);

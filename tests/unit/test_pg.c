@@ -337,6 +337,20 @@ TEST(test_wakeup)
 	CHECK_INT(pg_op_end(a, how, 0), 0);
 	CHECK(readable(fd, 5000));
 	CHECK_INT(store_wakeup_drain(b), 1);
+	/* a store of another schema is another queue: its work wakes nobody here */
+	char *other_uri = xstrdup(db_named("wake_other"));
+	struct store *c = open_at(other_uri, 0, &err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK(strcmp(c->channel, a->channel) != 0);
+		CHECK_INT(store_begin(c), 0);
+		c->notify_pending = 1;
+		CHECK_INT(store_commit(c), 0);
+		CHECK(!readable(fd, 200));
+		CHECK_INT(store_wakeup_drain(b), 0);
+		store_close(c);
+	}
+	free(other_uri);
 	/* the side connection's own queries read no announcement away */
 	PGresult *r = pg_query_side(b, "SELECT 1", NULL, "ping");
 	CHECK(r != NULL);

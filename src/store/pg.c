@@ -193,25 +193,35 @@ char *pg_get_dup(const PGresult *r, int row, int col)
 
 /* --- statements ----------------------------------------------------------------------- */
 
-/* query_on - pg_query on connection c: the statement prepared on it once, as "sN". */
+/* find_prepared - the slot of sql on c: by its address, confirmed by its text's hash (a
+ * buffer built at run time may hold another statement at the same address later), else
+ * by the hash alone (the same text from elsewhere); -1 when it is not prepared. */
+static int find_prepared(const struct pg_conn *c, const char *sql, uint64_t h)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->prepared[i] == sql && c->hash[i] == h)
+			return i;
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->hash[i] == h)
+			return i;
+	return -1;
+}
+
+/* query_on - pg_query on connection c: the statement prepared on it once, as "sN"; once
+ * PG_STMTS_MAX are, others run unprepared. */
 static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
                           const struct pg_params *p, const char *what)
 {
 	char name[16];
-	int i;
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		set_server_err(st, c->conn, NULL, what);
 		return NULL;
 	}
-	for (i = 0; i < c->nprepared && c->prepared[i] != sql; i++)
-		;
-	snprintf(name, sizeof(name), "s%d", i);
-	if (i == c->nprepared) {
-		if (i == PG_STMTS_MAX) {
-			pg_fail(st, "cannot %s: more than %d statements on one connection", what,
-			        PG_STMTS_MAX);
-			return NULL;
-		}
+	uint64_t h = fnv1a64(sql, FNV1A64_INIT);
+	int i = find_prepared(c, sql, h);
+	if (i < 0 && c->nprepared < PG_STMTS_MAX) {
+		i = c->nprepared;
+		snprintf(name, sizeof(name), "s%d", i);
 		/* the parameters' types are the server's guess from the text ($1::bigint
 		 * where it cannot tell) */
 		PGresult *r = PQprepare(c->conn, name, sql, 0, NULL);
@@ -221,9 +231,15 @@ static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
 			return NULL;
 		}
 		PQclear(r);
-		c->prepared[c->nprepared++] = sql;
+		c->prepared[i] = sql;
+		c->hash[i] = h;
+		c->nprepared++;
 	}
-	PGresult *r = PQexecPrepared(c->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	snprintf(name, sizeof(name), "s%d", i);
+	int n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	PGresult *r = i >= 0 ? PQexecPrepared(c->conn, name, n, v, NULL, NULL, 0)
+	                     : PQexecParams(c->conn, sql, n, NULL, v, NULL, NULL, 0);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
 		return r;

@@ -10,7 +10,8 @@
  * first, so the store.h functions it defines are the PostgreSQL store's.
  *
  * Statements are static strings in the file that uses them, run by pg_query: each is
- * prepared once per connection, on first use, and found again by its address.
+ * prepared once per connection, on first use, and found again by its address (and its
+ * text's hash). A text built at run time works too, unprepared once PG_STMTS_MAX are.
  * Parameters and results are in text form.
  */
 #ifndef SEGSPOOL_PG_INT_H
@@ -38,6 +39,9 @@ extern const size_t pg_migration_count;
 struct pg_conn {
 	PGconn *conn;
 	const char *prepared[PG_STMTS_MAX]; /* statement texts by address; name "sN" = index */
+	uint64_t hash[PG_STMTS_MAX];        /* of each one's text: a text built at run time whose
+	                                     * buffer's address comes back holding another statement
+	                                     * never runs the old one */
 	int nprepared;
 };
 

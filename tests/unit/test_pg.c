@@ -540,6 +540,20 @@ TEST(test_params)
 		PQclear(r);
 	}
 	CHECK_INT(st->main.nprepared, 1); /* prepared once, found again by its address */
+	/* a text built at run time: another statement later at the same address runs as
+	 * itself, and past the cache's size statements run unprepared */
+	char buf[64];
+	for (int i = 0; i < PG_STMTS_MAX + 5; i++) {
+		snprintf(buf, sizeof(buf), "SELECT %d", i);
+		PGresult *r = pg_query(st, buf, NULL, "select a number");
+		CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, i);
+		PQclear(r);
+	}
+	CHECK_INT(st->main.nprepared, PG_STMTS_MAX);
+	snprintf(buf, sizeof(buf), "SELECT %d", 3); /* the same text: its statement again */
+	PGresult *r3 = pg_query(st, buf, NULL, "select a number");
+	CHECK_INT(r3 ? pg_get_i64(r3, 0, 0, -1) : -2, 3);
+	PQclear(r3);
 	CHECK(pg_query(st, "SELECT nonsense FROM nowhere", NULL, "read nowhere") == NULL);
 	CHECK(has(store_errmsg(st), "cannot read nowhere: relation \"nowhere\" does not exist"));
 	CHECK(pg_query(st, "SELECT 1/0", NULL, "cannot divide") == NULL);

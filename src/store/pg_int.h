@@ -58,11 +58,13 @@ struct store {
 	char *where;    /* the URI without its password, for messages */
 	int readonly;
 	struct strbuf err;
-	int busy;       /* the last failure was a lock timeout, deadlock or serialization failure */
-	int busy_ms;    /* lock_timeout */
-	int caller_txn; /* store_begin's transaction is open (till commit/rollback) */
-	int savepoints; /* open savepoints of store_savepoint */
-	int own_read;   /* store_read_begin opened the read transaction */
+	int busy;    /* the last failure was a lock timeout, deadlock or serialization failure */
+	int busy_ms; /* lock_timeout */
+	int timeout_undone; /* lock_timeout was set inside a transaction, which a rollback
+	                     * undoes: set again once the transaction is over */
+	int caller_txn;     /* store_begin's transaction is open (till commit/rollback) */
+	int savepoints;     /* open savepoints of store_savepoint */
+	int own_read;       /* store_read_begin opened the read transaction */
 	int notify_pending; /* the open transaction made jobs due: NOTIFY at its commit */
 	int64_t node_id;    /* this daemon's nodes row (store_node_start), 0 for the CLI */
 	char *node_name;    /* stable across restarts (hostname:spool), NULL for the CLI */

@@ -480,6 +480,19 @@ TEST(test_read_snapshot)
 	free(err);
 }
 
+/* show_setting - the session's value of a setting, malloc'd. */
+static char *show_setting(struct store *st, const char *name)
+{
+	static const char sql[] = "SELECT current_setting($1)";
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, name);
+	PGresult *r = pg_query(st, sql, &p, "show a setting");
+	char *v = r ? pg_get_dup(r, 0, 0) : xstrdup(store_errmsg(st));
+	PQclear(r);
+	return v;
+}
+
 TEST(test_busy)
 {
 	char *err = NULL;
@@ -505,6 +518,28 @@ TEST(test_busy)
 		CHECK_INT(add_bucket(b, "other"), -1);
 		CHECK_INT(store_busy(b), 0);
 		CHECK_INT(store_rollback(a), 0);
+
+		/* a timeout set inside a transaction outlives its rollback (which undoes SETs) */
+		store_set_busy_timeout(b, 5000);
+		CHECK_INT(store_begin(b), 0);
+		store_set_busy_timeout(b, 250);
+		CHECK_INT(store_rollback(b), 0);
+		char *v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "250ms");
+		free(v);
+		CHECK_INT(store_begin(b), 0);
+		CHECK_INT(store_savepoint(b), 0);
+		store_set_busy_timeout(b, 300);
+		CHECK_INT(store_rollback_to(b), 0);
+		v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "300ms");
+		free(v);
+		CHECK_INT(add_bucket(b, "other"), -1); /* aborted: set once it is over */
+		store_set_busy_timeout(b, 350);
+		CHECK_INT(store_commit(b), -1);
+		v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "350ms");
+		free(v);
 	}
 	store_close(a);
 	store_close(b);

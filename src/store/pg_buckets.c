@@ -1,0 +1,103 @@
+/* pg_buckets.c - the rate-limit buckets of the PostgreSQL store: the saved form of a
+ * daemon's own buckets (as in SQLite), and the buckets every node takes from (GCRA on
+ * the database's clock, sql/postgresql/002_buckets.sql). Taking and holding go by the
+ * side connection, autocommit: a bucket's row is locked for one statement, never across
+ * the daemon's group transaction, where every node's take would queue behind it. */
+#include "pg_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static const char BUCKET_SAVE[] =
+    "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, "
+    "updated_ms = excluded.updated_ms, hold_until_ms = excluded.hold_until_ms";
+static const char BUCKETS[] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets "
+                              "ORDER BY key COLLATE \"C\"";
+static const char BUCKET_TAKE[] = "SELECT segspool_bucket_take($1, $2, $3)";
+/* a later hold wins; the row is made when no node took from the bucket yet */
+static const char BUCKET_HOLD[] =
+    "INSERT INTO buckets (key, hold_until_ms) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+    "SET hold_until_ms = GREATEST(buckets.hold_until_ms, excluded.hold_until_ms)";
+
+/* store_bucket_save - a rate-limit bucket's state, inserted or replaced. */
+int store_bucket_save(struct store *st, const char *key, double tokens, int64_t updated_ms,
+                      int64_t hold_until_ms)
+{
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_text(&p, key);
+	pg_param_double(&p, tokens);
+	pg_param_i64(&p, updated_ms);
+	pg_param_i64(&p, hold_until_ms);
+	int rc = pg_run(st, BUCKET_SAVE, &p, "save a rate-limit bucket") < 0 ? -1 : 0;
+	return pg_op_end(st, how, rc);
+}
+
+/* store_bucket_foreach - every saved bucket, by key. */
+int store_bucket_foreach(struct store *st, store_bucket_fn fn, void *arg)
+{
+	PGresult *r = pg_query(st, BUCKETS, NULL, "read rate-limit buckets");
+	if (!r)
+		return -1;
+	for (int i = 0, n = PQntuples(r); i < n; i++)
+		fn(pg_get_text(r, i, 0), pg_get_double(r, i, 1, 0), pg_get_i64(r, i, 2, 0),
+		   pg_get_i64(r, i, 3, 0), arg);
+	PQclear(r);
+	return 0;
+}
+
+/* bucket_query - a bucket's statement on the side connection, or, for a store without
+ * one (the CLI's), on the main one: a single statement, its row lock gone with it when
+ * no transaction is open there. */
+static PGresult *bucket_query(struct store *st, const char *sql, const struct pg_params *p,
+                              const char *what)
+{
+	if (st->side.conn)
+		return pg_query_side(st, sql, p, what);
+	return pg_query(st, sql, p, what);
+}
+
+/* store_bucket_take - one token from key, or the wait until one may be taken: the
+ * database decides in one call (its clock; the row locked by it alone), so two nodes
+ * never both take the last token. */
+int store_bucket_take(struct store *st, const char *key, double rate, double burst, int64_t now_ms,
+                      int64_t *wait_ms)
+{
+	struct pg_params p;
+	(void)now_ms; /* the nodes' clocks may disagree: the database's decides */
+	*wait_ms = 0;
+	if (!isfinite(rate) || !isfinite(burst))
+		return pg_fail(st, "take from bucket %s: rate %g or burst %g is not a number", key,
+		               rate, burst);
+	pg_params_init(&p);
+	pg_param_text(&p, key);
+	pg_param_double(&p, rate);
+	pg_param_double(&p, burst);
+	PGresult *r = bucket_query(st, BUCKET_TAKE, &p, "take from a rate-limit bucket");
+	if (!r)
+		return -1;
+	int64_t wait = PQntuples(r) > 0 ? pg_get_i64(r, 0, 0, -1) : -1;
+	PQclear(r);
+	if (wait < 0)
+		return pg_fail(st, "take from bucket %s: the database gave no answer", key);
+	*wait_ms = wait;
+	return 0;
+}
+
+/* store_bucket_hold - nobody takes from key before until_ms; the later hold wins. */
+int store_bucket_hold(struct store *st, const char *key, int64_t until_ms)
+{
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, key);
+	pg_param_i64(&p, until_ms);
+	PGresult *r = bucket_query(st, BUCKET_HOLD, &p, "hold a rate-limit bucket");
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
+}

@@ -87,6 +87,14 @@ static const char rescue_sql[] =
     "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
     "SELECT id, 1, 0, $1::bigint, 'rescued: daemon ' || name || ' stopped renewing its lease' "
     "FROM r) SELECT id FROM r ORDER BY id";
+/* the running jobs of no node: claimed by a store that never joined as one (a daemon
+ * alone on the store), which is not running them any more when a store without a node
+ * recovers: as store_recover in SQLite */
+static const char orphans_sql[] =
+    "WITH r AS (UPDATE jobs SET state = 0, updated_ms = $1 WHERE state = 1 AND owner IS NULL "
+    "RETURNING id), t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
+    "reason) SELECT id, 1, 0, $1::bigint, 'daemon restarted; was running' FROM r) "
+    "SELECT id FROM r ORDER BY id";
 /* their open attempts: "interrupted" for reads (safe to repeat), "unknown" for mutations
  * (the server may have applied them), as store_recover closes them */
 static const char close_sql[] =
@@ -94,29 +102,41 @@ static const char close_sql[] =
     "ELSE 'unknown' END FROM jobs j WHERE j.id = a.job_id AND a.job_id = ANY ($1::bigint[]) "
     "AND a.outcome IS NULL";
 
-/* store_rescue - see store.h: one transaction. */
+/* take_back - the jobs sql (rescue_sql, orphans_sql) queued again, their ids added to
+ * ids ("{1,2}" as it is built: "{1,2"); how many, or -1. */
+static int64_t take_back(struct store *st, const char *sql, int64_t now_ms, struct strbuf *ids,
+                         const char *what)
+{
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_i64(&p, now_ms);
+	PGresult *r = pg_query(st, sql, &p, what);
+	if (!r)
+		return -1;
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++)
+		sb_addf(ids, "%s%" PRId64, ids->len > 1 ? "," : "", pg_get_i64(r, i, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/* store_rescue - see store.h: one transaction. A store that is no node (a daemon alone
+ * on the store, recovering at its start) also takes back the jobs of no node. */
 int64_t store_rescue(struct store *st, int64_t now_ms)
 {
 	enum pg_wrap how;
 	struct pg_params p;
 	struct strbuf ids = STRBUF_INIT;
-	int64_t n = -1;
+	int64_t n = -1, orphans = 0;
 	if (pg_op_begin_atomic(st, &how) < 0)
 		return -1;
-	PGresult *r = NULL;
-	if (pg_run(st, mark_dead_sql, NULL, "mark expired nodes dead") >= 0) {
-		pg_params_init(&p);
-		pg_param_i64(&p, now_ms);
-		r = pg_query(st, rescue_sql, &p, "take back the jobs of dead nodes");
-	}
-	if (r) {
-		n = PQntuples(r);
-		sb_addch(&ids, '{');
-		for (int i = 0; i < PQntuples(r); i++)
-			sb_addf(&ids, "%s%" PRId64, i ? "," : "", pg_get_i64(r, i, 0, 0));
-		sb_addch(&ids, '}');
-		PQclear(r);
-	}
+	sb_addch(&ids, '{');
+	if (pg_run(st, mark_dead_sql, NULL, "mark expired nodes dead") >= 0)
+		n = take_back(st, rescue_sql, now_ms, &ids, "take back the jobs of dead nodes");
+	if (n >= 0 && !st->node_id)
+		orphans = take_back(st, orphans_sql, now_ms, &ids, "take back the jobs of no node");
+	n = orphans < 0 ? -1 : n < 0 ? -1 : n + orphans;
+	sb_addch(&ids, '}');
 	if (n > 0) {
 		pg_params_init(&p);
 		pg_param_text(&p, ids.buf);

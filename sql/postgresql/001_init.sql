@@ -149,14 +149,14 @@ CREATE TABLE deps (
 CREATE INDEX deps_job ON deps(job_id, dep_id);
 
 -- a job of a file with a results file ending (or, retried, coming back) before that file
--- is written, in the transaction of the change
+-- is written, in the transaction of the change; the WHEN is the server's, so the
+-- function runs for those rows only, not for every state change of every job
 CREATE FUNCTION jobs_file_remaining() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF NEW.file_id IS NOT NULL AND (OLD.state >= 3) <> (NEW.state >= 3) THEN
-		UPDATE files SET remaining = remaining + (CASE WHEN NEW.state >= 3 THEN -1 ELSE 1 END)
-		WHERE id = NEW.file_id AND remaining IS NOT NULL AND results IS NULL;
-	END IF;
+	UPDATE files SET remaining = remaining + (CASE WHEN NEW.state >= 3 THEN -1 ELSE 1 END)
+	WHERE id = NEW.file_id AND remaining IS NOT NULL AND results IS NULL;
 	RETURN NULL;
 END $$;
 CREATE TRIGGER jobs_file_remaining AFTER UPDATE OF state ON jobs
-FOR EACH ROW EXECUTE FUNCTION jobs_file_remaining();
+FOR EACH ROW WHEN (NEW.file_id IS NOT NULL AND (OLD.state >= 3) <> (NEW.state >= 3))
+EXECUTE FUNCTION jobs_file_remaining();

@@ -81,8 +81,13 @@ static void set_server_err(struct store *st, PGconn *conn, const PGresult *r, co
 		return;
 	}
 	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	add_oneline(&st->err, msg ? msg : PQerrorMessage(conn));
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	/* a reader's write: said as the SQLite store says it */
+	if (state && strcmp(state, "25006") == 0)
+		sb_adds(&st->err, "attempt to write a readonly database (");
+	add_oneline(&st->err, msg ? msg : PQerrorMessage(conn));
+	if (state && strcmp(state, "25006") == 0)
+		sb_adds(&st->err, ")");
 	if (state)
 		st->busy = strcmp(state, "55P03") == 0 || strcmp(state, "40P01") == 0 ||
 		           strcmp(state, "40001") == 0;
@@ -599,9 +604,17 @@ static PGconn *connect_to(struct store *st, const char *suffix)
 {
 	char name[PG_APPNAME_MAX];
 	app_name(name, sizeof(name), suffix);
-	/* dbname is expanded (a URI or key=value list); what follows it overrides it */
-	const char *const keys[] = {"dbname", "application_name", "client_encoding", NULL};
-	const char *const vals[] = {st->conninfo, name, "UTF8", NULL};
+	/* dbname is expanded (a URI or key=value list): it overrides what comes before it
+	 * (defaults: a server or network gone silent is noticed within about half a minute,
+	 * by TCP keepalives and a timeout on unacknowledged sends, instead of a call that
+	 * hangs the daemon's loop for good), and what follows overrides it */
+	const char *const keys[] = {"connect_timeout",  "keepalives",
+	                            "keepalives_idle",  "keepalives_interval",
+	                            "keepalives_count", "tcp_user_timeout",
+	                            "dbname",           "application_name",
+	                            "client_encoding",  NULL};
+	const char *const vals[] = {"10",    "1",          "10", "5",    "3",
+	                            "20000", st->conninfo, name, "UTF8", NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn) {
 		pg_fail(st, "cannot connect to database %s: out of memory", st->where);
@@ -700,14 +713,69 @@ void store_set_busy_timeout(struct store *st, int ms)
 			logmsg(LOG_WARN, "%s", st->err.buf);
 }
 
+/* password_span - where the password of a URI (user:PASSWORD@) or key=value list
+ * (password=PASSWORD) is, for a string libpq could not parse: its length, 0 if none. */
+static size_t password_span(const char *conninfo, const char **pw)
+{
+	const char *p = strstr(conninfo, "://");
+	if (p) {
+		p += 3;
+		size_t auth = strcspn(p, "/?");
+		const char *at = NULL;
+		for (size_t i = 0; i < auth; i++)
+			if (p[i] == '@')
+				at = p + i;
+		const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+		if (!colon)
+			return 0;
+		*pw = colon + 1;
+		return (size_t)(at - *pw);
+	}
+	p = strstr(conninfo, "password");
+	if (!p)
+		return 0;
+	p += strcspn(p, "=");
+	if (*p == '=')
+		p++;
+	p += strspn(p, " '");
+	*pw = p;
+	return strcspn(p, " '");
+}
+
+/* quotes_password - msg (libpq's reason for refusing conninfo) holds a piece of its
+ * password (three characters, or all of a shorter one) or might: then it is not shown. */
+static int quotes_password(const char *conninfo, const char *msg)
+{
+	const char *pw = NULL;
+	size_t n = password_span(conninfo, &pw);
+	if (!pw && strstr(conninfo, "password"))
+		return 1;
+	size_t w = n < 3 ? n : 3;
+	for (size_t i = 0; w && i + w <= n; i++) {
+		char piece[4];
+		memcpy(piece, pw + i, w);
+		piece[w] = '\0';
+		if (strstr(msg, piece))
+			return 1;
+	}
+	return 0;
+}
+
 /* redact - the connection string as messages show it: postgresql://user@host:port/db,
- * never its password (nor any other parameter). */
+ * never its password (nor any other parameter). -1 with the message in out when libpq
+ * cannot parse it. */
 static int redact(const char *conninfo, struct strbuf *out)
 {
 	char *errmsg = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
 	if (!opts) {
-		/* libpq's reason may quote the string, password and all */
+		sb_adds(out, "cannot open the PostgreSQL database: its connection string is not a "
+		             "valid libpq URI or key=value list");
+		if (errmsg && !quotes_password(conninfo, errmsg)) {
+			sb_adds(out, " (");
+			add_oneline(out, errmsg);
+			sb_adds(out, ")");
+		}
 		PQfreemem(errmsg);
 		return -1;
 	}
@@ -881,8 +949,7 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 		*err_out = NULL;
 	if (redact(path, &where) < 0) {
 		if (err_out)
-			*err_out = xstrdup("cannot open the PostgreSQL database: its connection "
-			                   "string is not a valid libpq URI or key=value list");
+			*err_out = xstrdup(where.buf);
 		sb_release(&where);
 		store_close(st);
 		return -1;
@@ -892,8 +959,13 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 	st->readonly = (flags & STORE_READONLY) != 0;
 	st->busy_ms = PG_BUSY_TIMEOUT_MS;
 	if (open_checked(st) < 0) {
-		if (err_out)
+		if (err_out && !strstr(st->err.buf, st->where)) {
+			struct strbuf why = STRBUF_INIT;
+			sb_addf(&why, "cannot open database %s: %s", st->where, st->err.buf);
+			*err_out = sb_detach(&why, NULL);
+		} else if (err_out) {
 			*err_out = xstrdup(st->err.buf);
+		}
 		store_close(st);
 		return -1;
 	}

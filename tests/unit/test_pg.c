@@ -151,7 +151,9 @@ TEST(test_reader)
 	if (st) {
 		/* on its own, and inside a transaction: the server refuses the write */
 		CHECK_INT(add_bucket(st, "ro"), -1);
-		CHECK(has(store_errmsg(st), "read-only transaction"));
+		CHECK(has(store_errmsg(st), "cannot add a bucket: attempt to write a readonly "
+		                            "database (cannot execute INSERT in a read-only "
+		                            "transaction)"));
 		CHECK_INT(store_begin(st), 0);
 		CHECK_INT(add_bucket(st, "ro"), -1);
 		CHECK_INT(store_rollback(st), 0);
@@ -175,6 +177,14 @@ TEST(test_reader)
 	pg_admin_exec(sql.buf);
 	CHECK(open_at(uri, STORE_READONLY, &err) == NULL);
 	CHECK(has(err, "start the daemon once to upgrade it"));
+
+	/* a search_path naming no schema: said, with where */
+	struct strbuf nowhere = STRBUF_INIT;
+	pg_location("no_such_schema", &nowhere);
+	CHECK(open_at(nowhere.buf, 0, &err) == NULL);
+	CHECK(has(err, "cannot open database postgresql://"));
+	CHECK(has(err, "no schema has been selected"));
+	sb_release(&nowhere);
 
 	/* a schema of another program's tables is not taken over */
 	free(uri);
@@ -265,8 +275,21 @@ TEST(test_password_never_shown)
 		store_close(st);
 	}
 	/* a string libpq cannot parse: no piece of it is quoted back */
-	CHECK(open_at("postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1", 0, &err) == NULL);
-	CHECK(!has(err, pw));
+	static const char *const bad[] = {
+	    "postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1",
+	    "postgresql://u:s3cr3t-pw@host/db?nonsense=1",
+	    "host=h password=s3cr3t-pw nonsense=1",
+	    "host=h password='s3cr3t-pw",
+	    "host=h pass=s3cr3t-pw",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(open_at(bad[i], 0, &err) == NULL);
+		CHECK(has(err, "is not a valid libpq URI"));
+		CHECK(!has(err, "cr3"));
+	}
+	/* and the reason when it cannot hold the password */
+	CHECK(open_at("postgresql://u@host/db?nonsense=1", 0, &err) == NULL);
+	CHECK(has(err, "nonsense"));
 	free(err);
 	sb_release(&uri);
 }
@@ -512,6 +535,46 @@ TEST(test_params)
 	store_close(st);
 }
 
+TEST(test_file_remaining_trigger)
+{
+	/* a file's jobs not yet ended, kept by the schema's trigger as jobs change state */
+	struct store *st = open_fresh("trigger");
+	CHECK_INT(pg_run(st,
+	                 "INSERT INTO files (id, name, hash, ingested_ms, remaining) "
+	                 "VALUES (1, 'f', 'h', 0, 2)",
+	                 NULL, "add a file"),
+	          1);
+	CHECK_INT(pg_run(st,
+	                 "INSERT INTO jobs (id, state, op_id, spec_json, next_run_ms, created_ms, "
+	                 "updated_ms, file_id) VALUES (1, 1, 'o', '{}', 0, 0, 0, 1), "
+	                 "(2, 1, 'o', '{}', 0, 0, 0, 1), (3, 1, 'o', '{}', 0, 0, 0, NULL)",
+	                 NULL, "add jobs"),
+	          3);
+	static const char set_state[] = "UPDATE jobs SET state = $2 WHERE id = $1";
+	static const char remaining[] = "SELECT remaining FROM files WHERE id = 1";
+	static const int steps[][3] = {
+	    /* job, to, remaining after */
+	    {1, 2, 2}, {1, 3, 1}, {1, 4, 1}, {3, 3, 1}, {2, 6, 0}, {1, 0, 1},
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_i64(&p, steps[i][0]);
+		pg_param_i64(&p, steps[i][1]);
+		CHECK_INT(pg_run(st, set_state, &p, "change a state"), 1);
+		PGresult *r = pg_query(st, remaining, NULL, "read remaining");
+		CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, steps[i][2]);
+		PQclear(r);
+	}
+	/* once its results file is chosen, the count stays as it was */
+	CHECK_INT(pg_run(st, "UPDATE files SET results = 'r' WHERE id = 1", NULL, "choose"), 1);
+	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 3 WHERE id = 1", NULL, "end"), 1);
+	PGresult *r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 1);
+	PQclear(r);
+	store_close(st);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -529,6 +592,7 @@ int main(void)
 	RUN(test_read_snapshot);
 	RUN(test_busy);
 	RUN(test_params);
+	RUN(test_file_remaining_trigger);
 	fixture_end();
 	return tl_finish();
 }

@@ -5,21 +5,70 @@
  * transaction on the main one does not let the lease run out. */
 #include "pg_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "util.h"
 
-/* store_node_start - see store.h: a new nodes row, its id kept in st. */
+/* this_host - where this process runs, as the nodes rows say: the host name and the
+ * pid namespace (containers may share a name), so that a pid is this host's pid. */
+static void this_host(struct strbuf *out)
+{
+	char name[256] = "", ns[64];
+	if (gethostname(name, sizeof(name) - 1) < 0)
+		name[0] = '\0';
+	ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	sb_adds(out, name[0] ? name : "?");
+	if (n > 0) {
+		ns[n] = '\0';
+		sb_addf(out, " %s", ns);
+	}
+}
+
+/* bury_earlier - the live nodes rows of name on this host whose process is this one (a
+ * store closed and opened again, its requests aborted) or is gone (a daemon killed and
+ * restarted) are dead now: their jobs come back at the next rescue, not a lease later. */
+static int bury_earlier(struct store *st, const char *name, const char *host)
+{
+	static const char live_sql[] =
+	    "SELECT id, pid FROM nodes WHERE name = $1 AND host = $2 AND dead = 0";
+	static const char bury_sql[] = "UPDATE nodes SET dead = 1 WHERE id = $1 AND dead = 0";
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, name);
+	pg_param_text(&p, host);
+	PGresult *r = pg_query_side(st, live_sql, &p, "look up this node's earlier rows");
+	if (!r)
+		return -1;
+	int rc = 0;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		int64_t pid = pg_get_i64(r, i, 1, 0);
+		if (pid != (int64_t)getpid() &&
+		    (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue; /* alive: a second daemon of that name, whose lease decides */
+		pg_params_init(&p);
+		pg_param_i64(&p, pg_get_i64(r, i, 0, 0));
+		PGresult *u = pg_query_side(st, bury_sql, &p, "mark an earlier node dead");
+		rc = u ? 0 : -1;
+		PQclear(u);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* store_node_start - see store.h: a new nodes row, its id kept in st; this node's
+ * earlier rows that nobody runs any more are marked dead first. */
 int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms)
 {
 	static const char sql[] =
 	    "INSERT INTO nodes (name, host, pid, started_ms, lease_until_ms, lease_ms) "
 	    "VALUES ($1, $2, $3, " PG_NOW_MS ", " PG_NOW_MS " + $4::bigint, $4::bigint) "
 	    "RETURNING id";
-	char host[256] = "";
+	struct strbuf host = STRBUF_INIT;
 	struct pg_params p;
 	(void)now_ms; /* the lease is the database's clock's */
 	if (!name || !*name)
@@ -29,14 +78,18 @@ int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64
 		               lease_ms);
 	if (pg_side_open(st) < 0)
 		return -1;
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		host[0] = '\0';
+	this_host(&host);
+	if (bury_earlier(st, name, host.buf) < 0) {
+		sb_release(&host);
+		return -1;
+	}
 	pg_params_init(&p);
 	pg_param_text(&p, name);
-	pg_param_text(&p, host[0] ? host : NULL);
+	pg_param_text(&p, host.buf);
 	pg_param_i64(&p, (int64_t)getpid());
 	pg_param_i64(&p, lease_ms);
 	PGresult *r = pg_query_side(st, sql, &p, "join as a node");
+	sb_release(&host);
 	if (!r)
 		return -1;
 	int64_t id = PQntuples(r) ? pg_get_i64(r, 0, 0, 0) : 0;

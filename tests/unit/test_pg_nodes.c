@@ -2,10 +2,12 @@
  * queue never hand a job to two nodes, even with one node's claim still uncommitted or
  * both claiming at once; a node whose lease ran out has its running jobs taken back by
  * another's rescue, its open attempts closed as store_recover closes them, and is then
- * refused ("lease lost"); a heartbeat keeps a lease; the cancels a CLI asked for reach
- * the node running the job. Needs a database (SEGSPOOL_TEST_PG or SEGSPOOL_TEST_PG_FILE,
- * as test_pg.c); skipped without one (exit 77). */
+ * refused ("lease lost"); a heartbeat keeps a lease; a restarted node's earlier self
+ * gives its jobs back at once (one of that name still running does not); the cancels a
+ * CLI asked for reach the node running the job. Needs a database (SEGSPOOL_TEST_PG or
+ * SEGSPOOL_TEST_PG_FILE, as test_pg.c); skipped without one (exit 77). */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +325,61 @@ TEST(test_heartbeat_keeps_lease)
 	store_close(b);
 }
 
+TEST(test_restart_buries_earlier_self)
+{
+	struct store *a = node(open_fresh("restart"), "host:a", NODE_LEASE_MS);
+	struct store *b = node(second(), "host:b", NODE_LEASE_MS);
+	struct job_new m = new_job("createSource", NULL, 0, 0);
+	struct job_row row;
+	int64_t att;
+	m.mutates = 1;
+	int64_t id = insert(a, &m, 1000);
+	CHECK_INT(store_claim_due(a, 2000, &row, 1), 1);
+	job_row_release(&row);
+	CHECK_INT(store_attempt_begin(a, id, 1, 2000, "POST /sources", &att), 0);
+	store_close(a); /* a's requests aborted, the store reopened: a lease of 30 s to go */
+	CHECK_INT(store_rescue(b, 2100), 0);
+	struct store *a2 = node(second(), "host:a", NODE_LEASE_MS);
+	CHECK_INT(store_rescue(b, 2200), 1); /* at once: a's row was this process's */
+	CHECK_INT(state_of(b, id), JS_QUEUED);
+	CHECK_INT(store_count_lost_answers(b, id), 1);
+	CHECK_INT(store_heartbeat(a2, 0), 0);
+
+	/* a node of that name still running elsewhere (here: a child) is left to its lease */
+	int go[2], ready[2];
+	CHECK_INT(pipe(go), 0);
+	CHECK_INT(pipe(ready), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *c = NULL;
+		char *err = NULL, x = 0;
+		if (store_reopen_test(0, &c, &err) < 0 ||
+		    store_node_start(c, "host:c", NODE_LEASE_MS, 0) < 0 ||
+		    store_claim_due(c, 3000, &row, 1) != 1 || write(ready[1], "r", 1) != 1)
+			_exit(1);
+		_exit(read(go[0], &x, 1) == 1 ? 0 : 2); /* killed before */
+	}
+	char x = 0;
+	CHECK_INT(read(ready[0], &x, 1), 1);
+	struct store *c2 = node(second(), "host:c", NODE_LEASE_MS);
+	CHECK_INT(store_rescue(b, 3100), 0);
+	CHECK_INT(state_of(b, id), JS_RUNNING);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	store_close(c2);
+	c2 = node(second(), "host:c", NODE_LEASE_MS); /* its pid is gone now */
+	CHECK_INT(store_rescue(b, 3200), 1);
+	CHECK_INT(state_of(b, id), JS_QUEUED);
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	store_close(c2);
+	store_close(a2);
+	store_close(b);
+}
+
 /* ids_are - *ids (n of them) are exactly want (nwant); frees *ids. */
 static int ids_are(int64_t *ids, size_t n, const int64_t *want, size_t nwant)
 {
@@ -381,6 +438,7 @@ int main(void)
 	RUN(test_claim_race);
 	RUN(test_rescue_expired_lease);
 	RUN(test_heartbeat_keeps_lease);
+	RUN(test_restart_buries_earlier_self);
 	RUN(test_cancels_pending);
 	fixture_end();
 	return tl_finish();

@@ -75,8 +75,9 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	(void)now_ms; /* the nodes' clocks may disagree: the database's decides */
 	*wait_ms = 0;
 	if (!isfinite(rate) || !isfinite(burst))
-		return pg_fail(st, "take from bucket %s: rate %g or burst %g is not a number", key,
-		               rate, burst);
+		return pg_fail(st,
+		               "cannot take from bucket %s: rate %g or burst %g is not a number",
+		               key, rate, burst);
 	pg_params_init(&p);
 	pg_param_text(&p, key);
 	pg_param_double(&p, rate);
@@ -87,7 +88,7 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	int64_t wait = PQntuples(r) > 0 ? pg_get_i64(r, 0, 0, -1) : -1;
 	PQclear(r);
 	if (wait < 0)
-		return pg_fail(st, "take from bucket %s: the database gave no answer", key);
+		return pg_fail(st, "cannot take from bucket %s: the database gave no answer", key);
 	*wait_ms = wait;
 	return 0;
 }

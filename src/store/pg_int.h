@@ -117,6 +117,43 @@ int pg_op_end(struct store *st, enum pg_wrap how, int rc); /* commits or rolls b
 /* pg_now_ms - the database's clock, for leases and buckets (nodes' clocks may disagree) */
 #define PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
+/* --- pg_jobs.c, pg_deps.c, pg_nodes.c: what the other files use of them -------------- */
+
+#define PG_BIT(s) (1u << (s))
+
+/* the WHERE of a state change (pg_change_state): $1 the job, $4 the one state it must be
+ * in (NULL when pg_change_state read it first), $5 this node (NULL for none): a running
+ * job is changed only by the node that owns it. The update sets $3 (the new state) and
+ * $2 (now) itself, and owner = NULL; its own parameters are $6 on. */
+#define PG_FROM_STATE                                                                              \
+	"WHERE id = $1 AND ($4::int IS NULL OR state = $4::int) "                                  \
+	"AND ($5::bigint IS NULL OR state <> 1 OR owner = $5::bigint)"
+
+/* pg_change_state - a job in one of the allowed states moves to `to` by the update sql
+ * (PG_FROM_STATE, then extra's values as $6...), with its transitions row. Returns 0, 1
+ * when the job is in a state that does not allow it (nothing done, the reason in
+ * store_errmsg), -1 on error, when there is no such job, or when another node owns it
+ * ("lease lost"). */
+int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
+                    const char *sql, const struct pg_params *extra, const char *verb,
+                    const char *reason, int64_t now_ms);
+/* pg_strict - a change the scheduler asked for: the wrong state is an error (-1) for it */
+int pg_strict(int rc);
+/* pg_record_transition - the history row of a state change (from < 0: none) */
+int pg_record_transition(struct store *st, int64_t id, int from, enum job_state to, int64_t now_ms,
+                         const char *reason);
+/* pg_job_state_get - a job's state: 0, 1 when there is no such job, -1 */
+int pg_job_state_get(struct store *st, int64_t id, enum job_state *state);
+
+/* pg_deps.c: what a job's state change means for the jobs that wait for it, inside the
+ * change's own transaction (as sqlite_deps.c's sq_deps_*) */
+int pg_deps_succeeded(struct store *st, int64_t id, int64_t now_ms);
+int pg_deps_ended(struct store *st, int64_t id, int64_t now_ms);
+int pg_deps_unsucceeded(struct store *st, int64_t id, int64_t now_ms);
+/* pg_deps_requeued - id was put back to queued by a retry: parked if some dependency of
+ * it has not succeeded (pg_runs.c's store_job_retry calls it after the change). */
+int pg_deps_requeued(struct store *st, int64_t id, int64_t now_ms);
+
 /* pg_rows.c: lists streamed from a cursor, PG_CURSOR_CHUNK rows at a time, so memory
  * stays independent of their length. sql is a SELECT with its values written in
  * (integers only: it cannot be prepared); fn gets each row (non-zero stops). In the open
@@ -126,10 +163,5 @@ int pg_cursor_foreach(struct store *st, const char *sql, const char *what, pg_ro
 /* pg_summaries_foreach - the rows of sql, in the columns of struct job_summary, to fn */
 int pg_summaries_foreach(struct store *st, const char *sql, const char *what, store_summary_fn fn,
                          void *arg);
-
-/* pg_deps.c: what a job's state change means for the jobs that wait for it, inside the
- * change's own transaction (as sqlite_int.h's sq_deps_*) */
-int pg_deps_ended(struct store *st, int64_t id, int64_t now_ms);
-int pg_deps_requeued(struct store *st, int64_t id, int64_t now_ms);
 
 #endif

@@ -9,8 +9,6 @@
 
 #include "util.h"
 
-#define PG_BIT(s) (1u << (s))
-
 /* --- pages ----------------------------------------------------------------------------- */
 
 static const char PAGE_INSERT[] =

@@ -1,0 +1,643 @@
+/* pg_jobs.c - a job's way through the PostgreSQL store's queue: read, claimed (by one
+ * node of several: SKIP LOCKED), its attempts recorded under the node's lease, and every
+ * state change with its transitions row. The statements are sqlite_sql.c's, translated;
+ * a running job is changed only by the node that owns it. */
+#include "pg_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* the columns of struct job_row, in the order read_job_row expects */
+#define JOB_COLS                                                                                   \
+	"id, parent_id, state, op_id, spec_json, key, workspace, output_path, priority, "          \
+	"attempts, created_ms, next_run_ms, cursor, pages_done, items_done, total_entries, "       \
+	"cancel_requested, (result_json IS NOT NULL)::int AS has_result, "                         \
+	"(SELECT count(*) FROM attempts a WHERE a.job_id = jobs.id) AS tries"
+
+/* the due jobs: the WHERE of the jobs_due partial index (sql/postgresql/001_init.sql) */
+#define DUE_JOBS "jobs WHERE state IN (0, 2)"
+
+#define PARKED_TEXT "253402300799999" /* PG_DEPS_PARKED_MS, in statements */
+
+/* --- reading jobs -------------------------------------------------------------------- */
+
+/* read_job_row - row i of a JOB_COLS result into a job_row (strings malloc'd). */
+static void read_job_row(const PGresult *r, int i, struct job_row *row)
+{
+	row->id = pg_get_i64(r, i, 0, 0);
+	row->parent_id = pg_get_i64(r, i, 1, 0);
+	row->state = (enum job_state)pg_get_i64(r, i, 2, 0);
+	row->op_id = pg_get_dup(r, i, 3);
+	row->spec_json = pg_get_dup(r, i, 4);
+	row->key = pg_get_dup(r, i, 5);
+	row->workspace = pg_get_dup(r, i, 6);
+	row->output_path = pg_get_dup(r, i, 7);
+	row->priority = (int)pg_get_i64(r, i, 8, 0);
+	row->attempts = (int)pg_get_i64(r, i, 9, 0);
+	row->created_ms = pg_get_i64(r, i, 10, 0);
+	row->next_run_ms = pg_get_i64(r, i, 11, 0);
+	row->cursor = pg_get_dup(r, i, 12);
+	row->pages_done = (int)pg_get_i64(r, i, 13, 0);
+	row->items_done = pg_get_i64(r, i, 14, 0);
+	row->total_entries = pg_get_i64(r, i, 15, -1);
+	row->cancel_requested = (int)pg_get_i64(r, i, 16, 0);
+	row->has_result = (int)pg_get_i64(r, i, 17, 0);
+	row->tries = (int)pg_get_i64(r, i, 18, 0);
+}
+
+/* one_id - a statement's parameters when they are one id */
+static const struct pg_params *one_id(struct pg_params *p, int64_t id)
+{
+	pg_params_init(p);
+	pg_param_i64(p, id);
+	return p;
+}
+
+/* count_query - the single integer sql returns, or -1. */
+static int64_t count_query(struct store *st, const char *sql, const struct pg_params *p,
+                           const char *what)
+{
+	PGresult *r = pg_query(st, sql, p, what);
+	if (!r)
+		return -1;
+	int64_t n = PQntuples(r) ? pg_get_i64(r, 0, 0, 0) : 0;
+	PQclear(r);
+	return n;
+}
+
+/* store_get - one job: 0, 1 when there is no such job, -1 on error. */
+int store_get(struct store *st, int64_t id, struct job_row *out)
+{
+	static const char sql[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
+	struct pg_params p;
+	PGresult *r = pg_query(st, sql, one_id(&p, id), "read a job");
+	if (!r)
+		return -1;
+	int found = PQntuples(r) > 0;
+	if (found)
+		read_job_row(r, 0, out);
+	PQclear(r);
+	if (!found)
+		pg_fail(st, "no job %" PRId64, id);
+	return found ? 0 : 1;
+}
+
+/* pg_job_state_get - a job's state: 0, 1 when there is no such job, -1. */
+int pg_job_state_get(struct store *st, int64_t id, enum job_state *state)
+{
+	static const char sql[] = "SELECT state FROM jobs WHERE id = $1";
+	struct pg_params p;
+	PGresult *r = pg_query(st, sql, one_id(&p, id), "read a job's state");
+	if (!r)
+		return -1;
+	int found = PQntuples(r) > 0;
+	if (found)
+		*state = (enum job_state)pg_get_i64(r, 0, 0, 0);
+	PQclear(r);
+	return found ? 0 : 1;
+}
+
+/* --- scheduling ------------------------------------------------------------------------ */
+
+/* the claim, in one statement: the due jobs no other node holds locked (a claim in
+ * another node's open transaction), moved to running under this node ($3, NULL for
+ * none; a node marked dead claims nothing), each with its transitions row, returned in
+ * the claim order as SQLite's: highest priority first, then earliest due, then oldest */
+static const char claim_sql[] =
+    "WITH due AS (SELECT id AS due_id, state AS from_state FROM " DUE_JOBS
+    " AND next_run_ms <= $1 AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM nodes "
+    "WHERE nodes.id = $3::bigint AND dead = 0)) ORDER BY priority DESC, next_run_ms, id "
+    "LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "claimed AS (UPDATE jobs SET state = 1, owner = $3::bigint, updated_ms = $1 FROM due "
+    "WHERE id = due_id RETURNING " JOB_COLS ", from_state), "
+    "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
+    "SELECT id, from_state, 1, $1, 'claimed' FROM claimed) "
+    "SELECT * FROM claimed ORDER BY priority DESC, next_run_ms, id";
+
+/* store_claim_due - up to max due jobs, moved to running; see store.h. */
+int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int max)
+{
+	enum pg_wrap how;
+	struct pg_params p;
+	int n = -1;
+	if (max <= 0)
+		return 0;
+	if (pg_op_begin_atomic(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_i64(&p, now_ms);
+	pg_param_i64(&p, max);
+	pg_param_i64_or_null(&p, st->node_id, 0);
+	PGresult *r = pg_query(st, claim_sql, &p, "claim due jobs");
+	if (r) {
+		n = PQntuples(r) < max ? PQntuples(r) : max;
+		for (int i = 0; i < n; i++)
+			read_job_row(r, i, &rows[i]);
+		PQclear(r);
+	}
+	int rc = pg_op_end(st, how, n);
+	while (rc < 0 && n > 0) /* the commit failed: none of them was claimed */
+		job_row_release(&rows[--n]);
+	return rc;
+}
+
+/* store_next_due_ms - the earliest next run among queued and waiting jobs: the first
+ * entry of each priority's stretch of the due index (a loose index scan), so jobs
+ * parked or held at one priority are not read one by one. */
+int64_t store_next_due_ms(struct store *st)
+{
+	static const char sql[] =
+	    "WITH RECURSIVE p(priority) AS ((SELECT priority FROM " DUE_JOBS
+	    " ORDER BY priority DESC LIMIT 1) UNION ALL SELECT (SELECT j.priority FROM jobs j "
+	    "WHERE j.state IN (0, 2) AND j.priority < p.priority ORDER BY j.priority DESC "
+	    "LIMIT 1) FROM p WHERE p.priority IS NOT NULL) "
+	    "SELECT coalesce(min((SELECT j.next_run_ms FROM jobs j WHERE j.state IN (0, 2) "
+	    "AND j.priority = p.priority ORDER BY j.next_run_ms, j.id LIMIT 1)), 0) "
+	    "FROM p WHERE p.priority IS NOT NULL";
+	return count_query(st, sql, NULL, "find the next due job");
+}
+
+/* store_count_active - jobs queued, running or waiting. */
+int64_t store_count_active(struct store *st)
+{
+	static const char sql[] = "SELECT count(*) FROM jobs WHERE state IN (0, 1, 2)";
+	return count_query(st, sql, NULL, "count active jobs");
+}
+
+/* store_count_waiting_for - waiting jobs that wait for `why`; for JW_DEPS (5) the jobs
+ * still parked, not those their last dependency made due. */
+int64_t store_count_waiting_for(struct store *st, enum job_wait why)
+{
+	static const char sql[] =
+	    "SELECT count(*) FROM " DUE_JOBS " AND state = 2 AND waiting_for = $1::int AND "
+	    "(CASE WHEN $1::int = 5 THEN next_run_ms >= " PARKED_TEXT
+	    " ELSE next_run_ms < " PARKED_TEXT " END)";
+	struct pg_params p;
+	return count_query(st, sql, one_id(&p, (int64_t)why), "count waiting jobs");
+}
+
+/* --- attempts ---------------------------------------------------------------------------- */
+
+/* store_count_lost_answers - the job's attempts recorded "unknown", or -1. */
+int64_t store_count_lost_answers(struct store *st, int64_t job_id)
+{
+	static const char sql[] =
+	    "SELECT count(*) FROM attempts WHERE job_id = $1 AND outcome = 'unknown'";
+	struct pg_params p;
+	return count_query(st, sql, one_id(&p, job_id), "count a job's lost answers");
+}
+
+/* store_attempt_begin - a started attempt; see store.h. A node records one only for a
+ * job it runs under a lease still held: the job's row is locked (FOR SHARE) until the
+ * commit, so a rescue by another node waits for it and closes this attempt too, or
+ * came first and this one is refused. */
+int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_t now_ms,
+                        const char *request, int64_t *attempt_id)
+{
+	static const char sql[] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
+	                          "VALUES ($1, $4, $2, $3) RETURNING id";
+	static const char owned_sql[] =
+	    "INSERT INTO attempts (job_id, attempt_no, started_ms, request, node_id) "
+	    "SELECT j.id, $4, $2, $3, j.owner FROM jobs j WHERE j.id = $1 AND j.state = 1 "
+	    "AND j.owner = $5 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $5 AND n.dead = 0) "
+	    "FOR SHARE OF j RETURNING id";
+	enum pg_wrap how;
+	struct pg_params p;
+	int rc = -1;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_i64(&p, job_id);
+	pg_param_i64(&p, now_ms);
+	pg_param_text(&p, request);
+	pg_param_i64(&p, attempt_no);
+	if (st->node_id)
+		pg_param_i64(&p, st->node_id);
+	PGresult *r = pg_query(st, st->node_id ? owned_sql : sql, &p, "record an attempt");
+	if (r) {
+		if (PQntuples(r) > 0) {
+			*attempt_id = pg_get_i64(r, 0, 0, 0);
+			rc = 0;
+		} else {
+			rc = pg_fail(st, "lease lost: job %" PRId64 " is claimed by another daemon",
+			             job_id);
+		}
+		PQclear(r);
+	}
+	return pg_op_end(st, how, rc);
+}
+
+/* utf8_seq - the length of the well-formed UTF-8 sequence at s (of n bytes), 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned min;
+	unsigned cp;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, min = 0x80, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, min = 0x800, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, min = 0x10000, cp = s[0] & 0x07u;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* keep_body - the first PG_ATTEMPT_BODY_MAX bytes of an answer's body as text: bytes
+ * that are not UTF-8, and NUL (which a text column cannot hold), as \xNN; a cut body
+ * ends with a line saying so. As the SQLite store keeps it. */
+static void keep_body(struct strbuf *out, const char *body, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *b = (const unsigned char *)body;
+	size_t keep = len < PG_ATTEMPT_BODY_MAX ? len : PG_ATTEMPT_BODY_MAX, i = 0;
+	while (i < keep) {
+		size_t n = b[i] ? utf8_seq(b + i, keep - i) : 0;
+		if (n) {
+			sb_add(out, b + i, n);
+			i += n;
+			continue;
+		}
+		char esc[4] = {'\\', 'x', hex[b[i] >> 4], hex[b[i] & 15]};
+		sb_add(out, esc, sizeof(esc));
+		i++;
+	}
+	if (keep < len)
+		sb_addf(out, "\n[segspool: cut: the first %zu of %zu bytes kept]", keep, len);
+}
+
+/* store_attempt_end - the outcome of a started attempt. */
+int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end)
+{
+	static const char sql[] =
+	    "UPDATE attempts SET duration_ms = $2, http_status = $3, outcome = $4, error = $5, "
+	    "retry_after_ms = $6, rl_remaining = $7, rl_reset = $8, "
+	    "request = coalesce($9, request), body = $10 WHERE id = $1";
+	enum pg_wrap how;
+	struct pg_params p;
+	struct strbuf body = STRBUF_INIT;
+	if (!end->outcome)
+		return pg_fail(st, "cannot end attempt %" PRId64 ": no outcome given", attempt_id);
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_i64(&p, attempt_id);
+	pg_param_i64(&p, end->duration_ms);
+	pg_param_i64_or_null(&p, end->http_status, 0);
+	pg_param_text(&p, end->outcome);
+	pg_param_text(&p, end->error);
+	pg_param_i64_or_null(&p, end->retry_after_ms < 0 ? -1 : end->retry_after_ms, -1);
+	pg_param_i64_or_null(&p, end->rl_remaining < 0 ? -1 : end->rl_remaining, -1);
+	pg_param_text(&p, end->rl_reset);
+	pg_param_text(&p, end->request);
+	if (end->body && end->body_len)
+		keep_body(&body, end->body, end->body_len);
+	pg_param_text(&p, body.len ? body.buf : NULL);
+	int64_t n = pg_run(st, sql, &p, "record an attempt's outcome");
+	sb_release(&body);
+	int rc = n < 0 ? -1 : 0;
+	if (n == 0)
+		rc = pg_fail(st, "cannot end attempt %" PRId64 ": no such attempt", attempt_id);
+	return pg_op_end(st, how, rc);
+}
+
+/* store_last_attempt - the job's last attempt: its status, error and kept body. */
+int store_last_attempt(struct store *st, int64_t job_id, int *status, char **error, char **body)
+{
+	static const char sql[] = "SELECT http_status, error, body FROM attempts "
+	                          "WHERE job_id = $1 ORDER BY id DESC LIMIT 1";
+	struct pg_params p;
+	*status = 0;
+	*error = *body = NULL;
+	PGresult *r = pg_query(st, sql, one_id(&p, job_id), "read a job's last attempt");
+	if (!r)
+		return -1;
+	int found = PQntuples(r) > 0;
+	if (found) {
+		*status = (int)pg_get_i64(r, 0, 0, 0);
+		*error = pg_get_dup(r, 0, 1);
+		*body = pg_get_dup(r, 0, 2);
+	}
+	PQclear(r);
+	return found ? 0 : 1;
+}
+
+/* store_attempt_resolved - what the attempt's references were resolved to. */
+int store_attempt_resolved(struct store *st, int64_t attempt_id, const char *resolved_json)
+{
+	static const char sql[] = "UPDATE attempts SET resolved = $2 WHERE id = $1";
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	one_id(&p, attempt_id);
+	pg_param_text(&p, resolved_json);
+	int rc = pg_run(st, sql, &p, "record an attempt's references") < 0 ? -1 : 0;
+	return pg_op_end(st, how, rc);
+}
+
+/* --- state changes --------------------------------------------------------------------- */
+
+/* describe_states - "running", "running or waiting", "queued, running or waiting". */
+static void describe_states(struct strbuf *sb, unsigned mask)
+{
+	int total = 0, seen = 0;
+	for (int i = 0; i < JS_COUNT; i++)
+		total += (mask & PG_BIT(i)) != 0;
+	for (int i = 0; i < JS_COUNT; i++) {
+		if (!(mask & PG_BIT(i)))
+			continue;
+		if (seen)
+			sb_adds(sb, seen == total - 1 ? " or " : ", ");
+		sb_adds(sb, job_state_name((enum job_state)i));
+		seen++;
+	}
+}
+
+/* only_state - the state when mask allows exactly one, else -1. */
+static int only_state(unsigned mask)
+{
+	for (int i = 0; i < JS_COUNT; i++)
+		if (mask == PG_BIT(i))
+			return i;
+	return -1;
+}
+
+/* pg_record_transition - the history row of a state change (from < 0: none). */
+int pg_record_transition(struct store *st, int64_t id, int from, enum job_state to, int64_t now_ms,
+                         const char *reason)
+{
+	static const char sql[] = "INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
+	                          "reason) VALUES ($1, $2, $3, $4, $5)";
+	struct pg_params p;
+	one_id(&p, id);
+	pg_param_i64_or_null(&p, from, -1);
+	pg_param_i64(&p, (int64_t)to);
+	pg_param_i64(&p, now_ms);
+	pg_param_text(&p, reason);
+	return pg_run(st, sql, &p, "record a state change") < 0 ? -1 : 0;
+}
+
+/* run_change - the update of a state change from `from` (-1: any), with extra's values. */
+static int64_t run_change(struct store *st, int64_t id, int from, enum job_state to,
+                          const char *sql, const struct pg_params *extra, int64_t now_ms)
+{
+	struct pg_params p;
+	one_id(&p, id);
+	pg_param_i64(&p, now_ms);
+	pg_param_i64(&p, (int64_t)to);
+	pg_param_i64_or_null(&p, from, -1);
+	pg_param_i64_or_null(&p, st->node_id, 0);
+	for (int i = 0; extra && i < extra->n && p.n < PG_PARAMS_MAX; i++)
+		p.v[p.n++] = extra->v[i];
+	return pg_run(st, sql, &p, "change a job's state");
+}
+
+/* pg_change_state - see pg_int.h. When one state is allowed the update checks it itself
+ * and the job is read only to explain a refusal: that is the scheduler's every success
+ * and wait. Else the job's row is read locked, so the state it moves from is the one
+ * its transitions row records. */
+int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
+                    const char *sql, const struct pg_params *extra, const char *verb,
+                    const char *reason, int64_t now_ms)
+{
+	static const char read_sql[] = "SELECT state, owner FROM jobs WHERE id = $1";
+	static const char lock_sql[] = "SELECT state, owner FROM jobs WHERE id = $1 FOR UPDATE";
+	int only = only_state(allowed);
+	struct pg_params p;
+	if (only >= 0) {
+		int64_t n = run_change(st, id, only, to, sql, extra, now_ms);
+		if (n < 0)
+			return -1;
+		if (n == 1)
+			return pg_record_transition(st, id, only, to, now_ms, reason);
+		/* not changed: say why below */
+	}
+	PGresult *r =
+	    pg_query(st, only >= 0 ? read_sql : lock_sql, one_id(&p, id), "read a job's state");
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return pg_fail(st, "cannot %s job %" PRId64 ": no such job", verb, id);
+	}
+	enum job_state from = (enum job_state)pg_get_i64(r, 0, 0, 0);
+	int64_t owner = pg_get_i64(r, 0, 1, 0);
+	PQclear(r);
+	if (!(allowed & PG_BIT(from))) {
+		pg_fail(st, "cannot %s job %" PRId64 ": it is %s, not ", verb, id,
+		        job_state_name(from));
+		describe_states(&st->err, allowed);
+		return 1;
+	}
+	if (from == JS_RUNNING && st->node_id && owner != st->node_id)
+		return pg_fail(st, "lease lost: job %" PRId64 " is claimed by another daemon", id);
+	if (only >= 0) /* it is in the state the update looked for, yet nothing changed */
+		return pg_fail(st, "cannot %s job %" PRId64 ": the update changed nothing", verb,
+		               id);
+	int64_t n = run_change(st, id, (int)from, to, sql, extra, now_ms);
+	if (n < 0)
+		return -1;
+	if (n != 1)
+		return pg_fail(st, "cannot %s job %" PRId64 ": the update changed nothing", verb,
+		               id);
+	return pg_record_transition(st, id, (int)from, to, now_ms, reason);
+}
+
+/* pg_strict - a state change the scheduler asked for: being in the wrong state is an
+ * error (-1) for it, not a "no" as for the CLI's retry and cancel. */
+int pg_strict(int rc)
+{
+	return rc > 0 ? -1 : rc;
+}
+
+/* store_job_succeed - running -> succeeded; see store.h. */
+int store_job_succeed(struct store *st, int64_t id, const struct job_success *ok, int64_t now_ms)
+{
+	static const char sql[] = "UPDATE jobs SET state = $3, updated_ms = $2, finished_ms = $2, "
+	                          "owner = NULL, result_json = $6, attempts = attempts + $7, "
+	                          "output_path = coalesce($8, output_path) " PG_FROM_STATE;
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_text(&p, ok->result_json);
+	pg_param_i64(&p, ok->count_attempt ? 1 : 0);
+	pg_param_text(&p, ok->output_path);
+	int rc = pg_strict(pg_change_state(st, id, PG_BIT(JS_RUNNING), JS_SUCCEEDED, sql, &p,
+	                                   "mark succeeded", NULL, now_ms));
+	if (rc == 0)
+		rc = pg_deps_succeeded(st, id, now_ms);
+	return pg_op_end(st, how, rc);
+}
+
+/* store_job_wait - running -> waiting until next_run_ms. */
+int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_attempt,
+                   enum job_wait why, const char *reason, int64_t now_ms)
+{
+	static const char sql[] = "UPDATE jobs SET state = $3, updated_ms = $2, owner = NULL, "
+	                          "next_run_ms = $6, attempts = attempts + $7, "
+	                          "waiting_for = $8 " PG_FROM_STATE;
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_i64(&p, next_run_ms);
+	pg_param_i64(&p, count_attempt ? 1 : 0);
+	pg_param_i64(&p, (int64_t)why);
+	int rc = pg_strict(pg_change_state(st, id, PG_BIT(JS_RUNNING), JS_WAITING, sql, &p,
+	                                   "put to wait", reason, now_ms));
+	return pg_op_end(st, how, rc);
+}
+
+/* the update of a job's end (failed, dead, cancelled; and a lost output's failure) */
+static const char job_end_sql[] = "UPDATE jobs SET state = $3, updated_ms = $2, "
+                                  "finished_ms = $2, owner = NULL, error_json = $6 " PG_FROM_STATE;
+
+/* store_job_end - running|waiting|queued -> failed, dead or cancelled. */
+int store_job_end(struct store *st, int64_t id, enum job_state to, const char *error_json,
+                  const char *reason, int64_t now_ms)
+{
+	enum pg_wrap how;
+	struct pg_params p;
+	if (to != JS_FAILED && to != JS_DEAD && to != JS_CANCELLED)
+		return pg_fail(st,
+		               "cannot end job %" PRId64 " as %s: only failed, dead or cancelled",
+		               id, job_state_name(to));
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_text(&p, error_json);
+	int rc = pg_strict(
+	    pg_change_state(st, id, PG_BIT(JS_RUNNING) | PG_BIT(JS_WAITING) | PG_BIT(JS_QUEUED), to,
+	                    job_end_sql, &p, "end", reason, now_ms));
+	if (rc == 0)
+		rc = pg_deps_ended(st, id, now_ms);
+	return pg_op_end(st, how, rc);
+}
+
+/* store_job_output_lost - succeeded -> failed in the same transaction, result kept. */
+int store_job_output_lost(struct store *st, int64_t id, const char *error_json, const char *reason,
+                          int64_t now_ms)
+{
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	pg_params_init(&p);
+	pg_param_text(&p, error_json);
+	int rc = pg_strict(pg_change_state(st, id, PG_BIT(JS_SUCCEEDED), JS_FAILED, job_end_sql, &p,
+	                                   "fail", reason, now_ms));
+	if (rc == 0)
+		rc = pg_deps_unsucceeded(st, id, now_ms);
+	return pg_op_end(st, how, rc);
+}
+
+/* store_wake_waiters - waiting jobs that wait for `why` are due now; how many, or -1.
+ * Other nodes hear of them (NOTIFY at the commit). */
+int64_t store_wake_waiters(struct store *st, enum job_wait why, int64_t now_ms)
+{
+	static const char sql[] =
+	    "UPDATE jobs SET next_run_ms = $1 WHERE state = 2 "
+	    "AND next_run_ms > $1 AND next_run_ms < " PARKED_TEXT " AND waiting_for = $2";
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	one_id(&p, now_ms);
+	pg_param_i64(&p, (int64_t)why);
+	int64_t n = pg_run(st, sql, &p, "wake waiting jobs");
+	if (n > 0)
+		st->notify_pending = 1;
+	return pg_op_end(st, how, n < 0 ? -1 : 0) < 0 ? -1 : n;
+}
+
+/* store_job_requeue - running -> queued, keeping its place (next_run_ms) in the queue. */
+int store_job_requeue(struct store *st, int64_t id, const char *reason, int64_t now_ms)
+{
+	static const char sql[] =
+	    "UPDATE jobs SET state = $3, updated_ms = $2, owner = NULL " PG_FROM_STATE;
+	enum pg_wrap how;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	int rc = pg_strict(pg_change_state(st, id, PG_BIT(JS_RUNNING), JS_QUEUED, sql, NULL,
+	                                   "requeue", reason, now_ms));
+	if (rc == 0)
+		st->notify_pending = 1;
+	return pg_op_end(st, how, rc);
+}
+
+/* one_update - an update of one job's row by id ($1) and value ($2, unless NULL is
+ * not wanted: has_value 0), in the call's own transaction or the caller's. */
+static int one_update(struct store *st, const char *sql, int64_t id, int has_value,
+                      const char *value, const char *what)
+{
+	enum pg_wrap how;
+	struct pg_params p;
+	if (pg_op_begin(st, &how) < 0)
+		return -1;
+	one_id(&p, id);
+	if (has_value)
+		pg_param_text(&p, value);
+	int rc = pg_run(st, sql, &p, what) < 0 ? -1 : 0;
+	return pg_op_end(st, how, rc);
+}
+
+/* store_job_count_attempt - the attempt that ended the job counts against max_attempts. */
+int store_job_count_attempt(struct store *st, int64_t id)
+{
+	static const char sql[] = "UPDATE jobs SET attempts = attempts + 1 WHERE id = $1";
+	return one_update(st, sql, id, 0, NULL, "count an attempt");
+}
+
+/* store_job_set_result - keeps a response's data without changing the job's state. */
+int store_job_set_result(struct store *st, int64_t id, const char *result_json)
+{
+	static const char sql[] = "UPDATE jobs SET result_json = $2 WHERE id = $1";
+	return one_update(st, sql, id, 1, result_json, "record a job's result");
+}
+
+/* one_text - the text column a statement reads of job id (malloc'd, NULL if none). */
+static int one_text(struct store *st, const char *sql, int64_t id, char **out, const char *what)
+{
+	struct pg_params p;
+	*out = NULL;
+	PGresult *r = pg_query(st, sql, one_id(&p, id), what);
+	if (!r)
+		return -1;
+	if (PQntuples(r) > 0)
+		*out = pg_get_dup(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* store_job_result - the stored result (malloc'd, NULL if none). 0, or -1. */
+int store_job_result(struct store *st, int64_t id, char **result_json)
+{
+	static const char sql[] = "SELECT result_json FROM jobs WHERE id = $1";
+	return one_text(st, sql, id, result_json, "read a job's result");
+}
+
+/* store_job_error - the stored error, malloc'd, or NULL. */
+int store_job_error(struct store *st, int64_t id, char **error_json)
+{
+	static const char sql[] = "SELECT error_json FROM jobs WHERE id = $1";
+	return one_text(st, sql, id, error_json, "read a job's error");
+}

@@ -1,0 +1,156 @@
+/* pg_nodes.c - several daemons on one PostgreSQL store: each joins as a node (a nodes
+ * row), claims jobs under a lease its heartbeat renews, and takes back the running jobs
+ * of nodes whose lease ran out. Leases go by the database's clock (PG_NOW_MS), as the
+ * nodes' clocks may disagree; the heartbeat runs on the side connection, so a long
+ * transaction on the main one does not let the lease run out. */
+#include "pg_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* store_node_start - see store.h: a new nodes row, its id kept in st. */
+int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms)
+{
+	static const char sql[] =
+	    "INSERT INTO nodes (name, host, pid, started_ms, lease_until_ms, lease_ms) "
+	    "VALUES ($1, $2, $3, " PG_NOW_MS ", " PG_NOW_MS " + $4::bigint, $4::bigint) "
+	    "RETURNING id";
+	char host[256] = "";
+	struct pg_params p;
+	(void)now_ms; /* the lease is the database's clock's */
+	if (!name || !*name)
+		return pg_fail(st, "cannot join as a node without a name");
+	if (lease_ms <= 0)
+		return pg_fail(st, "cannot join as node %s: a lease of %" PRId64 " ms", name,
+		               lease_ms);
+	if (pg_side_open(st) < 0)
+		return -1;
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		host[0] = '\0';
+	pg_params_init(&p);
+	pg_param_text(&p, name);
+	pg_param_text(&p, host[0] ? host : NULL);
+	pg_param_i64(&p, (int64_t)getpid());
+	pg_param_i64(&p, lease_ms);
+	PGresult *r = pg_query_side(st, sql, &p, "join as a node");
+	if (!r)
+		return -1;
+	int64_t id = PQntuples(r) ? pg_get_i64(r, 0, 0, 0) : 0;
+	PQclear(r);
+	if (!id)
+		return pg_fail(st, "cannot join as node %s: no id returned", name);
+	st->node_id = id;
+	free(st->node_name);
+	st->node_name = xstrdup(name);
+	st->lease_ms = lease_ms;
+	return 0;
+}
+
+/* store_heartbeat - see store.h: the lease renewed from the database's now, unless
+ * another node has marked this one dead (its jobs taken back). */
+int store_heartbeat(struct store *st, int64_t now_ms)
+{
+	static const char sql[] = "UPDATE nodes SET lease_until_ms = " PG_NOW_MS " + lease_ms "
+	                          "WHERE id = $1 AND dead = 0";
+	struct pg_params p;
+	(void)now_ms;
+	if (!st->node_id)
+		return pg_fail(st, "cannot renew a lease: this store has not joined as a node");
+	pg_params_init(&p);
+	pg_param_i64(&p, st->node_id);
+	PGresult *r = pg_query_side(st, sql, &p, "renew this node's lease");
+	if (!r)
+		return -1;
+	int renewed = atoi(PQcmdTuples(r)) > 0;
+	PQclear(r);
+	if (renewed)
+		return 0;
+	pg_fail(st, "lease lost: node %" PRId64 " (%s) was taken for dead and its jobs taken back",
+	        st->node_id, st->node_name ? st->node_name : "?");
+	return 1;
+}
+
+/* the nodes whose lease ran out are dead (a heartbeat renewing one at the same moment
+ * wins: the update rechecks the lease on the row it waited for) */
+static const char mark_dead_sql[] = "UPDATE nodes SET dead = 1 WHERE dead = 0 AND "
+                                    "lease_until_ms < " PG_NOW_MS;
+/* the running jobs of dead nodes, queued again with their transitions rows; updated
+ * before their attempts are closed, so an attempt_begin of the dead node (which locks
+ * the job's row) either committed before and is closed below, or is refused */
+static const char rescue_sql[] =
+    "WITH r AS (UPDATE jobs j SET state = 0, owner = NULL, updated_ms = $1 FROM nodes n "
+    "WHERE j.state = 1 AND j.owner = n.id AND n.dead = 1 RETURNING j.id, n.name), "
+    "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
+    "SELECT id, 1, 0, $1::bigint, 'rescued: daemon ' || name || ' stopped renewing its lease' "
+    "FROM r) SELECT id FROM r ORDER BY id";
+/* their open attempts: "interrupted" for reads (safe to repeat), "unknown" for mutations
+ * (the server may have applied them), as store_recover closes them */
+static const char close_sql[] =
+    "UPDATE attempts a SET outcome = CASE WHEN j.mutates = 0 THEN 'interrupted' "
+    "ELSE 'unknown' END FROM jobs j WHERE j.id = a.job_id AND a.job_id = ANY ($1::bigint[]) "
+    "AND a.outcome IS NULL";
+
+/* store_rescue - see store.h: one transaction. */
+int64_t store_rescue(struct store *st, int64_t now_ms)
+{
+	enum pg_wrap how;
+	struct pg_params p;
+	struct strbuf ids = STRBUF_INIT;
+	int64_t n = -1;
+	if (pg_op_begin_atomic(st, &how) < 0)
+		return -1;
+	PGresult *r = NULL;
+	if (pg_run(st, mark_dead_sql, NULL, "mark expired nodes dead") >= 0) {
+		pg_params_init(&p);
+		pg_param_i64(&p, now_ms);
+		r = pg_query(st, rescue_sql, &p, "take back the jobs of dead nodes");
+	}
+	if (r) {
+		n = PQntuples(r);
+		sb_addch(&ids, '{');
+		for (int i = 0; i < PQntuples(r); i++)
+			sb_addf(&ids, "%s%" PRId64, i ? "," : "", pg_get_i64(r, i, 0, 0));
+		sb_addch(&ids, '}');
+		PQclear(r);
+	}
+	if (n > 0) {
+		pg_params_init(&p);
+		pg_param_text(&p, ids.buf);
+		if (pg_run(st, close_sql, &p, "close the attempts of rescued jobs") < 0)
+			n = -1;
+		else
+			st->notify_pending = 1;
+	}
+	sb_release(&ids);
+	return pg_op_end(st, how, n < 0 ? -1 : 0) < 0 ? -1 : n;
+}
+
+/* store_cancels_pending - see store.h: this node's running jobs a user asked to cancel. */
+int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
+{
+	static const char sql[] = "SELECT id FROM jobs WHERE state = 1 AND owner = $1 "
+	                          "AND cancel_requested = 1 ORDER BY id";
+	struct pg_params p;
+	*ids = NULL;
+	*n = 0;
+	if (!st->node_id)
+		return 0; /* no node, no running jobs of its own */
+	pg_params_init(&p);
+	pg_param_i64(&p, st->node_id);
+	PGresult *r = pg_query(st, sql, &p, "read the cancels asked for");
+	if (!r)
+		return -1;
+	int rows = PQntuples(r);
+	if (rows > 0) {
+		*ids = xmalloc((size_t)rows * sizeof(**ids));
+		for (int i = 0; i < rows; i++)
+			(*ids)[i] = pg_get_i64(r, i, 0, 0);
+		*n = (size_t)rows;
+	}
+	PQclear(r);
+	return 0;
+}

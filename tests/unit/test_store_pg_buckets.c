@@ -109,6 +109,15 @@ TEST(test_bucket_hold_shared)
 	CHECK_INT(store_bucket_hold(a, "ep:createSource", until - 400), 0); /* the later wins */
 	int64_t wait = take_wait(b, "ep:createSource");
 	CHECK(wait > 300 && wait <= 600);
+	/* the other's daemon saving its own bucket (no hold) in its group transaction:
+	 * the hold stays, and the row is not locked till that transaction ends */
+	CHECK_INT(store_begin(b), 0);
+	CHECK_INT(store_bucket_save(b, "ep:createSource", 3, wall_ms(), 0), 0);
+	int64_t before = wall_ms();
+	wait = take_wait(a, "ep:createSource");
+	CHECK(wait > 200 && wait <= 600);
+	CHECK(wall_ms() - before < 200);
+	CHECK_INT(store_rollback(b), 0);
 	/* a bucket nobody took from yet can be held too */
 	CHECK_INT(store_bucket_hold(b, "ws:other", wall_ms() + 600), 0);
 	wait = take_wait(a, "ws:other");

@@ -333,7 +333,7 @@ static int aborted(const struct store *st)
 	return st->main.conn && PQtransactionStatus(st->main.conn) == PQTRANS_INERROR;
 }
 
-static const char notify_sql[] = "SELECT pg_notify('segspool_work', '')";
+static const char notify_sql[] = "SELECT pg_notify($1, '')";
 
 /* commit_txn - commits the open transaction, first announcing work when it made jobs due
  * (NOTIFY is delivered at COMMIT, so listeners never see uncommitted jobs). On failure
@@ -349,7 +349,10 @@ static int commit_txn(struct store *st)
 		                   "it was rolled back");
 	}
 	if (notify) {
-		PGresult *r = pg_query(st, notify_sql, NULL, "announce new work");
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_text(&p, st->channel);
+		PGresult *r = pg_query(st, notify_sql, &p, "announce new work");
 		if (!r) {
 			quiet_exec(st, "ROLLBACK");
 			return -1;
@@ -598,6 +601,33 @@ static void app_name(char *buf, size_t size, const char *suffix)
 	buf[i] = '\0';
 }
 
+/* durable_commits - a writer's commits are on disk when COMMIT returns: the daemon
+ * deletes spool files once their jobs are committed. A server (or database, or role) set
+ * to synchronous_commit = off would lose the last of them in a crash, so the session puts
+ * it back on, unless the connection string itself asked for off (options=-c...): the
+ * user's own choice. Stricter settings (remote_apply...) are kept. */
+static int durable_commits(struct store *st, PGconn *conn)
+{
+	static int told;
+	PGresult *r = PQexec(conn, "SELECT setting, source FROM pg_catalog.pg_settings "
+	                           "WHERE name = 'synchronous_commit'");
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_server_err(st, conn, r, "read synchronous_commit");
+		PQclear(r);
+		return -1;
+	}
+	int off = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "off") == 0 &&
+	          strcmp(PQgetvalue(r, 0, 1), "client") != 0;
+	if (off && !told++)
+		logmsg(LOG_INFO,
+		       "database %s: synchronous_commit is off (%s); segspool's sessions set it "
+		       "on, as a commit lost in a crash would lose jobs whose spool files are gone "
+		       "(options=-csynchronous_commit=off in the URI accepts that)",
+		       st->where, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return off ? exec_on(st, conn, "SET synchronous_commit = on", "set synchronous_commit") : 0;
+}
+
 /* connect_to - a new connection to the store's database, with the session's settings;
  * NULL with the reason in st->err. */
 static PGconn *connect_to(struct store *st, const char *suffix)
@@ -627,12 +657,11 @@ static PGconn *connect_to(struct store *st, const char *suffix)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_log, st);
-	/* commits must be durable when COMMIT returns: the daemon deletes spool files once
-	 * their jobs are committed, whatever the server's default says */
 	char sql[256];
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %d; SET synchronous_commit = on;%s",
-	         st->busy_ms, st->readonly ? " SET default_transaction_read_only = on;" : "");
-	if (exec_on(st, conn, sql, "set up the session") < 0) {
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d;%s", st->busy_ms,
+	         st->readonly ? " SET default_transaction_read_only = on;" : "");
+	if (exec_on(st, conn, sql, "set up the session") < 0 ||
+	    (!st->readonly && durable_commits(st, conn) < 0)) {
 		PQfinish(conn);
 		return NULL;
 	}
@@ -660,8 +689,9 @@ int pg_side_open(struct store *st)
 		st->listener.conn = connect_to(st, " listen");
 		if (!st->listener.conn)
 			return -1;
-		if (exec_on(st, st->listener.conn, "LISTEN segspool_work", "listen for new work") <
-		    0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "LISTEN \"%s\"", st->channel);
+		if (exec_on(st, st->listener.conn, sql, "listen for new work") < 0) {
 			close_conn(&st->listener);
 			return -1;
 		}
@@ -713,14 +743,69 @@ void store_set_busy_timeout(struct store *st, int ms)
 			logmsg(LOG_WARN, "%s", st->err.buf);
 }
 
+/* password_span - where the password of a URI (user:PASSWORD@) or key=value list
+ * (password=PASSWORD) is, for a string libpq could not parse: its length, 0 if none. */
+static size_t password_span(const char *conninfo, const char **pw)
+{
+	const char *p = strstr(conninfo, "://");
+	if (p) {
+		p += 3;
+		size_t auth = strcspn(p, "/?");
+		const char *at = NULL;
+		for (size_t i = 0; i < auth; i++)
+			if (p[i] == '@')
+				at = p + i;
+		const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+		if (!colon)
+			return 0;
+		*pw = colon + 1;
+		return (size_t)(at - *pw);
+	}
+	p = strstr(conninfo, "password");
+	if (!p)
+		return 0;
+	p += strcspn(p, "=");
+	if (*p == '=')
+		p++;
+	p += strspn(p, " '");
+	*pw = p;
+	return strcspn(p, " '");
+}
+
+/* quotes_password - msg (libpq's reason for refusing conninfo) holds a piece of its
+ * password (three characters, or all of a shorter one) or might: then it is not shown. */
+static int quotes_password(const char *conninfo, const char *msg)
+{
+	const char *pw = NULL;
+	size_t n = password_span(conninfo, &pw);
+	if (!pw && strstr(conninfo, "password"))
+		return 1;
+	size_t w = n < 3 ? n : 3;
+	for (size_t i = 0; w && i + w <= n; i++) {
+		char piece[4];
+		memcpy(piece, pw + i, w);
+		piece[w] = '\0';
+		if (strstr(msg, piece))
+			return 1;
+	}
+	return 0;
+}
+
 /* redact - the connection string as messages show it: postgresql://user@host:port/db,
- * never its password (nor any other parameter). */
+ * never its password (nor any other parameter). -1 with the message in out when libpq
+ * cannot parse it. */
 static int redact(const char *conninfo, struct strbuf *out)
 {
 	char *errmsg = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
 	if (!opts) {
-		/* libpq's reason may quote the string, password and all */
+		sb_adds(out, "cannot open the PostgreSQL database: its connection string is not a "
+		             "valid libpq URI or key=value list");
+		if (errmsg && !quotes_password(conninfo, errmsg)) {
+			sb_adds(out, " (");
+			add_oneline(out, errmsg);
+			sb_adds(out, ")");
+		}
 		PQfreemem(errmsg);
 		return -1;
 	}
@@ -864,6 +949,30 @@ static int check_readonly(struct store *st)
 	return 0;
 }
 
+/* set_channel - the channel of the store's announcements: the database's segspool_work
+ * for a store in public, else one of its schema's (a name within the server's 63 bytes),
+ * so the stores of other schemas in the same database (tests, tenants) wake nobody here. */
+static int set_channel(struct store *st)
+{
+	PGresult *r = PQexec(st->main.conn, "SELECT current_schema()");
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_server_err(st, st->main.conn, r, "read the current schema");
+		PQclear(r);
+		return -1;
+	}
+	const char *schema = PQntuples(r) == 1 ? pg_get_text(r, 0, 0) : NULL;
+	if (!schema || strcmp(schema, "public") == 0) {
+		st->channel = xstrdup("segspool_work");
+	} else {
+		char name[64];
+		snprintf(name, sizeof(name), "segspool_work_%016" PRIx64,
+		         fnv1a64(schema, FNV1A64_INIT));
+		st->channel = xstrdup(name);
+	}
+	PQclear(r);
+	return 0;
+}
+
 /* open_checked - the body of store_open; the reason for a failure in st->err. */
 static int open_checked(struct store *st)
 {
@@ -871,13 +980,13 @@ static int open_checked(struct store *st)
 	if (!st->main.conn)
 		return -1;
 	if (st->readonly)
-		return check_readonly(st);
+		return check_readonly(st) < 0 ? -1 : set_channel(st);
 	for (;;) {
 		int rc = apply_migration(st);
 		if (rc < 0)
 			return -1;
 		if (rc > 0)
-			return 0;
+			return set_channel(st);
 	}
 }
 
@@ -894,8 +1003,7 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 		*err_out = NULL;
 	if (redact(path, &where) < 0) {
 		if (err_out)
-			*err_out = xstrdup("cannot open the PostgreSQL database: its connection "
-			                   "string is not a valid libpq URI or key=value list");
+			*err_out = xstrdup(where.buf);
 		sb_release(&where);
 		store_close(st);
 		return -1;
@@ -905,8 +1013,13 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 	st->readonly = (flags & STORE_READONLY) != 0;
 	st->busy_ms = PG_BUSY_TIMEOUT_MS;
 	if (open_checked(st) < 0) {
-		if (err_out)
+		if (err_out && !strstr(st->err.buf, st->where)) {
+			struct strbuf why = STRBUF_INIT;
+			sb_addf(&why, "cannot open database %s: %s", st->where, st->err.buf);
+			*err_out = sb_detach(&why, NULL);
+		} else if (err_out) {
 			*err_out = xstrdup(st->err.buf);
+		}
 		store_close(st);
 		return -1;
 	}
@@ -925,6 +1038,7 @@ void store_close(struct store *st)
 	close_conn(&st->main);
 	sb_release(&st->err);
 	free(st->conninfo);
+	free(st->channel);
 	free(st->where);
 	free(st->node_name);
 	free(st);

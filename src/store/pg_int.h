@@ -48,8 +48,10 @@ struct store {
 	struct pg_conn listener; /* LISTEN segspool_work only (pg_side_open): its socket is
 	                          * readable exactly when an announcement arrived, as no
 	                          * query on it ever reads one away unseen */
-	char *conninfo;          /* as given, for reconnects: never in a message */
-	char *where;             /* the URI without its password, for messages */
+	char *channel;  /* of NOTIFY and LISTEN: segspool_work, or the schema's own when the
+	                 * store is not in public (another schema's store is another queue) */
+	char *conninfo; /* as given, for reconnects: never in a message */
+	char *where;    /* the URI without its password, for messages */
 	int readonly;
 	struct strbuf err;
 	int busy;       /* the last failure was a lock timeout, deadlock or serialization failure */
@@ -89,8 +91,8 @@ void pg_param_text(struct pg_params *p, const char *s); /* NULL -> NULL */
 PGresult *pg_query(struct store *st, const char *sql, const struct pg_params *p, const char *what);
 PGresult *pg_query_side(struct store *st, const char *sql, const struct pg_params *p,
                         const char *what);
-/* pg_side_open - opens the side connection (autocommit) and the listener (LISTEN
- * segspool_work) unless open; store_node_start calls it. 0, or -1 with st->err. */
+/* pg_side_open - opens the side connection (autocommit) and the listener (LISTEN on
+ * st->channel) unless open; store_node_start calls it. 0, or -1 with st->err. */
 int pg_side_open(struct store *st);
 
 /* pg_run - pg_query for a statement whose rows are not read: rows changed, or -1. */

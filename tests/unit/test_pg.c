@@ -178,6 +178,14 @@ TEST(test_reader)
 	CHECK(open_at(uri, STORE_READONLY, &err) == NULL);
 	CHECK(has(err, "start the daemon once to upgrade it"));
 
+	/* a search_path naming no schema: said, with where */
+	struct strbuf nowhere = STRBUF_INIT;
+	pg_location("no_such_schema", &nowhere);
+	CHECK(open_at(nowhere.buf, 0, &err) == NULL);
+	CHECK(has(err, "cannot open database postgresql://"));
+	CHECK(has(err, "no schema has been selected"));
+	sb_release(&nowhere);
+
 	/* a schema of another program's tables is not taken over */
 	free(uri);
 	uri = xstrdup(db_named("foreign"));
@@ -267,8 +275,21 @@ TEST(test_password_never_shown)
 		store_close(st);
 	}
 	/* a string libpq cannot parse: no piece of it is quoted back */
-	CHECK(open_at("postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1", 0, &err) == NULL);
-	CHECK(!has(err, pw));
+	static const char *const bad[] = {
+	    "postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1",
+	    "postgresql://u:s3cr3t-pw@host/db?nonsense=1",
+	    "host=h password=s3cr3t-pw nonsense=1",
+	    "host=h password='s3cr3t-pw",
+	    "host=h pass=s3cr3t-pw",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(open_at(bad[i], 0, &err) == NULL);
+		CHECK(has(err, "is not a valid libpq URI"));
+		CHECK(!has(err, "cr3"));
+	}
+	/* and the reason when it cannot hold the password */
+	CHECK(open_at("postgresql://u@host/db?nonsense=1", 0, &err) == NULL);
+	CHECK(has(err, "nonsense"));
 	free(err);
 	sb_release(&uri);
 }
@@ -316,6 +337,20 @@ TEST(test_wakeup)
 	CHECK_INT(pg_op_end(a, how, 0), 0);
 	CHECK(readable(fd, 5000));
 	CHECK_INT(store_wakeup_drain(b), 1);
+	/* a store of another schema is another queue: its work wakes nobody here */
+	char *other_uri = xstrdup(db_named("wake_other"));
+	struct store *c = open_at(other_uri, 0, &err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK(strcmp(c->channel, a->channel) != 0);
+		CHECK_INT(store_begin(c), 0);
+		c->notify_pending = 1;
+		CHECK_INT(store_commit(c), 0);
+		CHECK(!readable(fd, 200));
+		CHECK_INT(store_wakeup_drain(b), 0);
+		store_close(c);
+	}
+	free(other_uri);
 	/* the side connection's own queries read no announcement away */
 	PGresult *r = pg_query_side(b, "SELECT 1", NULL, "ping");
 	CHECK(r != NULL);
@@ -514,6 +549,54 @@ TEST(test_params)
 	store_close(st);
 }
 
+/* sync_commit - the session's synchronous_commit. */
+static char *sync_commit(struct store *st)
+{
+	PGresult *r = pg_query(st, "SHOW synchronous_commit", NULL, "show synchronous_commit");
+	char *v = r ? pg_get_dup(r, 0, 0) : xstrdup(store_errmsg(st));
+	PQclear(r);
+	return v;
+}
+
+TEST(test_durable_commits)
+{
+	char *err = NULL, *v;
+	char *uri = xstrdup(db_named("durable"));
+	char *db = PQdb(pg_admin);
+	struct strbuf sql = STRBUF_INIT;
+	/* a database set to lose its last commits in a crash: a writer's session is not */
+	sb_addf(&sql, "ALTER DATABASE \"%s\" SET synchronous_commit = off", db);
+	pg_admin_exec(sql.buf);
+	struct store *st = open_at(uri, 0, &err);
+	CHECK(st != NULL);
+	if (st) {
+		v = sync_commit(st);
+		CHECK_STR(v, "on");
+		free(v);
+		store_close(st);
+	}
+	/* unless its connection string says so: the user's choice */
+	if (strncmp(uri, "postgres", 8) == 0) {
+		struct strbuf off = STRBUF_INIT;
+		sb_addf(&off, "%s%%20-csynchronous_commit%%3Doff", uri);
+		st = open_at(off.buf, 0, &err);
+		CHECK(st != NULL);
+		if (st) {
+			v = sync_commit(st);
+			CHECK_STR(v, "off");
+			free(v);
+			store_close(st);
+		}
+		sb_release(&off);
+	}
+	sb_reset(&sql);
+	sb_addf(&sql, "ALTER DATABASE \"%s\" RESET synchronous_commit", db);
+	pg_admin_exec(sql.buf);
+	sb_release(&sql);
+	free(uri);
+	free(err);
+}
+
 TEST(test_file_remaining_trigger)
 {
 	/* a file's jobs not yet ended, kept by the schema's trigger as jobs change state */
@@ -572,6 +655,7 @@ int main(void)
 	RUN(test_busy);
 	RUN(test_params);
 	RUN(test_file_remaining_trigger);
+	RUN(test_durable_commits);
 	fixture_end();
 	return tl_finish();
 }

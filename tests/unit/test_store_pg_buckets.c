@@ -2,7 +2,8 @@
  * (the PostgreSQL store, from store_fixture.h's SEGSPOOL_TEST_PG): two stores taking
  * from one bucket never get more than its rate and burst allow together, a hold by one
  * is seen by the other's take, and a file's results list its own lines in order when
- * another file's jobs were inserted between them. A store that is not shared (SQLite)
+ * another file's jobs were inserted between them; lists longer than its cursor's chunk
+ * stream whole, and stopped early leave no transaction behind. A store that is not shared (SQLite)
  * has none of this: the test says so and passes. */
 #include <stdint.h>
 #include <stdio.h>
@@ -269,6 +270,57 @@ TEST(test_results_own_files)
 	store_close(a);
 }
 
+struct listed {
+	int n, stop_at, descending;
+	int64_t last_id;
+};
+
+/* note_listed - counts the jobs listed, checks they come newest first, stops at stop_at. */
+static int note_listed(const struct job_summary *j, void *arg)
+{
+	struct listed *l = arg;
+	if (l->n > 0 && j->id >= l->last_id)
+		l->descending = 0;
+	l->last_id = j->id;
+	return ++l->n == l->stop_at;
+}
+
+#define LISTED 600 /* jobs: more than two chunks of the store's cursor */
+
+/* test_stream_lists - a list longer than the cursor's chunk comes whole and in order;
+ * stopped early it leaves no transaction open, and inside the caller's transaction it
+ * leaves that one usable. */
+TEST(test_stream_lists)
+{
+	struct store *st = open_fresh("stream");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	CHECK_INT(store_begin(st), 0);
+	for (int i = 0; i < LISTED; i++)
+		CHECK(insert(st, &j, 1000) > 0);
+	CHECK_INT(store_commit(st), 0);
+	struct listed l = {0, 0, 1, 0};
+	CHECK_INT(store_list(st, NULL, 0, note_listed, &l), 0);
+	CHECK_INT(l.n, LISTED);
+	CHECK(l.descending);
+	enum job_state queued = JS_QUEUED;
+	l = (struct listed){0, 300, 1, 0};
+	CHECK_INT(store_list(st, &queued, 0, note_listed, &l), 0);
+	CHECK_INT(l.n, 300);
+	CHECK_INT(store_begin(st), 0); /* none left open by the list */
+	l = (struct listed){0, 10, 1, 0};
+	CHECK_INT(store_list(st, NULL, 0, note_listed, &l), 0);
+	CHECK_INT(l.n, 10);
+	CHECK(insert(st, &j, 2000) > 0); /* the caller's transaction goes on */
+	CHECK_INT(store_commit(st), 0);
+	l = (struct listed){0, 0, 1, 0};
+	CHECK_INT(store_list(st, NULL, 5, note_listed, &l), 0);
+	CHECK_INT(l.n, 5);
+	int64_t counts[JS_COUNT];
+	CHECK_INT(store_counts(st, counts), 0);
+	CHECK_INT(counts[JS_QUEUED], LISTED + 1);
+	store_close(st);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -286,6 +338,7 @@ int main(void)
 	RUN(test_bucket_hold_shared);
 	RUN(test_results_interleaved);
 	RUN(test_results_own_files);
+	RUN(test_stream_lists);
 	fixture_end();
 	return tl_finish();
 }

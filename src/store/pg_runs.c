@@ -9,8 +9,6 @@
 
 #include "util.h"
 
-#define PG_BIT(s) (1u << (s))
-
 /* --- pages ----------------------------------------------------------------------------- */
 
 static const char PAGE_INSERT[] =
@@ -100,7 +98,8 @@ int store_page_cursor_seen(struct store *st, int64_t job_id, const char *cursor)
 
 /* store_recover - after a crash. Other daemons may be running jobs of this store right
  * now: only the jobs of nodes whose lease ran out (this daemon's earlier self among
- * them, once its lease has) come back, by store_rescue. */
+ * them, once its lease has, or at once when it is known dead) come back, and for a store
+ * that is no node those of no node, as in SQLite: store_rescue's. */
 int store_recover(struct store *st, int64_t now_ms)
 {
 	return (int)store_rescue(st, now_ms);

@@ -290,13 +290,17 @@ TEST(test_rescue_expired_lease)
 	sb_addf(&want, "lease lost: job %" PRId64 " is claimed by another daemon", mid);
 	CHECK_STR(store_errmsg(a), want.buf);
 	CHECK_INT(store_claim_due(a, 3000, rows, 3), 0); /* a dead node claims nothing */
+	struct job_success ok = {"{}", NULL, 1};
+	CHECK_INT(store_job_succeed(a, mid, &ok, 3000), -1); /* queued again, not a's */
+	sb_reset(&want);
+	sb_addf(&want, "lease lost: job %" PRId64 " was taken back from this daemon", mid);
+	CHECK_STR(store_errmsg(a), want.buf);
 
 	/* b runs them now: a's late success of one is refused */
 	CHECK_INT(store_claim_due(b, 3000, rows, 2), 2);
 	CHECK_INT(rows[0].id, mid);
 	CHECK_INT(rows[0].tries, 1); /* the next attempt is number 2 */
 	release_rows(rows, 2);
-	struct job_success ok = {"{}", NULL, 1};
 	CHECK_INT(store_job_succeed(a, mid, &ok, 3100), -1);
 	CHECK(has(store_errmsg(a), "lease lost"));
 	CHECK_INT(store_attempt_begin(b, mid, 2, 3100, "POST /sources", &att), 0);

@@ -193,25 +193,35 @@ char *pg_get_dup(const PGresult *r, int row, int col)
 
 /* --- statements ----------------------------------------------------------------------- */
 
-/* query_on - pg_query on connection c: the statement prepared on it once, as "sN". */
+/* find_prepared - the slot of sql on c: by its address, confirmed by its text's hash (a
+ * buffer built at run time may hold another statement at the same address later), else
+ * by the hash alone (the same text from elsewhere); -1 when it is not prepared. */
+static int find_prepared(const struct pg_conn *c, const char *sql, uint64_t h)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->prepared[i] == sql && c->hash[i] == h)
+			return i;
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->hash[i] == h)
+			return i;
+	return -1;
+}
+
+/* query_on - pg_query on connection c: the statement prepared on it once, as "sN"; once
+ * PG_STMTS_MAX are, others run unprepared. */
 static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
                           const struct pg_params *p, const char *what)
 {
 	char name[16];
-	int i;
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		set_server_err(st, c->conn, NULL, what);
 		return NULL;
 	}
-	for (i = 0; i < c->nprepared && c->prepared[i] != sql; i++)
-		;
-	snprintf(name, sizeof(name), "s%d", i);
-	if (i == c->nprepared) {
-		if (i == PG_STMTS_MAX) {
-			pg_fail(st, "cannot %s: more than %d statements on one connection", what,
-			        PG_STMTS_MAX);
-			return NULL;
-		}
+	uint64_t h = fnv1a64(sql, FNV1A64_INIT);
+	int i = find_prepared(c, sql, h);
+	if (i < 0 && c->nprepared < PG_STMTS_MAX) {
+		i = c->nprepared;
+		snprintf(name, sizeof(name), "s%d", i);
 		/* the parameters' types are the server's guess from the text ($1::bigint
 		 * where it cannot tell) */
 		PGresult *r = PQprepare(c->conn, name, sql, 0, NULL);
@@ -221,9 +231,15 @@ static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
 			return NULL;
 		}
 		PQclear(r);
-		c->prepared[c->nprepared++] = sql;
+		c->prepared[i] = sql;
+		c->hash[i] = h;
+		c->nprepared++;
 	}
-	PGresult *r = PQexecPrepared(c->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	snprintf(name, sizeof(name), "s%d", i);
+	int n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	PGresult *r = i >= 0 ? PQexecPrepared(c->conn, name, n, v, NULL, NULL, 0)
+	                     : PQexecParams(c->conn, sql, n, NULL, v, NULL, NULL, 0);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
 		return r;
@@ -295,6 +311,33 @@ static void quiet_exec(struct store *st, const char *sql)
 		PQclear(PQexec(st->main.conn, sql));
 }
 
+/* set_lock_timeout - SET lock_timeout on conn, quietly (the error already recorded is
+ * the one kept); 0 or -1. */
+static int set_lock_timeout(PGconn *conn, int ms)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", ms);
+	PGresult *r = PQexec(conn, sql);
+	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	PQclear(r);
+	return rc;
+}
+
+/* txn_over - after a commit, rollback or rollback to a savepoint: a lock_timeout set in
+ * the transaction may have been undone with it, so it is set again (outside a
+ * transaction for good). */
+static void txn_over(struct store *st)
+{
+	PGconn *conn = st->main.conn;
+	if (!st->timeout_undone || !conn || PQstatus(conn) != CONNECTION_OK)
+		return;
+	PGTransactionStatusType ts = PQtransactionStatus(conn);
+	if (ts == PQTRANS_INERROR)
+		return;
+	if (set_lock_timeout(conn, st->busy_ms) == 0 && ts == PQTRANS_IDLE)
+		st->timeout_undone = 0;
+}
+
 /* query_value - the first column of the first row of unprepared sql: 1 with *out, 0 when
  * it is NULL or there is no row, -1 error. */
 static int query_value(struct store *st, const char *sql, const char *what, int64_t *out)
@@ -338,7 +381,7 @@ static const char notify_sql[] = "SELECT pg_notify($1, '')";
 /* commit_txn - commits the open transaction, first announcing work when it made jobs due
  * (NOTIFY is delivered at COMMIT, so listeners never see uncommitted jobs). On failure
  * the transaction is rolled back. 0 or -1. */
-static int commit_txn(struct store *st)
+static int commit_body(struct store *st)
 {
 	int notify = st->notify_pending;
 	st->notify_pending = 0;
@@ -379,6 +422,13 @@ static int commit_txn(struct store *st)
 	return -1;
 }
 
+static int commit_txn(struct store *st)
+{
+	int rc = commit_body(st);
+	txn_over(st);
+	return rc;
+}
+
 /* store_begin - starts the caller's write transaction (a group commit). */
 int store_begin(struct store *st)
 {
@@ -413,7 +463,9 @@ int store_rollback(struct store *st)
 	st->notify_pending = 0;
 	if (!in_transaction(st))
 		return 0;
-	return pg_exec_text(st, "ROLLBACK", "roll back");
+	int rc = pg_exec_text(st, "ROLLBACK", "roll back");
+	txn_over(st);
+	return rc;
 }
 
 /* savepoint_sql - the statement for the savepoint of depth n (its own name, so each
@@ -459,6 +511,7 @@ int store_rollback_to(struct store *st)
 	savepoint_sql(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT", st->savepoints);
 	if (pg_exec_text(st, sql, "roll back to the savepoint") < 0)
 		return -1;
+	txn_over(st);
 	return store_release(st);
 }
 
@@ -517,6 +570,7 @@ int pg_op_end(struct store *st, enum pg_wrap how, int rc)
 		quiet_exec(st, "ROLLBACK TO SAVEPOINT pg_op");
 		quiet_exec(st, "RELEASE SAVEPOINT pg_op");
 	}
+	txn_over(st);
 	return rc;
 }
 
@@ -541,6 +595,7 @@ void store_read_end(struct store *st)
 	if (st->own_read && in_transaction(st))
 		quiet_exec(st, "ROLLBACK"); /* only read: ending it either way is the same */
 	st->own_read = 0;
+	txn_over(st);
 }
 
 /* --- what only one writer's files had ------------------------------------------------- */
@@ -733,14 +788,19 @@ int store_wakeup_drain(struct store *st)
  * lock (lock_timeout) before it fails busy. */
 void store_set_busy_timeout(struct store *st, int ms)
 {
-	char sql[64];
 	st->busy_ms = ms < 0 ? 0 : ms;
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", st->busy_ms);
+	/* inside a transaction, a rollback would undo the SET: done again after it */
+	if (in_transaction(st))
+		st->timeout_undone = 1;
 	struct pg_conn *conns[] = {&st->main, &st->side};
-	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++)
-		if (conns[i]->conn && PQtransactionStatus(conns[i]->conn) != PQTRANS_INERROR &&
-		    exec_on(st, conns[i]->conn, sql, "set the lock timeout") < 0)
-			logmsg(LOG_WARN, "%s", st->err.buf);
+	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		PGconn *conn = conns[i]->conn;
+		if (conn && PQstatus(conn) == CONNECTION_OK &&
+		    PQtransactionStatus(conn) != PQTRANS_INERROR &&
+		    set_lock_timeout(conn, st->busy_ms) < 0)
+			logmsg(LOG_WARN, "database %s: cannot set the lock timeout: %s", st->where,
+			       PQerrorMessage(conn));
+	}
 }
 
 /* password_span - where the password of a URI (user:PASSWORD@) or key=value list

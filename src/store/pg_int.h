@@ -10,7 +10,8 @@
  * first, so the store.h functions it defines are the PostgreSQL store's.
  *
  * Statements are static strings in the file that uses them, run by pg_query: each is
- * prepared once per connection, on first use, and found again by its address.
+ * prepared once per connection, on first use, and found again by its address (and its
+ * text's hash). A text built at run time works too, unprepared once PG_STMTS_MAX are.
  * Parameters and results are in text form.
  */
 #ifndef SEGSPOOL_PG_INT_H
@@ -38,6 +39,9 @@ extern const size_t pg_migration_count;
 struct pg_conn {
 	PGconn *conn;
 	const char *prepared[PG_STMTS_MAX]; /* statement texts by address; name "sN" = index */
+	uint64_t hash[PG_STMTS_MAX];        /* of each one's text: a text built at run time whose
+	                                     * buffer's address comes back holding another statement
+	                                     * never runs the old one */
 	int nprepared;
 };
 
@@ -54,11 +58,13 @@ struct store {
 	char *where;    /* the URI without its password, for messages */
 	int readonly;
 	struct strbuf err;
-	int busy;       /* the last failure was a lock timeout, deadlock or serialization failure */
-	int busy_ms;    /* lock_timeout */
-	int caller_txn; /* store_begin's transaction is open (till commit/rollback) */
-	int savepoints; /* open savepoints of store_savepoint */
-	int own_read;   /* store_read_begin opened the read transaction */
+	int busy;    /* the last failure was a lock timeout, deadlock or serialization failure */
+	int busy_ms; /* lock_timeout */
+	int timeout_undone; /* lock_timeout was set inside a transaction, which a rollback
+	                     * undoes: set again once the transaction is over */
+	int caller_txn;     /* store_begin's transaction is open (till commit/rollback) */
+	int savepoints;     /* open savepoints of store_savepoint */
+	int own_read;       /* store_read_begin opened the read transaction */
 	int notify_pending; /* the open transaction made jobs due: NOTIFY at its commit */
 	int64_t node_id;    /* this daemon's nodes row (store_node_start), 0 for the CLI */
 	char *node_name;    /* stable across restarts (hostname:spool), NULL for the CLI */

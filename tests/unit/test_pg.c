@@ -480,6 +480,19 @@ TEST(test_read_snapshot)
 	free(err);
 }
 
+/* show_setting - the session's value of a setting, malloc'd. */
+static char *show_setting(struct store *st, const char *name)
+{
+	static const char sql[] = "SELECT current_setting($1)";
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, name);
+	PGresult *r = pg_query(st, sql, &p, "show a setting");
+	char *v = r ? pg_get_dup(r, 0, 0) : xstrdup(store_errmsg(st));
+	PQclear(r);
+	return v;
+}
+
 TEST(test_busy)
 {
 	char *err = NULL;
@@ -505,6 +518,28 @@ TEST(test_busy)
 		CHECK_INT(add_bucket(b, "other"), -1);
 		CHECK_INT(store_busy(b), 0);
 		CHECK_INT(store_rollback(a), 0);
+
+		/* a timeout set inside a transaction outlives its rollback (which undoes SETs) */
+		store_set_busy_timeout(b, 5000);
+		CHECK_INT(store_begin(b), 0);
+		store_set_busy_timeout(b, 250);
+		CHECK_INT(store_rollback(b), 0);
+		char *v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "250ms");
+		free(v);
+		CHECK_INT(store_begin(b), 0);
+		CHECK_INT(store_savepoint(b), 0);
+		store_set_busy_timeout(b, 300);
+		CHECK_INT(store_rollback_to(b), 0);
+		v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "300ms");
+		free(v);
+		CHECK_INT(add_bucket(b, "other"), -1); /* aborted: set once it is over */
+		store_set_busy_timeout(b, 350);
+		CHECK_INT(store_commit(b), -1);
+		v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "350ms");
+		free(v);
 	}
 	store_close(a);
 	store_close(b);
@@ -540,6 +575,20 @@ TEST(test_params)
 		PQclear(r);
 	}
 	CHECK_INT(st->main.nprepared, 1); /* prepared once, found again by its address */
+	/* a text built at run time: another statement later at the same address runs as
+	 * itself, and past the cache's size statements run unprepared */
+	char buf[64];
+	for (int i = 0; i < PG_STMTS_MAX + 5; i++) {
+		snprintf(buf, sizeof(buf), "SELECT %d", i);
+		PGresult *r = pg_query(st, buf, NULL, "select a number");
+		CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, i);
+		PQclear(r);
+	}
+	CHECK_INT(st->main.nprepared, PG_STMTS_MAX);
+	snprintf(buf, sizeof(buf), "SELECT %d", 3); /* the same text: its statement again */
+	PGresult *r3 = pg_query(st, buf, NULL, "select a number");
+	CHECK_INT(r3 ? pg_get_i64(r3, 0, 0, -1) : -2, 3);
+	PQclear(r3);
 	CHECK(pg_query(st, "SELECT nonsense FROM nowhere", NULL, "read nowhere") == NULL);
 	CHECK(has(store_errmsg(st), "cannot read nowhere: relation \"nowhere\" does not exist"));
 	CHECK(pg_query(st, "SELECT 1/0", NULL, "cannot divide") == NULL);
@@ -628,11 +677,36 @@ TEST(test_file_remaining_trigger)
 		CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, steps[i][2]);
 		PQclear(r);
 	}
+	/* in a node's group commit, the file's row is not locked till the commit: other
+	 * nodes ending jobs of the same file do not wait for the whole batch */
+	char *err = NULL;
+	struct store *other = NULL;
+	CHECK_INT(store_reopen_test(0, &other, &err), 0);
+	static const char lock_file[] = "SELECT id FROM files WHERE id = 1 FOR UPDATE NOWAIT";
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 5 WHERE id = 1", NULL, "end"), 1);
+	PGresult *r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 1); /* counted at the commit */
+	PQclear(r);
+	if (other) {
+		CHECK_INT(store_begin(other), 0);
+		r = pg_query(other, lock_file, NULL, "lock the file");
+		CHECK(r != NULL);
+		PQclear(r);
+		CHECK_INT(store_rollback(other), 0);
+	}
+	CHECK_INT(store_commit(st), 0);
+	r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 0);
+	PQclear(r);
+	store_close(other);
+	free(err);
+
 	/* once its results file is chosen, the count stays as it was */
 	CHECK_INT(pg_run(st, "UPDATE files SET results = 'r' WHERE id = 1", NULL, "choose"), 1);
-	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 3 WHERE id = 1", NULL, "end"), 1);
-	PGresult *r = pg_query(st, remaining, NULL, "read remaining");
-	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 1);
+	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 0 WHERE id = 1", NULL, "retry"), 1);
+	r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 0);
 	PQclear(r);
 	store_close(st);
 }

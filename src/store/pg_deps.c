@@ -105,7 +105,8 @@ static int park(struct store *st, int64_t id, unsigned allowed, int64_t left, co
 	                                 "put to wait for its dependencies", reason, now_ms));
 }
 
-/* fail_by_dep - id (in one of the allowed states) ends failed because key's job did. */
+/* fail_by_dep - id (in one of the allowed states) ends failed because key's job did:
+ * 0, 1 when it is in none of them (nothing done), -1. */
 static int fail_by_dep(struct store *st, int64_t id, unsigned allowed, const char *key,
                        int64_t now_ms)
 {
@@ -119,10 +120,26 @@ static int fail_by_dep(struct store *st, int64_t id, unsigned allowed, const cha
 	sb_adds(&ej, "}]}");
 	pg_params_init(&p);
 	pg_param_text(&p, ej.buf);
-	int rc = pg_strict(
-	    pg_change_state(st, id, allowed, JS_FAILED, sql, &p, "fail", why.buf, now_ms));
+	int rc = pg_change_state(st, id, allowed, JS_FAILED, sql, &p, "fail", why.buf, now_ms);
 	sb_release(&why);
 	sb_release(&ej);
+	return rc;
+}
+
+/* fail_dependants - the jobs of work from index first, read waiting for key's job, end
+ * failed. One another node or a CLI ended meanwhile (cancelled, say) is left as it is,
+ * and so are its dependants (its end saw to them): its id becomes 0. */
+static int fail_dependants(struct store *st, struct dep_list *work, size_t first, const char *key,
+                           int64_t now_ms)
+{
+	int rc = 0;
+	for (size_t k = first; k < work->n && rc == 0; k++) {
+		rc = fail_by_dep(st, work->v[k].id, PG_BIT(JS_WAITING), key, now_ms);
+		if (rc > 0) {
+			work->v[k].id = 0;
+			rc = 0;
+		}
+	}
 	return rc;
 }
 
@@ -133,10 +150,11 @@ static int cascade_fail(struct store *st, struct dep_list *work, size_t from, in
 	int rc = 0;
 	for (size_t i = from; i < work->n && rc == 0; i++) {
 		size_t first = work->n;
+		if (!work->v[i].id)
+			continue;
 		rc = dependants_into(st, waiting_on_sql, work->v[i].id, work);
-		for (size_t k = first; k < work->n && rc == 0; k++)
-			rc = fail_by_dep(st, work->v[k].id, PG_BIT(JS_WAITING), work->v[i].key,
-			                 now_ms);
+		if (rc == 0)
+			rc = fail_dependants(st, work, first, work->v[i].key, now_ms);
 	}
 	return rc;
 }
@@ -192,8 +210,7 @@ int pg_deps_ended(struct store *st, int64_t id, int64_t now_ms)
 		rc = job_key(st, id, 0, &state, &key);
 	if (rc == 0 && work.n > 1) {
 		work.v[0].key = key;
-		for (size_t k = 1; k < work.n && rc == 0; k++)
-			rc = fail_by_dep(st, work.v[k].id, PG_BIT(JS_WAITING), key, now_ms);
+		rc = fail_dependants(st, &work, 1, key, now_ms);
 		if (rc == 0)
 			rc = cascade_fail(st, &work, 1, now_ms);
 	}
@@ -273,7 +290,7 @@ int store_deps_add(struct store *st, int64_t id, const int64_t *dep_ids, size_t 
 		free(key);
 	}
 	if (rc == 0 && failed) {
-		rc = fail_by_dep(st, id, PG_BIT(JS_QUEUED), failed, now_ms);
+		rc = pg_strict(fail_by_dep(st, id, PG_BIT(JS_QUEUED), failed, now_ms));
 		if (rc == 0) /* jobs of the file recorded before it may wait for it already */
 			rc = pg_deps_ended(st, id, now_ms);
 	} else if (rc == 0 && pending.n) {

@@ -4,8 +4,9 @@
  * another's rescue, its open attempts closed as store_recover closes them, and is then
  * refused ("lease lost"); a heartbeat keeps a lease; a restarted node's earlier self
  * gives its jobs back at once (one of that name still running does not); the cancels a
- * CLI asked for reach the node running the job. Needs a database (SEGSPOOL_TEST_PG or
- * SEGSPOOL_TEST_PG_FILE, as test_pg.c); skipped without one (exit 77). */
+ * CLI asked for reach the node running the job; a dependency's end meets a cancel of
+ * its dependant. Needs a database (SEGSPOOL_TEST_PG or SEGSPOOL_TEST_PG_FILE, as
+ * test_pg.c); skipped without one (exit 77). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -380,6 +381,42 @@ TEST(test_restart_buries_earlier_self)
 	store_close(b);
 }
 
+TEST(test_cascade_meets_cancel)
+{
+	/* d waits for x; a CLI cancels d, not yet committed, as x ends: x's end, which read
+	 * d waiting, finds it cancelled once it may look, and leaves it so */
+	struct store *st = open_fresh("cascade_cancel");
+	struct store *cli = second();
+	struct job_new jx = new_job("listSources", "x", 0, 0),
+	               jd = new_job("listSources", "d", 0, 0);
+	int64_t x = insert(st, &jx, 1000), d = insert(st, &jd, 1000);
+	CHECK_INT(store_deps_add(st, d, &x, 1, 1000), 0);
+	CHECK_INT(state_of(st, d), JS_WAITING);
+	CHECK_INT(store_begin(cli), 0);
+	CHECK_INT(store_job_cancel(cli, d, 1100), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *c = NULL;
+		char *err = NULL;
+		if (store_reopen_test(0, &c, &err) < 0)
+			_exit(2);
+		int rc = store_job_end(c, x, JS_FAILED, NULL, "given up", 1200);
+		if (rc)
+			fprintf(stderr, "child: %s\n", store_errmsg(c));
+		_exit(rc ? 1 : 0);
+	}
+	usleep(300 * 1000); /* the child's end of x waits for d's row */
+	CHECK_INT(store_commit(cli), 0);
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(state_of(st, x), JS_FAILED);
+	CHECK_INT(state_of(st, d), JS_CANCELLED);
+	store_close(cli);
+	store_close(st);
+}
+
 /* ids_are - *ids (n of them) are exactly want (nwant); frees *ids. */
 static int ids_are(int64_t *ids, size_t n, const int64_t *want, size_t nwant)
 {
@@ -440,6 +477,7 @@ int main(void)
 	RUN(test_heartbeat_keeps_lease);
 	RUN(test_restart_buries_earlier_self);
 	RUN(test_cancels_pending);
+	RUN(test_cascade_meets_cancel);
 	fixture_end();
 	return tl_finish();
 }

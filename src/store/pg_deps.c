@@ -180,14 +180,18 @@ static int job_key(struct store *st, int64_t id, int lock, enum job_state *state
 }
 
 /* pg_deps_succeeded - one dependency less for id's dependants; those left with none are
- * due (not before their not_before), which other nodes hear of. */
+ * due (not before their not_before), which other nodes hear of. The dependants' rows are
+ * locked in id order: another node releasing some of them for another dependency locks
+ * them in the same order, so the two wait for each other rather than deadlock. */
 int pg_deps_succeeded(struct store *st, int64_t id, int64_t now_ms)
 {
-	static const char sql[] =
-	    "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
-	    "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
-	    "THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END "
-	    "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = $1) AND deps_left > 0";
+	static const char sql[] = "WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM "
+	                          "deps WHERE dep_id = $1) "
+	                          "AND deps_left > 0 ORDER BY id FOR NO KEY UPDATE) "
+	                          "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
+	                          "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
+	                          "THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END "
+	                          "FROM d WHERE jobs.id = d.id";
 	struct pg_params p;
 	id_param(&p, id);
 	pg_param_i64(&p, now_ms);
@@ -221,9 +225,12 @@ int pg_deps_ended(struct store *st, int64_t id, int64_t now_ms)
 /* pg_deps_unsucceeded - id's dependants count it again, then fail with it. */
 int pg_deps_unsucceeded(struct store *st, int64_t id, int64_t now_ms)
 {
-	static const char sql[] = "UPDATE jobs SET deps_left = deps_left + 1, next_run_ms = $2 "
-	                          "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = $1) "
-	                          "AND state = 2 AND waiting_for = 5";
+	static const char sql[] =
+	    "WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM deps WHERE dep_id = "
+	    "$1) "
+	    "AND state = 2 AND waiting_for = 5 ORDER BY id FOR NO KEY UPDATE) "
+	    "UPDATE jobs SET deps_left = deps_left + 1, next_run_ms = $2 FROM d "
+	    "WHERE jobs.id = d.id";
 	struct pg_params p;
 	id_param(&p, id);
 	pg_param_i64(&p, PG_DEPS_PARKED_MS);

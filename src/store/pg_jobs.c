@@ -117,7 +117,7 @@ static const char claim_sql[] =
     "due AS (SELECT id AS due_id, state AS from_state FROM " DUE_JOBS
     " AND priority = (SELECT priority FROM pr) AND next_run_ms <= $1 "
     "AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM nodes WHERE nodes.id = $3::bigint "
-    "AND dead = 0)) ORDER BY next_run_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "AND dead = 0)) ORDER BY next_run_ms, id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED), "
     "claimed AS (UPDATE jobs SET state = 1, owner = $3::bigint, updated_ms = $1 FROM due "
     "WHERE id = due_id RETURNING " JOB_COLS ", from_state), "
     "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
@@ -448,7 +448,8 @@ int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
                     const char *reason, int64_t now_ms)
 {
 	static const char read_sql[] = "SELECT state, owner FROM jobs WHERE id = $1";
-	static const char lock_sql[] = "SELECT state, owner FROM jobs WHERE id = $1 FOR UPDATE";
+	static const char lock_sql[] =
+	    "SELECT state, owner FROM jobs WHERE id = $1 FOR NO KEY UPDATE";
 	int only = only_state(allowed);
 	struct pg_params p;
 	if (only >= 0) {

@@ -127,16 +127,26 @@ int store_heartbeat(struct store *st, int64_t now_ms)
 	return 1;
 }
 
+/* Every node sweeps, and several find the same lease run out at once: the rows a sweep
+ * changes are locked in id order, skipping those another sweep (or the dead node's own
+ * transaction, still open) holds, so sweeps never wait for each other nor deadlock; what
+ * one skips, the next takes. */
+
 /* the nodes whose lease ran out are dead (a heartbeat renewing one at the same moment
- * wins: the update rechecks the lease on the row it waited for) */
-static const char mark_dead_sql[] = "UPDATE nodes SET dead = 1 WHERE dead = 0 AND "
-                                    "lease_until_ms < " PG_NOW_MS;
-/* the running jobs of dead nodes, queued again with their transitions rows; updated
- * before their attempts are closed, so an attempt_begin of the dead node (which locks
- * the job's row) either committed before and is closed below, or is refused */
+ * wins: its row is skipped, or rechecked once locked) */
+static const char mark_dead_sql[] =
+    "WITH d AS (SELECT id FROM nodes WHERE dead = 0 AND lease_until_ms < " PG_NOW_MS
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) "
+    "UPDATE nodes SET dead = 1 FROM d WHERE nodes.id = d.id";
+/* the running jobs of dead nodes, queued again with their transitions rows; taken
+ * before their attempts are closed, and only when their rows are not locked, so an
+ * attempt_begin of the dead node (which locks the job's row till its commit) either
+ * committed before and is closed below, or is refused */
 static const char rescue_sql[] =
-    "WITH r AS (UPDATE jobs j SET state = 0, owner = NULL, updated_ms = $1 FROM nodes n "
-    "WHERE j.state = 1 AND j.owner = n.id AND n.dead = 1 RETURNING j.id, n.name), "
+    "WITH c AS (SELECT j.id, n.name FROM jobs j JOIN nodes n ON n.id = j.owner "
+    "WHERE j.state = 1 AND n.dead = 1 ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED), "
+    "r AS (UPDATE jobs SET state = 0, owner = NULL, updated_ms = $1 FROM c "
+    "WHERE jobs.id = c.id RETURNING jobs.id, c.name), "
     "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
     "SELECT id, 1, 0, $1::bigint, 'rescued: daemon ' || name || ' stopped renewing its lease' "
     "FROM r) SELECT id FROM r ORDER BY id";
@@ -144,8 +154,10 @@ static const char rescue_sql[] =
  * alone on the store), which is not running them any more when a store without a node
  * recovers: as store_recover in SQLite */
 static const char orphans_sql[] =
-    "WITH r AS (UPDATE jobs SET state = 0, updated_ms = $1 WHERE state = 1 AND owner IS NULL "
-    "RETURNING id), t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
+    "WITH c AS (SELECT id FROM jobs WHERE state = 1 AND owner IS NULL ORDER BY id "
+    "FOR NO KEY UPDATE SKIP LOCKED), "
+    "r AS (UPDATE jobs SET state = 0, updated_ms = $1 FROM c WHERE jobs.id = c.id "
+    "RETURNING jobs.id), t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
     "reason) SELECT id, 1, 0, $1::bigint, 'daemon restarted; was running' FROM r) "
     "SELECT id FROM r ORDER BY id";
 /* their open attempts: "interrupted" for reads (safe to repeat), "unknown" for mutations

@@ -2,11 +2,11 @@
  * queue never hand a job to two nodes, even with one node's claim still uncommitted or
  * both claiming at once; a node whose lease ran out has its running jobs taken back by
  * another's rescue, its open attempts closed as store_recover closes them, and is then
- * refused ("lease lost"); a heartbeat keeps a lease; a restarted node's earlier self
- * gives its jobs back at once (one of that name still running does not); the cancels a
- * CLI asked for reach the node running the job; a dependency's end meets a cancel of
- * its dependant. Needs a database (SEGSPOOL_TEST_PG or SEGSPOOL_TEST_PG_FILE, as
- * test_pg.c); skipped without one (exit 77). */
+ * refused ("lease lost"), and sweeps at once wait for nobody; a heartbeat keeps a lease;
+ * a restarted node's earlier self gives its jobs back at once (one of that name still
+ * running does not); the cancels a CLI asked for reach the node running the job; a
+ * dependency's end meets a cancel of its dependant. Needs a database (SEGSPOOL_TEST_PG
+ * or SEGSPOOL_TEST_PG_FILE, as test_pg.c); skipped without one (exit 77). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -307,6 +307,39 @@ TEST(test_rescue_expired_lease)
 	store_close(b);
 }
 
+TEST(test_rescues_at_once)
+{
+	/* two sweeps at once, and the dead node's transaction still open: neither waits */
+	struct store *a = node(open_fresh("rescues"), "host:a", 200);
+	struct store *b = node(second(), "host:b", NODE_LEASE_MS);
+	struct store *c = node(second(), "host:c", NODE_LEASE_MS);
+	struct job_new m = new_job("createSource", NULL, 1, 0),
+	               r = new_job("listSources", NULL, 0, 0);
+	struct job_row rows[2];
+	int64_t att;
+	m.mutates = 1;
+	int64_t mid = insert(a, &m, 1000), rid = insert(a, &r, 1000);
+	CHECK_INT(store_claim_due(a, 2000, rows, 2), 2);
+	release_rows(rows, 2);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_attempt_begin(a, mid, 1, 2000, "POST /sources", &att), 0);
+	usleep(400 * 1000);
+	store_set_busy_timeout(c, 1000);
+	CHECK_INT(store_begin(b), 0);
+	CHECK_INT(store_rescue(b, 3000), 1); /* r; m's row is a's till it commits */
+	CHECK_INT(store_rescue(c, 3000), 0); /* b has a's row and r's: skipped, not waited for */
+	CHECK_INT(store_commit(b), 0);
+	CHECK_INT(state_of(c, rid), JS_QUEUED);
+	CHECK_INT(state_of(c, mid), JS_RUNNING);
+	CHECK_INT(store_commit(a), 0); /* its attempt, begun under its lease, is recorded */
+	CHECK_INT(store_rescue(c, 3100), 1);
+	CHECK_INT(state_of(c, mid), JS_QUEUED);
+	CHECK_INT(store_count_lost_answers(c, mid), 1);
+	store_close(a);
+	store_close(b);
+	store_close(c);
+}
+
 TEST(test_heartbeat_keeps_lease)
 {
 	struct store *a = node(open_fresh("heartbeat"), "host:a", 300);
@@ -474,6 +507,7 @@ int main(void)
 	RUN(test_claim_skips_locked);
 	RUN(test_claim_race);
 	RUN(test_rescue_expired_lease);
+	RUN(test_rescues_at_once);
 	RUN(test_heartbeat_keeps_lease);
 	RUN(test_restart_buries_earlier_self);
 	RUN(test_cancels_pending);

@@ -149,14 +149,20 @@ CREATE TABLE deps (
 CREATE INDEX deps_job ON deps(job_id, dep_id);
 
 -- a job of a file with a results file ending (or, retried, coming back) before that file
--- is written, in the transaction of the change; the WHEN is the server's, so the
--- function runs for those rows only, not for every state change of every job
+-- is written, in the transaction of the change, at its commit: several nodes end the jobs
+-- of one file, and each change takes the file's row lock, which an immediate trigger would
+-- hold from the job's change to the end of the node's group commit (its ingest and claims
+-- too), making every other node that ends a job of that file wait or time out; deferred,
+-- it is held for the commit alone. So a file's last job ending is seen by the next
+-- transaction (the next commit names its results file), not by its own. The WHEN is the
+-- server's: the function runs for those rows only, not for every state change.
 CREATE FUNCTION jobs_file_remaining() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	UPDATE files SET remaining = remaining + (CASE WHEN NEW.state >= 3 THEN -1 ELSE 1 END)
 	WHERE id = NEW.file_id AND remaining IS NOT NULL AND results IS NULL;
 	RETURN NULL;
 END $$;
-CREATE TRIGGER jobs_file_remaining AFTER UPDATE OF state ON jobs
+CREATE CONSTRAINT TRIGGER jobs_file_remaining AFTER UPDATE OF state ON jobs
+DEFERRABLE INITIALLY DEFERRED
 FOR EACH ROW WHEN (NEW.file_id IS NOT NULL AND (OLD.state >= 3) <> (NEW.state >= 3))
 EXECUTE FUNCTION jobs_file_remaining();

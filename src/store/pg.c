@@ -193,25 +193,35 @@ char *pg_get_dup(const PGresult *r, int row, int col)
 
 /* --- statements ----------------------------------------------------------------------- */
 
-/* query_on - pg_query on connection c: the statement prepared on it once, as "sN". */
+/* find_prepared - the slot of sql on c: by its address, confirmed by its text's hash (a
+ * buffer built at run time may hold another statement at the same address later), else
+ * by the hash alone (the same text from elsewhere); -1 when it is not prepared. */
+static int find_prepared(const struct pg_conn *c, const char *sql, uint64_t h)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->prepared[i] == sql && c->hash[i] == h)
+			return i;
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->hash[i] == h)
+			return i;
+	return -1;
+}
+
+/* query_on - pg_query on connection c: the statement prepared on it once, as "sN"; once
+ * PG_STMTS_MAX are, others run unprepared. */
 static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
                           const struct pg_params *p, const char *what)
 {
 	char name[16];
-	int i;
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		set_server_err(st, c->conn, NULL, what);
 		return NULL;
 	}
-	for (i = 0; i < c->nprepared && c->prepared[i] != sql; i++)
-		;
-	snprintf(name, sizeof(name), "s%d", i);
-	if (i == c->nprepared) {
-		if (i == PG_STMTS_MAX) {
-			pg_fail(st, "cannot %s: more than %d statements on one connection", what,
-			        PG_STMTS_MAX);
-			return NULL;
-		}
+	uint64_t h = fnv1a64(sql, FNV1A64_INIT);
+	int i = find_prepared(c, sql, h);
+	if (i < 0 && c->nprepared < PG_STMTS_MAX) {
+		i = c->nprepared;
+		snprintf(name, sizeof(name), "s%d", i);
 		/* the parameters' types are the server's guess from the text ($1::bigint
 		 * where it cannot tell) */
 		PGresult *r = PQprepare(c->conn, name, sql, 0, NULL);
@@ -221,9 +231,15 @@ static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
 			return NULL;
 		}
 		PQclear(r);
-		c->prepared[c->nprepared++] = sql;
+		c->prepared[i] = sql;
+		c->hash[i] = h;
+		c->nprepared++;
 	}
-	PGresult *r = PQexecPrepared(c->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	snprintf(name, sizeof(name), "s%d", i);
+	int n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	PGresult *r = i >= 0 ? PQexecPrepared(c->conn, name, n, v, NULL, NULL, 0)
+	                     : PQexecParams(c->conn, sql, n, NULL, v, NULL, NULL, 0);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
 		return r;
@@ -295,6 +311,33 @@ static void quiet_exec(struct store *st, const char *sql)
 		PQclear(PQexec(st->main.conn, sql));
 }
 
+/* set_lock_timeout - SET lock_timeout on conn, quietly (the error already recorded is
+ * the one kept); 0 or -1. */
+static int set_lock_timeout(PGconn *conn, int ms)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", ms);
+	PGresult *r = PQexec(conn, sql);
+	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	PQclear(r);
+	return rc;
+}
+
+/* txn_over - after a commit, rollback or rollback to a savepoint: a lock_timeout set in
+ * the transaction may have been undone with it, so it is set again (outside a
+ * transaction for good). */
+static void txn_over(struct store *st)
+{
+	PGconn *conn = st->main.conn;
+	if (!st->timeout_undone || !conn || PQstatus(conn) != CONNECTION_OK)
+		return;
+	PGTransactionStatusType ts = PQtransactionStatus(conn);
+	if (ts == PQTRANS_INERROR)
+		return;
+	if (set_lock_timeout(conn, st->busy_ms) == 0 && ts == PQTRANS_IDLE)
+		st->timeout_undone = 0;
+}
+
 /* query_value - the first column of the first row of unprepared sql: 1 with *out, 0 when
  * it is NULL or there is no row, -1 error. */
 static int query_value(struct store *st, const char *sql, const char *what, int64_t *out)
@@ -333,12 +376,12 @@ static int aborted(const struct store *st)
 	return st->main.conn && PQtransactionStatus(st->main.conn) == PQTRANS_INERROR;
 }
 
-static const char notify_sql[] = "SELECT pg_notify('segspool_work', '')";
+static const char notify_sql[] = "SELECT pg_notify($1, '')";
 
 /* commit_txn - commits the open transaction, first announcing work when it made jobs due
  * (NOTIFY is delivered at COMMIT, so listeners never see uncommitted jobs). On failure
  * the transaction is rolled back. 0 or -1. */
-static int commit_txn(struct store *st)
+static int commit_body(struct store *st)
 {
 	int notify = st->notify_pending;
 	st->notify_pending = 0;
@@ -349,7 +392,10 @@ static int commit_txn(struct store *st)
 		                   "it was rolled back");
 	}
 	if (notify) {
-		PGresult *r = pg_query(st, notify_sql, NULL, "announce new work");
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_text(&p, st->channel);
+		PGresult *r = pg_query(st, notify_sql, &p, "announce new work");
 		if (!r) {
 			quiet_exec(st, "ROLLBACK");
 			return -1;
@@ -374,6 +420,13 @@ static int commit_txn(struct store *st)
 	if (in_transaction(st))
 		quiet_exec(st, "ROLLBACK");
 	return -1;
+}
+
+static int commit_txn(struct store *st)
+{
+	int rc = commit_body(st);
+	txn_over(st);
+	return rc;
 }
 
 /* store_begin - starts the caller's write transaction (a group commit). */
@@ -410,7 +463,9 @@ int store_rollback(struct store *st)
 	st->notify_pending = 0;
 	if (!in_transaction(st))
 		return 0;
-	return pg_exec_text(st, "ROLLBACK", "roll back");
+	int rc = pg_exec_text(st, "ROLLBACK", "roll back");
+	txn_over(st);
+	return rc;
 }
 
 /* savepoint_sql - the statement for the savepoint of depth n (its own name, so each
@@ -456,6 +511,7 @@ int store_rollback_to(struct store *st)
 	savepoint_sql(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT", st->savepoints);
 	if (pg_exec_text(st, sql, "roll back to the savepoint") < 0)
 		return -1;
+	txn_over(st);
 	return store_release(st);
 }
 
@@ -514,6 +570,7 @@ int pg_op_end(struct store *st, enum pg_wrap how, int rc)
 		quiet_exec(st, "ROLLBACK TO SAVEPOINT pg_op");
 		quiet_exec(st, "RELEASE SAVEPOINT pg_op");
 	}
+	txn_over(st);
 	return rc;
 }
 
@@ -538,6 +595,7 @@ void store_read_end(struct store *st)
 	if (st->own_read && in_transaction(st))
 		quiet_exec(st, "ROLLBACK"); /* only read: ending it either way is the same */
 	st->own_read = 0;
+	txn_over(st);
 }
 
 /* --- what only one writer's files had ------------------------------------------------- */
@@ -598,6 +656,33 @@ static void app_name(char *buf, size_t size, const char *suffix)
 	buf[i] = '\0';
 }
 
+/* durable_commits - a writer's commits are on disk when COMMIT returns: the daemon
+ * deletes spool files once their jobs are committed. A server (or database, or role) set
+ * to synchronous_commit = off would lose the last of them in a crash, so the session puts
+ * it back on, unless the connection string itself asked for off (options=-c...): the
+ * user's own choice. Stricter settings (remote_apply...) are kept. */
+static int durable_commits(struct store *st, PGconn *conn)
+{
+	static int told;
+	PGresult *r = PQexec(conn, "SELECT setting, source FROM pg_catalog.pg_settings "
+	                           "WHERE name = 'synchronous_commit'");
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_server_err(st, conn, r, "read synchronous_commit");
+		PQclear(r);
+		return -1;
+	}
+	int off = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "off") == 0 &&
+	          strcmp(PQgetvalue(r, 0, 1), "client") != 0;
+	if (off && !told++)
+		logmsg(LOG_INFO,
+		       "database %s: synchronous_commit is off (%s); segspool's sessions set it "
+		       "on, as a commit lost in a crash would lose jobs whose spool files are gone "
+		       "(options=-csynchronous_commit=off in the URI accepts that)",
+		       st->where, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return off ? exec_on(st, conn, "SET synchronous_commit = on", "set synchronous_commit") : 0;
+}
+
 /* connect_to - a new connection to the store's database, with the session's settings;
  * NULL with the reason in st->err. */
 static PGconn *connect_to(struct store *st, const char *suffix)
@@ -627,12 +712,11 @@ static PGconn *connect_to(struct store *st, const char *suffix)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_log, st);
-	/* commits must be durable when COMMIT returns: the daemon deletes spool files once
-	 * their jobs are committed, whatever the server's default says */
 	char sql[256];
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %d; SET synchronous_commit = on;%s",
-	         st->busy_ms, st->readonly ? " SET default_transaction_read_only = on;" : "");
-	if (exec_on(st, conn, sql, "set up the session") < 0) {
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d;%s", st->busy_ms,
+	         st->readonly ? " SET default_transaction_read_only = on;" : "");
+	if (exec_on(st, conn, sql, "set up the session") < 0 ||
+	    (!st->readonly && durable_commits(st, conn) < 0)) {
 		PQfinish(conn);
 		return NULL;
 	}
@@ -660,8 +744,9 @@ int pg_side_open(struct store *st)
 		st->listener.conn = connect_to(st, " listen");
 		if (!st->listener.conn)
 			return -1;
-		if (exec_on(st, st->listener.conn, "LISTEN segspool_work", "listen for new work") <
-		    0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "LISTEN \"%s\"", st->channel);
+		if (exec_on(st, st->listener.conn, sql, "listen for new work") < 0) {
 			close_conn(&st->listener);
 			return -1;
 		}
@@ -703,24 +788,84 @@ int store_wakeup_drain(struct store *st)
  * lock (lock_timeout) before it fails busy. */
 void store_set_busy_timeout(struct store *st, int ms)
 {
-	char sql[64];
 	st->busy_ms = ms < 0 ? 0 : ms;
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", st->busy_ms);
+	/* inside a transaction, a rollback would undo the SET: done again after it */
+	if (in_transaction(st))
+		st->timeout_undone = 1;
 	struct pg_conn *conns[] = {&st->main, &st->side};
-	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++)
-		if (conns[i]->conn && PQtransactionStatus(conns[i]->conn) != PQTRANS_INERROR &&
-		    exec_on(st, conns[i]->conn, sql, "set the lock timeout") < 0)
-			logmsg(LOG_WARN, "%s", st->err.buf);
+	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		PGconn *conn = conns[i]->conn;
+		if (conn && PQstatus(conn) == CONNECTION_OK &&
+		    PQtransactionStatus(conn) != PQTRANS_INERROR &&
+		    set_lock_timeout(conn, st->busy_ms) < 0)
+			logmsg(LOG_WARN, "database %s: cannot set the lock timeout: %s", st->where,
+			       PQerrorMessage(conn));
+	}
+}
+
+/* password_span - where the password of a URI (user:PASSWORD@) or key=value list
+ * (password=PASSWORD) is, for a string libpq could not parse: its length, 0 if none. */
+static size_t password_span(const char *conninfo, const char **pw)
+{
+	const char *p = strstr(conninfo, "://");
+	if (p) {
+		p += 3;
+		size_t auth = strcspn(p, "/?");
+		const char *at = NULL;
+		for (size_t i = 0; i < auth; i++)
+			if (p[i] == '@')
+				at = p + i;
+		const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+		if (!colon)
+			return 0;
+		*pw = colon + 1;
+		return (size_t)(at - *pw);
+	}
+	p = strstr(conninfo, "password");
+	if (!p)
+		return 0;
+	p += strcspn(p, "=");
+	if (*p == '=')
+		p++;
+	p += strspn(p, " '");
+	*pw = p;
+	return strcspn(p, " '");
+}
+
+/* quotes_password - msg (libpq's reason for refusing conninfo) holds a piece of its
+ * password (three characters, or all of a shorter one) or might: then it is not shown. */
+static int quotes_password(const char *conninfo, const char *msg)
+{
+	const char *pw = NULL;
+	size_t n = password_span(conninfo, &pw);
+	if (!pw && strstr(conninfo, "password"))
+		return 1;
+	size_t w = n < 3 ? n : 3;
+	for (size_t i = 0; w && i + w <= n; i++) {
+		char piece[4];
+		memcpy(piece, pw + i, w);
+		piece[w] = '\0';
+		if (strstr(msg, piece))
+			return 1;
+	}
+	return 0;
 }
 
 /* redact - the connection string as messages show it: postgresql://user@host:port/db,
- * never its password (nor any other parameter). */
+ * never its password (nor any other parameter). -1 with the message in out when libpq
+ * cannot parse it. */
 static int redact(const char *conninfo, struct strbuf *out)
 {
 	char *errmsg = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
 	if (!opts) {
-		/* libpq's reason may quote the string, password and all */
+		sb_adds(out, "cannot open the PostgreSQL database: its connection string is not a "
+		             "valid libpq URI or key=value list");
+		if (errmsg && !quotes_password(conninfo, errmsg)) {
+			sb_adds(out, " (");
+			add_oneline(out, errmsg);
+			sb_adds(out, ")");
+		}
 		PQfreemem(errmsg);
 		return -1;
 	}
@@ -864,6 +1009,30 @@ static int check_readonly(struct store *st)
 	return 0;
 }
 
+/* set_channel - the channel of the store's announcements: the database's segspool_work
+ * for a store in public, else one of its schema's (a name within the server's 63 bytes),
+ * so the stores of other schemas in the same database (tests, tenants) wake nobody here. */
+static int set_channel(struct store *st)
+{
+	PGresult *r = PQexec(st->main.conn, "SELECT current_schema()");
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_server_err(st, st->main.conn, r, "read the current schema");
+		PQclear(r);
+		return -1;
+	}
+	const char *schema = PQntuples(r) == 1 ? pg_get_text(r, 0, 0) : NULL;
+	if (!schema || strcmp(schema, "public") == 0) {
+		st->channel = xstrdup("segspool_work");
+	} else {
+		char name[64];
+		snprintf(name, sizeof(name), "segspool_work_%016" PRIx64,
+		         fnv1a64(schema, FNV1A64_INIT));
+		st->channel = xstrdup(name);
+	}
+	PQclear(r);
+	return 0;
+}
+
 /* open_checked - the body of store_open; the reason for a failure in st->err. */
 static int open_checked(struct store *st)
 {
@@ -871,13 +1040,13 @@ static int open_checked(struct store *st)
 	if (!st->main.conn)
 		return -1;
 	if (st->readonly)
-		return check_readonly(st);
+		return check_readonly(st) < 0 ? -1 : set_channel(st);
 	for (;;) {
 		int rc = apply_migration(st);
 		if (rc < 0)
 			return -1;
 		if (rc > 0)
-			return 0;
+			return set_channel(st);
 	}
 }
 
@@ -894,8 +1063,7 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 		*err_out = NULL;
 	if (redact(path, &where) < 0) {
 		if (err_out)
-			*err_out = xstrdup("cannot open the PostgreSQL database: its connection "
-			                   "string is not a valid libpq URI or key=value list");
+			*err_out = xstrdup(where.buf);
 		sb_release(&where);
 		store_close(st);
 		return -1;
@@ -905,8 +1073,13 @@ int store_open(const char *path, int flags, struct store **out, char **err_out)
 	st->readonly = (flags & STORE_READONLY) != 0;
 	st->busy_ms = PG_BUSY_TIMEOUT_MS;
 	if (open_checked(st) < 0) {
-		if (err_out)
+		if (err_out && !strstr(st->err.buf, st->where)) {
+			struct strbuf why = STRBUF_INIT;
+			sb_addf(&why, "cannot open database %s: %s", st->where, st->err.buf);
+			*err_out = sb_detach(&why, NULL);
+		} else if (err_out) {
 			*err_out = xstrdup(st->err.buf);
+		}
 		store_close(st);
 		return -1;
 	}
@@ -925,6 +1098,7 @@ void store_close(struct store *st)
 	close_conn(&st->main);
 	sb_release(&st->err);
 	free(st->conninfo);
+	free(st->channel);
 	free(st->where);
 	free(st->node_name);
 	free(st);

@@ -10,7 +10,8 @@
  * first, so the store.h functions it defines are the PostgreSQL store's.
  *
  * Statements are static strings in the file that uses them, run by pg_query: each is
- * prepared once per connection, on first use, and found again by its address.
+ * prepared once per connection, on first use, and found again by its address (and its
+ * text's hash). A text built at run time works too, unprepared once PG_STMTS_MAX are.
  * Parameters and results are in text form.
  */
 #ifndef SEGSPOOL_PG_INT_H
@@ -38,6 +39,9 @@ extern const size_t pg_migration_count;
 struct pg_conn {
 	PGconn *conn;
 	const char *prepared[PG_STMTS_MAX]; /* statement texts by address; name "sN" = index */
+	uint64_t hash[PG_STMTS_MAX];        /* of each one's text: a text built at run time whose
+	                                     * buffer's address comes back holding another statement
+	                                     * never runs the old one */
 	int nprepared;
 };
 
@@ -48,15 +52,19 @@ struct store {
 	struct pg_conn listener; /* LISTEN segspool_work only (pg_side_open): its socket is
 	                          * readable exactly when an announcement arrived, as no
 	                          * query on it ever reads one away unseen */
-	char *conninfo;          /* as given, for reconnects: never in a message */
-	char *where;             /* the URI without its password, for messages */
+	char *channel;  /* of NOTIFY and LISTEN: segspool_work, or the schema's own when the
+	                 * store is not in public (another schema's store is another queue) */
+	char *conninfo; /* as given, for reconnects: never in a message */
+	char *where;    /* the URI without its password, for messages */
 	int readonly;
 	struct strbuf err;
-	int busy;       /* the last failure was a lock timeout, deadlock or serialization failure */
-	int busy_ms;    /* lock_timeout */
-	int caller_txn; /* store_begin's transaction is open (till commit/rollback) */
-	int savepoints; /* open savepoints of store_savepoint */
-	int own_read;   /* store_read_begin opened the read transaction */
+	int busy;    /* the last failure was a lock timeout, deadlock or serialization failure */
+	int busy_ms; /* lock_timeout */
+	int timeout_undone; /* lock_timeout was set inside a transaction, which a rollback
+	                     * undoes: set again once the transaction is over */
+	int caller_txn;     /* store_begin's transaction is open (till commit/rollback) */
+	int savepoints;     /* open savepoints of store_savepoint */
+	int own_read;       /* store_read_begin opened the read transaction */
 	int notify_pending; /* the open transaction made jobs due: NOTIFY at its commit */
 	int64_t node_id;    /* this daemon's nodes row (store_node_start), 0 for the CLI */
 	char *node_name;    /* stable across restarts (hostname:spool), NULL for the CLI */
@@ -89,8 +97,8 @@ void pg_param_text(struct pg_params *p, const char *s); /* NULL -> NULL */
 PGresult *pg_query(struct store *st, const char *sql, const struct pg_params *p, const char *what);
 PGresult *pg_query_side(struct store *st, const char *sql, const struct pg_params *p,
                         const char *what);
-/* pg_side_open - opens the side connection (autocommit) and the listener (LISTEN
- * segspool_work) unless open; store_node_start calls it. 0, or -1 with st->err. */
+/* pg_side_open - opens the side connection (autocommit) and the listener (LISTEN on
+ * st->channel) unless open; store_node_start calls it. 0, or -1 with st->err. */
 int pg_side_open(struct store *st);
 
 /* pg_run - pg_query for a statement whose rows are not read: rows changed, or -1. */

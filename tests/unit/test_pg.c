@@ -178,6 +178,14 @@ TEST(test_reader)
 	CHECK(open_at(uri, STORE_READONLY, &err) == NULL);
 	CHECK(has(err, "start the daemon once to upgrade it"));
 
+	/* a search_path naming no schema: said, with where */
+	struct strbuf nowhere = STRBUF_INIT;
+	pg_location("no_such_schema", &nowhere);
+	CHECK(open_at(nowhere.buf, 0, &err) == NULL);
+	CHECK(has(err, "cannot open database postgresql://"));
+	CHECK(has(err, "no schema has been selected"));
+	sb_release(&nowhere);
+
 	/* a schema of another program's tables is not taken over */
 	free(uri);
 	uri = xstrdup(db_named("foreign"));
@@ -267,8 +275,21 @@ TEST(test_password_never_shown)
 		store_close(st);
 	}
 	/* a string libpq cannot parse: no piece of it is quoted back */
-	CHECK(open_at("postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1", 0, &err) == NULL);
-	CHECK(!has(err, pw));
+	static const char *const bad[] = {
+	    "postgresql://u:s3cr3t-pw@host:port:bad/db?nonsense=1",
+	    "postgresql://u:s3cr3t-pw@host/db?nonsense=1",
+	    "host=h password=s3cr3t-pw nonsense=1",
+	    "host=h password='s3cr3t-pw",
+	    "host=h pass=s3cr3t-pw",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(open_at(bad[i], 0, &err) == NULL);
+		CHECK(has(err, "is not a valid libpq URI"));
+		CHECK(!has(err, "cr3"));
+	}
+	/* and the reason when it cannot hold the password */
+	CHECK(open_at("postgresql://u@host/db?nonsense=1", 0, &err) == NULL);
+	CHECK(has(err, "nonsense"));
 	free(err);
 	sb_release(&uri);
 }
@@ -316,6 +337,20 @@ TEST(test_wakeup)
 	CHECK_INT(pg_op_end(a, how, 0), 0);
 	CHECK(readable(fd, 5000));
 	CHECK_INT(store_wakeup_drain(b), 1);
+	/* a store of another schema is another queue: its work wakes nobody here */
+	char *other_uri = xstrdup(db_named("wake_other"));
+	struct store *c = open_at(other_uri, 0, &err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK(strcmp(c->channel, a->channel) != 0);
+		CHECK_INT(store_begin(c), 0);
+		c->notify_pending = 1;
+		CHECK_INT(store_commit(c), 0);
+		CHECK(!readable(fd, 200));
+		CHECK_INT(store_wakeup_drain(b), 0);
+		store_close(c);
+	}
+	free(other_uri);
 	/* the side connection's own queries read no announcement away */
 	PGresult *r = pg_query_side(b, "SELECT 1", NULL, "ping");
 	CHECK(r != NULL);
@@ -445,6 +480,19 @@ TEST(test_read_snapshot)
 	free(err);
 }
 
+/* show_setting - the session's value of a setting, malloc'd. */
+static char *show_setting(struct store *st, const char *name)
+{
+	static const char sql[] = "SELECT current_setting($1)";
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, name);
+	PGresult *r = pg_query(st, sql, &p, "show a setting");
+	char *v = r ? pg_get_dup(r, 0, 0) : xstrdup(store_errmsg(st));
+	PQclear(r);
+	return v;
+}
+
 TEST(test_busy)
 {
 	char *err = NULL;
@@ -470,6 +518,28 @@ TEST(test_busy)
 		CHECK_INT(add_bucket(b, "other"), -1);
 		CHECK_INT(store_busy(b), 0);
 		CHECK_INT(store_rollback(a), 0);
+
+		/* a timeout set inside a transaction outlives its rollback (which undoes SETs) */
+		store_set_busy_timeout(b, 5000);
+		CHECK_INT(store_begin(b), 0);
+		store_set_busy_timeout(b, 250);
+		CHECK_INT(store_rollback(b), 0);
+		char *v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "250ms");
+		free(v);
+		CHECK_INT(store_begin(b), 0);
+		CHECK_INT(store_savepoint(b), 0);
+		store_set_busy_timeout(b, 300);
+		CHECK_INT(store_rollback_to(b), 0);
+		v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "300ms");
+		free(v);
+		CHECK_INT(add_bucket(b, "other"), -1); /* aborted: set once it is over */
+		store_set_busy_timeout(b, 350);
+		CHECK_INT(store_commit(b), -1);
+		v = show_setting(b, "lock_timeout");
+		CHECK_STR(v, "350ms");
+		free(v);
 	}
 	store_close(a);
 	store_close(b);
@@ -505,6 +575,20 @@ TEST(test_params)
 		PQclear(r);
 	}
 	CHECK_INT(st->main.nprepared, 1); /* prepared once, found again by its address */
+	/* a text built at run time: another statement later at the same address runs as
+	 * itself, and past the cache's size statements run unprepared */
+	char buf[64];
+	for (int i = 0; i < PG_STMTS_MAX + 5; i++) {
+		snprintf(buf, sizeof(buf), "SELECT %d", i);
+		PGresult *r = pg_query(st, buf, NULL, "select a number");
+		CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, i);
+		PQclear(r);
+	}
+	CHECK_INT(st->main.nprepared, PG_STMTS_MAX);
+	snprintf(buf, sizeof(buf), "SELECT %d", 3); /* the same text: its statement again */
+	PGresult *r3 = pg_query(st, buf, NULL, "select a number");
+	CHECK_INT(r3 ? pg_get_i64(r3, 0, 0, -1) : -2, 3);
+	PQclear(r3);
 	CHECK(pg_query(st, "SELECT nonsense FROM nowhere", NULL, "read nowhere") == NULL);
 	CHECK(has(store_errmsg(st), "cannot read nowhere: relation \"nowhere\" does not exist"));
 	CHECK(pg_query(st, "SELECT 1/0", NULL, "cannot divide") == NULL);
@@ -512,6 +596,54 @@ TEST(test_params)
 	CHECK_INT(add_bucket(st, "n"), 1);
 	CHECK_INT(pg_run(st, "UPDATE buckets SET tokens = 1", NULL, "touch"), 1);
 	store_close(st);
+}
+
+/* sync_commit - the session's synchronous_commit. */
+static char *sync_commit(struct store *st)
+{
+	PGresult *r = pg_query(st, "SHOW synchronous_commit", NULL, "show synchronous_commit");
+	char *v = r ? pg_get_dup(r, 0, 0) : xstrdup(store_errmsg(st));
+	PQclear(r);
+	return v;
+}
+
+TEST(test_durable_commits)
+{
+	char *err = NULL, *v;
+	char *uri = xstrdup(db_named("durable"));
+	char *db = PQdb(pg_admin);
+	struct strbuf sql = STRBUF_INIT;
+	/* a database set to lose its last commits in a crash: a writer's session is not */
+	sb_addf(&sql, "ALTER DATABASE \"%s\" SET synchronous_commit = off", db);
+	pg_admin_exec(sql.buf);
+	struct store *st = open_at(uri, 0, &err);
+	CHECK(st != NULL);
+	if (st) {
+		v = sync_commit(st);
+		CHECK_STR(v, "on");
+		free(v);
+		store_close(st);
+	}
+	/* unless its connection string says so: the user's choice */
+	if (strncmp(uri, "postgres", 8) == 0) {
+		struct strbuf off = STRBUF_INIT;
+		sb_addf(&off, "%s%%20-csynchronous_commit%%3Doff", uri);
+		st = open_at(off.buf, 0, &err);
+		CHECK(st != NULL);
+		if (st) {
+			v = sync_commit(st);
+			CHECK_STR(v, "off");
+			free(v);
+			store_close(st);
+		}
+		sb_release(&off);
+	}
+	sb_reset(&sql);
+	sb_addf(&sql, "ALTER DATABASE \"%s\" RESET synchronous_commit", db);
+	pg_admin_exec(sql.buf);
+	sb_release(&sql);
+	free(uri);
+	free(err);
 }
 
 TEST(test_file_remaining_trigger)
@@ -545,11 +677,36 @@ TEST(test_file_remaining_trigger)
 		CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, steps[i][2]);
 		PQclear(r);
 	}
+	/* in a node's group commit, the file's row is not locked till the commit: other
+	 * nodes ending jobs of the same file do not wait for the whole batch */
+	char *err = NULL;
+	struct store *other = NULL;
+	CHECK_INT(store_reopen_test(0, &other, &err), 0);
+	static const char lock_file[] = "SELECT id FROM files WHERE id = 1 FOR UPDATE NOWAIT";
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 5 WHERE id = 1", NULL, "end"), 1);
+	PGresult *r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 1); /* counted at the commit */
+	PQclear(r);
+	if (other) {
+		CHECK_INT(store_begin(other), 0);
+		r = pg_query(other, lock_file, NULL, "lock the file");
+		CHECK(r != NULL);
+		PQclear(r);
+		CHECK_INT(store_rollback(other), 0);
+	}
+	CHECK_INT(store_commit(st), 0);
+	r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 0);
+	PQclear(r);
+	store_close(other);
+	free(err);
+
 	/* once its results file is chosen, the count stays as it was */
 	CHECK_INT(pg_run(st, "UPDATE files SET results = 'r' WHERE id = 1", NULL, "choose"), 1);
-	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 3 WHERE id = 1", NULL, "end"), 1);
-	PGresult *r = pg_query(st, remaining, NULL, "read remaining");
-	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 1);
+	CHECK_INT(pg_run(st, "UPDATE jobs SET state = 0 WHERE id = 1", NULL, "retry"), 1);
+	r = pg_query(st, remaining, NULL, "read remaining");
+	CHECK_INT(r ? pg_get_i64(r, 0, 0, -1) : -2, 0);
 	PQclear(r);
 	store_close(st);
 }
@@ -572,6 +729,7 @@ int main(void)
 	RUN(test_busy);
 	RUN(test_params);
 	RUN(test_file_remaining_trigger);
+	RUN(test_durable_commits);
 	fixture_end();
 	return tl_finish();
 }

@@ -78,7 +78,8 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_due ON jobs(priority DESC, next_run_ms, id) WHERE state IN (0, 2);
 CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX jobs_running ON jobs(owner, id) WHERE state = 1;
-CREATE INDEX jobs_output ON jobs(output_path) WHERE output_path IS NOT NULL;
+-- in byte order (COLLATE "C"), as store_output_conflict asks for the paths below one
+CREATE INDEX jobs_output ON jobs(output_path COLLATE "C") WHERE output_path IS NOT NULL;
 CREATE INDEX jobs_file ON jobs(file_id, line) WHERE file_id IS NOT NULL;
 
 CREATE TABLE transitions (

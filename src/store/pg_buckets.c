@@ -10,10 +10,12 @@
 
 #include "util.h"
 
+/* a node's saved bucket never shortens a hold another node set (store_bucket_hold) */
 static const char BUCKET_SAVE[] =
     "INSERT INTO buckets (key, tokens, updated_ms, hold_until_ms) VALUES ($1, $2, $3, $4) "
     "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, "
-    "updated_ms = excluded.updated_ms, hold_until_ms = excluded.hold_until_ms";
+    "updated_ms = excluded.updated_ms, "
+    "hold_until_ms = GREATEST(buckets.hold_until_ms, excluded.hold_until_ms)";
 static const char BUCKETS[] = "SELECT key, tokens, updated_ms, hold_until_ms FROM buckets "
                               "ORDER BY key COLLATE \"C\"";
 static const char BUCKET_TAKE[] = "SELECT segspool_bucket_take($1, $2, $3)";
@@ -24,21 +26,30 @@ static const char BUCKET_HOLD[] =
     "ON CONFLICT (key) DO UPDATE "
     "SET hold_until_ms = GREATEST(buckets.hold_until_ms, excluded.hold_until_ms)";
 
-/* store_bucket_save - a rate-limit bucket's state, inserted or replaced. */
+/* store_bucket_save - a rate-limit bucket's state, inserted or replaced. A node's (one
+ * that joined: the daemon, saving in its group transaction) goes by the side connection,
+ * committed at once: the row locked till the group commits would stall every other
+ * node's take from that bucket. What a bucket was is advice for a restart: it need not
+ * be undone with the group. */
 int store_bucket_save(struct store *st, const char *key, double tokens, int64_t updated_ms,
                       int64_t hold_until_ms)
 {
-	enum pg_wrap how;
+	enum pg_wrap how = PG_JOINED;
 	struct pg_params p;
-	if (pg_op_begin(st, &how) < 0)
+	int side = st->side.conn != NULL;
+	if (!side && pg_op_begin(st, &how) < 0)
 		return -1;
 	pg_params_init(&p);
 	pg_param_text(&p, key);
 	pg_param_double(&p, tokens);
 	pg_param_i64(&p, updated_ms);
 	pg_param_i64(&p, hold_until_ms);
-	int rc = pg_run(st, BUCKET_SAVE, &p, "save a rate-limit bucket") < 0 ? -1 : 0;
-	return pg_op_end(st, how, rc);
+	const char *what = "save a rate-limit bucket";
+	PGresult *r =
+	    side ? pg_query_side(st, BUCKET_SAVE, &p, what) : pg_query(st, BUCKET_SAVE, &p, what);
+	int rc = r ? 0 : -1;
+	PQclear(r);
+	return side ? rc : pg_op_end(st, how, rc);
 }
 
 /* store_bucket_foreach - every saved bucket, by key. */
@@ -75,8 +86,9 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	(void)now_ms; /* the nodes' clocks may disagree: the database's decides */
 	*wait_ms = 0;
 	if (!isfinite(rate) || !isfinite(burst))
-		return pg_fail(st, "take from bucket %s: rate %g or burst %g is not a number", key,
-		               rate, burst);
+		return pg_fail(st,
+		               "cannot take from bucket %s: rate %g or burst %g is not a number",
+		               key, rate, burst);
 	pg_params_init(&p);
 	pg_param_text(&p, key);
 	pg_param_double(&p, rate);
@@ -87,7 +99,7 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	int64_t wait = PQntuples(r) > 0 ? pg_get_i64(r, 0, 0, -1) : -1;
 	PQclear(r);
 	if (wait < 0)
-		return pg_fail(st, "take from bucket %s: the database gave no answer", key);
+		return pg_fail(st, "cannot take from bucket %s: the database gave no answer", key);
 	*wait_ms = wait;
 	return 0;
 }

@@ -105,7 +105,8 @@ static int park(struct store *st, int64_t id, unsigned allowed, int64_t left, co
 	                                 "put to wait for its dependencies", reason, now_ms));
 }
 
-/* fail_by_dep - id (in one of the allowed states) ends failed because key's job did. */
+/* fail_by_dep - id (in one of the allowed states) ends failed because key's job did:
+ * 0, 1 when it is in none of them (nothing done), -1. */
 static int fail_by_dep(struct store *st, int64_t id, unsigned allowed, const char *key,
                        int64_t now_ms)
 {
@@ -119,10 +120,26 @@ static int fail_by_dep(struct store *st, int64_t id, unsigned allowed, const cha
 	sb_adds(&ej, "}]}");
 	pg_params_init(&p);
 	pg_param_text(&p, ej.buf);
-	int rc = pg_strict(
-	    pg_change_state(st, id, allowed, JS_FAILED, sql, &p, "fail", why.buf, now_ms));
+	int rc = pg_change_state(st, id, allowed, JS_FAILED, sql, &p, "fail", why.buf, now_ms);
 	sb_release(&why);
 	sb_release(&ej);
+	return rc;
+}
+
+/* fail_dependants - the jobs of work from index first, read waiting for key's job, end
+ * failed. One another node or a CLI ended meanwhile (cancelled, say) is left as it is,
+ * and so are its dependants (its end saw to them): its id becomes 0. */
+static int fail_dependants(struct store *st, struct dep_list *work, size_t first, const char *key,
+                           int64_t now_ms)
+{
+	int rc = 0;
+	for (size_t k = first; k < work->n && rc == 0; k++) {
+		rc = fail_by_dep(st, work->v[k].id, PG_BIT(JS_WAITING), key, now_ms);
+		if (rc > 0) {
+			work->v[k].id = 0;
+			rc = 0;
+		}
+	}
 	return rc;
 }
 
@@ -133,10 +150,11 @@ static int cascade_fail(struct store *st, struct dep_list *work, size_t from, in
 	int rc = 0;
 	for (size_t i = from; i < work->n && rc == 0; i++) {
 		size_t first = work->n;
+		if (!work->v[i].id)
+			continue;
 		rc = dependants_into(st, waiting_on_sql, work->v[i].id, work);
-		for (size_t k = first; k < work->n && rc == 0; k++)
-			rc = fail_by_dep(st, work->v[k].id, PG_BIT(JS_WAITING), work->v[i].key,
-			                 now_ms);
+		if (rc == 0)
+			rc = fail_dependants(st, work, first, work->v[i].key, now_ms);
 	}
 	return rc;
 }
@@ -162,14 +180,18 @@ static int job_key(struct store *st, int64_t id, int lock, enum job_state *state
 }
 
 /* pg_deps_succeeded - one dependency less for id's dependants; those left with none are
- * due (not before their not_before), which other nodes hear of. */
+ * due (not before their not_before), which other nodes hear of. The dependants' rows are
+ * locked in id order: another node releasing some of them for another dependency locks
+ * them in the same order, so the two wait for each other rather than deadlock. */
 int pg_deps_succeeded(struct store *st, int64_t id, int64_t now_ms)
 {
-	static const char sql[] =
-	    "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
-	    "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
-	    "THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END "
-	    "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = $1) AND deps_left > 0";
+	static const char sql[] = "WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM "
+	                          "deps WHERE dep_id = $1) "
+	                          "AND deps_left > 0 ORDER BY id FOR NO KEY UPDATE) "
+	                          "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
+	                          "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
+	                          "THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END "
+	                          "FROM d WHERE jobs.id = d.id";
 	struct pg_params p;
 	id_param(&p, id);
 	pg_param_i64(&p, now_ms);
@@ -192,8 +214,7 @@ int pg_deps_ended(struct store *st, int64_t id, int64_t now_ms)
 		rc = job_key(st, id, 0, &state, &key);
 	if (rc == 0 && work.n > 1) {
 		work.v[0].key = key;
-		for (size_t k = 1; k < work.n && rc == 0; k++)
-			rc = fail_by_dep(st, work.v[k].id, PG_BIT(JS_WAITING), key, now_ms);
+		rc = fail_dependants(st, &work, 1, key, now_ms);
 		if (rc == 0)
 			rc = cascade_fail(st, &work, 1, now_ms);
 	}
@@ -204,9 +225,12 @@ int pg_deps_ended(struct store *st, int64_t id, int64_t now_ms)
 /* pg_deps_unsucceeded - id's dependants count it again, then fail with it. */
 int pg_deps_unsucceeded(struct store *st, int64_t id, int64_t now_ms)
 {
-	static const char sql[] = "UPDATE jobs SET deps_left = deps_left + 1, next_run_ms = $2 "
-	                          "WHERE id IN (SELECT job_id FROM deps WHERE dep_id = $1) "
-	                          "AND state = 2 AND waiting_for = 5";
+	static const char sql[] =
+	    "WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM deps WHERE dep_id = "
+	    "$1) "
+	    "AND state = 2 AND waiting_for = 5 ORDER BY id FOR NO KEY UPDATE) "
+	    "UPDATE jobs SET deps_left = deps_left + 1, next_run_ms = $2 FROM d "
+	    "WHERE jobs.id = d.id";
 	struct pg_params p;
 	id_param(&p, id);
 	pg_param_i64(&p, PG_DEPS_PARKED_MS);
@@ -273,7 +297,7 @@ int store_deps_add(struct store *st, int64_t id, const int64_t *dep_ids, size_t 
 		free(key);
 	}
 	if (rc == 0 && failed) {
-		rc = fail_by_dep(st, id, PG_BIT(JS_QUEUED), failed, now_ms);
+		rc = pg_strict(fail_by_dep(st, id, PG_BIT(JS_QUEUED), failed, now_ms));
 		if (rc == 0) /* jobs of the file recorded before it may wait for it already */
 			rc = pg_deps_ended(st, id, now_ms);
 	} else if (rc == 0 && pending.n) {

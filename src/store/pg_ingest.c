@@ -89,10 +89,11 @@ int store_file_adopt(struct store *st, const char *name, const char *hash,
 }
 
 /* unfinished jobs' outputs: the path itself or one of its directories ($1 each in
- * turn), and then what lies below it, in byte order (COLLATE "C": in a database's
- * language collation '/' and '0' need not be neighbours) */
-static const char output_taken_sql[] = "SELECT id, output_path FROM jobs WHERE "
-                                       "state IN (0, 1, 2) AND output_path = $1 LIMIT 1";
+ * turn), and then what lies below it, in byte order (COLLATE "C", as the jobs_output
+ * index: in a language's collation '/' and '0' need not be neighbours) */
+static const char output_taken_sql[] =
+    "SELECT id, output_path FROM jobs WHERE state IN (0, 1, 2) AND "
+    "output_path COLLATE \"C\" = $1 LIMIT 1";
 static const char output_below_sql[] =
     "SELECT id, output_path FROM jobs WHERE state IN (0, 1, 2) AND "
     "output_path COLLATE \"C\" >= $1 || '/' AND output_path COLLATE \"C\" < $1 || '0' "

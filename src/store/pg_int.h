@@ -125,16 +125,6 @@ int pg_op_end(struct store *st, enum pg_wrap how, int rc); /* commits or rolls b
 /* pg_now_ms - the database's clock, for leases and buckets (nodes' clocks may disagree) */
 #define PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
-/* pg_rows.c: lists streamed from a cursor, PG_CURSOR_CHUNK rows at a time, so memory
- * stays independent of their length. sql is a SELECT with its values written in
- * (integers only: it cannot be prepared); fn gets each row (non-zero stops). In the open
- * transaction, else in one of its own. 0 or -1. */
-typedef int (*pg_row_fn)(const PGresult *r, int row, void *arg);
-int pg_cursor_foreach(struct store *st, const char *sql, const char *what, pg_row_fn fn, void *arg);
-/* pg_summaries_foreach - the rows of sql, in the columns of struct job_summary, to fn */
-int pg_summaries_foreach(struct store *st, const char *sql, const char *what, store_summary_fn fn,
-                         void *arg);
-
 /* --- pg_jobs.c, pg_deps.c, pg_nodes.c: what the other files use of them -------------- */
 
 #define PG_BIT(s) (1u << (s))
@@ -171,5 +161,15 @@ int pg_deps_unsucceeded(struct store *st, int64_t id, int64_t now_ms);
 /* pg_deps_requeued - id was put back to queued by a retry: parked if some dependency of
  * it has not succeeded (pg_runs.c's store_job_retry calls it after the change). */
 int pg_deps_requeued(struct store *st, int64_t id, int64_t now_ms);
+
+/* pg_rows.c: lists streamed from a cursor, PG_CURSOR_CHUNK rows at a time, so memory
+ * stays independent of their length. sql is a SELECT with its values written in
+ * (integers only: it cannot be prepared); fn gets each row (non-zero stops). In the open
+ * transaction, else in one of its own. 0 or -1. */
+typedef int (*pg_row_fn)(const PGresult *r, int row, void *arg);
+int pg_cursor_foreach(struct store *st, const char *sql, const char *what, pg_row_fn fn, void *arg);
+/* pg_summaries_foreach - the rows of sql, in the columns of struct job_summary, to fn */
+int pg_summaries_foreach(struct store *st, const char *sql, const char *what, store_summary_fn fn,
+                         void *arg);
 
 #endif

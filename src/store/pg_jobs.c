@@ -24,28 +24,29 @@
 
 /* --- reading jobs -------------------------------------------------------------------- */
 
-/* read_job_row - row i of a JOB_COLS result into a job_row (strings malloc'd). */
-static void read_job_row(const PGresult *r, int i, struct job_row *row)
+/* read_job_row - row i of a result with JOB_COLS from column c into a job_row (strings
+ * malloc'd). */
+static void read_job_row(const PGresult *r, int i, int c, struct job_row *row)
 {
-	row->id = pg_get_i64(r, i, 0, 0);
-	row->parent_id = pg_get_i64(r, i, 1, 0);
-	row->state = (enum job_state)pg_get_i64(r, i, 2, 0);
-	row->op_id = pg_get_dup(r, i, 3);
-	row->spec_json = pg_get_dup(r, i, 4);
-	row->key = pg_get_dup(r, i, 5);
-	row->workspace = pg_get_dup(r, i, 6);
-	row->output_path = pg_get_dup(r, i, 7);
-	row->priority = (int)pg_get_i64(r, i, 8, 0);
-	row->attempts = (int)pg_get_i64(r, i, 9, 0);
-	row->created_ms = pg_get_i64(r, i, 10, 0);
-	row->next_run_ms = pg_get_i64(r, i, 11, 0);
-	row->cursor = pg_get_dup(r, i, 12);
-	row->pages_done = (int)pg_get_i64(r, i, 13, 0);
-	row->items_done = pg_get_i64(r, i, 14, 0);
-	row->total_entries = pg_get_i64(r, i, 15, -1);
-	row->cancel_requested = (int)pg_get_i64(r, i, 16, 0);
-	row->has_result = (int)pg_get_i64(r, i, 17, 0);
-	row->tries = (int)pg_get_i64(r, i, 18, 0);
+	row->id = pg_get_i64(r, i, c, 0);
+	row->parent_id = pg_get_i64(r, i, c + 1, 0);
+	row->state = (enum job_state)pg_get_i64(r, i, c + 2, 0);
+	row->op_id = pg_get_dup(r, i, c + 3);
+	row->spec_json = pg_get_dup(r, i, c + 4);
+	row->key = pg_get_dup(r, i, c + 5);
+	row->workspace = pg_get_dup(r, i, c + 6);
+	row->output_path = pg_get_dup(r, i, c + 7);
+	row->priority = (int)pg_get_i64(r, i, c + 8, 0);
+	row->attempts = (int)pg_get_i64(r, i, c + 9, 0);
+	row->created_ms = pg_get_i64(r, i, c + 10, 0);
+	row->next_run_ms = pg_get_i64(r, i, c + 11, 0);
+	row->cursor = pg_get_dup(r, i, c + 12);
+	row->pages_done = (int)pg_get_i64(r, i, c + 13, 0);
+	row->items_done = pg_get_i64(r, i, c + 14, 0);
+	row->total_entries = pg_get_i64(r, i, c + 15, -1);
+	row->cancel_requested = (int)pg_get_i64(r, i, c + 16, 0);
+	row->has_result = (int)pg_get_i64(r, i, c + 17, 0);
+	row->tries = (int)pg_get_i64(r, i, c + 18, 0);
 }
 
 /* one_id - a statement's parameters when they are one id */
@@ -78,7 +79,7 @@ int store_get(struct store *st, int64_t id, struct job_row *out)
 		return -1;
 	int found = PQntuples(r) > 0;
 	if (found)
-		read_job_row(r, 0, out);
+		read_job_row(r, 0, 0, out);
 	PQclear(r);
 	if (!found)
 		pg_fail(st, "no job %" PRId64, id);
@@ -102,41 +103,71 @@ int pg_job_state_get(struct store *st, int64_t id, enum job_state *state)
 
 /* --- scheduling ------------------------------------------------------------------------ */
 
-/* the claim, in one statement: the due jobs no other node holds locked (a claim in
- * another node's open transaction), moved to running under this node ($3, NULL for
- * none; a node marked dead claims nothing), each with its transitions row, returned in
- * the claim order as SQLite's: highest priority first, then earliest due, then oldest */
+/* the claim at one priority, in one statement: the highest priority below $4 that has
+ * queued or waiting jobs, its due jobs no other node holds locked (claimed in another
+ * node's open transaction) moved to running under this node ($3, NULL for none; a node
+ * marked dead claims nothing), each with its transitions row. Returned in the claim
+ * order, after the priority (a row of NULLs when none of it was claimed; no row when
+ * there is no such priority). One priority at a time, as SQLite's walk of the due index:
+ * jobs not yet due at one priority (a rate-limit hold parks thousands) are seeked past,
+ * not read, as they would be by one walk in (priority, next run) order. */
 static const char claim_sql[] =
-    "WITH due AS (SELECT id AS due_id, state AS from_state FROM " DUE_JOBS
-    " AND next_run_ms <= $1 AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM nodes "
-    "WHERE nodes.id = $3::bigint AND dead = 0)) ORDER BY priority DESC, next_run_ms, id "
-    "LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "WITH pr AS (SELECT priority FROM " DUE_JOBS " AND priority < $4::bigint "
+    "ORDER BY priority DESC LIMIT 1), "
+    "due AS (SELECT id AS due_id, state AS from_state FROM " DUE_JOBS
+    " AND priority = (SELECT priority FROM pr) AND next_run_ms <= $1 "
+    "AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM nodes WHERE nodes.id = $3::bigint "
+    "AND dead = 0)) ORDER BY next_run_ms, id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED), "
     "claimed AS (UPDATE jobs SET state = 1, owner = $3::bigint, updated_ms = $1 FROM due "
     "WHERE id = due_id RETURNING " JOB_COLS ", from_state), "
     "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
-    "SELECT id, from_state, 1, $1, 'claimed' FROM claimed) "
-    "SELECT * FROM claimed ORDER BY priority DESC, next_run_ms, id";
+    "SELECT id, from_state, 1, $1::bigint, 'claimed' FROM claimed) "
+    "SELECT pr.priority AS at_priority, c.* FROM pr LEFT JOIN claimed c ON true "
+    "ORDER BY c.next_run_ms, c.id";
+
+/* claim_at - claims up to max due jobs of the highest priority below *bound into rows,
+ * which becomes the next bound: how many (0 when none is due at it), -1 for no such
+ * priority, -2 on error. */
+static int claim_at(struct store *st, int64_t now_ms, int64_t *bound, struct job_row *rows, int max)
+{
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_i64(&p, now_ms);
+	pg_param_i64(&p, max);
+	pg_param_i64_or_null(&p, st->node_id, 0);
+	pg_param_i64(&p, *bound);
+	PGresult *r = pg_query(st, claim_sql, &p, "claim due jobs");
+	if (!r)
+		return -2;
+	int n = 0, rows_got = PQntuples(r);
+	if (rows_got == 0) {
+		PQclear(r);
+		return -1;
+	}
+	*bound = pg_get_i64(r, 0, 0, 0);
+	for (int i = 0; i < rows_got && n < max; i++)
+		if (!PQgetisnull(r, i, 1))
+			read_job_row(r, i, 1, &rows[n++]);
+	PQclear(r);
+	return n;
+}
 
 /* store_claim_due - up to max due jobs, moved to running; see store.h. */
 int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int max)
 {
 	enum pg_wrap how;
-	struct pg_params p;
-	int n = -1;
+	int64_t bound = INT64_MAX;
+	int n = 0, got = 0;
 	if (max <= 0)
 		return 0;
 	if (pg_op_begin_atomic(st, &how) < 0)
 		return -1;
-	pg_params_init(&p);
-	pg_param_i64(&p, now_ms);
-	pg_param_i64(&p, max);
-	pg_param_i64_or_null(&p, st->node_id, 0);
-	PGresult *r = pg_query(st, claim_sql, &p, "claim due jobs");
-	if (r) {
-		n = PQntuples(r) < max ? PQntuples(r) : max;
-		for (int i = 0; i < n; i++)
-			read_job_row(r, i, &rows[i]);
-		PQclear(r);
+	while (n < max && (got = claim_at(st, now_ms, &bound, rows + n, max - n)) >= 0)
+		n += got;
+	if (got < -1) {
+		while (n > 0)
+			job_row_release(&rows[--n]);
+		n = -1;
 	}
 	int rc = pg_op_end(st, how, n);
 	while (rc < 0 && n > 0) /* the commit failed: none of them was claimed */
@@ -417,7 +448,8 @@ int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
                     const char *reason, int64_t now_ms)
 {
 	static const char read_sql[] = "SELECT state, owner FROM jobs WHERE id = $1";
-	static const char lock_sql[] = "SELECT state, owner FROM jobs WHERE id = $1 FOR UPDATE";
+	static const char lock_sql[] =
+	    "SELECT state, owner FROM jobs WHERE id = $1 FOR NO KEY UPDATE";
 	int only = only_state(allowed);
 	struct pg_params p;
 	if (only >= 0) {

@@ -5,21 +5,70 @@
  * transaction on the main one does not let the lease run out. */
 #include "pg_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "util.h"
 
-/* store_node_start - see store.h: a new nodes row, its id kept in st. */
+/* this_host - where this process runs, as the nodes rows say: the host name and the
+ * pid namespace (containers may share a name), so that a pid is this host's pid. */
+static void this_host(struct strbuf *out)
+{
+	char name[256] = "", ns[64];
+	if (gethostname(name, sizeof(name) - 1) < 0)
+		name[0] = '\0';
+	ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	sb_adds(out, name[0] ? name : "?");
+	if (n > 0) {
+		ns[n] = '\0';
+		sb_addf(out, " %s", ns);
+	}
+}
+
+/* bury_earlier - the live nodes rows of name on this host whose process is this one (a
+ * store closed and opened again, its requests aborted) or is gone (a daemon killed and
+ * restarted) are dead now: their jobs come back at the next rescue, not a lease later. */
+static int bury_earlier(struct store *st, const char *name, const char *host)
+{
+	static const char live_sql[] =
+	    "SELECT id, pid FROM nodes WHERE name = $1 AND host = $2 AND dead = 0";
+	static const char bury_sql[] = "UPDATE nodes SET dead = 1 WHERE id = $1 AND dead = 0";
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, name);
+	pg_param_text(&p, host);
+	PGresult *r = pg_query_side(st, live_sql, &p, "look up this node's earlier rows");
+	if (!r)
+		return -1;
+	int rc = 0;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		int64_t pid = pg_get_i64(r, i, 1, 0);
+		if (pid != (int64_t)getpid() &&
+		    (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue; /* alive: a second daemon of that name, whose lease decides */
+		pg_params_init(&p);
+		pg_param_i64(&p, pg_get_i64(r, i, 0, 0));
+		PGresult *u = pg_query_side(st, bury_sql, &p, "mark an earlier node dead");
+		rc = u ? 0 : -1;
+		PQclear(u);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* store_node_start - see store.h: a new nodes row, its id kept in st; this node's
+ * earlier rows that nobody runs any more are marked dead first. */
 int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms)
 {
 	static const char sql[] =
 	    "INSERT INTO nodes (name, host, pid, started_ms, lease_until_ms, lease_ms) "
 	    "VALUES ($1, $2, $3, " PG_NOW_MS ", " PG_NOW_MS " + $4::bigint, $4::bigint) "
 	    "RETURNING id";
-	char host[256] = "";
+	struct strbuf host = STRBUF_INIT;
 	struct pg_params p;
 	(void)now_ms; /* the lease is the database's clock's */
 	if (!name || !*name)
@@ -29,14 +78,18 @@ int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64
 		               lease_ms);
 	if (pg_side_open(st) < 0)
 		return -1;
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		host[0] = '\0';
+	this_host(&host);
+	if (bury_earlier(st, name, host.buf) < 0) {
+		sb_release(&host);
+		return -1;
+	}
 	pg_params_init(&p);
 	pg_param_text(&p, name);
-	pg_param_text(&p, host[0] ? host : NULL);
+	pg_param_text(&p, host.buf);
 	pg_param_i64(&p, (int64_t)getpid());
 	pg_param_i64(&p, lease_ms);
 	PGresult *r = pg_query_side(st, sql, &p, "join as a node");
+	sb_release(&host);
 	if (!r)
 		return -1;
 	int64_t id = PQntuples(r) ? pg_get_i64(r, 0, 0, 0) : 0;
@@ -74,19 +127,39 @@ int store_heartbeat(struct store *st, int64_t now_ms)
 	return 1;
 }
 
+/* Every node sweeps, and several find the same lease run out at once: the rows a sweep
+ * changes are locked in id order, skipping those another sweep (or the dead node's own
+ * transaction, still open) holds, so sweeps never wait for each other nor deadlock; what
+ * one skips, the next takes. */
+
 /* the nodes whose lease ran out are dead (a heartbeat renewing one at the same moment
- * wins: the update rechecks the lease on the row it waited for) */
-static const char mark_dead_sql[] = "UPDATE nodes SET dead = 1 WHERE dead = 0 AND "
-                                    "lease_until_ms < " PG_NOW_MS;
-/* the running jobs of dead nodes, queued again with their transitions rows; updated
- * before their attempts are closed, so an attempt_begin of the dead node (which locks
- * the job's row) either committed before and is closed below, or is refused */
+ * wins: its row is skipped, or rechecked once locked) */
+static const char mark_dead_sql[] =
+    "WITH d AS (SELECT id FROM nodes WHERE dead = 0 AND lease_until_ms < " PG_NOW_MS
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) "
+    "UPDATE nodes SET dead = 1 FROM d WHERE nodes.id = d.id";
+/* the running jobs of dead nodes, queued again with their transitions rows; taken
+ * before their attempts are closed, and only when their rows are not locked, so an
+ * attempt_begin of the dead node (which locks the job's row till its commit) either
+ * committed before and is closed below, or is refused */
 static const char rescue_sql[] =
-    "WITH r AS (UPDATE jobs j SET state = 0, owner = NULL, updated_ms = $1 FROM nodes n "
-    "WHERE j.state = 1 AND j.owner = n.id AND n.dead = 1 RETURNING j.id, n.name), "
+    "WITH c AS (SELECT j.id, n.name FROM jobs j JOIN nodes n ON n.id = j.owner "
+    "WHERE j.state = 1 AND n.dead = 1 ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED), "
+    "r AS (UPDATE jobs SET state = 0, owner = NULL, updated_ms = $1 FROM c "
+    "WHERE jobs.id = c.id RETURNING jobs.id, c.name), "
     "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
     "SELECT id, 1, 0, $1::bigint, 'rescued: daemon ' || name || ' stopped renewing its lease' "
     "FROM r) SELECT id FROM r ORDER BY id";
+/* the running jobs of no node: claimed by a store that never joined as one (a daemon
+ * alone on the store), which is not running them any more when a store without a node
+ * recovers: as store_recover in SQLite */
+static const char orphans_sql[] =
+    "WITH c AS (SELECT id FROM jobs WHERE state = 1 AND owner IS NULL ORDER BY id "
+    "FOR NO KEY UPDATE SKIP LOCKED), "
+    "r AS (UPDATE jobs SET state = 0, updated_ms = $1 FROM c WHERE jobs.id = c.id "
+    "RETURNING jobs.id), t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, "
+    "reason) SELECT id, 1, 0, $1::bigint, 'daemon restarted; was running' FROM r) "
+    "SELECT id FROM r ORDER BY id";
 /* their open attempts: "interrupted" for reads (safe to repeat), "unknown" for mutations
  * (the server may have applied them), as store_recover closes them */
 static const char close_sql[] =
@@ -94,29 +167,41 @@ static const char close_sql[] =
     "ELSE 'unknown' END FROM jobs j WHERE j.id = a.job_id AND a.job_id = ANY ($1::bigint[]) "
     "AND a.outcome IS NULL";
 
-/* store_rescue - see store.h: one transaction. */
+/* take_back - the jobs sql (rescue_sql, orphans_sql) queued again, their ids added to
+ * ids ("{1,2}" as it is built: "{1,2"); how many, or -1. */
+static int64_t take_back(struct store *st, const char *sql, int64_t now_ms, struct strbuf *ids,
+                         const char *what)
+{
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_i64(&p, now_ms);
+	PGresult *r = pg_query(st, sql, &p, what);
+	if (!r)
+		return -1;
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++)
+		sb_addf(ids, "%s%" PRId64, ids->len > 1 ? "," : "", pg_get_i64(r, i, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/* store_rescue - see store.h: one transaction. A store that is no node (a daemon alone
+ * on the store, recovering at its start) also takes back the jobs of no node. */
 int64_t store_rescue(struct store *st, int64_t now_ms)
 {
 	enum pg_wrap how;
 	struct pg_params p;
 	struct strbuf ids = STRBUF_INIT;
-	int64_t n = -1;
+	int64_t n = -1, orphans = 0;
 	if (pg_op_begin_atomic(st, &how) < 0)
 		return -1;
-	PGresult *r = NULL;
-	if (pg_run(st, mark_dead_sql, NULL, "mark expired nodes dead") >= 0) {
-		pg_params_init(&p);
-		pg_param_i64(&p, now_ms);
-		r = pg_query(st, rescue_sql, &p, "take back the jobs of dead nodes");
-	}
-	if (r) {
-		n = PQntuples(r);
-		sb_addch(&ids, '{');
-		for (int i = 0; i < PQntuples(r); i++)
-			sb_addf(&ids, "%s%" PRId64, i ? "," : "", pg_get_i64(r, i, 0, 0));
-		sb_addch(&ids, '}');
-		PQclear(r);
-	}
+	sb_addch(&ids, '{');
+	if (pg_run(st, mark_dead_sql, NULL, "mark expired nodes dead") >= 0)
+		n = take_back(st, rescue_sql, now_ms, &ids, "take back the jobs of dead nodes");
+	if (n >= 0 && !st->node_id)
+		orphans = take_back(st, orphans_sql, now_ms, &ids, "take back the jobs of no node");
+	n = orphans < 0 ? -1 : n < 0 ? -1 : n + orphans;
+	sb_addch(&ids, '}');
 	if (n > 0) {
 		pg_params_init(&p);
 		pg_param_text(&p, ids.buf);

@@ -29,7 +29,7 @@ static PGresult *cursor_exec(struct store *st, const char *sql, const char *what
 	size_t len = strlen(msg);
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		len--;
-	pg_fail(st, "%s: %.*s", what, (int)len, msg);
+	pg_fail(st, "cannot %s: %.*s", what, (int)len, msg);
 	PQclear(r);
 	return NULL;
 }

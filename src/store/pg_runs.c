@@ -9,8 +9,6 @@
 
 #include "util.h"
 
-#define PG_BIT(s) (1u << (s))
-
 /* --- pages ----------------------------------------------------------------------------- */
 
 static const char PAGE_INSERT[] =
@@ -98,44 +96,13 @@ int store_page_cursor_seen(struct store *st, int64_t job_id, const char *cursor)
 
 /* --- recovery -------------------------------------------------------------------------- */
 
-/* the running jobs of no node: claimed by a store that never joined as one (a single
- * process, as in SQLite), so no lease covers them and no other daemon runs them. Their
- * attempts first: they are found through the jobs, still running. An attempt of a
- * mutation (or of a job whose method was not recorded) may have been applied. */
-static const char ORPHAN_ATTEMPTS_CLOSE[] =
-    "UPDATE attempts a SET outcome = CASE WHEN j.mutates = 0 THEN 'interrupted' "
-    "ELSE 'unknown' END FROM jobs j WHERE j.state = 1 AND j.owner IS NULL "
-    "AND a.job_id = j.id AND a.outcome IS NULL";
-static const char ORPHANS_REQUEUE[] =
-    "WITH r AS (UPDATE jobs SET state = 0, updated_ms = $1 WHERE state = 1 "
-    "AND owner IS NULL RETURNING id) INSERT INTO transitions (job_id, from_state, to_state, "
-    "at_ms, reason) SELECT id, 1, 0, $1, 'daemon restarted; was running' FROM r ORDER BY id";
-
-/* requeue_orphans - the running jobs of no node back to queued: how many, or -1. */
-static int64_t requeue_orphans(struct store *st, int64_t now_ms)
-{
-	enum pg_wrap how;
-	struct pg_params p;
-	if (pg_op_begin_atomic(st, &how) < 0)
-		return -1;
-	pg_params_init(&p);
-	pg_param_i64(&p, now_ms);
-	int64_t n = pg_run(st, ORPHAN_ATTEMPTS_CLOSE, NULL, "close an unfinished attempt") < 0
-	                ? -1
-	                : pg_run(st, ORPHANS_REQUEUE, &p, "requeue");
-	if (n > 0)
-		st->notify_pending = 1;
-	return pg_op_end(st, how, n < 0 ? -1 : 0) < 0 ? -1 : n;
-}
-
 /* store_recover - after a crash. Other daemons may be running jobs of this store right
  * now: only the jobs of nodes whose lease ran out (this daemon's earlier self among
- * them, once its lease has) come back, by store_rescue, and those of no node. */
+ * them, once its lease has, or at once when it is known dead) come back, and for a store
+ * that is no node those of no node, as in SQLite: store_rescue's. */
 int store_recover(struct store *st, int64_t now_ms)
 {
-	int64_t orphans = requeue_orphans(st, now_ms);
-	int64_t rescued = orphans < 0 ? -1 : store_rescue(st, now_ms);
-	return rescued < 0 ? -1 : (int)(orphans + rescued);
+	return (int)store_rescue(st, now_ms);
 }
 
 /* --- parents and children -------------------------------------------------------------- */

@@ -2,8 +2,9 @@
  * (the PostgreSQL store, from store_fixture.h's SEGSPOOL_TEST_PG): two stores taking
  * from one bucket never get more than its rate and burst allow together, a hold by one
  * is seen by the other's take, and a file's results list its own lines in order when
- * another file's jobs were inserted between them. A store that is not shared (SQLite)
- * has none of this: the test says so and passes. */
+ * another file's jobs were inserted between them; lists longer than the store's cursor
+ * chunk stream whole, and one stopped early leaves no transaction behind. A store that
+ * is not shared (SQLite) has none of this: the test says so and passes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,15 +105,26 @@ TEST(test_bucket_hold_shared)
 	CHECK_INT(store_node_start(a, "host-a:/spool", 30000, wall_ms()), 0);
 	CHECK_INT(store_node_start(b, "host-b:/spool", 30000, wall_ms()), 0);
 	CHECK_INT(take_wait(b, "ep:createSource"), 0);
-	int64_t until = wall_ms() + 600;
+	int64_t until = wall_ms() + 1500;
 	CHECK_INT(store_bucket_hold(a, "ep:createSource", until), 0);
-	CHECK_INT(store_bucket_hold(a, "ep:createSource", until - 400), 0); /* the later wins */
+	CHECK_INT(store_bucket_hold(a, "ep:createSource", until - 1000), 0); /* the later wins */
 	int64_t wait = take_wait(b, "ep:createSource");
-	CHECK(wait > 300 && wait <= 600);
+	CHECK(wait > 700 && wait <= 1600); /* plus the time a call takes */
+	/* the other's daemon saving its own bucket (no hold) in its group transaction:
+	 * the hold stays, and the row is not locked till that transaction ends */
+	CHECK_INT(store_begin(b), 0);
+	CHECK_INT(store_bucket_save(b, "ep:createSource", 3, wall_ms(), 0), 0);
+	int64_t before = wall_ms();
+	wait = take_wait(a, "ep:createSource");
+	CHECK(wait > 700 && wait <= 1600); /* plus the time a call takes */
+	CHECK(wall_ms() - before < 1000);  /* a row locked by b would hold it for seconds */
+	CHECK_INT(store_rollback(b), 0);
 	/* a bucket nobody took from yet can be held too */
-	CHECK_INT(store_bucket_hold(b, "ws:other", wall_ms() + 600), 0);
+	CHECK_INT(store_bucket_hold(b, "ws:other", wall_ms() + 1500), 0);
 	wait = take_wait(a, "ws:other");
-	CHECK(wait > 300 && wait <= 600);
+	CHECK(wait > 700 && wait <= 1600); /* plus the time a call takes */
+	if (wait <= 700 || wait > 1600)
+		fprintf(stderr, "waited %lld ms\n", (long long)wait);
 	int64_t left = until - wall_ms();
 	if (left > 0)
 		sleep_ms(left + 20);
@@ -260,6 +272,57 @@ TEST(test_results_own_files)
 	store_close(a);
 }
 
+struct listed {
+	int n, stop_at, descending;
+	int64_t last_id;
+};
+
+/* note_listed - counts the jobs listed, checks they come newest first, stops at stop_at. */
+static int note_listed(const struct job_summary *j, void *arg)
+{
+	struct listed *l = arg;
+	if (l->n > 0 && j->id >= l->last_id)
+		l->descending = 0;
+	l->last_id = j->id;
+	return ++l->n == l->stop_at;
+}
+
+#define LISTED 600 /* jobs: more than two chunks of the store's cursor */
+
+/* test_stream_lists - a list longer than the cursor's chunk comes whole and in order;
+ * stopped early it leaves no transaction open, and inside the caller's transaction it
+ * leaves that one usable. */
+TEST(test_stream_lists)
+{
+	struct store *st = open_fresh("stream");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	CHECK_INT(store_begin(st), 0);
+	for (int i = 0; i < LISTED; i++)
+		CHECK(insert(st, &j, 1000) > 0);
+	CHECK_INT(store_commit(st), 0);
+	struct listed l = {0, 0, 1, 0};
+	CHECK_INT(store_list(st, NULL, 0, note_listed, &l), 0);
+	CHECK_INT(l.n, LISTED);
+	CHECK(l.descending);
+	enum job_state queued = JS_QUEUED;
+	l = (struct listed){0, 300, 1, 0};
+	CHECK_INT(store_list(st, &queued, 0, note_listed, &l), 0);
+	CHECK_INT(l.n, 300);
+	CHECK_INT(store_begin(st), 0); /* none left open by the list */
+	l = (struct listed){0, 10, 1, 0};
+	CHECK_INT(store_list(st, NULL, 0, note_listed, &l), 0);
+	CHECK_INT(l.n, 10);
+	CHECK(insert(st, &j, 2000) > 0); /* the caller's transaction goes on */
+	CHECK_INT(store_commit(st), 0);
+	l = (struct listed){0, 0, 1, 0};
+	CHECK_INT(store_list(st, NULL, 5, note_listed, &l), 0);
+	CHECK_INT(l.n, 5);
+	int64_t counts[JS_COUNT];
+	CHECK_INT(store_counts(st, counts), 0);
+	CHECK_INT(counts[JS_QUEUED], LISTED + 1);
+	store_close(st);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -277,6 +340,7 @@ int main(void)
 	RUN(test_bucket_hold_shared);
 	RUN(test_results_interleaved);
 	RUN(test_results_own_files);
+	RUN(test_stream_lists);
 	fixture_end();
 	return tl_finish();
 }

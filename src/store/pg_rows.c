@@ -15,21 +15,26 @@
 #define PG_CURSOR_CHUNK 256 /* rows fetched at a time: memory independent of the list */
 
 /* cursor_exec - sql (not prepared: DECLARE, FETCH, CLOSE cannot be) on the main
- * connection: its result, or NULL with the error in st->err. */
+ * connection: its result, or NULL with the error in st->err as pg_query says it. */
 static PGresult *cursor_exec(struct store *st, const char *sql, const char *what)
 {
-	PGresult *r = PQexec(st->main.conn, sql);
+	PGconn *conn = st->main.conn;
+	PGresult *r = conn && PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
 		return r;
-	const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	st->busy =
-	    code && (!strcmp(code, "55P03") || !strcmp(code, "40P01") || !strcmp(code, "40001"));
-	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(st->main.conn);
-	size_t len = strlen(msg);
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		len--;
-	pg_fail(st, "cannot %s: %.*s", what, (int)len, msg);
+	st->busy = 0;
+	if (!conn || PQstatus(conn) == CONNECTION_BAD) {
+		pg_fail(st, "cannot %s: connection to the database %s lost", what, st->where);
+	} else {
+		const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		st->busy = code && (!strcmp(code, "55P03") || !strcmp(code, "40P01") ||
+		                    !strcmp(code, "40001"));
+		msg = msg ? msg : PQerrorMessage(conn);
+		size_t len = strcspn(msg, "\n");
+		pg_fail(st, "cannot %s: %.*s", what, (int)len, msg);
+	}
 	PQclear(r);
 	return NULL;
 }

@@ -3,14 +3,16 @@
  * from one bucket never get more than its rate and burst allow together, a hold by one
  * is seen by the other's take, and a file's results list its own lines in order when
  * another file's jobs were inserted between them; lists longer than the store's cursor
- * chunk stream whole, and one stopped early leaves no transaction behind. A store that
- * is not shared (SQLite) has none of this: the test says so and passes. */
+ * chunk stream whole, one stopped early leaves no transaction behind, one whose
+ * connection is cut says so. A store that is not shared (SQLite) has none of this: the
+ * test says so and passes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../../src/store/pg_int.h"
 #include "store.h"
 #include "strbuf.h"
 #include "store_fixture.h"
@@ -323,6 +325,43 @@ TEST(test_stream_lists)
 	store_close(st);
 }
 
+struct cutting {
+	struct store *st;
+	int n;
+};
+
+/* cut_at_100 - at the 100th job listed, the store's connection is cut under it. */
+static int cut_at_100(const struct job_summary *j, void *arg)
+{
+	struct cutting *c = arg;
+	(void)j;
+	if (++c->n == 100) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)",
+		         PQbackendPID(c->st->main.conn));
+		PQclear(PQexec(pg_admin, sql));
+	}
+	return 0;
+}
+
+/* test_stream_cut - a list whose connection is lost between two chunks fails, saying so
+ * (the daemon reconnects on it), after the rows it had. */
+TEST(test_stream_cut)
+{
+	struct store *st = open_fresh("cut");
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	CHECK_INT(store_begin(st), 0);
+	for (int i = 0; i < LISTED; i++)
+		CHECK(insert(st, &j, 1000) > 0);
+	CHECK_INT(store_commit(st), 0);
+	struct cutting c = {st, 0};
+	CHECK_INT(store_list(st, NULL, 0, cut_at_100, &c), -1);
+	CHECK(c.n >= 100 && c.n < LISTED);
+	CHECK(strstr(store_errmsg(st), "cannot list jobs: connection to the database ") != NULL);
+	CHECK(strstr(store_errmsg(st), " lost") != NULL);
+	store_close(st);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -341,6 +380,7 @@ int main(void)
 	RUN(test_results_interleaved);
 	RUN(test_results_own_files);
 	RUN(test_stream_lists);
+	RUN(test_stream_cut);
 	fixture_end();
 	return tl_finish();
 }

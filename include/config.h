@@ -40,6 +40,7 @@ struct config {
 	char *config_path; /* NULL when none was read */
 	char *spool_dir;
 	char *db_path;    /* NULL = SPOOL/segspool.db */
+	char *db_name;    /* db_path for messages (config_db_redacted), by config_finish */
 	char *output_dir; /* NULL = SPOOL/out */
 	char *api_base;   /* NULL = by region */
 	char *ca_file;
@@ -79,6 +80,10 @@ int config_finish(struct config *cfg, struct strbuf *err);
 /* config_node_periods - with a shared store, how often the node renews its lease (and
  * looks for cancels: a sixth of it) and sweeps for expired leases (a third of it). */
 void config_node_periods(const struct config *cfg, int64_t *heartbeat_ms, int64_t *rescue_ms);
+
+/* config_db_redacted - db as messages may show it: a PostgreSQL URI's or conninfo's
+ * password replaced by "***" (a file path is itself). Malloc'd. */
+char *config_db_redacted(const char *db);
 
 const struct workspace_cfg *config_workspace(const struct config *cfg, const char *name);
 /* config_base_url - api_base if set, else https://api.segmentapis.com or

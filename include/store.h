@@ -497,6 +497,15 @@ int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64
  * flight any more) lose their leases now, so the next store_rescue takes their jobs back
  * without waiting for them to run out. How many nodes, or -1. */
 int64_t store_node_retire(struct store *st, const char *name);
+/* store_nodes_foreach - the nodes not marked dead, oldest first, with what is left of
+ * each lease (0 or less: it ran out, its jobs not yet rescued); for status and for the
+ * rescue's log. SQLite: none. */
+struct node_rec {
+	int64_t id, pid, started_ms, lease_left_ms;
+	const char *name, *host; /* host NULL when not recorded */
+};
+typedef int (*store_node_fn)(const struct node_rec *n, void *arg);
+int store_nodes_foreach(struct store *st, store_node_fn fn, void *arg);
 /* store_heartbeat - renews this node's lease: 0, 1 when the lease was lost (others took
  * its jobs back: send nothing more under it), -1 error. */
 int store_heartbeat(struct store *st, int64_t now_ms);

@@ -131,10 +131,28 @@ static int check_file(const char *path, struct strbuf *data, size_t *njobs, stru
 	return bad;
 }
 
+/* cli_shared_store - see cli.h. */
+struct store *cli_shared_store(const struct config *cfg)
+{
+	struct store *st = NULL;
+	char *err = NULL;
+	if (access(cfg->db_path, F_OK) == 0)
+		return NULL; /* a file: SQLite's */
+	if (store_open(cfg->db_path, STORE_READONLY, &st, &err) < 0) {
+		free(err); /* no file, no database: what the caller does without a store says it */
+		return NULL;
+	}
+	if (store_shared(st) != 1) {
+		store_close(st);
+		return NULL;
+	}
+	return st;
+}
+
 /* cli_store_if_any - the store read-only when it exists; see cli.h. */
 struct store *cli_store_if_any(const struct config *cfg)
 {
-	return access(cfg->db_path, F_OK) == 0 ? cli_open_store_ro(cfg) : NULL;
+	return access(cfg->db_path, F_OK) == 0 ? cli_open_store_ro(cfg) : cli_shared_store(cfg);
 }
 
 static int cmd_validate(struct config *cfg, int argc, char **argv)
@@ -218,7 +236,10 @@ static void report_outcome(int64_t id, enum control_outcome o, size_t nchildren,
 	struct cli_report *r = arg;
 	if (o == CONTROL_DONE || o == CONTROL_ABORTED) {
 		sb_addf(&r->out, "job %lld: %s", (long long)id,
-		        r->action == CONTROL_RETRY ? "queued again" : "cancelled");
+		        r->action == CONTROL_RETRY ? "queued again"
+		        : o == CONTROL_ABORTED
+		            ? "cancelled (the daemon running it aborts its request)"
+		            : "cancelled");
 		if (nchildren)
 			sb_addf(&r->out, ", with %zu child job(s)", nchildren);
 		sb_addch(&r->out, '\n');
@@ -228,10 +249,19 @@ static void report_outcome(int64_t id, enum control_outcome o, size_t nchildren,
 	}
 }
 
-/* control_in_store - no daemon runs: the request on the store, in one transaction, while
- * this command holds the spool lock. */
+/* leave_running - a shared store: a running job keeps running, its cancel_requested set
+ * by store_job_cancel; the daemon whose node runs it aborts the request (heartbeat). */
+static void leave_running(int64_t id, void *arg)
+{
+	(void)id;
+	(void)arg;
+}
+
+/* control_in_store - no daemon runs (or the store is shared: the daemons read it): the
+ * request on the store, in one transaction, while this command holds the spool lock (a
+ * shared store's daemons need none). */
 static int control_in_store(struct config *cfg, const struct control_request *req,
-                            struct cli_report *rep)
+                            struct cli_report *rep, int shared)
 {
 	struct store *st = NULL;
 	char *err = NULL;
@@ -240,7 +270,7 @@ static int control_in_store(struct config *cfg, const struct control_request *re
 		free(err);
 		return EXIT_FAILED;
 	}
-	struct control_hooks hooks = {NULL, report_outcome, rep};
+	struct control_hooks hooks = {shared ? leave_running : NULL, report_outcome, rep};
 	int rc = EXIT_OK, bad = -1;
 	if (store_begin(st) == 0)
 		bad = control_apply(st, req, clock_wall_ms(), &hooks);
@@ -290,6 +320,19 @@ static int control(struct config *cfg, int argc, char **argv, enum control_actio
 		control_request_release(&req);
 		return cli_usage_error("%s: give job ids or --state, not both", name);
 	}
+	struct store *shared = cli_shared_store(cfg);
+	if (shared) {
+		/* several daemons work it, none through a control file: written directly */
+		store_close(shared);
+		struct cli_report rep = {action, STRBUF_INIT, STRBUF_INIT};
+		int rc = control_in_store(cfg, &req, &rep, 1);
+		fwrite(rep.out.buf, 1, rep.out.len, stdout);
+		fwrite(rep.err.buf, 1, rep.err.len, stderr);
+		sb_release(&rep.out);
+		sb_release(&rep.err);
+		control_request_release(&req);
+		return rc;
+	}
 	struct spool sp;
 	if (spool_open(cfg->spool_dir, 1, &sp) < 0) {
 		control_request_release(&req);
@@ -315,7 +358,7 @@ static int control(struct config *cfg, int argc, char **argv, enum control_actio
 			       who.pid);
 		free(text);
 	} else if (lk == 0) {
-		rc = control_in_store(cfg, &req, &rep);
+		rc = control_in_store(cfg, &req, &rep, 0);
 	} else {
 		rc = EXIT_FAILED;
 	}

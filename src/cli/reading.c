@@ -115,13 +115,13 @@ static int list_file(struct config *cfg, const char *name, int json, int limit)
 	cJSON *files = view_files(st, name, limit ? limit + 1 : 0);
 	if (!files) {
 		fprintf(stderr, "segspool: cannot list the jobs of file %s in %s: %s\n", name,
-		        cfg->db_path, store_errmsg(st));
+		        cfg->db_name, store_errmsg(st));
 		store_close(st);
 		return EXIT_FAILED;
 	}
 	int rc = EXIT_OK;
 	if (!files->child) {
-		fprintf(stderr, "segspool: no file %s was ingested into %s\n", name, cfg->db_path);
+		fprintf(stderr, "segspool: no file %s was ingested into %s\n", name, cfg->db_name);
 		rc = EXIT_FAILED;
 	}
 	FILE *note = json ? stderr : stdout;
@@ -195,7 +195,7 @@ int cmd_list(struct config *cfg, int argc, char **argv)
 	/* one row more than shown tells whether the limit cut the list */
 	cJSON *rows = view_list(st, filter, limit ? limit + 1 : 0);
 	if (!rows) {
-		fprintf(stderr, "segspool: cannot list the jobs of %s: %s\n", cfg->db_path,
+		fprintf(stderr, "segspool: cannot list the jobs of %s: %s\n", cfg->db_name,
 		        store_errmsg(st));
 		store_close(st);
 		return EXIT_FAILED;
@@ -411,7 +411,7 @@ int cmd_show(struct config *cfg, int argc, char **argv)
 	if (doc)
 		add_policy(cfg, doc);
 	if (!doc) {
-		fprintf(stderr, "segspool: no job %lld in %s\n", n, cfg->db_path);
+		fprintf(stderr, "segspool: no job %lld in %s\n", n, cfg->db_name);
 		rc = EXIT_FAILED;
 	} else if (json) {
 		cli_print_json(doc, 1);
@@ -434,7 +434,7 @@ int cmd_stats(struct config *cfg, int argc, char **argv)
 	if (doc) {
 		cli_print_json(doc, !json);
 	} else {
-		fprintf(stderr, "segspool: cannot read the statistics of %s: %s\n", cfg->db_path,
+		fprintf(stderr, "segspool: cannot read the statistics of %s: %s\n", cfg->db_name,
 		        store_errmsg(st));
 		rc = EXIT_FAILED;
 	}
@@ -459,7 +459,7 @@ int cmd_metrics(struct config *cfg, int argc, char **argv)
 	/* one snapshot: a running daemon's attempts and jobs agree with each other */
 	if (store_read_begin(st) < 0 || metrics_read_queue(m, st) < 0 ||
 	    metrics_read_attempts(m, st) < 0) {
-		fprintf(stderr, "segspool: cannot read the metrics of %s: %s\n", cfg->db_path,
+		fprintf(stderr, "segspool: cannot read the metrics of %s: %s\n", cfg->db_name,
 		        store_errmsg(st));
 		rc = EXIT_FAILED;
 	} else {

@@ -176,32 +176,58 @@ static void add_hold(const char *key, double tokens, int64_t updated_ms, int64_t
 	cJSON_AddItemToArray(h->arr, o);
 }
 
+/* add_node - a node of a shared store: who, since when, how much of its lease is left
+ * (0 or less: it ran out; the next rescue takes its jobs back). */
+static int add_node(const struct node_rec *n, void *arg)
+{
+	struct holds *h = arg;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "id", (double)n->id);
+	cJSON_AddStringToObject(o, "name", n->name);
+	if (n->host)
+		cJSON_AddStringToObject(o, "host", n->host);
+	else
+		cJSON_AddNullToObject(o, "host");
+	cJSON_AddNumberToObject(o, "pid", (double)n->pid);
+	add_time(o, "since", n->started_ms);
+	cJSON_AddNumberToObject(o, "lease_left_s", (double)n->lease_left_ms / 1000.0);
+	cJSON_AddBoolToObject(o, "live", n->lease_left_ms > 0);
+	cJSON_AddItemToArray(h->arr, o);
+	return 0;
+}
+
 /* queue_json - jobs by state, the job due first and the holds into doc: 0, 1 when there
  * is no store yet, -1 when it cannot be read (said on stderr). */
 static int queue_json(const struct config *cfg, cJSON *doc, int64_t now_ms)
 {
 	struct stat sb;
-	if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT) {
+	struct store *st = NULL;
+	if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT && !(st = cli_shared_store(cfg))) {
 		cJSON_AddNullToObject(doc, "jobs");
 		cJSON_AddNullToObject(doc, "oldest_due");
 		cJSON_AddItemToObject(doc, "holds", cJSON_CreateArray());
 		return 1;
 	}
-	struct store *st = cli_open_store_ro(cfg);
-	if (!st)
+	if (!st && !(st = cli_open_store_ro(cfg)))
 		return -1;
 	int64_t counts[JS_COUNT], id = 0, due = 0, active = 0;
 	struct holds h = {cJSON_CreateArray(), now_ms};
+	/* several daemons work a shared store: which, and whether their leases hold */
+	struct holds nodes = {store_shared(st) == 1 ? cJSON_CreateArray() : NULL, now_ms};
 	int found;
 	if (store_counts(st, counts) < 0 || (found = store_oldest_due(st, &id, &due)) < 0 ||
-	    store_bucket_foreach(st, add_hold, &h) < 0) {
-		fprintf(stderr, "segspool: cannot read the queue of %s: %s\n", cfg->db_path,
+	    store_bucket_foreach(st, add_hold, &h) < 0 ||
+	    (nodes.arr && store_nodes_foreach(st, add_node, &nodes) < 0)) {
+		fprintf(stderr, "segspool: cannot read the queue of %s: %s\n", cfg->db_name,
 		        store_errmsg(st));
 		cJSON_Delete(h.arr);
+		cJSON_Delete(nodes.arr);
 		store_close(st);
 		return -1;
 	}
 	store_close(st);
+	if (nodes.arr)
+		cJSON_AddItemToObject(doc, "nodes", nodes.arr);
 	cJSON *jobs = cJSON_AddObjectToObject(doc, "jobs");
 	for (int i = 0; i < JS_COUNT; i++) {
 		cJSON_AddNumberToObject(jobs, job_state_name((enum job_state)i), (double)counts[i]);
@@ -283,6 +309,22 @@ static void print_text(const cJSON *doc, int64_t now_ms)
 			            : "since exited");
 	}
 	printf("%s\n  spool: %s\n  store: %s\n", sb.buf, str(doc, "spool"), str(doc, "db"));
+	const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(doc, "nodes");
+	for (const cJSON *n = nodes ? nodes->child : NULL; n; n = n->next) {
+		double left = num(n, "lease_left_s", 0);
+		sb_reset(&sb);
+		sb_addf(&sb, "  node: %s (pid %.0f", str(n, "name"), num(n, "pid", 0));
+		if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(n, "host")))
+			sb_addf(&sb, " on %s", str(n, "host"));
+		if (left > 0) {
+			sb_addf(&sb, "), lease %.1f s left", left);
+		} else {
+			sb_adds(&sb, "), its lease ran out ");
+			add_ago(&sb, -left);
+			sb_adds(&sb, " ago: its jobs go back at the next rescue");
+		}
+		printf("%s\n", sb.buf);
+	}
 	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(doc, "jobs");
 	if (!cJSON_IsObject(jobs)) {
 		printf("  jobs: none (no store yet)\n");
@@ -365,7 +407,7 @@ int cmd_status(struct config *cfg, int argc, char **argv)
 		cJSON_AddNullToObject(dj, "spool");
 	}
 	cJSON_AddStringToObject(doc, "spool", cfg->spool_dir);
-	cJSON_AddStringToObject(doc, "db", cfg->db_path);
+	cJSON_AddStringToObject(doc, "db", cfg->db_name);
 	cJSON_AddItemToObject(doc, "store_lock", lock_json(&store_lock));
 	cJSON_AddItemToObject(doc, "spool_lock", lock_json(&spool_lock));
 	int q = queue_json(cfg, doc, now);

@@ -384,12 +384,12 @@ static int watch_job(struct watch *w, int64_t interval_ms)
 		int rc = look_job(w, &l);
 		if (rc == 1) {
 			fprintf(stderr, "segspool: no job %lld in %s\n", (long long)w->id,
-			        w->cfg->db_path);
+			        w->cfg->db_name);
 			return WATCH_FAILED;
 		}
 		if (rc < 0 && ++errors >= WATCH_MAX_ERRORS) {
 			fprintf(stderr, "segspool: cannot read job %lld from %s: %s\n",
-			        (long long)w->id, w->cfg->db_path, store_errmsg(w->st));
+			        (long long)w->id, w->cfg->db_name, store_errmsg(w->st));
 			return WATCH_FAILED;
 		}
 		if (rc == 0) {
@@ -419,7 +419,7 @@ static int watch_queue(struct watch *w, int64_t interval_ms, int until_idle)
 		if (store_counts(w->st, counts) < 0) {
 			if (++errors >= WATCH_MAX_ERRORS) {
 				fprintf(stderr, "segspool: cannot count the jobs of %s: %s\n",
-				        w->cfg->db_path, store_errmsg(w->st));
+				        w->cfg->db_name, store_errmsg(w->st));
 				return WATCH_FAILED;
 			}
 		} else {

@@ -15,11 +15,9 @@ struct control_ctx {
 	const struct control_request *req;
 };
 
-/* abort_running - control.c's hook for a cancelled job that is running: abort its
- * request in flight (on_response then ends it cancelled), or end a run that is held. */
-static void abort_running(int64_t id, void *arg)
+/* cancel_running - see daemon_int.h. */
+void cancel_running(struct daemon *d, int64_t id)
 {
-	struct daemon *d = ((struct control_ctx *)arg)->d;
 	struct run *r = run_find(d, id);
 	if (r && r->xfer)
 		http_cancel(d->http, r->xfer);
@@ -28,6 +26,12 @@ static void abort_running(int64_t id, void *arg)
 	else if (store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
 	                       clock_wall_ms()) < 0)
 		write_failed(d, id, "record the cancel");
+}
+
+/* abort_running - control.c's hook for a cancelled job that is running. */
+static void abort_running(int64_t id, void *arg)
+{
+	cancel_running(((struct control_ctx *)arg)->d, id);
 }
 
 /* log_outcome - control.c's report: one log line per requested job. */

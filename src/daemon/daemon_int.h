@@ -9,7 +9,9 @@
  * reconcile.c (a lookup before resending a mutation whose answer was lost).
  * loop.c drives each iteration and txn.c commits it; run.c holds a claimed job's lifetime;
  * control_files.c carries out the CLI's cancel and retry; results_file.c writes a file's
- * results file once all its jobs have ended.
+ * results file once all its jobs have ended; node.c makes the daemon one of several on a
+ * shared store (lease, heartbeat, rescue, wake-ups, and a new start when the lease or the
+ * connection is lost).
  *
  * Durability: every store write of a loop iteration joins one transaction, committed in
  * the ev_prepare callback (the loop's "before sleep"). Ingested files leave incoming/
@@ -45,6 +47,10 @@
 #define TOKEN_WAIT_REASON "waiting for a usable API token"
 #define TOKEN_RECHECK_MS (10 * 60 * 1000)
 #define STORE_BUSY_WAIT_MS 100 /* the daemon's busy timeout: the loop must keep running */
+/* a shared store's: rows other daemons' short transactions hold (a file's count, a
+ * parent's) are waited for, since a write that gives up costs the node a new start */
+#define STORE_SHARED_LOCK_WAIT_MS 5000
+#define STORE_WAIT_MS(d) ((d)->shared ? STORE_SHARED_LOCK_WAIT_MS : STORE_BUSY_WAIT_MS)
 #define STORE_BUSY_RETRY_MAX_MS 2000
 #define STORE_BUSY_LOG_MS 10000
 #define CONTROL_POLL_S 0.25
@@ -53,6 +59,7 @@
 #define RETRY_WARN_FAILURES 3    /* failures in a row from which each retry is a warning */
 #define INGEST_CHUNK_JOBS 500    /* JSON Lines jobs parsed and inserted at a time */
 #define INGEST_READ_WINDOW 65536 /* bytes of a large JSON Lines file read at a time */
+#define NODE_POLL_MS 1000        /* shared store: due work looked for at least this often */
 
 struct names {
 	char **v;
@@ -134,9 +141,21 @@ struct daemon {
 	 * the next commit, results files named but not yet written, and when to try again */
 	int results_check, results_pending;
 	int64_t results_retry_ms;
+	/* a shared store (node.c): other daemons claim from it too */
+	int shared;
+	ev_timer heartbeat, reconnect;
+	ev_io wakeup_io;
+	int64_t last_rescue_ms, reconnect_ms;
+	int rescue_due, cancels_due; /* for the next transaction */
+	int reset_needed;            /* the lease or the connection was lost: start again */
+	struct strbuf lost_why;      /* why, for the log */
+	int resets;
 };
 
 /* Functions used by another file of the daemon, by the file that defines them. */
+
+/* loop.c */
+struct http *http_open(struct daemon *d);
 
 /* ingest.c */
 void names_push(struct names *ns, const char *name);
@@ -211,6 +230,27 @@ int refs_resolve(struct run *r);
 
 /* control_files.c */
 int control_one(const char *name, void *arg);
+/* cancel_running - a cancelled job that is running: its request in flight aborted
+ * (on_response then ends it cancelled), or a run that is not sending ended, or the row. */
+void cancel_running(struct daemon *d, int64_t id);
+
+/* node.c: a shared store */
+void node_init(struct daemon *d);
+/* node_join - this daemon joins as a new node (when: "started", "reconnected"), its
+ * earlier nodes retired, expired leases' jobs taken back; the heartbeat and the wake-up
+ * watcher started. 0, or -1 said. */
+int node_join(struct daemon *d, const char *when);
+void node_stop(struct daemon *d);
+/* node_lost - the lease or the connection is lost (why, printf-style): nothing more is
+ * written or sent; the next prepare calls node_reset. */
+void node_lost(struct daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* node_reset - every request aborted, every run dropped without a store write, the
+ * transaction rolled back, the store closed; reopened (again and again while the
+ * database does not answer) to join as a new node. */
+void node_reset(struct daemon *d);
+/* node_iteration - in the iteration's transaction: the sweep and the cancels the
+ * heartbeat asked for. */
+void node_iteration(struct daemon *d);
 
 /* metrics.c */
 void metrics_file_start(struct daemon *d);

@@ -57,11 +57,69 @@ void tokens_forget(struct daemon *d)
 	d->ntokens = 0;
 }
 
-/* send_or_hold - admission: the in-flight cap and both rate-limit buckets. */
+/* shared_take - a shared store: one token of the workspace's bucket, then of the
+ * endpoint's, from the buckets every node takes from (the same keys and rates as the
+ * local ones). 0 taken, else the wait in ms (nothing more taken) with its bucket's key in
+ * *holder, or -1 (node_lost said why). */
+static int64_t shared_take(struct run *r, double rate, double burst, const char **holder)
+{
+	struct daemon *d = r->d;
+	struct rl_bucket *b[2] = {r->ws_bucket, r->op_bucket};
+	double rates[2] = {rate, r->job.op->rate_per_min / 60.0};
+	double bursts[2] = {burst, rl_endpoint_burst(r->job.op->rate_per_min)};
+	for (int i = 0; i < 2 && b[i]; i++) {
+		int64_t wait = 0;
+		if (rates[i] <= 0)
+			continue; /* unlimited */
+		if (store_bucket_take(d->st, rl_bucket_key(b[i]), rates[i], bursts[i],
+		                      clock_wall_ms(), &wait) < 0) {
+			node_lost(d, "cannot take from the shared rate-limit bucket %s: %s",
+			          rl_bucket_key(b[i]), store_errmsg(d->st));
+			return -1;
+		}
+		if (wait > 0) {
+			*holder = rl_bucket_key(b[i]);
+			return wait;
+		}
+	}
+	return 0;
+}
+
+/* hold_for_limit - a wait the limits ask for: until then (back to the store when it is
+ * long), or dead when the job's max age comes first. */
+static void hold_for_limit(struct run *r, int64_t wait, const char *holder, int64_t now)
+{
+	struct daemon *d = r->d;
+	struct retry_policy p = policy_of(d, &r->job);
+	struct retry_decision dec;
+	retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
+	if (dec.action != RETRY_DEAD)
+		metrics_rate_wait(d->metrics, holder, dec.next_run_ms - now);
+	if (dec.action == RETRY_DEAD) {
+		char *ej = error_json("MaxAgePassed", dec.reason, 0);
+		struct strbuf reason = STRBUF_INIT;
+		sb_adds(&reason, dec.reason);
+		add_last_answer(r, &reason);
+		end_job(r, JS_DEAD, ej, reason.buf);
+		sb_release(&reason);
+		free(ej);
+	} else if (wait > LOCAL_HOLD_MAX_MS) {
+		wait_job(r, dec.next_run_ms, 0, JW_OUR_LIMIT, LIMIT_WAIT_REASON);
+	} else {
+		r->hold_until_ms = dec.next_run_ms;
+	}
+}
+
+/* send_or_hold - admission: the in-flight cap and both rate-limit buckets (and, on a
+ * shared store, the buckets all its nodes take from). */
 void send_or_hold(struct run *r)
 {
 	struct daemon *d = r->d;
 	int64_t now = clock_wall_ms();
+	if (d->reset_needed) {
+		r->hold_until_ms = now + 1; /* nothing more under this node: dropped at the reset */
+		return;
+	}
 	struct token *tok = token_for(d, r->job.workspace);
 	if (!tok->ok) {
 		/* not the job's fault: it waits, burning no attempt, for the SIGHUP that
@@ -96,29 +154,24 @@ void send_or_hold(struct run *r)
 	}
 	if (wait > 0) {
 		/* held: until the limit lets it go, or its max age has come (then dead) */
-		struct retry_policy p = policy_of(d, &r->job);
-		struct retry_decision dec;
-		retry_limit_wait(&p, r->row.created_ms, now, wait, &dec);
-		if (dec.action != RETRY_DEAD)
-			metrics_rate_wait(d->metrics, rl_bucket_key(holder), dec.next_run_ms - now);
-		if (dec.action == RETRY_DEAD) {
-			char *ej = error_json("MaxAgePassed", dec.reason, 0);
-			struct strbuf reason = STRBUF_INIT;
-			sb_adds(&reason, dec.reason);
-			add_last_answer(r, &reason);
-			end_job(r, JS_DEAD, ej, reason.buf);
-			sb_release(&reason);
-			free(ej);
-		} else if (wait > LOCAL_HOLD_MAX_MS) {
-			wait_job(r, dec.next_run_ms, 0, JW_OUR_LIMIT, LIMIT_WAIT_REASON);
-		} else {
-			r->hold_until_ms = dec.next_run_ms;
-		}
+		hold_for_limit(r, wait, rl_bucket_key(holder), now);
 		return;
 	}
 	if (http_capacity(d->http) <= 0) {
 		r->hold_until_ms = now + 1;
 		return;
+	}
+	if (d->shared) {
+		const char *shared_holder = NULL;
+		wait = shared_take(r, rate, burst, &shared_holder);
+		if (wait < 0) {
+			r->hold_until_ms = now + 1; /* dropped by the reset that follows */
+			return;
+		}
+		if (wait > 0) {
+			hold_for_limit(r, wait, shared_holder, now);
+			return;
+		}
 	}
 	rl_take(r->ws_bucket, now);
 	if (r->op_bucket)

@@ -77,6 +77,9 @@ static int64_t next_wake_ms(struct daemon *d, int64_t now)
 		if (due > 0 && due < next)
 			next = due;
 	}
+	/* other nodes make work due too: their announcements may be missed (a reconnect) */
+	if (d->shared && next > now + NODE_POLL_MS)
+		next = now + NODE_POLL_MS;
 	return next > now ? next - now : 0;
 }
 
@@ -84,7 +87,7 @@ static int64_t next_wake_ms(struct daemon *d, int64_t now)
  * wait for a usable token (a SIGHUP or the next start brings them back). */
 static int idle(struct daemon *d)
 {
-	if (d->nruns || d->pending.head != d->pending.n || d->scan_needed)
+	if (d->nruns || d->pending.head != d->pending.n || d->scan_needed || !d->st)
 		return 0;
 	int64_t active = store_count_active(d->st);
 	if (active == 0)
@@ -107,7 +110,8 @@ static int idle(struct daemon *d)
  * transaction. */
 static int needs_store(struct daemon *d)
 {
-	if (d->nheld || d->wake_limit_waiters || d->wake_token_waiters || d->requeue_idle)
+	if (d->nheld || d->wake_limit_waiters || d->wake_token_waiters || d->requeue_idle ||
+	    d->rescue_due || d->cancels_due)
 		return 1;
 	if (d->stopping)
 		return 0;
@@ -137,6 +141,14 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct daemon *d = w->data;
 	(void)revents;
+	if (d->reset_needed)
+		node_reset(d); /* a shared store's lease or connection lost: start again */
+	if (d->shared && !d->st) {
+		/* reconnecting: nothing is in flight, nothing can be recorded */
+		if (d->stopping)
+			ev_break(loop, EVBREAK_ALL);
+		return;
+	}
 	if (needs_store(d) && txn_try(d) < 0) {
 		busy_rearm(d);
 		return;
@@ -148,6 +160,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		return;
 	}
 	after_signals(d);
+	if (d->shared)
+		node_iteration(d);
 	if (!d->stopping) {
 		if (d->control_needed) {
 			d->control_needed = 0;
@@ -157,6 +171,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		dispatch(d);
 	}
 	commit(d);
+	if (d->reset_needed) {
+		node_reset(d);
+		return;
+	}
 	if (d->stopping && d->ninflight == 0 && !d->nheld) {
 		ev_break(loop, EVBREAK_ALL);
 		return;
@@ -343,6 +361,42 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	sb_release(&err);
 }
 
+/* http_open - see daemon_int.h: the HTTP client the config asks for. */
+struct http *http_open(struct daemon *d)
+{
+	struct config *cfg = d->cfg;
+	struct http_opts ho = {
+	    .connect_timeout_ms = cfg->connect_timeout_ms,
+	    .timeout_ms = cfg->timeout_ms,
+	    .max_in_flight = cfg->max_in_flight,
+	    .max_host_connections = cfg->max_in_flight,
+	    .ca_file = cfg->ca_file,
+	    .max_response_bytes = cfg->max_response_bytes,
+	};
+	return http_new(d->loop, &ho);
+}
+
+/* recover - after a crash, the jobs it left running queued again: by store_recover for
+ * the one writer; on a shared store by joining as a node (its earlier run retired, and
+ * every expired lease's jobs taken back), never touching other live nodes' jobs. */
+static int recover(struct daemon *d)
+{
+	if (d->shared)
+		return node_join(d, "started");
+	/* recovery waits the ordinary busy timeout for a lock; a failure stops the start:
+	 * jobs left running would otherwise never be claimed again */
+	int n = store_recover(d->st, clock_wall_ms());
+	if (n < 0)
+		return error("cannot recover the jobs an earlier stop left running: %s",
+		             store_errmsg(d->st));
+	if (n > 0)
+		logmsg(LOG_WARN,
+		       "recovered %d job(s) left running by an earlier stop; they are "
+		       "queued again",
+		       n);
+	return 0;
+}
+
 /* open_all - spool, lock, store, recovery, buckets, http. */
 static int open_all(struct daemon *d)
 {
@@ -390,29 +444,14 @@ static int open_all(struct daemon *d)
 		free(err);
 		return -1;
 	}
-	/* recovery waits the ordinary busy timeout for a lock; a failure stops the start:
-	 * jobs left running would otherwise never be claimed again */
-	int n = store_recover(d->st, clock_wall_ms());
-	if (n < 0)
-		return error("cannot recover the jobs an earlier stop left running: %s",
-		             store_errmsg(d->st));
-	if (n > 0)
-		logmsg(LOG_WARN,
-		       "recovered %d job(s) left running by an earlier stop; they are "
-		       "queued again",
-		       n);
+	d->shared = store_shared(d->st) == 1;
+	if (recover(d) < 0)
+		return -1;
 	d->rl = rl_new();
-	restore_buckets(d);
-	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS); /* from here the loop must run on */
-	struct http_opts ho = {
-	    .connect_timeout_ms = cfg->connect_timeout_ms,
-	    .timeout_ms = cfg->timeout_ms,
-	    .max_in_flight = cfg->max_in_flight,
-	    .max_host_connections = cfg->max_in_flight,
-	    .ca_file = cfg->ca_file,
-	    .max_response_bytes = cfg->max_response_bytes,
-	};
-	d->http = http_new(d->loop, &ho);
+	if (!d->shared) /* a shared store's buckets are its own (store_bucket_take) */
+		restore_buckets(d);
+	store_set_busy_timeout(d->st, STORE_WAIT_MS(d)); /* from here the loop must run on */
+	d->http = http_open(d);
 	if (!d->http)
 		return error("cannot start the HTTP client");
 	if (spool_watch_start(&d->sp) < 0)
@@ -438,6 +477,7 @@ static void close_all(struct daemon *d)
 	names_clear(&d->archive);
 	names_clear(&d->stuck);
 	sb_release(&d->txn_first_failure);
+	sb_release(&d->lost_why);
 }
 
 /* log_top_reason - one of the most common reasons jobs ended badly, at info level. */
@@ -484,6 +524,7 @@ int daemon_run(struct config *cfg, int until_idle)
 	d.results_check = d.results_pending = 1; /* results files a stop left due or unwritten */
 	d.sp.lock_fd = d.sp.watch_fd = -1;
 	sb_init(&d.txn_first_failure, 0);
+	node_init(&d);
 	d.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
 	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	signal(SIGPIPE, SIG_IGN);
@@ -493,7 +534,7 @@ int daemon_run(struct config *cfg, int until_idle)
 		return 1;
 	}
 	logmsg(LOG_INFO, "running on spool %s (store %s, outputs %s, api %s)", cfg->spool_dir,
-	       cfg->db_path, cfg->output_dir, config_base_url(cfg, "api"));
+	       cfg->db_name, cfg->output_dir, config_base_url(cfg, "api"));
 	if (d.sp.watch_fd >= 0) {
 		ev_io_init(&d.watch_io, on_watch, d.sp.watch_fd, EV_READ);
 		d.watch_io.data = &d;
@@ -525,8 +566,11 @@ int daemon_run(struct config *cfg, int until_idle)
 	notify_stopping(&d);
 	notify_end(&d);
 	d.stopping = 1; /* the last commit saves the rate-limit buckets whatever their age */
-	commit(&d);
-	summary(&d);
+	node_stop(&d);
+	if (d.st && !d.reset_needed)
+		commit(&d);
+	if (d.st)
+		summary(&d);
 	metrics_file_stop(&d);
 	ev_prepare_stop(d.loop, &d.prepare);
 	ev_timer_stop(d.loop, &d.tick);

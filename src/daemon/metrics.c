@@ -70,8 +70,8 @@ static void metrics_file_write(struct daemon *d)
 {
 	const char *path = d->cfg->metrics_file;
 	struct strbuf text = STRBUF_INIT, why = STRBUF_INIT;
-	if (!path)
-		return;
+	if (!path || !d->st)
+		return; /* none, or reconnecting to a shared store: the next write */
 	if (metrics_read_queue(d->metrics, d->st) < 0)
 		sb_addf(&why, "cannot count the jobs: %s", store_errmsg(d->st));
 	else

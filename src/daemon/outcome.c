@@ -56,10 +56,20 @@ static struct rl_bucket *limiting_bucket(const struct run *r)
 	return r->op_bucket ? r->op_bucket : r->ws_bucket;
 }
 
+/* shared_hold - a shared store: the bucket is held for every node, not only this one. */
+static void shared_hold(struct run *r, const struct rl_bucket *b, int64_t until)
+{
+	struct daemon *d = r->d;
+	if (d->shared && store_bucket_hold(d->st, rl_bucket_key(b), until) < 0)
+		node_lost(d, "cannot hold the shared rate-limit bucket %s: %s", rl_bucket_key(b),
+		          store_errmsg(d->st));
+}
+
 /* hold_bucket - a 429 holds the bucket that limited us. */
 static void hold_bucket(struct run *r, int64_t until)
 {
 	rl_hold(limiting_bucket(r), until);
+	shared_hold(r, limiting_bucket(r), until);
 	r->d->buckets_dirty = 1;
 }
 
@@ -147,6 +157,8 @@ static void record_response(struct run *r, struct http_response *resp)
 			reset = now +
 			        server_wait(r, r->ws_bucket, reset - now, "X-RateLimit-Reset", now);
 		rl_observe(r->ws_bucket, resp->rl_remaining, reset, now);
+		if (resp->rl_remaining == 0 && reset > now)
+			shared_hold(r, r->ws_bucket, reset);
 		d->buckets_dirty = 1;
 	}
 	int64_t floor_ms = -1;
@@ -308,9 +320,16 @@ void on_response(struct http_response *resp, void *arg)
 	r->xfer = NULL;
 	d->ninflight--;
 	d->requests++;
+	if (d->reset_needed)
+		return; /* the node starts again: the run is dropped with the others */
 	if (d->held_head || make_room(d) < 0) {
 		hold_response(d, r, resp);
 		return;
 	}
 	record_response(r, resp);
+	/* other daemons' transactions lock the same rows (a file's count, the jobs waiting
+	 * for this one): one answer per transaction takes them one at a time, so two daemons
+	 * never wait for each other (a deadlock would cost one of them a new start) */
+	if (d->shared)
+		commit(d);
 }

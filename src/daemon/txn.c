@@ -17,12 +17,18 @@
  * Any other failure stops the daemon. */
 int txn_try(struct daemon *d)
 {
+	if (d->reset_needed || !d->st)
+		return -1; /* a shared store's lease or connection lost: nothing more is written */
 	if (d->in_txn)
 		return 0;
 	int64_t now = clock_wall_ms();
 	if (d->busy_since_ms && now < d->busy_next_ms)
 		return -1; /* locked a moment ago: not asked again (and waited on) each turn */
 	if (store_begin(d->st) < 0) {
+		if (!store_busy(d->st) && d->shared) {
+			node_lost(d, "cannot begin a transaction: %s", store_errmsg(d->st));
+			return -1;
+		}
 		if (!store_busy(d->st))
 			die("%s; stopping (nothing is lost: files stay in incoming/ until their "
 			    "jobs "
@@ -34,13 +40,13 @@ int txn_try(struct daemon *d)
 			logmsg(LOG_WARN,
 			       "waiting for the database %s: it is locked by another process; "
 			       "holding answers and sending nothing new until it is free",
-			       d->cfg->db_path);
+			       d->cfg->db_name);
 		} else if (now - d->busy_logged_ms >= STORE_BUSY_LOG_MS) {
 			d->busy_logged_ms = now;
 			logmsg(LOG_WARN,
 			       "the database %s is still locked by another process (for %lld "
 			       "s); %d answer(s) held, %d request(s) in flight",
-			       d->cfg->db_path, (long long)((now - d->busy_since_ms) / 1000),
+			       d->cfg->db_name, (long long)((now - d->busy_since_ms) / 1000),
 			       d->nheld, d->ninflight);
 		}
 		d->busy_next_ms = now + d->busy_retry_ms;
@@ -67,11 +73,16 @@ void txn(struct daemon *d)
 		return;
 	store_set_busy_timeout(d->st, 5000);
 	int rc = txn_try(d);
-	store_set_busy_timeout(d->st, STORE_BUSY_WAIT_MS);
+	store_set_busy_timeout(d->st, STORE_WAIT_MS(d));
+	if (rc < 0 && d->shared) {
+		node_lost(d, "the database %s stayed locked in the middle of a batch",
+		          d->cfg->db_name);
+		return;
+	}
 	if (rc < 0)
 		die("the database %s stayed locked by another process in the middle of a batch; "
 		    "stopping (the jobs concerned run again at the next start)",
-		    d->cfg->db_path);
+		    d->cfg->db_name);
 }
 
 /* write_failed - a store write of this iteration failed: logged, and the commit will
@@ -83,9 +94,12 @@ void write_failed(struct daemon *d, int64_t job_id, const char *what)
 	if (job_id)
 		sb_addf(&msg, " of job %lld", (long long)job_id);
 	sb_addf(&msg, ": %s", store_errmsg(d->st));
-	log_job(LOG_ERROR, job_id, NULL, NULL, "%s", msg.buf);
+	if (!d->reset_needed) /* after the first, the rest fail as the transaction did */
+		log_job(LOG_ERROR, job_id, NULL, NULL, "%s", msg.buf);
 	if (!d->txn_failed++)
 		sb_adds(&d->txn_first_failure, msg.buf);
+	if (d->shared) /* the connection cut, a deadlock: this node starts again */
+		node_lost(d, "%s", msg.buf);
 	sb_release(&msg);
 }
 
@@ -99,14 +113,18 @@ static void save_bucket(const struct rl_bucket *b, void *arg)
 		write_failed(d, 0, "save a rate-limit bucket");
 }
 
-/* refuse_failed - a write of this transaction failed: none of it is committed. */
-static void refuse_failed(struct daemon *d)
+/* refuse_failed - a write of this transaction failed: none of it is committed. -1 when
+ * the shared store's node starts again instead (node_lost said so). */
+static int refuse_failed(struct daemon *d)
 {
+	if (d->reset_needed)
+		return -1;
 	if (d->txn_failed)
 		die("refusing to commit: %d store write(s) of this batch failed (the first: %s); "
 		    "stopping so that nothing half-recorded is kept (the jobs concerned are queued "
 		    "again at the next start)",
 		    d->txn_failed, d->txn_first_failure.buf);
+	return 0;
 }
 
 /* output_not_placed - a staged output that could not be put in place: its job, recorded
@@ -132,24 +150,37 @@ static void output_not_placed(int64_t job_id, const char *why, void *arg)
 void commit(struct daemon *d)
 {
 	int64_t now = clock_wall_ms();
-	if (d->buckets_dirty && (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping) &&
-	    txn_try(d) == 0) {
+	if (d->reset_needed || !d->st)
+		return; /* the prepare starts the node again: nothing of this batch is kept */
+	if (!d->shared && d->buckets_dirty &&
+	    (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping) && txn_try(d) == 0) {
 		rl_foreach(d->rl, save_bucket, d);
 		d->buckets_dirty = 0;
 		d->last_bucket_save_ms = now;
 	}
 	results_reserve(d); /* files whose jobs have all ended: their results file named */
-	refuse_failed(d);
+	if (refuse_failed(d) < 0)
+		return;
 	if (output_batch_count(d->outputs)) {
 		txn(d); /* output_not_placed records in it */
+		if (refuse_failed(d) < 0)
+			return;
 		output_batch_commit(d->outputs, output_not_placed, d);
-		refuse_failed(d);
+		if (refuse_failed(d) < 0)
+			return;
 	}
 	if (d->in_txn) {
-		if (store_commit(d->st) < 0)
+		int rc = store_commit(d->st);
+		if (rc < 0 && d->shared) {
+			/* the outputs are in place already, their jobs not recorded: they run
+			 * again (the rescue), and write them again */
+			node_lost(d, "cannot commit: %s", store_errmsg(d->st));
+			return;
+		}
+		if (rc < 0)
 			die("cannot commit to %s: %s; stopping (nothing is lost: uncommitted "
 			    "files stay in incoming/)",
-			    d->cfg->db_path, store_errmsg(d->st));
+			    d->cfg->db_name, store_errmsg(d->st));
 		d->in_txn = 0;
 	}
 	archive_committed(d);

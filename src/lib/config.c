@@ -59,6 +59,7 @@ void config_release(struct config *cfg)
 	free(cfg->config_path);
 	free(cfg->spool_dir);
 	free(cfg->db_path);
+	free(cfg->db_name);
 	free(cfg->output_dir);
 	free(cfg->api_base);
 	free(cfg->ca_file);
@@ -371,6 +372,8 @@ int config_finish(struct config *cfg, struct strbuf *err)
 		sb_addf(&p, "%s/segspool.db", cfg->spool_dir);
 		cfg->db_path = sb_detach(&p, NULL);
 	}
+	free(cfg->db_name);
+	cfg->db_name = config_db_redacted(cfg->db_path);
 	if (!cfg->output_dir) {
 		struct strbuf p = STRBUF_INIT;
 		sb_addf(&p, "%s/out", cfg->spool_dir);
@@ -400,6 +403,54 @@ void config_node_periods(const struct config *cfg, int64_t *heartbeat_ms, int64_
 {
 	*heartbeat_ms = cfg->lease_ms / 6;
 	*rescue_ms = cfg->lease_ms / 3;
+}
+
+/* config_db_redacted - see config.h: "postgresql://u:SECRET@h/db" -> "postgresql://u:***@h/db",
+ * "host=h password='a b'" and "...?password=x&..." -> password=***. */
+char *config_db_redacted(const char *db)
+{
+	struct strbuf out = STRBUF_INIT;
+	const char *p = db, *scheme = strstr(db, "://");
+	if (scheme && !strchr(db, ' ')) {
+		const char *auth = scheme + 3;
+		size_t alen = strcspn(auth, "/?#");
+		const char *at = NULL;
+		for (const char *q = auth; q < auth + alen; q++)
+			if (*q == '@')
+				at = q;
+		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		if (colon) {
+			sb_add(&out, db, (size_t)(colon + 1 - db));
+			sb_adds(&out, "***");
+			p = at;
+		}
+	}
+	while (*p) {
+		const char *hit = strstr(p, "password=");
+		int starts = hit && (hit == db || strchr(" ?&\t", hit[-1]));
+		if (!hit) {
+			sb_adds(&out, p);
+			break;
+		}
+		hit += strlen("password=");
+		sb_add(&out, p, (size_t)(hit - p));
+		if (!starts) {
+			p = hit;
+			continue;
+		}
+		sb_adds(&out, "***");
+		if (*hit == '\'') { /* a quoted conninfo value, \' inside it */
+			for (hit++; *hit && *hit != '\''; hit++)
+				if (*hit == '\\' && hit[1])
+					hit++;
+			if (*hit)
+				hit++;
+		} else {
+			hit += strcspn(hit, " \t&#");
+		}
+		p = hit;
+	}
+	return sb_detach(&out, NULL);
 }
 
 /* config_workspace - settings of a named workspace, or NULL. */

@@ -91,6 +91,7 @@
 #define store_shared pg_store_shared
 #define store_node_start pg_store_node_start
 #define store_node_retire pg_store_node_retire
+#define store_nodes_foreach pg_store_nodes_foreach
 #define store_heartbeat pg_store_heartbeat
 #define store_rescue pg_store_rescue
 #define store_bucket_take pg_store_bucket_take

@@ -90,6 +90,7 @@ const struct store_ops sqlite_store_ops = {
     .shared = store_shared,
     .node_start = store_node_start,
     .node_retire = store_node_retire,
+    .nodes_foreach = store_nodes_foreach,
     .heartbeat = store_heartbeat,
     .rescue = store_rescue,
     .bucket_take = store_bucket_take,

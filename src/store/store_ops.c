@@ -913,6 +913,16 @@ int64_t store_node_retire(struct store *st, const char *name)
 	return ops->node_retire(st, name);
 }
 
+/* store_nodes_foreach - see store.h. */
+int store_nodes_foreach(struct store *st, store_node_fn fn, void *arg)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->nodes_foreach) {
+		return unsupported(st, "nodes_foreach");
+	}
+	return ops->nodes_foreach(st, fn, arg);
+}
+
 /* store_heartbeat - see store.h. */
 int store_heartbeat(struct store *st, int64_t now_ms)
 {

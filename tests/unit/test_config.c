@@ -90,8 +90,30 @@ TEST(test_node_lease)
 	sb_release(&err);
 }
 
+/* a database's password never reaches a message */
+TEST(test_db_redacted)
+{
+	static const char *const cases[][2] = {
+	    {"spool/segspool.db", "spool/segspool.db"},
+	    {"postgresql://seg:s3cret@db.example:5432/segspool",
+	     "postgresql://seg:***@db.example:5432/segspool"},
+	    {"postgres://seg@127.0.0.1/x?password=s3cret&sslmode=require",
+	     "postgres://seg@127.0.0.1/x?password=***&sslmode=require"},
+	    {"postgresql://seg:p%40ss@h/d", "postgresql://seg:***@h/d"},
+	    {"host=127.0.0.1 password='a \\' b' dbname=x", "host=127.0.0.1 password=*** dbname=x"},
+	    {"dbname=x password=s3cret", "dbname=x password=***"},
+	    {"host=h mypassword=1", "host=h mypassword=1"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *r = config_db_redacted(cases[i][0]);
+		CHECK_STR(r, cases[i][1]);
+		free(r);
+	}
+}
+
 int main(void)
 {
+	RUN(test_db_redacted);
 	RUN(test_job_region);
 	RUN(test_node_lease);
 	return tl_finish();

@@ -51,13 +51,13 @@ def cut(s, what):
              what=f"{what}: daemon 0 with requests in flight")
     ports = tcp_ports_of(s.daemon.pid, cluster.port) if cluster.port else set()
     by_port = f" OR client_port IN ({','.join(map(str, ports))})" if ports else ""
-    t_cut = db_now()
     # the store names its connections "segspool ROLE SPOOL" (cut at 63 bytes)
     app = f"segspool % {s.spool}"[:63]
     killed = q(f"SELECT pid, application_name, client_port, pg_terminate_backend(pid) FROM "
                f"pg_stat_activity WHERE pid <> pg_backend_pid() AND (application_name LIKE "
                f"'{app}%'{by_port})")
     t_mono = time.monotonic()
+    t_cut = db_now()  # after: a backend ends at its next interrupt check, a commit may finish
     print(f"{what}: node {node}: terminated backends {killed} (ports {sorted(ports)})",
           flush=True)
     c.check(len(killed) >= 1, f"{what}: found daemon 0's backends")

@@ -263,7 +263,7 @@ def pgbench(uri, clients, seconds=10):
         if line.startswith("latency average"):
             lat = float(line.split("=")[1].split()[0])
         elif line.startswith("tps"):
-            tps = float(line.split("=")[1].split()[0])
+            tps = round(float(line.split("=")[1].split()[0]))
     if lat is None:
         print("pgbench failed:", r.stderr.decode()[-500:], file=sys.stderr)
     return lat, tps

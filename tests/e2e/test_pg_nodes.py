@@ -17,8 +17,9 @@ the database, so together they send at R (issue 15).
    each create and connection exactly once, and never answered 429; no mutation was sent
    more often than the store recorded attempts for it; every file's results file is on
    the spool that ingested it.
-2. no kills: N creates dropped into ONE spool end within 1.10 x N/R with zero 429s, and
-   each of the three daemons sent a share of them (they claim from one queue).
+2. no kills: N creates dropped into ONE spool are sent within 1.10 x N/R (first
+   attempt's start to last attempt's end, as bench_makespan.py measures) with zero 429s,
+   and each of the three daemons sent a share of them (they claim from one queue).
 
 PG_NODES_JOBS (5000), PG_NODES_RATE (200), PG_NODES_CLEAN (2000) override the sizes.
 """
@@ -138,7 +139,7 @@ def wait_rescue(uri, node, lease_before_kill, t_kill, what):
 
 def kill_and_rescue(uri, s, what):
     wait_for(lambda: qv(uri, f"SELECT count(*) FROM jobs WHERE state = 1 AND owner = "
-                             f"{live_node_of(uri, s) or 0}") > 0,
+                             f"{live_node_of(uri, s) or 0}") >= 4,
              timeout=30, step=0.02, what=f"{what}: the daemon running jobs")
     node = live_node_of(uri, s)
     left = qv(uri, f"SELECT lease_until_ms - (extract(epoch from clock_timestamp())*1000)"
@@ -235,9 +236,12 @@ def check_results(uri, spools, files, emu):
     over = {k: (sent.get(m, 0), posts.get(k, 0)) for k, m in mkey.items()
             if sent.get(m, 0) > posts.get(k, 0)}
     c.eq(dict(list(over.items())[:10]), {}, "no mutation sent more often than recorded")
+    # every request has its attempt row; but a GET whose reused connection the emulator
+    # reset unanswered may go out once more by libcurl itself (only mutations refuse it)
     att = qv(uri, "SELECT count(*) FROM attempts")
-    c.check(st["requests"] <= att, f"no request without its attempt row: {st['requests']} "
-            f"requests, {att} attempts")
+    resets = (st.get("faults") or {}).get("reset", 0)
+    c.check(st["requests"] <= att + resets, f"no request without its attempt row: "
+            f"{st['requests']} requests, {att} attempts, {resets} resets")
 
     # exports and the fan-out: whole, on a node's spool
     for i in range(N_EXPORT):
@@ -323,11 +327,16 @@ def no_kills():
         spools[0].drop_jobs("clean.jsonl", jobs)
         wait_for(lambda: qv(uri, "SELECT count(*) FROM jobs WHERE state = 3") == N_CLEAN,
                  timeout=N_CLEAN / RATE * 3 + 30, step=0.1, what="every create succeeded")
-        took = time.monotonic() - t0
+        wall = time.monotonic() - t0
+        # the makespan, as bench_makespan.py's: first attempt's start to last attempt's end
+        first, last = (int(x) for x in q(uri, "SELECT min(started_ms), max(started_ms + "
+                                              "coalesce(duration_ms, 0)) FROM attempts")[0])
+        took = (last - first) / 1000.0
         bound = 1.10 * N_CLEAN / RATE
         st = emu.stats()
         print(f"no kills: {N_CLEAN} creates in {took:.2f} s at {RATE}/s (bound {bound:.2f} s, "
-              f"ideal {N_CLEAN / RATE:.2f} s), {st['rate_limited']} answered 429", flush=True)
+              f"ideal {N_CLEAN / RATE:.2f} s; {wall:.2f} s from the drop, ingest included), "
+              f"{st['rate_limited']} answered 429", flush=True)
         c.check(took <= bound, f"{N_CLEAN} creates within 1.10 x N/R: {took:.2f} s > {bound:.2f} s")
         c.eq(st["rate_limited"], 0, "zero 429s")
         share = q(uri, "SELECT node_id, count(*) FROM attempts GROUP BY node_id ORDER BY 1")

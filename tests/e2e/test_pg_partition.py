@@ -1,7 +1,8 @@
 """e2e pg_partition - a daemon's database connections cut under it (issue 15): two daemons
 on one PostgreSQL store, answers delayed 200 ms so requests are in flight; twice, while
 daemon 0 has requests out, its backends are killed with pg_terminate_backend (found by
-application_name, and by the client ports of its TCP connections to the cluster).
+application_name, which names its spool, and by the client ports of its TCP
+connections to the cluster).
 
 Checked, each time: daemon 0 keeps running, says at error level why it stopped, and comes
 back as a new node (a new nodes row, the old one dead, rescued within the lease bound and
@@ -20,7 +21,6 @@ c = Checks("pg_partition")
 JS = "IqDTy1TpoU"
 N_CREATE, N_CONN = 600, 60
 LEASE_S = 6
-APP = "segspool-e2e-cut"
 
 cluster = pg_cluster_or_skip(c)
 uri = cluster.create_db("partition")
@@ -51,11 +51,13 @@ def cut(s, what):
              what=f"{what}: daemon 0 with requests in flight")
     ports = tcp_ports_of(s.daemon.pid, cluster.port) if cluster.port else set()
     by_port = f" OR client_port IN ({','.join(map(str, ports))})" if ports else ""
-    t_cut = db_now()
+    # the store names its connections "segspool ROLE SPOOL" (cut at 63 bytes)
+    app = f"segspool % {s.spool}"[:63]
     killed = q(f"SELECT pid, application_name, client_port, pg_terminate_backend(pid) FROM "
-               f"pg_stat_activity WHERE pid <> pg_backend_pid() AND (application_name = "
-               f"'{APP}'{by_port})")
+               f"pg_stat_activity WHERE pid <> pg_backend_pid() AND (application_name LIKE "
+               f"'{app}%'{by_port})")
     t_mono = time.monotonic()
+    t_cut = db_now()  # after: a backend ends at its next interrupt check, a commit may finish
     print(f"{what}: node {node}: terminated backends {killed} (ports {sorted(ports)})",
           flush=True)
     c.check(len(killed) >= 1, f"{what}: found daemon 0's backends")
@@ -80,8 +82,7 @@ def cut(s, what):
 emu = Emulator("--seed", "12", "--delay-ms", "200")
 cfg = {"lease_s": LEASE_S, "endpoint_limits": False, "http": {"max_in_flight": 8},
        "retry": {"max_attempts": 40, "initial_ms": 50, "max_ms": 1000}}
-sep = "&" if "?" in uri else "?"
-d0 = Spool(emu.url, config=dict(cfg, db=f"{uri}{sep}application_name={APP}"))
+d0 = Spool(emu.url, config=dict(cfg, db=uri))
 d1 = Spool(emu.url, config=dict(cfg, db=uri))
 try:
     for s in (d0, d1):

@@ -237,7 +237,7 @@ void cancel_running(struct daemon *d, int64_t id);
 /* node.c: a shared store */
 void node_init(struct daemon *d);
 /* node_join - this daemon joins as a new node (when: "started", "reconnected"), its
- * earlier nodes retired, expired leases' jobs taken back; the heartbeat and the wake-up
+ * earlier nodes buried by the store, expired leases' jobs taken back; the heartbeat and the wake-up
  * watcher started. 0, or -1 said. */
 int node_join(struct daemon *d, const char *when);
 void node_stop(struct daemon *d);

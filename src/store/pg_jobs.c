@@ -471,6 +471,11 @@ int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 	enum job_state from = (enum job_state)pg_get_i64(r, 0, 0, 0);
 	int64_t owner = pg_get_i64(r, 0, 1, 0);
 	PQclear(r);
+	/* a node's running job found queued was taken back by a rescue: nothing else
+	 * queues a running job */
+	if (only == JS_RUNNING && from == JS_QUEUED && st->node_id)
+		return pg_fail(st, "lease lost: job %" PRId64 " was taken back from this daemon",
+		               id);
 	if (!(allowed & PG_BIT(from))) {
 		pg_fail(st, "cannot %s job %" PRId64 ": it is %s, not ", verb, id,
 		        job_state_name(from));

@@ -5,8 +5,9 @@
  * refused ("lease lost"), and sweeps at once wait for nobody; a heartbeat keeps a lease;
  * a restarted node's earlier self gives its jobs back at once (one of that name still
  * running does not); the cancels a CLI asked for reach the node running the job; a
- * dependency's end meets a cancel of its dependant. Needs a database (SEGSPOOL_TEST_PG
- * or SEGSPOOL_TEST_PG_FILE, as test_pg.c); skipped without one (exit 77). */
+ * dependency's end meets a cancel of its dependant; two nodes insert one key. Needs a
+ * database (SEGSPOOL_TEST_PG or SEGSPOOL_TEST_PG_FILE, as test_pg.c); skipped without
+ * one (exit 77). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -290,13 +291,17 @@ TEST(test_rescue_expired_lease)
 	sb_addf(&want, "lease lost: job %" PRId64 " is claimed by another daemon", mid);
 	CHECK_STR(store_errmsg(a), want.buf);
 	CHECK_INT(store_claim_due(a, 3000, rows, 3), 0); /* a dead node claims nothing */
+	struct job_success ok = {"{}", NULL, 1};
+	CHECK_INT(store_job_succeed(a, mid, &ok, 3000), -1); /* queued again, not a's */
+	sb_reset(&want);
+	sb_addf(&want, "lease lost: job %" PRId64 " was taken back from this daemon", mid);
+	CHECK_STR(store_errmsg(a), want.buf);
 
 	/* b runs them now: a's late success of one is refused */
 	CHECK_INT(store_claim_due(b, 3000, rows, 2), 2);
 	CHECK_INT(rows[0].id, mid);
 	CHECK_INT(rows[0].tries, 1); /* the next attempt is number 2 */
 	release_rows(rows, 2);
-	struct job_success ok = {"{}", NULL, 1};
 	CHECK_INT(store_job_succeed(a, mid, &ok, 3100), -1);
 	CHECK(has(store_errmsg(a), "lease lost"));
 	CHECK_INT(store_attempt_begin(b, mid, 2, 3100, "POST /sources", &att), 0);
@@ -450,6 +455,46 @@ TEST(test_cascade_meets_cancel)
 	store_close(st);
 }
 
+TEST(test_same_key_two_nodes)
+{
+	/* a inserts key k, not yet committed, as b ingests a file with the same key: b's
+	 * insert waits for a's commit and finds a's job, a duplicate and no error */
+	struct store *a = open_fresh("same_key");
+	struct job_new j = new_job("createSource", "k", 0, 0);
+	int64_t id = 0, other = 0;
+	int fds[2];
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_job_insert(a, &j, 1000, &id), STORE_INSERTED);
+	CHECK_INT(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *b = NULL;
+		char *err = NULL;
+		int64_t got = 0;
+		close(fds[0]);
+		if (store_reopen_test(0, &b, &err) < 0)
+			_exit(2);
+		int rc = store_job_insert(b, &j, 1100, &got);
+		if (rc < 0)
+			fprintf(stderr, "child: %s\n", store_errmsg(b));
+		if (write(fds[1], &got, sizeof(got)) != (ssize_t)sizeof(got))
+			_exit(3);
+		_exit(rc == STORE_DUPLICATE ? 0 : 1);
+	}
+	close(fds[1]);
+	usleep(300 * 1000);
+	CHECK_INT(store_commit(a), 0);
+	CHECK_INT(read(fds[0], &other, sizeof(other)), (ssize_t)sizeof(other));
+	close(fds[0]);
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(other, id);
+	CHECK_INT(store_count_active(a), 1);
+	store_close(a);
+}
+
 /* ids_are - *ids (n of them) are exactly want (nwant); frees *ids. */
 static int ids_are(int64_t *ids, size_t n, const int64_t *want, size_t nwant)
 {
@@ -512,6 +557,7 @@ int main(void)
 	RUN(test_restart_buries_earlier_self);
 	RUN(test_cancels_pending);
 	RUN(test_cascade_meets_cancel);
+	RUN(test_same_key_two_nodes);
 	fixture_end();
 	return tl_finish();
 }

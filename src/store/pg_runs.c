@@ -171,8 +171,9 @@ int store_ids_in_state(struct store *st, enum job_state state, int64_t **ids, si
 /* --- control --------------------------------------------------------------------------- */
 
 /* the job's row locked for the change: a daemon elsewhere cannot claim or end it between
- * the look and the update */
-static const char JOB_STATE_LOCK[] = "SELECT state FROM jobs WHERE id = $1 FOR UPDATE";
+ * the look and the update. NO KEY UPDATE, as the store's other locks: the foreign keys'
+ * checks of its node's attempts and transitions meanwhile are not blocked by it */
+static const char JOB_STATE_LOCK[] = "SELECT state FROM jobs WHERE id = $1 FOR NO KEY UPDATE";
 static const char JOB_RETRY[] =
     "UPDATE jobs SET state = 0, updated_ms = $2, next_run_ms = $2, attempts = 0, "
     "cancel_requested = 0, finished_ms = NULL, error_json = NULL, owner = NULL WHERE id = $1";

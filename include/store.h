@@ -515,8 +515,8 @@ int store_heartbeat(struct store *st, int64_t now_ms);
 int64_t store_rescue(struct store *st, int64_t now_ms);
 /* store_bucket_take - one token from the shared bucket key (GCRA: rate per second, burst):
  * 0 with *wait_ms 0 when taken, else *wait_ms > 0 until one may be (nothing taken); -1. */
-int store_bucket_take(struct store *st, const char *key, double rate, double burst,
-                      int64_t now_ms, int64_t *wait_ms);
+int store_bucket_take(struct store *st, const char *key, double rate, double burst, int64_t now_ms,
+                      int64_t *wait_ms);
 /* store_bucket_hold - nobody takes from key before until_ms (a 429, or
  * X-RateLimit-Remaining: 0, seen by one node holds it for all); the later hold wins. */
 int store_bucket_hold(struct store *st, const char *key, int64_t until_ms);

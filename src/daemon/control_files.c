@@ -23,9 +23,12 @@ void cancel_running(struct daemon *d, int64_t id)
 		http_cancel(d->http, r->xfer);
 	else if (r)
 		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
-	else if (store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
-	                       clock_wall_ms()) < 0)
-		write_failed(d, id, "record the cancel");
+	else {
+		txn(d); /* a heartbeat's cancel may come right after a commit */
+		if (store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
+		                  clock_wall_ms()) < 0)
+			write_failed(d, id, "record the cancel");
+	}
 }
 
 /* abort_running - control.c's hook for a cancelled job that is running. */

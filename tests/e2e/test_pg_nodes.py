@@ -174,8 +174,8 @@ def count_done(uri):
 
 
 def outputs(spools, rel):
-    """the copies of an output file across the spools (a rescued job may be written by
-    another node than the one that started it), and whether each is whole"""
+    """the copies of an output file across the spools: a rescued job's is written by the
+    node that finished it, and the killed one may have written one before it recorded it"""
     copies = []
     for s in spools:
         p = s.out_path(rel)
@@ -269,7 +269,7 @@ def check_results(uri, spools, files, emu):
     c.check(outputs(spools, "volume/split.jsonl"), "the fan-out's output on a node's spool")
 
 
-def results_files(spools, dropped, uri):
+def results_files(spools, dropped):
     """each file's results file is on the spool that ingested it, a line per job"""
     def all_there():
         return all(len(results_by_id(spools[k], f"results/{name}.results.jsonl")) == n
@@ -316,7 +316,7 @@ def kills():
               f"{', '.join(f'{r:.2f}' for r in rescues)} s", flush=True)
         c.eq(qv(uri, "SELECT count(*) FROM nodes WHERE dead = 1"), 2, "two nodes died")
         check_results(uri, spools, files, emu)
-        results_files(spools, dropped, uri)
+        results_files(spools, dropped)
         for i, s in enumerate(spools):
             c.eq(s.stop(), 0, f"daemon {i}: SIGTERM, exit 0")
     finally:

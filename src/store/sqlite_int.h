@@ -132,6 +132,9 @@ enum stmt_id {
 	S_ATTEMPT_RESOLVED,
 	S_KEY_OP,
 	S_DEPS_ANY,
+	/* files.remaining counted in memory (sql/sqlite/012_remaining_counted.sql) */
+	S_FILE_REMAINING_ADD,
+	S_JOB_FILE,
 	S_NSTMTS
 };
 
@@ -158,6 +161,17 @@ struct store {
 	/* whether the deps table may have rows: -1 not yet asked; 0 lets a job's end skip
 	 * its dependants' statements (a store without references has none) */
 	int deps_any;
+	/* jobs of each file that ended (-1 each) or came back (+1) in the open transaction
+	 * since the last sq_files_flush: written to files.remaining before anything reads
+	 * it, at a savepoint and at the commit; dropped by a rollback */
+	struct file_count *counts;
+	size_t ncounts, counts_alloc;
+};
+
+/* a file's change of files.remaining not yet written */
+struct file_count {
+	int64_t file_id;
+	int64_t delta;
 };
 
 #define BIT(s) (1u << (s))
@@ -198,6 +212,17 @@ int sq_run_id(struct store *st, enum stmt_id id, const char *what);
 void sq_set_err(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sq_step(struct store *st, sqlite3_stmt *s, const char *what);
 int sq_strict(int rc);
+
+/* sqlite_results.c: files.remaining (sql/sqlite/012_remaining_counted.sql) */
+
+/* sq_files_count - a job of file_id ended (delta -1) or came back (+1), in memory. */
+void sq_files_count(struct store *st, int64_t file_id, int delta);
+/* sq_files_flush - the counted changes written, one UPDATE per file: before a statement
+ * reads or sets files.remaining or files.results, at a savepoint and before a commit. */
+int sq_files_flush(struct store *st);
+/* sq_files_discard - the counted changes dropped: the transaction or the savepoint they
+ * were counted in was rolled back. */
+void sq_files_discard(struct store *st);
 
 /* sqlite_deps.c: what a job's state change means for the jobs that wait for it, inside
  * the change's own transaction */

@@ -411,10 +411,30 @@ static int only_state(unsigned mask)
 	return -1;
 }
 
+/* count_crossing - a change between not ended and ended counted for the job's file. */
+static int count_crossing(struct store *st, int64_t id, int from, enum job_state to)
+{
+	if ((from >= JS_SUCCEEDED) == (to >= JS_SUCCEEDED))
+		return 0;
+	sqlite3_stmt *s = sq_prep(st, S_JOB_FILE);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sq_step(st, s, "read a job's file");
+	int64_t file_id = rc == SQLITE_ROW ? sq_column_int64_or(s, 0, 0) : 0;
+	sq_done(s);
+	if (rc < 0)
+		return -1;
+	if (file_id > 0)
+		sq_files_count(st, file_id, to >= JS_SUCCEEDED ? -1 : 1);
+	return 0;
+}
+
 /* change_state - a job in one of the allowed states moves to `to` by the update upd
  * (?1 id, ?2 now, ?3 state, ?9 from; the caller has bound the rest), with its transition
- * row. When one state is allowed the update checks it itself and the job is read only to
- * explain a refusal: that is the scheduler's every success and wait.
+ * row, and its file's count of jobs not ended kept (sq_files_count). When one state is
+ * allowed the update checks it itself and the job is read only to explain a refusal:
+ * that is the scheduler's every success and wait.
  * Returns 0, 1 when the job is in a state that does not allow it (nothing done, the
  * reason in store_errmsg), -1 on error or when there is no such job. */
 int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
@@ -430,7 +450,9 @@ int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 		if (sq_run(st, upd, "change a job's state") < 0)
 			return -1;
 		if (sqlite3_changes(st->db) == 1)
-			return sq_record_transition(st, id, only, to, now_ms, reason);
+			return count_crossing(st, id, only, to) < 0
+			           ? -1
+			           : sq_record_transition(st, id, only, to, now_ms, reason);
 		/* not changed: say why below; the statement is reset and unbound */
 	}
 	int rc = sq_job_state_get(st, id, &from);
@@ -452,7 +474,8 @@ int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 		return -1;
 	}
 	sqlite3_bind_null(upd, 9);
-	if (sq_run(st, upd, "change a job's state") < 0)
+	if (sq_run(st, upd, "change a job's state") < 0 ||
+	    count_crossing(st, id, (int)from, to) < 0)
 		return -1;
 	return sq_record_transition(st, id, (int)from, to, now_ms, reason);
 }

@@ -39,9 +39,8 @@ try:
         db.execute("CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL")
         db.execute("DROP INDEX jobs_running")
         db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
-        # nor what 010_results.sql adds: its trigger, table and columns (the files
-        # table's go with it below)
-        db.execute("DROP TRIGGER jobs_file_remaining")
+        # nor what 010_results.sql adds: its table and columns (the files table's go
+        # with it below; its trigger, 012_remaining_counted.sql drops)
         db.execute("DROP TABLE file_dups")
         db.execute("ALTER TABLE jobs DROP COLUMN file_id")
         db.execute("ALTER TABLE jobs DROP COLUMN line")
@@ -91,6 +90,8 @@ try:
     c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST, f"migrated to version {LATEST}")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pages_cursor'")
          .fetchone()[0], 1, "pages_cursor created")
+    c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0], 0,
+         "no trigger: 010_results.sql's, which 012_remaining_counted.sql drops")
     c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
             "attempts have a body column")
     c.check({"deps_left", "dep_failed"} <= {r[1] for r in db.execute("PRAGMA table_info(jobs)")}

@@ -1295,6 +1295,110 @@ TEST(test_results_file)
 	store_close(st);
 }
 
+/* remaining_of - the count of not yet ended jobs of job's file, as st sees it (inside
+ * its open transaction, if any). */
+static int64_t remaining_of(struct store *st, int64_t job)
+{
+	struct file_seen fs;
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_file_of_job(st, job, note_file, &fs), 0);
+	return fs.remaining;
+}
+
+/* remaining_committed - the same count as a second, read-only store sees it: what is
+ * committed. */
+static int64_t remaining_committed(int64_t job)
+{
+	struct store *ro = NULL;
+	char *err = NULL;
+	int64_t n = -1;
+	CHECK_INT(store_reopen_test(STORE_READONLY, &ro, &err), 0);
+	if (ro)
+		n = remaining_of(ro, job);
+	free(err);
+	store_close(ro);
+	return n;
+}
+
+/* test_results_count_rollback - a file's count of jobs not ended follows the states
+ * that are committed: a job's end undone by a savepoint's rollback or the transaction's
+ * is not counted (whether or not the count was read in between), a retry after the end
+ * counts the job again, and the count is committed with the state changes. */
+TEST(test_results_count_rollback)
+{
+	struct store *st = open_fresh("results_count.db");
+	struct store_file_id fid = {.dev = 1, .ino = 2, .ctime_ns = 3, .size = 4};
+	int64_t file = 0, id[3];
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(store_file_begin(st, "three.jsonl", "h3", &fid, 1000, 3, 1, &file), 0);
+	for (int i = 0; i < 3; i++) {
+		struct job_new j = new_job("createSource", NULL, 0, 0);
+		j.file_id = file;
+		j.line = i + 1;
+		id[i] = insert(st, &j, 1000 + i);
+	}
+	CHECK_INT(store_file_jobs(st, file, id[0], id[2], 3), 0);
+	CHECK_INT(store_release(st), 0);
+	CHECK_INT(store_commit(st), 0);
+	struct job_row rows[3];
+	CHECK_INT(store_claim_due(st, 1100, rows, 3), 3);
+	for (int i = 0; i < 3; i++)
+		job_row_release(&rows[i]);
+	CHECK_INT(remaining_committed(id[0]), 3);
+
+	/* one batch: the first job's end kept, the third's and the second's rolled back to
+	 * their savepoints (the count read in between for the second, not for the third) */
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, id[0], 1200), 0);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(store_job_end(st, id[2], JS_FAILED, "{}", "no", 1210), 0);
+	CHECK_INT(store_rollback_to(st), 0);
+	CHECK_INT(remaining_of(st, id[0]), 2);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(succeed(st, id[1], 1220), 0);
+	CHECK_INT(remaining_of(st, id[0]), 1);
+	CHECK_INT(store_rollback_to(st), 0);
+	CHECK_INT(state_of(st, id[1]), JS_RUNNING);
+	CHECK_INT(remaining_of(st, id[0]), 2);
+	CHECK_INT(remaining_committed(id[0]), 3); /* nothing of the batch yet */
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(state_of(st, id[2]), JS_RUNNING);
+	CHECK_INT(remaining_committed(id[0]), 2);
+
+	/* a batch rolled back whole counts nothing */
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, id[1], 1300), 0);
+	CHECK_INT(store_rollback(st), 0);
+	CHECK_INT(state_of(st, id[1]), JS_RUNNING);
+	CHECK_INT(remaining_of(st, id[0]), 2);
+
+	/* an end and its retry, each in its own transaction, then both in one batch */
+	CHECK_INT(store_job_end(st, id[2], JS_FAILED, "{}", "no", 1400), 0);
+	CHECK_INT(remaining_committed(id[0]), 1);
+	CHECK_INT(store_job_retry(st, id[2], 1500), 0);
+	CHECK_INT(remaining_committed(id[0]), 2);
+	CHECK_INT(store_begin(st), 0);
+	claim_one(st, id[2], 1600);
+	CHECK_INT(store_job_end(st, id[2], JS_DEAD, "{}", "tired", 1700), 0);
+	CHECK_INT(store_job_retry(st, id[2], 1800), 0);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(remaining_committed(id[0]), 2);
+
+	/* the last two end in one batch: due, with the count 0 committed */
+	struct file_seen fs;
+	CHECK_INT(due_files(st, &fs), 0);
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, id[1], 1900), 0);
+	claim_one(st, id[2], 1900);
+	CHECK_INT(succeed(st, id[2], 2000), 0);
+	CHECK_INT(due_files(st, &fs), 1);
+	CHECK_INT(fs.id, file);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(remaining_committed(id[0]), 0);
+	store_close(st);
+}
+
 /* last_reason - the reason of a job's latest transition, copied into buf. */
 static const char *last_reason(struct store *st, int64_t id, char *buf, size_t size)
 {
@@ -1448,6 +1552,7 @@ int main(void)
 	RUN(test_dependencies);
 	RUN(test_output_conflict);
 	RUN(test_results_file);
+	RUN(test_results_count_rollback);
 	RUN(test_speed);
 
 	fixture_end();

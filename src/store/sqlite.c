@@ -178,7 +178,8 @@ int store_begin(struct store *st)
 		return -1;
 	}
 	st->busy = 0;
-	sq_files_discard(st); /* of a transaction SQLite rolled back by itself */
+	if (st->ncounts) /* left by a transaction SQLite rolled back by itself */
+		sq_files_discard(st);
 	if (sq_run_id(st, S_BEGIN, "begin a transaction") < 0)
 		return -1;
 	st->caller_txn = 1;
@@ -255,7 +256,8 @@ int sq_op_begin(struct store *st, enum op_wrap *how)
 	*how = sq_in_transaction(st) ? OP_JOINED : OP_OWN_TXN;
 	if (*how == OP_JOINED)
 		return 0;
-	sq_files_discard(st);
+	if (st->ncounts)
+		sq_files_discard(st);
 	return sq_run_id(st, S_BEGIN, "begin a transaction");
 }
 

@@ -27,6 +27,7 @@ extern const size_t store_migration_count;
 #define STORE_CLI_WAIT_MS 60000 /* how long a daemon waits for a CLI command's store lock */
 #define STORE_OWNER_MAX 512
 #define STORE_ATTEMPT_BODY_MAX 4096 /* bytes of a non-2xx answer's body kept with it */
+#define STORE_FILE_OF 64            /* claimed jobs whose file is kept (a power of 2) */
 
 enum stmt_id {
 	S_BEGIN,
@@ -166,6 +167,12 @@ struct store {
 	 * it, at a savepoint and at the commit; dropped by a rollback */
 	struct file_count *counts;
 	size_t ncounts, counts_alloc;
+	/* the files of jobs claimed lately, by id modulo STORE_FILE_OF (job_id 0: none),
+	 * so that their end need not read it: a job's file never changes, and an id is
+	 * given again only after a rollback, which empties it */
+	struct file_of {
+		int64_t job_id, file_id;
+	} file_of[STORE_FILE_OF];
 };
 
 /* a file's change of files.remaining not yet written */
@@ -220,9 +227,13 @@ void sq_files_count(struct store *st, int64_t file_id, int delta);
 /* sq_files_flush - the counted changes written, one UPDATE per file: before a statement
  * reads or sets files.remaining or files.results, at a savepoint and before a commit. */
 int sq_files_flush(struct store *st);
-/* sq_files_discard - the counted changes dropped: the transaction or the savepoint they
- * were counted in was rolled back. */
+/* sq_files_discard - the counted changes dropped, and the files of claimed jobs
+ * forgotten: the transaction or the savepoint they were counted in was rolled back. */
 void sq_files_discard(struct store *st);
+/* sq_file_of_note - the file of a claimed job (0: none), for sq_file_of. */
+void sq_file_of_note(struct store *st, int64_t job_id, int64_t file_id);
+/* sq_file_of - the file of job id (0: none): 0, or -1. */
+int sq_file_of(struct store *st, int64_t job_id, int64_t *file_id);
 
 /* sqlite_deps.c: what a job's state change means for the jobs that wait for it, inside
  * the change's own transaction */

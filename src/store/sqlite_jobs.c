@@ -20,6 +20,9 @@
 
 /* --- reading jobs -------------------------------------------------------------------- */
 
+/* the columns of JOB_COLS (sqlite_sql.c); S_DUE_AT_PRIORITY's next is the job's file */
+#define JOB_NCOLS 19
+
 /* read_job_row - a row of JOB_COLS into a job_row (strings malloc'd). */
 static void read_job_row(sqlite3_stmt *s, struct job_row *row)
 {
@@ -116,8 +119,10 @@ static int due_at_priority(struct store *st, int64_t priority, int64_t now_ms, s
 	sqlite3_bind_int64(s, 1, priority);
 	sqlite3_bind_int64(s, 2, now_ms);
 	sqlite3_bind_int(s, 3, max);
-	while ((rc = sq_step(st, s, "read due jobs")) == SQLITE_ROW)
-		read_job_row(s, &rows[n++]);
+	while ((rc = sq_step(st, s, "read due jobs")) == SQLITE_ROW) {
+		read_job_row(s, &rows[n]);
+		sq_file_of_note(st, rows[n++].id, sq_column_int64_or(s, JOB_NCOLS, 0));
+	}
 	sq_done(s);
 	if (rc < 0) {
 		while (n > 0)
@@ -414,16 +419,10 @@ static int only_state(unsigned mask)
 /* count_crossing - a change between not ended and ended counted for the job's file. */
 static int count_crossing(struct store *st, int64_t id, int from, enum job_state to)
 {
+	int64_t file_id;
 	if ((from >= JS_SUCCEEDED) == (to >= JS_SUCCEEDED))
 		return 0;
-	sqlite3_stmt *s = sq_prep(st, S_JOB_FILE);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	int rc = sq_step(st, s, "read a job's file");
-	int64_t file_id = rc == SQLITE_ROW ? sq_column_int64_or(s, 0, 0) : 0;
-	sq_done(s);
-	if (rc < 0)
+	if (sq_file_of(st, id, &file_id) < 0)
 		return -1;
 	if (file_id > 0)
 		sq_files_count(st, file_id, to >= JS_SUCCEEDED ? -1 : 1);

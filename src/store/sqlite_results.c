@@ -51,6 +51,33 @@ int sq_files_flush(struct store *st)
 void sq_files_discard(struct store *st)
 {
 	st->ncounts = 0;
+	memset(st->file_of, 0, sizeof(st->file_of));
+}
+
+/* sq_file_of_note - kept in the job's slot, in place of the job there. */
+void sq_file_of_note(struct store *st, int64_t job_id, int64_t file_id)
+{
+	struct file_of *f = &st->file_of[(uint64_t)job_id & (STORE_FILE_OF - 1)];
+	f->job_id = job_id;
+	f->file_id = file_id;
+}
+
+/* sq_file_of - from the claimed jobs kept, else from the job's row. */
+int sq_file_of(struct store *st, int64_t job_id, int64_t *file_id)
+{
+	const struct file_of *f = &st->file_of[(uint64_t)job_id & (STORE_FILE_OF - 1)];
+	if (f->job_id == job_id) {
+		*file_id = f->file_id;
+		return 0;
+	}
+	sqlite3_stmt *s = sq_prep(st, S_JOB_FILE);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, job_id);
+	int rc = sq_step(st, s, "read a job's file");
+	*file_id = rc == SQLITE_ROW ? sq_column_int64_or(s, 0, 0) : 0;
+	sq_done(s);
+	return rc < 0 ? -1 : 0;
 }
 
 /* --- files ----------------------------------------------------------------------- */

@@ -76,11 +76,12 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
     [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     /* claiming walks the due index one priority at a time: a seek to the next lower
      * priority, then the due jobs at it in order. Jobs not yet due (a rate-limit hold
-     * parks thousands) are skipped by the seek rather than read one by one. */
+     * parks thousands) are skipped by the seek rather than read one by one. The job's
+     * file comes along for its end (sq_file_of_note). */
     [S_DUE_NEXT_PRIORITY] =
         "SELECT priority FROM " DUE_JOBS " AND priority < ?1 ORDER BY priority DESC LIMIT 1",
     [S_DUE_AT_PRIORITY] =
-        "SELECT " JOB_COLS " FROM " DUE_JOBS " AND priority = ?1 AND next_run_ms <= ?2 "
+        "SELECT " JOB_COLS ", file_id FROM " DUE_JOBS " AND priority = ?1 AND next_run_ms <= ?2 "
         "ORDER BY next_run_ms, id LIMIT ?3",
     [S_FIRST_RUN_AT_PRIORITY] =
         "SELECT next_run_ms FROM " DUE_JOBS " AND priority = ?1 ORDER BY next_run_ms, id LIMIT 1",
@@ -282,7 +283,8 @@ const char *const sq_stmt_sql[S_NSTMTS] = {
      * 010_results.sql's trigger (sql/sqlite/012_remaining_counted.sql) */
     [S_FILE_REMAINING_ADD] = "UPDATE files SET remaining = remaining + ?2 "
                              "WHERE id = ?1 AND remaining IS NOT NULL AND results IS NULL",
-    /* the file of a job that ended or came back: a seek by rowid, 3,700 instructions
-     * where the update's RETURNING file_id costs 25,000 (SQLite 3.40 buffers its rows) */
+    /* the file of a job that ended or came back, when its claim did not note it
+     * (sq_file_of): a seek by rowid, 3,700 instructions where the update's RETURNING
+     * file_id costs 25,000 (SQLite 3.40 buffers its rows) */
     [S_JOB_FILE] = "SELECT file_id FROM jobs WHERE id = ?1",
 };

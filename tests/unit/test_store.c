@@ -1396,6 +1396,26 @@ TEST(test_results_count_rollback)
 	CHECK_INT(fs.id, file);
 	CHECK_INT(store_commit(st), 0);
 	CHECK_INT(remaining_committed(id[0]), 0);
+
+	/* a job claimed in a batch rolled back is gone with it: a job inserted after (the
+	 * same rowid, in SQLite) and ended unclaimed counts for its own file */
+	int64_t other = 0, gone, again;
+	struct store_file_id fid2 = {.dev = 1, .ino = 5, .ctime_ns = 3, .size = 4};
+	CHECK_INT(store_begin(st), 0);
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	j.file_id = file;
+	j.line = 4;
+	gone = insert(st, &j, 2100);
+	claim_one(st, gone, 2100);
+	CHECK_INT(store_rollback(st), 0);
+	CHECK_INT(store_file_begin(st, "two.jsonl", "h2", &fid2, 2200, 2, 1, &other), 0);
+	j.file_id = other;
+	j.line = 1;
+	again = insert(st, &j, 2200);
+	CHECK_INT(store_file_jobs(st, other, again, again, 1), 0);
+	CHECK_INT(store_job_end(st, again, JS_CANCELLED, NULL, "not wanted", 2300), 0);
+	CHECK_INT(remaining_committed(again), 0);
+	CHECK_INT(remaining_committed(id[0]), 0);
 	store_close(st);
 }
 

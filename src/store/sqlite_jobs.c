@@ -154,23 +154,36 @@ static int select_due(struct store *st, int64_t now_ms, struct job_row *rows, in
 	return n;
 }
 
-/* claim_rows - moves the selected jobs to running, each with its transition. The
- * updates come after the select has finished: the rows leave the index it walked. */
+/* claim_rows - moves the selected jobs to running, with their transitions, in the
+ * order selected: two statements for all of them. The update comes after the select
+ * has finished: the rows leave the index it walked. */
 static int claim_rows(struct store *st, int64_t now_ms, struct job_row *rows, int n)
 {
-	for (int i = 0; i < n; i++) {
-		sqlite3_stmt *s = sq_prep(st, S_JOB_CLAIM);
-		if (!s)
-			return -1;
-		sqlite3_bind_int64(s, 1, rows[i].id);
-		sqlite3_bind_int64(s, 2, now_ms);
-		if (sq_run(st, s, "claim a job") < 0 ||
-		    sq_record_transition(st, rows[i].id, (int)rows[i].state, JS_RUNNING, now_ms,
-		                         "claimed") < 0)
-			return -1;
-		rows[i].state = JS_RUNNING;
+	struct strbuf ids = STRBUF_INIT;
+	sqlite3_stmt *tr = sq_prep(st, S_CLAIM_TRANSITIONS);
+	sqlite3_stmt *upd = tr ? sq_prep(st, S_JOB_CLAIM) : NULL;
+	int rc = -1;
+	sb_addch(&ids, '[');
+	for (int i = 0; i < n; i++) { /* a state is below 8 (enum job_state) */
+		if (i)
+			sb_addch(&ids, ',');
+		sb_add_int(&ids, rows[i].id * 8 + (int64_t)rows[i].state);
 	}
-	return 0;
+	sb_addch(&ids, ']');
+	if (upd) {
+		sqlite3_bind_text(tr, 1, ids.buf, (int)ids.len, SQLITE_STATIC);
+		sqlite3_bind_int64(tr, 2, now_ms);
+		rc = sq_run(st, tr, "record the claims of jobs");
+	}
+	if (rc == 0) {
+		sqlite3_bind_text(upd, 1, ids.buf, (int)ids.len, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, now_ms);
+		rc = sq_run(st, upd, "claim jobs");
+	}
+	sb_release(&ids);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rows[i].state = JS_RUNNING;
+	return rc;
 }
 
 /* store_claim_due - up to max due jobs, moved to running; see store.h. */

@@ -442,11 +442,22 @@ static int count_crossing(struct store *st, int64_t id, int from, enum job_state
 	return 0;
 }
 
+/* record_change - the transitions row of a state change; none for a success, which the
+ * jobs row holds until the job leaves succeeded (SUCCESS_UNWRITTEN in sqlite_sql.c): a row
+ * less for every job. */
+static int record_change(struct store *st, int64_t id, int from, enum job_state to, int64_t now_ms,
+                         const char *reason)
+{
+	if (to == JS_SUCCEEDED && !reason)
+		return 0;
+	return sq_record_transition(st, id, from, to, now_ms, reason);
+}
+
 /* change_state - a job in one of the allowed states moves to `to` by the update upd
  * (?1 id, ?2 now, ?3 state, ?9 from; the caller has bound the rest), with its transition
- * row, and its file's count of jobs not ended kept (sq_files_count). When one state is
- * allowed the update checks it itself and the job is read only to explain a refusal:
- * that is the scheduler's every success and wait.
+ * row (record_change), and its file's count of jobs not ended kept (sq_files_count). When
+ * one state is allowed the update checks it itself and the job is read only to explain a
+ * refusal: that is the scheduler's every success and wait.
  * Returns 0, 1 when the job is in a state that does not allow it (nothing done, the
  * reason in store_errmsg), -1 on error or when there is no such job. */
 int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
@@ -464,7 +475,7 @@ int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 		if (sqlite3_changes(st->db) == 1)
 			return count_crossing(st, id, only, to) < 0
 			           ? -1
-			           : sq_record_transition(st, id, only, to, now_ms, reason);
+			           : record_change(st, id, only, to, now_ms, reason);
 		/* not changed: say why below; the statement is reset and unbound */
 	}
 	int rc = sq_job_state_get(st, id, &from);
@@ -489,7 +500,7 @@ int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 	if (sq_run(st, upd, "change a job's state") < 0 ||
 	    count_crossing(st, id, (int)from, to) < 0)
 		return -1;
-	return sq_record_transition(st, id, (int)from, to, now_ms, reason);
+	return record_change(st, id, (int)from, to, now_ms, reason);
 }
 
 /* strict - a state change the scheduler asked for: being in the wrong state is an
@@ -572,7 +583,12 @@ int store_job_output_lost(struct store *st, int64_t id, const char *error_json, 
 	int rc = -1;
 	if (sq_op_begin(st, &how) < 0)
 		return -1;
-	sqlite3_stmt *s = sq_prep(st, S_JOB_END);
+	/* the success's transitions row first, in its place before the failure's */
+	sqlite3_stmt *s = sq_prep(st, S_SUCCESS_ROW);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		s = sq_run(st, s, "record a job's success") < 0 ? NULL : sq_prep(st, S_JOB_END);
+	}
 	if (s) {
 		sq_bind_text(s, 4, error_json);
 		rc = sq_strict(sq_change_state(st, id, BIT(JS_SUCCEEDED), JS_FAILED, s, "fail",

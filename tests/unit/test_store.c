@@ -249,6 +249,45 @@ TEST(test_transitions)
 	store_close(st);
 }
 
+/* note_transition - "FROM>TO@AT:REASON;" for each state change (FROM -1: creation). */
+static int note_transition(const struct transition_rec *t, void *arg)
+{
+	sb_addf(arg, "%d>%d@%lld:%s;", t->from_state, (int)t->to_state, (long long)t->at_ms,
+	        t->reason ? t->reason : "-");
+	return 0;
+}
+
+/* test_success_history - a job's successes are in its history in their place, the one
+ * it is in last: one whose output is lost, then retried and succeeded again, shows both,
+ * each at its time, and its history is the same when read inside the transaction that
+ * lost the output. */
+TEST(test_success_history)
+{
+	struct store *st = open_fresh("success_history.db");
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	struct strbuf h = STRBUF_INIT;
+	claim_one(st, id, 1100);
+	CHECK_INT(succeed(st, id, 1200), 0);
+	CHECK_INT(store_transitions_foreach(st, id, note_transition, &h), 0);
+	CHECK_STR(h.buf, "-1>0@1000:submitted;0>1@1100:claimed;1>3@1200:-;");
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_job_output_lost(st, id, NULL, "output lost", 1300), 0);
+	sb_reset(&h);
+	CHECK_INT(store_transitions_foreach(st, id, note_transition, &h), 0);
+	CHECK_STR(h.buf, "-1>0@1000:submitted;0>1@1100:claimed;1>3@1200:-;3>4@1300:output lost;");
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_job_retry(st, id, 1400), 0);
+	claim_one(st, id, 1500);
+	CHECK_INT(succeed(st, id, 1600), 0);
+	sb_reset(&h);
+	CHECK_INT(store_transitions_foreach(st, id, note_transition, &h), 0);
+	CHECK_STR(h.buf, "-1>0@1000:submitted;0>1@1100:claimed;1>3@1200:-;3>4@1300:output lost;"
+	                 "4>0@1400:retry requested;0>1@1500:claimed;1>3@1600:-;");
+	sb_release(&h);
+	store_close(st);
+}
+
 TEST(test_disallowed)
 {
 	struct store *st = open_fresh("disallowed.db");
@@ -1553,6 +1592,7 @@ int main(void)
 	RUN(test_insert_duplicate);
 	RUN(test_claim_order);
 	RUN(test_transitions);
+	RUN(test_success_history);
 	RUN(test_disallowed);
 	RUN(test_wake_waiters);
 	RUN(test_cancel);

@@ -599,13 +599,17 @@ static int open_checked(struct store *st, int flags, struct strbuf *why)
 	}
 	if (configure_writer(st, why) < 0)
 		return -1;
-	for (;;) {
-		int rc = apply_migration(st, why);
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			return 0;
-	}
+	/* foreign keys off while the migrations run, as SQLite advises for schema changes:
+	 * a table rebuilt (013_key_index.sql) is dropped without its ON DELETE CASCADE
+	 * deleting the rows that refer to it. The pragma is a no-op inside a transaction. */
+	if (exec_sql(st, "PRAGMA foreign_keys = OFF", why, "disable foreign keys") < 0)
+		return -1;
+	int rc;
+	while ((rc = apply_migration(st, why)) == 0)
+		;
+	if (rc < 0)
+		return -1;
+	return exec_sql(st, "PRAGMA foreign_keys = ON", why, "enable foreign keys");
 }
 
 /* note_files - which inodes the writer's database and -wal are, for store_check_file. */

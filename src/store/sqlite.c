@@ -178,6 +178,8 @@ int store_begin(struct store *st)
 		return -1;
 	}
 	st->busy = 0;
+	if (st->ncounts) /* left by a transaction SQLite rolled back by itself */
+		sq_files_discard(st);
 	if (sq_run_id(st, S_BEGIN, "begin a transaction") < 0)
 		return -1;
 	st->caller_txn = 1;
@@ -189,10 +191,13 @@ int store_commit(struct store *st)
 {
 	st->caller_txn = 0;
 	if (!sq_in_transaction(st)) {
+		sq_files_discard(st);
 		sq_set_err(st, "cannot commit: no transaction is open");
 		return -1;
 	}
-	if (sq_run_id(st, S_COMMIT, "commit") < 0) {
+	/* the files' counts with the state changes they count, in the same commit */
+	if (sq_files_flush(st) < 0 || sq_run_id(st, S_COMMIT, "commit") < 0) {
+		sq_files_discard(st);
 		if (sq_in_transaction(st))
 			sq_quiet_run_id(st, S_ROLLBACK);
 		return -1;
@@ -204,6 +209,7 @@ int store_commit(struct store *st)
 int store_rollback(struct store *st)
 {
 	st->caller_txn = 0;
+	sq_files_discard(st);
 	if (!sq_in_transaction(st))
 		return 0;
 	return sq_run_id(st, S_ROLLBACK, "roll back");
@@ -216,6 +222,9 @@ int store_savepoint(struct store *st)
 		sq_set_err(st, "cannot set a savepoint: no transaction is open");
 		return -1;
 	}
+	/* what is counted from here on is all a rollback to it drops */
+	if (sq_files_flush(st) < 0)
+		return -1;
 	return sq_run_id(st, S_SAVEPOINT, "set a savepoint");
 }
 
@@ -228,6 +237,7 @@ int store_release(struct store *st)
 /* store_rollback_to - undoes everything since the savepoint and forgets it. */
 int store_rollback_to(struct store *st)
 {
+	sq_files_discard(st); /* all counted after the savepoint's flush */
 	if (sq_run_id(st, S_ROLLBACK_TO, "roll back to the savepoint") < 0)
 		return -1;
 	return sq_run_id(st, S_RELEASE, "release the savepoint");
@@ -244,7 +254,11 @@ int sq_op_begin(struct store *st, enum op_wrap *how)
 		return -1;
 	}
 	*how = sq_in_transaction(st) ? OP_JOINED : OP_OWN_TXN;
-	return *how == OP_OWN_TXN ? sq_run_id(st, S_BEGIN, "begin a transaction") : 0;
+	if (*how == OP_JOINED)
+		return 0;
+	if (st->ncounts)
+		sq_files_discard(st);
+	return sq_run_id(st, S_BEGIN, "begin a transaction");
 }
 
 /* op_begin_atomic - as op_begin, with a savepoint when joining. */
@@ -255,6 +269,8 @@ int sq_op_begin_atomic(struct store *st, enum op_wrap *how)
 	if (*how == OP_OWN_TXN)
 		return 0;
 	*how = OP_SAVEPOINT;
+	if (sq_files_flush(st) < 0) /* as store_savepoint */
+		return -1;
 	return sq_run_id(st, S_OP_SAVEPOINT, "set a savepoint");
 }
 
@@ -265,10 +281,12 @@ int sq_op_end(struct store *st, enum op_wrap how, int rc)
 	if (how == OP_JOINED)
 		return rc;
 	if (rc >= 0) {
-		if (sq_run_id(st, how == OP_OWN_TXN ? S_COMMIT : S_OP_RELEASE, "commit") == 0)
+		if ((how != OP_OWN_TXN || sq_files_flush(st) == 0) &&
+		    sq_run_id(st, how == OP_OWN_TXN ? S_COMMIT : S_OP_RELEASE, "commit") == 0)
 			return rc;
 		rc = -1;
 	}
+	sq_files_discard(st);
 	if (!sq_in_transaction(st))
 		return rc; /* SQLite rolled back by itself (I/O error, disk full) */
 	if (how == OP_OWN_TXN) {
@@ -581,13 +599,17 @@ static int open_checked(struct store *st, int flags, struct strbuf *why)
 	}
 	if (configure_writer(st, why) < 0)
 		return -1;
-	for (;;) {
-		int rc = apply_migration(st, why);
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			return 0;
-	}
+	/* foreign keys off while the migrations run, as SQLite advises for schema changes:
+	 * a table rebuilt (013_key_index.sql) is dropped without its ON DELETE CASCADE
+	 * deleting the rows that refer to it. The pragma is a no-op inside a transaction. */
+	if (exec_sql(st, "PRAGMA foreign_keys = OFF", why, "disable foreign keys") < 0)
+		return -1;
+	int rc;
+	while ((rc = apply_migration(st, why)) == 0)
+		;
+	if (rc < 0)
+		return -1;
+	return exec_sql(st, "PRAGMA foreign_keys = ON", why, "enable foreign keys");
 }
 
 /* note_files - which inodes the writer's database and -wal are, for store_check_file. */
@@ -669,6 +691,7 @@ void store_close(struct store *st)
 	if (st->db_fd >= 0)
 		close(st->db_fd);
 	sb_release(&st->err);
+	free(st->counts);
 	free(st->path);
 	free(st);
 }

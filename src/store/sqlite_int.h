@@ -28,6 +28,7 @@ extern const size_t store_migration_count;
 #define STORE_CLI_WAIT_MS 60000 /* how long a daemon waits for a CLI command's store lock */
 #define STORE_OWNER_MAX 512
 #define STORE_ATTEMPT_BODY_MAX 4096 /* bytes of a non-2xx answer's body kept with it */
+#define STORE_FILE_OF 64            /* claimed jobs whose file is kept (a power of 2) */
 
 enum stmt_id {
 	S_BEGIN,
@@ -48,12 +49,14 @@ enum stmt_id {
 	S_JOB_BY_KEY,
 	S_JOB_INSERT,
 	S_TRANSITION_ADD,
+	S_SUCCESS_ROW,
 	S_JOB_STATE,
 	S_JOB_GET,
 	S_DUE_NEXT_PRIORITY,
 	S_DUE_AT_PRIORITY,
 	S_FIRST_RUN_AT_PRIORITY,
 	S_JOB_CLAIM,
+	S_CLAIM_TRANSITIONS,
 	S_COUNT_ACTIVE,
 	S_COUNT_WAITING_FOR,
 	S_ATTEMPT_BEGIN,
@@ -133,6 +136,9 @@ enum stmt_id {
 	S_ATTEMPT_RESOLVED,
 	S_KEY_OP,
 	S_DEPS_ANY,
+	/* files.remaining counted in memory (sql/sqlite/012_remaining_counted.sql) */
+	S_FILE_REMAINING_ADD,
+	S_JOB_FILE,
 	S_NSTMTS
 };
 
@@ -160,6 +166,23 @@ struct store {
 	/* whether the deps table may have rows: -1 not yet asked; 0 lets a job's end skip
 	 * its dependants' statements (a store without references has none) */
 	int deps_any;
+	/* jobs of each file that ended (-1 each) or came back (+1) in the open transaction
+	 * since the last sq_files_flush: written to files.remaining before anything reads
+	 * it, at a savepoint and at the commit; dropped by a rollback */
+	struct file_count *counts;
+	size_t ncounts, counts_alloc;
+	/* the files of jobs claimed lately, by id modulo STORE_FILE_OF (job_id 0: none),
+	 * so that their end need not read it: a job's file never changes, and an id is
+	 * given again only after a rollback, which empties it */
+	struct file_of {
+		int64_t job_id, file_id;
+	} file_of[STORE_FILE_OF];
+};
+
+/* a file's change of files.remaining not yet written */
+struct file_count {
+	int64_t file_id;
+	int64_t delta;
 };
 
 #define BIT(s) (1u << (s))
@@ -200,6 +223,21 @@ int sq_run_id(struct store *st, enum stmt_id id, const char *what);
 void sq_set_err(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sq_step(struct store *st, sqlite3_stmt *s, const char *what);
 int sq_strict(int rc);
+
+/* sqlite_results.c: files.remaining (sql/sqlite/012_remaining_counted.sql) */
+
+/* sq_files_count - a job of file_id ended (delta -1) or came back (+1), in memory. */
+void sq_files_count(struct store *st, int64_t file_id, int delta);
+/* sq_files_flush - the counted changes written, one UPDATE per file: before a statement
+ * reads or sets files.remaining or files.results, at a savepoint and before a commit. */
+int sq_files_flush(struct store *st);
+/* sq_files_discard - the counted changes dropped, and the files of claimed jobs
+ * forgotten: the transaction or the savepoint they were counted in was rolled back. */
+void sq_files_discard(struct store *st);
+/* sq_file_of_note - the file of a claimed job (0: none), for sq_file_of. */
+void sq_file_of_note(struct store *st, int64_t job_id, int64_t file_id);
+/* sq_file_of - the file of job id (0: none): 0, or -1. */
+int sq_file_of(struct store *st, int64_t job_id, int64_t *file_id);
 
 /* sqlite_deps.c: what a job's state change means for the jobs that wait for it, inside
  * the change's own transaction */

@@ -20,6 +20,9 @@
 
 /* --- reading jobs -------------------------------------------------------------------- */
 
+/* the columns of JOB_COLS (sqlite_sql.c); S_DUE_AT_PRIORITY's next is the job's file */
+#define JOB_NCOLS 19
+
 /* read_job_row - a row of JOB_COLS into a job_row (strings malloc'd). */
 static void read_job_row(sqlite3_stmt *s, struct job_row *row)
 {
@@ -116,8 +119,10 @@ static int due_at_priority(struct store *st, int64_t priority, int64_t now_ms, s
 	sqlite3_bind_int64(s, 1, priority);
 	sqlite3_bind_int64(s, 2, now_ms);
 	sqlite3_bind_int(s, 3, max);
-	while ((rc = sq_step(st, s, "read due jobs")) == SQLITE_ROW)
-		read_job_row(s, &rows[n++]);
+	while ((rc = sq_step(st, s, "read due jobs")) == SQLITE_ROW) {
+		read_job_row(s, &rows[n]);
+		sq_file_of_note(st, rows[n++].id, sq_column_int64_or(s, JOB_NCOLS, 0));
+	}
 	sq_done(s);
 	if (rc < 0) {
 		while (n > 0)
@@ -149,23 +154,36 @@ static int select_due(struct store *st, int64_t now_ms, struct job_row *rows, in
 	return n;
 }
 
-/* claim_rows - moves the selected jobs to running, each with its transition. The
- * updates come after the select has finished: the rows leave the index it walked. */
+/* claim_rows - moves the selected jobs to running, with their transitions, in the
+ * order selected: two statements for all of them. The update comes after the select
+ * has finished: the rows leave the index it walked. */
 static int claim_rows(struct store *st, int64_t now_ms, struct job_row *rows, int n)
 {
-	for (int i = 0; i < n; i++) {
-		sqlite3_stmt *s = sq_prep(st, S_JOB_CLAIM);
-		if (!s)
-			return -1;
-		sqlite3_bind_int64(s, 1, rows[i].id);
-		sqlite3_bind_int64(s, 2, now_ms);
-		if (sq_run(st, s, "claim a job") < 0 ||
-		    sq_record_transition(st, rows[i].id, (int)rows[i].state, JS_RUNNING, now_ms,
-		                         "claimed") < 0)
-			return -1;
-		rows[i].state = JS_RUNNING;
+	struct strbuf ids = STRBUF_INIT;
+	sqlite3_stmt *tr = sq_prep(st, S_CLAIM_TRANSITIONS);
+	sqlite3_stmt *upd = tr ? sq_prep(st, S_JOB_CLAIM) : NULL;
+	int rc = -1;
+	sb_addch(&ids, '[');
+	for (int i = 0; i < n; i++) { /* a state is below 8 (enum job_state) */
+		if (i)
+			sb_addch(&ids, ',');
+		sb_add_int(&ids, rows[i].id * 8 + (int64_t)rows[i].state);
 	}
-	return 0;
+	sb_addch(&ids, ']');
+	if (upd) {
+		sqlite3_bind_text(tr, 1, ids.buf, (int)ids.len, SQLITE_STATIC);
+		sqlite3_bind_int64(tr, 2, now_ms);
+		rc = sq_run(st, tr, "record the claims of jobs");
+	}
+	if (rc == 0) {
+		sqlite3_bind_text(upd, 1, ids.buf, (int)ids.len, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, now_ms);
+		rc = sq_run(st, upd, "claim jobs");
+	}
+	sb_release(&ids);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rows[i].state = JS_RUNNING;
+	return rc;
 }
 
 /* store_claim_due - up to max due jobs, moved to running; see store.h. */
@@ -411,10 +429,35 @@ static int only_state(unsigned mask)
 	return -1;
 }
 
+/* count_crossing - a change between not ended and ended counted for the job's file. */
+static int count_crossing(struct store *st, int64_t id, int from, enum job_state to)
+{
+	int64_t file_id;
+	if ((from >= JS_SUCCEEDED) == (to >= JS_SUCCEEDED))
+		return 0;
+	if (sq_file_of(st, id, &file_id) < 0)
+		return -1;
+	if (file_id > 0)
+		sq_files_count(st, file_id, to >= JS_SUCCEEDED ? -1 : 1);
+	return 0;
+}
+
+/* record_change - the transitions row of a state change; none for a success, which the
+ * jobs row holds until the job leaves succeeded (SUCCESS_UNWRITTEN in sqlite_sql.c): a row
+ * less for every job. */
+static int record_change(struct store *st, int64_t id, int from, enum job_state to, int64_t now_ms,
+                         const char *reason)
+{
+	if (to == JS_SUCCEEDED && !reason)
+		return 0;
+	return sq_record_transition(st, id, from, to, now_ms, reason);
+}
+
 /* change_state - a job in one of the allowed states moves to `to` by the update upd
  * (?1 id, ?2 now, ?3 state, ?9 from; the caller has bound the rest), with its transition
- * row. When one state is allowed the update checks it itself and the job is read only to
- * explain a refusal: that is the scheduler's every success and wait.
+ * row (record_change), and its file's count of jobs not ended kept (sq_files_count). When
+ * one state is allowed the update checks it itself and the job is read only to explain a
+ * refusal: that is the scheduler's every success and wait.
  * Returns 0, 1 when the job is in a state that does not allow it (nothing done, the
  * reason in store_errmsg), -1 on error or when there is no such job. */
 int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_state to,
@@ -430,7 +473,9 @@ int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 		if (sq_run(st, upd, "change a job's state") < 0)
 			return -1;
 		if (sqlite3_changes(st->db) == 1)
-			return sq_record_transition(st, id, only, to, now_ms, reason);
+			return count_crossing(st, id, only, to) < 0
+			           ? -1
+			           : record_change(st, id, only, to, now_ms, reason);
 		/* not changed: say why below; the statement is reset and unbound */
 	}
 	int rc = sq_job_state_get(st, id, &from);
@@ -452,9 +497,10 @@ int sq_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 		return -1;
 	}
 	sqlite3_bind_null(upd, 9);
-	if (sq_run(st, upd, "change a job's state") < 0)
+	if (sq_run(st, upd, "change a job's state") < 0 ||
+	    count_crossing(st, id, (int)from, to) < 0)
 		return -1;
-	return sq_record_transition(st, id, (int)from, to, now_ms, reason);
+	return record_change(st, id, (int)from, to, now_ms, reason);
 }
 
 /* strict - a state change the scheduler asked for: being in the wrong state is an
@@ -537,7 +583,12 @@ int store_job_output_lost(struct store *st, int64_t id, const char *error_json, 
 	int rc = -1;
 	if (sq_op_begin(st, &how) < 0)
 		return -1;
-	sqlite3_stmt *s = sq_prep(st, S_JOB_END);
+	/* the success's transitions row first, in its place before the failure's */
+	sqlite3_stmt *s = sq_prep(st, S_SUCCESS_ROW);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		s = sq_run(st, s, "record a job's success") < 0 ? NULL : sq_prep(st, S_JOB_END);
+	}
 	if (s) {
 		sq_bind_text(s, 4, error_json);
 		rc = sq_strict(sq_change_state(st, id, BIT(JS_SUCCEEDED), JS_FAILED, s, "fail",

@@ -3,7 +3,84 @@
  * yet in place, and the file's lines streamed in its order (sql/sqlite/010_results.sql). */
 #include "sqlite_int.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
+
+/* --- files.remaining, counted in memory (sql/sqlite/012_remaining_counted.sql) ---- */
+
+/* sq_files_count - one more change of file_id's count, until the next flush. */
+void sq_files_count(struct store *st, int64_t file_id, int delta)
+{
+	size_t i = st->ncounts;
+	/* a transaction's jobs come mostly from one file, or a few: the last first */
+	while (i > 0 && st->counts[i - 1].file_id != file_id)
+		i--;
+	if (i > 0) {
+		st->counts[i - 1].delta += delta;
+		return;
+	}
+	if (st->ncounts == st->counts_alloc) {
+		st->counts_alloc = st->counts_alloc ? 2 * st->counts_alloc : 8;
+		st->counts = xrealloc(st->counts, st->counts_alloc * sizeof(*st->counts));
+	}
+	st->counts[st->ncounts].file_id = file_id;
+	st->counts[st->ncounts++].delta = delta;
+}
+
+/* sq_files_flush - one UPDATE per file whose count changed; none left counted. */
+int sq_files_flush(struct store *st)
+{
+	for (size_t i = 0; i < st->ncounts; i++) {
+		if (!st->counts[i].delta)
+			continue;
+		sqlite3_stmt *s = sq_prep(st, S_FILE_REMAINING_ADD);
+		if (!s)
+			return -1;
+		sqlite3_bind_int64(s, 1, st->counts[i].file_id);
+		sqlite3_bind_int64(s, 2, st->counts[i].delta);
+		if (sq_run(st, s, "count the ended jobs of a file") < 0)
+			return -1;
+	}
+	st->ncounts = 0;
+	return 0;
+}
+
+/* sq_files_discard - what was counted since the last flush, forgotten. */
+void sq_files_discard(struct store *st)
+{
+	st->ncounts = 0;
+	memset(st->file_of, 0, sizeof(st->file_of));
+}
+
+/* sq_file_of_note - kept in the job's slot, in place of the job there. */
+void sq_file_of_note(struct store *st, int64_t job_id, int64_t file_id)
+{
+	struct file_of *f = &st->file_of[(uint64_t)job_id & (STORE_FILE_OF - 1)];
+	f->job_id = job_id;
+	f->file_id = file_id;
+}
+
+/* sq_file_of - from the claimed jobs kept, else from the job's row. */
+int sq_file_of(struct store *st, int64_t job_id, int64_t *file_id)
+{
+	const struct file_of *f = &st->file_of[(uint64_t)job_id & (STORE_FILE_OF - 1)];
+	if (f->job_id == job_id) {
+		*file_id = f->file_id;
+		return 0;
+	}
+	sqlite3_stmt *s = sq_prep(st, S_JOB_FILE);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, job_id);
+	int rc = sq_step(st, s, "read a job's file");
+	*file_id = rc == SQLITE_ROW ? sq_column_int64_or(s, 0, 0) : 0;
+	sq_done(s);
+	return rc < 0 ? -1 : 0;
+}
+
+/* --- files ----------------------------------------------------------------------- */
 
 /* store_file_begin - the files row first, so the jobs can name it. */
 int store_file_begin(struct store *st, const char *name, const char *hash,
@@ -61,6 +138,8 @@ int store_file_jobs(struct store *st, int64_t file_id, int64_t first, int64_t la
 	enum op_wrap how;
 	if (sq_op_begin(st, &how) < 0)
 		return -1;
+	if (sq_files_flush(st) < 0) /* it sets remaining outright */
+		return sq_op_end(st, how, -1);
 	sqlite3_stmt *s = sq_prep(st, S_FILE_JOBS);
 	int rc = -1;
 	if (s) {
@@ -104,6 +183,8 @@ static int files_foreach(struct store *st, sqlite3_stmt *s, store_file_fn fn, vo
 /* store_files_results_due - files whose jobs have all ended, without a results name. */
 int store_files_results_due(struct store *st, store_file_fn fn, void *arg)
 {
+	if (sq_files_flush(st) < 0)
+		return -1;
 	sqlite3_stmt *s = sq_prep(st, S_FILES_RESULTS_DUE);
 	return s && files_foreach(st, s, fn, arg) >= 0 ? 0 : -1;
 }
@@ -133,6 +214,9 @@ static int file_update(struct store *st, enum stmt_id id, int64_t file_id, const
 	enum op_wrap how;
 	if (sq_op_begin(st, &how) < 0)
 		return -1;
+	/* a name chosen stops the count: what was counted before it is written first */
+	if (sq_files_flush(st) < 0)
+		return sq_op_end(st, how, -1);
 	sqlite3_stmt *s = sq_prep(st, id);
 	int rc = -1;
 	if (s) {
@@ -209,6 +293,8 @@ int store_file_results_foreach(struct store *st, int64_t file_id, store_result_f
 /* store_files_named - by name as given, or as submitted under it. */
 int store_files_named(struct store *st, const char *name, store_file_fn fn, void *arg)
 {
+	if (sq_files_flush(st) < 0)
+		return -1;
 	sqlite3_stmt *s = sq_prep(st, S_FILES_NAMED);
 	if (!s)
 		return -1;
@@ -219,6 +305,8 @@ int store_files_named(struct store *st, const char *name, store_file_fn fn, void
 /* store_file_of_job - the job's file and line. */
 int store_file_of_job(struct store *st, int64_t job_id, store_file_fn fn, void *arg)
 {
+	if (sq_files_flush(st) < 0)
+		return -1;
 	sqlite3_stmt *s = sq_prep(st, S_FILE_OF_JOB);
 	if (!s)
 		return -1;

@@ -39,9 +39,8 @@ try:
         db.execute("CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL")
         db.execute("DROP INDEX jobs_running")
         db.execute("CREATE INDEX jobs_state ON jobs(state, id)")
-        # nor what 010_results.sql adds: its trigger, table and columns (the files
-        # table's go with it below)
-        db.execute("DROP TRIGGER jobs_file_remaining")
+        # nor what 010_results.sql adds: its table and columns (the files table's go
+        # with it below; its trigger, 012_remaining_counted.sql drops)
         db.execute("DROP TABLE file_dups")
         db.execute("ALTER TABLE jobs DROP COLUMN file_id")
         db.execute("ALTER TABLE jobs DROP COLUMN line")
@@ -91,6 +90,24 @@ try:
     c.eq(db.execute("PRAGMA user_version").fetchone()[0], LATEST, f"migrated to version {LATEST}")
     c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pages_cursor'")
          .fetchone()[0], 1, "pages_cursor created")
+    c.eq(db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0], 0,
+         "no trigger: 010_results.sql's, which 012_remaining_counted.sql drops")
+    c.eq([r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'jobs' "
+                                   "AND name LIKE 'sqlite_autoindex%'")], [],
+         "keys: no index entry for every job (013_key_index.sql)")
+    c.eq(db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_key'").fetchone()[0],
+         "CREATE UNIQUE INDEX jobs_key ON jobs(key) WHERE key IS NOT NULL",
+         "keys: unique among the jobs that have one")
+    c.eq(db.execute("PRAGMA foreign_key_check").fetchall(), [],
+         "the rebuilt jobs table: every row that refers to a job still finds it")
+    try:
+        with db:
+            for _ in range(2):
+                db.execute("INSERT INTO jobs (state, op_id, spec_json, key, next_run_ms, "
+                           "created_ms, updated_ms) VALUES (0, 'x', '{}', 'dup-key', 0, 0, 0)")
+        c.check(False, "a key given twice is refused by the schema")
+    except sqlite3.IntegrityError:
+        c.check(True, "a key given twice is refused by the schema")
     c.check("body" in [r[1] for r in db.execute("PRAGMA table_info(attempts)")],
             "attempts have a body column")
     c.check({"deps_left", "dep_failed"} <= {r[1] for r in db.execute("PRAGMA table_info(jobs)")}

@@ -249,6 +249,45 @@ TEST(test_transitions)
 	store_close(st);
 }
 
+/* note_transition - "FROM>TO@AT:REASON;" for each state change (FROM -1: creation). */
+static int note_transition(const struct transition_rec *t, void *arg)
+{
+	sb_addf(arg, "%d>%d@%lld:%s;", t->from_state, (int)t->to_state, (long long)t->at_ms,
+	        t->reason ? t->reason : "-");
+	return 0;
+}
+
+/* test_success_history - a job's successes are in its history in their place, the one
+ * it is in last: one whose output is lost, then retried and succeeded again, shows both,
+ * each at its time, and its history is the same when read inside the transaction that
+ * lost the output. */
+TEST(test_success_history)
+{
+	struct store *st = open_fresh("success_history.db");
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	int64_t id = insert(st, &j, 1000);
+	struct strbuf h = STRBUF_INIT;
+	claim_one(st, id, 1100);
+	CHECK_INT(succeed(st, id, 1200), 0);
+	CHECK_INT(store_transitions_foreach(st, id, note_transition, &h), 0);
+	CHECK_STR(h.buf, "-1>0@1000:submitted;0>1@1100:claimed;1>3@1200:-;");
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_job_output_lost(st, id, NULL, "output lost", 1300), 0);
+	sb_reset(&h);
+	CHECK_INT(store_transitions_foreach(st, id, note_transition, &h), 0);
+	CHECK_STR(h.buf, "-1>0@1000:submitted;0>1@1100:claimed;1>3@1200:-;3>4@1300:output lost;");
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_job_retry(st, id, 1400), 0);
+	claim_one(st, id, 1500);
+	CHECK_INT(succeed(st, id, 1600), 0);
+	sb_reset(&h);
+	CHECK_INT(store_transitions_foreach(st, id, note_transition, &h), 0);
+	CHECK_STR(h.buf, "-1>0@1000:submitted;0>1@1100:claimed;1>3@1200:-;3>4@1300:output lost;"
+	                 "4>0@1400:retry requested;0>1@1500:claimed;1>3@1600:-;");
+	sb_release(&h);
+	store_close(st);
+}
+
 TEST(test_disallowed)
 {
 	struct store *st = open_fresh("disallowed.db");
@@ -1295,6 +1334,130 @@ TEST(test_results_file)
 	store_close(st);
 }
 
+/* remaining_of - the count of not yet ended jobs of job's file, as st sees it (inside
+ * its open transaction, if any). */
+static int64_t remaining_of(struct store *st, int64_t job)
+{
+	struct file_seen fs;
+	memset(&fs, 0, sizeof(fs));
+	CHECK_INT(store_file_of_job(st, job, note_file, &fs), 0);
+	return fs.remaining;
+}
+
+/* remaining_committed - the same count as a second, read-only store sees it: what is
+ * committed. */
+static int64_t remaining_committed(int64_t job)
+{
+	struct store *ro = NULL;
+	char *err = NULL;
+	int64_t n = -1;
+	CHECK_INT(store_reopen_test(STORE_READONLY, &ro, &err), 0);
+	if (ro)
+		n = remaining_of(ro, job);
+	free(err);
+	store_close(ro);
+	return n;
+}
+
+/* test_results_count_rollback - a file's count of jobs not ended follows the states
+ * that are committed: a job's end undone by a savepoint's rollback or the transaction's
+ * is not counted (whether or not the count was read in between), a retry after the end
+ * counts the job again, and the count is committed with the state changes. */
+TEST(test_results_count_rollback)
+{
+	struct store *st = open_fresh("results_count.db");
+	struct store_file_id fid = {.dev = 1, .ino = 2, .ctime_ns = 3, .size = 4};
+	int64_t file = 0, id[3];
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(store_file_begin(st, "three.jsonl", "h3", &fid, 1000, 3, 1, &file), 0);
+	for (int i = 0; i < 3; i++) {
+		struct job_new j = new_job("createSource", NULL, 0, 0);
+		j.file_id = file;
+		j.line = i + 1;
+		id[i] = insert(st, &j, 1000 + i);
+	}
+	CHECK_INT(store_file_jobs(st, file, id[0], id[2], 3), 0);
+	CHECK_INT(store_release(st), 0);
+	CHECK_INT(store_commit(st), 0);
+	struct job_row rows[3];
+	CHECK_INT(store_claim_due(st, 1100, rows, 3), 3);
+	for (int i = 0; i < 3; i++)
+		job_row_release(&rows[i]);
+	CHECK_INT(remaining_committed(id[0]), 3);
+
+	/* one batch: the first job's end kept, the third's and the second's rolled back to
+	 * their savepoints (the count read in between for the second, not for the third) */
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, id[0], 1200), 0);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(store_job_end(st, id[2], JS_FAILED, "{}", "no", 1210), 0);
+	CHECK_INT(store_rollback_to(st), 0);
+	CHECK_INT(remaining_of(st, id[0]), 2);
+	CHECK_INT(store_savepoint(st), 0);
+	CHECK_INT(succeed(st, id[1], 1220), 0);
+	CHECK_INT(remaining_of(st, id[0]), 1);
+	CHECK_INT(store_rollback_to(st), 0);
+	CHECK_INT(state_of(st, id[1]), JS_RUNNING);
+	CHECK_INT(remaining_of(st, id[0]), 2);
+	CHECK_INT(remaining_committed(id[0]), 3); /* nothing of the batch yet */
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(state_of(st, id[2]), JS_RUNNING);
+	CHECK_INT(remaining_committed(id[0]), 2);
+
+	/* a batch rolled back whole counts nothing */
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, id[1], 1300), 0);
+	CHECK_INT(store_rollback(st), 0);
+	CHECK_INT(state_of(st, id[1]), JS_RUNNING);
+	CHECK_INT(remaining_of(st, id[0]), 2);
+
+	/* an end and its retry, each in its own transaction, then both in one batch */
+	CHECK_INT(store_job_end(st, id[2], JS_FAILED, "{}", "no", 1400), 0);
+	CHECK_INT(remaining_committed(id[0]), 1);
+	CHECK_INT(store_job_retry(st, id[2], 1500), 0);
+	CHECK_INT(remaining_committed(id[0]), 2);
+	CHECK_INT(store_begin(st), 0);
+	claim_one(st, id[2], 1600);
+	CHECK_INT(store_job_end(st, id[2], JS_DEAD, "{}", "tired", 1700), 0);
+	CHECK_INT(store_job_retry(st, id[2], 1800), 0);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(remaining_committed(id[0]), 2);
+
+	/* the last two end in one batch: due, with the count 0 committed */
+	struct file_seen fs;
+	CHECK_INT(due_files(st, &fs), 0);
+	CHECK_INT(store_begin(st), 0);
+	CHECK_INT(succeed(st, id[1], 1900), 0);
+	claim_one(st, id[2], 1900);
+	CHECK_INT(succeed(st, id[2], 2000), 0);
+	CHECK_INT(due_files(st, &fs), 1);
+	CHECK_INT(fs.id, file);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(remaining_committed(id[0]), 0);
+
+	/* a job claimed in a batch rolled back is gone with it: a job inserted after (the
+	 * same rowid, in SQLite) and ended unclaimed counts for its own file */
+	int64_t other = 0, gone, again;
+	struct store_file_id fid2 = {.dev = 1, .ino = 5, .ctime_ns = 3, .size = 4};
+	CHECK_INT(store_begin(st), 0);
+	struct job_new j = new_job("createSource", NULL, 0, 0);
+	j.file_id = file;
+	j.line = 4;
+	gone = insert(st, &j, 2100);
+	claim_one(st, gone, 2100);
+	CHECK_INT(store_rollback(st), 0);
+	CHECK_INT(store_file_begin(st, "two.jsonl", "h2", &fid2, 2200, 2, 1, &other), 0);
+	j.file_id = other;
+	j.line = 1;
+	again = insert(st, &j, 2200);
+	CHECK_INT(store_file_jobs(st, other, again, again, 1), 0);
+	CHECK_INT(store_job_end(st, again, JS_CANCELLED, NULL, "not wanted", 2300), 0);
+	CHECK_INT(remaining_committed(again), 0);
+	CHECK_INT(remaining_committed(id[0]), 0);
+	store_close(st);
+}
+
 /* last_reason - the reason of a job's latest transition, copied into buf. */
 static const char *last_reason(struct store *st, int64_t id, char *buf, size_t size)
 {
@@ -1429,6 +1592,7 @@ int main(void)
 	RUN(test_insert_duplicate);
 	RUN(test_claim_order);
 	RUN(test_transitions);
+	RUN(test_success_history);
 	RUN(test_disallowed);
 	RUN(test_wake_waiters);
 	RUN(test_cancel);
@@ -1448,6 +1612,7 @@ int main(void)
 	RUN(test_dependencies);
 	RUN(test_output_conflict);
 	RUN(test_results_file);
+	RUN(test_results_count_rollback);
 	RUN(test_speed);
 
 	fixture_end();

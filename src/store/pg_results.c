@@ -153,9 +153,26 @@ static PGresult *own_files(struct store *st, const char *sql)
 	return pg_query(st, sql, &p, "read the files");
 }
 
+/* settle_counts - inside a transaction, the files' counts of ended jobs as it left them:
+ * the deferred trigger (sql/postgresql/001_init.sql) runs now for the changes so far
+ * rather than at the commit, for a read that must see them. The daemon reads just before
+ * its commit, so the files' rows are locked from then, as the commit would lock them. */
+static int settle_counts(struct store *st)
+{
+	if (PQtransactionStatus(st->main.conn) != PQTRANS_INTRANS)
+		return 0;
+	if (pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining IMMEDIATE",
+	                 "count the files' ended jobs") < 0)
+		return -1;
+	return pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining DEFERRED",
+	                    "defer the files' counts again");
+}
+
 /* store_files_results_due - this node's files whose jobs have all ended, unnamed. */
 int store_files_results_due(struct store *st, store_file_fn fn, void *arg)
 {
+	if (settle_counts(st) < 0)
+		return -1;
 	return files_foreach(own_files(st, FILES_RESULTS_DUE), fn, arg) < 0 ? -1 : 0;
 }
 
@@ -253,6 +270,8 @@ int store_files_named(struct store *st, const char *name, store_file_fn fn, void
 	struct pg_params p;
 	pg_params_init(&p);
 	pg_param_text(&p, name);
+	if (settle_counts(st) < 0)
+		return -1;
 	return files_foreach(pg_query(st, FILES_NAMED, &p, "read the files"), fn, arg) < 0 ? -1 : 0;
 }
 
@@ -262,6 +281,8 @@ int store_file_of_job(struct store *st, int64_t job_id, store_file_fn fn, void *
 	struct pg_params p;
 	pg_params_init(&p);
 	pg_param_i64(&p, job_id);
+	if (settle_counts(st) < 0)
+		return -1;
 	return files_foreach(pg_query(st, FILE_OF_JOB, &p, "read the files"), fn, arg);
 }
 

@@ -150,6 +150,13 @@ struct daemon {
 	int reset_needed;            /* the lease or the connection was lost: start again */
 	struct strbuf lost_why;      /* why, for the log */
 	int resets;
+	/* shared buckets that said no, and until when: nobody takes before that (a GCRA's
+	 * next free time only moves on), so the runs held on it do not ask again each */
+	struct shared_wait {
+		char *key;
+		int64_t until_ms;
+	} * shared_waits;
+	size_t nshared_waits;
 };
 
 /* Functions used by another file of the daemon, by the file that defines them. */
@@ -167,6 +174,7 @@ void archive_committed(struct daemon *d);
 /* dispatch.c */
 void tokens_forget(struct daemon *d);
 void send_or_hold(struct run *r);
+void shared_waits_forget(struct daemon *d);
 void dispatch(struct daemon *d);
 
 /* run.c */

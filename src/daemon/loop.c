@@ -478,6 +478,7 @@ static void close_all(struct daemon *d)
 	names_clear(&d->stuck);
 	sb_release(&d->txn_first_failure);
 	sb_release(&d->lost_why);
+	shared_waits_forget(d);
 }
 
 /* log_top_reason - one of the most common reasons jobs ended badly, at info level. */

@@ -492,11 +492,6 @@ int store_shared(struct store *st);
 /* store_node_start - this daemon joins as a node named name (stable across restarts:
  * hostname:spool; its results files are its own), its lease lease_ms from now. */
 int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms);
-/* store_node_retire - the other nodes named name (this daemon's earlier runs: a restart,
- * or a reconnect after it lost its connection or lease, none of whose requests is in
- * flight any more) lose their leases now, so the next store_rescue takes their jobs back
- * without waiting for them to run out. How many nodes, or -1. */
-int64_t store_node_retire(struct store *st, const char *name);
 /* store_nodes_foreach - the nodes not marked dead, oldest first, with what is left of
  * each lease (0 or less: it ran out, its jobs not yet rescued); for status and for the
  * rescue's log. SQLite: none. */

@@ -150,6 +150,13 @@ struct daemon {
 	int reset_needed;            /* the lease or the connection was lost: start again */
 	struct strbuf lost_why;      /* why, for the log */
 	int resets;
+	/* shared buckets that said no, and until when: nobody takes before that (a GCRA's
+	 * next free time only moves on), so the runs held on it do not ask again each */
+	struct shared_wait {
+		char *key;
+		int64_t until_ms;
+	} * shared_waits;
+	size_t nshared_waits;
 };
 
 /* Functions used by another file of the daemon, by the file that defines them. */
@@ -167,6 +174,7 @@ void archive_committed(struct daemon *d);
 /* dispatch.c */
 void tokens_forget(struct daemon *d);
 void send_or_hold(struct run *r);
+void shared_waits_forget(struct daemon *d);
 void dispatch(struct daemon *d);
 
 /* run.c */
@@ -237,7 +245,7 @@ void cancel_running(struct daemon *d, int64_t id);
 /* node.c: a shared store */
 void node_init(struct daemon *d);
 /* node_join - this daemon joins as a new node (when: "started", "reconnected"), its
- * earlier nodes retired, expired leases' jobs taken back; the heartbeat and the wake-up
+ * earlier nodes buried by the store, expired leases' jobs taken back; the heartbeat and the wake-up
  * watcher started. 0, or -1 said. */
 int node_join(struct daemon *d, const char *when);
 void node_stop(struct daemon *d);

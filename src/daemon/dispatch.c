@@ -57,6 +57,29 @@ void tokens_forget(struct daemon *d)
 	d->ntokens = 0;
 }
 
+/* shared_wait_of - the time before which bucket key is known to have no token. */
+static int64_t *shared_wait_of(struct daemon *d, const char *key)
+{
+	for (size_t i = 0; i < d->nshared_waits; i++)
+		if (strcmp(d->shared_waits[i].key, key) == 0)
+			return &d->shared_waits[i].until_ms;
+	d->shared_waits =
+	    xrealloc(d->shared_waits, (d->nshared_waits + 1) * sizeof(*d->shared_waits));
+	d->shared_waits[d->nshared_waits].key = xstrdup(key);
+	d->shared_waits[d->nshared_waits].until_ms = 0;
+	return &d->shared_waits[d->nshared_waits++].until_ms;
+}
+
+/* shared_waits_forget - at exit, or at a new start. */
+void shared_waits_forget(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nshared_waits; i++)
+		free(d->shared_waits[i].key);
+	free(d->shared_waits);
+	d->shared_waits = NULL;
+	d->nshared_waits = 0;
+}
+
 /* shared_take - a shared store: one token of the workspace's bucket, then of the
  * endpoint's, from the buckets every node takes from (the same keys and rates as the
  * local ones). 0 taken, else the wait in ms (nothing more taken) with its bucket's key in
@@ -68,16 +91,22 @@ static int64_t shared_take(struct run *r, double rate, double burst, const char 
 	double rates[2] = {rate, r->job.op->rate_per_min / 60.0};
 	double bursts[2] = {burst, rl_endpoint_burst(r->job.op->rate_per_min)};
 	for (int i = 0; i < 2 && b[i]; i++) {
-		int64_t wait = 0;
+		int64_t wait = 0, now = clock_wall_ms();
 		if (rates[i] <= 0)
 			continue; /* unlimited */
-		if (store_bucket_take(d->st, rl_bucket_key(b[i]), rates[i], bursts[i],
-		                      clock_wall_ms(), &wait) < 0) {
+		int64_t *until = shared_wait_of(d, rl_bucket_key(b[i]));
+		if (*until > now) {
+			*holder = rl_bucket_key(b[i]);
+			return *until - now;
+		}
+		if (store_bucket_take(d->st, rl_bucket_key(b[i]), rates[i], bursts[i], now, &wait) <
+		    0) {
 			node_lost(d, "cannot take from the shared rate-limit bucket %s: %s",
 			          rl_bucket_key(b[i]), store_errmsg(d->st));
 			return -1;
 		}
 		if (wait > 0) {
+			*until = now + wait;
 			*holder = rl_bucket_key(b[i]);
 			return wait;
 		}

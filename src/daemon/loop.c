@@ -377,7 +377,7 @@ struct http *http_open(struct daemon *d)
 }
 
 /* recover - after a crash, the jobs it left running queued again: by store_recover for
- * the one writer; on a shared store by joining as a node (its earlier run retired, and
+ * the one writer; on a shared store by joining as a node (its earlier run buried, and
  * every expired lease's jobs taken back), never touching other live nodes' jobs. */
 static int recover(struct daemon *d)
 {
@@ -478,6 +478,7 @@ static void close_all(struct daemon *d)
 	names_clear(&d->stuck);
 	sb_release(&d->txn_first_failure);
 	sb_release(&d->lost_why);
+	shared_waits_forget(d);
 }
 
 /* log_top_reason - one of the most common reasons jobs ended badly, at info level. */

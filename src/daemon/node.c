@@ -31,7 +31,7 @@ static int add_expired(const struct node_rec *n, void *arg)
 	return 0;
 }
 
-/* rescue - the jobs of nodes whose lease ran out (or that were retired) queued again. */
+/* rescue - the jobs of nodes whose lease ran out (or marked dead) queued again. */
 static void rescue(struct daemon *d, const char *when)
 {
 	struct strbuf names = STRBUF_INIT;
@@ -95,22 +95,18 @@ int node_join(struct daemon *d, const char *when)
 	if (store_node_start(d->st, d->cfg->node, d->cfg->lease_ms, clock_wall_ms()) < 0)
 		return error("cannot join %s as node %s: %s", d->cfg->db_name, d->cfg->node,
 		             store_errmsg(d->st));
-	/* a node of our name is an earlier run of this daemon (the spool lock is ours):
-	 * none of its requests is in flight, its jobs need not wait for its lease */
-	int64_t retired = store_node_retire(d->st, d->cfg->node);
-	if (retired < 0)
-		return error("cannot retire the earlier nodes named %s: %s", d->cfg->node,
-		             store_errmsg(d->st));
+	/* store_node_start marked this daemon's earlier nodes dead (a restart, or a
+	 * reconnect: none of their requests is in flight): their jobs come back now */
 	int64_t n = store_rescue(d->st, clock_wall_ms());
 	if (n < 0)
 		return error("cannot take back the jobs of expired leases: %s",
 		             store_errmsg(d->st));
 	d->last_rescue_ms = clock_wall_ms();
 	logmsg(LOG_INFO,
-	       "%s: node %s joined %s (lease %lld s)%s; %lld job(s) left running by expired "
+	       "%s: node %s joined %s (lease %lld s); %lld job(s) left running by expired "
 	       "or earlier nodes are queued again",
 	       when, d->cfg->node, d->cfg->db_name, (long long)(d->cfg->lease_ms / 1000),
-	       retired > 0 ? ", its earlier run retired" : "", (long long)n);
+	       (long long)n);
 	config_node_periods(d->cfg, &beat, &sweep);
 	ev_timer_set(&d->heartbeat, (double)beat / 1000.0, (double)beat / 1000.0);
 	ev_timer_start(d->loop, &d->heartbeat);

@@ -90,7 +90,6 @@
 #define store_attempt_resolved pg_store_attempt_resolved
 #define store_shared pg_store_shared
 #define store_node_start pg_store_node_start
-#define store_node_retire pg_store_node_retire
 #define store_nodes_foreach pg_store_nodes_foreach
 #define store_heartbeat pg_store_heartbeat
 #define store_rescue pg_store_rescue

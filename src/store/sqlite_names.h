@@ -90,7 +90,6 @@
 #define store_attempt_resolved sqlite_store_attempt_resolved
 #define store_shared sqlite_store_shared
 #define store_node_start sqlite_store_node_start
-#define store_node_retire sqlite_store_node_retire
 #define store_nodes_foreach sqlite_store_nodes_foreach
 #define store_heartbeat sqlite_store_heartbeat
 #define store_rescue sqlite_store_rescue

@@ -19,13 +19,6 @@ int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64
 	return 0;
 }
 
-/* store_node_retire - see store.h: no other node. */
-int64_t store_node_retire(struct store *st, const char *name)
-{
-	(void)st, (void)name;
-	return 0;
-}
-
 /* store_nodes_foreach - see store.h: no node. */
 int store_nodes_foreach(struct store *st, store_node_fn fn, void *arg)
 {

@@ -89,7 +89,6 @@ const struct store_ops sqlite_store_ops = {
     .attempt_resolved = store_attempt_resolved,
     .shared = store_shared,
     .node_start = store_node_start,
-    .node_retire = store_node_retire,
     .nodes_foreach = store_nodes_foreach,
     .heartbeat = store_heartbeat,
     .rescue = store_rescue,

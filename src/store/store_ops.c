@@ -903,16 +903,6 @@ int store_node_start(struct store *st, const char *name, int64_t lease_ms, int64
 	return ops->node_start(st, name, lease_ms, now_ms);
 }
 
-/* store_node_retire - see store.h. */
-int64_t store_node_retire(struct store *st, const char *name)
-{
-	const struct store_ops *ops = ops_of(st);
-	if (!ops->node_retire) {
-		return unsupported(st, "node_retire");
-	}
-	return ops->node_retire(st, name);
-}
-
 /* store_nodes_foreach - see store.h. */
 int store_nodes_foreach(struct store *st, store_node_fn fn, void *arg)
 {

@@ -96,7 +96,6 @@ struct store_ops {
 	int (*attempt_resolved)(struct store *st, int64_t attempt_id, const char *resolved_json);
 	int (*shared)(struct store *st);
 	int (*node_start)(struct store *st, const char *name, int64_t lease_ms, int64_t now_ms);
-	int64_t (*node_retire)(struct store *st, const char *name);
 	int (*nodes_foreach)(struct store *st, store_node_fn fn, void *arg);
 	int (*heartbeat)(struct store *st, int64_t now_ms);
 	int64_t (*rescue)(struct store *st, int64_t now_ms);

@@ -3,9 +3,9 @@ the daemon's own rule rather than the store's:
 
 1. restart: a daemon killed -9 with requests in flight (answers delayed 3 s) and started
    again at once on the same spool (the same node name) takes its earlier node's jobs back
-   at once (store_node_retire), not after that node's 30 s lease: the old node is dead and
-   its attempts closed within a few seconds, the log says its earlier run was retired,
-   and every job then succeeds.
+   at once (store_node_start buries it: its pid is gone), not after that node's 30 s
+   lease: the old node is dead and its attempts closed within a few seconds, the log
+   says how many jobs came back, and every job then succeeds.
 2. cancel: a job running on the daemon (its answer delayed 3 s) is cancelled by the CLI
    on another spool with no daemon (it writes the store directly); the daemon's heartbeat
    (every lease_s / 6 = 1 s) aborts the request: the job ends cancelled well before its
@@ -14,7 +14,7 @@ the daemon's own rule rather than the store's:
 3. outage: the database server itself stops (pg_ctl stop -m fast) while the daemon has
    requests in flight (creates with a lookup rule), for longer than its first tries to
    reconnect: the daemon keeps running, logs why at error level and its failed tries at
-   warn, joins again as a new node once the server is back (its old node retired, its
+   warn, joins again as a new node once the server is back (its old node buried, its
    jobs taken back at once), and every create ends succeeded, applied exactly once.
    On a cluster of its own (the fixture's is shared by other tests).
 """
@@ -64,7 +64,8 @@ def restart(emu):
         c.eq(qv(uri, f"SELECT count(*) FROM attempts WHERE node_id = {old} AND "
                      f"outcome = 'interrupted'"), 4, "its four reads closed interrupted")
         log = s.log_text()
-        c.check("its earlier run retired" in log, f"the log says so: {log[-600:]}")
+        c.check("4 job(s) left running by expired or earlier nodes are queued again" in log,
+                f"the log says so: {log[-600:]}")
         wait_for(lambda: qv(uri, "SELECT count(*) FROM jobs WHERE state = 3") == 4,
                  timeout=30, what="the four jobs succeeded")
         c.eq(s.stop(), 0, "restart: SIGTERM, exit 0")

@@ -583,6 +583,14 @@ def pg_cluster_or_skip(checks, settings=None):
     return cluster
 
 
+def sanitized():
+    """sanitized - whether segspool was built with ASan/UBSan (SEGSPOOL_SANITIZE), which
+    makes it several times slower: timing targets are printed then, not asserted."""
+    with open(BIN, "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
 def tcp_ports_of(pid, remote_port):
     """tcp_ports_of - the local ports of process pid's TCP connections to remote_port on
     loopback (from /proc): how a test finds a daemon's database backends

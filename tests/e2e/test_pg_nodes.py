@@ -19,7 +19,8 @@ the database, so together they send at R (issue 15).
    the spool that ingested it.
 2. no kills: N creates dropped into ONE spool are sent within 1.10 x N/R (first
    attempt's start to last attempt's end, as bench_makespan.py measures) with zero 429s,
-   and each of the three daemons sent a share of them (they claim from one queue).
+   and each of the three daemons sent a share of them (they claim from one queue). A
+   sanitizer build prints the time instead of asserting it.
 
 PG_NODES_JOBS (5000), PG_NODES_RATE (200), PG_NODES_CLEAN (2000) override the sizes.
 """
@@ -30,7 +31,7 @@ import signal
 import time
 
 from harness import (Checks, Emulator, Spool, emu_cleanup, pg_cluster_or_skip,
-                     results_by_id, wait_for)
+                     results_by_id, sanitized, wait_for)
 
 c = Checks("pg_nodes")
 N_JOBS = int(os.environ.get("PG_NODES_JOBS", "5000"))
@@ -138,15 +139,22 @@ def wait_rescue(uri, node, lease_before_kill, t_kill, what):
 
 
 def kill_and_rescue(uri, s, what):
-    wait_for(lambda: qv(uri, f"SELECT count(*) FROM jobs WHERE state = 1 AND owner = "
-                             f"{live_node_of(uri, s) or 0}") >= 4,
-             timeout=30, step=0.02, what=f"{what}: the daemon running jobs")
-    node = live_node_of(uri, s)
+    def busy():
+        n = live_node_of(uri, s)
+        return n if n and qv(uri, f"SELECT count(*) FROM jobs WHERE state = 1 AND "
+                                  f"owner = {n}") >= 4 else None
+    node = wait_for(busy, timeout=30, step=0.02, what=f"{what}: the daemon running jobs")
     left = qv(uri, f"SELECT lease_until_ms - (extract(epoch from clock_timestamp())*1000)"
                    f"::bigint FROM nodes WHERE id = {node}")
     s.daemon.send_signal(signal.SIGKILL)
     t_kill = time.monotonic()
     s.daemon.wait()
+    # the process's last node (it joins again as a new one after a failed store call)
+    last = qv(uri, f"SELECT id FROM nodes WHERE pid = {s.daemon.pid} ORDER BY id DESC LIMIT 1")
+    if last != node:
+        print(f"{what}: the daemon had joined again as node {last} since node {node}",
+              flush=True)
+        node = last
     running = qv(uri, f"SELECT count(*) FROM jobs WHERE state = 1 AND owner = {node}")
     # requests in flight (a claimed job may still wait for the shared bucket: no attempt)
     inflight = qv(uri, f"SELECT count(*) FROM attempts WHERE node_id = {node} AND outcome "
@@ -348,7 +356,11 @@ def no_kills():
         print(f"no kills: {N_CLEAN} creates in {took:.2f} s at {RATE}/s (bound {bound:.2f} s, "
               f"ideal {N_CLEAN / RATE:.2f} s; {wall:.2f} s from the drop, ingest included), "
               f"{st['rate_limited']} answered 429", flush=True)
-        c.check(took <= bound, f"{N_CLEAN} creates within 1.10 x N/R: {took:.2f} s > {bound:.2f} s")
+        if sanitized():  # several times slower: the figure, not the target
+            c.skip("creates within 1.10 x N/R", f"a sanitizer build: {took:.2f} s")
+        else:
+            c.check(took <= bound, f"{N_CLEAN} creates within 1.10 x N/R: {took:.2f} s > "
+                    f"{bound:.2f} s")
         c.eq(st["rate_limited"], 0, "zero 429s")
         share = q(uri, "SELECT node_id, count(*) FROM attempts GROUP BY node_id ORDER BY 1")
         print(f"no kills: attempts per node {share}", flush=True)

@@ -22,4 +22,6 @@ BENCH_SHAPE=files BENCH_OUTPUT=file run python3 "$bench/bench_ops.py" "$build"
 BENCH_SHAPE=files BENCH_OUTPUT=store run python3 "$bench/bench_ops.py" "$build"
 run python3 "$bench/bench_makespan.py" "$build"
 run python3 "$bench/bench_queue.py" "$build"
+# the PostgreSQL store (a throwaway cluster: needs Debian's postgresql)
+run python3 "$bench/bench_pg.py" "$build"
 exit $status

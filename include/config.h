@@ -13,7 +13,7 @@
  *   "retry": {"max_attempts": 8, "initial_ms": 1000, "max_ms": 300000, "max_age": "1d"},
  *   "grace_ms": 10000, "archive": "keep", "rescan_ms": 5000, "log_level": "info",
  *   "metrics_file": "/var/lib/prometheus/node-exporter/segspool.prom",
- *   "node": "HOSTNAME:SPOOL", "lease_s": 30
+ *   "node": "HOSTNAME:SPOOL", "lease_s": 20
  * }
  */
 #ifndef SEGSPOOL_CONFIG_H

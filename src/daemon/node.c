@@ -1,6 +1,6 @@
 /* node.c - one daemon among several on a shared store (PostgreSQL): it joins as a node,
  * renews its lease by a heartbeat that also brings the cancels asked from elsewhere and,
- * every third of the lease, sweeps for nodes whose lease ran out; it wakes when another
+ * with each heartbeat, sweeps for nodes whose lease ran out; it wakes when another
  * node announces work. When its lease or its connection is lost it aborts every request,
  * drops what it held without writing, and joins again as a new node once the database
  * answers. None of this runs with a store that is not shared (SQLite): d->shared is 0. */
@@ -61,7 +61,7 @@ static void on_wakeup(struct ev_loop *loop, ev_io *w, int revents)
 		node_lost(d, "cannot read the work announcements: %s", store_errmsg(d->st));
 }
 
-/* on_heartbeat - the lease renewed; the cancels and (every third of the lease) the sweep
+/* on_heartbeat - the lease renewed; the cancels and the sweep
  * are done by the next prepare, in its transaction. */
 static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -84,7 +84,9 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 	int64_t beat, sweep;
 	config_node_periods(d->cfg, &beat, &sweep);
 	d->cancels_due = 1;
-	if (clock_wall_ms() - d->last_rescue_ms >= sweep)
+	/* half a beat of slack: a timer a millisecond early must not put the sweep off by a
+	 * whole beat */
+	if (clock_wall_ms() - d->last_rescue_ms >= sweep - beat / 2)
 		d->rescue_due = 1;
 }
 

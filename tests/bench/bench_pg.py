@@ -8,11 +8,11 @@ lines; asserts nothing.
    synchronous=FULL) in the same run. calls/s from the first attempt's start to the last
    attempt's end (the attempts table), peak RSS of each daemon (VmHWM), the run's wall
    time from the drop. BENCH_REPEATS runs each (default 1), interleaved; medians.
-2. rescue: two daemons, lease_s BENCH_LEASE_S (default 30, the default lease); the
+2. rescue: two daemons, lease_s BENCH_LEASE_S (default 20, the default lease); the
    emulator delays answers 2 s so daemon 0 always has jobs running; daemon 0 is killed -9
    BENCH_KILLS times (default 10), each time after it has jobs running again: seconds
    from the kill to the store showing its node dead and none of its jobs running
-   (median, min, max; the bound is lease + a sweep period, lease/3).
+   (median, min, max; the bound is lease + a sweep period, lease/6).
 3. claims: BIG (1,000,000) and SMALL (1,000) due jobs put straight into the jobs table
    (INSERT ... SELECT FROM generate_series, copies of one ingested getWarehouse job,
    "output": false). (a) pgbench (one client, then three) runs the store's claim
@@ -24,7 +24,7 @@ lines; asserts nothing.
    100..900 (SMALL).
 
 usage: python3 tests/bench/bench_pg.py [BUILD_DIR] [N=20000] [BIG=1000000] [SMALL=1000]
-env:   BENCH_REPEATS=1  BENCH_LEASE_S=30  BENCH_KILLS=10  BENCH_PARTS=throughput,rescue,claims
+env:   BENCH_REPEATS=1  BENCH_LEASE_S=20  BENCH_KILLS=10  BENCH_PARTS=throughput,rescue,claims
 A smoke run: python3 tests/bench/bench_pg.py build 2000 20000 1000 with BENCH_LEASE_S=6
 BENCH_KILLS=2."""
 import json
@@ -44,7 +44,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 BIG = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
 SMALL = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 REPEATS = int(os.environ.get("BENCH_REPEATS", "1"))
-LEASE_S = int(os.environ.get("BENCH_LEASE_S", "30"))
+LEASE_S = int(os.environ.get("BENCH_LEASE_S", "20"))
 KILLS = int(os.environ.get("BENCH_KILLS", "10"))
 PARTS = os.environ.get("BENCH_PARTS", "throughput,rescue,claims").split(",")
 BODY = {"enabled": True, "metadataId": "IqDTy1TpoU", "disconnectAllWarehouses": True}
@@ -203,7 +203,7 @@ def rescue():
     if times:
         out({"bench": "pg-rescue", "lease_s": LEASE_S, "kills": len(times),
              "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-             "bound_s": round(LEASE_S + LEASE_S / 3, 1), "runs": times})
+             "bound_s": round(LEASE_S + LEASE_S / 6, 1), "runs": times})
 
 
 # src/store/pg_jobs.c's claim_sql as its first call runs it (below INT64_MAX: the highest

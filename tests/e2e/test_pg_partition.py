@@ -70,7 +70,7 @@ def cut(s, what):
              timeout=LEASE_S * 3, step=0.05, what=f"{what}: the old node rescued")
     took = time.monotonic() - t_mono
     print(f"{what}: old node rescued {took:.2f} s after the cut", flush=True)
-    c.check(took <= LEASE_S + LEASE_S / 3 + 1, f"{what}: rescued within the lease bound: "
+    c.check(took <= LEASE_S + LEASE_S / 6 + 1, f"{what}: rescued within the lease bound: "
             f"{took:.2f} s")
     c.eq(qv(f"SELECT count(*) FROM attempts WHERE node_id = {node} AND outcome IS NULL"), 0,
          f"{what}: none of the old node's attempts left open")

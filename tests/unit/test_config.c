@@ -55,9 +55,9 @@ TEST(test_node_lease)
 	int64_t beat, sweep;
 	config_init(&cfg);
 	config_finish(&cfg, &err);
-	CHECK(cfg.lease_ms == 30000);
+	CHECK(cfg.lease_ms == 20000);
 	config_node_periods(&cfg, &beat, &sweep);
-	CHECK(beat == 5000 && sweep == 10000);
+	CHECK(beat == 3333 && sweep == 3333);
 	const char *colon = strchr(cfg.node, ':');
 	CHECK(colon && colon > cfg.node && colon[1] == '/'); /* HOSTNAME:/abs/spool */
 	size_t n = strlen(cfg.node);
@@ -67,7 +67,7 @@ TEST(test_node_lease)
 	config_finish(&cfg, &err);
 	CHECK_STR(cfg.node, "eu-1");
 	config_node_periods(&cfg, &beat, &sweep);
-	CHECK(beat == 2000 && sweep == 4000);
+	CHECK(beat == 2000 && sweep == 2000);
 	config_release(&cfg);
 	cfg = loaded("{\"spool\": \"/var/s\"}");
 	config_finish(&cfg, &err);

@@ -45,6 +45,25 @@ static int insert_list(struct daemon *d, const char *name, const struct job_list
 	return rc;
 }
 
+/* note_file_id - store_file_of_job's row: its file's id. */
+static int note_file_id(const struct file_rec *f, void *arg)
+{
+	*(int64_t *)arg = f->id;
+	return 0;
+}
+
+/* of_this_file - 1 when job id, which holds a key the file has, is one of the file's own
+ * jobs (the key given twice in it), 0 when another file's, -1 on a store error. With one
+ * writer a file's jobs are the ids from its first on; daemons ingesting into one shared
+ * store at once take ids from one sequence in turns, so the id alone cannot tell. */
+static int of_this_file(struct daemon *d, int64_t id, int64_t file_id)
+{
+	int64_t of = 0;
+	if (store_file_of_job(d->st, id, note_file_id, &of) < 0)
+		return -1;
+	return of == file_id;
+}
+
 /* insert_jobs_of - insert_list's jobs, each one's id into ids[i] (0: a duplicate). */
 static int insert_jobs_of(struct daemon *d, const char *name, const struct job_list *list,
                           const int *lines, int64_t now, struct file_insert *fi, int64_t *ids)
@@ -78,8 +97,13 @@ static int insert_jobs_of(struct daemon *d, const char *name, const struct job_l
 			ids[i] = id;
 			continue;
 		}
-		if (fi->first && id >= fi->first)
-			return 1;
+		if (fi->first && id >= fi->first) {
+			int own = of_this_file(d, id, fi->file_id);
+			if (own < 0)
+				return -1;
+			if (own)
+				return 1;
+		}
 		if (store_file_dup(d->st, fi->file_id, lines[i], id) < 0)
 			return -1;
 		fi->dups++;

@@ -177,6 +177,24 @@ def duplicate_key():
     c.eq(twice, {"createSource slug=basic-refused": 2}, "every other mutation sent once")
 
 
+def later_id_key():
+    """a key held by a job whose id is above the file's own: on a shared store another
+    daemon ingesting at the same time takes ids from the one sequence in turns with this
+    one (here: a row put in with an explicit id, which the sequence never gave). It is a
+    duplicate, not this file repeating its key: the file is archived, its other job in."""
+    cluster.sql("INSERT INTO jobs (id, state, op_id, spec_json, key, next_run_ms, created_ms, "
+                "updated_ms) VALUES (1000000000, 4, 'listSources', '{\"op\":\"listSources\"}', "
+                "'later-id', 0, 0, 0)", plain)
+    d.drop_jobs("later.json", [create(N_CREATE + 1), {"op": "listSources", "key": "later-id"}])
+    wait_for(lambda: "later.json" not in listdir(os.path.join(d.spool, "incoming")),
+             timeout=20, what="later.json ingested")
+    c.check("later.json" in listdir(os.path.join(d.spool, "archive")),
+            f"the file is archived, not left or rejected: {d.log_text()[-400:]}")
+    c.check(f"basic-{N_CREATE + 1}" in by_key(d), "its other job was inserted")
+    c.check("already recorded as job 1000000000" in d.log_text(),
+            "the later id's key is logged as a duplicate")
+
+
 def no_password():
     c.eq(d.stop(), 0, "SIGTERM: the daemon exits 0")
     texts = {"daemon log": d.log_text().encode()}
@@ -199,7 +217,7 @@ try:
     if c.check(d.daemon.poll() is None, f"the daemon runs on the PostgreSQL store: "
                f"{d.log_text()[-600:]}"):
         c.run_parts([migrated_and_joined, mixed_batch, control_from_elsewhere, duplicate_key,
-                     no_password])
+                     later_id_key, no_password])
 finally:
     d.cleanup()
     cli.cleanup()

@@ -77,9 +77,9 @@ int config_load(struct config *cfg, const char *path, struct strbuf *err);
  * api_base with http_url_allowed (https, or http to loopback only). */
 int config_finish(struct config *cfg, struct strbuf *err);
 
-/* config_node_periods - with a shared store, how often the node renews its lease (and
- * looks for cancels: a sixth of it) and sweeps for expired leases (a third of it). */
-void config_node_periods(const struct config *cfg, int64_t *heartbeat_ms, int64_t *rescue_ms);
+/* config_heartbeat_ms - with a shared store, how often the node renews its lease, looks
+ * for cancels and sweeps for expired leases: a sixth of the lease. */
+int64_t config_heartbeat_ms(const struct config *cfg);
 
 /* config_db_redacted - db as messages may show it: a PostgreSQL URI's or conninfo's
  * password replaced by "***" (a file path is itself). Malloc'd. */

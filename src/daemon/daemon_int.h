@@ -145,7 +145,7 @@ struct daemon {
 	int shared;
 	ev_timer heartbeat, reconnect;
 	ev_io wakeup_io;
-	int64_t last_rescue_ms, reconnect_ms;
+	int64_t reconnect_ms;
 	int rescue_due, cancels_due; /* for the next transaction */
 	int reset_needed;            /* the lease or the connection was lost: start again */
 	struct strbuf lost_why;      /* why, for the log */

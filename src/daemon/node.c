@@ -35,11 +35,10 @@ static int add_expired(const struct node_rec *n, void *arg)
 static void rescue(struct daemon *d, const char *when)
 {
 	struct strbuf names = STRBUF_INIT;
+	/* without the names the log says less; the rescue says whether the store is there */
 	if (store_nodes_foreach(d->st, add_expired, &names) < 0)
-		sb_reset(
-		    &names); /* the log says less; the rescue says whether the store is there */
+		sb_reset(&names);
 	int64_t n = store_rescue(d->st, clock_wall_ms());
-	d->last_rescue_ms = clock_wall_ms();
 	if (n < 0)
 		write_failed(d, 0, "take back the jobs of expired leases");
 	else if (n > 0)
@@ -61,8 +60,8 @@ static void on_wakeup(struct ev_loop *loop, ev_io *w, int revents)
 		node_lost(d, "cannot read the work announcements: %s", store_errmsg(d->st));
 }
 
-/* on_heartbeat - the lease renewed; the cancels and the sweep
- * are done by the next prepare, in its transaction. */
+/* on_heartbeat - the lease renewed; the cancels and the sweep are done by the next
+ * prepare, in its transaction. */
 static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
@@ -81,19 +80,13 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 		          store_errmsg(d->st));
 		return;
 	}
-	int64_t beat, sweep;
-	config_node_periods(d->cfg, &beat, &sweep);
 	d->cancels_due = 1;
-	/* half a beat of slack: a timer a millisecond early must not put the sweep off by a
-	 * whole beat */
-	if (clock_wall_ms() - d->last_rescue_ms >= sweep - beat / 2)
-		d->rescue_due = 1;
+	d->rescue_due = 1;
 }
 
 /* node_join - see daemon_int.h. */
 int node_join(struct daemon *d, const char *when)
 {
-	int64_t beat, sweep;
 	if (store_node_start(d->st, d->cfg->node, d->cfg->lease_ms, clock_wall_ms()) < 0)
 		return error("cannot join %s as node %s: %s", d->cfg->db_name, d->cfg->node,
 		             store_errmsg(d->st));
@@ -103,14 +96,13 @@ int node_join(struct daemon *d, const char *when)
 	if (n < 0)
 		return error("cannot take back the jobs of expired leases: %s",
 		             store_errmsg(d->st));
-	d->last_rescue_ms = clock_wall_ms();
 	logmsg(LOG_INFO,
 	       "%s: node %s joined %s (lease %lld s); %lld job(s) left running by expired "
 	       "or earlier nodes are queued again",
 	       when, d->cfg->node, d->cfg->db_name, (long long)(d->cfg->lease_ms / 1000),
 	       (long long)n);
-	config_node_periods(d->cfg, &beat, &sweep);
-	ev_timer_set(&d->heartbeat, (double)beat / 1000.0, (double)beat / 1000.0);
+	double beat_s = (double)config_heartbeat_ms(d->cfg) / 1000.0;
+	ev_timer_set(&d->heartbeat, beat_s, beat_s);
 	ev_timer_start(d->loop, &d->heartbeat);
 	int fd = store_wakeup_fd(d->st);
 	if (fd >= 0) {

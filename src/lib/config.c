@@ -397,13 +397,12 @@ int config_finish(struct config *cfg, struct strbuf *err)
 	return 0;
 }
 
-/* config_node_periods - see config.h: a heartbeat may be missed four times before the
+/* config_heartbeat_ms - see config.h: a heartbeat may be missed four times before the
  * lease runs out, and each heartbeat also sweeps for expired leases, so a dead node's jobs
  * are back within a lease and a sixth: 23.3 s with the default of 20 s (issue 15: 30). */
-void config_node_periods(const struct config *cfg, int64_t *heartbeat_ms, int64_t *rescue_ms)
+int64_t config_heartbeat_ms(const struct config *cfg)
 {
-	*heartbeat_ms = cfg->lease_ms / 6;
-	*rescue_ms = cfg->lease_ms / 6;
+	return cfg->lease_ms / 6;
 }
 
 /* config_db_redacted - see config.h: "postgresql://u:SECRET@h/db" -> "postgresql://u:***@h/db",

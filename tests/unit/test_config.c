@@ -46,18 +46,16 @@ TEST(test_job_region)
 	config_release(&cfg);
 }
 
-/* the node's name and lease (a shared store): defaults, the file's, the periods of the
- * heartbeat and of the rescue sweep, and the lease's bounds */
+/* the node's name and lease (a shared store): defaults, the file's, the heartbeat's
+ * period (which also sweeps), and the lease's bounds */
 TEST(test_node_lease)
 {
 	struct config cfg;
 	struct strbuf err = STRBUF_INIT;
-	int64_t beat, sweep;
 	config_init(&cfg);
 	config_finish(&cfg, &err);
 	CHECK(cfg.lease_ms == 20000);
-	config_node_periods(&cfg, &beat, &sweep);
-	CHECK(beat == 3333 && sweep == 3333);
+	CHECK(config_heartbeat_ms(&cfg) == 3333);
 	const char *colon = strchr(cfg.node, ':');
 	CHECK(colon && colon > cfg.node && colon[1] == '/'); /* HOSTNAME:/abs/spool */
 	size_t n = strlen(cfg.node);
@@ -66,8 +64,7 @@ TEST(test_node_lease)
 	cfg = loaded("{\"node\": \"eu-1\", \"lease_s\": 12, \"spool\": \"/var/s\"}");
 	config_finish(&cfg, &err);
 	CHECK_STR(cfg.node, "eu-1");
-	config_node_periods(&cfg, &beat, &sweep);
-	CHECK(beat == 2000 && sweep == 2000);
+	CHECK(config_heartbeat_ms(&cfg) == 2000);
 	config_release(&cfg);
 	cfg = loaded("{\"spool\": \"/var/s\"}");
 	config_finish(&cfg, &err);

@@ -2,7 +2,8 @@
  * row), claims jobs under a lease its heartbeat renews, and takes back the running jobs
  * of nodes whose lease ran out. Leases go by the database's clock (PG_NOW_MS), as the
  * nodes' clocks may disagree; the heartbeat runs on the side connection, so a long
- * transaction on the main one does not let the lease run out. */
+ * transaction on the main one does not let the lease run out. The live nodes are listed
+ * for status and for the rescue's log. */
 #include "pg_int.h"
 
 #include <errno.h>
@@ -235,6 +236,34 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
 		for (int i = 0; i < rows; i++)
 			(*ids)[i] = pg_get_i64(r, i, 0, 0);
 		*n = (size_t)rows;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static const char sql_nodes[] =
+    "SELECT id, name, host, pid, started_ms, lease_until_ms - " PG_NOW_MS
+    " FROM nodes WHERE dead = 0 ORDER BY id";
+
+/* store_nodes_foreach - see store.h. */
+int store_nodes_foreach(struct store *st, store_node_fn fn, void *arg)
+{
+	PGresult *r = pg_query(st, sql_nodes, NULL, "list the nodes");
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct node_rec n = {
+		    .id = pg_get_i64(r, i, 0, 0),
+		    .name = pg_get_text(r, i, 1),
+		    .host = pg_get_text(r, i, 2),
+		    .pid = pg_get_i64(r, i, 3, 0),
+		    .started_ms = pg_get_i64(r, i, 4, 0),
+		    .lease_left_ms = pg_get_i64(r, i, 5, 0),
+		};
+		if (!n.name)
+			n.name = "";
+		if (fn(&n, arg))
+			break;
 	}
 	PQclear(r);
 	return 0;

@@ -30,6 +30,10 @@ enum {
  * and spool in the reason. Returns 0, or -1 with the reason in err_out (malloc'd). */
 int store_open(const char *path, int flags, struct store **out, char **err_out);
 void store_close(struct store *st);
+/* store_is_postgresql - path names a PostgreSQL database (a postgresql:// or postgres://
+ * URI, or a conninfo string), which store_open opens with the PostgreSQL store; else it
+ * is an SQLite file's path. */
+int store_is_postgresql(const char *path);
 /* store_set_owner - this process's role ("daemon", "cli:retry") and spool, written beside
  * the database by the next writable store_open for a second writer's message. */
 void store_set_owner(const char *role, const char *spool);

@@ -33,8 +33,9 @@ int cmd_metrics(struct config *cfg, int argc, char **argv);
  * against the file's own jobs and those of st (NULL: no store yet); its problems printed
  * on standard error with where they are. 0 good, 1 bad. */
 int cli_parse_file(const char *path, struct strbuf *data, struct job_list *list, struct store *st);
-/* cli_shared_store - the store, read-only, when db names no file but a store that
- * several daemons work (PostgreSQL); else NULL, saying nothing. */
+/* cli_shared_store - the store, read-only, when db names a PostgreSQL database (a store
+ * several daemons work); NULL when it names an SQLite file (saying nothing), or when the
+ * database cannot be opened (said why on standard error). */
 struct store *cli_shared_store(const struct config *cfg);
 /* cli_store_if_any - the store read-only when its file exists, else NULL (said why on
  * standard error when it exists but cannot be opened). */

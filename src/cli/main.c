@@ -134,19 +134,7 @@ static int check_file(const char *path, struct strbuf *data, size_t *njobs, stru
 /* cli_shared_store - see cli.h. */
 struct store *cli_shared_store(const struct config *cfg)
 {
-	struct store *st = NULL;
-	char *err = NULL;
-	if (access(cfg->db_path, F_OK) == 0)
-		return NULL; /* a file: SQLite's */
-	if (store_open(cfg->db_path, STORE_READONLY, &st, &err) < 0) {
-		free(err); /* no file, no database: what the caller does without a store says it */
-		return NULL;
-	}
-	if (store_shared(st) != 1) {
-		store_close(st);
-		return NULL;
-	}
-	return st;
+	return store_is_postgresql(cfg->db_path) ? cli_open_store_ro(cfg) : NULL;
 }
 
 /* cli_store_if_any - the store read-only when it exists; see cli.h. */
@@ -332,6 +320,11 @@ static int control(struct config *cfg, int argc, char **argv, enum control_actio
 		sb_release(&rep.err);
 		control_request_release(&req);
 		return rc;
+	}
+	if (store_is_postgresql(cfg->db_path)) {
+		/* its database cannot be read (said why): no daemon reads a control file for it */
+		control_request_release(&req);
+		return EXIT_FAILED;
 	}
 	struct spool sp;
 	if (spool_open(cfg->spool_dir, 1, &sp) < 0) {

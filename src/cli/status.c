@@ -201,14 +201,14 @@ static int add_node(const struct node_rec *n, void *arg)
 static int queue_json(const struct config *cfg, cJSON *doc, int64_t now_ms)
 {
 	struct stat sb;
-	struct store *st = NULL;
-	if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT && !(st = cli_shared_store(cfg))) {
+	if (!store_is_postgresql(cfg->db_path) && stat(cfg->db_path, &sb) < 0 && errno == ENOENT) {
 		cJSON_AddNullToObject(doc, "jobs");
 		cJSON_AddNullToObject(doc, "oldest_due");
 		cJSON_AddItemToObject(doc, "holds", cJSON_CreateArray());
 		return 1;
 	}
-	if (!st && !(st = cli_open_store_ro(cfg)))
+	struct store *st = cli_open_store_ro(cfg);
+	if (!st)
 		return -1;
 	int64_t counts[JS_COUNT], id = 0, due = 0, active = 0;
 	struct holds h = {cJSON_CreateArray(), now_ms};
@@ -326,8 +326,10 @@ static void print_text(const cJSON *doc, int64_t now_ms)
 		printf("%s\n", sb.buf);
 	}
 	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(doc, "jobs");
-	if (!cJSON_IsObject(jobs)) {
+	if (cJSON_IsNull(jobs)) {
 		printf("  jobs: none (no store yet)\n");
+	} else if (!jobs) {
+		printf("  jobs: unknown (the store cannot be read)\n"); /* queue_json said why */
 	} else {
 		sb_reset(&sb);
 		for (const cJSON *j = jobs->child; j; j = j->next)

@@ -13,7 +13,7 @@ int pg_store_open(const char *path, int flags, struct store **out, char **err_ou
 void pg_store_set_owner(const char *role, const char *spool);
 int pg_store_owner(const char *path, struct store_owner *out);
 
-/* store_is_postgresql - see store_ops.h. */
+/* store_is_postgresql - see store.h. */
 int store_is_postgresql(const char *path)
 {
 	return strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0 ||

@@ -109,7 +109,4 @@ struct store_ops {
 extern const struct store_ops sqlite_store_ops;
 extern const struct store_ops pg_store_ops;
 
-/* store_is_postgresql - path names a PostgreSQL database (a URI or a conninfo) */
-int store_is_postgresql(const char *path);
-
 #endif

@@ -195,6 +195,26 @@ def later_id_key():
             "the later id's key is logged as a duplicate")
 
 
+def unreachable_database():
+    """a database that does not answer: status says the store cannot be read (not that
+    there is none yet), and retry fails without leaving a control file no daemon reads"""
+    gone = Spool(emu.url, config={"db": f"postgresql://segspool:{PASSWORD}@127.0.0.1:1/x"})
+    try:
+        r = gone.cli("status")
+        out = r.stdout + r.stderr
+        outputs.append(out)
+        c.eq(r.returncode, 1, "status on an unreachable database: exit 1 (cannot read)")
+        c.check(b"cannot be read" in r.stdout and b"cannot connect" in r.stderr,
+                f"and says so: {out[-400:]!r}")
+        c.check(b"no store yet" not in r.stdout, "not that there is no store yet")
+        r = gone.cli("retry", "5")
+        outputs.append(r.stdout + r.stderr)
+        c.check(r.returncode != 0, f"retry fails: {r.returncode}")
+        c.eq(listdir(os.path.join(gone.spool, "control")), [], "and leaves no control file")
+    finally:
+        gone.cleanup()
+
+
 def no_password():
     c.eq(d.stop(), 0, "SIGTERM: the daemon exits 0")
     texts = {"daemon log": d.log_text().encode()}
@@ -217,7 +237,7 @@ try:
     if c.check(d.daemon.poll() is None, f"the daemon runs on the PostgreSQL store: "
                f"{d.log_text()[-600:]}"):
         c.run_parts([migrated_and_joined, mixed_batch, control_from_elsewhere, duplicate_key,
-                     later_id_key, no_password])
+                     later_id_key, unreachable_database, no_password])
 finally:
     d.cleanup()
     cli.cleanup()

@@ -274,9 +274,13 @@ def part_kill(seed=13, rounds=5, n=120):
             # kill nearer the end each round: a few jobs left, the last one, the commit
             # that ends it, the results file being written or just written
             until = [6, 3, 1, 0, 0][k % 5]
-            wait_for(lambda: (remaining() or (n, None))[0] is not None and
-                     (remaining()[0] <= until or remaining()[1] is not None),
-                     timeout=30, what=f"round {k}: the end of the batch near")
+
+            def near_end():
+                # read once: a read while the daemon migrates or writes may fail (None)
+                row = remaining()
+                return row is not None and row[0] is not None and (
+                    row[0] <= until or row[1] is not None)
+            wait_for(near_end, timeout=30, what=f"round {k}: the end of the batch near")
             time.sleep(rng.uniform(0, 0.05))
             s.daemon.send_signal(signal.SIGKILL)
             s.daemon.wait()

@@ -74,14 +74,21 @@ static void rate_note(struct rate_window *w, int64_t now_ms, int64_t value)
 		w->n++;
 }
 
-/* rate_per_s - the count's growth per second across the window; 0 before two readings
- * or when it has not grown. */
+/* rate_per_s - the count's growth per second across the window, from the last reading
+ * before it began to grow (a job that waited before its first page did not go slower
+ * for it); 0 before two readings or when it has not grown. */
 static double rate_per_s(const struct rate_window *w)
 {
 	if (w->n < 2)
 		return 0;
 	int last = (w->next + WATCH_SAMPLES - 1) % WATCH_SAMPLES;
 	int first = (w->next + WATCH_SAMPLES - w->n) % WATCH_SAMPLES;
+	for (int k = w->n - 2; k > 0; k--) {
+		int next = (first + 1) % WATCH_SAMPLES;
+		if (w->value[next] != w->value[first])
+			break;
+		first = next;
+	}
 	int64_t dt = w->at_ms[last] - w->at_ms[first];
 	int64_t dv = w->value[last] - w->value[first];
 	return dt > 0 && dv > 0 ? (double)dv * 1000.0 / (double)dt : 0;

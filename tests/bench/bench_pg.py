@@ -22,11 +22,19 @@ lines; asserts nothing.
    latency per claim of 16 and claims/s; (b) through the daemon: one daemon, limits
    off, 16 in flight: attempts/s over attempts 1,000..6,000 (BIG) and
    100..900 (SMALL).
+4. slow: one daemon, N createSource jobs ("output": false), limits off, no emulator
+   delay, its store reached through tests/pg/delayproxy.py adding BENCH_SLOW_MS (0,1,5)
+   ms each way (start-up undelayed; the delay from the drop on): calls/s (first
+   attempt's start to last attempt's end), the attempts' p50/p90 duration_ms (request
+   submitted to answer taken on the loop), and the daemon's sends to the database per
+   attempt (chunks through the proxy). A run not done within 60 + N/20 s prints its
+   figures so far ("finished": false).
 
 usage: python3 tests/bench/bench_pg.py [BUILD_DIR] [N=20000] [BIG=1000000] [SMALL=1000]
-env:   BENCH_REPEATS=1  BENCH_LEASE_S=20  BENCH_KILLS=10  BENCH_PARTS=throughput,rescue,claims
+env:   BENCH_REPEATS=1  BENCH_LEASE_S=20  BENCH_KILLS=10
+       BENCH_PARTS=throughput,rescue,claims,slow  BENCH_SLOW_MS=0,1,5
 A smoke run: python3 tests/bench/bench_pg.py build 2000 20000 1000 with BENCH_LEASE_S=6
-BENCH_KILLS=2."""
+BENCH_KILLS=2; of the slow part alone: BENCH_PARTS=slow ... build 500."""
 import json
 import os
 import signal
@@ -39,6 +47,7 @@ import time
 
 import benchenv  # first: the build and the harness's path  # noqa: F401
 from harness import Emulator, PgCluster, RssWatch, Spool, wait_for  # noqa: E402
+from delayproxy import DelayProxy  # noqa: E402  (tests/pg/, on the path by the harness)
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 BIG = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
@@ -46,7 +55,8 @@ SMALL = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 REPEATS = int(os.environ.get("BENCH_REPEATS", "1"))
 LEASE_S = int(os.environ.get("BENCH_LEASE_S", "20"))
 KILLS = int(os.environ.get("BENCH_KILLS", "10"))
-PARTS = os.environ.get("BENCH_PARTS", "throughput,rescue,claims").split(",")
+PARTS = os.environ.get("BENCH_PARTS", "throughput,rescue,claims,slow").split(",")
+SLOW_MS = [float(x) for x in os.environ.get("BENCH_SLOW_MS", "0,1,5").split(",")]
 BODY = {"enabled": True, "metadataId": "IqDTy1TpoU", "disconnectAllWarehouses": True}
 QUIET = {"endpoint_limits": False, "rate": "off", "log_level": "warn",
          "http": {"max_in_flight": 16}}
@@ -308,10 +318,69 @@ def claims():
         emu.stop()
 
 
+def pct(values, p):
+    """the nearest-rank p-th percentile of values, or None"""
+    v = sorted(values)
+    return v[max(0, min(len(v) - 1, -(-len(v) * p // 100) - 1))] if v else None
+
+
+def slow_run(emu, proxy, delay_ms):
+    """N creates by one daemon whose store is delay_ms away each way"""
+    uri = cluster.create_db("slow")
+    proxy.set_delay(0)
+    s = Spool(emu.url, config=dict(QUIET, db=uri.replace(f":{cluster.port}/",
+                                                         f":{proxy.port}/")))
+    try:
+        start(s, uri)
+        proxy.set_delay(delay_ms)
+        sends = proxy.chunks_up
+        t0 = time.monotonic()
+        s.drop_jobs("slow.jsonl", [{"op": "createSource", "output": False,
+                                    "params": dict(BODY, slug=f"slow-{delay_ms}-{i}")}
+                                   for i in range(N)])
+        try:
+            wait_for(lambda: pgv(uri, "SELECT count(*) FROM jobs WHERE state = 3") == N,
+                     timeout=60 + N / 20, step=0.2, what="every create succeeded")
+            finished = True
+        except TimeoutError:
+            finished = False
+            s.stop(signal.SIGKILL)
+        wall = time.monotonic() - t0
+        sends = proxy.chunks_up - sends
+        durs = [int(r[0]) for r in cluster.sql("SELECT duration_ms FROM attempts WHERE "
+                                               "duration_ms IS NOT NULL", uri=uri)]
+        first, last, calls = cluster.sql(span_sql(), uri=uri)[0]
+        calls = int(calls)
+        span = (int(last) - int(first)) / 1000.0 if calls else 0
+        return {"bench": "pg-slow", "db_delay_ms_each_way": delay_ms, "n": N,
+                "finished": finished, "calls": calls,
+                "calls_per_sec": round(calls / span) if span > 0 else None,
+                "duration_ms_p50": pct(durs, 50), "duration_ms_p90": pct(durs, 90),
+                "duration_ms_max": max(durs, default=None),
+                "db_sends_per_attempt": round(sends / calls, 1) if calls else None,
+                "wall_from_drop_s": round(wall, 2)}
+    finally:
+        s.cleanup()
+        cluster.sql(f'DROP DATABASE "{uri.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def slow():
+    emu = Emulator()
+    proxy = DelayProxy(cluster.port, 0, target_host=cluster.parts.hostname)
+    proxy.start()
+    try:
+        for ms in SLOW_MS:
+            emu.admin("/__emu/reset", {})
+            out(slow_run(emu, proxy, ms))
+    finally:
+        proxy.stop()
+        emu.stop()
+
+
 try:
     for part in PARTS:
         t0 = time.monotonic()
-        {"throughput": throughput, "rescue": rescue, "claims": claims}[part]()
+        {"throughput": throughput, "rescue": rescue, "claims": claims, "slow": slow}[part]()
         print(f"# {part}: {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
 finally:
     cluster.stop()

@@ -66,6 +66,7 @@ struct config {
 	 * HOSTNAME:SPOOL, set by config_finish) and its lease, renewed by its heartbeat */
 	char *node;
 	int64_t lease_ms;
+	int pipeline; /* PostgreSQL: the daemon's writes pipelined, its commits answered later */
 };
 
 void config_init(struct config *cfg);

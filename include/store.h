@@ -528,4 +528,38 @@ int store_wakeup_drain(struct store *st);
  * (cancel_requested, set from any machine); caller frees *ids. */
 int store_cancels_pending(struct store *st, int64_t **ids, size_t *n);
 
+/* --- an asynchronous store: PostgreSQL's pipeline on the daemon's loop ---------------- */
+
+/* After store_async_start, the store's writes go out without waiting for the database:
+ * a write's answer, and the check it carries (a job still ours, an attempt still open),
+ * is read when it comes, and a failure fails the open transaction and every later call
+ * (store_errmsg says what failed first: the daemon's node starts again). store_commit
+ * then only sends the commit: it is durable once store_async_poll has said
+ * STORE_ASYNC_COMMITTED for it and store_commits_pending is back to 0; a transaction may
+ * be begun and written meanwhile, its commit sent once the one before is answered.
+ * store_claim_due hands out the rows of the claim it sent at an earlier call, and sends
+ * the next one when it has none (store_async_poll says STORE_ASYNC_CLAIMED when they
+ * come); store_next_due_ms is what that claim saw; store_files_results_due the files the
+ * last commit left due; store_cancels_pending the answer to its previous call
+ * (STORE_ASYNC_CANCELS when it names any); store_rescue sends its sweep and says how
+ * many jobs it took back in the log when the answer comes (it returns 0). Reads that remain (rare
+ * ones: a stored result, references) wait for their answer, and for every one before it. The SQLite
+ * store has no pipeline: store_async_start returns -1 and nothing changes. */
+enum {
+	STORE_ASYNC_COMMITTED = 1, /* a commit was answered: it is durable */
+	STORE_ASYNC_CLAIMED = 2,   /* rows of a claim came */
+	STORE_ASYNC_FILES = 4,     /* a commit left files whose jobs have all ended */
+	STORE_ASYNC_CANCELS = 8,   /* a user asked to cancel jobs this node runs */
+};
+int store_async_start(struct store *st);       /* 0, or -1 when the store has no pipeline */
+int store_async_fd(struct store *st);          /* the socket to watch, -1 without a pipeline */
+int store_async_wants_write(struct store *st); /* 1 while what was sent is not all out */
+/* store_async_poll - reads what has come and sends what it can, never waiting: the
+ * STORE_ASYNC_* seen since the last call (also those a waiting read came across), or -1
+ * when something failed (store_errmsg). */
+int store_async_poll(struct store *st);
+/* store_async_wait - waits until every commit sent is answered: 0, or -1. */
+int store_async_wait(struct store *st);
+int store_commits_pending(struct store *st); /* commits sent, not answered (SQLite: 0) */
+
 #endif

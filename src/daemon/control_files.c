@@ -21,6 +21,8 @@ void cancel_running(struct daemon *d, int64_t id)
 	struct run *r = run_find(d, id);
 	if (r && r->xfer)
 		http_cancel(d->http, r->xfer);
+	else if (r && r->gated)
+		r->gated_cancel = 1; /* answered "cancelled" once its commit is, never sent */
 	else if (r)
 		end_job(r, JS_CANCELLED, NULL, "cancelled by the user");
 	else {

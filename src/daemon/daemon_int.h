@@ -94,6 +94,13 @@ struct run {
 	struct run *held_next;
 	struct reconcile *rc; /* looking before a resend (reconcile.c), or NULL */
 	char *resolved; /* its references' values ({"/sourceId": ...}) for the attempt, or NULL */
+	/* an asynchronous store (async.c): the request waits for the commit that records its
+	 * attempt, 1 while that is the open transaction, 2 once its commit is sent; counted
+	 * in flight meanwhile. Cancelled before it went (by the user, or a stop's grace):
+	 * gated_cancel, and it is answered "cancelled" without going at all. */
+	int gated;
+	struct built_request *gated_req;
+	int gated_cancel;
 };
 
 struct daemon {
@@ -145,6 +152,9 @@ struct daemon {
 	int shared;
 	ev_timer heartbeat, reconnect;
 	ev_io wakeup_io;
+	ev_io async_io; /* the store's socket, when its commits are answered later (async.c) */
+	int async;
+	int ngated; /* requests waiting for their commit's answer (in ninflight too) */
 	int64_t reconnect_ms;
 	int rescue_due, cancels_due; /* for the next transaction */
 	int reset_needed;            /* the lease or the connection was lost: start again */
@@ -191,6 +201,22 @@ void add_last_answer(struct run *r, struct strbuf *out);
 
 /* send.c */
 void send_now(struct run *r, const struct token *tok);
+/* send_gated - a request whose attempt's commit was answered: it goes now */
+void send_gated(struct run *r);
+/* send_room - requests that may start now: the HTTP client's room, less those waiting
+ * for their commit */
+int send_room(const struct daemon *d);
+
+/* async.c */
+void async_init(struct daemon *d);
+void async_start(struct daemon *d); /* after a join: the pipeline, if the store has one */
+void async_stop(struct daemon *d);
+/* async_settle - what the store answered: a commit's answer sends its requests; -1 when
+ * it failed (node_lost said why), else the STORE_ASYNC_* seen */
+int async_settle(struct daemon *d);
+/* async_committing - the commit just sent records the open transaction's requests */
+void async_committing(struct daemon *d);
+void async_watch(struct daemon *d); /* the socket watched for writing while bytes wait */
 
 /* outcome.c */
 void record_held(struct daemon *d);

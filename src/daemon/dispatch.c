@@ -186,7 +186,7 @@ void send_or_hold(struct run *r)
 		hold_for_limit(r, wait, rl_bucket_key(holder), now);
 		return;
 	}
-	if (http_capacity(d->http) <= 0) {
+	if (send_room(d) <= 0) {
 		r->hold_until_ms = now + 1;
 		return;
 	}
@@ -296,7 +296,7 @@ void dispatch(struct daemon *d)
 	struct job_row rows[64];
 	for (;;) {
 		int room = d->cfg->max_in_flight - d->nruns;
-		if (room <= 0 || http_capacity(d->http) <= 0)
+		if (room <= 0 || send_room(d) <= 0)
 			break;
 		if (room > (int)ARRAY_SIZE(rows))
 			room = (int)ARRAY_SIZE(rows);

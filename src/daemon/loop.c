@@ -149,6 +149,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
+	if (async_settle(d) < 0) {
+		node_reset(d);
+		return;
+	}
 	if (needs_store(d) && txn_try(d) < 0) {
 		busy_rearm(d);
 		return;
@@ -191,9 +195,15 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 			return;
 		}
 	}
+	/* answers a waiting read came across (the socket will not say so again) */
+	int settled = async_settle(d);
+	if (d->reset_needed) {
+		node_reset(d);
+		return;
+	}
 	int64_t now = clock_wall_ms();
 	ev_timer_stop(loop, &d->tick);
-	int64_t wake = d->pending.head < d->pending.n ? 0 : next_wake_ms(d, now);
+	int64_t wake = d->pending.head < d->pending.n || settled > 0 ? 0 : next_wake_ms(d, now);
 	ev_timer_set(&d->tick, (double)wake / 1000.0, 0.);
 	ev_timer_start(loop, &d->tick);
 }
@@ -245,6 +255,8 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
 		if (r->xfer) {
 			r->interrupt = 1;
 			http_cancel(d->http, r->xfer);
+		} else if (r->gated) {
+			r->interrupt = r->gated_cancel = 1; /* never sent: its commit says so */
 		}
 	}
 }
@@ -255,7 +267,7 @@ static void requeue_idle_runs(struct daemon *d)
 {
 	for (struct run *r = d->runs, *next; r; r = next) {
 		next = r->next;
-		if (!r->xfer && !r->held) {
+		if (!r->xfer && !r->held && !r->gated) {
 			if (store_job_requeue(d->st, r->row.id, "daemon stopping",
 			                      clock_wall_ms()) < 0)
 				write_failed(d, r->row.id, "requeue");
@@ -451,6 +463,8 @@ static int open_all(struct daemon *d)
 	if (!d->shared) /* a shared store's buckets are its own (store_bucket_take) */
 		restore_buckets(d);
 	store_set_busy_timeout(d->st, STORE_WAIT_MS(d)); /* from here the loop must run on */
+	if (d->shared)
+		async_start(d);
 	d->http = http_open(d);
 	if (!d->http)
 		return error("cannot start the HTTP client");
@@ -568,8 +582,16 @@ int daemon_run(struct config *cfg, int until_idle)
 	notify_end(&d);
 	d.stopping = 1; /* the last commit saves the rate-limit buckets whatever their age */
 	node_stop(&d);
-	if (d.st && !d.reset_needed)
-		commit(&d);
+	if (d.st && !d.reset_needed) {
+		/* the commit in flight answered, then the last one sent and answered */
+		if (store_async_wait(d.st) == 0)
+			commit(&d);
+		if (store_async_wait(d.st) < 0)
+			logmsg(LOG_ERROR,
+			       "the last commit failed: %s (its jobs run again at the next start)",
+			       store_errmsg(d.st));
+	}
+	async_stop(&d);
 	if (d.st)
 		summary(&d);
 	metrics_file_stop(&d);

@@ -35,6 +35,11 @@ static int add_expired(const struct node_rec *n, void *arg)
 static void rescue(struct daemon *d, const char *when)
 {
 	struct strbuf names = STRBUF_INIT;
+	if (d->async) { /* sent; the store says what it took back when the answer comes */
+		if (store_rescue(d->st, clock_wall_ms()) < 0)
+			write_failed(d, 0, "take back the jobs of expired leases");
+		return;
+	}
 	/* without the names the log says less; the rescue says whether the store is there */
 	if (store_nodes_foreach(d->st, add_expired, &names) < 0)
 		sb_reset(&names);
@@ -121,6 +126,7 @@ void node_init(struct daemon *d)
 	d->wakeup_io.data = d;
 	ev_timer_init(&d->reconnect, on_reconnect, 0., 0.);
 	d->reconnect.data = d;
+	async_init(d);
 	sb_init(&d->lost_why, 0);
 }
 
@@ -201,6 +207,7 @@ static int reconnect(struct daemon *d)
 		return -1;
 	}
 	store_set_busy_timeout(d->st, STORE_WAIT_MS(d));
+	async_start(d);
 	/* what the dropped transaction held is done again: files still in incoming/ are
 	 * ingested anew, results files looked for, the rescued jobs claimed by someone */
 	d->scan_needed = 1;
@@ -235,6 +242,7 @@ void node_reset(struct daemon *d)
 	       "as a new node",
 	       d->lost_why.buf, inflight, held, d->cfg->db_name);
 	node_stop(d);
+	async_stop(d); /* the requests waiting for a commit are dropped with their runs */
 	/* nothing more goes out under the old node: every transfer dropped, no callback */
 	http_free(d->http);
 	d->http = http_open(d);

@@ -37,6 +37,10 @@ void run_free(struct run *r)
 		r->next->prev = r->prev;
 	d->nruns--;
 	free(r->resolved);
+	if (r->gated_req) { /* dropped at a reset before its commit was answered */
+		built_request_release(r->gated_req);
+		free(r->gated_req);
+	}
 	if (r->held) {
 		struct run **p = &d->held_head, *prev = NULL;
 		while (*p && *p != r)

@@ -3,6 +3,7 @@
 #include "daemon_int.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,103 @@ static void request_line(struct strbuf *out, const char *method, const char *url
 	sb_adds(out, strncmp(url, base, blen) == 0 ? url + blen : url);
 }
 
-/* send_now - builds the request, records the attempt, submits it. */
+/* submit - the request to the HTTP client; one it refuses waits a second, its attempt
+ * closed "retry". */
+static void submit(struct run *r, const struct built_request *req, const struct token *tok)
+{
+	struct daemon *d = r->d;
+	struct http_request hr = {
+	    .method = req->method,
+	    .url = req->url.buf,
+	    .body = req->has_body ? req->body.buf : NULL,
+	    .body_len = req->has_body ? req->body.len : 0,
+	    .media_type = req->media_type,
+	    .bearer_token = tok->value.buf,
+	};
+	if (http_submit(d->http, &hr, on_response, r, &r->xfer) < 0) {
+		struct attempt_end ae = {.outcome = "retry",
+		                         .error = "request refused locally",
+		                         .retry_after_ms = -1,
+		                         .rl_remaining = -1,
+		                         .request = r->request.buf};
+		txn(d); /* a gated request goes after its commit, outside any transaction */
+		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
+			write_failed(d, r->row.id, "record an attempt");
+		metrics_attempt(d->metrics, ae.outcome, 0, 0, 1);
+		log_job(LOG_WARN, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
+		        "job %lld: the request could not be started; trying again in 1 s",
+		        (long long)r->row.id);
+		wait_job(r, clock_wall_ms() + 1000, 0, JW_BACKOFF,
+		         "the request could not be started");
+		return;
+	}
+	d->ninflight++;
+}
+
+/* send_room - see daemon_int.h. */
+int send_room(const struct daemon *d)
+{
+	return http_capacity(d->http) - d->ngated;
+}
+
+/* send_gated - see daemon_int.h: cancelled meanwhile, it is answered so without going. */
+void send_gated(struct run *r)
+{
+	struct daemon *d = r->d;
+	struct built_request *req = r->gated_req;
+	r->gated_req = NULL;
+	r->gated = 0;
+	d->ngated--;
+	d->ninflight--; /* counted again by submit, or by the answer below */
+	if (r->gated_cancel && r->interrupt) {
+		/* the stop's grace ran out before it went: it was never sent */
+		struct attempt_end ae = {.outcome = "interrupted",
+		                         .error = "daemon stopped before the request went",
+		                         .retry_after_ms = -1,
+		                         .rl_remaining = -1,
+		                         .request = r->request.buf};
+		txn(d);
+		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
+			write_failed(d, r->row.id, "record an attempt");
+		if (store_job_requeue(d->st, r->row.id,
+		                      "daemon stopped before the request went; will be sent",
+		                      clock_wall_ms()) < 0)
+			write_failed(d, r->row.id, "requeue");
+		run_free(r);
+	} else if (r->gated_cancel) {
+		struct http_response resp = {.error = HTTP_ERR_CANCELLED, .rl_remaining = -1};
+		snprintf(resp.errmsg, sizeof(resp.errmsg), "cancelled before it was sent");
+		sb_init(&resp.body, 0);
+		d->ninflight++;
+		on_response(&resp, r);
+		sb_release(&resp.body);
+	} else {
+		const char *ws = r->job.workspace;
+		struct token *tok = NULL;
+		for (size_t i = 0; i < d->ntokens && !tok; i++)
+			if (strcmp(d->tokens[i].workspace, ws) == 0)
+				tok = &d->tokens[i];
+		if (tok && tok->ok) {
+			submit(r, req, tok);
+		} else { /* forgotten by a SIGHUP meanwhile: admitted again, with the new one */
+			txn(d);
+			struct attempt_end ae = {
+			    .outcome = "retry",
+			    .error = "the token was read again before the request went",
+			    .retry_after_ms = -1,
+			    .rl_remaining = -1,
+			    .request = r->request.buf};
+			if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
+				write_failed(d, r->row.id, "record an attempt");
+			r->hold_until_ms = clock_wall_ms();
+		}
+	}
+	built_request_release(req);
+	free(req);
+}
+
+/* send_now - builds the request, records the attempt, submits it (with an asynchronous
+ * store, once the commit that records the attempt is answered). */
 void send_now(struct run *r, const struct token *tok)
 {
 	struct daemon *d = r->d;
@@ -57,31 +154,18 @@ void send_now(struct run *r, const struct token *tok)
 	}
 	if (r->resolved && store_attempt_resolved(d->st, r->attempt_id, r->resolved) < 0)
 		write_failed(d, r->row.id, "record an attempt's references");
-	struct http_request hr = {
-	    .method = req.method,
-	    .url = req.url.buf,
-	    .body = req.has_body ? req.body.buf : NULL,
-	    .body_len = req.has_body ? req.body.len : 0,
-	    .media_type = req.media_type,
-	    .bearer_token = tok->value.buf,
-	};
-	if (http_submit(d->http, &hr, on_response, r, &r->xfer) < 0) {
-		struct attempt_end ae = {.outcome = "retry",
-		                         .error = "request refused locally",
-		                         .retry_after_ms = -1,
-		                         .rl_remaining = -1,
-		                         .request = r->request.buf};
-		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
-			write_failed(d, r->row.id, "record an attempt");
-		metrics_attempt(d->metrics, ae.outcome, 0, 0, 1);
-		log_job(LOG_WARN, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
-		        "job %lld: the request could not be started; trying again in 1 s",
-		        (long long)r->row.id);
-		wait_job(r, clock_wall_ms() + 1000, 0, JW_BACKOFF,
-		         "the request could not be started");
-		goto out;
+	if (d->async) {
+		/* the attempt is not recorded before its commit is answered: kept till then */
+		r->gated_req = xmalloc(sizeof(*r->gated_req));
+		*r->gated_req = req;
+		r->gated = 1;
+		r->gated_cancel = 0;
+		d->ngated++;
+		d->ninflight++;
+		sb_release(&err);
+		return;
 	}
-	d->ninflight++;
+	submit(r, &req, tok);
 out:
 	built_request_release(&req);
 	sb_release(&err);

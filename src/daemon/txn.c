@@ -152,6 +152,8 @@ void commit(struct daemon *d)
 	int64_t now = clock_wall_ms();
 	if (d->reset_needed || !d->st)
 		return; /* the prepare starts the node again: nothing of this batch is kept */
+	if (d->async && store_commits_pending(d->st) > 0)
+		return; /* one commit in flight: this transaction goes on until it is answered */
 	if (!d->shared && d->buckets_dirty &&
 	    (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping) && txn_try(d) == 0) {
 		rl_foreach(d->rl, save_bucket, d);
@@ -182,7 +184,20 @@ void commit(struct daemon *d)
 			    "files stay in incoming/)",
 			    d->cfg->db_name, store_errmsg(d->st));
 		d->in_txn = 0;
+		if (d->async)
+			async_committing(d);
 	}
+	if (d->async && (d->archive.n || d->results_pending)) {
+		/* files leave incoming/, and results files are written, once their commit is
+		 * answered: rare enough to wait for here */
+		if (store_async_wait(d->st) < 0) {
+			node_lost(d, "cannot commit: %s", store_errmsg(d->st));
+			return;
+		}
+		async_settle(d);
+	}
+	if (d->async && store_commits_pending(d->st) > 0)
+		return;
 	archive_committed(d);
 	results_write(d); /* from the committed rows, never before the commit */
 }

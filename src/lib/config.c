@@ -22,6 +22,7 @@ void config_init(struct config *cfg)
 	cfg->rate_per_sec = 10;
 	cfg->burst = 10;
 	cfg->endpoint_limits = 1;
+	cfg->pipeline = 1;
 	cfg->max_in_flight = 16;
 	cfg->connect_timeout_ms = 10000;
 	cfg->timeout_ms = 60000;
@@ -146,7 +147,7 @@ static const char *const top_fields[] = {
     "http",       "retry",       "grace_ms",     "archive",
     "rescan_ms",  "claim_batch", "log_level",    "max_server_wait",
     "max_pages",  "comment",     "metrics_file", "node",
-    "lease_s"};
+    "lease_s",    "pipeline"};
 
 static int check_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
                         const char *path, struct strbuf *err)
@@ -311,6 +312,11 @@ static int load_root(struct config *cfg, const cJSON *root, const char *path, st
 		if (!cJSON_IsBool(v))
 			return bad(err, path, "/endpoint_limits", "true or false");
 		cfg->endpoint_limits = cJSON_IsTrue(v);
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "pipeline"))) {
+		if (!cJSON_IsBool(v))
+			return bad(err, path, "/pipeline", "true or false");
+		cfg->pipeline = cJSON_IsTrue(v);
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "archive"))) {
 		if (!cJSON_IsString(v) ||

@@ -61,10 +61,10 @@ static void add_oneline(struct strbuf *sb, const char *msg)
 	}
 }
 
-/* set_server_err - "cannot WHAT: the server's message" (WHAT as given when it already says
+/* pg_server_err - "cannot WHAT: the server's message" (WHAT as given when it already says
  * "cannot"), st->busy for a lock timeout, deadlock or serialization failure, and the
  * connection's loss said as such. */
-static void set_server_err(struct store *st, PGconn *conn, const PGresult *r, const char *what)
+void pg_server_err(struct store *st, PGconn *conn, const PGresult *r, const char *what)
 {
 	sb_reset(&st->err);
 	if (strncmp(what, "cannot ", 7) != 0)
@@ -207,34 +207,57 @@ static int find_prepared(const struct pg_conn *c, const char *sql, uint64_t h)
 	return -1;
 }
 
+/* statement_slot - the slot of sql's prepared statement on c, prepared first when new
+ * (in the pipeline, sent without waiting: its answer is read in turn); -1 when it runs
+ * unprepared (PG_STMTS_MAX are), -2 on error. */
+static int statement_slot(struct store *st, struct pg_conn *c, const char *sql, const char *what)
+{
+	char name[16];
+	uint64_t h = fnv1a64(sql, FNV1A64_INIT);
+	int i = find_prepared(c, sql, h);
+	if (i >= 0 || c->nprepared >= PG_STMTS_MAX)
+		return i;
+	i = c->nprepared;
+	snprintf(name, sizeof(name), "s%d", i);
+	/* the parameters' types are the server's guess from the text ($1::bigint where it
+	 * cannot tell) */
+	if (c == &st->main && st->pipe.on) {
+		if (!PQsendPrepare(c->conn, name, sql, 0, NULL)) {
+			pg_server_err(st, c->conn, NULL, what);
+			pg_pipe_fail(st, NULL);
+			return -2;
+		}
+		pg_pipe_pushed(st, PG_PEND_PREPARE, what);
+	} else {
+		PGresult *r = PQprepare(c->conn, name, sql, 0, NULL);
+		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			pg_server_err(st, c->conn, r, what);
+			PQclear(r);
+			return -2;
+		}
+		PQclear(r);
+	}
+	c->prepared[i] = sql;
+	c->hash[i] = h;
+	c->nprepared++;
+	return i;
+}
+
 /* query_on - pg_query on connection c: the statement prepared on it once, as "sN"; once
  * PG_STMTS_MAX are, others run unprepared. */
 static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
                           const struct pg_params *p, const char *what)
 {
 	char name[16];
+	if (c == &st->main && st->pipe.on)
+		return pg_pipe_wait(st, sql, p, what);
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
-		set_server_err(st, c->conn, NULL, what);
+		pg_server_err(st, c->conn, NULL, what);
 		return NULL;
 	}
-	uint64_t h = fnv1a64(sql, FNV1A64_INIT);
-	int i = find_prepared(c, sql, h);
-	if (i < 0 && c->nprepared < PG_STMTS_MAX) {
-		i = c->nprepared;
-		snprintf(name, sizeof(name), "s%d", i);
-		/* the parameters' types are the server's guess from the text ($1::bigint
-		 * where it cannot tell) */
-		PGresult *r = PQprepare(c->conn, name, sql, 0, NULL);
-		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
-			set_server_err(st, c->conn, r, what);
-			PQclear(r);
-			return NULL;
-		}
-		PQclear(r);
-		c->prepared[i] = sql;
-		c->hash[i] = h;
-		c->nprepared++;
-	}
+	int i = statement_slot(st, c, sql, what);
+	if (i < -1)
+		return NULL;
 	snprintf(name, sizeof(name), "s%d", i);
 	int n = p ? p->n : 0;
 	const char *const *v = p ? p->v : NULL;
@@ -243,9 +266,54 @@ static PGresult *query_on(struct store *st, struct pg_conn *c, const char *sql,
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
 		return r;
-	set_server_err(st, c->conn, r, what);
+	pg_server_err(st, c->conn, r, what);
 	PQclear(r);
 	return NULL;
+}
+
+/* pg_pipe_send - see pg_int.h. */
+int pg_pipe_send(struct store *st, const char *sql, const struct pg_params *p, enum pg_pend kind,
+                 const char *what)
+{
+	struct pg_conn *c = &st->main;
+	char name[16];
+	if (st->pipe.failed)
+		return -1;
+	int i = statement_slot(st, c, sql, what);
+	if (i < -1)
+		return -1;
+	snprintf(name, sizeof(name), "s%d", i);
+	int n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	int sent = i >= 0 ? PQsendQueryPrepared(c->conn, name, n, v, NULL, NULL, 0)
+	                  : PQsendQueryParams(c->conn, sql, n, NULL, v, NULL, NULL, 0);
+	if (!sent) {
+		pg_server_err(st, c->conn, NULL, what);
+		return pg_pipe_fail(st, NULL);
+	}
+	pg_pipe_pushed(st, kind, what);
+	return 0;
+}
+
+/* pg_pipe_send_text - see pg_int.h. */
+int pg_pipe_send_text(struct store *st, const char *sql, enum pg_pend kind, const char *what)
+{
+	if (st->pipe.failed)
+		return -1;
+	if (!PQsendQueryParams(st->main.conn, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+		pg_server_err(st, st->main.conn, NULL, what);
+		return pg_pipe_fail(st, NULL);
+	}
+	pg_pipe_pushed(st, kind, what);
+	return 0;
+}
+
+/* pg_write - see pg_int.h. */
+int pg_write(struct store *st, const char *sql, const struct pg_params *p, const char *what)
+{
+	if (st->pipe.on)
+		return pg_pipe_send(st, sql, p, PG_PEND_WRITE, what);
+	return pg_run(st, sql, p, what) < 0 ? -1 : 0;
 }
 
 /* pg_query - see pg_int.h. */
@@ -283,7 +351,7 @@ int64_t pg_run(struct store *st, const char *sql, const struct pg_params *p, con
 static int exec_on(struct store *st, PGconn *conn, const char *sql, const char *what)
 {
 	if (!conn || PQstatus(conn) == CONNECTION_BAD) {
-		set_server_err(st, conn, NULL, what);
+		pg_server_err(st, conn, NULL, what);
 		return -1;
 	}
 	PGresult *r = PQexec(conn, sql);
@@ -292,7 +360,7 @@ static int exec_on(struct store *st, PGconn *conn, const char *sql, const char *
 		PQclear(r);
 		return 0;
 	}
-	set_server_err(st, conn, r, what);
+	pg_server_err(st, conn, r, what);
 	PQclear(r);
 	return -1;
 }
@@ -300,13 +368,28 @@ static int exec_on(struct store *st, PGconn *conn, const char *sql, const char *
 /* pg_exec_text - see pg_int.h. */
 int pg_exec_text(struct store *st, const char *sql, const char *what)
 {
-	return exec_on(st, st->main.conn, sql, what);
+	if (!st->pipe.on)
+		return exec_on(st, st->main.conn, sql, what);
+	/* in the pipeline, the transaction's state is ours to follow: libpq learns it only
+	 * at a sync point */
+	if (strncmp(sql, "BEGIN", 5) == 0)
+		st->pipe.txn = 1;
+	else if (strcmp(sql, "ROLLBACK") == 0)
+		st->pipe.txn = 0;
+	return pg_pipe_send_text(st, sql, PG_PEND_WRITE, what);
 }
 
 /* quiet_exec - SQL for cleanup (a rollback after a failure): the error already recorded
  * is the one kept. */
 static void quiet_exec(struct store *st, const char *sql)
 {
+	if (st->pipe.on) {
+		if (strcmp(sql, "ROLLBACK") == 0)
+			st->pipe.txn = 0;
+		if (!st->pipe.failed) /* after a failure, the node starts again: nothing to undo */
+			pg_pipe_send_text(st, sql, PG_PEND_WRITE, "roll back");
+		return;
+	}
 	if (st->main.conn && PQstatus(st->main.conn) == CONNECTION_OK)
 		PQclear(PQexec(st->main.conn, sql));
 }
@@ -329,6 +412,8 @@ static int set_lock_timeout(PGconn *conn, int ms)
 static void txn_over(struct store *st)
 {
 	PGconn *conn = st->main.conn;
+	if (st->pipe.on)
+		return; /* store_set_busy_timeout sends its SET in the pipeline, in turn */
 	if (!st->timeout_undone || !conn || PQstatus(conn) != CONNECTION_OK)
 		return;
 	PGTransactionStatusType ts = PQtransactionStatus(conn);
@@ -343,12 +428,12 @@ static void txn_over(struct store *st)
 static int query_value(struct store *st, const char *sql, const char *what, int64_t *out)
 {
 	if (!st->main.conn || PQstatus(st->main.conn) == CONNECTION_BAD) {
-		set_server_err(st, st->main.conn, NULL, what);
+		pg_server_err(st, st->main.conn, NULL, what);
 		return -1;
 	}
 	PGresult *r = PQexec(st->main.conn, sql);
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		set_server_err(st, st->main.conn, r, what);
+		pg_server_err(st, st->main.conn, r, what);
 		PQclear(r);
 		return -1;
 	}
@@ -365,6 +450,8 @@ static int query_value(struct store *st, const char *sql, const char *what, int6
  * aborted (it takes a ROLLBACK still). */
 static int in_transaction(const struct store *st)
 {
+	if (st->pipe.on)
+		return st->pipe.txn;
 	PGTransactionStatusType ts =
 	    st->main.conn ? PQtransactionStatus(st->main.conn) : PQTRANS_UNKNOWN;
 	return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_ACTIVE;
@@ -373,6 +460,8 @@ static int in_transaction(const struct store *st)
 /* aborted - the open transaction saw an error: PostgreSQL runs nothing more in it. */
 static int aborted(const struct store *st)
 {
+	if (st->pipe.on)
+		return st->pipe.failed;
 	return st->main.conn && PQtransactionStatus(st->main.conn) == PQTRANS_INERROR;
 }
 
@@ -381,10 +470,23 @@ static const char notify_sql[] = "SELECT pg_notify($1, '')";
 /* commit_txn - commits the open transaction, first announcing work when it made jobs due
  * (NOTIFY is delivered at COMMIT, so listeners never see uncommitted jobs). On failure
  * the transaction is rolled back. 0 or -1. */
-static int commit_body(struct store *st)
+static int commit_body(struct store *st, int wait)
 {
 	int notify = st->notify_pending;
 	st->notify_pending = 0;
+	if (st->pipe.on) {
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_text(&p, st->channel);
+		if (st->pipe.failed)
+			return -1;
+		if (notify &&
+		    pg_pipe_send(st, notify_sql, &p, PG_PEND_WRITE, "announce new work") < 0)
+			return -1;
+		if (st->node_name && pg_files_due_send(st) < 0)
+			return -1;
+		return pg_pipe_commit(st, wait);
+	}
 	if (aborted(st)) {
 		/* COMMIT would answer "ROLLBACK" without an error: say it */
 		quiet_exec(st, "ROLLBACK");
@@ -412,19 +514,19 @@ static int commit_body(struct store *st)
 		if (s == PGRES_COMMAND_OK)
 			pg_fail(st, "cannot commit: the server rolled the transaction back");
 		else
-			set_server_err(st, st->main.conn, r, "commit");
+			pg_server_err(st, st->main.conn, r, "commit");
 		PQclear(r);
 	} else {
-		set_server_err(st, st->main.conn, NULL, "commit");
+		pg_server_err(st, st->main.conn, NULL, "commit");
 	}
 	if (in_transaction(st))
 		quiet_exec(st, "ROLLBACK");
 	return -1;
 }
 
-static int commit_txn(struct store *st)
+static int commit_txn(struct store *st, int wait)
 {
-	int rc = commit_body(st);
+	int rc = commit_body(st, wait);
 	txn_over(st);
 	return rc;
 }
@@ -452,7 +554,7 @@ int store_commit(struct store *st)
 		st->notify_pending = 0;
 		return pg_fail(st, "cannot commit: no transaction is open");
 	}
-	return commit_txn(st);
+	return commit_txn(st, 0); /* in the pipeline, answered later (store_async_poll) */
 }
 
 /* store_rollback - undoes the caller's transaction; a no-op when none is open. */
@@ -524,7 +626,7 @@ int pg_op_begin(struct store *st, enum pg_wrap *how)
 		               "more of it is written");
 	if (st->caller_txn && !in_transaction(st)) {
 		if (!st->main.conn || PQstatus(st->main.conn) == CONNECTION_BAD) {
-			set_server_err(st, st->main.conn, NULL, "write");
+			pg_server_err(st, st->main.conn, NULL, "write");
 			return -1;
 		}
 		return pg_fail(st, "the batch's transaction ended after an earlier error; nothing "
@@ -556,7 +658,7 @@ int pg_op_end(struct store *st, enum pg_wrap how, int rc)
 		return rc;
 	if (rc >= 0) {
 		if (how == PG_OWN_TXN)
-			return commit_txn(st) == 0 ? rc : -1;
+			return commit_txn(st, 1) == 0 ? rc : -1;
 		if (pg_exec_text(st, "RELEASE SAVEPOINT pg_op", "commit") == 0)
 			return rc;
 		rc = -1;
@@ -667,7 +769,7 @@ static int durable_commits(struct store *st, PGconn *conn)
 	PGresult *r = PQexec(conn, "SELECT setting, source FROM pg_catalog.pg_settings "
 	                           "WHERE name = 'synchronous_commit'");
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		set_server_err(st, conn, r, "read synchronous_commit");
+		pg_server_err(st, conn, r, "read synchronous_commit");
 		PQclear(r);
 		return -1;
 	}
@@ -767,7 +869,7 @@ int store_wakeup_drain(struct store *st)
 	if (!conn)
 		return 0;
 	if (!PQconsumeInput(conn)) {
-		set_server_err(st, conn, NULL, "read announcements of new work");
+		pg_server_err(st, conn, NULL, "read announcements of new work");
 		if (PQstatus(conn) != CONNECTION_BAD) {
 			sb_adds(&st->err, " (");
 			add_oneline(&st->err, PQerrorMessage(conn));
@@ -788,11 +890,20 @@ int store_wakeup_drain(struct store *st)
  * lock (lock_timeout) before it fails busy. */
 void store_set_busy_timeout(struct store *st, int ms)
 {
+	if (st->pipe.on && (ms < 0 ? 0 : ms) == st->busy_ms)
+		return; /* nothing to send (the daemon sets it around each begin) */
 	st->busy_ms = ms < 0 ? 0 : ms;
 	/* inside a transaction, a rollback would undo the SET: done again after it */
 	if (in_transaction(st))
 		st->timeout_undone = 1;
 	struct pg_conn *conns[] = {&st->main, &st->side};
+	if (st->pipe.on) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "SET lock_timeout = %d", st->busy_ms);
+		if (!st->pipe.failed)
+			pg_pipe_send_text(st, sql, PG_PEND_WRITE, "set lock_timeout");
+		conns[0] = &st->side; /* the main one's is in the pipeline */
+	}
 	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
 		PGconn *conn = conns[i]->conn;
 		if (conn && PQstatus(conn) == CONNECTION_OK &&
@@ -1016,7 +1127,7 @@ static int set_channel(struct store *st)
 {
 	PGresult *r = PQexec(st->main.conn, "SELECT current_schema()");
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		set_server_err(st, st->main.conn, r, "read the current schema");
+		pg_server_err(st, st->main.conn, r, "read the current schema");
 		PQclear(r);
 		return -1;
 	}
@@ -1095,6 +1206,7 @@ void store_close(struct store *st)
 		return;
 	close_conn(&st->listener);
 	close_conn(&st->side);
+	pg_pipe_free(st);
 	close_conn(&st->main);
 	sb_release(&st->err);
 	free(st->conninfo);

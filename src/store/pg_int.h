@@ -45,6 +45,54 @@ struct pg_conn {
 	int nprepared;
 };
 
+/* what the pipeline (pg_pipe.c) waits to hear, in the order it was sent */
+enum pg_pend {
+	PG_PEND_PREPARE,   /* a statement prepared on the way */
+	PG_PEND_WRITE,     /* a write nobody waits for: only its success matters */
+	PG_PEND_COMMIT,    /* COMMIT: the server must say COMMIT, not ROLLBACK */
+	PG_PEND_RESULT,    /* a statement whose caller waits for its rows (pg_pipe_wait) */
+	PG_PEND_CLAIM,     /* a claim sent ahead: its rows go to the stash (pg_claim_arrived) */
+	PG_PEND_NEXT_DUE,  /* the next due time, sent with each claim */
+	PG_PEND_FILES_DUE, /* this node's files whose jobs all ended, sent with each commit */
+	PG_PEND_RESCUE,    /* a sweep: how many jobs it took back, logged when it comes */
+	PG_PEND_CANCELS,   /* this node's jobs a user asked to cancel: into the stash */
+	PG_PEND_SYNC,      /* the end of a committed transaction (PQpipelineSync) */
+};
+
+struct pg_pending {
+	enum pg_pend kind;
+	int answered;     /* its result came; the NULL that ends it is next */
+	const char *what; /* for the error: "record an attempt" (a static string) */
+};
+
+/* the main connection in pipeline mode (store_async_start): statements go out without
+ * waiting and their answers are read in order, by store_async_poll as they arrive or by
+ * pg_pipe_wait for a caller that needs one now. A failure anywhere fails the rest: the
+ * daemon's node starts again, its transactions undone by the server. */
+struct pg_pipe {
+	int on;
+	struct pg_pending *q; /* a ring: head, n entries */
+	size_t cap, head, n;
+	int txn;                 /* BEGIN sent and no COMMIT or ROLLBACK since */
+	int failed;              /* st->err says what failed first; nothing more is sent */
+	int commits;             /* syncs sent and not yet answered */
+	int unsent;              /* libpq holds bytes the socket did not take yet */
+	int events;              /* STORE_ASYNC_* seen since the last store_async_poll */
+	PGresult *waited;        /* the PG_PEND_RESULT answer pg_pipe_wait waits for */
+	int claiming;            /* a claim was sent and its rows have not come */
+	int claim_max;           /* how many it asked for */
+	int64_t claim_now;       /* its now_ms, and the priority below which the next claim looks */
+	int64_t claim_bound;     /* (INT64_MAX: from the top; a claim that found a priority with */
+	                         /* fewer due jobs than it asked for looks below it next) */
+	struct job_row *claimed; /* the stash: claimed (running under this node), not taken */
+	int nclaimed, claimed_cap;
+	int64_t next_due_ms; /* as the last claim's probe saw it (0: none) */
+	PGresult *files_due; /* the last commit's probe of files due, not yet read */
+	int cancels_asked;   /* the cancels were asked for, their answer not yet come */
+	int64_t *cancels;    /* their answer, not yet taken (store_cancels_pending) */
+	size_t ncancels;
+};
+
 struct store {
 	struct store_head head;  /* first: the dispatcher's */
 	struct pg_conn main;     /* transactions, claims, every job's writes */
@@ -69,6 +117,7 @@ struct store {
 	int64_t node_id;    /* this daemon's nodes row (store_node_start), 0 for the CLI */
 	char *node_name;    /* stable across restarts (hostname:spool), NULL for the CLI */
 	int64_t lease_ms;
+	struct pg_pipe pipe;
 };
 
 /* parameters of one statement, in text form; values point into buf or at the caller's
@@ -103,8 +152,55 @@ int pg_side_open(struct store *st);
 
 /* pg_run - pg_query for a statement whose rows are not read: rows changed, or -1. */
 int64_t pg_run(struct store *st, const char *sql, const struct pg_params *p, const char *what);
+/* pg_write - a write whose rows are not read: in the pipeline, sent without waiting (its
+ * failure fails the transaction later), else run at once. 0 or -1. */
+int pg_write(struct store *st, const char *sql, const struct pg_params *p, const char *what);
+/* pg_server_err - st->err from the server's answer r (or the connection's state) */
+void pg_server_err(struct store *st, PGconn *conn, const PGresult *r, const char *what);
 /* pg_exec_text - SQL text without parameters, not prepared (BEGIN, migrations). 0 or -1. */
 int pg_exec_text(struct store *st, const char *sql, const char *what);
+
+/* --- pg_pipe.c: the pipeline on the main connection ------------------------------------ */
+
+/* pg_pipe_send - sends sql (prepared on the way on first use) with p without waiting for
+ * its answer, which is read later as kind says. 0, or -1 with st->err (the pipeline has
+ * failed, or the connection). */
+int pg_pipe_send(struct store *st, const char *sql, const struct pg_params *p, enum pg_pend kind,
+                 const char *what);
+/* pg_pipe_send_text - unprepared sql without parameters (BEGIN, SET ...), not waited for */
+int pg_pipe_send_text(struct store *st, const char *sql, enum pg_pend kind, const char *what);
+/* pg_pipe_pushed - what was just sent on the main connection is expected, as kind */
+void pg_pipe_pushed(struct store *st, enum pg_pend kind, const char *what);
+/* pg_pipe_flush_request - asks the server for the answers so far (a claim's rows are wanted
+ * before the commit) */
+int pg_pipe_flush_request(struct store *st);
+/* pg_pipe_wait - sends sql and waits for its answer (and every earlier one): the result,
+ * or NULL with st->err. */
+PGresult *pg_pipe_wait(struct store *st, const char *sql, const struct pg_params *p,
+                       const char *what);
+/* pg_pipe_wait_text - pg_pipe_wait for unprepared sql without parameters (a cursor's) */
+PGresult *pg_pipe_wait_text(struct store *st, const char *sql, const char *what);
+/* pg_pipe_commit - COMMIT and a sync point; with wait, waits until it is answered. */
+int pg_pipe_commit(struct store *st, int wait);
+/* pg_pipe_fail - the pipeline failed (st->err set by the caller, or msg): 0 rows of
+ * nothing more; returns -1 */
+int pg_pipe_fail(struct store *st, const char *msg);
+void pg_pipe_free(struct store *st);
+
+/* pg_jobs.c: a claim's rows, arrived (into the stash) */
+void pg_claim_arrived(struct store *st, const PGresult *r);
+/* pg_nodes.c: a sweep's and the cancels' answers, arrived */
+void pg_rescue_arrived(struct store *st, const PGresult *r);
+void pg_cancels_arrived(struct store *st, const PGresult *r);
+/* pg_results.c: the probe of files due, sent just before COMMIT */
+int pg_files_due_send(struct store *st);
+
+/* PG_REF - an attempt named by its job and number (a pipelined attempt_begin cannot wait
+ * for its id): bit 62 set, the job in bits 24..61, the number below */
+#define PG_REF_FLAG (INT64_C(1) << 62)
+#define PG_REF(job, no) (PG_REF_FLAG | ((int64_t)(job) << 24) | (int64_t)(no))
+#define PG_REF_JOB(ref) (((ref) & ~PG_REF_FLAG) >> 24)
+#define PG_REF_NO(ref) ((ref) & ((INT64_C(1) << 24) - 1))
 
 /* reading a result: a NULL column reads as the default, or NULL */
 int64_t pg_get_i64(const PGresult *r, int row, int col, int64_t dflt);

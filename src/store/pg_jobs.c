@@ -152,6 +152,77 @@ static int claim_at(struct store *st, int64_t now_ms, int64_t *bound, struct job
 	return n;
 }
 
+/* the next due time, as store_next_due_ms reads it (sent after each pipelined claim) */
+static const char next_due_sql[] =
+    "WITH RECURSIVE p(priority) AS ((SELECT priority FROM " DUE_JOBS
+    " ORDER BY priority DESC LIMIT 1) UNION ALL SELECT (SELECT j.priority FROM jobs j "
+    "WHERE j.state IN (0, 2) AND j.priority < p.priority ORDER BY j.priority DESC "
+    "LIMIT 1) FROM p WHERE p.priority IS NOT NULL) "
+    "SELECT coalesce(min((SELECT j.next_run_ms FROM jobs j WHERE j.state IN (0, 2) "
+    "AND j.priority = p.priority ORDER BY j.next_run_ms, j.id LIMIT 1)), 0) "
+    "FROM p WHERE p.priority IS NOT NULL";
+
+/* pg_claim_arrived - see pg_int.h: the claimed rows join the stash; a priority that had
+ * fewer due jobs than asked for is looked below by the next claim (as the synchronous
+ * claim's walk goes on below it), anything else starts again from the top. */
+void pg_claim_arrived(struct store *st, const PGresult *r)
+{
+	struct pg_pipe *pp = &st->pipe;
+	int rows_got = PQntuples(r), n = 0;
+	pp->claiming = 0;
+	if (rows_got == 0) {
+		pp->claim_bound = INT64_MAX; /* no priority below the bound: none due */
+		return;
+	}
+	if (pp->nclaimed + rows_got > pp->claimed_cap) {
+		pp->claimed_cap = pp->nclaimed + rows_got;
+		pp->claimed = xrealloc(pp->claimed, (size_t)pp->claimed_cap * sizeof(*pp->claimed));
+	}
+	for (int i = 0; i < rows_got; i++)
+		if (!PQgetisnull(r, i, 1)) {
+			read_job_row(r, i, 1, &pp->claimed[pp->nclaimed++]);
+			n++;
+		}
+	pp->claim_bound = n < pp->claim_max ? pg_get_i64(r, 0, 0, 0) : INT64_MAX;
+}
+
+/* claim_piped - the pipeline's claim: the rows of one sent before, else a claim sent (with
+ * the next due time after it) whose rows a later call hands out. Only in a transaction:
+ * outside one, the pipeline would run it in an implicit one until the next sync. */
+static int claim_piped(struct store *st, int64_t now_ms, struct job_row *rows, int max)
+{
+	struct pg_pipe *pp = &st->pipe;
+	struct pg_params p;
+	int n = 0;
+	if (pp->failed)
+		return -1;
+	while (n < max && n < pp->nclaimed)
+		n++;
+	if (n > 0) {
+		memcpy(rows, pp->claimed, (size_t)n * sizeof(*rows));
+		memmove(pp->claimed, pp->claimed + n, (size_t)(pp->nclaimed - n) * sizeof(*rows));
+		pp->nclaimed -= n;
+		return n;
+	}
+	if (pp->claiming)
+		return 0;
+	if (!pp->txn)
+		return pg_fail(st, "cannot claim jobs: no transaction is open");
+	pg_params_init(&p);
+	pg_param_i64(&p, now_ms);
+	pg_param_i64(&p, max);
+	pg_param_i64_or_null(&p, st->node_id, 0);
+	pg_param_i64(&p, pp->claim_bound ? pp->claim_bound : INT64_MAX);
+	if (pg_pipe_send(st, claim_sql, &p, PG_PEND_CLAIM, "claim due jobs") < 0 ||
+	    pg_pipe_send(st, next_due_sql, NULL, PG_PEND_NEXT_DUE, "find the next due job") < 0 ||
+	    pg_pipe_flush_request(st) < 0)
+		return -1;
+	pp->claiming = 1;
+	pp->claim_max = max;
+	pp->claim_now = now_ms;
+	return 0;
+}
+
 /* store_claim_due - up to max due jobs, moved to running; see store.h. */
 int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int max)
 {
@@ -160,6 +231,8 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
 	int n = 0, got = 0;
 	if (max <= 0)
 		return 0;
+	if (st->pipe.on)
+		return claim_piped(st, now_ms, rows, max);
 	if (pg_op_begin_atomic(st, &how) < 0)
 		return -1;
 	while (n < max && (got = claim_at(st, now_ms, &bound, rows + n, max - n)) >= 0)
@@ -180,15 +253,9 @@ int store_claim_due(struct store *st, int64_t now_ms, struct job_row *rows, int 
  * parked or held at one priority are not read one by one. */
 int64_t store_next_due_ms(struct store *st)
 {
-	static const char sql[] =
-	    "WITH RECURSIVE p(priority) AS ((SELECT priority FROM " DUE_JOBS
-	    " ORDER BY priority DESC LIMIT 1) UNION ALL SELECT (SELECT j.priority FROM jobs j "
-	    "WHERE j.state IN (0, 2) AND j.priority < p.priority ORDER BY j.priority DESC "
-	    "LIMIT 1) FROM p WHERE p.priority IS NOT NULL) "
-	    "SELECT coalesce(min((SELECT j.next_run_ms FROM jobs j WHERE j.state IN (0, 2) "
-	    "AND j.priority = p.priority ORDER BY j.next_run_ms, j.id LIMIT 1)), 0) "
-	    "FROM p WHERE p.priority IS NOT NULL";
-	return count_query(st, sql, NULL, "find the next due job");
+	if (st->pipe.on) /* what the last claim saw; its answer wakes the loop anyway */
+		return st->pipe.claiming ? 0 : st->pipe.next_due_ms;
+	return count_query(st, next_due_sql, NULL, "find the next due job");
 }
 
 /* store_count_active - jobs queued, running or waiting. */
@@ -235,6 +302,14 @@ int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_
 	    "SELECT j.id, $4, $2, $3, j.owner FROM jobs j WHERE j.id = $1 AND j.state = 1 "
 	    "AND j.owner = $5 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $5 AND n.dead = 0) "
 	    "FOR SHARE OF j RETURNING id";
+	/* in the pipeline: the same insert, its check raised by the server, and the attempt
+	 * named by its job and number (its id would take a round trip) */
+	static const char piped_sql[] =
+	    "WITH a AS (INSERT INTO attempts (job_id, attempt_no, started_ms, request, node_id) "
+	    "SELECT j.id, $4, $2, $3, j.owner FROM jobs j WHERE j.id = $1 AND j.state = 1 "
+	    "AND j.owner = $5 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $5 AND n.dead = 0) "
+	    "FOR SHARE OF j RETURNING 1) SELECT segspool_expect((SELECT count(*) FROM a), "
+	    "'lease lost: job ' || $1 || ' is claimed by another daemon')";
 	enum pg_wrap how;
 	struct pg_params p;
 	int rc = -1;
@@ -247,6 +322,10 @@ int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_
 	pg_param_i64(&p, attempt_no);
 	if (st->node_id)
 		pg_param_i64(&p, st->node_id);
+	if (st->pipe.on && st->node_id && how == PG_JOINED) {
+		*attempt_id = PG_REF(job_id, attempt_no);
+		return pg_pipe_send(st, piped_sql, &p, PG_PEND_WRITE, "record an attempt");
+	}
 	PGresult *r = pg_query(st, st->node_id ? owned_sql : sql, &p, "record an attempt");
 	if (r) {
 		if (PQntuples(r) > 0) {
@@ -319,6 +398,12 @@ int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt
 	    "UPDATE attempts SET duration_ms = $2, http_status = $3, outcome = $4, error = $5, "
 	    "retry_after_ms = $6, rl_remaining = $7, rl_reset = $8, "
 	    "request = coalesce($9, request), body = $10 WHERE id = $1";
+	static const char ref_sql[] =
+	    "WITH u AS (UPDATE attempts SET duration_ms = $2, http_status = $3, outcome = $4, "
+	    "error = $5, retry_after_ms = $6, rl_remaining = $7, rl_reset = $8, "
+	    "request = coalesce($9, request), body = $10 WHERE job_id = $1 AND attempt_no = $11 "
+	    "RETURNING 1) SELECT segspool_expect((SELECT count(*) FROM u), 'cannot end attempt ' "
+	    "|| $11 || ' of job ' || $1 || ': no such attempt')";
 	enum pg_wrap how;
 	struct pg_params p;
 	struct strbuf body = STRBUF_INIT;
@@ -327,7 +412,7 @@ int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt
 	if (pg_op_begin(st, &how) < 0)
 		return -1;
 	pg_params_init(&p);
-	pg_param_i64(&p, attempt_id);
+	pg_param_i64(&p, attempt_id & PG_REF_FLAG ? PG_REF_JOB(attempt_id) : attempt_id);
 	pg_param_i64(&p, end->duration_ms);
 	pg_param_i64_or_null(&p, end->http_status, 0);
 	pg_param_text(&p, end->outcome);
@@ -339,6 +424,12 @@ int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt
 	if (end->body && end->body_len)
 		keep_body(&body, end->body, end->body_len);
 	pg_param_text(&p, body.len ? body.buf : NULL);
+	if (attempt_id & PG_REF_FLAG) {
+		pg_param_i64(&p, PG_REF_NO(attempt_id));
+		int rc = pg_write(st, ref_sql, &p, "record an attempt's outcome");
+		sb_release(&body);
+		return pg_op_end(st, how, rc);
+	}
 	int64_t n = pg_run(st, sql, &p, "record an attempt's outcome");
 	sb_release(&body);
 	int rc = n < 0 ? -1 : 0;
@@ -372,13 +463,18 @@ int store_last_attempt(struct store *st, int64_t job_id, int *status, char **err
 int store_attempt_resolved(struct store *st, int64_t attempt_id, const char *resolved_json)
 {
 	static const char sql[] = "UPDATE attempts SET resolved = $2 WHERE id = $1";
+	static const char ref_sql[] =
+	    "UPDATE attempts SET resolved = $2 WHERE job_id = $1 AND attempt_no = $3";
 	enum pg_wrap how;
 	struct pg_params p;
 	if (pg_op_begin(st, &how) < 0)
 		return -1;
-	one_id(&p, attempt_id);
+	one_id(&p, attempt_id & PG_REF_FLAG ? PG_REF_JOB(attempt_id) : attempt_id);
 	pg_param_text(&p, resolved_json);
-	int rc = pg_run(st, sql, &p, "record an attempt's references") < 0 ? -1 : 0;
+	if (attempt_id & PG_REF_FLAG)
+		pg_param_i64(&p, PG_REF_NO(attempt_id));
+	int rc = pg_write(st, attempt_id & PG_REF_FLAG ? ref_sql : sql, &p,
+	                  "record an attempt's references");
 	return pg_op_end(st, how, rc);
 }
 
@@ -421,7 +517,7 @@ int pg_record_transition(struct store *st, int64_t id, int from, enum job_state 
 	pg_param_i64(&p, (int64_t)to);
 	pg_param_i64(&p, now_ms);
 	pg_param_text(&p, reason);
-	return pg_run(st, sql, &p, "record a state change") < 0 ? -1 : 0;
+	return pg_write(st, sql, &p, "record a state change");
 }
 
 /* run_change - the update of a state change from `from` (-1: any), with extra's values. */
@@ -439,6 +535,56 @@ static int64_t run_change(struct store *st, int64_t id, int from, enum job_state
 	return pg_run(st, sql, &p, "change a job's state");
 }
 
+/* fenced_sql - sql (an update ending in PG_FROM_STATE, its own values from $6 on) as one
+ * statement that also writes the transitions row and raises segspool_fence's error
+ * unless it changed the job: the pipeline cannot wait for its row count. Built once per
+ * statement (the callers' texts are static), kept for good: pg_query finds a statement
+ * by its text's address. */
+static const char *fenced_sql(const char *sql, int nextra)
+{
+	static struct {
+		const char *sql;
+		char *fenced;
+	} made[16];
+	static size_t nmade;
+	for (size_t i = 0; i < nmade; i++)
+		if (made[i].sql == sql)
+			return made[i].fenced;
+	struct strbuf sb = STRBUF_INIT;
+	int reason = 6 + nextra, verb = reason + 1;
+	sb_addf(&sb,
+	        "WITH c AS (%s RETURNING id), t AS (INSERT INTO transitions (job_id, from_state, "
+	        "to_state, at_ms, reason) SELECT id, $4::int, $3::int, $2::bigint, $%d::text "
+	        "FROM c) SELECT segspool_fence((SELECT count(*) FROM c), $1::bigint, "
+	        "$5::bigint, $%d::text)",
+	        sql, reason, verb);
+	if (nmade == ARRAY_SIZE(made))
+		die("pg_jobs.c: more fenced statements than fenced_sql keeps (%zu)", nmade);
+	made[nmade].sql = sql;
+	made[nmade].fenced = sb_detach(&sb, NULL);
+	return made[nmade++].fenced;
+}
+
+/* change_piped - pg_change_state from the one state `from`, in the pipeline: sent, its
+ * check and transitions row in the statement itself. */
+static int change_piped(struct store *st, int64_t id, int from, enum job_state to, const char *sql,
+                        const struct pg_params *extra, const char *verb, const char *reason,
+                        int64_t now_ms)
+{
+	struct pg_params p;
+	int nextra = extra ? extra->n : 0;
+	one_id(&p, id);
+	pg_param_i64(&p, now_ms);
+	pg_param_i64(&p, (int64_t)to);
+	pg_param_i64(&p, from);
+	pg_param_i64_or_null(&p, st->node_id, 0);
+	for (int i = 0; i < nextra && p.n < PG_PARAMS_MAX - 2; i++)
+		p.v[p.n++] = extra->v[i];
+	pg_param_text(&p, reason);
+	pg_param_text(&p, verb);
+	return pg_pipe_send(st, fenced_sql(sql, nextra), &p, PG_PEND_WRITE, "change a job's state");
+}
+
 /* pg_change_state - see pg_int.h. When one state is allowed the update checks it itself
  * and the job is read only to explain a refusal: that is the scheduler's every success
  * and wait. Else the job's row is read locked, so the state it moves from is the one
@@ -452,6 +598,8 @@ int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 	    "SELECT state, owner FROM jobs WHERE id = $1 FOR NO KEY UPDATE";
 	int only = only_state(allowed);
 	struct pg_params p;
+	if (only >= 0 && st->pipe.on)
+		return change_piped(st, id, only, to, sql, extra, verb, reason, now_ms);
 	if (only >= 0) {
 		int64_t n = run_change(st, id, only, to, sql, extra, now_ms);
 		if (n < 0)
@@ -541,6 +689,9 @@ int store_job_wait(struct store *st, int64_t id, int64_t next_run_ms, int count_
 	pg_param_i64(&p, (int64_t)why);
 	int rc = pg_strict(pg_change_state(st, id, PG_BIT(JS_RUNNING), JS_WAITING, sql, &p,
 	                                   "put to wait", reason, now_ms));
+	struct pg_pipe *pp = &st->pipe;
+	if (pp->on && rc == 0 && (!pp->next_due_ms || next_run_ms < pp->next_due_ms))
+		pp->next_due_ms = next_run_ms; /* no claim asks before it is due */
 	return pg_op_end(st, how, rc);
 }
 
@@ -633,7 +784,7 @@ static int one_update(struct store *st, const char *sql, int64_t id, int has_val
 	one_id(&p, id);
 	if (has_value)
 		pg_param_text(&p, value);
-	int rc = pg_run(st, sql, &p, what) < 0 ? -1 : 0;
+	int rc = pg_write(st, sql, &p, what);
 	return pg_op_end(st, how, rc);
 }
 

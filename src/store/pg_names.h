@@ -98,4 +98,10 @@
 #define store_wakeup_fd pg_store_wakeup_fd
 #define store_wakeup_drain pg_store_wakeup_drain
 #define store_cancels_pending pg_store_cancels_pending
+#define store_async_start pg_store_async_start
+#define store_async_fd pg_store_async_fd
+#define store_async_wants_write pg_store_async_wants_write
+#define store_async_poll pg_store_async_poll
+#define store_async_wait pg_store_async_wait
+#define store_commits_pending pg_store_commits_pending
 #endif

@@ -186,6 +186,39 @@ static int64_t take_back(struct store *st, const char *sql, int64_t now_ms, stru
 	return n;
 }
 
+/* in the pipeline, the sweep in one statement: the nodes whose lease ran out marked
+ * dead, their jobs and those of nodes dead already queued again, the open attempts of those closed,
+ * and the announcement */
+static const char piped_rescue_sql[] =
+    "WITH d AS (SELECT id FROM nodes WHERE dead = 0 AND lease_until_ms < " PG_NOW_MS
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED), "
+    "m AS (UPDATE nodes SET dead = 1 FROM d WHERE nodes.id = d.id RETURNING nodes.id), "
+    "c AS (SELECT j.id, n.name, j.mutates FROM jobs j JOIN nodes n ON n.id = j.owner "
+    "WHERE j.state = 1 AND (n.dead = 1 OR n.id IN (SELECT id FROM m)) "
+    "ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED), "
+    "r AS (UPDATE jobs SET state = 0, owner = NULL, updated_ms = $1 FROM c "
+    "WHERE jobs.id = c.id RETURNING jobs.id, c.name, c.mutates), "
+    "t AS (INSERT INTO transitions (job_id, from_state, to_state, at_ms, reason) "
+    "SELECT id, 1, 0, $1::bigint, 'rescued: daemon ' || name || ' stopped renewing its lease' "
+    "FROM r), "
+    "a AS (UPDATE attempts a SET outcome = CASE WHEN r.mutates = 0 THEN 'interrupted' "
+    "ELSE 'unknown' END FROM r WHERE a.job_id = r.id AND a.outcome IS NULL), "
+    "n AS (SELECT pg_notify($2, '') FROM (SELECT 1 FROM r LIMIT 1) x) "
+    "SELECT (SELECT count(*) FROM r), (SELECT string_agg(DISTINCT name, ', ') FROM r), "
+    "(SELECT count(*) FROM n), (SELECT count(*) FROM m)";
+
+/* pg_rescue_arrived - see pg_int.h: said as the daemon says a sweep's rescue. */
+void pg_rescue_arrived(struct store *st, const PGresult *r)
+{
+	(void)st;
+	int64_t n = PQntuples(r) ? pg_get_i64(r, 0, 0, 0) : 0;
+	if (n > 0)
+		logmsg(LOG_INFO,
+		       "sweep: %" PRId64 " job(s) left running by daemons whose lease ran out (%s) "
+		       "are queued again",
+		       n, pg_get_text(r, 0, 1) ? pg_get_text(r, 0, 1) : "nodes marked dead");
+}
+
 /* store_rescue - see store.h: one transaction. A store that is no node (a daemon alone
  * on the store, recovering at its start) also takes back the jobs of no node. */
 int64_t store_rescue(struct store *st, int64_t now_ms)
@@ -194,6 +227,15 @@ int64_t store_rescue(struct store *st, int64_t now_ms)
 	struct pg_params p;
 	struct strbuf ids = STRBUF_INIT;
 	int64_t n = -1, orphans = 0;
+	if (st->pipe.on && st->node_id && st->pipe.txn) {
+		pg_params_init(&p);
+		pg_param_i64(&p, now_ms);
+		pg_param_text(&p, st->channel);
+		return pg_pipe_send(st, piped_rescue_sql, &p, PG_PEND_RESCUE,
+		                    "take back the jobs of dead nodes") < 0
+		           ? -1
+		           : 0;
+	}
 	if (pg_op_begin_atomic(st, &how) < 0)
 		return -1;
 	sb_addch(&ids, '{');
@@ -227,6 +269,19 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
 		return 0; /* no node, no running jobs of its own */
 	pg_params_init(&p);
 	pg_param_i64(&p, st->node_id);
+	if (st->pipe.on) { /* the answer to the call before, and the question sent again */
+		struct pg_pipe *pp = &st->pipe;
+		if (pp->failed)
+			return -1;
+		*ids = pp->cancels;
+		*n = pp->ncancels;
+		pp->cancels = NULL;
+		pp->ncancels = 0;
+		if (*n || pp->cancels_asked)
+			return 0;
+		pp->cancels_asked = 1;
+		return pg_pipe_send(st, sql, &p, PG_PEND_CANCELS, "read the cancels asked for");
+	}
 	PGresult *r = pg_query(st, sql, &p, "read the cancels asked for");
 	if (!r)
 		return -1;
@@ -239,6 +294,19 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
 	}
 	PQclear(r);
 	return 0;
+}
+
+/* pg_cancels_arrived - see pg_int.h. */
+void pg_cancels_arrived(struct store *st, const PGresult *r)
+{
+	struct pg_pipe *pp = &st->pipe;
+	int rows = PQntuples(r);
+	pp->cancels_asked = 0;
+	free(pp->cancels);
+	pp->cancels = rows ? xmalloc((size_t)rows * sizeof(*pp->cancels)) : NULL;
+	for (int i = 0; i < rows; i++)
+		pp->cancels[i] = pg_get_i64(r, i, 0, 0);
+	pp->ncancels = (size_t)rows;
 }
 
 static const char sql_nodes[] =

@@ -97,4 +97,10 @@ const struct store_ops pg_store_ops = {
     .wakeup_fd = store_wakeup_fd,
     .wakeup_drain = store_wakeup_drain,
     .cancels_pending = store_cancels_pending,
+    .async_start = store_async_start,
+    .async_fd = store_async_fd,
+    .async_wants_write = store_async_wants_write,
+    .async_poll = store_async_poll,
+    .async_wait = store_async_wait,
+    .commits_pending = store_commits_pending,
 };

@@ -159,7 +159,9 @@ static PGresult *own_files(struct store *st, const char *sql)
  * its commit, so the files' rows are locked from then, as the commit would lock them. */
 static int settle_counts(struct store *st)
 {
-	if (PQtransactionStatus(st->main.conn) != PQTRANS_INTRANS)
+	if (st->pipe.on && !st->pipe.txn)
+		return 0;
+	if (!st->pipe.on && PQtransactionStatus(st->main.conn) != PQTRANS_INTRANS)
 		return 0;
 	if (pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining IMMEDIATE",
 	                 "count the files' ended jobs") < 0)
@@ -168,9 +170,34 @@ static int settle_counts(struct store *st)
 	                    "defer the files' counts again");
 }
 
-/* store_files_results_due - this node's files whose jobs have all ended, unnamed. */
+/* pg_files_due_send - see pg_int.h: after the transaction's last change, so it sees
+ * them all (names reserved in it too: those files are not due again). */
+int pg_files_due_send(struct store *st)
+{
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, st->node_name);
+	if (pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining IMMEDIATE",
+	                 "count the files' ended jobs") < 0 ||
+	    pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining DEFERRED",
+	                 "count the files' ended jobs") < 0)
+		return -1;
+	return pg_pipe_send(st, FILES_RESULTS_DUE, &p, PG_PEND_FILES_DUE, "read the files");
+}
+
+/* store_files_results_due - this node's files whose jobs have all ended, unnamed; in the
+ * pipeline, those the last commit's probe found (pg_files_due_send). */
 int store_files_results_due(struct store *st, store_file_fn fn, void *arg)
 {
+	if (st->pipe.on) {
+		PGresult *r = st->pipe.files_due;
+		st->pipe.files_due = NULL;
+		if (st->pipe.failed) {
+			PQclear(r);
+			return -1;
+		}
+		return r ? (files_foreach(r, fn, arg) < 0 ? -1 : 0) : 0;
+	}
 	if (settle_counts(st) < 0)
 		return -1;
 	return files_foreach(own_files(st, FILES_RESULTS_DUE), fn, arg) < 0 ? -1 : 0;

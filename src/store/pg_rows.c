@@ -19,6 +19,8 @@
 static PGresult *cursor_exec(struct store *st, const char *sql, const char *what)
 {
 	PGconn *conn = st->main.conn;
+	if (st->pipe.on)
+		return pg_pipe_wait_text(st, sql, what);
 	PGresult *r = conn && PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
@@ -46,7 +48,7 @@ int pg_cursor_foreach(struct store *st, const char *sql, const char *what, pg_ro
 	static unsigned serial; /* a name per call: fn may stream another list meanwhile */
 	char name[32], fetch[64];
 	struct strbuf sb = STRBUF_INIT;
-	int own = PQtransactionStatus(st->main.conn) == PQTRANS_IDLE;
+	int own = st->pipe.on ? !st->pipe.txn : PQtransactionStatus(st->main.conn) == PQTRANS_IDLE;
 	int rc = -1, stop = 0;
 	if (own && pg_exec_text(st, "BEGIN", what) < 0)
 		return -1;
@@ -76,7 +78,9 @@ int pg_cursor_foreach(struct store *st, const char *sql, const char *what, pg_ro
 	}
 	sb_release(&sb);
 	if (own && rc == 0)
-		rc = pg_exec_text(st, "COMMIT", what);
+		rc = st->pipe.on ? pg_pipe_commit(st, 1) : pg_exec_text(st, "COMMIT", what);
+	else if (own && st->pipe.on)
+		pg_exec_text(st, "ROLLBACK", what); /* after a failure, refused: nothing to undo */
 	else if (own)
 		PQclear(PQexec(st->main.conn, "ROLLBACK")); /* the error above is the one to tell */
 	return rc;

@@ -98,4 +98,10 @@
 #define store_wakeup_fd sqlite_store_wakeup_fd
 #define store_wakeup_drain sqlite_store_wakeup_drain
 #define store_cancels_pending sqlite_store_cancels_pending
+#define store_async_start sqlite_store_async_start
+#define store_async_fd sqlite_store_async_fd
+#define store_async_wants_write sqlite_store_async_wants_write
+#define store_async_poll sqlite_store_async_poll
+#define store_async_wait sqlite_store_async_wait
+#define store_commits_pending sqlite_store_commits_pending
 #endif

@@ -79,3 +79,45 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
 	*n = 0;
 	return 0;
 }
+
+/* store_async_start - see store.h: SQLite's commits are durable when they return. */
+int store_async_start(struct store *st)
+{
+	(void)st;
+	return -1;
+}
+
+/* store_async_fd - see store.h: no pipeline, no socket. */
+int store_async_fd(struct store *st)
+{
+	(void)st;
+	return -1;
+}
+
+/* store_async_wants_write - see store.h. */
+int store_async_wants_write(struct store *st)
+{
+	(void)st;
+	return 0;
+}
+
+/* store_async_poll - see store.h: nothing is ever left to come. */
+int store_async_poll(struct store *st)
+{
+	(void)st;
+	return 0;
+}
+
+/* store_async_wait - see store.h. */
+int store_async_wait(struct store *st)
+{
+	(void)st;
+	return 0;
+}
+
+/* store_commits_pending - see store.h. */
+int store_commits_pending(struct store *st)
+{
+	(void)st;
+	return 0;
+}

@@ -982,3 +982,63 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
 	}
 	return ops->cancels_pending(st, ids, n);
 }
+
+/* store_async_start - see store.h. */
+int store_async_start(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_start) {
+		return unsupported(st, "async_start");
+	}
+	return ops->async_start(st);
+}
+
+/* store_async_fd - see store.h. */
+int store_async_fd(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_fd) {
+		return unsupported(st, "async_fd");
+	}
+	return ops->async_fd(st);
+}
+
+/* store_async_wants_write - see store.h. */
+int store_async_wants_write(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_wants_write) {
+		return unsupported(st, "async_wants_write");
+	}
+	return ops->async_wants_write(st);
+}
+
+/* store_async_poll - see store.h. */
+int store_async_poll(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_poll) {
+		return unsupported(st, "async_poll");
+	}
+	return ops->async_poll(st);
+}
+
+/* store_async_wait - see store.h. */
+int store_async_wait(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_wait) {
+		return unsupported(st, "async_wait");
+	}
+	return ops->async_wait(st);
+}
+
+/* store_commits_pending - see store.h. */
+int store_commits_pending(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->commits_pending) {
+		return unsupported(st, "commits_pending");
+	}
+	return ops->commits_pending(st);
+}

@@ -104,6 +104,12 @@ struct store_ops {
 	int (*wakeup_fd)(struct store *st);
 	int (*wakeup_drain)(struct store *st);
 	int (*cancels_pending)(struct store *st, int64_t **ids, size_t *n);
+	int (*async_start)(struct store *st);
+	int (*async_fd)(struct store *st);
+	int (*async_wants_write)(struct store *st);
+	int (*async_poll)(struct store *st);
+	int (*async_wait)(struct store *st);
+	int (*commits_pending)(struct store *st);
 };
 
 extern const struct store_ops sqlite_store_ops;

@@ -24,6 +24,7 @@ db_sends_per_attempt is what the daemon sent the database (chunks through the pr
 per attempt, about its round trips per call.
 """
 import json
+import os
 import signal
 import time
 
@@ -41,7 +42,8 @@ DUE_AFTER_MS = 3000  # the jobs' not_before, after the drop: ingested before any
 P90_SLACK_MS = 40
 MIN_RATE_SHARE = 0.40
 BODY = {"enabled": True, "metadataId": "IqDTy1TpoU", "disconnectAllWarehouses": True}
-CONFIG = {"endpoint_limits": False, "rate": "off", "http": {"max_in_flight": 16}}
+CONFIG = {"endpoint_limits": False, "rate": "off", "http": {"max_in_flight": 16},
+          "log_level": os.environ.get("PG_SLOW_LOG_LEVEL", "info")}
 
 
 def qv(uri, sql):
@@ -131,6 +133,8 @@ def run(name, emu, proxy=None):
             c.eq(twice, {}, f"{name}: no source created twice so far")
         return f
     finally:
+        if os.environ.get("PG_SLOW_LOG"):
+            open(os.environ["PG_SLOW_LOG"] + "." + name, "w").write(s.log_text())
         s.cleanup()
         if proxy:
             proxy.set_delay(0)

@@ -65,13 +65,17 @@ TEST(test_node_lease)
 	config_finish(&cfg, &err);
 	CHECK_STR(cfg.node, "eu-1");
 	CHECK(config_heartbeat_ms(&cfg) == 2000);
+	CHECK(cfg.pipeline == 1); /* the default */
+	config_release(&cfg);
+	cfg = loaded("{\"pipeline\": false}");
+	CHECK(cfg.pipeline == 0);
 	config_release(&cfg);
 	cfg = loaded("{\"spool\": \"/var/s\"}");
 	config_finish(&cfg, &err);
 	CHECK(strstr(cfg.node, ":/var/s") && strcmp(strstr(cfg.node, ":/var/s"), ":/var/s") == 0);
 	config_release(&cfg);
 	const char *refused[] = {"{\"lease_s\": 1}", "{\"lease_s\": 3601}", "{\"lease_s\": \"30\"}",
-	                         "{\"node\": \"\"}"};
+	                         "{\"node\": \"\"}", "{\"pipeline\": 1}"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
 		char path[] = "/tmp/test_config.XXXXXX";
 		int fd = mkstemp(path);
@@ -80,7 +84,9 @@ TEST(test_node_lease)
 		config_init(&cfg);
 		sb_reset(&err);
 		CHECK(config_load(&cfg, path, &err) < 0);
-		CHECK(strstr(err.buf, strchr(refused[i], 'l') ? "/lease_s" : "/node") != NULL);
+		CHECK(strstr(err.buf, strstr(refused[i], "lease")  ? "/lease_s"
+		                      : strstr(refused[i], "pipe") ? "/pipeline"
+		                                                   : "/node") != NULL);
 		config_release(&cfg);
 		unlink(path);
 	}

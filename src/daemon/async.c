@@ -1,0 +1,99 @@
+/* async.c - a store whose commits are answered later (PostgreSQL's pipeline, issue #15):
+ * its socket watched by the loop, its answers read as they come, and the requests whose
+ * attempts a commit records sent once that commit is answered, never before. */
+#include "daemon_int.h"
+
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+/* on_async - the store's socket is readable (answers) or writable (what was sent is
+ * still going out). */
+static void on_async(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	async_settle(w->data);
+}
+
+/* async_init - the watcher, before the first join. */
+void async_init(struct daemon *d)
+{
+	ev_io_init(&d->async_io, on_async, 0, EV_READ);
+	d->async_io.data = d;
+}
+
+/* async_start - see daemon_int.h: unless the config says no, or the store has none. */
+void async_start(struct daemon *d)
+{
+	d->async = 0;
+	if (!d->cfg->pipeline || store_async_start(d->st) < 0)
+		return;
+	d->async = 1;
+	ev_io_set(&d->async_io, store_async_fd(d->st), EV_READ);
+	ev_io_start(d->loop, &d->async_io);
+	logmsg(LOG_DEBUG, "the store's writes are pipelined; requests go once their commit is "
+	                  "answered");
+}
+
+/* async_stop - see daemon_int.h: at a reset (the runs waiting are dropped with it) or exit. */
+void async_stop(struct daemon *d)
+{
+	ev_io_stop(d->loop, &d->async_io);
+	d->async = 0;
+	d->ngated = 0;
+}
+
+/* async_watch - see daemon_int.h. */
+void async_watch(struct daemon *d)
+{
+	if (!d->async || !d->st)
+		return;
+	int want = EV_READ | (store_async_wants_write(d->st) ? EV_WRITE : 0);
+	if ((d->async_io.events & (EV_READ | EV_WRITE)) == want)
+		return;
+	ev_io_stop(d->loop, &d->async_io);
+	ev_io_set(&d->async_io, store_async_fd(d->st), want);
+	ev_io_start(d->loop, &d->async_io);
+}
+
+/* release - the commit in flight was answered: its requests go, in the order claimed. */
+static void release(struct daemon *d)
+{
+	for (struct run *r = d->runs, *next; r && !d->reset_needed; r = next) {
+		next = r->next;
+		if (r->gated == 2)
+			send_gated(r);
+	}
+}
+
+/* async_committing - see daemon_int.h. */
+void async_committing(struct daemon *d)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (r->gated == 1)
+			r->gated = 2;
+	if (!store_commits_pending(d->st))
+		release(d); /* answered already (a commit waited for) */
+}
+
+/* async_settle - see daemon_int.h. */
+int async_settle(struct daemon *d)
+{
+	if (!d->async || !d->st || d->reset_needed)
+		return 0;
+	int ev = store_async_poll(d->st);
+	if (ev < 0) {
+		node_lost(d, "the database failed a pipelined write or commit: %s",
+		          store_errmsg(d->st));
+		return -1;
+	}
+	if ((ev & STORE_ASYNC_COMMITTED) && !store_commits_pending(d->st))
+		release(d);
+	if (ev & STORE_ASYNC_FILES)
+		d->results_check = 1; /* named at the next commit */
+	if (ev & STORE_ASYNC_CANCELS)
+		d->cancels_due = 1; /* the next prepare aborts their requests */
+	async_watch(d);
+	return ev;
+}

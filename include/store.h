@@ -546,10 +546,11 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n);
  * ones: a stored result, references) wait for their answer, and for every one before it. The SQLite
  * store has no pipeline: store_async_start returns -1 and nothing changes. */
 enum {
-	STORE_ASYNC_COMMITTED = 1, /* a commit was answered: it is durable */
-	STORE_ASYNC_CLAIMED = 2,   /* rows of a claim came */
-	STORE_ASYNC_FILES = 4,     /* a commit left files whose jobs have all ended */
-	STORE_ASYNC_CANCELS = 8,   /* a user asked to cancel jobs this node runs */
+	STORE_ASYNC_COMMITTED = 1,   /* a commit was answered: it is durable */
+	STORE_ASYNC_CLAIMED = 2,     /* rows of a claim came */
+	STORE_ASYNC_FILES = 4,       /* a commit left files whose jobs have all ended */
+	STORE_ASYNC_CANCELS = 8,     /* a user asked to cancel jobs this node runs */
+	STORE_ASYNC_LEASE_LOST = 16, /* a heartbeat found this node taken for dead */
 };
 int store_async_start(struct store *st);       /* 0, or -1 when the store has no pipeline */
 int store_async_fd(struct store *st);          /* the socket to watch, -1 without a pipeline */
@@ -561,5 +562,15 @@ int store_async_poll(struct store *st);
 /* store_async_wait - waits until every commit sent is answered: 0, or -1. */
 int store_async_wait(struct store *st);
 int store_commits_pending(struct store *st); /* commits sent, not answered (SQLite: 0) */
+/* With the pipeline, the side connection (takes from shared buckets, holds, heartbeats)
+ * has one too: store_async_side_fd is its socket; store_heartbeat sends the renewal and
+ * returns 0 (a lease found lost is STORE_ASYNC_LEASE_LOST); store_bucket_hold sends its
+ * hold; store_bucket_take_async sends a take, whose wait (as store_bucket_take's) goes
+ * to the function store_async_takes set, with its cookie, from store_async_poll. */
+typedef void (*store_take_fn)(int64_t cookie, int64_t wait_ms, void *arg);
+void store_async_takes(struct store *st, store_take_fn fn, void *arg);
+int store_bucket_take_async(struct store *st, const char *key, double rate, double burst,
+                            int64_t cookie); /* 0, or -1 (no pipeline: take it at once) */
+int store_async_side_fd(struct store *st);
 
 #endif

@@ -21,6 +21,8 @@ void async_init(struct daemon *d)
 {
 	ev_io_init(&d->async_io, on_async, 0, EV_READ);
 	d->async_io.data = d;
+	ev_io_init(&d->async_side_io, on_async, 0, EV_READ);
+	d->async_side_io.data = d;
 }
 
 /* async_start - see daemon_int.h: unless the config says no, or the store has none. */
@@ -32,6 +34,11 @@ void async_start(struct daemon *d)
 	d->async = 1;
 	ev_io_set(&d->async_io, store_async_fd(d->st), EV_READ);
 	ev_io_start(d->loop, &d->async_io);
+	if (store_async_side_fd(d->st) >= 0) {
+		ev_io_set(&d->async_side_io, store_async_side_fd(d->st), EV_READ);
+		ev_io_start(d->loop, &d->async_side_io);
+	}
+	store_async_takes(d->st, on_take, d);
 	logmsg(LOG_DEBUG, "the store's writes are pipelined; requests go once their commit is "
 	                  "answered");
 }
@@ -40,8 +47,20 @@ void async_start(struct daemon *d)
 void async_stop(struct daemon *d)
 {
 	ev_io_stop(d->loop, &d->async_io);
+	ev_io_stop(d->loop, &d->async_side_io);
 	d->async = 0;
 	d->ngated = 0;
+}
+
+/* watch - w on fd, for writing too with want_write. */
+static void watch(struct daemon *d, ev_io *w, int fd, int want_write)
+{
+	int want = EV_READ | (want_write ? EV_WRITE : 0);
+	if (fd < 0 || (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == want))
+		return;
+	ev_io_stop(d->loop, w);
+	ev_io_set(w, fd, want);
+	ev_io_start(d->loop, w);
 }
 
 /* async_watch - see daemon_int.h. */
@@ -49,12 +68,9 @@ void async_watch(struct daemon *d)
 {
 	if (!d->async || !d->st)
 		return;
-	int want = EV_READ | (store_async_wants_write(d->st) ? EV_WRITE : 0);
-	if ((d->async_io.events & (EV_READ | EV_WRITE)) == want)
-		return;
-	ev_io_stop(d->loop, &d->async_io);
-	ev_io_set(&d->async_io, store_async_fd(d->st), want);
-	ev_io_start(d->loop, &d->async_io);
+	int w = store_async_wants_write(d->st);
+	watch(d, &d->async_io, store_async_fd(d->st), w);
+	watch(d, &d->async_side_io, store_async_side_fd(d->st), w);
 }
 
 /* release - the commit in flight was answered: its requests go, in the order claimed. */
@@ -92,6 +108,11 @@ int async_settle(struct daemon *d)
 		release(d);
 	if (ev & STORE_ASYNC_FILES)
 		d->results_check = 1; /* named at the next commit */
+	if (ev & STORE_ASYNC_LEASE_LOST) {
+		node_lost(d, "node %s lost its lease (another daemon took its jobs back)",
+		          d->cfg->node);
+		return -1;
+	}
 	if (ev & STORE_ASYNC_CANCELS)
 		d->cancels_due = 1; /* the next prepare aborts their requests */
 	async_watch(d);

@@ -101,6 +101,10 @@ struct run {
 	int gated;
 	struct built_request *gated_req;
 	int gated_cancel;
+	/* its takes from the shared buckets, in the store's pipeline (dispatch.c): the next
+	 * bucket to take from, one in flight, and the answer come (the wait, 0: taken) */
+	int take_next, taking, take_answered;
+	int64_t take_wait;
 };
 
 struct daemon {
@@ -152,7 +156,8 @@ struct daemon {
 	int shared;
 	ev_timer heartbeat, reconnect;
 	ev_io wakeup_io;
-	ev_io async_io; /* the store's socket, when its commits are answered later (async.c) */
+	ev_io async_io;      /* the store's socket, when its commits are answered later (async.c) */
+	ev_io async_side_io; /* and its side connection's (takes, holds, heartbeats) */
 	int async;
 	int ngated; /* requests waiting for their commit's answer (in ninflight too) */
 	int64_t reconnect_ms;
@@ -186,6 +191,8 @@ void tokens_forget(struct daemon *d);
 void send_or_hold(struct run *r);
 void shared_waits_forget(struct daemon *d);
 void dispatch(struct daemon *d);
+/* on_take - store_async_takes's function: a take's answer, for the run it was for */
+void on_take(int64_t cookie, int64_t wait_ms, void *arg);
 
 /* run.c */
 void run_link(struct daemon *d, struct run *r);

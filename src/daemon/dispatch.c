@@ -114,6 +114,61 @@ static int64_t shared_take(struct run *r, double rate, double burst, const char 
 	return 0;
 }
 
+#define TAKE_PENDING (-2) /* shared_take_async: an answer is awaited */
+
+/* on_take - see daemon_int.h: the run looks at it in its next admission. One whose run
+ * has ended meanwhile is dropped (a token taken and not used: the rate is only kept). */
+void on_take(int64_t cookie, int64_t wait_ms, void *arg)
+{
+	struct daemon *d = arg;
+	struct run *r = run_find(d, cookie / 2);
+	if (!r || !r->taking || r->take_next != (int)(cookie % 2))
+		return;
+	r->taking = 0;
+	r->take_answered = 1;
+	r->take_wait = wait_ms;
+	r->hold_until_ms = clock_wall_ms(); /* admitted again by the next dispatch */
+}
+
+/* shared_take_async - shared_take with the store's pipeline: each take is sent, and the
+ * run waits for its answer (TAKE_PENDING) rather than the loop. 0 when both were taken,
+ * else the wait in ms with its bucket's key in *holder (the next try starts again from
+ * the first bucket, as shared_take's), or -1 (node_lost said why). */
+static int64_t shared_take_async(struct run *r, double rate, double burst, const char **holder)
+{
+	struct daemon *d = r->d;
+	struct rl_bucket *b[2] = {r->ws_bucket, r->op_bucket};
+	double rates[2] = {rate, r->job.op->rate_per_min / 60.0};
+	double bursts[2] = {burst, rl_endpoint_burst(r->job.op->rate_per_min)};
+	for (int i = r->take_next; i < 2 && b[i]; i = ++r->take_next) {
+		int64_t now = clock_wall_ms();
+		if (rates[i] <= 0)
+			continue; /* unlimited */
+		int64_t *until = shared_wait_of(d, rl_bucket_key(b[i]));
+		if (r->take_answered) {
+			r->take_answered = 0;
+			if (r->take_wait == 0)
+				continue;
+			*until = now + r->take_wait;
+		}
+		if (*until > now) {
+			*holder = rl_bucket_key(b[i]);
+			r->take_next = 0;
+			return *until - now;
+		}
+		if (!r->taking && store_bucket_take_async(d->st, rl_bucket_key(b[i]), rates[i],
+		                                          bursts[i], r->row.id * 2 + i) < 0) {
+			node_lost(d, "cannot take from the shared rate-limit bucket %s: %s",
+			          rl_bucket_key(b[i]), store_errmsg(d->st));
+			return -1;
+		}
+		r->taking = 1;
+		return TAKE_PENDING;
+	}
+	r->take_next = 0;
+	return 0;
+}
+
 /* hold_for_limit - a wait the limits ask for: until then (back to the store when it is
  * long), or dead when the job's max age comes first. */
 static void hold_for_limit(struct run *r, int64_t wait, const char *holder, int64_t now)
@@ -192,7 +247,12 @@ void send_or_hold(struct run *r)
 	}
 	if (d->shared) {
 		const char *shared_holder = NULL;
-		wait = shared_take(r, rate, burst, &shared_holder);
+		wait = d->async ? shared_take_async(r, rate, burst, &shared_holder)
+		                : shared_take(r, rate, burst, &shared_holder);
+		if (wait == TAKE_PENDING) {
+			r->hold_until_ms = 0; /* till on_take */
+			return;
+		}
 		if (wait < 0) {
 			r->hold_until_ms = now + 1; /* dropped by the reset that follows */
 			return;

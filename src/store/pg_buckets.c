@@ -45,6 +45,8 @@ int store_bucket_save(struct store *st, const char *key, double tokens, int64_t 
 	pg_param_i64(&p, updated_ms);
 	pg_param_i64(&p, hold_until_ms);
 	const char *what = "save a rate-limit bucket";
+	if (st->side_pipe.on)
+		return pg_side_send(st, BUCKET_SAVE, &p, PG_SIDE_WRITE, 0, what);
 	PGresult *r =
 	    side ? pg_query_side(st, BUCKET_SAVE, &p, what) : pg_query(st, BUCKET_SAVE, &p, what);
 	int rc = r ? 0 : -1;
@@ -104,6 +106,26 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	return 0;
 }
 
+/* store_bucket_take_async - see store.h: in the side connection's pipeline. */
+int store_bucket_take_async(struct store *st, const char *key, double rate, double burst,
+                            int64_t cookie)
+{
+	struct pg_params p;
+	if (!st->side_pipe.on)
+		return pg_fail(st, "cannot take from bucket %s later: the store has no pipeline",
+		               key);
+	if (!isfinite(rate) || !isfinite(burst))
+		return pg_fail(st,
+		               "cannot take from bucket %s: rate %g or burst %g is not a number",
+		               key, rate, burst);
+	pg_params_init(&p);
+	pg_param_text(&p, key);
+	pg_param_double(&p, rate);
+	pg_param_double(&p, burst);
+	return pg_side_send(st, BUCKET_TAKE, &p, PG_SIDE_TAKE, cookie,
+	                    "take from a rate-limit bucket");
+}
+
 /* store_bucket_hold - nobody takes from key before until_ms; the later hold wins.
  * until_ms is on this machine's clock (the caller's now plus a Retry-After): held as
  * that long from now on the database's, as another node's clock may be ahead. */
@@ -113,6 +135,9 @@ int store_bucket_hold(struct store *st, const char *key, int64_t until_ms)
 	pg_params_init(&p);
 	pg_param_text(&p, key);
 	pg_param_i64(&p, until_ms - clock_wall_ms());
+	if (st->side_pipe.on)
+		return pg_side_send(st, BUCKET_HOLD, &p, PG_SIDE_WRITE, 0,
+		                    "hold a rate-limit bucket");
 	PGresult *r = bucket_query(st, BUCKET_HOLD, &p, "hold a rate-limit bucket");
 	if (!r)
 		return -1;

@@ -93,6 +93,23 @@ struct pg_pipe {
 	size_t ncancels;
 };
 
+/* the side connection in pipeline mode (pg_side.c): takes, holds and heartbeats, each
+ * its own transaction (a sync after it), answered in turn */
+enum pg_side_kind { PG_SIDE_TAKE, PG_SIDE_WRITE, PG_SIDE_BEAT };
+struct pg_side_pending {
+	enum pg_side_kind kind;
+	int answered; /* 1 its result came, 2 and the NULL after it: the sync is next */
+	int64_t cookie;
+};
+struct pg_side_pipe {
+	int on;
+	struct pg_side_pending *q; /* a ring: head, n entries */
+	size_t cap, head, n;
+	int unsent;
+	store_take_fn take_fn;
+	void *take_arg;
+};
+
 struct store {
 	struct store_head head;  /* first: the dispatcher's */
 	struct pg_conn main;     /* transactions, claims, every job's writes */
@@ -118,6 +135,7 @@ struct store {
 	char *node_name;    /* stable across restarts (hostname:spool), NULL for the CLI */
 	int64_t lease_ms;
 	struct pg_pipe pipe;
+	struct pg_side_pipe side_pipe;
 };
 
 /* parameters of one statement, in text form; values point into buf or at the caller's
@@ -186,6 +204,15 @@ int pg_pipe_commit(struct store *st, int wait);
  * nothing more; returns -1 */
 int pg_pipe_fail(struct store *st, const char *msg);
 void pg_pipe_free(struct store *st);
+
+/* pg_side.c: the side connection's pipeline. pg_side_start enters it (store_async_start),
+ * pg_side_send sends a statement and its sync, pg_side_poll reads what came (never
+ * waiting): its STORE_ASYNC_* or -1 (st->err), pg_side_free at close. */
+int pg_side_start(struct store *st);
+int pg_side_send(struct store *st, const char *sql, const struct pg_params *p,
+                 enum pg_side_kind kind, int64_t cookie, const char *what);
+int pg_side_poll(struct store *st);
+void pg_side_free(struct store *st);
 
 /* pg_jobs.c: a claim's rows, arrived (into the stash) */
 void pg_claim_arrived(struct store *st, const PGresult *r);

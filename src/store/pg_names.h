@@ -104,4 +104,7 @@
 #define store_async_poll pg_store_async_poll
 #define store_async_wait pg_store_async_wait
 #define store_commits_pending pg_store_commits_pending
+#define store_async_takes pg_store_async_takes
+#define store_bucket_take_async pg_store_bucket_take_async
+#define store_async_side_fd pg_store_async_side_fd
 #endif

@@ -116,6 +116,8 @@ int store_heartbeat(struct store *st, int64_t now_ms)
 		return pg_fail(st, "cannot renew a lease: this store has not joined as a node");
 	pg_params_init(&p);
 	pg_param_i64(&p, st->node_id);
+	if (st->side_pipe.on) /* a lease found lost comes as STORE_ASYNC_LEASE_LOST */
+		return pg_side_send(st, sql, &p, PG_SIDE_BEAT, 0, "renew this node's lease");
 	PGresult *r = pg_query_side(st, sql, &p, "renew this node's lease");
 	if (!r)
 		return -1;

@@ -278,7 +278,7 @@ int store_async_start(struct store *st)
 		return -1;
 	}
 	st->pipe.on = 1;
-	return 0;
+	return pg_side_start(st);
 }
 
 /* store_async_fd - see store.h. */
@@ -290,7 +290,7 @@ int store_async_fd(struct store *st)
 /* store_async_wants_write - see store.h. */
 int store_async_wants_write(struct store *st)
 {
-	return st->pipe.on && st->pipe.unsent;
+	return st->pipe.on && (st->pipe.unsent || st->side_pipe.unsent);
 }
 
 /* store_async_poll - see store.h. */
@@ -302,9 +302,10 @@ int store_async_poll(struct store *st)
 	if (!pp->failed && flush(st, 0) == 0)
 		while (step(st, 0) > 0 && !pp->failed)
 			;
-	if (pp->failed)
+	int side = pg_side_poll(st);
+	if (pp->failed || side < 0)
 		return -1;
-	int events = pp->events;
+	int events = pp->events | side;
 	pp->events = 0;
 	return events;
 }
@@ -342,4 +343,5 @@ void pg_pipe_free(struct store *st)
 	free(pp->claimed);
 	free(pp->q);
 	memset(pp, 0, sizeof(*pp));
+	pg_side_free(st);
 }

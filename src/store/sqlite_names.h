@@ -104,4 +104,7 @@
 #define store_async_poll sqlite_store_async_poll
 #define store_async_wait sqlite_store_async_wait
 #define store_commits_pending sqlite_store_commits_pending
+#define store_async_takes sqlite_store_async_takes
+#define store_bucket_take_async sqlite_store_bucket_take_async
+#define store_async_side_fd sqlite_store_async_side_fd
 #endif

@@ -121,3 +121,26 @@ int store_commits_pending(struct store *st)
 	(void)st;
 	return 0;
 }
+
+/* store_async_takes - see store.h: SQLite's daemon has its buckets in memory. */
+void store_async_takes(struct store *st, store_take_fn fn, void *arg)
+{
+	(void)st;
+	(void)fn;
+	(void)arg;
+}
+
+/* store_bucket_take_async - see store.h: no pipeline. */
+int store_bucket_take_async(struct store *st, const char *key, double rate, double burst,
+                            int64_t cookie)
+{
+	(void)rate, (void)burst, (void)cookie;
+	return sq_fail(st, "take from bucket %s: the SQLite store has no shared buckets", key);
+}
+
+/* store_async_side_fd - see store.h. */
+int store_async_side_fd(struct store *st)
+{
+	(void)st;
+	return -1;
+}

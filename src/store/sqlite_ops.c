@@ -103,4 +103,7 @@ const struct store_ops sqlite_store_ops = {
     .async_poll = store_async_poll,
     .async_wait = store_async_wait,
     .commits_pending = store_commits_pending,
+    .async_takes = store_async_takes,
+    .bucket_take_async = store_bucket_take_async,
+    .async_side_fd = store_async_side_fd,
 };

@@ -1042,3 +1042,34 @@ int store_commits_pending(struct store *st)
 	}
 	return ops->commits_pending(st);
 }
+
+/* store_async_takes - see store.h. */
+void store_async_takes(struct store *st, store_take_fn fn, void *arg)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_takes) {
+		(void)unsupported(st, "async_takes");
+		return;
+	}
+	ops->async_takes(st, fn, arg);
+}
+
+/* store_bucket_take_async - see store.h. */
+int store_bucket_take_async(struct store *st, const char *key, double rate, double burst, int64_t cookie)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->bucket_take_async) {
+		return unsupported(st, "bucket_take_async");
+	}
+	return ops->bucket_take_async(st, key, rate, burst, cookie);
+}
+
+/* store_async_side_fd - see store.h. */
+int store_async_side_fd(struct store *st)
+{
+	const struct store_ops *ops = ops_of(st);
+	if (!ops->async_side_fd) {
+		return unsupported(st, "async_side_fd");
+	}
+	return ops->async_side_fd(st);
+}

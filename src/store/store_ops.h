@@ -110,6 +110,9 @@ struct store_ops {
 	int (*async_poll)(struct store *st);
 	int (*async_wait)(struct store *st);
 	int (*commits_pending)(struct store *st);
+	void (*async_takes)(struct store *st, store_take_fn fn, void *arg);
+	int (*bucket_take_async)(struct store *st, const char *key, double rate, double burst, int64_t cookie);
+	int (*async_side_fd)(struct store *st);
 };
 
 extern const struct store_ops sqlite_store_ops;

@@ -570,6 +570,8 @@ int store_rollback(struct store *st)
 	st->notify_pending = 0;
 	if (!in_transaction(st))
 		return 0;
+	if (st->pipe.on)
+		pg_claims_drop(st); /* its claims are undone with it */
 	int rc = pg_exec_text(st, "ROLLBACK", "roll back");
 	txn_over(st);
 	return rc;

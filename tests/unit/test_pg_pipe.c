@@ -672,6 +672,79 @@ TEST(test_cancels_arrive)
 	store_close(a);
 }
 
+TEST(test_rollback_drops_claim)
+{
+	/* a claim's rows, come or still coming, are the rolled back transaction's: none of
+	 * them is handed out after it */
+	struct store *a = piped(node(fresh("rollback_claim"), "host:a", LEASE_MS));
+	struct store *b = second();
+	struct job_row rows[2] = {0};
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t id = insert(a, &j, 1000);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 0);
+	int ev = await_events(a, STORE_ASYNC_CLAIMED);
+	CHECK(ev > 0 && (ev & STORE_ASYNC_CLAIMED));
+	CHECK_INT(store_rollback(a), 0);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 0); /* sent again, not the stale row */
+	release_rows(rows, 1);
+	CHECK(commit_answered(a) >= 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 1);
+	CHECK_INT(rows[0].id, id);
+	release_rows(rows, 1);
+	CHECK_INT(store_async_wait(a), 0);
+	/* one still coming when the rollback is sent */
+	struct job_new k = new_job("listSources", NULL, 0, 0);
+	int64_t kid = insert(a, &k, 1000);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 0);
+	CHECK_INT(store_rollback(a), 0);
+	CHECK_INT(state_of(a, kid), JS_QUEUED); /* waits for every answer before it */
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 0);
+	CHECK(commit_answered(a) >= 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 1);
+	CHECK_INT(rows[0].id, kid);
+	release_rows(rows, 1);
+	CHECK_INT(state_of(b, kid), JS_RUNNING);
+	/* rows an earlier transaction claimed and committed, not yet handed out, stay: those
+	 * come before its commit, and those of its claim still out */
+	int64_t more[3];
+	for (int i = 0; i < 3; i++) {
+		struct job_new m = new_job("listSources", NULL, 0, 0);
+		more[i] = insert(a, &m, 1000);
+	}
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 2), 0);
+	ev = await_events(a, STORE_ASYNC_CLAIMED);
+	CHECK(ev > 0 && (ev & STORE_ASYNC_CLAIMED));
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 1); /* more[1] stays in the stash */
+	CHECK_INT(rows[0].id, more[0]);
+	release_rows(rows, 1);
+	CHECK(commit_answered(a) >= 0);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_rollback(a), 0);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 1);
+	CHECK_INT(rows[0].id, more[1]);
+	release_rows(rows, 1);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 0); /* sent: more[2] */
+	CHECK_INT(store_commit(a), 0);                   /* before its rows are read */
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_rollback(a), 0);
+	CHECK_INT(store_async_wait(a), 0);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 1);
+	CHECK_INT(rows[0].id, more[2]);
+	release_rows(rows, 1);
+	CHECK(commit_answered(a) >= 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(state_of(b, more[i]), JS_RUNNING);
+	store_close(b);
+	store_close(a);
+}
+
 TEST(test_read_in_the_middle)
 {
 	struct store *a = piped(node(fresh("read_middle"), "host:a", LEASE_MS));
@@ -729,6 +802,7 @@ int main(void)
 	RUN(test_files_due_arrive);
 	RUN(test_cancels_arrive);
 	RUN(test_read_in_the_middle);
+	RUN(test_rollback_drops_claim);
 	sb_release(&schema);
 	fixture_end();
 	return tl_finish();

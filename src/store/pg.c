@@ -28,10 +28,13 @@ static char owner_spool[256];
 
 /* --- errors ---------------------------------------------------------------------- */
 
-/* pg_fail - see pg_int.h. */
+/* pg_fail - see pg_int.h. Once the pipeline failed, its first failure is the message
+ * every later call keeps (store.h). */
 int pg_fail(struct store *st, const char *fmt, ...)
 {
 	va_list ap;
+	if (st->pipe.failed)
+		return -1;
 	sb_reset(&st->err);
 	va_start(ap, fmt);
 	sb_vaddf(&st->err, fmt, ap);
@@ -66,6 +69,8 @@ static void add_oneline(struct strbuf *sb, const char *msg)
  * connection's loss said as such. */
 void pg_server_err(struct store *st, PGconn *conn, const PGresult *r, const char *what)
 {
+	if (st->pipe.failed)
+		return; /* the pipeline's first failure is kept, as pg_fail keeps it */
 	sb_reset(&st->err);
 	if (strncmp(what, "cannot ", 7) != 0)
 		sb_adds(&st->err, "cannot ");
@@ -565,6 +570,8 @@ int store_rollback(struct store *st)
 	st->notify_pending = 0;
 	if (!in_transaction(st))
 		return 0;
+	if (st->pipe.on)
+		pg_claims_drop(st); /* its claims are undone with it */
 	int rc = pg_exec_text(st, "ROLLBACK", "roll back");
 	txn_over(st);
 	return rc;

@@ -84,8 +84,12 @@ struct pg_pipe {
 	int64_t claim_now;       /* its now_ms, and the priority below which the next claim looks */
 	int64_t claim_bound;     /* (INT64_MAX: from the top; a claim that found a priority with */
 	                         /* fewer due jobs than it asked for looks below it next) */
+	int claim_in_txn;        /* the claim out was sent in the open transaction */
+	int claim_dropped;       /* the claim out is a rolled back transaction's: its rows,
+	                          * when they come, are not claimed (pg_claims_drop) */
 	struct job_row *claimed; /* the stash: claimed (running under this node), not taken */
 	int nclaimed, claimed_cap;
+	int nfresh; /* the stash's last rows claimed by the open transaction (the rest committed) */
 	int64_t next_due_ms; /* as the last claim's probe saw it (0: none) */
 	PGresult *files_due; /* the last commit's probe of files due, not yet read */
 	int cancels_asked;   /* the cancels were asked for, their answer not yet come */
@@ -216,6 +220,9 @@ void pg_side_free(struct store *st);
 
 /* pg_jobs.c: a claim's rows, arrived (into the stash) */
 void pg_claim_arrived(struct store *st, const PGresult *r);
+/* pg_claims_drop - the transaction is rolled back: what it claimed (the stash's fresh
+ * rows, those of its claim still out) is not this node's; earlier commits' rows are */
+void pg_claims_drop(struct store *st);
 /* pg_nodes.c: a sweep's and the cancels' answers, arrived */
 void pg_rescue_arrived(struct store *st, const PGresult *r);
 void pg_cancels_arrived(struct store *st, const PGresult *r);

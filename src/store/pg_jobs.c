@@ -170,6 +170,11 @@ void pg_claim_arrived(struct store *st, const PGresult *r)
 	struct pg_pipe *pp = &st->pipe;
 	int rows_got = PQntuples(r), n = 0;
 	pp->claiming = 0;
+	if (pp->claim_dropped) {
+		pp->claim_dropped = 0;
+		pp->claim_bound = INT64_MAX;
+		return;
+	}
 	if (rows_got == 0) {
 		pp->claim_bound = INT64_MAX; /* no priority below the bound: none due */
 		return;
@@ -183,7 +188,20 @@ void pg_claim_arrived(struct store *st, const PGresult *r)
 			read_job_row(r, i, 1, &pp->claimed[pp->nclaimed++]);
 			n++;
 		}
+	if (pp->claim_in_txn)
+		pp->nfresh += n;
 	pp->claim_bound = n < pp->claim_max ? pg_get_i64(r, 0, 0, 0) : INT64_MAX;
+}
+
+/* pg_claims_drop - see pg_int.h: the rows went back to queued with the rollback. */
+void pg_claims_drop(struct store *st)
+{
+	struct pg_pipe *pp = &st->pipe;
+	for (; pp->nfresh > 0; pp->nfresh--)
+		job_row_release(&pp->claimed[--pp->nclaimed]);
+	pp->claim_dropped = pp->claiming && pp->claim_in_txn;
+	pp->claim_in_txn = 0;
+	pp->claim_bound = INT64_MAX;
 }
 
 /* claim_piped - the pipeline's claim: the rows of one sent before, else a claim sent (with
@@ -202,6 +220,8 @@ static int claim_piped(struct store *st, int64_t now_ms, struct job_row *rows, i
 		memcpy(rows, pp->claimed, (size_t)n * sizeof(*rows));
 		memmove(pp->claimed, pp->claimed + n, (size_t)(pp->nclaimed - n) * sizeof(*rows));
 		pp->nclaimed -= n;
+		if (pp->nfresh > pp->nclaimed) /* the committed rows go first */
+			pp->nfresh = pp->nclaimed;
 		return n;
 	}
 	if (pp->claiming)
@@ -218,6 +238,7 @@ static int claim_piped(struct store *st, int64_t now_ms, struct job_row *rows, i
 	    pg_pipe_flush_request(st) < 0)
 		return -1;
 	pp->claiming = 1;
+	pp->claim_in_txn = 1;
 	pp->claim_max = max;
 	pp->claim_now = now_ms;
 	return 0;

@@ -253,6 +253,8 @@ int pg_pipe_commit(struct store *st, int wait)
 {
 	struct pg_pipe *pp = &st->pipe;
 	pp->txn = 0;
+	pp->claim_in_txn = 0; /* its claims are this node's once it commits */
+	pp->nfresh = 0;
 	if (pg_pipe_send_text(st, "COMMIT", PG_PEND_COMMIT, "commit") < 0)
 		return -1;
 	if (!PQpipelineSync(st->main.conn))

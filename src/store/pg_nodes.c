@@ -282,7 +282,10 @@ int store_cancels_pending(struct store *st, int64_t **ids, size_t *n)
 		if (*n || pp->cancels_asked)
 			return 0;
 		pp->cancels_asked = 1;
-		return pg_pipe_send(st, sql, &p, PG_PEND_CANCELS, "read the cancels asked for");
+		/* answered now, not with the next commit: a flush request (as for a claim) */
+		return pg_pipe_send(st, sql, &p, PG_PEND_CANCELS, "read the cancels asked for") < 0
+		           ? -1
+		           : pg_pipe_flush_request(st);
 	}
 	PGresult *r = pg_query(st, sql, &p, "read the cancels asked for");
 	if (!r)

@@ -107,9 +107,12 @@ def span_sql():
 
 
 def throughput_run(emu, ndaemons, backend, run_no):
-    """N creates by ndaemons daemons on backend ("postgresql" or "sqlite")"""
-    uri = cluster.create_db(f"tp{ndaemons}") if backend == "postgresql" else None
+    """N creates by ndaemons daemons on backend ("postgresql", "postgresql-sync": its
+    pipeline off, every store call waited for, or "sqlite")"""
+    uri = cluster.create_db(f"tp{ndaemons}") if backend.startswith("postgresql") else None
     cfg = dict(QUIET, db=uri) if uri else dict(QUIET)
+    if backend == "postgresql-sync":
+        cfg["pipeline"] = False
     spools = [Spool(emu.url, config=cfg) for _ in range(ndaemons)]
     try:
         for s in spools:
@@ -148,7 +151,8 @@ def throughput_run(emu, ndaemons, backend, run_no):
 
 def throughput():
     emu = Emulator()
-    configs = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 3)]
+    configs = [("sqlite", 1), ("postgresql-sync", 1), ("postgresql", 1), ("postgresql", 2),
+               ("postgresql", 3)]
     runs = {cfg: [] for cfg in configs}
     try:
         for k in range(REPEATS):
@@ -324,12 +328,12 @@ def pct(values, p):
     return v[max(0, min(len(v) - 1, -(-len(v) * p // 100) - 1))] if v else None
 
 
-def slow_run(emu, proxy, delay_ms):
+def slow_run(emu, proxy, delay_ms, pipeline=True):
     """N creates by one daemon whose store is delay_ms away each way"""
     uri = cluster.create_db("slow")
     proxy.set_delay(0)
-    s = Spool(emu.url, config=dict(QUIET, db=uri.replace(f":{cluster.port}/",
-                                                         f":{proxy.port}/")))
+    s = Spool(emu.url, config=dict(QUIET, pipeline=pipeline,
+                                   db=uri.replace(f":{cluster.port}/", f":{proxy.port}/")))
     try:
         start(s, uri)
         proxy.set_delay(delay_ms)
@@ -353,6 +357,7 @@ def slow_run(emu, proxy, delay_ms):
         calls = int(calls)
         span = (int(last) - int(first)) / 1000.0 if calls else 0
         return {"bench": "pg-slow", "db_delay_ms_each_way": delay_ms, "n": N,
+                "pipeline": pipeline,
                 "finished": finished, "calls": calls,
                 "calls_per_sec": round(calls / span) if span > 0 else None,
                 "duration_ms_p50": pct(durs, 50), "duration_ms_p90": pct(durs, 90),
@@ -370,8 +375,9 @@ def slow():
     proxy.start()
     try:
         for ms in SLOW_MS:
-            emu.admin("/__emu/reset", {})
-            out(slow_run(emu, proxy, ms))
+            for pipeline in (True, False):
+                emu.admin("/__emu/reset", {})
+                out(slow_run(emu, proxy, ms, pipeline))
     finally:
         proxy.stop()
         emu.stop()

@@ -340,7 +340,8 @@ def slow_run(emu, proxy, delay_ms, pipeline=True):
         sends = proxy.chunks_up
         t0 = time.monotonic()
         s.drop_jobs("slow.jsonl", [{"op": "createSource", "output": False,
-                                    "params": dict(BODY, slug=f"slow-{delay_ms}-{i}")}
+                                    "params": dict(BODY, slug=f"slow-{delay_ms}-"
+                                                                f"{int(pipeline)}-{i}")}
                                    for i in range(N)])
         try:
             wait_for(lambda: pgv(uri, "SELECT count(*) FROM jobs WHERE state = 3") == N,

@@ -78,6 +78,21 @@ static PGresult *bucket_query(struct store *st, const char *sql, const struct pg
 	return pg_query(st, sql, p, what);
 }
 
+/* take_params - BUCKET_TAKE's parameters, unless rate or burst is not a number. */
+static int take_params(struct store *st, const char *key, double rate, double burst,
+                       struct pg_params *p)
+{
+	if (!isfinite(rate) || !isfinite(burst))
+		return pg_fail(st,
+		               "cannot take from bucket %s: rate %g or burst %g is not a number",
+		               key, rate, burst);
+	pg_params_init(p);
+	pg_param_text(p, key);
+	pg_param_double(p, rate);
+	pg_param_double(p, burst);
+	return 0;
+}
+
 /* store_bucket_take - one token from key, or the wait until one may be taken: the
  * database decides in one call (its clock; the row locked by it alone), so two nodes
  * never both take the last token. */
@@ -87,14 +102,8 @@ int store_bucket_take(struct store *st, const char *key, double rate, double bur
 	struct pg_params p;
 	(void)now_ms; /* the nodes' clocks may disagree: the database's decides */
 	*wait_ms = 0;
-	if (!isfinite(rate) || !isfinite(burst))
-		return pg_fail(st,
-		               "cannot take from bucket %s: rate %g or burst %g is not a number",
-		               key, rate, burst);
-	pg_params_init(&p);
-	pg_param_text(&p, key);
-	pg_param_double(&p, rate);
-	pg_param_double(&p, burst);
+	if (take_params(st, key, rate, burst, &p) < 0)
+		return -1;
 	PGresult *r = bucket_query(st, BUCKET_TAKE, &p, "take from a rate-limit bucket");
 	if (!r)
 		return -1;
@@ -114,14 +123,8 @@ int store_bucket_take_async(struct store *st, const char *key, double rate, doub
 	if (!st->side_pipe.on)
 		return pg_fail(st, "cannot take from bucket %s later: the store has no pipeline",
 		               key);
-	if (!isfinite(rate) || !isfinite(burst))
-		return pg_fail(st,
-		               "cannot take from bucket %s: rate %g or burst %g is not a number",
-		               key, rate, burst);
-	pg_params_init(&p);
-	pg_param_text(&p, key);
-	pg_param_double(&p, rate);
-	pg_param_double(&p, burst);
+	if (take_params(st, key, rate, burst, &p) < 0)
+		return -1;
 	return pg_side_send(st, BUCKET_TAKE, &p, PG_SIDE_TAKE, cookie,
 	                    "take from a rate-limit bucket");
 }

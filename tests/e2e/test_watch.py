@@ -146,10 +146,13 @@ def test_json_lines():
             f"limit_s is the pages left at {RATE}/s: "
             f"{[(l['pages'], l['limit_s']) for l in mid]}")
     # the items left at the rate seen foretell the end: within 2 s (whole seconds, rounded
-    # up, of a job that takes about 3) of when the success line came
+    # up, of a job that takes about 3) of when the success line came, once three pages
+    # have given the rate (pages come in steps of 100 items at 3/s: a rate seen over the
+    # first two, looked at 0.3 s apart, is off by a whole page's step when one comes late,
+    # as it did in an ASan run: 5 s against the real 2.4)
     end_ms = iso_ms(lines[-1]["at"])
     etas = [(l["eta_s"], round((end_ms - iso_ms(l["at"])) / 1000, 1)) for l in mid
-            if l["eta_s"] is not None]
+            if l["eta_s"] is not None and l["pages"] >= 3]
     print(f"eta_s against the real time left: {etas}", flush=True)
     c.check(etas and all(abs(got - real) <= 2 for got, real in etas),
             f"eta_s against the time the job really took to end: {etas}")

@@ -23,30 +23,9 @@
 #include "testlib.h"
 #include "util.h"
 
+#include "pg_node_fixture.h"
+
 #define NODE_LEASE_MS 30000
-
-/* second - another store on the location of the last open_fresh, or the test exits. */
-static struct store *second(void)
-{
-	struct store *st = NULL;
-	char *err = NULL;
-	if (store_reopen_test(0, &st, &err) < 0) {
-		fprintf(stderr, "cannot open a second store: %s\n", err);
-		free(err);
-		exit(1);
-	}
-	return st;
-}
-
-/* node - a store that joined as node name, with lease_ms. */
-static struct store *node(struct store *st, const char *name, int64_t lease_ms)
-{
-	int rc = store_node_start(st, name, lease_ms, 0);
-	CHECK_INT(rc, 0);
-	if (rc)
-		fprintf(stderr, "node %s: %s\n", name, store_errmsg(st));
-	return st;
-}
 
 /* has - s holds sub. */
 static int has(const char *s, const char *sub)

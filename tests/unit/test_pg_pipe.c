@@ -21,6 +21,8 @@
 #include "testlib.h"
 #include "util.h"
 
+#include "pg_node_fixture.h"
+
 #define LEASE_MS 30000
 
 static struct strbuf schema = STRBUF_INIT; /* of the last fresh() store, for admin SQL */
@@ -86,29 +88,6 @@ static struct store *fresh(const char *name)
 	sb_reset(&schema);
 	pg_schema_of(name, &schema);
 	return open_fresh(name);
-}
-
-/* second - another store on the location of the last fresh(), or the test exits. */
-static struct store *second(void)
-{
-	struct store *st = NULL;
-	char *err = NULL;
-	if (store_reopen_test(0, &st, &err) < 0) {
-		fprintf(stderr, "cannot open a second store: %s\n", err);
-		free(err);
-		exit(1);
-	}
-	return st;
-}
-
-/* node - st joined as node name. */
-static struct store *node(struct store *st, const char *name, int64_t lease_ms)
-{
-	int rc = store_node_start(st, name, lease_ms, 0);
-	CHECK_INT(rc, 0);
-	if (rc)
-		fprintf(stderr, "node %s: %s\n", name, store_errmsg(st));
-	return st;
 }
 
 /* piped - st with its pipeline started. */

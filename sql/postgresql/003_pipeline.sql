@@ -40,3 +40,7 @@ BEGIN
 		(ARRAY['queued', 'running', 'waiting', 'succeeded', 'failed', 'dead',
 		       'cancelled'])[j_state + 1];
 END $$;
+
+-- the open attempts of a node, which a sweep closes once the node is dead: the sweep's
+-- second statement finds them by it (pg_nodes.c, piped_close_sql)
+CREATE INDEX attempts_open ON attempts(node_id) WHERE outcome IS NULL;

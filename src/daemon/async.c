@@ -3,6 +3,8 @@
  * attempts a commit records sent once that commit is answered, never before. */
 #include "daemon_int.h"
 
+#include <stdlib.h>
+
 #include "config.h"
 #include "store.h"
 #include "util.h"
@@ -73,14 +75,30 @@ void async_watch(struct daemon *d)
 	watch(d, &d->async_side_io, store_async_side_fd(d->st), w);
 }
 
-/* release - the commit in flight was answered: its requests go, in the order claimed. */
+/* release - the commit in flight was answered: its requests go. They are found first, by
+ * job, and no commit is sent meanwhile (d->releasing): an answer made for a cancelled one
+ * would commit the open transaction, and the requests it records must wait for that. */
 static void release(struct daemon *d)
 {
-	for (struct run *r = d->runs, *next; r && !d->reset_needed; r = next) {
-		next = r->next;
+	size_t n = 0, i = 0;
+	if (d->releasing)
+		return;
+	for (struct run *r = d->runs; r; r = r->next)
+		n += r->gated == 2;
+	if (!n)
+		return;
+	int64_t *ids = xmalloc(n * sizeof(*ids));
+	for (struct run *r = d->runs; r && i < n; r = r->next)
 		if (r->gated == 2)
+			ids[i++] = r->row.id;
+	d->releasing = 1;
+	for (i = 0; i < n && !d->reset_needed; i++) {
+		struct run *r = run_find(d, ids[i]);
+		if (r && r->gated == 2)
 			send_gated(r);
 	}
+	d->releasing = 0;
+	free(ids);
 }
 
 /* async_committing - see daemon_int.h. */

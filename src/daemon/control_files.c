@@ -15,6 +15,18 @@ struct control_ctx {
 	const struct control_request *req;
 };
 
+/* ended_meanwhile - a cancel read a moment ago (a shared store's, at a heartbeat) for a
+ * job that has ended since: it stays as it ended. */
+static int ended_meanwhile(struct daemon *d, int64_t id)
+{
+	struct job_row row;
+	if (store_get(d->st, id, &row) != 0)
+		return 0;
+	int ended = job_state_terminal(row.state);
+	job_row_release(&row);
+	return ended;
+}
+
 /* cancel_running - see daemon_int.h. */
 void cancel_running(struct daemon *d, int64_t id)
 {
@@ -28,7 +40,8 @@ void cancel_running(struct daemon *d, int64_t id)
 	else {
 		txn(d); /* a heartbeat's cancel may come right after a commit */
 		if (store_job_end(d->st, id, JS_CANCELLED, NULL, "cancelled by the user",
-		                  clock_wall_ms()) < 0)
+		                  clock_wall_ms()) < 0 &&
+		    !ended_meanwhile(d, id))
 			write_failed(d, id, "record the cancel");
 	}
 }

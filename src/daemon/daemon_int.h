@@ -159,7 +159,8 @@ struct daemon {
 	ev_io async_io;      /* the store's socket, when its commits are answered later (async.c) */
 	ev_io async_side_io; /* and its side connection's (takes, holds, heartbeats) */
 	int async;
-	int ngated; /* requests waiting for their commit's answer (in ninflight too) */
+	int ngated;    /* requests waiting for their commit's answer (in ninflight too) */
+	int releasing; /* async.c sends the requests of a commit answered: no commit meanwhile */
 	int64_t reconnect_ms;
 	int rescue_due, cancels_due; /* for the next transaction */
 	int reset_needed;            /* the lease or the connection was lost: start again */
@@ -224,6 +225,8 @@ int async_settle(struct daemon *d);
 /* async_committing - the commit just sent records the open transaction's requests */
 void async_committing(struct daemon *d);
 void async_watch(struct daemon *d); /* the socket watched for writing while bytes wait */
+/* commit_now (txn.c) - commit, after waiting for the commit in flight if there is one */
+void commit_now(struct daemon *d);
 
 /* outcome.c */
 void record_held(struct daemon *d);

@@ -363,7 +363,7 @@ void dispatch(struct daemon *d)
 		/* each claimed job stages at most one output: room for all before the claim,
 		 * so none is claimed without being started */
 		if (output_batch_count(d->outputs) + (size_t)room > (size_t)OUTPUT_BATCH_MAX)
-			commit(d);
+			commit_now(d);
 		if (txn_try(d) < 0)
 			break;
 		int n = store_claim_due(d->st, now, rows, room);

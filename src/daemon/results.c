@@ -94,7 +94,7 @@ int make_room(struct daemon *d)
 	if (txn_try(d) < 0)
 		return -1;
 	if (output_batch_count(d->outputs) >= OUTPUT_BATCH_MAX) {
-		commit(d);
+		commit_now(d);
 		if (txn_try(d) < 0)
 			return -1; /* another writer took the lock between our commit and begin */
 	}

@@ -146,13 +146,27 @@ static void output_not_placed(int64_t job_id, const char *why, void *arg)
 	free(ej);
 }
 
+/* commit_now - a commit that cannot wait for the one in flight (the staged outputs are
+ * at their limit): that one's answer is waited for first. */
+void commit_now(struct daemon *d)
+{
+	if (d->async && d->st && !d->reset_needed && store_commits_pending(d->st) > 0) {
+		if (store_async_wait(d->st) < 0) {
+			node_lost(d, "cannot commit: %s", store_errmsg(d->st));
+			return;
+		}
+		async_settle(d);
+	}
+	commit(d);
+}
+
 /* commit - the iteration's one commit; then files leave incoming/. */
 void commit(struct daemon *d)
 {
 	int64_t now = clock_wall_ms();
 	if (d->reset_needed || !d->st)
 		return; /* the prepare starts the node again: nothing of this batch is kept */
-	if (d->async && store_commits_pending(d->st) > 0)
+	if (d->async && (store_commits_pending(d->st) > 0 || d->releasing))
 		return; /* one commit in flight: this transaction goes on until it is answered */
 	if (!d->shared && d->buckets_dirty &&
 	    (now - d->last_bucket_save_ms >= BUCKET_SAVE_MS || d->stopping) && txn_try(d) == 0) {

@@ -909,7 +909,12 @@ void store_set_busy_timeout(struct store *st, int ms)
 		snprintf(sql, sizeof(sql), "SET lock_timeout = %d", st->busy_ms);
 		if (!st->pipe.failed)
 			pg_pipe_send_text(st, sql, PG_PEND_WRITE, "set lock_timeout");
-		conns[0] = &st->side; /* the main one's is in the pipeline */
+		conns[0] = &st->side;   /* the main one's is in the pipeline */
+		if (st->side_pipe.on) { /* and so is the side one's */
+			if (!st->pipe.failed)
+				pg_side_send(st, sql, NULL, PG_SIDE_WRITE, 0, "set lock_timeout");
+			return;
+		}
 	}
 	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
 		PGconn *conn = conns[i]->conn;

@@ -619,7 +619,7 @@ int pg_change_state(struct store *st, int64_t id, unsigned allowed, enum job_sta
 	    "SELECT state, owner FROM jobs WHERE id = $1 FOR NO KEY UPDATE";
 	int only = only_state(allowed);
 	struct pg_params p;
-	if (only >= 0 && st->pipe.on)
+	if (only == JS_RUNNING && st->pipe.on && st->node_id) /* this node's own job */
 		return change_piped(st, id, only, to, sql, extra, verb, reason, now_ms);
 	if (only >= 0) {
 		int64_t n = run_change(st, id, only, to, sql, extra, now_ms);

@@ -209,6 +209,14 @@ static const char piped_rescue_sql[] =
     "SELECT (SELECT count(*) FROM r), (SELECT string_agg(DISTINCT name, ', ') FROM r), "
     "(SELECT count(*) FROM n), (SELECT count(*) FROM m)";
 
+/* after it, in a statement of its own (its own snapshot): the open attempts of dead
+ * nodes whose jobs they no longer run, among them one whose transaction committed after
+ * the sweep's snapshot was taken but before it locked the job */
+static const char piped_close_sql[] =
+    "UPDATE attempts a SET outcome = CASE WHEN j.mutates = 0 THEN 'interrupted' "
+    "ELSE 'unknown' END FROM jobs j, nodes n WHERE a.outcome IS NULL AND n.id = a.node_id "
+    "AND n.dead = 1 AND j.id = a.job_id AND NOT (j.state = 1 AND j.owner = a.node_id)";
+
 /* pg_rescue_arrived - see pg_int.h: said as the daemon says a sweep's rescue. */
 void pg_rescue_arrived(struct store *st, const PGresult *r)
 {
@@ -233,10 +241,10 @@ int64_t store_rescue(struct store *st, int64_t now_ms)
 		pg_params_init(&p);
 		pg_param_i64(&p, now_ms);
 		pg_param_text(&p, st->channel);
-		return pg_pipe_send(st, piped_rescue_sql, &p, PG_PEND_RESCUE,
-		                    "take back the jobs of dead nodes") < 0
-		           ? -1
-		           : 0;
+		if (pg_pipe_send(st, piped_rescue_sql, &p, PG_PEND_RESCUE,
+		                 "take back the jobs of dead nodes") < 0)
+			return -1;
+		return pg_write(st, piped_close_sql, NULL, "close the attempts of rescued jobs");
 	}
 	if (pg_op_begin_atomic(st, &how) < 0)
 		return -1;
@@ -309,9 +317,16 @@ void pg_cancels_arrived(struct store *st, const PGresult *r)
 	pp->cancels_asked = 0;
 	free(pp->cancels);
 	pp->cancels = rows ? xmalloc((size_t)rows * sizeof(*pp->cancels)) : NULL;
-	for (int i = 0; i < rows; i++)
-		pp->cancels[i] = pg_get_i64(r, i, 0, 0);
-	pp->ncancels = (size_t)rows;
+	pp->ncancels = 0;
+	for (int i = 0; i < rows; i++) {
+		int64_t id = pg_get_i64(r, i, 0, 0), stashed = 0;
+		/* one still in the claim's stash is ended by the daemon when it is handed out */
+		for (int k = 0; k < pp->nclaimed && !stashed; k++)
+			if (pp->claimed[k].id == id)
+				stashed = pp->claimed[k].cancel_requested = 1;
+		if (!stashed)
+			pp->cancels[pp->ncancels++] = id;
+	}
 }
 
 static const char sql_nodes[] =

@@ -301,6 +301,11 @@ int store_async_poll(struct store *st)
 	struct pg_pipe *pp = &st->pipe;
 	if (!pp->on)
 		return 0;
+	/* read even with nothing expected: a connection the server closed says so here,
+	 * and its socket would stay readable for good */
+	if (!pp->failed &&
+	    (!PQconsumeInput(st->main.conn) || PQstatus(st->main.conn) == CONNECTION_BAD))
+		conn_failed(st, "read from the database");
 	if (!pp->failed && flush(st, 0) == 0)
 		while (step(st, 0) > 0 && !pp->failed)
 			;

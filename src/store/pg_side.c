@@ -122,7 +122,7 @@ int pg_side_poll(struct store *st)
 	int events = 0;
 	if (!sp->on || st->pipe.failed)
 		return st->pipe.failed ? -1 : 0;
-	if (side_flush(st) < 0 || !PQconsumeInput(c))
+	if (side_flush(st) < 0 || !PQconsumeInput(c) || PQstatus(c) == CONNECTION_BAD)
 		return side_failed(st, "read from the database");
 	while (sp->n && !PQisBusy(c)) {
 		struct pg_side_pending *h = &sp->q[sp->head];

@@ -651,6 +651,39 @@ TEST(test_cancels_arrive)
 	store_close(a);
 }
 
+TEST(test_cancel_of_stashed)
+{
+	/* a cancel asked for a job still in the claim's stash is not among the cancels to
+	 * abort (it has no run yet): the row handed out says it, and the daemon ends it */
+	struct store *a = piped(node(fresh("cancel_stashed"), "host:a", LEASE_MS));
+	struct store *cli = second();
+	struct job_row rows[1] = {0};
+	int64_t *ids = NULL;
+	size_t n = 0;
+	struct job_new j = new_job("listSources", NULL, 0, 0);
+	int64_t id = insert(a, &j, 1000);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 0);
+	int ev = await_events(a, STORE_ASYNC_CLAIMED);
+	CHECK(ev > 0 && (ev & STORE_ASYNC_CLAIMED));
+	CHECK(commit_answered(a) >= 0);
+	CHECK_INT(store_job_cancel(cli, id, 2100), 2); /* running under a: only asked */
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_cancels_pending(a, &ids, &n), 0); /* asks */
+	CHECK(ids_are(ids, n, NULL, 0));
+	CHECK_INT(commit_answered(a) & STORE_ASYNC_CANCELS, 0);
+	CHECK_INT(store_cancels_pending(a, &ids, &n), 0);
+	CHECK(ids_are(ids, n, NULL, 0));
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_claim_due(a, 2000, rows, 1), 1);
+	CHECK_INT(rows[0].id, id);
+	CHECK_INT(rows[0].cancel_requested, 1);
+	release_rows(rows, 1);
+	CHECK(commit_answered(a) >= 0);
+	store_close(cli);
+	store_close(a);
+}
+
 TEST(test_rollback_drops_claim)
 {
 	/* a claim's rows, come or still coming, are the rolled back transaction's: none of
@@ -781,6 +814,7 @@ int main(void)
 	RUN(test_files_due_arrive);
 	RUN(test_cancels_arrive);
 	RUN(test_read_in_the_middle);
+	RUN(test_cancel_of_stashed);
 	RUN(test_rollback_drops_claim);
 	sb_release(&schema);
 	fixture_end();

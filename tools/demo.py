@@ -71,6 +71,15 @@ try:
     env = dict(os.environ, SEGMENT_TOKEN=TOKEN, SEGSPOOL_NO_DEFAULT_CONFIG="1")
     daemon = subprocess.Popen([BIN, "--config", cfg_path, "run"], env=env,
                               stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    # ready once it says it runs: before that it may still be migrating the store, and a
+    # list would find the schema half upgraded (and refuse it)
+    for _ in range(600):
+        if daemon.poll() is not None:
+            sys.exit(f"demo: the daemon stopped at its start; see {log_path}")
+        with open(log_path) as f:
+            if "running on spool" in f.read():
+                break
+        time.sleep(0.05)
     say(f"daemon started (pid {daemon.pid}, log {log_path})")
 
     examples = sorted(os.path.join(top, "examples", n)

@@ -107,8 +107,6 @@ void async_committing(struct daemon *d)
 	for (struct run *r = d->runs; r; r = r->next)
 		if (r->gated == 1)
 			r->gated = 2;
-	if (!store_commits_pending(d->st))
-		release(d); /* answered already (a commit waited for) */
 }
 
 /* async_settle - see daemon_int.h. */

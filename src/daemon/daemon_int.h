@@ -188,6 +188,7 @@ void ingest_pending(struct daemon *d);
 void archive_committed(struct daemon *d);
 
 /* dispatch.c */
+struct token *token_for(struct daemon *d, const char *workspace);
 void tokens_forget(struct daemon *d);
 void send_or_hold(struct run *r);
 void shared_waits_forget(struct daemon *d);
@@ -222,7 +223,8 @@ void async_stop(struct daemon *d);
 /* async_settle - what the store answered: a commit's answer sends its requests; -1 when
  * it failed (node_lost said why), else the STORE_ASYNC_* seen */
 int async_settle(struct daemon *d);
-/* async_committing - the commit just sent records the open transaction's requests */
+/* async_committing - the commit just sent records the open transaction's requests: they
+ * go when async_settle finds it answered */
 void async_committing(struct daemon *d);
 void async_watch(struct daemon *d); /* the socket watched for writing while bytes wait */
 /* commit_now (txn.c) - commit, after waiting for the commit in flight if there is one */

@@ -21,8 +21,8 @@
 #include "strbuf.h"
 #include "util.h"
 
-/* token_for - the workspace's token, read once (again after SIGHUP). */
-static struct token *token_for(struct daemon *d, const char *workspace)
+/* token_for - see daemon_int.h: the workspace's token, read once (again after SIGHUP). */
+struct token *token_for(struct daemon *d, const char *workspace)
 {
 	for (size_t i = 0; i < d->ntokens; i++)
 		if (strcmp(d->tokens[i].workspace, workspace) == 0)

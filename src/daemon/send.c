@@ -26,6 +26,19 @@ static void request_line(struct strbuf *out, const char *method, const char *url
 	sb_adds(out, strncmp(url, base, blen) == 0 ? url + blen : url);
 }
 
+/* end_unsent - the attempt of a request that never went, closed as outcome says. */
+static void end_unsent(struct run *r, const char *outcome, const char *why)
+{
+	struct attempt_end ae = {.outcome = outcome,
+	                         .error = why,
+	                         .retry_after_ms = -1,
+	                         .rl_remaining = -1,
+	                         .request = r->request.buf};
+	txn(r->d); /* a gated request goes after its commit, outside any transaction */
+	if (store_attempt_end(r->d->st, r->attempt_id, &ae) < 0)
+		write_failed(r->d, r->row.id, "record an attempt");
+}
+
 /* submit - the request to the HTTP client; one it refuses waits a second, its attempt
  * closed "retry". */
 static void submit(struct run *r, const struct built_request *req, const struct token *tok)
@@ -40,15 +53,8 @@ static void submit(struct run *r, const struct built_request *req, const struct 
 	    .bearer_token = tok->value.buf,
 	};
 	if (http_submit(d->http, &hr, on_response, r, &r->xfer) < 0) {
-		struct attempt_end ae = {.outcome = "retry",
-		                         .error = "request refused locally",
-		                         .retry_after_ms = -1,
-		                         .rl_remaining = -1,
-		                         .request = r->request.buf};
-		txn(d); /* a gated request goes after its commit, outside any transaction */
-		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
-			write_failed(d, r->row.id, "record an attempt");
-		metrics_attempt(d->metrics, ae.outcome, 0, 0, 1);
+		end_unsent(r, "retry", "request refused locally");
+		metrics_attempt(d->metrics, "retry", 0, 0, 1);
 		log_job(LOG_WARN, r->row.id, r->row.op_id, job_state_name(JS_WAITING),
 		        "job %lld: the request could not be started; trying again in 1 s",
 		        (long long)r->row.id);
@@ -76,14 +82,7 @@ void send_gated(struct run *r)
 	d->ninflight--; /* counted again by submit, or by the answer below */
 	if (r->gated_cancel && r->interrupt) {
 		/* the stop's grace ran out before it went: it was never sent */
-		struct attempt_end ae = {.outcome = "interrupted",
-		                         .error = "daemon stopped before the request went",
-		                         .retry_after_ms = -1,
-		                         .rl_remaining = -1,
-		                         .request = r->request.buf};
-		txn(d);
-		if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
-			write_failed(d, r->row.id, "record an attempt");
+		end_unsent(r, "interrupted", "daemon stopped before the request went");
 		if (store_job_requeue(d->st, r->row.id,
 		                      "daemon stopped before the request went; will be sent",
 		                      clock_wall_ms()) < 0)
@@ -97,23 +96,13 @@ void send_gated(struct run *r)
 		on_response(&resp, r);
 		sb_release(&resp.body);
 	} else {
-		const char *ws = r->job.workspace;
-		struct token *tok = NULL;
-		for (size_t i = 0; i < d->ntokens && !tok; i++)
-			if (strcmp(d->tokens[i].workspace, ws) == 0)
-				tok = &d->tokens[i];
-		if (tok && tok->ok) {
+		/* read again after a SIGHUP meanwhile; one no longer usable is admission's to
+		 * wait for */
+		struct token *tok = token_for(d, r->job.workspace);
+		if (tok->ok) {
 			submit(r, req, tok);
-		} else { /* forgotten by a SIGHUP meanwhile: admitted again, with the new one */
-			txn(d);
-			struct attempt_end ae = {
-			    .outcome = "retry",
-			    .error = "the token was read again before the request went",
-			    .retry_after_ms = -1,
-			    .rl_remaining = -1,
-			    .request = r->request.buf};
-			if (store_attempt_end(d->st, r->attempt_id, &ae) < 0)
-				write_failed(d, r->row.id, "record an attempt");
+		} else {
+			end_unsent(r, "retry", "the token was read again before the request went");
 			r->hold_until_ms = clock_wall_ms();
 		}
 	}

@@ -146,17 +146,25 @@ static void output_not_placed(int64_t job_id, const char *why, void *arg)
 	free(ej);
 }
 
+/* wait_answered - waits for the commits in flight, their requests then released: 0, or
+ * -1 when one failed (node_lost said why). */
+static int wait_answered(struct daemon *d)
+{
+	if (store_async_wait(d->st) < 0) {
+		node_lost(d, "cannot commit: %s", store_errmsg(d->st));
+		return -1;
+	}
+	async_settle(d);
+	return 0;
+}
+
 /* commit_now - a commit that cannot wait for the one in flight (the staged outputs are
  * at their limit): that one's answer is waited for first. */
 void commit_now(struct daemon *d)
 {
-	if (d->async && d->st && !d->reset_needed && store_commits_pending(d->st) > 0) {
-		if (store_async_wait(d->st) < 0) {
-			node_lost(d, "cannot commit: %s", store_errmsg(d->st));
-			return;
-		}
-		async_settle(d);
-	}
+	if (d->async && d->st && !d->reset_needed && store_commits_pending(d->st) > 0 &&
+	    wait_answered(d) < 0)
+		return;
 	commit(d);
 }
 
@@ -204,11 +212,8 @@ void commit(struct daemon *d)
 	if (d->async && (d->archive.n || d->results_pending)) {
 		/* files leave incoming/, and results files are written, once their commit is
 		 * answered: rare enough to wait for here */
-		if (store_async_wait(d->st) < 0) {
-			node_lost(d, "cannot commit: %s", store_errmsg(d->st));
+		if (wait_answered(d) < 0)
 			return;
-		}
-		async_settle(d);
 	}
 	if (d->async && store_commits_pending(d->st) > 0)
 		return;

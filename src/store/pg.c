@@ -388,11 +388,8 @@ int pg_exec_text(struct store *st, const char *sql, const char *what)
  * is the one kept. */
 static void quiet_exec(struct store *st, const char *sql)
 {
-	if (st->pipe.on) {
-		if (strcmp(sql, "ROLLBACK") == 0)
-			st->pipe.txn = 0;
-		if (!st->pipe.failed) /* after a failure, the node starts again: nothing to undo */
-			pg_pipe_send_text(st, sql, PG_PEND_WRITE, "roll back");
+	if (st->pipe.on) { /* after a failure nothing is sent: the node starts again */
+		pg_exec_text(st, sql, "roll back");
 		return;
 	}
 	if (st->main.conn && PQstatus(st->main.conn) == CONNECTION_OK)

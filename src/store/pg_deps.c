@@ -185,23 +185,19 @@ static int job_key(struct store *st, int64_t id, int lock, enum job_state *state
  * them in the same order, so the two wait for each other rather than deadlock. */
 int pg_deps_succeeded(struct store *st, int64_t id, int64_t now_ms)
 {
-	static const char sql[] = "WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM "
-	                          "deps WHERE dep_id = $1) "
-	                          "AND deps_left > 0 ORDER BY id FOR NO KEY UPDATE) "
-	                          "UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
-	                          "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
-	                          "THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END "
-	                          "FROM d WHERE jobs.id = d.id";
+#define RELEASE_DEPENDANTS                                                                         \
+	"WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM deps WHERE dep_id = $1) "  \
+	"AND deps_left > 0 ORDER BY id FOR NO KEY UPDATE) "                                        \
+	"UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "                           \
+	"WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "                                    \
+	"THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END FROM d WHERE jobs.id = "    \
+	"d.id"
+	static const char sql[] = RELEASE_DEPENDANTS;
 	/* in the pipeline: the same update, and the announcement when it released any (one
 	 * per transaction however often: NOTIFY folds repeats of one payload) */
-	static const char piped_sql[] =
-	    "WITH d AS (SELECT id FROM jobs WHERE id IN (SELECT job_id FROM deps WHERE dep_id = "
-	    "$1) AND deps_left > 0 ORDER BY id FOR NO KEY UPDATE), "
-	    "u AS (UPDATE jobs SET deps_left = deps_left - 1, next_run_ms = CASE "
-	    "WHEN deps_left = 1 AND state = 2 AND waiting_for = 5 "
-	    "THEN greatest($2::bigint, not_before_ms) ELSE next_run_ms END "
-	    "FROM d WHERE jobs.id = d.id RETURNING 1) "
-	    "SELECT pg_notify($3, '') FROM (SELECT 1 FROM u LIMIT 1) x";
+	static const char piped_sql[] = "WITH u AS (" RELEASE_DEPENDANTS " RETURNING 1) "
+	                                "SELECT pg_notify($3, '') FROM (SELECT 1 FROM u LIMIT 1) x";
+#undef RELEASE_DEPENDANTS
 	struct pg_params p;
 	id_param(&p, id);
 	pg_param_i64(&p, now_ms);

@@ -81,9 +81,9 @@ struct pg_pipe {
 	PGresult *waited;        /* the PG_PEND_RESULT answer pg_pipe_wait waits for */
 	int claiming;            /* a claim was sent and its rows have not come */
 	int claim_max;           /* how many it asked for */
-	int64_t claim_now;       /* its now_ms, and the priority below which the next claim looks */
-	int64_t claim_bound;     /* (INT64_MAX: from the top; a claim that found a priority with */
-	                         /* fewer due jobs than it asked for looks below it next) */
+	int64_t claim_bound;     /* the priority below which the next claim looks (INT64_MAX:
+	                          * from the top; a claim that found a priority with fewer due
+	                          * jobs than it asked for looks below it next) */
 	int claim_in_txn;        /* the claim out was sent in the open transaction */
 	int claim_dropped;       /* the claim out is a rolled back transaction's: its rows,
 	                          * when they come, are not claimed (pg_claims_drop) */

@@ -211,11 +211,9 @@ static int claim_piped(struct store *st, int64_t now_ms, struct job_row *rows, i
 {
 	struct pg_pipe *pp = &st->pipe;
 	struct pg_params p;
-	int n = 0;
+	int n = max < pp->nclaimed ? max : pp->nclaimed;
 	if (pp->failed)
 		return -1;
-	while (n < max && n < pp->nclaimed)
-		n++;
 	if (n > 0) {
 		memcpy(rows, pp->claimed, (size_t)n * sizeof(*rows));
 		memmove(pp->claimed, pp->claimed + n, (size_t)(pp->nclaimed - n) * sizeof(*rows));
@@ -240,7 +238,6 @@ static int claim_piped(struct store *st, int64_t now_ms, struct job_row *rows, i
 	pp->claiming = 1;
 	pp->claim_in_txn = 1;
 	pp->claim_max = max;
-	pp->claim_now = now_ms;
 	return 0;
 }
 
@@ -318,19 +315,18 @@ int store_attempt_begin(struct store *st, int64_t job_id, int attempt_no, int64_
 {
 	static const char sql[] = "INSERT INTO attempts (job_id, attempt_no, started_ms, request) "
 	                          "VALUES ($1, $4, $2, $3) RETURNING id";
-	static const char owned_sql[] =
-	    "INSERT INTO attempts (job_id, attempt_no, started_ms, request, node_id) "
-	    "SELECT j.id, $4, $2, $3, j.owner FROM jobs j WHERE j.id = $1 AND j.state = 1 "
-	    "AND j.owner = $5 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $5 AND n.dead = 0) "
-	    "FOR SHARE OF j RETURNING id";
+#define OWNED_ATTEMPT                                                                              \
+	"INSERT INTO attempts (job_id, attempt_no, started_ms, request, node_id) "                 \
+	"SELECT j.id, $4, $2, $3, j.owner FROM jobs j WHERE j.id = $1 AND j.state = 1 "            \
+	"AND j.owner = $5 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $5 AND n.dead = 0) "      \
+	"FOR SHARE OF j"
+	static const char owned_sql[] = OWNED_ATTEMPT " RETURNING id";
 	/* in the pipeline: the same insert, its check raised by the server, and the attempt
 	 * named by its job and number (its id would take a round trip) */
 	static const char piped_sql[] =
-	    "WITH a AS (INSERT INTO attempts (job_id, attempt_no, started_ms, request, node_id) "
-	    "SELECT j.id, $4, $2, $3, j.owner FROM jobs j WHERE j.id = $1 AND j.state = 1 "
-	    "AND j.owner = $5 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $5 AND n.dead = 0) "
-	    "FOR SHARE OF j RETURNING 1) SELECT segspool_expect((SELECT count(*) FROM a), "
-	    "'lease lost: job ' || $1 || ' is claimed by another daemon')";
+	    "WITH a AS (" OWNED_ATTEMPT " RETURNING 1) SELECT segspool_expect((SELECT count(*) "
+	    "FROM a), 'lease lost: job ' || $1 || ' is claimed by another daemon')";
+#undef OWNED_ATTEMPT
 	enum pg_wrap how;
 	struct pg_params p;
 	int rc = -1;
@@ -415,16 +411,17 @@ static void keep_body(struct strbuf *out, const char *body, size_t len)
 /* store_attempt_end - the outcome of a started attempt. */
 int store_attempt_end(struct store *st, int64_t attempt_id, const struct attempt_end *end)
 {
-	static const char sql[] =
-	    "UPDATE attempts SET duration_ms = $2, http_status = $3, outcome = $4, error = $5, "
-	    "retry_after_ms = $6, rl_remaining = $7, rl_reset = $8, "
-	    "request = coalesce($9, request), body = $10 WHERE id = $1";
+#define END_ATTEMPT                                                                                \
+	"UPDATE attempts SET duration_ms = $2, http_status = $3, outcome = $4, error = $5, "       \
+	"retry_after_ms = $6, rl_remaining = $7, rl_reset = $8, "                                  \
+	"request = coalesce($9, request), body = $10 "
+	static const char sql[] = END_ATTEMPT "WHERE id = $1";
+	/* an attempt named by its job and number ($1, $11), checked by the server */
 	static const char ref_sql[] =
-	    "WITH u AS (UPDATE attempts SET duration_ms = $2, http_status = $3, outcome = $4, "
-	    "error = $5, retry_after_ms = $6, rl_remaining = $7, rl_reset = $8, "
-	    "request = coalesce($9, request), body = $10 WHERE job_id = $1 AND attempt_no = $11 "
-	    "RETURNING 1) SELECT segspool_expect((SELECT count(*) FROM u), 'cannot end attempt ' "
-	    "|| $11 || ' of job ' || $1 || ': no such attempt')";
+	    "WITH u AS (" END_ATTEMPT "WHERE job_id = $1 AND attempt_no = $11 RETURNING 1) "
+	    "SELECT segspool_expect((SELECT count(*) FROM u), 'cannot end attempt ' || $11 || "
+	    "' of job ' || $1 || ': no such attempt')";
+#undef END_ATTEMPT
 	enum pg_wrap how;
 	struct pg_params p;
 	struct strbuf body = STRBUF_INIT;
@@ -541,18 +538,27 @@ int pg_record_transition(struct store *st, int64_t id, int from, enum job_state 
 	return pg_write(st, sql, &p, "record a state change");
 }
 
+/* change_params - a state change's parameters (PG_FROM_STATE's $1..$5: from -1 is any),
+ * then extra's values, leaving room for keep more after them. */
+static void change_params(struct store *st, struct pg_params *p, int64_t id, int from,
+                          enum job_state to, const struct pg_params *extra, int64_t now_ms,
+                          int keep)
+{
+	one_id(p, id);
+	pg_param_i64(p, now_ms);
+	pg_param_i64(p, (int64_t)to);
+	pg_param_i64_or_null(p, from, -1);
+	pg_param_i64_or_null(p, st->node_id, 0);
+	for (int i = 0; extra && i < extra->n && p->n < PG_PARAMS_MAX - keep; i++)
+		p->v[p->n++] = extra->v[i];
+}
+
 /* run_change - the update of a state change from `from` (-1: any), with extra's values. */
 static int64_t run_change(struct store *st, int64_t id, int from, enum job_state to,
                           const char *sql, const struct pg_params *extra, int64_t now_ms)
 {
 	struct pg_params p;
-	one_id(&p, id);
-	pg_param_i64(&p, now_ms);
-	pg_param_i64(&p, (int64_t)to);
-	pg_param_i64_or_null(&p, from, -1);
-	pg_param_i64_or_null(&p, st->node_id, 0);
-	for (int i = 0; extra && i < extra->n && p.n < PG_PARAMS_MAX; i++)
-		p.v[p.n++] = extra->v[i];
+	change_params(st, &p, id, from, to, extra, now_ms, 0);
 	return pg_run(st, sql, &p, "change a job's state");
 }
 
@@ -594,13 +600,7 @@ static int change_piped(struct store *st, int64_t id, int from, enum job_state t
 {
 	struct pg_params p;
 	int nextra = extra ? extra->n : 0;
-	one_id(&p, id);
-	pg_param_i64(&p, now_ms);
-	pg_param_i64(&p, (int64_t)to);
-	pg_param_i64(&p, from);
-	pg_param_i64_or_null(&p, st->node_id, 0);
-	for (int i = 0; i < nextra && p.n < PG_PARAMS_MAX - 2; i++)
-		p.v[p.n++] = extra->v[i];
+	change_params(st, &p, id, from, to, extra, now_ms, 2);
 	pg_param_text(&p, reason);
 	pg_param_text(&p, verb);
 	return pg_pipe_send(st, fenced_sql(sql, nextra), &p, PG_PEND_WRITE, "change a job's state");

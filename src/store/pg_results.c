@@ -177,10 +177,7 @@ int pg_files_due_send(struct store *st)
 	struct pg_params p;
 	pg_params_init(&p);
 	pg_param_text(&p, st->node_name);
-	if (pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining IMMEDIATE",
-	                 "count the files' ended jobs") < 0 ||
-	    pg_exec_text(st, "SET CONSTRAINTS jobs_file_remaining DEFERRED",
-	                 "count the files' ended jobs") < 0)
+	if (settle_counts(st) < 0)
 		return -1;
 	return pg_pipe_send(st, FILES_RESULTS_DUE, &p, PG_PEND_FILES_DUE, "read the files");
 }
